@@ -1,0 +1,261 @@
+/*
+ * tally.h - durable named counters, as an embeddable C library (libtally).
+ *
+ * A tally database is a directory holding an append-only, checksummed log and
+ * at most one snapshot (docs/format.md).  Every counter is a binary-safe key of
+ * at most TALLY_KEY_MAX bytes holding a signed 64-bit value.  Changes are
+ * applied in memory at once and made durable by a background sync thread that
+ * commits many changes with one fsync (group commit); docs/durability.md says
+ * exactly what each sync policy promises.
+ *
+ * Two ways to use it:
+ *   - Blocking, for embedded programs: pass a NULL ticket to any change and
+ *     the call returns only once the change is durable under the policy.
+ *   - Asynchronous, for an event loop: pass a ticket pointer; the call returns
+ *     at once and *ticket names the point of the log that must be durable
+ *     before the result may be shown to anyone.  Watch tally_notify_fd() and
+ *     compare tickets with tally_durable().  Reads return tickets too, so a
+ *     server can hold a read's reply until the value it shows cannot be taken
+ *     back by a crash; a value whose last change is already durable gets a
+ *     ticket that is already passed.
+ *
+ * Threading: a handle is used by one thread at a time (the engine keeps no
+ * global state, so separate handles are independent).  tally_durable(),
+ * tally_wait(), tally_notify_fd() and tally_health() may be called from any
+ * thread.
+ *
+ * Return values: TALLY_OK (0) or TALLY_NOTFOUND (1, a result, not an error) or
+ * a negative TALLY_E* code; tally_strerror() turns a code into a message and
+ * tally_errmsg() gives the detail of the last failure on a handle.
+ */
+#ifndef TALLY_H
+#define TALLY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TALLY_VERSION "0.1.0"
+#define TALLY_KEY_MAX 1024 /* longest key, in bytes */
+#define TALLY_ERRMAX 512   /* size of the error buffers taken below */
+
+/* ---- Results and errors ---------------------------------------------- */
+
+#define TALLY_OK 0        /* done */
+#define TALLY_NOTFOUND 1  /* no such counter (a result, not an error) */
+
+#define TALLY_EINVAL (-1)     /* bad argument (NULL key with length, ...) */
+#define TALLY_EKEYLEN (-2)    /* key longer than TALLY_KEY_MAX bytes */
+#define TALLY_EOVERFLOW (-3)  /* result would leave int64; nothing changed */
+#define TALLY_ELOCKED (-4)    /* another process holds the data directory */
+#define TALLY_ECORRUPT (-5)   /* a file failed verification; see errmsg */
+#define TALLY_EIO (-6)        /* an I/O call failed; see errmsg */
+#define TALLY_ENOSPC (-7)     /* disk full or file size limit: change refused,
+                                 nothing changed, reads go on */
+#define TALLY_EFAILED (-8)    /* the write path stopped after a fatal error
+                                 (an fsync failed); reads of durable values go
+                                 on, every change is refused until reopen */
+#define TALLY_ENOTDURABLE (-9) /* read of a value whose last change was never
+                                  made durable (only after TALLY_EFAILED) */
+#define TALLY_EVERSION (-10)  /* files written by an unknown format version */
+#define TALLY_EBUSY (-11)     /* a snapshot is already being written */
+#define TALLY_ENOTEMPTY (-12) /* restore target already holds counters */
+
+/* A static, human-readable message for a code above. */
+const char *tally_strerror(int code);
+
+/* ---- Opening and closing --------------------------------------------- */
+
+typedef struct tally tally; /* an open database; opaque */
+
+/* A ticket is a position in the log.  A result carrying ticket t may be shown
+ * once tally_durable(db) >= t. */
+typedef uint64_t tally_ticket;
+
+typedef enum tally_sync {
+    TALLY_SYNC_ALWAYS = 0, /* done means fsync'd (the default) */
+    TALLY_SYNC_EVERYSEC,   /* done means written to the OS; fsync each second */
+    TALLY_SYNC_NO          /* done means written to the OS; the OS syncs */
+} tally_sync;
+
+/* Log levels passed to tally_options.log. */
+#define TALLY_LOG_ERROR 0
+#define TALLY_LOG_WARN 1
+#define TALLY_LOG_INFO 2
+
+typedef struct tally_options {
+    tally_sync sync;   /* durability policy; default TALLY_SYNC_ALWAYS */
+    int create;        /* create the directory if missing; default 1 */
+    uint64_t snapshot_min_log; /* log bytes since the last snapshot that start
+                                  an automatic one (it also waits for the log
+                                  to outgrow the last snapshot); default
+                                  64 MiB; UINT64_MAX turns them off */
+    /* Called for warnings (a torn log tail cut off, ...) and errors, from the
+     * thread that noticed them; may be NULL.  msg is one line, no newline. */
+    void (*log)(void *log_ctx, int level, const char *msg);
+    void *log_ctx;
+} tally_options;
+
+/* Fill *opts with the defaults above. */
+void tally_options_init(tally_options *opts);
+
+/* Open (and recover) the database in dir, locking it against other processes.
+ * opts may be NULL for the defaults.  On success *dbp is the handle and
+ * TALLY_OK is returned.  On failure *dbp is NULL, the code is returned and
+ * err (if not NULL, TALLY_ERRMAX bytes) holds a message naming the file and
+ * byte offset at fault. */
+int tally_open(const char *dir, const tally_options *opts, tally **dbp,
+               char *err);
+
+/* Sync everything still pending (under every policy), stop the sync thread,
+ * release the lock and free the handle.  Returns TALLY_OK, or the error that
+ * stopped the final sync (the handle is freed either way). */
+int tally_close(tally *db);
+
+/* ---- Counters --------------------------------------------------------
+ *
+ * For every change: ticket NULL blocks until the change is durable (and
+ * returns TALLY_EFAILED if the write path failed meanwhile); a non-NULL
+ * ticket returns at once with *ticket set.  On any error nothing changed
+ * and the outputs are untouched. */
+
+/* Add delta (negative to subtract) to key, creating it at 0 first if missing.
+ * *value (may be NULL) gets the new value. */
+int tally_incr(tally *db, const void *key, size_t klen, int64_t delta,
+               int64_t *value, tally_ticket *ticket);
+
+/* Set key to value, creating it if missing. */
+int tally_set(tally *db, const void *key, size_t klen, int64_t value,
+              tally_ticket *ticket);
+
+/* Delete key.  Returns TALLY_NOTFOUND if it did not exist; *ticket then says
+ * when that absence is durable. */
+int tally_del(tally *db, const void *key, size_t klen, tally_ticket *ticket);
+
+/* Set n counters as one atomic change: after a crash either all of them or
+ * none hold their new values.  keys[i] has klens[i] bytes. */
+int tally_mset(tally *db, size_t n, const void *const *keys,
+               const size_t *klens, const int64_t *values,
+               tally_ticket *ticket);
+
+/* Read key into *value.  Returns TALLY_OK or TALLY_NOTFOUND; *ticket (or the
+ * blocking wait, when NULL) covers the value or the absence. */
+int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
+              tally_ticket *ticket);
+
+/* Number of counters. */
+uint64_t tally_count(const tally *db);
+
+/* Called once per counter by tally_scan; return nonzero to stop early (the
+ * scan then returns that value and *next is not meaningful). */
+typedef int (*tally_scan_fn)(void *ctx, const void *key, size_t klen,
+                             int64_t value);
+
+/* Resumable iteration over the counters whose key starts with prefix (plen
+ * may be 0).  Start with cursor 0; *next gets the cursor for the next call, 0
+ * when the scan is complete.  A counter present for the whole scan is seen at
+ * least once, even if the table grows meanwhile; one may be seen twice.  Each
+ * call visits a bounded part of the table and returns at most about `count`
+ * counters (never splitting a hash chain, so a call may return fewer, even
+ * none, with a nonzero cursor, or a few more when count is tiny).  *ticket
+ * covers every value and absence shown. */
+int tally_scan(tally *db, uint64_t cursor, const void *prefix, size_t plen,
+               size_t count, tally_scan_fn fn, void *ctx, uint64_t *next,
+               tally_ticket *ticket);
+
+/* ---- Durability -------------------------------------------------------- */
+
+/* The highest ticket that is durable under the policy.  Thread-safe. */
+tally_ticket tally_durable(const tally *db);
+
+/* The ticket of the newest change (what tally_wait(db, tally_head(db)) waits
+ * for to have everything so far durable). */
+tally_ticket tally_head(const tally *db);
+
+/* Block until ticket t is durable.  Returns TALLY_OK or TALLY_EFAILED.
+ * Thread-safe. */
+int tally_wait(tally *db, tally_ticket t);
+
+/* A file descriptor (an eventfd) that becomes readable when tally_durable()
+ * moves or the write path fails.  The caller drains it with read(2) of 8
+ * bytes; it is owned by the handle. */
+int tally_notify_fd(const tally *db);
+
+/* TALLY_OK while changes are accepted, else the code that stopped them
+ * (TALLY_EFAILED after a failed fsync, TALLY_ENOSPC while the disk is full).
+ * Thread-safe. */
+int tally_health(const tally *db);
+
+/* Detail of the last failure on this handle ("fsync of log-... failed: ...").
+ * Valid until the next call on the handle. */
+const char *tally_errmsg(const tally *db);
+
+/* ---- Snapshots --------------------------------------------------------- */
+
+/* Write a snapshot now and remove the log files it makes obsolete; blocks
+ * until the snapshot is durable. */
+int tally_snapshot(tally *db);
+
+/* Start a snapshot in the background (TALLY_EBUSY if one is running).  It is
+ * written a slice at a time by tally_step() and by every change, so it never
+ * stalls the caller.  Automatic snapshots start the same way. */
+int tally_snapshot_begin(tally *db);
+
+/* Do a bounded slice of background work (about `budget` counters of a
+ * snapshot in progress, then finishing it).  Returns 1 while more work is
+ * pending, 0 when idle, or a negative code if the snapshot failed (it is
+ * then abandoned; the log stays authoritative). */
+int tally_step(tally *db, unsigned budget);
+
+/* ---- Statistics ------------------------------------------------------- */
+
+#define TALLY_HIST_BUCKETS 32 /* bucket i counts values v with
+                                 2^(i-1) < v <= 2^i; bucket 0 counts v <= 1 */
+
+typedef struct tally_stats {
+    uint64_t counters;          /* live counters */
+    tally_ticket head;          /* newest change */
+    tally_ticket durable;       /* durable up to here */
+    uint64_t log_bytes;         /* bytes in the log files */
+    uint64_t snapshot_bytes;    /* size of the current snapshot, 0 if none */
+    int64_t last_snapshot_unix; /* when it was written, 0 if none */
+    int snapshot_running;       /* a background snapshot is in progress */
+    uint64_t snapshots;         /* snapshots written since open */
+    uint64_t syncs;             /* fsync/fdatasync calls on the log */
+    uint64_t changes;           /* changes applied since open */
+    uint64_t recovery_ns;       /* time open() spent recovering */
+    uint64_t recovered_records; /* log records replayed at open */
+    uint64_t torn_bytes;        /* bytes cut off a torn log tail at open */
+    int health;                 /* as tally_health() */
+    tally_sync sync;            /* the policy in force */
+    uint64_t sync_us_hist[TALLY_HIST_BUCKETS];   /* fsync latency, us */
+    uint64_t batch_hist[TALLY_HIST_BUCKETS];     /* changes per sync */
+    uint64_t sync_us_sum, batch_sum;             /* sums, for averages */
+} tally_stats;
+
+/* Fill *st with a consistent-enough picture (histograms are read without a
+ * lock and may be a sync behind). */
+void tally_stats_get(const tally *db, tally_stats *st);
+
+/* ---- Offline tools ---------------------------------------------------- */
+
+/* Verify every file in dir without changing anything (the directory must not
+ * be in use).  Returns TALLY_OK, TALLY_ECORRUPT, TALLY_ELOCKED, ... and writes
+ * a report to report (TALLY_ERRMAX bytes, may be NULL): on corruption the file
+ * and byte offset, on success a summary (counters, files, a torn tail that
+ * open would cut). */
+int tally_check(const char *dir, char *report);
+
+/* For an operator who accepts losing data: cut the log at the first bad
+ * record, moving any later log files aside (renamed *.corrupt), or rebuild a
+ * damaged snapshot from its valid records.  Afterwards tally_open succeeds.
+ * report (TALLY_ERRMAX bytes) says what was cut. */
+int tally_repair(const char *dir, char *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TALLY_H */

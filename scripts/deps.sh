@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages tally needs that this machine lacks.
+#   scripts/deps.sh build   - what building needs
+#   scripts/deps.sh test    - that, plus what the tests and benchmarks use
+# Runs apt-get only when something is missing (as root, or through sudo).
+set -euo pipefail
+
+build_pkgs=(gcc make cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev)
+test_pkgs=(python3 python3-pytest python3-redis python3-requests python3-pymemcache
+           redis-server redis-tools memcached wrk)
+
+want=("${build_pkgs[@]}")
+[[ ${1:-build} == test ]] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+((${#missing[@]} == 0)) && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=()
+((EUID == 0)) || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,171 @@
+/*
+ * cmd.h - the command layer: what each counter command means, whatever the
+ * protocol.
+ *
+ * Front ends (src/proto: RESP, HTTP, memcached) turn bytes into a struct
+ * cmd_req, call cmd_exec(), and turn the struct cmd_res that comes back into
+ * their own reply.  This layer owns the meaning of every operation, its
+ * limits, authentication and per-command statistics; it never writes wire
+ * bytes and never touches a socket.  Storage is libtally (include/tally.h).
+ *
+ * The durability rule lives in the result: every cmd_res carries a ticket and
+ * the caller must not let the reply leave before tally_durable() reaches it
+ * (src/server holds replies for that).
+ */
+#ifndef TALLY_CMD_H
+#define TALLY_CMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tally.h"
+
+/* Which front end a request came from (statistics and INFO only). */
+enum cmd_proto { CMD_PROTO_RESP = 0, CMD_PROTO_HTTP, CMD_PROTO_MEMCACHE,
+                 CMD_PROTO_COUNT };
+
+enum cmd_op {
+    CMD_GET = 0, /* key -> value or NOTFOUND */
+    CMD_INCRBY,  /* key, num = delta -> value (a missing counter starts at 0) */
+    CMD_SET,     /* key, num = value, flags CMD_F_NX/XX/GET -> OK, NOTSET;
+                    with CMD_F_GET: found/value hold the old value */
+    CMD_GETDEL,  /* key -> old value or NOTFOUND; deletes */
+    CMD_DEL,     /* keys[nkeys] -> n = how many existed */
+    CMD_EXISTS,  /* keys[nkeys] -> n = how many exist (repeats count again) */
+    CMD_MGET,    /* keys[nkeys] -> values[i], founds[i] (caller's arrays) */
+    CMD_MSET,    /* keys[nkeys], nums[nkeys]; atomic */
+    CMD_DBSIZE,  /* -> n = number of counters */
+    CMD_SCAN,    /* cursor, match (glob, may be empty), count -> item() per
+                    counter, n = next cursor (0 when done) */
+    CMD_KEYS,    /* match (glob) -> item() per counter; the whole table */
+    CMD_SAVE,    /* write a snapshot now (blocks) */
+    CMD_BGSAVE,  /* start a background snapshot; BUSY if one is running */
+    CMD_AUTH,    /* pass, passlen -> OK, or ERR_WRONGPASS / ERR_NOPASS */
+    CMD_OP_COUNT
+};
+
+/* Flags for CMD_SET. */
+#define CMD_F_NX 0x1  /* only if the counter does not exist */
+#define CMD_F_XX 0x2  /* only if it exists */
+#define CMD_F_GET 0x4 /* report the old value (found/value) */
+
+enum cmd_status {
+    CMD_OK = 0,
+    CMD_NOTFOUND,       /* result: no such counter */
+    CMD_NOTSET,         /* result: the NX/XX condition was not met */
+    CMD_ERR_NOTINT,     /* a number is not a decimal int64 (front ends
+                           report this for arguments they parse with
+                           cmd_parse_i64) */
+    CMD_ERR_OVERFLOW,   /* increment would leave int64; nothing changed */
+    CMD_ERR_KEYLEN,     /* key longer than TALLY_KEY_MAX */
+    CMD_ERR_ARGS,       /* malformed request (bad count, odd MSET ...) */
+    CMD_ERR_NOAUTH,     /* a password is set and the session has not
+                           authenticated */
+    CMD_ERR_WRONGPASS,  /* AUTH with the wrong password */
+    CMD_ERR_NOPASS,     /* AUTH but no password is configured */
+    CMD_ERR_WRITEFAIL,  /* the write path stopped (fsync failed) */
+    CMD_ERR_DISKFULL,   /* disk full: change refused, nothing changed */
+    CMD_ERR_NOTDURABLE, /* read of a value a failed sync may have lost */
+    CMD_ERR_BUSY,       /* a snapshot is already running */
+    CMD_ERR_IO,         /* SAVE or another I/O failed; see detail */
+    CMD_STATUS_COUNT
+};
+
+/* Daemon-wide facts that INFO, stats and /metrics report.  The daemon owns
+ * and updates it; the command layer and front ends only read it. */
+struct cmd_serverinfo {
+    int64_t start_unix;        /* when tallyd started */
+    int pid;
+    int port, http_port, memcache_port;
+    uint64_t connected_clients;
+    uint64_t total_connections;
+    uint64_t rejected_connections; /* refused over maxclients */
+    uint64_t maxclients;
+    const char *dir;           /* data directory */
+    const char *version;
+};
+
+/* Per-connection (or per-request, for HTTP) state the layer needs. */
+struct cmd_session {
+    uint64_t id;              /* unique, set by the daemon */
+    enum cmd_proto proto;
+    int authed;               /* set by a successful CMD_AUTH */
+};
+
+/* Counted by cmd_exec() for every request. */
+struct cmd_stats {
+    uint64_t calls[CMD_PROTO_COUNT][CMD_OP_COUNT];
+    uint64_t errors[CMD_PROTO_COUNT][CMD_OP_COUNT]; /* status >= ERR */
+};
+
+struct cmd_ctx {
+    tally *db;                      /* borrowed */
+    const char *password;           /* NULL: no authentication */
+    size_t passlen;
+    const struct cmd_serverinfo *info; /* borrowed, may be NULL */
+    struct cmd_stats stats;
+};
+
+struct cmd_req {
+    enum cmd_op op;
+    const char *key;          /* single-key ops */
+    size_t klen;
+    int64_t num;              /* INCRBY delta, SET value */
+    unsigned flags;           /* CMD_F_* */
+    size_t nkeys;             /* DEL, EXISTS, MGET, MSET */
+    const char *const *keys;
+    const size_t *klens;
+    const int64_t *nums;      /* MSET values */
+    uint64_t cursor;          /* SCAN */
+    const char *match;        /* SCAN, KEYS: glob; NULL or "" matches all */
+    size_t matchlen;
+    size_t count;             /* SCAN: about how many per call (0 = 10) */
+    const char *pass;         /* AUTH */
+    size_t passlen;
+};
+
+/* Called per counter for SCAN and KEYS; nonzero stops the walk. */
+typedef int (*cmd_item_fn)(void *ctx, const char *key, size_t klen,
+                           int64_t value);
+
+struct cmd_res {
+    enum cmd_status status;
+    tally_ticket ticket;      /* the reply may leave once durable */
+    int found;                /* value holds a value */
+    int64_t value;
+    uint64_t n;               /* counts, DBSIZE, SCAN's next cursor */
+    int64_t *values;          /* MGET: caller's nkeys-long arrays */
+    unsigned char *founds;
+    cmd_item_fn item;         /* SCAN, KEYS: caller's callback */
+    void *item_ctx;
+    char detail[160];         /* extra words for ERR_IO and friends, or "" */
+};
+
+/* Set up ctx over an open database (borrowed).  password may be NULL. */
+void cmd_init(struct cmd_ctx *ctx, tally *db, const char *password,
+              size_t passlen, const struct cmd_serverinfo *info);
+
+/* Run one request.  The caller fills res->values/founds (MGET) and
+ * res->item/item_ctx (SCAN, KEYS) before the call; everything else in *res is
+ * set by it.  Returns res->status.  Never fails for lack of memory (aborts). */
+enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
+                         const struct cmd_req *req, struct cmd_res *res);
+
+/* True if the session may run commands (no password, or authenticated).
+ * Front ends check it for their own connection-level commands. */
+int cmd_authorized(const struct cmd_ctx *ctx, const struct cmd_session *s);
+
+/* Parse a decimal int64 the way Redis does (no sign but '-', no spaces, no
+ * leading zeros, nothing after).  Returns 0 and sets *out, or -1. */
+int cmd_parse_i64(const char *s, size_t len, int64_t *out);
+
+/* Glob match as Redis's MATCH does it (*, ?, [...], \ escapes), binary-safe.
+ * Returns 1 on a match. */
+int cmd_glob_match(const char *pat, size_t plen, const char *str, size_t slen);
+
+/* Stable lower-case names for metrics and logs ("incrby", "get", ...). */
+const char *cmd_op_name(enum cmd_op op);
+const char *cmd_proto_name(enum cmd_proto p);
+const char *cmd_status_name(enum cmd_status st);
+
+#endif /* TALLY_CMD_H */
