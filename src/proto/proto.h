@@ -36,4 +36,35 @@ struct proto_limits {
 
 #define PROTO_LIMITS_DEFAULT {1024, 64 * 1024, 1024 * 1024}
 
+struct cmd_ctx;
+struct cmd_session;
+
+/* A stream front end, as the daemon sees it.  conn_new gets the command
+ * context, the connection's session (owned by the daemon, outlives the
+ * connection state), the limits and the peer's address ("127.0.0.1:5555");
+ * all are borrowed.  handle() handles at most one complete request from
+ * in[0, len) and returns the bytes it consumed: 0 means the request is not
+ * complete yet (the daemon waits for more bytes).  A request that breaks the
+ * protocol or a limit gets an error reply, PROTO_CLOSE, and len is returned.
+ * A request that needs no reply (memcached noreply) appends nothing. */
+struct proto_ops {
+    const char *name; /* "resp", "memcache" */
+    void *(*conn_new)(struct cmd_ctx *ctx, struct cmd_session *s,
+                      const struct proto_limits *lim, const char *peer);
+    void (*conn_free)(void *conn);
+    size_t (*handle)(void *conn, const char *in, size_t len,
+                     struct proto_out *out);
+};
+
+/* How a front end that is not a byte stream (HTTP) holds a response until
+ * it is durable: it calls wait(self, ticket, fn, arg) and the daemon calls
+ * fn(arg, status) once tally_durable() >= ticket (status TALLY_OK), at once
+ * if it already is, or with a negative tally code if the write path failed
+ * first (the response must then report an error instead). */
+typedef void (*proto_ready_fn)(void *arg, int status);
+struct proto_waiter {
+    void (*wait)(void *self, tally_ticket t, proto_ready_fn fn, void *arg);
+    void *self;
+};
+
 #endif /* TALLY_PROTO_H */
