@@ -1,0 +1,323 @@
+/*
+ * codec.c - the on-disk format of log and snapshot files, byte by byte
+ * (also in docs/format.md, which tests rely on).  Pure encoding and
+ * decoding; log.c, snap.c and recover.c do the I/O.
+ *
+ * All integers little-endian.  CRC = CRC32C (Castagnoli), initial ~0, final
+ * xor ~0 (crc32c.c).
+ *
+ * File header, 32 bytes, in both kinds of file:
+ *    0  8  magic "TALLYLOG" (log) or "TALLYSNP" (snapshot)
+ *    8  4  u32 format version = 1 (larger: TALLY_EVERSION)
+ *   12  4  u32 flags = 0
+ *   16  8  u64 LSN: log = LSN of the file's first record byte;
+ *                   snapshot = S, the LSN replay starts from
+ *   24  4  u32 log: 0; snapshot: counters when it began (a sizing hint,
+ *                   saturating at 2^32-1)
+ *   28  4  u32 CRC of bytes 0..27
+ *
+ * Record, in both kinds of file:
+ *    0  4  u32 CRC of bytes 4 .. 8+len-1 (the length field and the body)
+ *    4  4  u32 len = body length, 1 .. 1 MiB
+ *    8 len body: u8 type, then
+ *          1 PUT:   u16 klen, i64 value, key[klen]
+ *          2 DEL:   u16 klen, key[klen]
+ *          3 BATCH: u32 n, then n x (u32 sublen, sub-body of type PUT or
+ *                   DEL) -- applied atomically
+ *          4 END:   u64 number of PUT records in this snapshot (snapshot
+ *                   only, the last record)
+ *          5..255   reserved; a record with a valid CRC and such a type
+ *                   means a newer format (TALLY_EVERSION)
+ *
+ * An LSN is a byte position in the logical stream of log records (file
+ * headers not counted); a record's ticket is the LSN just past its end.
+ * After the last record a log holds zeros (space reserved ahead), so a
+ * record header of 8 zero bytes marks the end of the data.
+ *
+ * A record is valid when len is in range, the record fits in the file, the
+ * CRC matches and the body parses exactly (klen consistent with len, a
+ * BATCH's sub-records filling it exactly).  What an invalid one means
+ * (torn tail or corruption) is decided by recover.c, which sees the file.
+ */
+#include "codec.h"
+
+#include <string.h>
+
+#include "crc32c.h"
+#include "tally.h"
+
+static const char log_magic[8] = {'T', 'A', 'L', 'L', 'Y', 'L', 'O', 'G'};
+static const char snap_magic[8] = {'T', 'A', 'L', 'L', 'Y', 'S', 'N', 'P'};
+
+void codec_put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+void codec_put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+uint32_t codec_get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+uint64_t codec_get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void put16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static uint16_t get16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+void codec_header(unsigned char *out, int kind, uint64_t lsn, uint32_t hint)
+{
+    memcpy(out, kind == CODEC_SNAP ? snap_magic : log_magic, 8);
+    codec_put32(out + 8, CODEC_VERSION);
+    codec_put32(out + 12, 0);
+    codec_put64(out + 16, lsn);
+    codec_put32(out + 24, kind == CODEC_SNAP ? hint : 0);
+    codec_put32(out + 28, crc32c_extend(0, out, 28));
+}
+
+int codec_header_check(const unsigned char *p, size_t n, int kind,
+                       uint64_t *lsn, uint32_t *hint, const char **why)
+{
+    if (n < CODEC_FILE_HDR) {
+        *why = "file shorter than its 32-byte header";
+        return TALLY_ECORRUPT;
+    }
+    if (memcmp(p, kind == CODEC_SNAP ? snap_magic : log_magic, 8) != 0) {
+        *why = "bad magic";
+        return TALLY_ECORRUPT;
+    }
+    if (codec_get32(p + 28) != crc32c_extend(0, p, 28)) {
+        *why = "header checksum mismatch";
+        return TALLY_ECORRUPT;
+    }
+    if (codec_get32(p + 8) > CODEC_VERSION) {
+        *why = "written by a newer format version";
+        return TALLY_EVERSION;
+    }
+    if (codec_get32(p + 8) != CODEC_VERSION || codec_get32(p + 12) != 0) {
+        *why = "unknown version or flags";
+        return TALLY_ECORRUPT;
+    }
+    if (lsn)
+        *lsn = codec_get64(p + 16);
+    if (hint)
+        *hint = codec_get32(p + 24);
+    return 0;
+}
+
+size_t codec_put_size(size_t klen)
+{
+    return CODEC_REC_HDR + 11 + klen;
+}
+
+size_t codec_del_size(size_t klen)
+{
+    return CODEC_REC_HDR + 3 + klen;
+}
+
+size_t codec_batch_op_size(size_t klen, int type)
+{
+    return 4 + (type == CODEC_PUT ? 11 : 3) + klen;
+}
+
+/* Write the body of a PUT or DEL at p; returns its length. */
+static size_t op_body(unsigned char *p, const struct codec_op *op)
+{
+    p[0] = (unsigned char)op->type;
+    put16(p + 1, (uint16_t)op->klen);
+    if (op->type == CODEC_PUT) {
+        codec_put64(p + 3, (uint64_t)op->value);
+        memcpy(p + 11, op->key, op->klen);
+        return 11 + op->klen;
+    }
+    memcpy(p + 3, op->key, op->klen);
+    return 3 + op->klen;
+}
+
+/* Fill in len and CRC of a record whose body is already at out + 8. */
+static size_t seal(unsigned char *out, size_t blen)
+{
+    codec_put32(out + 4, (uint32_t)blen);
+    codec_put32(out, crc32c_extend(0, out + 4, 4 + blen));
+    return CODEC_REC_HDR + blen;
+}
+
+size_t codec_op(unsigned char *out, const struct codec_op *op)
+{
+    return seal(out, op_body(out + CODEC_REC_HDR, op));
+}
+
+size_t codec_end(unsigned char *out, uint64_t count)
+{
+    out[CODEC_REC_HDR] = CODEC_END;
+    codec_put64(out + CODEC_REC_HDR + 1, count);
+    return seal(out, 9);
+}
+
+size_t codec_batch_add(unsigned char *out, const struct codec_op *op)
+{
+    size_t n = op_body(out + 4, op);
+
+    codec_put32(out, (uint32_t)n);
+    return 4 + n;
+}
+
+void codec_batch_close(unsigned char *out, size_t total, uint32_t n)
+{
+    out[CODEC_REC_HDR] = CODEC_BATCH;
+    codec_put32(out + CODEC_REC_HDR + 1, n);
+    seal(out, total - CODEC_REC_HDR);
+}
+
+/* Parse a PUT or DEL body of exactly n bytes. */
+static int op_parse(const unsigned char *b, size_t n, struct codec_op *op)
+{
+    size_t klen;
+
+    if (n < 3 || (b[0] != CODEC_PUT && b[0] != CODEC_DEL))
+        return -1;
+    klen = get16(b + 1);
+    op->type = b[0];
+    op->klen = klen;
+    if (b[0] == CODEC_PUT) {
+        if (n != 11 + klen)
+            return -1;
+        op->value = (int64_t)codec_get64(b + 3);
+        op->key = b + 11;
+    } else {
+        if (n != 3 + klen)
+            return -1;
+        op->value = 0;
+        op->key = b + 3;
+    }
+    return op->klen > TALLY_KEY_MAX ? -1 : 0;
+}
+
+/* Check that a BATCH body holds exactly n well-formed sub-records. */
+static int batch_parse(const unsigned char *b, size_t blen,
+                       struct codec_rec *r, const char **why)
+{
+    size_t off = 5, sub;
+    uint32_t i;
+    struct codec_op op;
+
+    if (blen < 5) {
+        *why = "batch record too short";
+        return CODEC_EBODY;
+    }
+    r->n = codec_get32(b + 1);
+    for (i = 0; i < r->n; i++) {
+        if (blen - off < 4 || (sub = codec_get32(b + off)) > blen - off - 4) {
+            *why = "batch sub-record runs past the record";
+            return CODEC_EBODY;
+        }
+        if (op_parse(b + off + 4, sub, &op) != 0) {
+            *why = "malformed batch sub-record";
+            return CODEC_EBODY;
+        }
+        off += 4 + sub;
+    }
+    if (off != blen) {
+        *why = "bytes after the last batch sub-record";
+        return CODEC_EBODY;
+    }
+    r->body = b + 5;
+    r->blen = blen - 5;
+    return CODEC_OK;
+}
+
+int codec_decode(const unsigned char *p, size_t avail, struct codec_rec *r,
+                 size_t *used, size_t *claimed, const char **why)
+{
+    static const unsigned char zero[CODEC_REC_HDR];
+    size_t len;
+    const unsigned char *b;
+
+    *claimed = avail < CODEC_REC_HDR ? avail : CODEC_REC_HDR;
+    if (avail < CODEC_REC_HDR) {
+        if (memcmp(p, zero, avail) == 0)
+            return CODEC_ZERO;
+        *why = "record header runs past the end of the file";
+        return CODEC_ESHORT;
+    }
+    if (memcmp(p, zero, CODEC_REC_HDR) == 0)
+        return CODEC_ZERO;
+    len = codec_get32(p + 4);
+    if (len == 0 || len > CODEC_MAX_BODY) {
+        *why = "record length out of range";
+        return CODEC_ELEN;
+    }
+    *claimed = CODEC_REC_HDR + len;
+    if (len > avail - CODEC_REC_HDR) {
+        *why = "record runs past the end of the file";
+        return CODEC_ESHORT;
+    }
+    if (codec_get32(p) != crc32c_extend(0, p + 4, 4 + len)) {
+        *why = "checksum mismatch";
+        return CODEC_ECRC;
+    }
+    b = p + CODEC_REC_HDR;
+    memset(r, 0, sizeof(*r));
+    r->type = b[0];
+    *used = CODEC_REC_HDR + len;
+    switch (b[0]) {
+    case CODEC_PUT:
+    case CODEC_DEL:
+        if (op_parse(b, len, &r->op) != 0) {
+            *why = "malformed record body";
+            return CODEC_EBODY;
+        }
+        return CODEC_OK;
+    case CODEC_BATCH:
+        return batch_parse(b, len, r, why);
+    case CODEC_END:
+        if (len != 9) {
+            *why = "malformed end record";
+            return CODEC_EBODY;
+        }
+        r->end_count = codec_get64(b + 1);
+        return CODEC_OK;
+    default:
+        *why = "unknown record type (written by a newer version?)";
+        return CODEC_ETYPE;
+    }
+}
+
+int codec_batch_next(const struct codec_rec *r, size_t *off,
+                     struct codec_op *op)
+{
+    size_t sub;
+
+    if (*off >= r->blen)
+        return 0;
+    sub = codec_get32(r->body + *off);
+    if (op_parse(r->body + *off + 4, sub, op) != 0)
+        return 0; /* cannot happen: codec_decode checked the batch */
+    *off += 4 + sub;
+    return 1;
+}

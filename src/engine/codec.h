@@ -1,0 +1,96 @@
+/*
+ * codec.h - bytes <-> records and file headers of the log and snapshot
+ * files.  The format is spelled out at the top of codec.c and in
+ * docs/format.md.  Pure functions over buffers: no I/O, no allocation.
+ */
+#ifndef ENGINE_CODEC_H
+#define ENGINE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CODEC_FILE_HDR 32          /* file header bytes */
+#define CODEC_REC_HDR 8            /* crc + len */
+#define CODEC_MAX_BODY (1u << 20)  /* longest record body */
+#define CODEC_VERSION 1
+
+/* Record types. */
+#define CODEC_PUT 1
+#define CODEC_DEL 2
+#define CODEC_BATCH 3
+#define CODEC_END 4
+
+/* File kinds. */
+#define CODEC_LOG 0
+#define CODEC_SNAP 1
+
+/* Results of codec_decode. */
+#define CODEC_OK 0
+#define CODEC_ZERO 1      /* an all-zero record header: the end of the data */
+#define CODEC_ESHORT (-1) /* the record runs past the end of the buffer */
+#define CODEC_ELEN (-2)   /* len is 0 or above CODEC_MAX_BODY */
+#define CODEC_ECRC (-3)   /* checksum mismatch */
+#define CODEC_EBODY (-4)  /* checksum fine but the body is malformed */
+#define CODEC_ETYPE (-5)  /* checksum fine, type unknown (a newer format) */
+
+/* One PUT or DEL (also a sub-record of a BATCH). */
+struct codec_op {
+    int type;             /* CODEC_PUT or CODEC_DEL */
+    const void *key;
+    size_t klen;
+    int64_t value;        /* PUT only */
+};
+
+/* A decoded record; key and body point into the decoded buffer. */
+struct codec_rec {
+    int type;
+    struct codec_op op;          /* PUT, DEL */
+    uint32_t n;                  /* BATCH: number of sub-records */
+    const unsigned char *body;   /* BATCH: the sub-records */
+    size_t blen;
+    uint64_t end_count;          /* END: PUT records in the snapshot */
+};
+
+/* Write a file header of kind CODEC_LOG/CODEC_SNAP into out[32]. */
+void codec_header(unsigned char *out, int kind, uint64_t lsn, uint32_t hint);
+/* Check a header: returns 0 (filling *lsn and *hint, either may be NULL),
+ * TALLY_EVERSION for a larger version, else TALLY_ECORRUPT with *why set. */
+int codec_header_check(const unsigned char *p, size_t n, int kind,
+                       uint64_t *lsn, uint32_t *hint, const char **why);
+
+/* Encoded sizes, record header included. */
+size_t codec_put_size(size_t klen);
+size_t codec_del_size(size_t klen);
+#define CODEC_END_SIZE (CODEC_REC_HDR + 9)
+#define CODEC_BATCH_HDR (CODEC_REC_HDR + 5) /* before the first sub-record */
+/* What one op adds to a batch (u32 sublen + sub-body). */
+size_t codec_batch_op_size(size_t klen, int type);
+
+/* Encoders: write one record at out (room for its size), return its size. */
+size_t codec_op(unsigned char *out, const struct codec_op *op);
+size_t codec_end(unsigned char *out, uint64_t count);
+
+/* A batch is written as: pos = CODEC_BATCH_HDR; pos += codec_batch_add(out +
+ * pos, op) per op; codec_batch_close(out, pos, n).  The caller keeps the
+ * body within CODEC_MAX_BODY. */
+size_t codec_batch_add(unsigned char *out, const struct codec_op *op);
+void codec_batch_close(unsigned char *out, size_t total, uint32_t n);
+
+/* Decode the record at p (avail bytes readable).  Returns CODEC_OK with *r
+ * and *used (the record's size) set, CODEC_ZERO, or a CODEC_E* code with
+ * *why set; *claimed then holds the bytes the header claims (8 + len, or 8
+ * when len is out of range).  A valid BATCH has been checked entirely. */
+int codec_decode(const unsigned char *p, size_t avail, struct codec_rec *r,
+                 size_t *used, size_t *claimed, const char **why);
+/* Iterate a decoded BATCH: start with *off = 0; returns 1 with *op set, 0
+ * after the last sub-record. */
+int codec_batch_next(const struct codec_rec *r, size_t *off,
+                     struct codec_op *op);
+
+/* Little-endian helpers, shared by the file code. */
+void codec_put32(unsigned char *p, uint32_t v);
+void codec_put64(unsigned char *p, uint64_t v);
+uint32_t codec_get32(const unsigned char *p);
+uint64_t codec_get64(const unsigned char *p);
+
+#endif /* ENGINE_CODEC_H */
