@@ -151,6 +151,12 @@ void cmd_init(struct cmd_ctx *ctx, tally *db, const char *password,
 enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
                          const struct cmd_req *req, struct cmd_res *res);
 
+/* Count a request that a front end refused before it could build a
+ * cmd_req (an argument that cmd_parse_i64 rejects, say), so per-command
+ * error statistics see it too.  Returns st. */
+enum cmd_status cmd_refuse(struct cmd_ctx *ctx, const struct cmd_session *s,
+                           enum cmd_op op, enum cmd_status st);
+
 /* True if the session may run commands (no password, or authenticated).
  * Front ends check it for their own connection-level commands. */
 int cmd_authorized(const struct cmd_ctx *ctx, const struct cmd_session *s);

@@ -1,0 +1,413 @@
+/*
+ * cmd.c - the command layer (cmd.h): what every counter operation means,
+ * whichever front end asked.  It checks authentication and limits, runs the
+ * operation on libtally, turns engine codes into cmd statuses, combines the
+ * engine's tickets into the one ticket a reply must wait for, and counts
+ * calls and errors per protocol and operation.  It never formats a reply:
+ * src/proto/ maps each status onto its own wire text.  Glob matching and
+ * number parsing live in glob.c.
+ *
+ * Every engine call is made with a ticket pointer, so nothing here blocks on
+ * a sync (SAVE excepted, which is a blocking command by definition); callers
+ * hold the reply until tally_durable() reaches res->ticket.
+ */
+#include <string.h>
+
+#include "cmd.h"
+#include "glob.h"
+
+/* How many counters KEYS asks the engine for per scan step. */
+#define KEYS_STEP 1024
+/* SCAN's COUNT when the request leaves it at 0, as Redis's default. */
+#define SCAN_DEFAULT_COUNT 10
+
+void cmd_init(struct cmd_ctx *ctx, tally *db, const char *password,
+              size_t passlen, const struct cmd_serverinfo *info)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->db = db;
+    /* An empty password means none, as Redis's requirepass "" does: nobody
+     * could be locked out by a blank line in a config file. */
+    ctx->password = passlen ? password : NULL;
+    ctx->passlen = passlen;
+    ctx->info = info;
+}
+
+int cmd_authorized(const struct cmd_ctx *ctx, const struct cmd_session *s)
+{
+    return ctx->password == NULL || s->authed;
+}
+
+/* Turn an engine code into a status, keeping the engine's detail for the
+ * codes whose message says more than the status name. */
+static enum cmd_status from_tally(struct cmd_ctx *ctx, struct cmd_res *res,
+                                  int rc)
+{
+    enum cmd_status st;
+
+    switch (rc) {
+    case TALLY_OK: return CMD_OK;
+    case TALLY_NOTFOUND: return CMD_NOTFOUND;
+    case TALLY_EINVAL: return CMD_ERR_ARGS;
+    case TALLY_EKEYLEN: return CMD_ERR_KEYLEN;
+    case TALLY_EOVERFLOW: return CMD_ERR_OVERFLOW;
+    case TALLY_EBUSY: return CMD_ERR_BUSY;
+    case TALLY_ENOSPC: st = CMD_ERR_DISKFULL; break;
+    case TALLY_EFAILED: st = CMD_ERR_WRITEFAIL; break;
+    case TALLY_ENOTDURABLE: st = CMD_ERR_NOTDURABLE; break;
+    default: st = CMD_ERR_IO; break;
+    }
+    const char *msg = tally_errmsg(ctx->db);
+    if (!msg || !*msg)
+        msg = tally_strerror(rc);
+    /* Keep the detail on one line: front ends put it inside an error reply
+     * that ends at the first line break. */
+    size_t n = 0;
+    for (; msg[n] && n + 1 < sizeof res->detail; n++)
+        res->detail[n] = (msg[n] == '\r' || msg[n] == '\n') ? ' ' : msg[n];
+    res->detail[n] = 0;
+    return st;
+}
+
+static void take_ticket(struct cmd_res *res, tally_ticket t)
+{
+    if (t > res->ticket)
+        res->ticket = t;
+}
+
+static int key_ok(size_t klen) { return klen <= TALLY_KEY_MAX; }
+
+/* True if every key of a multi-key request is within the limit, so that a
+ * request is refused whole instead of half done. */
+static int keys_ok(const struct cmd_req *req)
+{
+    for (size_t i = 0; i < req->nkeys; i++)
+        if (!key_ok(req->klens[i]))
+            return 0;
+    return 1;
+}
+
+/* Read one counter into res (found/value), taking its ticket. */
+static enum cmd_status get_one(struct cmd_ctx *ctx, const char *key,
+                               size_t klen, struct cmd_res *res)
+{
+    tally_ticket t = 0;
+    int64_t v = 0;
+    int rc = tally_get(ctx->db, key, klen, &v, &t);
+
+    if (rc < 0)
+        return from_tally(ctx, res, rc);
+    take_ticket(res, t);
+    res->found = rc == TALLY_OK;
+    res->value = res->found ? v : 0;
+    return res->found ? CMD_OK : CMD_NOTFOUND;
+}
+
+/* SET with its conditions.  The read and the write run back to back on one
+ * handle, which only one thread uses, so nothing can slip in between. */
+static enum cmd_status do_set(struct cmd_ctx *ctx, const struct cmd_req *req,
+                              struct cmd_res *res)
+{
+    unsigned cond = req->flags & (CMD_F_NX | CMD_F_XX);
+    tally_ticket t = 0;
+    int rc;
+
+    if (cond == (CMD_F_NX | CMD_F_XX))
+        return CMD_ERR_ARGS;
+    if (cond || (req->flags & CMD_F_GET)) {
+        enum cmd_status st = get_one(ctx, req->key, req->klen, res);
+        if (st != CMD_OK && st != CMD_NOTFOUND)
+            return st;
+        if ((cond == CMD_F_NX && res->found) ||
+            (cond == CMD_F_XX && !res->found))
+            return CMD_NOTSET;
+    }
+    rc = tally_set(ctx->db, req->key, req->klen, req->num, &t);
+    if (rc < 0)
+        return from_tally(ctx, res, rc);
+    take_ticket(res, t);
+    return CMD_OK;
+}
+
+static enum cmd_status do_getdel(struct cmd_ctx *ctx,
+                                 const struct cmd_req *req,
+                                 struct cmd_res *res)
+{
+    tally_ticket t = 0;
+    enum cmd_status st = get_one(ctx, req->key, req->klen, res);
+    int rc;
+
+    if (st != CMD_OK)
+        return st;
+    rc = tally_del(ctx->db, req->key, req->klen, &t);
+    if (rc < 0)
+        return from_tally(ctx, res, rc);
+    take_ticket(res, t);
+    return CMD_OK;
+}
+
+/* DEL, EXISTS and MGET: one engine call per key, tickets combined. */
+static enum cmd_status do_multi(struct cmd_ctx *ctx, const struct cmd_req *req,
+                                struct cmd_res *res)
+{
+    if (req->nkeys == 0)
+        return CMD_ERR_ARGS;
+    if (!keys_ok(req))
+        return CMD_ERR_KEYLEN;
+    for (size_t i = 0; i < req->nkeys; i++) {
+        tally_ticket t = 0;
+        int64_t v = 0;
+        int rc = req->op == CMD_DEL
+                     ? tally_del(ctx->db, req->keys[i], req->klens[i], &t)
+                     : tally_get(ctx->db, req->keys[i], req->klens[i], &v, &t);
+        if (rc < 0)
+            return from_tally(ctx, res, rc);
+        take_ticket(res, t);
+        if (req->op == CMD_MGET) {
+            res->values[i] = rc == TALLY_OK ? v : 0;
+            res->founds[i] = rc == TALLY_OK;
+        } else if (rc == TALLY_OK) {
+            res->n++;
+        }
+    }
+    return CMD_OK;
+}
+
+static enum cmd_status do_mset(struct cmd_ctx *ctx, const struct cmd_req *req,
+                               struct cmd_res *res)
+{
+    tally_ticket t = 0;
+    int rc;
+
+    if (req->nkeys == 0)
+        return CMD_ERR_ARGS;
+    if (!keys_ok(req))
+        return CMD_ERR_KEYLEN;
+    rc = tally_mset(ctx->db, req->nkeys, (const void *const *)req->keys,
+                    req->klens, req->nums, &t);
+    if (rc < 0)
+        return from_tally(ctx, res, rc);
+    take_ticket(res, t);
+    return CMD_OK;
+}
+
+/* What SCAN and KEYS hand the engine's scan: the caller's callback behind
+ * the glob filter. */
+struct scan_filter {
+    const char *pat;
+    size_t plen;
+    int all;
+    cmd_item_fn fn;
+    void *ctx;
+};
+
+static int scan_visit(void *arg, const void *key, size_t klen, int64_t value)
+{
+    struct scan_filter *f = arg;
+
+    if (!f->all && !cmd_glob_match(f->pat, f->plen, key, klen))
+        return 0;
+    return f->fn ? f->fn(f->ctx, key, klen, value) : 0;
+}
+
+/* SCAN (one step from req->cursor) and KEYS (every step).  If the caller's
+ * callback stops a SCAN early, n is the cursor it started from: repeating
+ * that step shows some counters twice, which SCAN allows, and loses none. */
+static enum cmd_status do_scan(struct cmd_ctx *ctx, const struct cmd_req *req,
+                               struct cmd_res *res)
+{
+    char prefix[TALLY_KEY_MAX];
+    struct scan_filter f = {req->match, req->matchlen, 0, res->item,
+                            res->item_ctx};
+    size_t plen = 0;
+    uint64_t cursor = req->op == CMD_SCAN ? req->cursor : 0;
+
+    f.all = glob_matches_all(req->match, req->matchlen);
+    if (!f.all)
+        plen = glob_literal_prefix(req->match, req->matchlen, prefix,
+                                   sizeof prefix);
+    do {
+        tally_ticket t = 0;
+        uint64_t next = 0;
+        size_t count = req->op == CMD_KEYS ? KEYS_STEP
+                       : req->count       ? req->count
+                                          : SCAN_DEFAULT_COUNT;
+        int rc = tally_scan(ctx->db, cursor, prefix, plen, count, scan_visit,
+                            &f, &next, &t);
+        if (rc < 0)
+            return from_tally(ctx, res, rc);
+        take_ticket(res, t);
+        if (rc > 0) { /* stopped by the caller */
+            res->n = req->op == CMD_SCAN ? req->cursor : 0;
+            return CMD_OK;
+        }
+        cursor = next;
+    } while (req->op == CMD_KEYS && cursor != 0);
+    res->n = cursor;
+    return CMD_OK;
+}
+
+/* Compare a password in time that does not depend on where it first
+ * differs from the configured one, so timing cannot guess it byte by byte.
+ * The loop runs over the configured length whatever was sent. */
+static int pass_equal(const char *want, size_t wlen, const char *got,
+                      size_t glen)
+{
+    unsigned diff = wlen != glen;
+
+    for (size_t i = 0; i < wlen; i++)
+        diff |= (unsigned char)want[i] ^
+                (unsigned char)(glen ? got[i % glen] : 0);
+    return diff == 0;
+}
+
+static enum cmd_status do_auth(struct cmd_ctx *ctx, struct cmd_session *s,
+                               const struct cmd_req *req)
+{
+    if (ctx->password == NULL)
+        return CMD_ERR_NOPASS;
+    if (!pass_equal(ctx->password, ctx->passlen, req->pass, req->passlen))
+        return CMD_ERR_WRONGPASS;
+    s->authed = 1;
+    return CMD_OK;
+}
+
+/* The single-key operations share one check and one dispatch. */
+static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
+                           const struct cmd_req *req, struct cmd_res *res)
+{
+    tally_ticket t = 0;
+    int rc;
+
+    switch (req->op) {
+    case CMD_GET: case CMD_INCRBY: case CMD_SET: case CMD_GETDEL:
+        if (!key_ok(req->klen))
+            return CMD_ERR_KEYLEN;
+        break;
+    default:
+        break;
+    }
+    switch (req->op) {
+    case CMD_GET:
+        return get_one(ctx, req->key, req->klen, res);
+    case CMD_INCRBY:
+        rc = tally_incr(ctx->db, req->key, req->klen, req->num, &res->value,
+                        &t);
+        if (rc < 0)
+            return from_tally(ctx, res, rc);
+        take_ticket(res, t);
+        res->found = 1;
+        return CMD_OK;
+    case CMD_SET:
+        return do_set(ctx, req, res);
+    case CMD_GETDEL:
+        return do_getdel(ctx, req, res);
+    case CMD_DEL: case CMD_EXISTS: case CMD_MGET:
+        return do_multi(ctx, req, res);
+    case CMD_MSET:
+        return do_mset(ctx, req, res);
+    case CMD_DBSIZE:
+        /* The count may include a creation or deletion still being synced;
+         * waiting for everything so far keeps the number from being taken
+         * back by a crash. */
+        res->n = tally_count(ctx->db);
+        take_ticket(res, tally_head(ctx->db));
+        return CMD_OK;
+    case CMD_SCAN: case CMD_KEYS:
+        return do_scan(ctx, req, res);
+    case CMD_SAVE:
+        rc = tally_snapshot(ctx->db);
+        return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
+    case CMD_BGSAVE:
+        rc = tally_snapshot_begin(ctx->db);
+        return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
+    case CMD_AUTH:
+        return do_auth(ctx, s, req);
+    case CMD_OP_COUNT:
+        break;
+    }
+    return CMD_ERR_ARGS;
+}
+
+static void count(struct cmd_ctx *ctx, const struct cmd_session *s,
+                  enum cmd_op op, enum cmd_status st)
+{
+    unsigned proto = s->proto < CMD_PROTO_COUNT ? s->proto : CMD_PROTO_RESP;
+
+    if (op < 0 || op >= CMD_OP_COUNT)
+        return;
+    ctx->stats.calls[proto][op]++;
+    if (st >= CMD_ERR_NOTINT)
+        ctx->stats.errors[proto][op]++;
+}
+
+enum cmd_status cmd_refuse(struct cmd_ctx *ctx, const struct cmd_session *s,
+                           enum cmd_op op, enum cmd_status st)
+{
+    count(ctx, s, op, st);
+    return st;
+}
+
+enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
+                         const struct cmd_req *req, struct cmd_res *res)
+{
+    res->status = CMD_OK;
+    res->ticket = 0;
+    res->found = 0;
+    res->value = 0;
+    res->n = 0;
+    res->detail[0] = 0;
+    if (req->op < 0 || req->op >= CMD_OP_COUNT)
+        res->status = CMD_ERR_ARGS;
+    else if (req->op != CMD_AUTH && !cmd_authorized(ctx, s))
+        res->status = CMD_ERR_NOAUTH;
+    else
+        res->status = run(ctx, s, req, res);
+    count(ctx, s, req->op, res->status);
+    return res->status;
+}
+
+const char *cmd_op_name(enum cmd_op op)
+{
+    static const char *const names[CMD_OP_COUNT] = {
+        [CMD_GET] = "get",       [CMD_INCRBY] = "incrby",
+        [CMD_SET] = "set",       [CMD_GETDEL] = "getdel",
+        [CMD_DEL] = "del",       [CMD_EXISTS] = "exists",
+        [CMD_MGET] = "mget",     [CMD_MSET] = "mset",
+        [CMD_DBSIZE] = "dbsize", [CMD_SCAN] = "scan",
+        [CMD_KEYS] = "keys",     [CMD_SAVE] = "save",
+        [CMD_BGSAVE] = "bgsave", [CMD_AUTH] = "auth",
+    };
+    return op >= 0 && op < CMD_OP_COUNT ? names[op] : "unknown";
+}
+
+const char *cmd_proto_name(enum cmd_proto p)
+{
+    static const char *const names[CMD_PROTO_COUNT] = {
+        [CMD_PROTO_RESP] = "resp", [CMD_PROTO_HTTP] = "http",
+        [CMD_PROTO_MEMCACHE] = "memcache",
+    };
+    return p >= 0 && p < CMD_PROTO_COUNT ? names[p] : "unknown";
+}
+
+const char *cmd_status_name(enum cmd_status st)
+{
+    static const char *const names[CMD_STATUS_COUNT] = {
+        [CMD_OK] = "ok",
+        [CMD_NOTFOUND] = "notfound",
+        [CMD_NOTSET] = "notset",
+        [CMD_ERR_NOTINT] = "notint",
+        [CMD_ERR_OVERFLOW] = "overflow",
+        [CMD_ERR_KEYLEN] = "keylen",
+        [CMD_ERR_ARGS] = "args",
+        [CMD_ERR_NOAUTH] = "noauth",
+        [CMD_ERR_WRONGPASS] = "wrongpass",
+        [CMD_ERR_NOPASS] = "nopass",
+        [CMD_ERR_WRITEFAIL] = "writefail",
+        [CMD_ERR_DISKFULL] = "diskfull",
+        [CMD_ERR_NOTDURABLE] = "notdurable",
+        [CMD_ERR_BUSY] = "busy",
+        [CMD_ERR_IO] = "io",
+    };
+    return st >= 0 && st < CMD_STATUS_COUNT ? names[st] : "unknown";
+}
