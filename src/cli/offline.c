@@ -230,7 +230,7 @@ static int restore_parse(const char *line, size_t len, struct buf *key,
     if (!json_is_object(j))
         snprintf(why, whylen, "not a JSON object");
     else if (out_json_key_parse(j, key, &kwhy) < 0)
-        snprintf(why, whylen, "the object %s", kwhy);
+        snprintf(why, whylen, "%s", kwhy);
     else if (key->len > TALLY_KEY_MAX)
         snprintf(why, whylen, "the key has %zu bytes, more than %d", key->len,
                  TALLY_KEY_MAX);

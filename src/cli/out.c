@@ -137,11 +137,11 @@ int out_json_key_parse(json_t *obj, struct buf *key, const char **why)
     json_t *k64 = json_object_get(obj, "key_b64");
 
     if (k && k64) {
-        *why = "has both \"key\" and \"key_b64\"";
+        *why = "both \"key\" and \"key_b64\" are given";
         return -1;
     }
     if (!k && !k64) {
-        *why = "has neither \"key\" nor \"key_b64\"";
+        *why = "neither \"key\" nor \"key_b64\" is given";
         return -1;
     }
     if (!json_is_string(k ? k : k64)) {
