@@ -171,9 +171,13 @@ def test_non_positive_array_counts_are_ignored_or_refused(tallyd, bystander):
     bystander()
 
 
-def test_2000_arguments_are_refused(tallyd, bystander, key):
+def test_2000_arguments_sent_whole_are_refused(tallyd, bystander, key):
+    # The server refuses at the header and closes while the rest is still
+    # arriving, so TCP may reset the connection before the error is read:
+    # an error reply or a close are both a refusal.  (The header alone is in
+    # MALFORMED, where the error reply is required.)
     data = RawResp.encode("MGET", *[key(str(i)) for i in range(1999)])
-    check_case(tallyd, data, "error+close", "ERR")
+    check_case(tallyd, data, "cutoff", "ERR")
     bystander()
 
 
