@@ -41,9 +41,13 @@
 /* evhttp refuses bodies above this before our handler runs, so it bounds the
  * memory one request can take; its 413 is libevent's own text/html page. */
 #define HTTP_MAX_BODY_HARD (1024 * 1024)
-/* Request line plus headers; above it evhttp answers 413 itself.  Room for
- * a TALLY_KEY_MAX-byte key fully percent-encoded, several times over. */
-#define HTTP_MAX_HEADERS (16 * 1024)
+/* Request targets longer than this get a problem+json 414; room for a
+ * TALLY_KEY_MAX-byte key fully percent-encoded, twice over. */
+#define HTTP_MAX_URI (8 * 1024)
+/* One header line or the request line, and all headers together: beyond it
+ * evhttp answers itself (400 for a long request line, 413 for headers) with
+ * its own text/html page. */
+#define HTTP_MAX_HEADERS (64 * 1024)
 #define HTTP_TIMEOUT_S 60 /* idle keep-alive connections are closed after */
 
 #define HTTP_LIST_DEFAULT 100
@@ -248,6 +252,16 @@ static void http_send(struct evhttp_request *req, int code)
 }
 
 /* Send a problem now; detail is a printf format. */
+static void http_vproblem(struct evhttp_request *req, int code,
+                          const char *slug, const char *title,
+                          const char *fmt, va_list ap)
+{
+    char detail[512];
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    http_problem_body(req, code, slug, title, detail);
+    http_send(req, code);
+}
+
 static void http_problem(struct evhttp_request *req, int code,
                          const char *slug, const char *title,
                          const char *fmt, ...)
@@ -256,26 +270,21 @@ static void http_problem(struct evhttp_request *req, int code,
                          const char *slug, const char *title,
                          const char *fmt, ...)
 {
-    char detail[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    http_vproblem(req, code, slug, title, fmt, ap);
     va_end(ap);
-    http_problem_body(req, code, slug, title, detail);
-    http_send(req, code);
 }
 
+/* A 400: the request itself is wrong (body, number, query, encoding). */
 static void http_bad(struct evhttp_request *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void http_bad(struct evhttp_request *req, const char *fmt, ...)
 {
-    char detail[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    http_vproblem(req, 400, "bad-request", "Bad request", fmt, ap);
     va_end(ap);
-    http_problem_body(req, 400, "bad-request", "Bad request", detail);
-    http_send(req, 400);
 }
 
 /* Put the problem for a command status (>= CMD_NOTFOUND) into the body;
@@ -471,8 +480,8 @@ static int http_body_int(struct evhttp_request *req, const char *name,
         *out = json_integer_value(v);
         rc = 0;
     } else if (json_is_real(v)) {
-        http_bad(req, "\"%s\" must be an integer, not %.17g", name,
-                 json_real_value(v));
+        http_bad(req, "\"%s\" must be an integer (no fraction, no "
+                 "exponent)", name);
     } else {
         http_bad(req, "\"%s\" must be a JSON integer", name);
     }
@@ -770,6 +779,13 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     struct cmd_session s = {h->next_session++ | HTTP_SESSION_BIT,
                             CMD_PROTO_HTTP, 0};
 
+    size_t urilen = strlen(evhttp_request_get_uri(req));
+    if (urilen > HTTP_MAX_URI) {
+        http_problem(req, 414, "uri-too-long", "URI too long",
+                     "the request target has %zu bytes; at most %d are "
+                     "accepted", urilen, HTTP_MAX_URI);
+        return;
+    }
     if (r == HTTP_R_NONE) {
         http_problem(req, 404, "no-route", "Not found",
                      "no such endpoint; counters are under /v1/counters/"
