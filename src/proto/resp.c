@@ -1,0 +1,702 @@
+/*
+ * resp.c - the Redis protocol front end (resp.h): per-connection state, the
+ * command table, dispatch, and the commands that map onto the command layer
+ * (GET, SET, INCR..., SCAN...).  Each request is tokenized by resp_parse.c,
+ * looked up here, checked for arity and authentication in Redis's order
+ * (unknown command, then arity, then NOAUTH), run, and answered with Redis
+ * 7's own reply and error texts (resp_reply.c encodes them).  Connection
+ * and server commands (HELLO, CLIENT, COMMAND, INFO, CONFIG) live in
+ * resp_admin.c.  Meaning, limits and storage belong to src/cmd; this file
+ * only knows Redis's syntax and words.
+ *
+ * Every reply carries the highest ticket of the command results it shows
+ * (out->ticket); the daemon holds it until that ticket is durable.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "resp.h"
+#include "resp_int.h"
+
+/* Redis's reply to a non-integer SET/MSET value, with the reason added. */
+#define ERR_NOTINT "ERR value is not an integer or out of range"
+#define ERR_NOTINT_VALUE \
+    ERR_NOTINT " (tally stores signed 64-bit integer counters only)"
+
+int resp_arg_is(const struct resp_conn *c, size_t i, const char *word)
+{
+    size_t n = strlen(word);
+    return c->args.argl[i] == n && strncasecmp(c->args.argv[i], word, n) == 0;
+}
+
+void resp_err_arity(struct resp_conn *c, const char *name)
+{
+    resp_error(&c->out, "ERR wrong number of arguments for '%s' command",
+               name);
+}
+
+static void err_syntax(struct resp_conn *c)
+{
+    resp_error(&c->out, "ERR syntax error");
+}
+
+/* The error reply for a command-layer status (>= CMD_ERR_NOTINT). */
+static void reply_status(struct resp_conn *c, const struct cmd_res *res)
+{
+    struct resp_out *o = &c->out;
+
+    switch (res->status) {
+    case CMD_ERR_NOTINT: resp_error(o, ERR_NOTINT); break;
+    case CMD_ERR_OVERFLOW:
+        resp_error(o, "ERR increment or decrement would overflow");
+        break;
+    case CMD_ERR_KEYLEN:
+        resp_error(o, "ERR key is too long (tally allows at most %d bytes)",
+                   TALLY_KEY_MAX);
+        break;
+    case CMD_ERR_NOAUTH: resp_error(o, "NOAUTH Authentication required."); break;
+    case CMD_ERR_WRONGPASS:
+        resp_error(o, "WRONGPASS invalid username-password pair or user is "
+                      "disabled.");
+        break;
+    case CMD_ERR_NOPASS:
+        resp_error(o, "ERR AUTH <password> called without any password "
+                      "configured for the default user. Are you sure your "
+                      "configuration is correct?");
+        break;
+    case CMD_ERR_WRITEFAIL:
+        resp_error(o, "ERR write path failed, tally refuses changes until it "
+                      "is restarted: %s", res->detail);
+        break;
+    case CMD_ERR_DISKFULL:
+        resp_error(o, "ERR change refused, disk full: %s", res->detail);
+        break;
+    case CMD_ERR_NOTDURABLE:
+        resp_error(o, "ERR value not durable: the write path failed before "
+                      "its last change was synced");
+        break;
+    case CMD_ERR_BUSY:
+        resp_error(o, "ERR Background save already in progress");
+        break;
+    case CMD_ERR_IO: resp_error(o, "ERR I/O error: %s", res->detail); break;
+    default: err_syntax(c); break;
+    }
+}
+
+/* Run a request through the command layer, take its ticket and answer its
+ * errors.  Returns the status; for results (< CMD_ERR_NOTINT) the caller
+ * writes the reply. */
+static enum cmd_status run(struct resp_conn *c, const struct cmd_req *req,
+                           struct cmd_res *res)
+{
+    enum cmd_status st = cmd_exec(c->ctx, c->s, req, res);
+
+    if (res->ticket > c->ticket)
+        c->ticket = res->ticket;
+    if (st >= CMD_ERR_NOTINT)
+        reply_status(c, res);
+    return st;
+}
+
+/* Parse argument i as an int64, answering `errtext` if it is not one (the
+ * refusal is counted against op). */
+static int arg_i64(struct resp_conn *c, size_t i, enum cmd_op op,
+                   const char *errtext, int64_t *v)
+{
+    if (cmd_parse_i64(c->args.argv[i], c->args.argl[i], v) == 0)
+        return 0;
+    cmd_refuse(c->ctx, c->s, op, CMD_ERR_NOTINT);
+    resp_error(&c->out, "%s", errtext);
+    return -1;
+}
+
+static void single_key(struct resp_conn *c, struct cmd_req *req,
+                       enum cmd_op op)
+{
+    memset(req, 0, sizeof *req);
+    req->op = op;
+    req->key = c->args.argv[1];
+    req->klen = c->args.argl[1];
+}
+
+/* ---- Counter commands ------------------------------------------------- */
+
+/* GET and GETDEL: the value as a bulk string, as Redis shows a number
+ * stored in a string, or null. */
+static void cmd_get(struct resp_conn *c)
+{
+    struct cmd_req req;
+    struct cmd_res res;
+
+    single_key(c, &req, resp_arg_is(c, 0, "get") ? CMD_GET : CMD_GETDEL);
+    if (run(c, &req, &res) >= CMD_ERR_NOTINT)
+        return;
+    if (res.found)
+        resp_bulk_i64(&c->out, res.value);
+    else
+        resp_null(&c->out);
+}
+
+/* INCR, DECR, INCRBY, DECRBY: the name's first letter and the argument
+ * count say which. */
+static void cmd_incr(struct resp_conn *c)
+{
+    struct cmd_req req;
+    struct cmd_res res;
+    int decr = c->args.argv[0][0] == 'd' || c->args.argv[0][0] == 'D';
+    int64_t by = 1;
+
+    single_key(c, &req, CMD_INCRBY);
+    if (c->args.argc == 3 && arg_i64(c, 2, CMD_INCRBY, ERR_NOTINT, &by) != 0)
+        return;
+    if (decr && by == INT64_MIN) {
+        /* -INT64_MIN does not exist; Redis words this case on its own. */
+        cmd_refuse(c->ctx, c->s, CMD_INCRBY, CMD_ERR_OVERFLOW);
+        resp_error(&c->out, "ERR decrement would overflow");
+        return;
+    }
+    req.num = decr ? -by : by;
+    if (run(c, &req, &res) < CMD_ERR_NOTINT)
+        resp_int(&c->out, res.value);
+}
+
+/* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL], with the
+ * option rules of Redis's parseExtendedStringArgumentsOrReply; GETSET is
+ * SET ... GET.  Expiry options parse but are refused: counters never
+ * expire. */
+static void cmd_set(struct resp_conn *c)
+{
+    struct cmd_req req;
+    struct cmd_res res;
+    int getset = resp_arg_is(c, 0, "getset");
+    int expiry = 0;
+
+    single_key(c, &req, CMD_SET);
+    if (getset)
+        req.flags |= CMD_F_GET;
+    for (size_t j = 3; j < c->args.argc; j++) {
+        int more = j + 1 < c->args.argc;
+        if (resp_arg_is(c, j, "nx") && !(req.flags & CMD_F_XX)) {
+            req.flags |= CMD_F_NX;
+        } else if (resp_arg_is(c, j, "xx") && !(req.flags & CMD_F_NX)) {
+            req.flags |= CMD_F_XX;
+        } else if (resp_arg_is(c, j, "get")) {
+            req.flags |= CMD_F_GET;
+        } else if (resp_arg_is(c, j, "keepttl") && !expiry) {
+            expiry = 1;
+        } else if ((resp_arg_is(c, j, "ex") || resp_arg_is(c, j, "px") ||
+                    resp_arg_is(c, j, "exat") || resp_arg_is(c, j, "pxat")) &&
+                   more && !expiry) {
+            expiry = 1;
+            j++;
+        } else {
+            cmd_refuse(c->ctx, c->s, CMD_SET, CMD_ERR_ARGS);
+            err_syntax(c);
+            return;
+        }
+    }
+    if (expiry) {
+        cmd_refuse(c->ctx, c->s, CMD_SET, CMD_ERR_ARGS);
+        resp_error(&c->out, "ERR tally counters never expire: EX, PX, EXAT, "
+                            "PXAT and KEEPTTL are not supported");
+        return;
+    }
+    if (arg_i64(c, 2, CMD_SET, ERR_NOTINT_VALUE, &req.num) != 0)
+        return;
+    enum cmd_status st = run(c, &req, &res);
+    if (st >= CMD_ERR_NOTINT)
+        return;
+    if (req.flags & CMD_F_GET) {
+        if (res.found)
+            resp_bulk_i64(&c->out, res.value);
+        else
+            resp_null(&c->out);
+    } else if (st == CMD_OK) {
+        resp_simple(&c->out, "OK");
+    } else {
+        resp_null(&c->out);
+    }
+}
+
+/* DEL, EXISTS and MGET take their keys straight from the argument vector. */
+static void multi_key(struct resp_conn *c, struct cmd_req *req,
+                      enum cmd_op op)
+{
+    memset(req, 0, sizeof *req);
+    req->op = op;
+    req->nkeys = c->args.argc - 1;
+    req->keys = c->args.argv + 1;
+    req->klens = c->args.argl + 1;
+}
+
+static void cmd_del(struct resp_conn *c)
+{
+    struct cmd_req req;
+    struct cmd_res res;
+
+    multi_key(c, &req, resp_arg_is(c, 0, "del") ? CMD_DEL : CMD_EXISTS);
+    if (run(c, &req, &res) < CMD_ERR_NOTINT)
+        resp_int(&c->out, (int64_t)res.n);
+}
+
+static void cmd_mget(struct resp_conn *c)
+{
+    struct cmd_req req;
+    struct cmd_res res;
+
+    multi_key(c, &req, CMD_MGET);
+    res.values = c->nums;
+    res.founds = c->founds;
+    if (run(c, &req, &res) >= CMD_ERR_NOTINT)
+        return;
+    resp_array(&c->out, req.nkeys);
+    for (size_t i = 0; i < req.nkeys; i++) {
+        if (c->founds[i])
+            resp_bulk_i64(&c->out, c->nums[i]);
+        else
+            resp_null(&c->out);
+    }
+}
+
+static void cmd_mset(struct resp_conn *c)
+{
+    struct cmd_req req;
+    struct cmd_res res;
+    size_t n = (c->args.argc - 1) / 2;
+
+    if (c->args.argc % 2 == 0) {
+        resp_err_arity(c, "mset");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        c->keys[i] = c->args.argv[1 + 2 * i];
+        c->klens[i] = c->args.argl[1 + 2 * i];
+        if (arg_i64(c, 2 + 2 * i, CMD_MSET, ERR_NOTINT_VALUE, &c->nums[i]))
+            return;
+    }
+    memset(&req, 0, sizeof req);
+    req.op = CMD_MSET;
+    req.nkeys = n;
+    req.keys = c->keys;
+    req.klens = c->klens;
+    req.nums = c->nums;
+    if (run(c, &req, &res) < CMD_ERR_NOTINT)
+        resp_simple(&c->out, "OK");
+}
+
+static void cmd_dbsize(struct resp_conn *c)
+{
+    struct cmd_req req = {.op = CMD_DBSIZE};
+    struct cmd_res res;
+
+    if (run(c, &req, &res) < CMD_ERR_NOTINT)
+        resp_int(&c->out, (int64_t)res.n);
+}
+
+/* SCAN and KEYS collect the keys as bulks into c->tmp while counting them,
+ * then put the array header in front. */
+struct collect {
+    struct resp_out o;
+    size_t n;
+};
+
+static int collect_key(void *arg, const char *key, size_t klen, int64_t value)
+{
+    struct collect *k = arg;
+
+    (void)value;
+    resp_bulk(&k->o, key, klen);
+    k->n++;
+    return 0;
+}
+
+static void reply_keys(struct resp_conn *c, const struct collect *k)
+{
+    resp_array(&c->out, k->n);
+    buf_add(c->out.b, c->tmp.p, c->tmp.len);
+}
+
+static int parse_cursor(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (n == 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] */
+static void cmd_scan(struct resp_conn *c)
+{
+    struct cmd_req req = {.op = CMD_SCAN};
+    struct cmd_res res;
+    struct collect k = {{&c->tmp, c->out.resp3}, 0};
+    int other_type = 0;
+    char cur[24];
+
+    if (parse_cursor(c->args.argv[1], c->args.argl[1], &req.cursor) != 0) {
+        cmd_refuse(c->ctx, c->s, CMD_SCAN, CMD_ERR_ARGS);
+        resp_error(&c->out, "ERR invalid cursor");
+        return;
+    }
+    for (size_t j = 2; j < c->args.argc; j += 2) {
+        int64_t count;
+        if (j + 1 >= c->args.argc) {
+            cmd_refuse(c->ctx, c->s, CMD_SCAN, CMD_ERR_ARGS);
+            err_syntax(c);
+            return;
+        }
+        if (resp_arg_is(c, j, "count")) {
+            if (arg_i64(c, j + 1, CMD_SCAN, ERR_NOTINT, &count) != 0)
+                return;
+            if (count < 1) {
+                cmd_refuse(c->ctx, c->s, CMD_SCAN, CMD_ERR_ARGS);
+                err_syntax(c);
+                return;
+            }
+            req.count = (size_t)count;
+        } else if (resp_arg_is(c, j, "match")) {
+            req.match = c->args.argv[j + 1];
+            req.matchlen = c->args.argl[j + 1];
+        } else if (resp_arg_is(c, j, "type")) {
+            other_type = !resp_arg_is(c, j + 1, "string");
+        } else {
+            cmd_refuse(c->ctx, c->s, CMD_SCAN, CMD_ERR_ARGS);
+            err_syntax(c);
+            return;
+        }
+    }
+    if (other_type) {
+        /* Every counter is a string to Redis clients: no key has any other
+         * type, so the whole scan is empty and done. */
+        resp_array(&c->out, 2);
+        resp_bulks(&c->out, "0");
+        resp_array(&c->out, 0);
+        return;
+    }
+    buf_clear(&c->tmp);
+    res.item = collect_key;
+    res.item_ctx = &k;
+    if (run(c, &req, &res) >= CMD_ERR_NOTINT)
+        return;
+    resp_array(&c->out, 2);
+    resp_bulk(&c->out, cur, u64_to_dec(res.n, cur));
+    reply_keys(c, &k);
+}
+
+static void cmd_keys(struct resp_conn *c)
+{
+    struct cmd_req req = {.op = CMD_KEYS};
+    struct cmd_res res;
+    struct collect k = {{&c->tmp, c->out.resp3}, 0};
+
+    req.match = c->args.argv[1];
+    req.matchlen = c->args.argl[1];
+    buf_clear(&c->tmp);
+    res.item = collect_key;
+    res.item_ctx = &k;
+    if (run(c, &req, &res) < CMD_ERR_NOTINT)
+        reply_keys(c, &k);
+}
+
+static void cmd_save(struct resp_conn *c)
+{
+    struct cmd_req req = {.op = CMD_SAVE};
+    struct cmd_res res;
+
+    if (run(c, &req, &res) < CMD_ERR_NOTINT)
+        resp_simple(&c->out, "OK");
+}
+
+/* BGSAVE [SCHEDULE]: tally cannot queue a snapshot behind a running one,
+ * so SCHEDULE while one runs gets the same refusal as plain BGSAVE. */
+static void cmd_bgsave(struct resp_conn *c)
+{
+    struct cmd_req req = {.op = CMD_BGSAVE};
+    struct cmd_res res;
+
+    if (c->args.argc > 2 ||
+        (c->args.argc == 2 && !resp_arg_is(c, 1, "schedule"))) {
+        err_syntax(c);
+        return;
+    }
+    if (run(c, &req, &res) < CMD_ERR_NOTINT)
+        resp_simple(&c->out, "Background saving started");
+}
+
+/* ---- Connection commands ---------------------------------------------- */
+
+int resp_auth(struct resp_conn *c, const char *user, size_t ulen,
+              const char *pass, size_t plen)
+{
+    struct cmd_req req = {.op = CMD_AUTH, .pass = pass, .passlen = plen};
+    struct cmd_res res;
+    enum cmd_status st;
+
+    /* tally has one user, Redis's "default". */
+    if (user && !(ulen == 7 && memcmp(user, "default", 7) == 0)) {
+        res.status = cmd_refuse(c->ctx, c->s, CMD_AUTH, CMD_ERR_WRONGPASS);
+        reply_status(c, &res);
+        return -1;
+    }
+    st = cmd_exec(c->ctx, c->s, &req, &res);
+    /* With no password set, Redis's default user is "nopass": naming it
+     * succeeds whatever the password, only the one-argument form is an
+     * error. */
+    if (st == CMD_OK || (st == CMD_ERR_NOPASS && user))
+        return 0;
+    reply_status(c, &res);
+    return -1;
+}
+
+/* AUTH [username] password */
+static void cmd_auth(struct resp_conn *c)
+{
+    struct resp_args *a = &c->args;
+
+    if (a->argc > 3) {
+        err_syntax(c);
+        return;
+    }
+    if (a->argc == 3 ? resp_auth(c, a->argv[1], a->argl[1], a->argv[2],
+                                 a->argl[2]) == 0
+                     : resp_auth(c, NULL, 0, a->argv[1], a->argl[1]) == 0)
+        resp_simple(&c->out, "OK");
+}
+
+static void cmd_ping(struct resp_conn *c)
+{
+    if (c->args.argc > 2)
+        resp_err_arity(c, "ping");
+    else if (c->args.argc == 2)
+        resp_bulk(&c->out, c->args.argv[1], c->args.argl[1]);
+    else
+        resp_simple(&c->out, "PONG");
+}
+
+static void cmd_echo(struct resp_conn *c)
+{
+    resp_bulk(&c->out, c->args.argv[1], c->args.argl[1]);
+}
+
+static void cmd_quit(struct resp_conn *c)
+{
+    resp_simple(&c->out, "OK");
+    c->flags |= PROTO_CLOSE;
+}
+
+/* SELECT index: tally has one database, Redis's 0. */
+static void cmd_select(struct resp_conn *c)
+{
+    int64_t db;
+
+    if (cmd_parse_i64(c->args.argv[1], c->args.argl[1], &db) != 0)
+        resp_error(&c->out, ERR_NOTINT);
+    else if (db != 0)
+        resp_error(&c->out, "ERR DB index is out of range");
+    else
+        resp_simple(&c->out, "OK");
+}
+
+/* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: success has no reply, the
+ * connection closes as the daemon stops (tally_close syncs everything, so
+ * NOSAVE loses nothing either; SAVE also writes a snapshot first). */
+static void cmd_shutdown(struct resp_conn *c)
+{
+    int save = 0, nosave = 0;
+
+    for (size_t j = 1; j < c->args.argc; j++) {
+        if (resp_arg_is(c, j, "save")) {
+            save = 1;
+        } else if (resp_arg_is(c, j, "nosave")) {
+            nosave = 1;
+        } else if (resp_arg_is(c, j, "now") || resp_arg_is(c, j, "force")) {
+            continue;
+        } else if (resp_arg_is(c, j, "abort") && c->args.argc == 2) {
+            resp_error(&c->out, "ERR No shutdown in progress.");
+            return;
+        } else {
+            err_syntax(c);
+            return;
+        }
+    }
+    if (save && nosave) {
+        err_syntax(c);
+        return;
+    }
+    if (save) {
+        struct cmd_req req = {.op = CMD_SAVE};
+        struct cmd_res res;
+        if (cmd_exec(c->ctx, c->s, &req, &res) != CMD_OK) {
+            resp_error(&c->out, "ERR Errors trying to SHUTDOWN. Check logs.");
+            return;
+        }
+    }
+    c->flags |= PROTO_SHUTDOWN | PROTO_CLOSE;
+}
+
+/* ---- The table and dispatch ------------------------------------------- */
+
+const struct resp_command resp_commands[] = {
+    {"get", 2, 0, cmd_get, "readonly fast", 1, 1, 1},
+    {"set", -3, 0, cmd_set, "write denyoom", 1, 1, 1},
+    {"getset", 3, 0, cmd_set, "write denyoom fast", 1, 1, 1},
+    {"getdel", 2, 0, cmd_get, "write fast", 1, 1, 1},
+    {"incr", 2, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"decr", 2, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"incrby", 3, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"decrby", 3, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"del", -2, 0, cmd_del, "write", 1, -1, 1},
+    {"exists", -2, 0, cmd_del, "readonly fast", 1, -1, 1},
+    {"mget", -2, 0, cmd_mget, "readonly fast", 1, -1, 1},
+    {"mset", -3, 0, cmd_mset, "write denyoom", 1, -1, 2},
+    {"dbsize", 1, 0, cmd_dbsize, "readonly fast", 0, 0, 0},
+    {"scan", -2, 0, cmd_scan, "readonly", 0, 0, 0},
+    {"keys", 2, 0, cmd_keys, "readonly", 0, 0, 0},
+    {"save", 1, 0, cmd_save, "admin noscript", 0, 0, 0},
+    {"bgsave", -1, 0, cmd_bgsave, "admin noscript", 0, 0, 0},
+    {"shutdown", -1, 0, cmd_shutdown, "admin noscript loading stale", 0, 0, 0},
+    {"auth", -2, RESP_NOAUTH, cmd_auth,
+     "noscript loading stale fast no_auth", 0, 0, 0},
+    {"hello", -1, RESP_NOAUTH, resp_cmd_hello,
+     "noscript loading stale fast no_auth", 0, 0, 0},
+    {"quit", -1, RESP_NOAUTH, cmd_quit,
+     "noscript loading stale fast no_auth", 0, 0, 0},
+    {"ping", -1, 0, cmd_ping, "fast", 0, 0, 0},
+    {"echo", 2, 0, cmd_echo, "fast", 0, 0, 0},
+    {"select", 2, 0, cmd_select, "loading stale fast", 0, 0, 0},
+    {"client", -2, 0, resp_cmd_client, "noscript loading stale", 0, 0, 0},
+    {"command", -1, 0, resp_cmd_command, "loading stale", 0, 0, 0},
+    {"info", -1, 0, resp_cmd_info, "loading stale", 0, 0, 0},
+    {"config", -2, 0, resp_cmd_config, "admin noscript loading stale", 0, 0,
+     0},
+};
+const size_t resp_ncommands = sizeof resp_commands / sizeof resp_commands[0];
+
+const struct resp_command *resp_lookup(const char *name, size_t n)
+{
+    for (size_t i = 0; i < resp_ncommands; i++) {
+        const char *cn = resp_commands[i].name;
+        if (strlen(cn) == n && strncasecmp(cn, name, n) == 0)
+            return &resp_commands[i];
+    }
+    return NULL;
+}
+
+/* Redis 7's wording: the name and the first arguments, quoted, up to about
+ * 128 bytes of them. */
+static void err_unknown(struct resp_conn *c)
+{
+    struct buf args = BUF_INIT;
+    const struct resp_args *a = &c->args;
+
+    for (size_t i = 1; i < a->argc && args.len < 128; i++) {
+        size_t room = 128 - args.len;
+        buf_printf(&args, "'%.*s' ",
+                   (int)(a->argl[i] < room ? a->argl[i] : room), a->argv[i]);
+    }
+    resp_error(&c->out, "ERR unknown command '%.*s', with args beginning "
+                        "with: %s",
+               (int)(a->argl[0] < 128 ? a->argl[0] : 128), a->argv[0],
+               args.len ? args.p : "");
+    buf_free(&args);
+}
+
+static void dispatch(struct resp_conn *c)
+{
+    const struct resp_command *cmd =
+        resp_lookup(c->args.argv[0], c->args.argl[0]);
+    int argc = (int)c->args.argc;
+
+    if (!cmd) {
+        err_unknown(c);
+        return;
+    }
+    if ((cmd->arity > 0 && argc != cmd->arity) ||
+        (cmd->arity < 0 && argc < -cmd->arity)) {
+        resp_err_arity(c, cmd->name);
+        return;
+    }
+    if (!(cmd->flags & RESP_NOAUTH) && !cmd_authorized(c->ctx, c->s)) {
+        resp_error(&c->out, "NOAUTH Authentication required.");
+        return;
+    }
+    cmd->fn(c);
+}
+
+static void *conn_new(struct cmd_ctx *ctx, struct cmd_session *s,
+                      const struct proto_limits *lim, const char *peer)
+{
+    struct resp_conn *c = xcalloc(1, sizeof *c);
+    size_t n = lim->max_args ? lim->max_args : 1;
+
+    c->ctx = ctx;
+    c->s = s;
+    c->lim = *lim;
+    snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
+    c->created_unix = (int64_t)time(NULL);
+    c->keys = xcalloc(n, sizeof *c->keys);
+    c->klens = xcalloc(n, sizeof *c->klens);
+    c->nums = xcalloc(n, sizeof *c->nums);
+    c->founds = xcalloc(n, sizeof *c->founds);
+    return c;
+}
+
+static void conn_free(void *conn)
+{
+    struct resp_conn *c = conn;
+
+    if (!c)
+        return;
+    resp_args_free(&c->args);
+    buf_free(&c->name);
+    buf_free(&c->libname);
+    buf_free(&c->libver);
+    buf_free(&c->tmp);
+    free(c->keys);
+    free(c->klens);
+    free(c->nums);
+    free(c->founds);
+    free(c);
+}
+
+static size_t handle(void *conn, const char *in, size_t len,
+                     struct proto_out *out)
+{
+    struct resp_conn *c = conn;
+    char err[RESP_ERRMAX];
+    ssize_t n;
+
+    c->out.b = out->buf;
+    c->ticket = 0;
+    c->flags = 0;
+    n = resp_parse(in, len, &c->lim, cmd_authorized(c->ctx, c->s), &c->args,
+                   err);
+    if (n == 0)
+        return 0;
+    if (n < 0) {
+        resp_error(&c->out, "%s", err);
+        out->flags |= PROTO_CLOSE;
+        return len;
+    }
+    if (c->args.argc > 0)
+        dispatch(c);
+    if (c->ticket > out->ticket)
+        out->ticket = c->ticket;
+    out->flags |= c->flags;
+    return (size_t)n;
+}
+
+const struct proto_ops resp_ops = {"resp", conn_new, conn_free, handle};

@@ -1,0 +1,144 @@
+/*
+ * resp_int.h - what the files of the RESP front end share among themselves
+ * (resp.c: connections, dispatch and the counter commands; resp_parse.c:
+ * the tokenizer; resp_reply.c: reply encoding; resp_admin.c: the
+ * connection and server commands).  Nothing here is seen outside
+ * src/proto/resp*.c; the daemon sees only resp_ops (resp.h).
+ */
+#ifndef TALLY_RESP_INT_H
+#define TALLY_RESP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cmd.h"
+#include "proto.h"
+#include "util.h"
+
+/* The Redis version tally answers to in HELLO and INFO: its replies and
+ * error texts follow Redis 7, and clients choose features by this number. */
+#define RESP_REDIS_VERSION "7.0.0"
+
+/* ---- Tokenizer (resp_parse.c) ----------------------------------------- */
+
+/* Redis's limits for a connection that has not authenticated yet, so that a
+ * stranger cannot make the server buffer much (networking.c). */
+#define RESP_UNAUTH_MAX_ARGS 10
+#define RESP_UNAUTH_MAX_BULK 16384
+
+/* One request's arguments.  argv[i] points into the input buffer (RESP
+ * arrays) or into scratch (inline commands, whose quotes and escapes are
+ * resolved), so they are valid until the next resp_parse() on the same
+ * struct or until the input moves. */
+struct resp_args {
+    size_t argc;
+    const char **argv;
+    size_t *argl;
+    size_t cap;         /* room in argv/argl */
+    struct buf scratch; /* resolved inline arguments */
+};
+
+/* Free what resp_parse() allocated in a (back to all zero). */
+void resp_args_free(struct resp_args *a);
+
+/* Tokenize one request from in[0, len): a RESP array of bulk strings or an
+ * inline command line.  Returns the bytes it takes (> 0) with a filled in;
+ * argc may be 0 for input that carries no command (an empty line, "*0").
+ * Returns 0 if the request is not complete yet (a is then meaningless).
+ * Returns -1 if the input breaks the protocol or a limit: err (at least
+ * RESP_ERRMAX bytes) then holds the reply text without its "-", e.g.
+ * "ERR Protocol error: invalid bulk length".  A bulk longer than the limits
+ * is refused as soon as its header is seen.  authed == 0 applies Redis's
+ * tighter limits for unauthenticated connections. */
+#define RESP_ERRMAX 128
+ssize_t resp_parse(const char *in, size_t len, const struct proto_limits *lim,
+                   int authed, struct resp_args *a, char *err);
+
+/* ---- Replies (resp_reply.c) ------------------------------------------- */
+
+/* Where a reply is written and how: RESP2 or RESP3 (after HELLO 3). */
+struct resp_out {
+    struct buf *b;
+    int resp3;
+};
+
+void resp_simple(struct resp_out *o, const char *s);     /* +s */
+void resp_error(struct resp_out *o, const char *fmt, ...) /* -text; \r\n
+                                                             become spaces */
+    __attribute__((format(printf, 2, 3)));
+void resp_int(struct resp_out *o, int64_t v);            /* :v */
+void resp_bulk(struct resp_out *o, const void *p, size_t n); /* $n */
+void resp_bulks(struct resp_out *o, const char *s);      /* a C string */
+void resp_bulk_i64(struct resp_out *o, int64_t v);       /* decimal */
+void resp_null(struct resp_out *o);                      /* $-1 or _ */
+void resp_array(struct resp_out *o, size_t n);           /* *n */
+void resp_map(struct resp_out *o, size_t n);   /* %n, or *2n in RESP2 */
+void resp_set(struct resp_out *o, size_t n);   /* ~n, or *n in RESP2 */
+void resp_verbatim(struct resp_out *o, const char *txt, size_t n); /* =txt:
+                                                  in RESP3, bulk in RESP2 */
+
+/* ---- Connection state and commands (resp.c, resp_admin.c) ------------- */
+
+struct resp_conn {
+    struct cmd_ctx *ctx;          /* borrowed */
+    struct cmd_session *s;        /* borrowed, the daemon's */
+    struct proto_limits lim;
+    char peer[64];
+    int64_t created_unix;
+    struct buf name;              /* CLIENT SETNAME */
+    struct buf libname, libver;   /* CLIENT SETINFO */
+    struct resp_args args;        /* the request being handled */
+    struct resp_out out;          /* its reply */
+    tally_ticket ticket;          /* what the reply waits for */
+    unsigned flags;               /* PROTO_* for the daemon */
+    /* Multi-key request arrays, max_args long, reused. */
+    const char **keys;
+    size_t *klens;
+    int64_t *nums;
+    unsigned char *founds;
+    struct buf tmp;               /* SCAN/KEYS items, INFO text */
+};
+
+/* A command handler: c->args holds the request (argv[0] is the name). */
+typedef void (*resp_handler)(struct resp_conn *c);
+
+/* Flags of a command table entry. */
+#define RESP_NOAUTH 0x1 /* may run before AUTH (AUTH, HELLO, QUIT) */
+
+struct resp_command {
+    const char *name;  /* lower case, as Redis's error texts spell it */
+    int arity;         /* Redis's convention: n exactly, -n at least n */
+    unsigned flags;    /* RESP_* */
+    resp_handler fn;
+    const char *doc_flags; /* COMMAND's flags, space-separated */
+    int first, last, step; /* COMMAND's key positions */
+};
+
+/* The command table (resp.c) and its size. */
+extern const struct resp_command resp_commands[];
+extern const size_t resp_ncommands;
+
+/* The table entry named name[0, n), any case, or NULL. */
+const struct resp_command *resp_lookup(const char *name, size_t n);
+
+/* Case-insensitive compare of an argument with a lower-case word. */
+int resp_arg_is(const struct resp_conn *c, size_t i, const char *word);
+
+/* The wrong-arity error, worded as Redis 7 words it. */
+void resp_err_arity(struct resp_conn *c, const char *name);
+
+/* The connection and server commands (resp_admin.c). */
+void resp_cmd_hello(struct resp_conn *c);
+void resp_cmd_client(struct resp_conn *c);
+void resp_cmd_command(struct resp_conn *c);
+void resp_cmd_info(struct resp_conn *c);
+void resp_cmd_config(struct resp_conn *c);
+
+/* Run AUTH's check through the command layer for HELLO and AUTH.  user may
+ * be NULL (the one-argument form).  Returns 0 when authenticated; otherwise
+ * the error reply is written and -1 returned. */
+int resp_auth(struct resp_conn *c, const char *user, size_t ulen,
+              const char *pass, size_t plen);
+
+#endif /* TALLY_RESP_INT_H */
