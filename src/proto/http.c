@@ -593,7 +593,12 @@ static void http_readyz(struct http_front *h, struct evhttp_request *req)
         http_health(req, "ready");
         return;
     }
-    http_send(req, http_tally_problem(req, health));
+    http_problem(req, 503, "not-ready", "Not ready",
+                 "changes are refused: %s (tally code %d)%s",
+                 tally_strerror(health), health,
+                 health == TALLY_ENOSPC
+                     ? "; this clears once the disk has room"
+                     : "; restart tallyd once the disk is checked");
 }
 
 static void http_metrics(struct http_front *h, struct evhttp_request *req)

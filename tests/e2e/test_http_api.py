@@ -5,6 +5,7 @@ authentication are in test_http_durability.py, /metrics in
 test_http_metrics.py."""
 
 import base64
+from pathlib import Path
 
 import pytest
 
@@ -413,3 +414,21 @@ def test_keep_alive_serves_many_requests_on_one_connection(tallyd, s, key):
     url = counter_url(tallyd, key(), "increment")
     values = [s.post(url, timeout=TIMEOUT).json()["value"] for _ in range(50)]
     assert values == list(range(1, 51))
+
+
+# ---- the documents match the server -----------------------------------------
+
+def test_openapi_lists_exactly_the_methods_each_path_allows(tallyd, s):
+    yaml = pytest.importorskip("yaml")
+    spec_path = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+    spec = yaml.safe_load(spec_path.read_text())
+    assert spec["openapi"].startswith("3.1")
+    verbs = {"get", "head", "put", "post", "delete", "patch", "options"}
+    for path, item in spec["paths"].items():
+        documented = {m.upper() for m in item if m in verbs}
+        if "GET" in documented:
+            documented.add("HEAD")  # evhttp answers HEAD wherever GET works
+        r = s.request("PATCH", tallyd.url + path.replace("{key}", "k"),
+                      timeout=TIMEOUT)
+        assert r.status_code == 405, path
+        assert set(r.headers["Allow"].split(", ")) == documented, path
