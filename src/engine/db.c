@@ -49,10 +49,7 @@ void tally_options_init(tally_options *opts)
     opts->snapshot_min_log = 64ULL << 20;
 }
 
-/* Set the handle's error detail and return code. */
-static int db_err(tally *db, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int db_err(tally *db, int code, const char *fmt, ...)
+int db_err(tally *db, int code, const char *fmt, ...)
 {
     va_list ap;
 
@@ -60,6 +57,19 @@ static int db_err(tally *db, int code, const char *fmt, ...)
     vsnprintf(db->errmsg, sizeof(db->errmsg), fmt, ap);
     va_end(ap);
     return code;
+}
+
+void db_log(const tally_options *opts, int level, const char *fmt, ...)
+{
+    char line[TALLY_ERRMAX];
+    va_list ap;
+
+    if (!opts->log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    opts->log(opts->log_ctx, level, line);
 }
 
 static int key_check(tally *db, const void *key, size_t klen)
@@ -97,36 +107,54 @@ int db_apply(struct table *t, uint64_t *last_del, const struct codec_op *op,
     return 1;
 }
 
-/* May a change of reclen bytes go ahead?  Returns 0, or TALLY_EFAILED after
- * a fatal write error (copying its detail into errmsg). */
+void db_apply_rec(struct table *t, uint64_t *last_del,
+                  const struct codec_rec *r, uint64_t lsn)
+{
+    struct codec_op op;
+    size_t off = 0;
+
+    if (r->type != CODEC_BATCH) {
+        db_apply(t, last_del, &r->op, lsn);
+        return;
+    }
+    while (codec_batch_next(r, &off, &op))
+        db_apply(t, last_del, &op, lsn);
+}
+
+/* May a change of reclen bytes go ahead?  Returns 0, TALLY_EFAILED after a
+ * fatal write error (copying its detail into errmsg), or TALLY_ENOSPC when
+ * the log cannot grow; nothing has changed then. */
 static int change_start(tally *db, size_t reclen)
 {
-    (void)reclen;
     if (tally_health(db) == TALLY_EFAILED)
-        return db_err(db, TALLY_EFAILED, "write path failed earlier");
-    return 0;
+        return db_err(db, TALLY_EFAILED, "%s", db->failmsg);
+    return log_reserve(db, reclen);
 }
 
 /* Hand an encoded record to the log; returns its ticket. */
-static uint64_t change_emit(tally *db, const unsigned char *rec, size_t len)
+static uint64_t change_emit(tally *db, const unsigned char *rec, size_t len,
+                            unsigned changes)
 {
-    uint64_t t = db->head + len;
-
-    (void)rec;
-    __atomic_store_n(&db->head, t, __ATOMIC_RELEASE);
-    __atomic_store_n(&db->durable, t, __ATOMIC_RELEASE);
-    db->changes++;
-    return t;
+    db->changes += changes;
+    return log_append(db, rec, len, changes);
 }
 
-/* Finish a change with ticket t: report it, or block until it is durable. */
+/* Finish a change with ticket t: report it, or block until it is durable.
+ * A running snapshot gets a small slice of work first, so it progresses
+ * under write load without the caller's help. */
 static int change_finish(tally *db, uint64_t t, tally_ticket *ticket)
 {
+    if (db->snap.running)
+        snap_step(db, 16);
+    else
+        snap_maybe_auto(db);
     if (ticket) {
         *ticket = t;
         return 0;
     }
-    return tally_wait(db, t);
+    if (tally_wait(db, t) != 0)
+        return db_err(db, TALLY_EFAILED, "%s", db->failmsg);
+    return 0;
 }
 
 /* Finish a read that depends on the log up to lsn. */
@@ -156,7 +184,7 @@ static int change_op(tally *db, const struct codec_op *op, uint64_t *t)
     if (rc)
         return rc;
     codec_op(rec, op);
-    *t = change_emit(db, rec, len);
+    *t = change_emit(db, rec, len, 1);
     db_apply(&db->table, &db->last_del, op, *t);
     return 0;
 }
@@ -236,8 +264,11 @@ int tally_mset(tally *db, size_t n, const void *const *keys,
             return db_err(db, TALLY_EINVAL,
                           "mset of %zu keys exceeds the 1 MiB record limit", n);
     }
-    if (n == 0)
-        return change_finish(db, 0, ticket);
+    if (n == 0) {
+        if (ticket)
+            *ticket = 0;
+        return 0;
+    }
     if ((rc = change_start(db, total)) != 0)
         return rc;
     if (db->scratch_cap < total) {
@@ -250,7 +281,7 @@ int tally_mset(tally *db, size_t n, const void *const *keys,
         pos += codec_batch_add(db->scratch + pos, &op);
     }
     codec_batch_close(db->scratch, pos, (uint32_t)n);
-    t = change_emit(db, db->scratch, pos);
+    t = change_emit(db, db->scratch, pos, (unsigned)n);
     for (i = 0; i < n; i++) {
         op = (struct codec_op){CODEC_PUT, keys[i], klens[i], values[i]};
         db_apply(&db->table, &db->last_del, &op, t);

@@ -1,42 +1,192 @@
 /*
  * engine.h - the handle (struct tally) and what the engine's modules share.
- * db.c owns the public counter API and the apply function; the log, sync
- * thread, snapshots and recovery live in their own files (see each one).
+ * db.c owns the public counter API and the apply function; log.c the log
+ * writer and the sync thread; snap.c snapshots; recover.c opening a data
+ * directory (lock, recovery) and the offline check and repair; handle.c
+ * ties them together (open, close, stats).
  *
- * Threads and locks: one caller thread (the "loop thread") owns the table and
- * every field marked [loop].  The sync thread owns the fields marked [sync].
- * Fields marked [mu] are guarded by db->mu, which is only ever held for
- * short copies and swaps, never across I/O.  Fields marked [atomic] are read
- * from any thread.
+ * Threads and locks.  One caller thread at a time (the "loop thread") owns
+ * the table and every field marked [loop].  The sync thread owns the fields
+ * marked [sync].  Fields marked [mu] are guarded by db->mu, which is held
+ * only to append to or swap the pending buffer and to hand over work, never
+ * across I/O; it is the only lock.  Fields marked [atomic] are read from any
+ * thread with __atomic builtins.
  */
 #ifndef ENGINE_H
 #define ENGINE_H
 
+#include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "codec.h"
 #include "table.h"
 #include "tally.h"
 
+#define LOG_CHUNK (2u << 20) /* log space is reserved this much at a time */
+
+/* A snapshot being written (snap.c).  The loop thread fills the temp file;
+ * the sync thread finishes it (job), as it must first sync the log. */
+struct snap_job {
+    uint64_t s;              /* LSN S: the log file it began with */
+    uint64_t end_lsn;        /* head when the walk ended */
+    int fd;                  /* snap-S.tmp */
+    uint64_t bytes;          /* its size */
+    int result;              /* [mu] set by the sync thread */
+    int done;                /* [mu] */
+    char msg[TALLY_ERRMAX];  /* [mu] why it failed */
+};
+
+struct snap_state {
+    int running;             /* [loop] 1 while walking, 2 while finishing */
+    struct snap_job *job;    /* [loop] the snapshot in progress */
+    uint64_t cursor;         /* [loop] table scan cursor */
+    uint64_t puts;           /* [loop] PUT records written so far */
+    unsigned char *buf;      /* [loop] records not yet written */
+    size_t len, cap;
+    uint64_t auto_after;     /* [loop] no automatic snapshot before head
+                                reaches this (backoff after a failure) */
+};
+
 struct tally {
     tally_options opts;
+    char *dir;
+    int dirfd;                 /* the data directory, for *at() calls */
+    int lockfd;                /* LOCK, flock()ed */
+    int efd;                   /* eventfd signalled when durable moves */
+
     struct table table;        /* [loop] the counters */
     uint64_t last_del;         /* [loop] LSN of the latest delete */
     uint64_t head;             /* [atomic, written by loop] newest ticket */
-    uint64_t durable;          /* [atomic] durable up to here */
-    int health;                /* [atomic] TALLY_OK, _EFAILED, _ENOSPC */
-    uint64_t changes;          /* [loop] changes applied since open */
+    uint64_t durable;          /* [atomic, written by sync] durable to here */
+    int health;                /* [atomic] TALLY_OK, _EFAILED or _ENOSPC */
     char errmsg[TALLY_ERRMAX]; /* [loop] detail of the last failure */
+    char failmsg[TALLY_ERRMAX]; /* written once by the sync thread before
+                                   health becomes TALLY_EFAILED */
     unsigned char *scratch;    /* [loop] encoding buffer for batches */
     size_t scratch_cap;
-    int efd;                   /* eventfd signalled when durable moves */
-    char *dir;
+
+    /* Log space reservation, [loop]. */
+    int res_fd;                /* newest log file (maybe still log-S.tmp) */
+    uint64_t res_start;        /* LSN of its first record byte */
+    uint64_t res_end;          /* space is reserved up to this LSN */
+
+    /* Hand-over to the sync thread, [mu]. */
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;    /* the sync thread waits here for work */
+    pthread_cond_t done_cv;    /* tally_wait and snapshot waiters */
+    unsigned char *pend;       /* records not yet taken by the sync thread */
+    size_t pend_len, pend_cap;
+    uint64_t pend_changes;
+    int rot;                   /* a rotation is pending: */
+    size_t rot_off;            /*   records from pend[rot_off] go to ... */
+    int rot_fd;                /*   ... this new file (log-<rot_lsn>.tmp) */
+    uint64_t rot_lsn;
+    struct snap_job *job;      /* a snapshot to finish after this batch */
+    int stop;                  /* close: write, sync and exit */
+    int sync_idle;             /* the sync thread is waiting on work_cv */
+    pthread_t thread;
+    int thread_started;
+
+    /* The sync thread's side, [sync]. */
+    int log_fd;                /* the log file being written */
+    uint64_t log_start;        /* its first LSN */
+    uint64_t written;          /* LSN written to the OS */
+    uint64_t synced;           /* LSN covered by fdatasync */
+    uint64_t last_sync_ns;
+    unsigned char *wbuf;       /* the batch being written */
+    size_t wbuf_cap;
+
+    /* Statistics.  [atomic] ones are updated by the sync thread. */
+    uint64_t changes;          /* [loop] */
+    uint64_t syncs;            /* [atomic] */
+    uint64_t sync_us_hist[TALLY_HIST_BUCKETS]; /* [atomic] */
+    uint64_t batch_hist[TALLY_HIST_BUCKETS];   /* [atomic] */
+    uint64_t sync_us_sum, batch_sum;           /* [atomic] */
+    uint64_t recovery_ns, recovered_records, torn_bytes; /* [loop] */
+    uint64_t log_base;         /* [loop] first LSN of the oldest log file */
+    uint64_t log_files;        /* [loop] log files on disk */
+    uint64_t snap_lsn;         /* [loop] S of the current snapshot */
+    uint64_t snap_bytes;       /* [loop] its size, 0 if none */
+    int64_t snap_time;         /* [loop] its mtime */
+    uint64_t snapshots;        /* [loop] written since open */
+
+    struct snap_state snap;    /* [loop] */
 };
+
+/* ---- db.c ---- */
 
 /* Apply one PUT or DEL to the table, stamping the entry with lsn (the
  * ticket of its record).  Live changes and recovery both go through here.
  * Returns 1 if the key existed before, else 0. */
 int db_apply(struct table *t, uint64_t *last_del, const struct codec_op *op,
              uint64_t lsn);
+/* Apply every op of a decoded record (PUT, DEL or BATCH). */
+void db_apply_rec(struct table *t, uint64_t *last_del,
+                  const struct codec_rec *r, uint64_t lsn);
+/* Set the handle's error detail; returns code. */
+int db_err(tally *db, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Send one line to opts.log, if set. */
+void db_log(const tally_options *opts, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- log.c ---- */
+
+/* [loop] Make sure len more bytes fit in the newest log file.  Returns 0,
+ * TALLY_ENOSPC (health then says so) or TALLY_EIO; nothing changed. */
+int log_reserve(tally *db, size_t len);
+/* [loop] Queue an encoded record of `changes` changes; returns its ticket. */
+uint64_t log_append(tally *db, const void *rec, size_t len, unsigned changes);
+/* [loop] Create log-<head>.tmp and queue a switch to it: records appended
+ * from now on go there.  Returns 0 or a code with errmsg set. */
+int log_rotate(tally *db);
+/* Start and stop the sync thread (stop writes and syncs what is pending). */
+int log_start_thread(tally *db);
+void log_stop_thread(tally *db);
+/* [loop] Queue a snapshot job for the sync thread to finish. */
+void log_queue_job(tally *db, struct snap_job *job);
+/* fsync a directory; returns 0 or -errno. */
+int log_fsync_dir(int dirfd);
+/* Write all of buf at off (retrying short writes); 0 or -errno. */
+int log_pwrite_all(int fd, const void *buf, size_t n, off_t off);
+/* Does a file of `end` bytes stay within RLIMIT_FSIZE?  Checked before
+ * growing a file, so that the library never triggers SIGXFSZ. */
+int log_fits_limit(uint64_t end);
+/* Monotonic nanoseconds. */
+uint64_t log_now_ns(void);
+/* Name of a data file: "<prefix>-<16 hex>.<ext>" into out (40 bytes). */
+void log_name(char *out, const char *prefix, uint64_t lsn, const char *ext);
+
+/* ---- snap.c ---- */
+
+/* [loop] Write a slice of the running snapshot (about budget counters) and
+ * collect a finished one.  Returns 1 while busy, 0 idle, or a failure. */
+int snap_step(tally *db, unsigned budget);
+/* [loop] Start a snapshot (TALLY_EBUSY if one is running). */
+int snap_begin(tally *db);
+/* [loop] Start one if the log has outgrown the last snapshot. */
+void snap_maybe_auto(tally *db);
+/* [loop] Drop a snapshot in progress (close). */
+void snap_abandon(tally *db);
+/* [sync] Finish a job: sync the log, fsync, rename, fsync the directory,
+ * remove obsolete files.  Sets job->result and job->msg. */
+void snap_finish(tally *db, struct snap_job *job);
+/* Write a whole snapshot of table t at S (for repair).  0 or a code. */
+int snap_write_table(int dirfd, const struct table *t, uint64_t s,
+                     char *msg);
+
+/* ---- recover.c ---- */
+
+/* Lock the data directory (LOCK file, flock).  0, TALLY_ELOCKED or
+ * TALLY_EIO with err set. */
+int recover_lock(int dirfd, const char *dir, int *fd, char *err);
+/* Recover db->dir into db (table, head, log files); 0 or a code with err
+ * naming the file and offset at fault. */
+int recover_open(tally *db, char *err);
+/* Parse a data file name "<prefix>-<16 lowercase hex>.<ext>" exactly;
+ * returns 1 with *lsn set, else 0. */
+int recover_parse_name(const char *s, const char *prefix, const char *ext,
+                       uint64_t *lsn);
 
 #endif /* ENGINE_H */

@@ -1,0 +1,482 @@
+/*
+ * log.c - the write path to the log: space reservation and record hand-over
+ * on the loop thread, and the sync thread that writes, syncs and publishes
+ * the durable LSN (group commit).  What a record looks like is codec.c's
+ * business; what a ticket promises is in docs/durability.md.
+ *
+ * Group commit.  The loop thread appends encoded records to db->pend under
+ * db->mu (held only for the memcpy) and wakes the sync thread if it sleeps.
+ * The sync thread swaps pend with its own buffer, writes the whole batch
+ * with one pwrite, and under TALLY_SYNC_ALWAYS fdatasyncs it; then it
+ * publishes durable (an atomic store), broadcasts done_cv (tally_wait) and
+ * writes the eventfd (tally_notify_fd).  Every change that arrived while the
+ * previous fdatasync ran shares the next one.  Under EVERYSEC and NO,
+ * durable moves after the write, and EVERYSEC fdatasyncs at most a second
+ * later; close and log rotation fdatasync under every policy.
+ *
+ * Space.  Log files are grown ahead by the loop thread with fallocate in
+ * LOG_CHUNK steps, before the change that needs the space is applied, so a
+ * full disk refuses a change (TALLY_ENOSPC) instead of failing a write the
+ * caller was already told about.  The sync thread only writes inside the
+ * reserved space.  Reserved, unwritten space reads as zeros: that is how
+ * recovery finds the end of the log.  RLIMIT_FSIZE is checked before every
+ * growth so the library never raises SIGXFSZ.
+ *
+ * Failure.  A failed write or fdatasync is fatal to the write path: the sync
+ * thread records why in db->failmsg, sets health to TALLY_EFAILED, wakes
+ * every waiter and drops every later batch (a page cache that failed to
+ * write back may have discarded the data, so a retry could report success
+ * for bytes that are gone).
+ *
+ * Rotation (for snapshots).  The loop thread creates log-<L>.tmp, writes its
+ * header, reserves space and marks the point in pend where the new file
+ * begins.  The sync thread writes what comes before the mark to the old
+ * file, fdatasyncs it, fsyncs the new file, renames it to log-<L>.tly and
+ * fsyncs the directory.  The temp name keeps a crash before that from
+ * leaving a newer log next to an old one whose tail was never written.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "mem.h"
+
+uint64_t log_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void log_name(char *out, const char *prefix, uint64_t lsn, const char *ext)
+{
+    snprintf(out, 40, "%s-%016" PRIx64 ".%s", prefix, lsn, ext);
+}
+
+int log_fsync_dir(int dirfd)
+{
+    return fsync(dirfd) == 0 ? 0 : -errno;
+}
+
+int log_pwrite_all(int fd, const void *buf, size_t n, off_t off)
+{
+    const unsigned char *p = buf;
+    ssize_t w;
+
+    while (n > 0) {
+        w = pwrite(fd, p, n, off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (w == 0)
+            return -EIO;
+        p += w;
+        n -= (size_t)w;
+        off += w;
+    }
+    return 0;
+}
+
+int log_fits_limit(uint64_t end)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_FSIZE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 1;
+    return end <= (uint64_t)rl.rlim_cur;
+}
+
+/* Grow fd to cover [off, off+len) with allocated blocks.  0 or -errno. */
+static int reserve_range(int fd, uint64_t off, uint64_t len)
+{
+    int rc;
+
+    if (!log_fits_limit(off + len))
+        return -EFBIG;
+    if (fallocate(fd, 0, (off_t)off, (off_t)len) == 0)
+        return 0;
+    if (errno != EOPNOTSUPP)
+        return -errno;
+    /* A file system without fallocate: glibc writes the blocks instead. */
+    rc = posix_fallocate(fd, (off_t)off, (off_t)len);
+    return -rc;
+}
+
+int log_reserve(tally *db, size_t len)
+{
+    uint64_t need = db->head + len, want, off;
+    int rc, ok = TALLY_ENOSPC;
+
+    if (need <= db->res_end)
+        return 0;
+    off = CODEC_FILE_HDR + (db->res_end - db->res_start);
+    want = need - db->res_end;
+    if (want < LOG_CHUNK)
+        want = LOG_CHUNK;
+    rc = reserve_range(db->res_fd, off, want);
+    if (rc != 0 && want > need - db->res_end) {
+        /* Near the limit: take just what this change needs. */
+        want = need - db->res_end;
+        rc = reserve_range(db->res_fd, off, want);
+    }
+    if (rc == 0) {
+        db->res_end += want;
+        __atomic_compare_exchange_n(&db->health, &ok, TALLY_OK, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+        return 0;
+    }
+    if (rc == -ENOSPC || rc == -EFBIG || rc == -EDQUOT) {
+        ok = TALLY_OK;
+        if (__atomic_compare_exchange_n(&db->health, &ok, TALLY_ENOSPC, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            db_log(&db->opts, TALLY_LOG_ERROR,
+                   "%s: cannot reserve log space (%s); changes are refused "
+                   "until space is freed", db->dir, strerror(-rc));
+        return db_err(db, TALLY_ENOSPC, "cannot reserve log space: %s",
+                      strerror(-rc));
+    }
+    return db_err(db, TALLY_EIO, "cannot reserve log space: %s",
+                  strerror(-rc));
+}
+
+/* Wake the sync thread if it sleeps; called with mu held. */
+static void wake_sync(tally *db)
+{
+    if (db->sync_idle)
+        pthread_cond_signal(&db->work_cv);
+}
+
+uint64_t log_append(tally *db, const void *rec, size_t len, unsigned changes)
+{
+    uint64_t t = db->head + len;
+
+    pthread_mutex_lock(&db->mu);
+    if (db->pend_cap - db->pend_len < len) {
+        db->pend_cap = db->pend_cap * 2 > db->pend_len + len
+                           ? db->pend_cap * 2 : db->pend_len + len + 65536;
+        db->pend = mem_realloc(db->pend, db->pend_cap);
+    }
+    memcpy(db->pend + db->pend_len, rec, len);
+    db->pend_len += len;
+    db->pend_changes += changes;
+    __atomic_store_n(&db->head, t, __ATOMIC_RELEASE);
+    wake_sync(db);
+    pthread_mutex_unlock(&db->mu);
+    return t;
+}
+
+int log_rotate(tally *db)
+{
+    char name[40];
+    unsigned char hdr[CODEC_FILE_HDR];
+    uint64_t lsn = db->head;
+    int fd, rc;
+
+    log_name(name, "log", lsn, "tmp");
+    fd = openat(db->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+                0644);
+    if (fd < 0)
+        return db_err(db, errno == ENOSPC ? TALLY_ENOSPC : TALLY_EIO,
+                      "%s/%s: %s", db->dir, name, strerror(errno));
+    codec_header(hdr, CODEC_LOG, lsn, 0);
+    rc = log_pwrite_all(fd, hdr, sizeof(hdr), 0);
+    if (rc == 0)
+        rc = reserve_range(fd, CODEC_FILE_HDR, LOG_CHUNK);
+    if (rc != 0) {
+        close(fd);
+        unlinkat(db->dirfd, name, 0);
+        return db_err(db, rc == -ENOSPC || rc == -EFBIG ? TALLY_ENOSPC
+                                                       : TALLY_EIO,
+                      "%s/%s: %s", db->dir, name, strerror(-rc));
+    }
+    pthread_mutex_lock(&db->mu);
+    db->rot = 1;
+    db->rot_off = db->pend_len;
+    db->rot_fd = fd;
+    db->rot_lsn = lsn;
+    wake_sync(db);
+    pthread_mutex_unlock(&db->mu);
+    db->res_fd = fd;
+    db->res_start = lsn;
+    db->res_end = lsn + LOG_CHUNK;
+    db->log_files++;
+    return 0;
+}
+
+void log_queue_job(tally *db, struct snap_job *job)
+{
+    pthread_mutex_lock(&db->mu);
+    db->job = job;
+    wake_sync(db);
+    pthread_mutex_unlock(&db->mu);
+}
+
+static void hist_add(uint64_t *hist, uint64_t v)
+{
+    int i = v <= 1 ? 0 : 64 - __builtin_clzll(v - 1);
+
+    if (i >= TALLY_HIST_BUCKETS)
+        i = TALLY_HIST_BUCKETS - 1;
+    __atomic_fetch_add(&hist[i], 1, __ATOMIC_RELAXED);
+}
+
+/* [sync] Stop the write path for good. */
+static void sync_fail(tally *db, const char *what, int err)
+{
+    if (tally_health(db) == TALLY_EFAILED)
+        return;
+    snprintf(db->failmsg, sizeof(db->failmsg),
+             "%s of the log in %s failed: %s; changes are refused until the "
+             "database is reopened", what, db->dir, strerror(err));
+    __atomic_store_n(&db->health, TALLY_EFAILED, __ATOMIC_RELEASE);
+    db_log(&db->opts, TALLY_LOG_ERROR, "%s", db->failmsg);
+}
+
+/* [sync] fdatasync the log up to what was written; 0 or -errno. */
+static int sync_data(tally *db)
+{
+    uint64_t t0, us;
+
+    if (db->synced >= db->written)
+        return 0;
+    t0 = log_now_ns();
+    if (fdatasync(db->log_fd) != 0)
+        return -errno;
+    us = (log_now_ns() - t0) / 1000;
+    db->last_sync_ns = log_now_ns();
+    db->synced = db->written;
+    __atomic_fetch_add(&db->syncs, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&db->sync_us_sum, us, __ATOMIC_RELAXED);
+    hist_add(db->sync_us_hist, us);
+    return 0;
+}
+
+/* [sync] Write n bytes of the batch at the log's write position. */
+static int sync_write(tally *db, const unsigned char *p, size_t n)
+{
+    int rc = log_pwrite_all(db->log_fd, p, n,
+                            (off_t)(CODEC_FILE_HDR + db->written -
+                                    db->log_start));
+
+    if (rc == 0)
+        db->written += n;
+    return rc;
+}
+
+/* [sync] Switch to the rotated file: old file complete and synced first. */
+static int sync_rotate(tally *db, int fd, uint64_t lsn)
+{
+    char tmp[40], name[40];
+    int rc;
+
+    if ((rc = sync_data(db)) != 0)
+        return rc;
+    close(db->log_fd);
+    db->log_fd = fd;
+    db->log_start = lsn;
+    if (fsync(fd) != 0)
+        return -errno;
+    log_name(tmp, "log", lsn, "tmp");
+    log_name(name, "log", lsn, "tly");
+    if (renameat(db->dirfd, tmp, db->dirfd, name) != 0)
+        return -errno;
+    return log_fsync_dir(db->dirfd);
+}
+
+/* [sync] Write (and maybe sync) one batch; 0 or -errno with *what set. */
+static int sync_batch(tally *db, size_t len, int rot, size_t rot_off,
+                      int rot_fd, uint64_t rot_lsn, int force,
+                      const char **what)
+{
+    size_t first = rot ? rot_off : len;
+    int rc;
+
+    *what = "write";
+    if ((rc = sync_write(db, db->wbuf, first)) != 0)
+        return rc;
+    if (rot) {
+        *what = "rotation";
+        if ((rc = sync_rotate(db, rot_fd, rot_lsn)) != 0)
+            return rc;
+        *what = "write";
+        if ((rc = sync_write(db, db->wbuf + first, len - first)) != 0)
+            return rc;
+    }
+    *what = "fdatasync";
+    if (force || db->opts.sync == TALLY_SYNC_ALWAYS ||
+        (db->opts.sync == TALLY_SYNC_EVERYSEC &&
+         log_now_ns() - db->last_sync_ns >= 1000000000u))
+        return sync_data(db);
+    return 0;
+}
+
+/* [sync] Tell waiters that durable or health moved. */
+static void publish(tally *db, uint64_t durable)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&db->mu);
+    __atomic_store_n(&db->durable, durable, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&db->done_cv);
+    pthread_mutex_unlock(&db->mu);
+    if (write(db->efd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is saturated, the reader is woken anyway. */
+    }
+}
+
+/* [sync] Sleep until there is work; returns with mu held. */
+static void wait_work(tally *db)
+{
+    struct timespec ts;
+    uint64_t due;
+
+    while (!db->stop && db->pend_len == 0 && !db->rot && !db->job) {
+        db->sync_idle = 1;
+        if (db->opts.sync == TALLY_SYNC_EVERYSEC && db->synced < db->written &&
+            tally_health(db) == TALLY_OK) {
+            due = db->last_sync_ns + 1000000000u;
+            if (log_now_ns() >= due) {
+                db->sync_idle = 0;
+                return; /* time for the once-a-second fdatasync */
+            }
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            due -= log_now_ns();
+            ts.tv_sec += (time_t)(due / 1000000000u);
+            ts.tv_nsec += (long)(due % 1000000000u);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&db->work_cv, &db->mu, &ts);
+        } else {
+            pthread_cond_wait(&db->work_cv, &db->mu);
+        }
+        db->sync_idle = 0;
+    }
+}
+
+static void *sync_main(void *arg)
+{
+    tally *db = arg;
+    unsigned char *tmp;
+    size_t len, cap, rot_off;
+    uint64_t changes, rot_lsn;
+    int rot, rot_fd, stop, rc;
+    struct snap_job *job;
+    const char *what;
+
+    for (;;) {
+        pthread_mutex_lock(&db->mu);
+        wait_work(db);
+        tmp = db->wbuf;
+        cap = db->wbuf_cap;
+        db->wbuf = db->pend;
+        db->wbuf_cap = db->pend_cap;
+        len = db->pend_len;
+        db->pend = tmp;
+        db->pend_cap = cap;
+        db->pend_len = 0;
+        changes = db->pend_changes;
+        db->pend_changes = 0;
+        rot = db->rot;
+        rot_off = db->rot_off;
+        rot_fd = db->rot_fd;
+        rot_lsn = db->rot_lsn;
+        db->rot = 0;
+        job = db->job;
+        db->job = NULL;
+        stop = db->stop;
+        pthread_mutex_unlock(&db->mu);
+
+        if (tally_health(db) != TALLY_EFAILED) {
+            rc = sync_batch(db, len, rot, rot_off, rot_fd, rot_lsn, stop,
+                            &what);
+            if (rc != 0)
+                sync_fail(db, what, -rc);
+            else if (len > 0)
+                hist_add(db->batch_hist, changes);
+            if (rc == 0 && len > 0)
+                __atomic_fetch_add(&db->batch_sum, changes, __ATOMIC_RELAXED);
+            if (rc == 0 && len == 0 && !rot && !job && !stop &&
+                (rc = sync_data(db)) != 0) /* the everysec tick */
+                sync_fail(db, "fdatasync", -rc);
+        } else if (rot && rot_fd != db->log_fd) {
+            close(rot_fd); /* dropped: the write path has stopped */
+        }
+        if (tally_health(db) != TALLY_EFAILED)
+            publish(db, db->written);
+        else
+            publish(db, tally_durable(db));
+        if (job) {
+            /* The snapshot may show values of changes still in flight; it
+             * may replace the log only once they are on disk too. */
+            if (tally_health(db) != TALLY_EFAILED && (rc = sync_data(db)) != 0)
+                sync_fail(db, "fdatasync", -rc);
+            if (tally_health(db) == TALLY_EFAILED) {
+                job->result = TALLY_EFAILED;
+                snprintf(job->msg, sizeof(job->msg), "%s", db->failmsg);
+            } else {
+                snap_finish(db, job);
+            }
+            pthread_mutex_lock(&db->mu);
+            job->done = 1;
+            pthread_cond_broadcast(&db->done_cv);
+            pthread_mutex_unlock(&db->mu);
+            publish(db, tally_durable(db));
+        }
+        if (stop)
+            return NULL;
+    }
+}
+
+int log_start_thread(tally *db)
+{
+    int rc;
+
+    db->log_fd = db->res_fd;
+    db->log_start = db->res_start;
+    db->written = db->synced = db->head;
+    db->last_sync_ns = log_now_ns();
+    rc = pthread_create(&db->thread, NULL, sync_main, db);
+    if (rc != 0)
+        return db_err(db, TALLY_EIO, "cannot start the sync thread: %s",
+                      strerror(rc));
+    db->thread_started = 1;
+    return 0;
+}
+
+void log_stop_thread(tally *db)
+{
+    if (!db->thread_started)
+        return;
+    pthread_mutex_lock(&db->mu);
+    db->stop = 1;
+    pthread_cond_signal(&db->work_cv);
+    pthread_mutex_unlock(&db->mu);
+    pthread_join(db->thread, NULL);
+    db->thread_started = 0;
+}
+
+int tally_wait(tally *db, tally_ticket t)
+{
+    if (t <= tally_durable(db))
+        return TALLY_OK;
+    if (t > tally_head(db))
+        return TALLY_EINVAL;
+    pthread_mutex_lock(&db->mu);
+    while (tally_durable(db) < t && tally_health(db) != TALLY_EFAILED)
+        pthread_cond_wait(&db->done_cv, &db->mu);
+    pthread_mutex_unlock(&db->mu);
+    return tally_durable(db) >= t ? TALLY_OK : TALLY_EFAILED;
+}

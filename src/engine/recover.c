@@ -1,0 +1,685 @@
+/*
+ * recover.c - turning a data directory back into a table: the LOCK file,
+ * recovery at open, and the offline tools tally_check (verify, change
+ * nothing) and tally_repair (cut at the first bad record).  All three walk
+ * the files the same way (recover_dir); the mode decides what an anomaly
+ * does.  Record layout is in codec.c; the rules below are docs/format.md's.
+ *
+ * Recovery: remove temp files (*.tmp); load the newest snapshot, verifying
+ * every record and its END count (any failure refuses, naming the file and
+ * offset); remove older snapshots and the log files wholly before it; replay
+ * the log files from the one holding S through db_apply, the function live
+ * changes use, checking that each file starts where the previous one's valid
+ * data ended (a gap refuses, naming the missing range).  In the newest log
+ * only, an invalid record with nothing but zeros after its own claimed
+ * extent is a torn tail: it is cut (ftruncate, fdatasync) with a warning.
+ * Any other invalid record is corruption.  Recovery reads each file once
+ * through mmap, so its cost follows the snapshot size plus the log written
+ * since it (a snapshot is taken whenever the log outgrows the last one), not
+ * the whole history.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "mem.h"
+
+#define MODE_OPEN 0
+#define MODE_CHECK 1
+#define MODE_REPAIR 2
+
+struct rfile {
+    uint64_t lsn;
+    char name[40];
+};
+
+struct rlist {
+    struct rfile *v;
+    size_t n, cap;
+};
+
+/* One recovery pass: what it found and what it says. */
+struct rscan {
+    tally *db;
+    int mode;
+    struct rlist logs, snaps, tmps;
+    char *msg;                 /* error (open) or report, TALLY_ERRMAX */
+    char note[TALLY_ERRMAX];   /* what was (or would be) cut or removed */
+    int dir_changed;           /* fsync the directory at the end */
+    int cut;                   /* repair cut a log: later ones go aside */
+    int newest_fd;             /* open: the newest log, kept for appends */
+    uint64_t newest_start, newest_size;
+};
+
+struct mfile {
+    int fd;
+    unsigned char *p;
+    size_t n;       /* the file's size (after a cut, its new size) */
+    size_t maplen;  /* bytes mapped */
+};
+
+static void add_note(struct rscan *rs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_note(struct rscan *rs, const char *fmt, ...)
+{
+    size_t l = strlen(rs->note);
+    va_list ap;
+
+    if (l && l + 2 < sizeof(rs->note)) {
+        memcpy(rs->note + l, "; ", 3);
+        l += 2;
+    }
+    va_start(ap, fmt);
+    vsnprintf(rs->note + l, sizeof(rs->note) - l, fmt, ap);
+    va_end(ap);
+}
+
+static int fail(struct rscan *rs, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(struct rscan *rs, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (rs->msg)
+        vsnprintf(rs->msg, TALLY_ERRMAX, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int recover_lock(int dirfd, const char *dir, int *fdp, char *err)
+{
+    char buf[32];
+    ssize_t n;
+    int fd = openat(dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+    *fdp = -1;
+    if (fd < 0) {
+        if (err)
+            snprintf(err, TALLY_ERRMAX, "%s/LOCK: %s", dir, strerror(errno));
+        return TALLY_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+
+        n = pread(fd, buf, sizeof(buf) - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+        buf[strcspn(buf, "\n")] = 0;
+        close(fd);
+        if (err && e == EWOULDBLOCK)
+            snprintf(err, TALLY_ERRMAX,
+                     "%s is in use: locked by process %s", dir,
+                     buf[0] ? buf : "(unknown pid)");
+        else if (err)
+            snprintf(err, TALLY_ERRMAX, "%s/LOCK: %s", dir, strerror(e));
+        return e == EWOULDBLOCK ? TALLY_ELOCKED : TALLY_EIO;
+    }
+    n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+        if (err)
+            snprintf(err, TALLY_ERRMAX, "%s/LOCK: %s", dir, strerror(errno));
+        close(fd);
+        return TALLY_EIO;
+    }
+    *fdp = fd;
+    return 0;
+}
+
+int recover_parse_name(const char *s, const char *prefix, const char *ext,
+                      uint64_t *lsn)
+{
+    size_t pl = strlen(prefix), i;
+    uint64_t v = 0;
+    char c;
+
+    if (strlen(s) != pl + 1 + 16 + 1 + strlen(ext) ||
+        strncmp(s, prefix, pl) != 0 || s[pl] != '-' || s[pl + 17] != '.' ||
+        strcmp(s + pl + 18, ext) != 0)
+        return 0;
+    for (i = 0; i < 16; i++) {
+        c = s[pl + 1 + i];
+        if (c >= '0' && c <= '9')
+            v = v << 4 | (uint64_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v << 4 | (uint64_t)(c - 'a' + 10);
+        else
+            return 0;
+    }
+    *lsn = v;
+    return 1;
+}
+
+static void rlist_add(struct rlist *l, uint64_t lsn, const char *name)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->v = mem_realloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n].lsn = lsn;
+    snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", name);
+    l->n++;
+}
+
+static int rfile_cmp(const void *a, const void *b)
+{
+    const struct rfile *x = a, *y = b;
+
+    return x->lsn < y->lsn ? -1 : x->lsn > y->lsn;
+}
+
+static int list_dir(struct rscan *rs)
+{
+    int fd = dup(rs->db->dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    uint64_t lsn;
+
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return fail(rs, TALLY_EIO, "%s: %s", rs->db->dir, strerror(errno));
+    }
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) {
+        if (recover_parse_name(de->d_name, "log", "tly", &lsn))
+            rlist_add(&rs->logs, lsn, de->d_name);
+        else if (recover_parse_name(de->d_name, "snap", "tly", &lsn))
+            rlist_add(&rs->snaps, lsn, de->d_name);
+        else if (recover_parse_name(de->d_name, "snap", "tmp", &lsn) ||
+                 recover_parse_name(de->d_name, "log", "tmp", &lsn))
+            rlist_add(&rs->tmps, lsn, de->d_name);
+    }
+    closedir(d);
+    if (rs->logs.n)
+        qsort(rs->logs.v, rs->logs.n, sizeof(struct rfile), rfile_cmp);
+    if (rs->snaps.n)
+        qsort(rs->snaps.v, rs->snaps.n, sizeof(struct rfile), rfile_cmp);
+    return 0;
+}
+
+static int mfile_open(struct rscan *rs, const char *name, int writable,
+                      struct mfile *m)
+{
+    struct stat st;
+
+    m->p = NULL;
+    m->n = 0;
+    m->fd = openat(rs->db->dirfd, name,
+                   (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (m->fd < 0 || fstat(m->fd, &st) != 0)
+        goto ioerr;
+    m->n = m->maplen = (size_t)st.st_size;
+    if (m->n == 0)
+        return 0;
+    m->p = mmap(NULL, m->n, PROT_READ, MAP_PRIVATE | MAP_POPULATE, m->fd, 0);
+    if (m->p == MAP_FAILED) {
+        m->p = NULL;
+        goto ioerr;
+    }
+    return 0;
+ioerr:
+    if (m->fd >= 0)
+        close(m->fd);
+    m->fd = -1;
+    return fail(rs, TALLY_EIO, "%s/%s: %s", rs->db->dir, name,
+                strerror(errno));
+}
+
+static void mfile_close(struct mfile *m, int keep_fd)
+{
+    if (m->p)
+        munmap(m->p, m->maplen);
+    if (!keep_fd && m->fd >= 0)
+        close(m->fd);
+    m->p = NULL;
+}
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+static void remove_file(struct rscan *rs, const char *name)
+{
+    if (unlinkat(rs->db->dirfd, name, 0) == 0)
+        rs->dir_changed = 1;
+}
+
+/* Move a log aside during repair. */
+static void set_aside(struct rscan *rs, const char *name)
+{
+    char to[64];
+
+    snprintf(to, sizeof(to), "%s.corrupt", name);
+    if (renameat(rs->db->dirfd, name, rs->db->dirfd, to) == 0) {
+        rs->dir_changed = 1;
+        add_note(rs, "moved %s aside as %s", name, to);
+    }
+}
+
+/* Cut a log file at off and make the cut durable. */
+static int cut_file(struct rscan *rs, int fd, const char *name, size_t off)
+{
+    if (ftruncate(fd, (off_t)off) != 0 || fdatasync(fd) != 0)
+        return fail(rs, TALLY_EIO, "%s/%s: cannot cut at offset %zu: %s",
+                    rs->db->dir, name, off, strerror(errno));
+    return 0;
+}
+
+/* Load the snapshot named f into the (fresh) table.  On corruption: refuse,
+ * or (repair) rebuild it from the records before the bad one. */
+static int load_snapshot(struct rscan *rs, const struct rfile *f)
+{
+    tally *db = rs->db;
+    struct mfile m;
+    struct codec_rec r;
+    struct stat st;
+    size_t off = CODEC_FILE_HDR, used, claimed;
+    uint64_t lsn, puts = 0;
+    uint32_t hint = 0;
+    const char *why = "";
+    int rc, code = TALLY_ECORRUPT;
+
+    if ((rc = mfile_open(rs, f->name, 0, &m)) != 0)
+        return rc;
+    rc = codec_header_check(m.p, m.n, CODEC_SNAP, &lsn, &hint, &why);
+    if (rc == 0 && lsn != f->lsn) {
+        rc = TALLY_ECORRUPT;
+        why = "header LSN does not match the file name";
+    }
+    table_init(&db->table, db->table.seed, rc == 0 ? hint : 0);
+    if (rc != 0) {
+        off = 0;
+        code = rc;
+        goto bad;
+    }
+    for (;;) {
+        rc = codec_decode(m.p + off, m.n - off, &r, &used, &claimed, &why);
+        if (rc == CODEC_OK && r.type == CODEC_PUT) {
+            db_apply(&db->table, &db->last_del, &r.op, f->lsn);
+            puts++;
+            off += used;
+            continue;
+        }
+        if (rc == CODEC_OK && r.type == CODEC_END) {
+            if (r.end_count != puts) {
+                why = "END record count does not match the PUT records";
+                goto bad;
+            }
+            if (off + used != m.n) {
+                off += used;
+                why = "data after the END record";
+                goto bad;
+            }
+            break;
+        }
+        if (rc == CODEC_OK)
+            why = "unexpected record type in a snapshot";
+        else if (rc == CODEC_ZERO)
+            why = "missing END record";
+        else if (rc == CODEC_ETYPE)
+            code = TALLY_EVERSION;
+        goto bad;
+    }
+    fstat(m.fd, &st);
+    db->snap_time = st.st_mtime;
+    db->snap_bytes = m.n;
+    db->snap_lsn = f->lsn;
+    mfile_close(&m, 0);
+    return 0;
+bad:
+    mfile_close(&m, 0);
+    if (rs->mode != MODE_REPAIR || code == TALLY_EVERSION)
+        return fail(rs, code, "%s/%s: bad record at offset %zu: %s", db->dir,
+                    f->name, off, why);
+    add_note(rs, "rebuilt %s from its %" PRIu64 " valid records (bad at "
+             "offset %zu: %s)", f->name, puts, off, why);
+    rc = snap_write_table(db->dirfd, &db->table, f->lsn, rs->msg);
+    if (rc == 0) {
+        rs->dir_changed = 1;
+        db->snap_lsn = f->lsn;
+    }
+    return rc;
+}
+
+/* Replay one log file from its start.  *end gets the LSN where its valid
+ * data ends.  newest: the last log file, where a torn tail may be cut. */
+static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
+                      uint64_t *end)
+{
+    tally *db = rs->db;
+    struct mfile m;
+    struct codec_rec r;
+    size_t off = CODEC_FILE_HDR, used, claimed, tail;
+    uint64_t lsn;
+    const char *why = "";
+    int rc, writable = newest && rs->mode != MODE_CHECK;
+
+    if ((rc = mfile_open(rs, f->name, writable || rs->mode == MODE_REPAIR,
+                         &m)) != 0)
+        return rc;
+    rc = codec_header_check(m.p, m.n, CODEC_LOG, &lsn, NULL, &why);
+    if (rc == 0 && lsn != f->lsn) {
+        rc = TALLY_ECORRUPT;
+        why = "header LSN does not match the file name";
+    }
+    if (rc != 0) {
+        mfile_close(&m, 0);
+        if (rs->mode == MODE_REPAIR && rc != TALLY_EVERSION) {
+            set_aside(rs, f->name);
+            rs->cut = 1;
+            *end = f->lsn;
+            return 0;
+        }
+        return fail(rs, rc, "%s/%s: bad header at offset 0: %s", db->dir,
+                    f->name, why);
+    }
+    for (;;) {
+        rc = codec_decode(m.p + off, m.n - off, &r, &used, &claimed, &why);
+        if (rc == CODEC_OK && r.type != CODEC_END) {
+            db_apply_rec(&db->table, &db->last_del, &r,
+                         f->lsn + (off + used - CODEC_FILE_HDR));
+            db->recovered_records++;
+            off += used;
+            continue;
+        }
+        if (rc == CODEC_ZERO) {
+            if (all_zero(m.p + off, m.n - off))
+                break; /* the end of the data */
+            why = "zeroed record header followed by data";
+            goto bad;
+        }
+        if (rc == CODEC_OK) {
+            why = "END record in a log";
+            goto bad;
+        }
+        if (rc == CODEC_ETYPE) {
+            mfile_close(&m, 0);
+            return fail(rs, TALLY_EVERSION, "%s/%s: bad record at offset "
+                        "%zu: %s", db->dir, f->name, off, why);
+        }
+        tail = claimed < m.n - off ? claimed : m.n - off;
+        if (rc != CODEC_EBODY && newest &&
+            all_zero(m.p + off + tail, m.n - off - tail)) {
+            db->torn_bytes += tail;
+            if (rs->mode == MODE_CHECK) {
+                add_note(rs, "torn tail in %s at offset %zu (%zu bytes) "
+                         "would be cut", f->name, off, tail);
+                break;
+            }
+            db_log(&db->opts, TALLY_LOG_WARN, "%s/%s: torn tail at offset "
+                   "%zu (%zu bytes: %s) cut off", db->dir, f->name, off,
+                   tail, why);
+            add_note(rs, "cut a torn tail in %s at offset %zu (%zu bytes)",
+                     f->name, off, tail);
+            if ((rc = cut_file(rs, m.fd, f->name, off)) != 0)
+                goto out;
+            m.n = off; /* the file's new size */
+            break;
+        }
+        goto bad;
+    }
+    rc = 0;
+    goto out;
+bad:
+    if (rs->mode != MODE_REPAIR) {
+        rc = fail(rs, TALLY_ECORRUPT, "%s/%s: bad record at offset %zu: %s",
+                  db->dir, f->name, off, why);
+        goto out;
+    }
+    add_note(rs, "cut %s at offset %zu (%s), losing %zu bytes", f->name,
+             off, why, m.n - off);
+    rc = cut_file(rs, m.fd, f->name, off);
+    m.n = off;
+    rs->cut = 1;
+out:
+    *end = f->lsn + (off - CODEC_FILE_HDR);
+    if (rc == 0 && newest && rs->mode == MODE_OPEN) {
+        rs->newest_fd = m.fd;
+        rs->newest_start = f->lsn;
+        rs->newest_size = m.n;
+        mfile_close(&m, 1);
+    } else {
+        mfile_close(&m, 0);
+    }
+    return rc;
+}
+
+/* Is the newest log an empty file whose creation a crash cut short? */
+static int torn_creation(struct rscan *rs, const struct rfile *f)
+{
+    struct mfile m;
+    int torn;
+
+    if (mfile_open(rs, f->name, 0, &m) != 0)
+        return 0;
+    torn = all_zero(m.p, m.n) && (m.n < CODEC_FILE_HDR || m.n == 0 ||
+                                  all_zero(m.p, CODEC_FILE_HDR));
+    mfile_close(&m, 0);
+    return torn;
+}
+
+/* Create the first log file of a directory at LSN lsn. */
+static int create_log(struct rscan *rs, uint64_t lsn)
+{
+    tally *db = rs->db;
+    unsigned char hdr[CODEC_FILE_HDR];
+    char name[40];
+    int fd, rc;
+
+    log_name(name, "log", lsn, "tly");
+    codec_header(hdr, CODEC_LOG, lsn, 0);
+    fd = openat(db->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+                0644);
+    if (fd < 0)
+        return fail(rs, errno == ENOSPC ? TALLY_ENOSPC : TALLY_EIO,
+                    "%s/%s: %s", db->dir, name, strerror(errno));
+    rc = log_pwrite_all(fd, hdr, sizeof(hdr), 0);
+    if (rc == 0 && fdatasync(fd) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        close(fd);
+        return fail(rs, rc == -ENOSPC ? TALLY_ENOSPC : TALLY_EIO,
+                    "%s/%s: %s", db->dir, name, strerror(-rc));
+    }
+    rs->dir_changed = 1;
+    rs->newest_fd = fd;
+    rs->newest_start = lsn;
+    rs->newest_size = CODEC_FILE_HDR;
+    db->log_files = 1;
+    return 0;
+}
+
+/* Replay the logs from S on.  *end gets the LSN where valid data ends. */
+static int replay_logs(struct rscan *rs, uint64_t s, uint64_t *end)
+{
+    tally *db = rs->db;
+    struct rlist *l = &rs->logs;
+    size_t first, i;
+    uint64_t expect;
+    int rc;
+
+    *end = s;
+    /* A newest log whose header never reached the disk held nothing. */
+    if (l->n > 0 && torn_creation(rs, &l->v[l->n - 1])) {
+        if (rs->mode == MODE_CHECK) {
+            add_note(rs, "empty %s would be removed", l->v[l->n - 1].name);
+        } else {
+            db_log(&db->opts, TALLY_LOG_WARN, "%s/%s: removed a log file "
+                   "whose creation was cut short", db->dir,
+                   l->v[l->n - 1].name);
+            remove_file(rs, l->v[l->n - 1].name);
+        }
+        l->n--;
+    }
+    if (l->n == 0)
+        return 0;
+    if (l->v[0].lsn > s) {
+        if (rs->mode == MODE_REPAIR) {
+            for (i = 0; i < l->n; i++)
+                set_aside(rs, l->v[i].name);
+            l->n = 0;
+            return 0;
+        }
+        return fail(rs, TALLY_ECORRUPT, "%s: missing log range [%" PRIu64
+                    ", %" PRIu64 "): no log file from %016" PRIx64,
+                    db->dir, s, l->v[0].lsn, s);
+    }
+    for (first = 0; first + 1 < l->n && l->v[first + 1].lsn <= s; first++)
+        if (rs->mode != MODE_CHECK)
+            remove_file(rs, l->v[first].name); /* wholly before S */
+    expect = l->v[first].lsn;
+    for (i = first; i < l->n; i++) {
+        if (rs->cut) {
+            set_aside(rs, l->v[i].name);
+            continue;
+        }
+        if (l->v[i].lsn != expect) {
+            if (rs->mode == MODE_REPAIR) {
+                rs->cut = 1;
+                set_aside(rs, l->v[i].name);
+                continue;
+            }
+            return fail(rs, TALLY_ECORRUPT, "%s: missing log range [%" PRIu64
+                        ", %" PRIu64 ") before %s", db->dir, expect,
+                        l->v[i].lsn, l->v[i].name);
+        }
+        rc = replay_log(rs, &l->v[i], i + 1 == l->n, &expect);
+        if (rc != 0)
+            return rc;
+        db->log_files++;
+    }
+    db->log_base = l->v[first].lsn;
+    *end = expect;
+    return 0;
+}
+
+static int recover_dir(tally *db, int mode, char *msg)
+{
+    struct rscan rs;
+    uint64_t seed, s = 0, end;
+    size_t i;
+    int rc;
+
+    memset(&rs, 0, sizeof(rs));
+    rs.db = db;
+    rs.mode = mode;
+    rs.msg = msg;
+    rs.newest_fd = -1;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = log_now_ns() ^ ((uint64_t)getpid() << 32);
+    db->table.seed = seed;
+    if ((rc = list_dir(&rs)) != 0)
+        goto out;
+    for (i = 0; i < rs.tmps.n && mode != MODE_CHECK; i++)
+        remove_file(&rs, rs.tmps.v[i].name);
+    if (rs.snaps.n > 0) {
+        if ((rc = load_snapshot(&rs, &rs.snaps.v[rs.snaps.n - 1])) != 0)
+            goto out;
+        s = rs.snaps.v[rs.snaps.n - 1].lsn;
+        for (i = 0; i + 1 < rs.snaps.n && mode != MODE_CHECK; i++)
+            remove_file(&rs, rs.snaps.v[i].name);
+    } else {
+        table_init(&db->table, seed, 0);
+    }
+    db->log_base = s;
+    if ((rc = replay_logs(&rs, s, &end)) != 0)
+        goto out;
+    db->head = db->durable = end;
+    if (mode == MODE_OPEN && rs.newest_fd < 0 &&
+        (rc = create_log(&rs, end)) != 0)
+        goto out;
+    if (rs.dir_changed && log_fsync_dir(db->dirfd) != 0) {
+        rc = fail(&rs, TALLY_EIO, "%s: fsync of the directory: %s", db->dir,
+                  strerror(errno));
+        goto out;
+    }
+    if (mode == MODE_OPEN) {
+        db->res_fd = rs.newest_fd;
+        rs.newest_fd = -1;
+        db->res_start = rs.newest_start;
+        db->res_end = rs.newest_start + (rs.newest_size - CODEC_FILE_HDR);
+    } else if (msg) {
+        size_t l = (size_t)snprintf(
+            msg, TALLY_ERRMAX, "%s: %" PRIu64 " counters, %s%s, %" PRIu64
+            " log files, %" PRIu64 " log records replayed",
+            mode == MODE_CHECK ? "ok" : "repaired", db->table.count,
+            rs.snaps.n ? "snapshot " : "no snapshot",
+            rs.snaps.n ? rs.snaps.v[rs.snaps.n - 1].name : "",
+            db->log_files, db->recovered_records);
+        if (rs.note[0] && l + 3 < TALLY_ERRMAX) {
+            memcpy(msg + l, "; ", 2);
+            l += 2;
+            size_t n = strnlen(rs.note, TALLY_ERRMAX - l - 1);
+            memcpy(msg + l, rs.note, n);
+            msg[l + n] = 0;
+        }
+    }
+out:
+    if (rs.newest_fd >= 0)
+        close(rs.newest_fd);
+    free(rs.logs.v);
+    free(rs.snaps.v);
+    free(rs.tmps.v);
+    return rc;
+}
+
+int recover_open(tally *db, char *err)
+{
+    return recover_dir(db, MODE_OPEN, err);
+}
+
+/* check and repair: lock, recover into a scratch handle, unlock. */
+static int offline(const char *dir, int mode, char *report)
+{
+    tally *db = mem_calloc(1, sizeof(*db));
+    int rc, lockfd = -1;
+
+    db->dir = mem_strdup(dir);
+    db->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (db->dirfd < 0) {
+        if (report)
+            snprintf(report, TALLY_ERRMAX, "%s: %s", dir, strerror(errno));
+        rc = TALLY_EIO;
+        goto out;
+    }
+    if ((rc = recover_lock(db->dirfd, dir, &lockfd, report)) != 0)
+        goto out;
+    rc = recover_dir(db, mode, report);
+    table_free(&db->table);
+out:
+    if (lockfd >= 0)
+        close(lockfd);
+    if (db->dirfd >= 0)
+        close(db->dirfd);
+    free(db->dir);
+    free(db);
+    return rc;
+}
+
+int tally_check(const char *dir, char *report)
+{
+    return offline(dir, MODE_CHECK, report);
+}
+
+int tally_repair(const char *dir, char *report)
+{
+    return offline(dir, MODE_REPAIR, report);
+}

@@ -1,0 +1,380 @@
+/*
+ * snap.c - snapshots: a file holding one PUT record per counter, so that
+ * recovery reads the counters once instead of the whole history.  The
+ * record format is codec.c's; the file is snap-<S>.tly, with S the LSN from
+ * which the log must be replayed over it.
+ *
+ * Snapshots are fuzzy: log records hold absolute values (PUT key=value,
+ * DEL), so replaying the log from S over a table walked at any time after S
+ * gives the right state, whatever changed during the walk.  Steps:
+ *   1. begin (loop thread): rotate the log to a new file starting at S =
+ *      head (log.c), create snap-S.tmp and write its header;
+ *   2. walk (loop thread): a slice at a time (tally_step, plus a small slice
+ *      after every change), the table is scanned with the reverse-binary
+ *      cursor, which sees every counter present for the whole walk even
+ *      across resizes; PUT records are buffered and written in 256 KiB
+ *      writes; an END record with the PUT count closes the file;
+ *   3. finish (sync thread, so the loop never waits on an fsync): fdatasync
+ *      the log up to the head at the end of the walk (the walk may have
+ *      shown values of changes not yet durable, and a batch must not appear
+ *      half-applied after a crash), fsync snap-S.tmp, rename it to
+ *      snap-S.tly, fsync the directory, remove older snapshots and the log
+ *      files before S, fsync the directory again;
+ *   4. collect (loop thread): statistics, back to idle.
+ * Any failure abandons the snapshot (temp file removed); the log stays
+ * authoritative and nothing is lost.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "mem.h"
+
+#define SNAP_FLUSH (256u << 10)
+
+/* Write the buffered records at the end of the temp file. */
+static int flush_buf(struct snap_state *ss, struct snap_job *job, char *msg)
+{
+    int rc;
+
+    if (ss->len == 0)
+        return 0;
+    if (!log_fits_limit(job->bytes + ss->len)) {
+        snprintf(msg, TALLY_ERRMAX, "snapshot would pass the file size "
+                 "limit (RLIMIT_FSIZE)");
+        return TALLY_ENOSPC;
+    }
+    rc = log_pwrite_all(job->fd, ss->buf, ss->len, (off_t)job->bytes);
+    if (rc != 0) {
+        snprintf(msg, TALLY_ERRMAX, "writing snapshot: %s", strerror(-rc));
+        return rc == -ENOSPC || rc == -EDQUOT ? TALLY_ENOSPC : TALLY_EIO;
+    }
+    job->bytes += ss->len;
+    ss->len = 0;
+    return 0;
+}
+
+static void buf_room(struct snap_state *ss, size_t n)
+{
+    if (ss->cap - ss->len >= n)
+        return;
+    ss->cap = ss->len + n > 2 * ss->cap ? ss->len + n : 2 * ss->cap;
+    ss->buf = mem_realloc(ss->buf, ss->cap);
+}
+
+static int put_entry(void *arg, const struct table_entry *e)
+{
+    struct snap_state *ss = arg;
+    struct codec_op op = {CODEC_PUT, e->key, e->klen, e->value};
+
+    buf_room(ss, codec_put_size(e->klen));
+    ss->len += codec_op(ss->buf + ss->len, &op);
+    ss->puts++;
+    return 0;
+}
+
+/* Create snap-S.tmp with its header; *job gets the new job. */
+static int create_tmp(int dirfd, uint64_t s, uint64_t count,
+                      struct snap_job **jobp, char *msg)
+{
+    unsigned char hdr[CODEC_FILE_HDR];
+    char name[40];
+    struct snap_job *job;
+    int fd, rc;
+
+    log_name(name, "snap", s, "tmp");
+    fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(msg, TALLY_ERRMAX, "%s: %s", name, strerror(errno));
+        return errno == ENOSPC ? TALLY_ENOSPC : TALLY_EIO;
+    }
+    codec_header(hdr, CODEC_SNAP, s,
+                 count > UINT32_MAX ? UINT32_MAX : (uint32_t)count);
+    if ((rc = log_pwrite_all(fd, hdr, sizeof(hdr), 0)) != 0) {
+        snprintf(msg, TALLY_ERRMAX, "%s: %s", name, strerror(-rc));
+        close(fd);
+        unlinkat(dirfd, name, 0);
+        return rc == -ENOSPC ? TALLY_ENOSPC : TALLY_EIO;
+    }
+    job = mem_calloc(1, sizeof(*job));
+    job->s = s;
+    job->fd = fd;
+    job->bytes = CODEC_FILE_HDR;
+    *jobp = job;
+    return 0;
+}
+
+/* Drop a job whose file is still a temp file. */
+static void drop_job(int dirfd, struct snap_job *job)
+{
+    char name[40];
+
+    log_name(name, "snap", job->s, "tmp");
+    if (job->fd >= 0)
+        close(job->fd);
+    unlinkat(dirfd, name, 0);
+    free(job);
+}
+
+/* fsync, rename into place and fsync the directory; 0 or a code. */
+static int publish_file(int dirfd, struct snap_job *job, char *msg)
+{
+    char tmp[40], name[40];
+
+    log_name(tmp, "snap", job->s, "tmp");
+    log_name(name, "snap", job->s, "tly");
+    if (fsync(job->fd) != 0 || renameat(dirfd, tmp, dirfd, name) != 0 ||
+        log_fsync_dir(dirfd) != 0) {
+        snprintf(msg, TALLY_ERRMAX, "finishing %s: %s", name,
+                 strerror(errno));
+        return errno == ENOSPC ? TALLY_ENOSPC : TALLY_EIO;
+    }
+    return 0;
+}
+
+/* Abandon the running snapshot after a failure on the loop thread. */
+static int snap_fail(tally *db, int code, const char *msg)
+{
+    struct snap_state *ss = &db->snap;
+    uint64_t gap = db->opts.snapshot_min_log;
+
+    db_log(&db->opts, TALLY_LOG_ERROR, "%s: snapshot abandoned (the log "
+           "stays authoritative): %s", db->dir, msg);
+    if (ss->job)
+        drop_job(db->dirfd, ss->job);
+    ss->job = NULL;
+    ss->running = 0;
+    ss->len = 0;
+    /* Back off before an automatic retry, so a full disk does not turn
+     * every change into a log rotation. */
+    if (gap < (16u << 20))
+        gap = 16u << 20;
+    ss->auto_after = db->head + gap;
+    return db_err(db, code, "snapshot abandoned: %s", msg);
+}
+
+int snap_begin(tally *db)
+{
+    struct snap_state *ss = &db->snap;
+    char msg[TALLY_ERRMAX];
+    uint64_t s = db->head;
+    int rc;
+
+    if (ss->running)
+        return db_err(db, TALLY_EBUSY, "a snapshot is already running");
+    if (tally_health(db) == TALLY_EFAILED)
+        return db_err(db, TALLY_EFAILED, "%s", db->failmsg);
+    if ((rc = log_rotate(db)) != 0) {
+        snprintf(msg, sizeof(msg), "%s", db->errmsg);
+        return snap_fail(db, rc, msg);
+    }
+    if ((rc = create_tmp(db->dirfd, s, db->table.count, &ss->job, msg)) != 0)
+        return snap_fail(db, rc, msg);
+    ss->running = 1;
+    ss->cursor = 0;
+    ss->puts = 0;
+    ss->len = 0;
+    return 0;
+}
+
+void snap_maybe_auto(tally *db)
+{
+    uint64_t since, limit = db->opts.snapshot_min_log;
+
+    if (db->snap.running || limit == UINT64_MAX || db->head < db->snap.auto_after)
+        return;
+    since = db->head - db->snap_lsn;
+    if (limit < db->snap_bytes)
+        limit = db->snap_bytes;
+    if (since > limit)
+        snap_begin(db); /* failures are logged and backed off */
+}
+
+/* The walk: about budget counters; hands the job over when complete. */
+static int walk(tally *db, unsigned budget)
+{
+    struct snap_state *ss = &db->snap;
+    char msg[TALLY_ERRMAX];
+    int stop, rc;
+
+    ss->cursor = table_scan(&db->table, ss->cursor, budget ? budget : 1,
+                            NULL, 0, put_entry, ss, &stop);
+    if (ss->cursor == 0) {
+        buf_room(ss, CODEC_END_SIZE);
+        ss->len += codec_end(ss->buf + ss->len, ss->puts);
+    }
+    if ((ss->len >= SNAP_FLUSH || ss->cursor == 0) &&
+        (rc = flush_buf(ss, ss->job, msg)) != 0)
+        return snap_fail(db, rc, msg);
+    if (ss->cursor == 0) {
+        ss->job->end_lsn = db->head;
+        ss->running = 2;
+        log_queue_job(db, ss->job);
+    }
+    return 1;
+}
+
+/* Collect a job the sync thread finished. */
+static int collect(tally *db)
+{
+    struct snap_state *ss = &db->snap;
+    struct snap_job *job = ss->job;
+    int done;
+
+    pthread_mutex_lock(&db->mu);
+    done = job->done;
+    pthread_mutex_unlock(&db->mu);
+    if (!done)
+        return 1;
+    if (job->result != 0) {
+        job->fd = -1; /* closed by the sync thread */
+        return snap_fail(db, job->result, job->msg);
+    }
+    db->snap_lsn = job->s;
+    db->snap_bytes = job->bytes;
+    db->snap_time = (int64_t)time(NULL);
+    db->snapshots++;
+    db->log_base = job->s;
+    db->log_files = 1;
+    free(job);
+    ss->job = NULL;
+    ss->running = 0;
+    return 0;
+}
+
+int snap_step(tally *db, unsigned budget)
+{
+    if (db->snap.running == 1)
+        return walk(db, budget);
+    if (db->snap.running == 2)
+        return collect(db);
+    return 0;
+}
+
+void snap_abandon(tally *db)
+{
+    if (db->snap.running == 1) {
+        drop_job(db->dirfd, db->snap.job);
+        db->snap.job = NULL;
+        db->snap.running = 0;
+    }
+}
+
+/* [sync] Remove snapshots and log files older than S. */
+static void remove_obsolete(tally *db, uint64_t s)
+{
+    int fd = dup(db->dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    uint64_t lsn;
+    int removed = 0;
+
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) {
+        if ((recover_parse_name(de->d_name, "log", "tly", &lsn) ||
+             recover_parse_name(de->d_name, "snap", "tly", &lsn)) &&
+            lsn < s && unlinkat(db->dirfd, de->d_name, 0) == 0)
+            removed = 1;
+    }
+    closedir(d);
+    /* A failure here only leaves files that the next open removes. */
+    if (removed)
+        log_fsync_dir(db->dirfd);
+}
+
+void snap_finish(tally *db, struct snap_job *job)
+{
+    char name[40];
+
+    job->result = publish_file(db->dirfd, job, job->msg);
+    close(job->fd);
+    job->fd = -1;
+    if (job->result != 0) {
+        log_name(name, "snap", job->s, "tmp");
+        unlinkat(db->dirfd, name, 0);
+        return;
+    }
+    remove_obsolete(db, job->s);
+}
+
+int snap_write_table(int dirfd, const struct table *t, uint64_t s,
+                     char *msg)
+{
+    struct snap_state ss;
+    struct snap_job *job;
+    uint64_t cursor = 0;
+    int stop, rc;
+    char dummy[TALLY_ERRMAX];
+
+    if (!msg)
+        msg = dummy;
+    memset(&ss, 0, sizeof(ss));
+    if ((rc = create_tmp(dirfd, s, t->count, &job, msg)) != 0)
+        return rc;
+    do {
+        cursor = table_scan(t, cursor, 4096, NULL, 0, put_entry, &ss, &stop);
+        if (cursor == 0) {
+            buf_room(&ss, CODEC_END_SIZE);
+            ss.len += codec_end(ss.buf + ss.len, ss.puts);
+        }
+        rc = flush_buf(&ss, job, msg);
+    } while (rc == 0 && cursor != 0);
+    if (rc == 0)
+        rc = publish_file(dirfd, job, msg);
+    free(ss.buf);
+    if (rc != 0) {
+        drop_job(dirfd, job);
+        return rc;
+    }
+    close(job->fd);
+    free(job);
+    return 0;
+}
+
+int tally_snapshot_begin(tally *db)
+{
+    return snap_begin(db);
+}
+
+int tally_step(tally *db, unsigned budget)
+{
+    return snap_step(db, budget);
+}
+
+/* Wait for the sync thread to finish the running job. */
+static void wait_job(tally *db)
+{
+    pthread_mutex_lock(&db->mu);
+    while (db->snap.job && !db->snap.job->done)
+        pthread_cond_wait(&db->done_cv, &db->mu);
+    pthread_mutex_unlock(&db->mu);
+}
+
+int tally_snapshot(tally *db)
+{
+    int rc;
+
+    /* Let one already running finish, then take a fresh one. */
+    while ((rc = snap_step(db, 65536)) == 1)
+        if (db->snap.running == 2)
+            wait_job(db);
+    if ((rc = snap_begin(db)) != 0)
+        return rc;
+    while ((rc = snap_step(db, 65536)) == 1)
+        if (db->snap.running == 2)
+            wait_job(db);
+    return rc;
+}
