@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# http_wrk.sh - the HTTP front end under load: wrk drives
+# POST /v1/counters/bench:<random>/increment (bench/http_incr.lua) against a
+# tallyd this script starts, at 1 and at 50 connections, and prints
+# requests/s and p50/p99 latency beside the same increments sent over RESP
+# (redis-benchmark -t incr) to the same server, so the cost of HTTP+JSON is
+# visible.  bench/resp_vs_redis.sh compares RESP with Redis itself.
+#
+# The data directory is on a real disk (under the repo's build/, or /var/tmp
+# if that is tmpfs): with --fsync always every answer waits for an fsync, and
+# on tmpfs that would cost nothing.
+#
+# Usage: bench/http_wrk.sh [-d SECONDS] [-p "always everysec"] [-k KEYS]
+#   defaults: 10 s per run, policy always, 100000 keys.
+# Env: TALLYD (default <repo>/build/tallyd), WRK, REDIS_BENCHMARK.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+tallyd=${TALLYD:-$repo/build/tallyd}
+wrk=${WRK:-wrk}
+redis_benchmark=${REDIS_BENCHMARK:-redis-benchmark}
+lua=$repo/bench/http_incr.lua
+python=/usr/bin/python3
+
+secs=10
+policies=always
+keys=100000
+while getopts "d:p:k:h" opt; do
+  case $opt in
+    d) secs=$OPTARG ;;
+    p) policies=$OPTARG ;;
+    k) keys=$OPTARG ;;
+    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
+  esac
+done
+
+[[ -x $tallyd ]] || { echo "http_wrk: no tallyd at $tallyd (build it or set TALLYD)" >&2; exit 1; }
+command -v "$wrk" >/dev/null || { echo "http_wrk: $wrk not found" >&2; exit 1; }
+have_resp=1
+command -v "$redis_benchmark" >/dev/null || have_resp=0
+
+mkdir -p "$repo/build"
+work=$(mktemp -d "$repo/build/bench-http.XXXXXX")
+if [[ $(stat -f -c %T "$work") == tmpfs ]]; then
+  rm -rf "$work"
+  work=$(mktemp -d /var/tmp/tally-bench-http.XXXXXX)
+fi
+
+pid=
+stop_server() {
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  pid=
+}
+trap 'stop_server; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_server() { # policy
+  rm -rf "$work/data"
+  mkdir -p "$work/data"
+  port=$(free_port)
+  http_port=$(free_port)
+  "$tallyd" --dir "$work/data" --bind 127.0.0.1 --port "$port" \
+    --http-port "$http_port" --memcache-port 0 --fsync "$1" \
+    >"$work/tallyd.log" 2>&1 &
+  pid=$!
+  local i
+  for ((i = 0; i < 1500; i++)); do
+    "$python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$http_port/readyz', timeout=1)" \
+      >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.02
+  done
+  echo "http_wrk: tallyd did not become ready; log:" >&2
+  cat "$work/tallyd.log" >&2
+  exit 1
+}
+
+# http_run CONNS -> "rps p50 p99 requests errors"
+http_run() {
+  local conns=$1 threads=$(( $1 < 2 ? 1 : 2 ))
+  KEYS=$keys "$wrk" -t "$threads" -c "$conns" -d "${secs}s" --latency \
+    -s "$lua" "http://127.0.0.1:$http_port" |
+    awk '/^RESULT / { print $2, $3, $4, $5, $6; found = 1 } END { if (!found) exit 1 }'
+}
+
+# resp_run CONNS -> "rps p50 p99": as many INCRs as HTTP managed, so both
+# run for about the same time.
+resp_run() {
+  local conns=$1 n=$2
+  "$redis_benchmark" -h 127.0.0.1 -p "$port" -t incr -r "$keys" -c "$conns" \
+    -n "$n" --csv |
+    awk -F'","' '/^"INCR"/ { gsub(/"/, ""); split($0, f, ","); print f[2], f[5], f[7]; found = 1 }
+                 END { if (!found) exit 1 }'
+}
+
+echo "tallyd $("$tallyd" --version 2>/dev/null | head -1 || true); wrk $secs s per run, $keys random keys; data on $(stat -f -c %T "$work") ($work)"
+echo "HTTP: POST /v1/counters/bench:<n>/increment (wrk --latency); RESP: INCR (redis-benchmark), same server; latency in ms"
+for policy in $policies; do
+  start_server "$policy"
+  echo
+  echo "fsync $policy"
+  printf '%-6s | %10s %8s %8s %7s | %10s %8s %8s | %9s\n' conns "http rps" p50 p99 errors "resp rps" p50 p99 "http/resp"
+  printf '%.0s-' {1..86}
+  echo
+  for conns in 1 50; do
+    read -r h_rps h_p50 h_p99 h_n h_err < <(http_run "$conns") ||
+      { echo "http_wrk: wrk failed at -c $conns; log:" >&2; cat "$work/tallyd.log" >&2; exit 1; }
+    r_rps=0 r_p50=0 r_p99=0
+    if ((have_resp)); then
+      read -r r_rps r_p50 r_p99 < <(resp_run "$conns" "$h_n") ||
+        { echo "http_wrk: redis-benchmark failed at -c $conns" >&2; exit 1; }
+    fi
+    printf '%-6s | %10.0f %8.3f %8.3f %7d | %10.0f %8.3f %8.3f | %8.2fx\n' "$conns" \
+      "$h_rps" "$h_p50" "$h_p99" "$h_err" "$r_rps" "$r_p50" "$r_p99" \
+      "$(awk -v a="$h_rps" -v b="$r_rps" 'BEGIN { print (b > 0) ? a / b : 0 }')"
+  done
+  stop_server
+done
