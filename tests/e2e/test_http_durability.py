@@ -2,8 +2,11 @@
 (SIGTERM) and a crash (SIGKILL), acknowledged increments surviving a crash
 in the middle of traffic, and bearer-token authentication."""
 
+import shutil
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -144,3 +147,57 @@ def test_each_request_authenticates_on_its_own(tallyd_factory):
     assert r.status_code == 404
     assert_problem(s.get(counter_url(d, "k"), timeout=TIMEOUT), 401)
 
+
+
+# ---- a full disk --------------------------------------------------------------
+
+def set_file_size_limit(pid, limit):
+    """RLIMIT_FSIZE of a running process: the engine treats a write past it
+    like a full disk (it checks the limit, so no SIGXFSZ)."""
+    # Soft limit only ("N:"): raising a hard limit needs CAP_SYS_RESOURCE.
+    subprocess.run(["prlimit", f"--pid={pid}", f"--fsize={limit}:"],
+                   check=True)
+
+
+def test_full_disk_is_507_and_readyz_503_until_space_returns(tallyd_factory):
+    if not shutil.which("prlimit"):
+        pytest.skip("prlimit not installed")
+    d = tallyd_factory()
+    s = session(d)
+    s.put(counter_url(d, "kept"), json={"value": 7}, timeout=TIMEOUT)
+    # Given the log files may not grow past their current size
+    biggest = max(p.stat().st_size for p in Path(d.dir).iterdir())
+    set_file_size_limit(d.pid, biggest)
+    # When changes fill the space already reserved
+    status = None
+    for i in range(20_000):
+        r = s.put(counter_url(d, f"{i:06d}" + "x" * 1000), json={"value": i},
+                  timeout=TIMEOUT)
+        status = r.status_code
+        if status != 200:
+            break
+    # Then a change is refused with 507, and nothing of it is kept
+    body = assert_problem(r, 507, "disk-full")
+    assert "nothing changed" in body["detail"]
+    assert get_value(s, d, f"{i:06d}" + "x" * 1000) is None
+    assert_problem(s.post(counter_url(d, "y" * 1000, "increment"),
+                          timeout=TIMEOUT), 507, "disk-full")
+    # and readiness says why, while reads go on
+    ready = assert_problem(s.get(d.url + "/readyz", timeout=TIMEOUT), 503,
+                           "not-ready")
+    assert "space" in ready["detail"]
+    assert s.get(d.url + "/healthz", timeout=TIMEOUT).status_code == 200
+    assert get_value(s, d, "kept") == 7
+    metrics = s.get(d.url + "/metrics", timeout=TIMEOUT).text
+    assert "\ntally_healthy 0\n" in metrics
+    assert "\ntally_health_code -7\n" in metrics
+    # When space returns, the next change succeeds and readiness comes back
+    set_file_size_limit(d.pid, "unlimited")
+    r = s.post(counter_url(d, "y" * 1000, "increment"), timeout=TIMEOUT)
+    assert r.status_code == 200 and r.json()["value"] == 1
+    assert s.get(d.url + "/readyz", timeout=TIMEOUT).status_code == 200
+    # and what was acknowledged survives a crash
+    d.restart(crash=True)
+    assert get_value(session(d), d, "y" * 1000) == 1
+    assert get_value(session(d), d, "kept") == 7
+    assert get_value(session(d), d, "000000" + "x" * 1000) == 0
