@@ -116,20 +116,24 @@ static int reserve_range(int fd, uint64_t off, uint64_t len)
 int log_reserve(tally *db, size_t len)
 {
     uint64_t need = db->head + len, want, off;
-    int rc, ok = TALLY_ENOSPC;
+    int rc, ok = TALLY_ENOSPC, full = tally_health(db) == TALLY_ENOSPC;
 
-    if (need <= db->res_end)
+    /* While the disk is full, every change probes for space again, so
+     * health turns back to OK as soon as there is room. */
+    if (need <= db->res_end && !full)
         return 0;
     off = CODEC_FILE_HDR + (db->res_end - db->res_start);
-    want = need - db->res_end;
+    want = need > db->res_end ? need - db->res_end : 0;
     if (want < LOG_CHUNK)
         want = LOG_CHUNK;
     rc = reserve_range(db->res_fd, off, want);
-    if (rc != 0 && want > need - db->res_end) {
+    if (rc != 0 && need > db->res_end && want > need - db->res_end) {
         /* Near the limit: take just what this change needs. */
         want = need - db->res_end;
         rc = reserve_range(db->res_fd, off, want);
     }
+    if (rc != 0 && need <= db->res_end)
+        return 0; /* still full, but this change fits */
     if (rc == 0) {
         db->res_end += want;
         __atomic_compare_exchange_n(&db->health, &ok, TALLY_OK, 0,

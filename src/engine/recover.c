@@ -12,7 +12,8 @@
  * changes use, checking that each file starts where the previous one's valid
  * data ended (a gap refuses, naming the missing range).  In the newest log
  * only, an invalid record with nothing but zeros after its own claimed
- * extent is a torn tail: it is cut (ftruncate, fdatasync) with a warning.
+ * extent, and no valid record inside that extent, is a torn tail: it is cut
+ * (ftruncate, fdatasync) with a warning.
  * Any other invalid record is corruption.  Recovery reads each file once
  * through mmap, so its cost follows the snapshot size plus the log written
  * since it (a snapshot is taken whenever the log outgrows the last one), not
@@ -359,6 +360,21 @@ bad:
     return rc;
 }
 
+/* Does a valid record start anywhere inside p[1..n)?  A bad length field
+ * claims an extent that swallows the records after it; those still check
+ * out, which a torn write can never leave behind. */
+static int holds_valid_record(const unsigned char *p, size_t n)
+{
+    struct codec_rec r;
+    size_t i, used, claimed;
+    const char *why;
+
+    for (i = 1; i + CODEC_REC_HDR < n; i++)
+        if (codec_decode(p + i, n - i, &r, &used, &claimed, &why) == CODEC_OK)
+            return 1;
+    return 0;
+}
+
 /* Replay one log file from its start.  *end gets the LSN where its valid
  * data ends.  newest: the last log file, where a torn tail may be cut. */
 static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
@@ -417,7 +433,8 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
         }
         tail = claimed < m.n - off ? claimed : m.n - off;
         if (rc != CODEC_EBODY && newest &&
-            all_zero(m.p + off + tail, m.n - off - tail)) {
+            all_zero(m.p + off + tail, m.n - off - tail) &&
+            !holds_valid_record(m.p + off, tail)) {
             db->torn_bytes += tail;
             if (rs->mode == MODE_CHECK) {
                 add_note(rs, "torn tail in %s at offset %zu (%zu bytes) "
