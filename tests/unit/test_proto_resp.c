@@ -1,0 +1,712 @@
+/*
+ * test_proto_resp.c - the Redis protocol front end (src/proto/resp*.c)
+ * driven through resp_ops.handle() over a real engine in a temporary
+ * directory, as the daemon drives it: every command's reply bytes (Redis
+ * 7's texts), pipelined input, every split point of requests, malformed
+ * and oversized input (error text and PROTO_CLOSE), RESP3 after HELLO 3,
+ * and AUTH.  Each reply's ticket is waited on with tally_wait() before
+ * the reply is looked at.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cmd.h"
+#include "resp.h"
+
+struct fx {
+    char dir[64];
+    tally *db;
+    struct cmd_ctx ctx;
+    struct cmd_session s;
+    struct cmd_serverinfo info;
+    struct proto_limits lim;
+    void *conn;
+    struct buf out;
+    unsigned flags; /* PROTO_* of everything handled since the last send */
+};
+
+static int fx_open(void **state, const char *password)
+{
+    struct fx *f = xcalloc(1, sizeof *f);
+    struct proto_limits lim = PROTO_LIMITS_DEFAULT;
+    char err[TALLY_ERRMAX];
+
+    snprintf(f->dir, sizeof f->dir, "/tmp/tally-resp-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    if (tally_open(f->dir, NULL, &f->db, err) != TALLY_OK) {
+        fprintf(stderr, "tally_open: %s\n", err);
+        return -1;
+    }
+    f->info.version = "9.9.9-test";
+    f->info.port = 7379;
+    f->info.dir = f->dir;
+    f->info.maxclients = 100;
+    cmd_init(&f->ctx, f->db, password, password ? strlen(password) : 0,
+             &f->info);
+    f->s.id = 42;
+    f->s.proto = CMD_PROTO_RESP;
+    f->lim = lim;
+    f->conn = resp_ops.conn_new(&f->ctx, &f->s, &f->lim, "127.0.0.1:5555");
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state) { return fx_open(state, NULL); }
+static int setup_pass(void **state) { return fx_open(state, "sekret"); }
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    char cmd[128];
+
+    resp_ops.conn_free(f->conn);
+    buf_free(&f->out);
+    tally_close(f->db);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+/* Hand in[0, len) to the front end as the daemon does: one request per
+ * call until nothing complete is left.  Waits for every ticket, checks it
+ * names a real log position, and returns how many bytes were taken. */
+static size_t feed(struct fx *f, const char *in, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len) {
+        struct proto_out o = {&f->out, 0, 0};
+        size_t n = resp_ops.handle(f->conn, in + off, len - off, &o);
+        if (n == 0)
+            break;
+        assert_true(n <= len - off);
+        assert_true(o.ticket <= tally_head(f->db));
+        assert_int_equal(tally_wait(f->db, o.ticket), TALLY_OK);
+        f->flags |= o.flags;
+        off += n;
+        if (o.flags & PROTO_CLOSE)
+            break;
+    }
+    return off;
+}
+
+/* Send a whole request (or several) and return the reply text. */
+static const char *send(struct fx *f, const char *in)
+{
+    buf_clear(&f->out);
+    f->flags = 0;
+    assert_int_equal(feed(f, in, strlen(in)), strlen(in));
+    return f->out.p ? f->out.p : "";
+}
+
+/* Check one exchange; on a mismatch show both sides. */
+#define EXPECT(f, in, want) assert_string_equal(send(f, in), want)
+
+static void test_ping_echo_select_quit(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "PING\r\n", "+PONG\r\n");
+    EXPECT(f, "*1\r\n$4\r\nping\r\n", "+PONG\r\n");
+    EXPECT(f, "*2\r\n$4\r\nPiNg\r\n$2\r\nhi\r\n", "$2\r\nhi\r\n");
+    EXPECT(f, "ping a b\r\n",
+           "-ERR wrong number of arguments for 'ping' command\r\n");
+    EXPECT(f, "echo \"a b\"\r\n", "$3\r\na b\r\n");
+    EXPECT(f, "echo\r\n",
+           "-ERR wrong number of arguments for 'echo' command\r\n");
+    EXPECT(f, "select 0\r\n", "+OK\r\n");
+    EXPECT(f, "select 1\r\n", "-ERR DB index is out of range\r\n");
+    EXPECT(f, "select x\r\n",
+           "-ERR value is not an integer or out of range\r\n");
+    assert_int_equal(f->flags, 0);
+    EXPECT(f, "quit\r\n", "+OK\r\n");
+    assert_int_equal(f->flags, PROTO_CLOSE);
+}
+
+static void test_counter_commands(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "incr c\r\n", ":1\r\n");
+    EXPECT(f, "incrby c 10\r\n", ":11\r\n");
+    EXPECT(f, "decr c\r\n", ":10\r\n");
+    EXPECT(f, "decrby c 15\r\n", ":-5\r\n");
+    EXPECT(f, "get c\r\n", "$2\r\n-5\r\n");
+    EXPECT(f, "get nokey\r\n", "$-1\r\n");
+    EXPECT(f, "incrby c x\r\n",
+           "-ERR value is not an integer or out of range\r\n");
+    EXPECT(f, "incrby c 01\r\n",
+           "-ERR value is not an integer or out of range\r\n");
+    EXPECT(f, "incr\r\n",
+           "-ERR wrong number of arguments for 'incr' command\r\n");
+    EXPECT(f, "set m 9223372036854775807\r\n", "+OK\r\n");
+    EXPECT(f, "incr m\r\n", "-ERR increment or decrement would overflow\r\n");
+    EXPECT(f, "decrby m -9223372036854775808\r\n",
+           "-ERR decrement would overflow\r\n");
+    EXPECT(f, "get m\r\n", "$19\r\n9223372036854775807\r\n");
+    EXPECT(f, "getset m 1\r\n", "$19\r\n9223372036854775807\r\n");
+    EXPECT(f, "getdel m\r\n", "$1\r\n1\r\n");
+    EXPECT(f, "getdel m\r\n", "$-1\r\n");
+    EXPECT(f, "getset m 2\r\n", "$-1\r\n");
+    assert_int_equal(f->ctx.stats.errors[CMD_PROTO_RESP][CMD_INCRBY], 4);
+}
+
+static void test_set_options(void **state)
+{
+    struct fx *f = *state;
+    const char *notint = "-ERR value is not an integer or out of range "
+                         "(tally stores signed 64-bit integer counters "
+                         "only)\r\n";
+    const char *noexp = "-ERR tally counters never expire: EX, PX, EXAT, "
+                        "PXAT and KEEPTTL are not supported\r\n";
+
+    EXPECT(f, "set k 1\r\n", "+OK\r\n");
+    EXPECT(f, "set k abc\r\n", notint);
+    EXPECT(f, "set k 1.5\r\n", notint);
+    EXPECT(f, "set k 2 nx\r\n", "$-1\r\n");
+    EXPECT(f, "set k 2 xx\r\n", "+OK\r\n");
+    EXPECT(f, "set k 3 NX GET\r\n", "$1\r\n2\r\n"); /* not set, old shown */
+    EXPECT(f, "set k 3 xx get\r\n", "$1\r\n2\r\n");
+    EXPECT(f, "set new 3 xx get\r\n", "$-1\r\n");
+    EXPECT(f, "set new 3 nx get\r\n", "$-1\r\n");
+    EXPECT(f, "get new\r\n", "$1\r\n3\r\n");
+    EXPECT(f, "set k 1 nx xx\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "set k 1 xx nx\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "set k 1 foo\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "set k 1 ex\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "set k 1 ex 10 px 10\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "set k 1 ex 10\r\n", noexp);
+    EXPECT(f, "set k 1 PX 10\r\n", noexp);
+    EXPECT(f, "set k 1 keepttl\r\n", noexp);
+    EXPECT(f, "set k\r\n",
+           "-ERR wrong number of arguments for 'set' command\r\n");
+    EXPECT(f, "get k\r\n", "$1\r\n3\r\n");
+}
+
+static void test_multi_key_commands(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "mset a 1 b 2\r\n", "+OK\r\n");
+    EXPECT(f, "mset a 1 b\r\n",
+           "-ERR wrong number of arguments for 'mset' command\r\n");
+    EXPECT(f, "mset a 1 b x\r\n",
+           "-ERR value is not an integer or out of range (tally stores "
+           "signed 64-bit integer counters only)\r\n");
+    EXPECT(f, "mget a b c\r\n", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n");
+    EXPECT(f, "exists a a c\r\n", ":2\r\n");
+    EXPECT(f, "dbsize\r\n", ":2\r\n");
+    EXPECT(f, "del a c\r\n", ":1\r\n");
+    EXPECT(f, "del\r\n", "-ERR wrong number of arguments for 'del' command\r\n");
+    EXPECT(f, "mget\r\n",
+           "-ERR wrong number of arguments for 'mget' command\r\n");
+    EXPECT(f, "dbsize x\r\n",
+           "-ERR wrong number of arguments for 'dbsize' command\r\n");
+    EXPECT(f, "keys *\r\n", "*1\r\n$1\r\nb\r\n");
+    EXPECT(f, "keys a*\r\n", "*0\r\n");
+}
+
+static void test_key_over_limit(void **state)
+{
+    struct fx *f = *state;
+    char req[2048];
+    const char *want = "-ERR key is too long (tally allows at most 1024 "
+                       "bytes)\r\n";
+
+    snprintf(req, sizeof req, "*2\r\n$4\r\nincr\r\n$1025\r\n%01025d\r\n", 0);
+    EXPECT(f, req, want);
+    snprintf(req, sizeof req, "*2\r\n$4\r\nincr\r\n$1024\r\n%01024d\r\n", 0);
+    EXPECT(f, req, ":1\r\n");
+}
+
+static void test_scan(void **state)
+{
+    struct fx *f = *state;
+    char req[64], cursor[32] = "0";
+    int seen = 0, steps = 0;
+
+    EXPECT(f, "scan x\r\n", "-ERR invalid cursor\r\n");
+    EXPECT(f, "scan 0 count 0\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "scan 0 count x\r\n",
+           "-ERR value is not an integer or out of range\r\n");
+    EXPECT(f, "scan 0 match\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "scan 0 foo bar\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "scan 0\r\n", "*2\r\n$1\r\n0\r\n*0\r\n");
+    EXPECT(f, "set user:1 1\r\n", "+OK\r\n");
+    EXPECT(f, "set other 1\r\n", "+OK\r\n");
+    EXPECT(f, "scan 0 match user:* count 1000\r\n",
+           "*2\r\n$1\r\n0\r\n*1\r\n$6\r\nuser:1\r\n");
+    EXPECT(f, "scan 0 type hash\r\n", "*2\r\n$1\r\n0\r\n*0\r\n");
+    EXPECT(f, "scan 0 type string match o*\r\n",
+           "*2\r\n$1\r\n0\r\n*1\r\n$5\r\nother\r\n");
+    for (int i = 0; i < 50; i++) {
+        snprintf(req, sizeof req, "incr k%d\r\n", i);
+        send(f, req);
+    }
+    /* Walk with COUNT 3 until the cursor comes back to 0. */
+    do {
+        snprintf(req, sizeof req, "scan %s match k* count 3\r\n", cursor);
+        const char *r = send(f, req);
+        const char *p;
+        size_t n;
+        assert_true(sscanf(r, "*2\r\n$%zu\r\n", &n) == 1);
+        p = strstr(r, "\r\n") + 2;
+        p = strstr(p, "\r\n") + 2;
+        snprintf(cursor, sizeof cursor, "%.*s", (int)n, p);
+        p = strstr(p, "\r\n*") + 3;
+        seen += atoi(p);
+        assert_true(++steps < 1000);
+    } while (strcmp(cursor, "0") != 0);
+    assert_true(seen >= 50); /* at least once each; repeats allowed */
+}
+
+static void test_unknown_command_wording(void **state)
+{
+    struct fx *f = *state;
+    char big[400], want[400];
+
+    EXPECT(f, "foo a b\r\n", "-ERR unknown command 'foo', with args "
+                             "beginning with: 'a' 'b' \r\n");
+    EXPECT(f, "foo\r\n", "-ERR unknown command 'foo', with args beginning "
+                         "with: \r\n");
+    /* A line break inside an argument cannot end the error early. */
+    EXPECT(f, "*2\r\n$3\r\nfoo\r\n$4\r\na\r\nb\r\n",
+           "-ERR unknown command 'foo', with args beginning with: 'a  b' \r\n");
+    /* Arguments are quoted up to about 128 bytes, as Redis cuts them. */
+    memset(big, 'x', 200);
+    memcpy(big, "foo ", 4);
+    strcpy(big + 200, "\r\n");
+    snprintf(want, sizeof want, "-ERR unknown command 'foo', with args "
+                                "beginning with: '%.128s' \r\n", big + 4);
+    EXPECT(f, big, want);
+}
+
+static void test_admin_commands(void **state)
+{
+    struct fx *f = *state;
+    const char *r;
+
+    EXPECT(f, "client id\r\n", ":42\r\n");
+    EXPECT(f, "client getname\r\n", "$-1\r\n");
+    EXPECT(f, "client setname app\r\n", "+OK\r\n");
+    EXPECT(f, "client getname\r\n", "$3\r\napp\r\n");
+    EXPECT(f, "client setname \"a b\"\r\n",
+           "-ERR Client names cannot contain spaces, newlines or special "
+           "characters.\r\n");
+    EXPECT(f, "client setinfo lib-name redis-py\r\n", "+OK\r\n");
+    EXPECT(f, "client setinfo lib-ver 5.0.1\r\n", "+OK\r\n");
+    EXPECT(f, "client setinfo foo bar\r\n",
+           "-ERR Unrecognized option 'foo'\r\n");
+    EXPECT(f, "client foo\r\n",
+           "-ERR unknown subcommand 'foo'. Try CLIENT HELP.\r\n");
+    EXPECT(f, "client getname x\r\n",
+           "-ERR wrong number of arguments for 'client|getname' command\r\n");
+    EXPECT(f, "client\r\n",
+           "-ERR wrong number of arguments for 'client' command\r\n");
+    r = send(f, "client info\r\n");
+    assert_non_null(strstr(r, "id=42 addr=127.0.0.1:5555 name=app "));
+    assert_non_null(strstr(r, "lib-name=redis-py lib-ver=5.0.1\n\r\n"));
+
+    EXPECT(f, "config get save\r\n", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    EXPECT(f, "config get appendonly\r\n",
+           "*2\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n");
+    EXPECT(f, "CONFIG GET APPEND*\r\n",
+           "*4\r\n$10\r\nappendonly\r\n$3\r\nyes\r\n$11\r\nappendfsync\r\n"
+           "$6\r\nalways\r\n");
+    EXPECT(f, "config get save save sa?e\r\n",
+           "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    EXPECT(f, "config get nosuch\r\n", "*0\r\n");
+    EXPECT(f, "config set save x\r\n",
+           "-ERR unknown subcommand 'set'. Try CONFIG HELP.\r\n");
+    EXPECT(f, "config get\r\n",
+           "-ERR wrong number of arguments for 'config|get' command\r\n");
+
+    r = send(f, "command count\r\n");
+    assert_true(r[0] == ':' && atoi(r + 1) >= 25);
+    r = send(f, "command info get nosuch\r\n");
+    assert_string_equal(r, "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n"
+                           "+fast\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n"
+                           "$-1\r\n");
+    r = send(f, "command\r\n");
+    assert_true(strncmp(r, "*", 1) == 0 && strstr(r, "$6\r\nincrby\r\n"));
+    EXPECT(f, "command docs\r\n", "*0\r\n");
+    EXPECT(f, "command docs get\r\n", "*0\r\n");
+    EXPECT(f, "command foo\r\n",
+           "-ERR unknown subcommand 'foo'. Try COMMAND HELP.\r\n");
+}
+
+static void test_info(void **state)
+{
+    struct fx *f = *state;
+    const char *r;
+
+    send(f, "incr a\r\n");
+    r = send(f, "info\r\n");
+    assert_true(r[0] == '$');
+    assert_non_null(strstr(r, "# Server\r\nredis_version:7.0.0\r\n"));
+    assert_non_null(strstr(r, "tally_version:9.9.9-test\r\n"));
+    assert_non_null(strstr(r, "\r\n\r\n# Clients\r\n"));
+    assert_non_null(strstr(r, "aof_enabled:1\r\n"));
+    assert_non_null(strstr(r, "tally_sync:always\r\n"));
+    assert_non_null(strstr(r, "total_commands_processed:1\r\n"));
+    assert_non_null(strstr(r, "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0"));
+    assert_null(strstr(r, "cmdstat_"));
+    r = send(f, "info keyspace\r\n");
+    assert_string_equal(r, "$44\r\n# Keyspace\r\ndb0:keys=1,expires=0,"
+                           "avg_ttl=0\r\n\r\n");
+    r = send(f, "info commandstats\r\n");
+    assert_non_null(strstr(r, "cmdstat_incrby:calls=1,failed_calls=0,"
+                              "calls_resp=1,calls_http=0,calls_memcache=0"));
+    EXPECT(f, "info nosuch\r\n", "$0\r\n\r\n");
+}
+
+static void test_save_bgsave(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "bgsave x\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "save\r\n", "+OK\r\n");
+    EXPECT(f, "bgsave\r\n", "+Background saving started\r\n");
+    while (tally_step(f->db, 1000) > 0)
+        ;
+}
+
+static void test_shutdown(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "shutdown foo\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "shutdown abort\r\n", "-ERR No shutdown in progress.\r\n");
+    assert_int_equal(f->flags, 0);
+    EXPECT(f, "shutdown nosave\r\n", "");
+    assert_int_equal(f->flags, PROTO_SHUTDOWN | PROTO_CLOSE);
+}
+
+static void test_pipelined_requests_one_at_a_time(void **state)
+{
+    struct fx *f = *state;
+    const char *in = "incr p\r\n*2\r\n$4\r\nincr\r\n$1\r\np\r\nget p\r\n";
+    struct proto_out o = {&f->out, 0, 0};
+    size_t n;
+
+    buf_clear(&f->out);
+    /* handle() takes exactly one request per call. */
+    n = resp_ops.handle(f->conn, in, strlen(in), &o);
+    assert_int_equal(n, 8);
+    assert_string_equal(f->out.p, ":1\r\n");
+    assert_int_equal(tally_wait(f->db, o.ticket), TALLY_OK);
+    EXPECT(f, in + 8, ":2\r\n$1\r\n2\r\n");
+    /* Empty lines and empty arrays carry no command and get no reply. */
+    EXPECT(f, "\r\n\r\n  \r\n*0\r\n*-1\r\nping\r\n", "+PONG\r\n");
+}
+
+/* The requests every split test runs, with their replies in a fresh db. */
+static const char *const split_reqs[] = {
+    "*3\r\n$6\r\nincrby\r\n$3\r\nkey\r\n$2\r\n10\r\n",
+    "incrby key 5\r\n",
+    "*2\r\n$3\r\nget\r\n$3\r\nkey\r\n",
+    "echo \"a\\x41\\n\"\n",
+    "echo 'b\\'c'\r\n",
+    "*3\r\n$3\r\nset\r\n$0\r\n\r\n$1\r\n7\r\n",
+    "*1\r\n$4\r\nPING\r\n",
+};
+static const char *const split_replies[] = {
+    ":10\r\n", ":15\r\n", "$2\r\n15\r\n", "$3\r\naA\n\r\n", "$3\r\nb'c\r\n",
+    "+OK\r\n", "+PONG\r\n",
+};
+
+static void test_every_split_point(void **state)
+{
+    struct fx *f = *state;
+
+    for (size_t r = 0; r < sizeof split_reqs / sizeof split_reqs[0]; r++) {
+        const char *in = split_reqs[r];
+        size_t len = strlen(in);
+        for (size_t k = 0; k < len; k++) {
+            /* Copy into an exact-size allocation so ASan catches any read
+             * past the bytes handed in. */
+            char *part = xmalloc(k ? k : 1);
+            struct proto_out o = {&f->out, 0, 0};
+            memcpy(part, in, k);
+            buf_clear(&f->out);
+            assert_int_equal(resp_ops.handle(f->conn, part, k, &o), 0);
+            assert_int_equal(f->out.len, 0);
+            assert_int_equal(o.flags, 0);
+            free(part);
+        }
+        assert_string_equal(send(f, in), split_replies[r]);
+    }
+}
+
+/* A pipeline arriving one byte at a time gives the same replies as the same
+ * bytes arriving at once. */
+static void test_pipeline_byte_by_byte(void **state)
+{
+    struct fx *f = *state;
+    const char *in = "*2\r\n$4\r\nincr\r\n$1\r\nz\r\nincr z\r\n"
+                     "get z\r\nmget z \"q q\"\r\n";
+    const char *want = ":1\r\n:2\r\n$1\r\n2\r\n*2\r\n$1\r\n2\r\n$-1\r\n";
+    size_t len = strlen(in), have = 0, used = 0;
+
+    buf_clear(&f->out);
+    for (have = 1; have <= len; have++)
+        used += feed(f, in + used, have - used);
+    assert_int_equal(used, len);
+    assert_string_equal(f->out.p, want);
+}
+
+struct bad {
+    const char *in;
+    const char *err;
+};
+
+static void expect_closed(struct fx *f, const char *in, size_t len,
+                          const char *err)
+{
+    struct proto_out o = {&f->out, 0, 0};
+    size_t n;
+
+    buf_clear(&f->out);
+    n = resp_ops.handle(f->conn, in, len, &o);
+    assert_int_equal(n, len);
+    assert_true(o.flags & PROTO_CLOSE);
+    assert_string_equal(f->out.p ? f->out.p : "", err);
+}
+
+static void test_malformed_input_closes(void **state)
+{
+    struct fx *f = *state;
+    static const struct bad cases[] = {
+        {"*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+        {"*1x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+        {"*3000000000\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+        {"*1\rx", "-ERR Protocol error: invalid multibulk length\r\n"},
+        {"*1\r\n+ping\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"},
+        {"*1\r\n$x\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+        {"*1\r\n$-1\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+        {"*1\r\n$4\r\npingXX", "-ERR Protocol error: expected CRLF after "
+                               "bulk data\r\n"},
+        {"*11111111111111111111111111111111111\r\n",
+         "-ERR Protocol error: too big mbulk count string\r\n"},
+        {"*1\r\n$11111111111111111111111111111111111\r\n",
+         "-ERR Protocol error: too big bulk count string\r\n"},
+        {"ping \"a\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
+        {"ping 'a\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"},
+        {"ping \"a\"b\r\n",
+         "-ERR Protocol error: unbalanced quotes in request\r\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_closed(f, cases[i].in, strlen(cases[i].in), cases[i].err);
+}
+
+static void test_limits_close_before_the_bytes_arrive(void **state)
+{
+    struct fx *f = *state;
+    char hdr[64];
+    char *line;
+    size_t n;
+
+    /* A bulk over max_bulk is refused on its header alone. */
+    n = (size_t)snprintf(hdr, sizeof hdr, "*2\r\n$3\r\nget\r\n$%zu\r\n",
+                         f->lim.max_bulk + 1);
+    expect_closed(f, hdr, n, "-ERR Protocol error: invalid bulk length\r\n");
+    /* Exactly max_bulk is fine (and then too long a key for the engine). */
+    n = (size_t)snprintf(hdr, sizeof hdr, "*2\r\n$3\r\nget\r\n$%zu\r\n",
+                         f->lim.max_bulk);
+    struct proto_out o = {&f->out, 0, 0};
+    assert_int_equal(resp_ops.handle(f->conn, hdr, n, &o), 0);
+    /* More arguments than max_args. */
+    n = (size_t)snprintf(hdr, sizeof hdr, "*%zu\r\n", f->lim.max_args + 1);
+    expect_closed(f, hdr, n, "-ERR Protocol error: invalid multibulk length\r\n");
+    /* A request whose headers add up past max_request. */
+    f->lim.max_request = 100; /* conn_new copied the limits: reopen */
+    resp_ops.conn_free(f->conn);
+    f->conn = resp_ops.conn_new(&f->ctx, &f->s, &f->lim, "x");
+    expect_closed(f, "*2\r\n$3\r\nget\r\n$95\r\n",
+                  strlen("*2\r\n$3\r\nget\r\n$95\r\n"),
+                  "-ERR Protocol error: too big request\r\n");
+    /* An inline line longer than max_request without a newline. */
+    line = xmalloc(101);
+    memset(line, 'a', 101);
+    struct proto_out o2 = {&f->out, 0, 0};
+    buf_clear(&f->out);
+    assert_int_equal(resp_ops.handle(f->conn, line, 99, &o2), 0);
+    expect_closed(f, line, 101,
+                  "-ERR Protocol error: too big inline request\r\n");
+    free(line);
+    /* Too many inline arguments. */
+    f->lim.max_args = 3;
+    resp_ops.conn_free(f->conn);
+    f->conn = resp_ops.conn_new(&f->ctx, &f->s, &f->lim, "x");
+    EXPECT(f, "del a b\r\n", ":0\r\n");
+    expect_closed(f, "del a b c\r\n", strlen("del a b c\r\n"),
+                  "-ERR Protocol error: invalid multibulk length\r\n");
+}
+
+/* The tokenizer must never read past the bytes it is given: put a request
+ * right before an unmapped page and hand it every prefix. */
+static void test_input_ending_at_a_guard_page(void **state)
+{
+    struct fx *f = *state;
+    long pg = sysconf(_SC_PAGESIZE);
+    char *map = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    static const char *const reqs[] = {
+        "*2\r\n$4\r\necho\r\n$3\r\nabc\r\n", "echo \"\\x4", "echo 'a\\",
+        "*1\r\n$4\r\nping\r", "*1\r", "ping"};
+
+    assert_true(map != MAP_FAILED);
+    assert_int_equal(mprotect(map + pg, (size_t)pg, PROT_NONE), 0);
+    for (size_t r = 0; r < sizeof reqs / sizeof reqs[0]; r++) {
+        size_t len = strlen(reqs[r]);
+        for (size_t k = 1; k <= len; k++) {
+            char *p = map + pg - k;
+            struct proto_out o = {&f->out, 0, 0};
+            memcpy(p, reqs[r], k);
+            buf_clear(&f->out);
+            size_t used = resp_ops.handle(f->conn, p, k, &o);
+            assert_true(used == 0 || used == k);
+        }
+    }
+    munmap(map, (size_t)pg * 2);
+}
+
+static void test_resp3_after_hello_3(void **state)
+{
+    struct fx *f = *state;
+    const char *hello3 =
+        "%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0"
+        "\r\n$5\r\nproto\r\n:3\r\n$2\r\nid\r\n:42\r\n$4\r\nmode\r\n$10\r\n"
+        "standalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
+
+    EXPECT(f, "hello 4\r\n", "-NOPROTO unsupported protocol version\r\n");
+    EXPECT(f, "hello x\r\n",
+           "-ERR Protocol version is not an integer or out of range\r\n");
+    EXPECT(f, "hello 3 auth\r\n", "-ERR Syntax error in HELLO option 'auth'\r\n");
+    EXPECT(f, "hello 3 setname\r\n",
+           "-ERR Syntax error in HELLO option 'setname'\r\n");
+    EXPECT(f, "get nokey\r\n", "$-1\r\n"); /* still RESP2 */
+    EXPECT(f, "hello 3\r\n", hello3);
+    EXPECT(f, "get nokey\r\n", "_\r\n");
+    EXPECT(f, "mget nokey\r\n", "*1\r\n_\r\n");
+    EXPECT(f, "set k 1 nx\r\n", "+OK\r\n");
+    EXPECT(f, "set k 1 nx\r\n", "_\r\n");
+    EXPECT(f, "config get save\r\n", "%1\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    EXPECT(f, "info keyspace\r\n",
+           "=48\r\ntxt:# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n\r\n");
+    EXPECT(f, "command docs\r\n", "%0\r\n");
+    EXPECT(f, "hello 2 setname me\r\n",
+           "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n"
+           "7.0.0\r\n$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:42\r\n$4\r\nmode\r\n"
+           "$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\n"
+           "modules\r\n*0\r\n");
+    EXPECT(f, "client getname\r\n", "$2\r\nme\r\n");
+    EXPECT(f, "get nokey\r\n", "$-1\r\n");
+}
+
+static void test_auth_without_password(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "auth x\r\n",
+           "-ERR AUTH <password> called without any password configured for "
+           "the default user. Are you sure your configuration is "
+           "correct?\r\n");
+    EXPECT(f, "auth default x\r\n", "+OK\r\n"); /* default is nopass */
+    EXPECT(f, "auth u x\r\n",
+           "-WRONGPASS invalid username-password pair or user is "
+           "disabled.\r\n");
+    EXPECT(f, "auth a b c\r\n", "-ERR syntax error\r\n");
+}
+
+static void test_auth_with_password(void **state)
+{
+    struct fx *f = *state;
+    const char *wrong = "-WRONGPASS invalid username-password pair or user "
+                        "is disabled.\r\n";
+    const char *noauth = "-NOAUTH Authentication required.\r\n";
+
+    EXPECT(f, "incr a\r\n", noauth);
+    EXPECT(f, "ping\r\n", noauth);
+    EXPECT(f, "client id\r\n", noauth);
+    EXPECT(f, "config get save\r\n", noauth);
+    /* Redis 7 checks the command and its arity before authentication. */
+    EXPECT(f, "foo\r\n", "-ERR unknown command 'foo', with args beginning "
+                         "with: \r\n");
+    EXPECT(f, "incr\r\n",
+           "-ERR wrong number of arguments for 'incr' command\r\n");
+    EXPECT(f, "hello 3\r\n",
+           "-NOAUTH HELLO must be called with the client already "
+           "authenticated, otherwise the HELLO AUTH <user> <pass> option "
+           "can be used to authenticate the client and select the RESP "
+           "protocol version at the same time\r\n");
+    EXPECT(f, "auth nope\r\n", wrong);
+    EXPECT(f, "auth default nope\r\n", wrong);
+    EXPECT(f, "auth someone sekret\r\n", wrong);
+    EXPECT(f, "hello 3 auth default nope\r\n", wrong);
+    assert_int_equal(f->s.authed, 0);
+    /* Before AUTH, Redis's tighter request limits apply. */
+    expect_closed(f, "*11\r\n", strlen("*11\r\n"),
+                  "-ERR Protocol error: unauthenticated multibulk length\r\n");
+    expect_closed(f, "*2\r\n$4\r\nauth\r\n$16385\r\n",
+                  strlen("*2\r\n$4\r\nauth\r\n$16385\r\n"),
+                  "-ERR Protocol error: unauthenticated bulk length\r\n");
+    const char *r = send(f, "hello 3 auth default sekret\r\n");
+    assert_true(r[0] == '%');
+    assert_int_equal(f->s.authed, 1);
+    EXPECT(f, "incr a\r\n", ":1\r\n");
+    EXPECT(f, "get b\r\n", "_\r\n");
+    EXPECT(f, "auth sekret\r\n", "+OK\r\n");
+}
+
+static void test_auth_one_argument_then_quit(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "auth sekret\r\n", "+OK\r\n");
+    EXPECT(f, "incr a\r\n", ":1\r\n");
+    EXPECT(f, "quit\r\n", "+OK\r\n");
+    assert_int_equal(f->flags, PROTO_CLOSE);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_pass, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_ping_echo_select_quit),
+        T(test_counter_commands),
+        T(test_set_options),
+        T(test_multi_key_commands),
+        T(test_key_over_limit),
+        T(test_scan),
+        T(test_unknown_command_wording),
+        T(test_admin_commands),
+        T(test_info),
+        T(test_save_bgsave),
+        T(test_shutdown),
+        T(test_pipelined_requests_one_at_a_time),
+        T(test_every_split_point),
+        T(test_pipeline_byte_by_byte),
+        T(test_malformed_input_closes),
+        T(test_limits_close_before_the_bytes_arrive),
+        T(test_input_ending_at_a_guard_page),
+        T(test_resp3_after_hello_3),
+        T(test_auth_without_password),
+        TP(test_auth_with_password),
+        TP(test_auth_one_argument_then_quit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
