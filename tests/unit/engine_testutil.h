@@ -356,7 +356,9 @@ TT_API void tt_image_load(tt_image *im, const char *dir)
         char path[PATH_MAX];
         struct stat st;
         tt_path(path, dir, names[i]);
-        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        /* LOCK holds no data; opening may create it, even when refused. */
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+            strcmp(names[i], "LOCK") == 0)
             continue;
         tt_file *f = &im->f[im->n++];
         memcpy(f->name, names[i], TT_NAME);

@@ -18,9 +18,19 @@ static tally *reopen(tally *db, const char *dir)
     return tt_open(dir, NULL);
 }
 
-/* Open dir expecting refusal with code want; the message goes to err. */
-static void open_refused(const char *dir, int want, char err[TALLY_ERRMAX])
+/* Open dir expecting refusal with code want; the message goes to err.
+ * `what` (printf-style) says what was done to dir, for the failure message. */
+static void open_refused(const char *dir, int want, char err[TALLY_ERRMAX],
+                         const char *what, ...)
+    __attribute__((format(printf, 4, 5)));
+static void open_refused(const char *dir, int want, char err[TALLY_ERRMAX],
+                         const char *what, ...)
 {
+    char done[256];
+    va_list ap;
+    va_start(ap, what);
+    vsnprintf(done, sizeof(done), what, ap);
+    va_end(ap);
     tally_options o;
     tally *db = NULL;
     tt_options(&o, NULL);
@@ -29,7 +39,7 @@ static void open_refused(const char *dir, int want, char err[TALLY_ERRMAX])
     if (rc != want) {
         if (db)
             tally_close(db);
-        fail_msg("tally_open = %d (%s), want %d; err: %s", rc,
+        fail_msg("%s: tally_open = %d (%s), want %d; err: %s", done, rc,
                  tally_strerror(rc), want, err);
     }
     assert_null(db);
@@ -800,22 +810,40 @@ static void check_first(tally *db, int n)
     }
 }
 
-/* Flip every bit of record 4 (of 10) in turn: open, and check, refuse,
- * naming the file and the record's offset, and change nothing. */
+/* Flip every bit of record 4 (of 10) in turn: open, and check, must
+ * refuse, naming the file and the record's offset, and change nothing.  All
+ * the bits that are let through are listed in one failure at the end. */
 static void flipped_bit_mid_log_is_refused(void **state)
 {
     const char *dir = TT_DIR(state);
     tally_ticket t[NREC];
-    char err[TALLY_ERRMAX];
+    char err[TALLY_ERRMAX], missed[TALLY_ERRMAX] = "";
+    int nmissed = 0;
     write_ten(dir, t);
     located loc = {0};
     locate(dir, t[3], t[4], &loc);
+    const size_t end = loc.off + (size_t)(t[4] - t[3]);
     tt_image orig, now;
     tt_image_load(&orig, dir);
-    for (size_t off = loc.off; off < loc.off + (t[4] - t[3]); off++) {
+    for (size_t off = loc.off; off < end; off++) {
         for (int bit = 0; bit < 8; bit++) {
+            tally_options o;
+            tally *db = NULL;
+            tt_options(&o, NULL);
             tt_flip_bit(dir, loc.name, off, bit);
-            open_refused(dir, TALLY_ECORRUPT, err);
+            err[0] = 0;
+            int rc = tally_open(dir, &o, &db, err);
+            if (rc != TALLY_ECORRUPT) {
+                size_t used = strlen(missed);
+                snprintf(missed + used, sizeof(missed) - used, " %zu.%d->%d", off,
+                         bit, rc);
+                nmissed++;
+                if (db)
+                    tally_close(db);
+                tt_image_restore(&orig, dir); /* open may have cut the log */
+                continue;
+            }
+            assert_null(db);
             assert_names(err, loc.name, loc.off);
             if (bit == (int)(off % 8)) { /* check is slower: a bit a byte */
                 assert_int_equal(tally_check(dir, err), TALLY_ECORRUPT);
@@ -823,6 +851,13 @@ static void flipped_bit_mid_log_is_refused(void **state)
             }
             tt_flip_bit(dir, loc.name, off, bit);
         }
+    }
+    if (nmissed) {
+        tt_image_free(&orig), tt_free(&loc.file); /* no leak report on top */
+        fail_msg("%s: %d bit flips in record %zu..%zu (of records ending at "
+                 "%zu) were not refused (byte.bit->open's code):%s",
+                 loc.name, nmissed, loc.off, end,
+                 loc.off + (size_t)(t[NREC - 1] - t[3]), missed);
     }
     tt_image_load(&now, dir);
     assert_true(tt_image_equal(&orig, &now));
@@ -915,7 +950,7 @@ static void missing_log_in_the_chain_is_refused(void **state)
     assert_int_equal(unlink(path), 0);
     tt_image before;
     tt_image_load(&before, dir);
-    open_refused(dir, TALLY_ECORRUPT, err);
+    open_refused(dir, TALLY_ECORRUPT, err, "middle log %s removed", names[1]);
     assert_true(err[0] != 0);
     assert_int_equal(tally_check(dir, err), TALLY_ECORRUPT);
     assert_true(err[0] != 0);
@@ -981,7 +1016,7 @@ static void repair_cuts_the_log_at_the_bad_record(void **state)
     located loc = {0};
     locate(dir, t[3], t[4], &loc);
     tt_flip_bit(dir, loc.name, loc.off + 12, 3); /* in record 4's body */
-    open_refused(dir, TALLY_ECORRUPT, report);
+    open_refused(dir, TALLY_ECORRUPT, report, "bit flipped in record 4");
     report[0] = 0;
     assert_int_equal(tally_repair(dir, report), TALLY_OK);
     assert_true(report[0] != 0);
@@ -1031,7 +1066,7 @@ static void repair_rebuilds_a_damaged_snapshot(void **state)
         off += (size_t)sz;
     }
     tt_flip_bit(dir, name, off + 8 + 5, 0);
-    open_refused(dir, TALLY_ECORRUPT, report);
+    open_refused(dir, TALLY_ECORRUPT, report, "bit flipped in snapshot record 5");
     assert_int_equal(tally_repair(dir, report), TALLY_OK);
     assert_true(report[0] != 0);
 
@@ -1068,7 +1103,7 @@ static int count_seen(void *ctx, const void *key, size_t klen, int64_t value)
 {
     seen *sn = ctx;
     char k[16];
-    if (klen < sn->plen || memcmp(key, sn->prefix, sn->plen) != 0)
+    if (klen < sn->plen || (sn->plen && memcmp(key, sn->prefix, sn->plen) != 0))
         sn->off_prefix++;
     if (klen == 0 || klen >= sizeof(k)) {
         sn->other++;
