@@ -15,9 +15,13 @@
 #include "cli.h"
 #include "tally.h"
 
-/* Counters per tally_mset while restoring: big enough that the batches cost
- * little, small enough to keep each log record modest. */
+/* Limits on one tally_mset while restoring: big enough that the batches
+ * cost little, small enough to stay well inside the engine's limit on one
+ * log record (1 MiB, which tally.h does not state).  RESTORE_OP_COST is a
+ * generous guess at a counter's bytes in a record beside its key. */
 #define RESTORE_BATCH 1024
+#define RESTORE_BATCH_BYTES (512u * 1024)
+#define RESTORE_OP_COST 64
 
 /* What the command line of an offline tool holds. */
 struct dir_args {
@@ -287,12 +291,16 @@ static int restore_write(tally *db, const char *dir, struct out_items *items)
     size_t klens[RESTORE_BATCH];
     int64_t values[RESTORE_BATCH];
 
-    for (size_t i = 0; i < items->n; i += RESTORE_BATCH) {
-        size_t n = items->n - i < RESTORE_BATCH ? items->n - i : RESTORE_BATCH;
-        for (size_t j = 0; j < n; j++) {
-            keys[j] = items->v[i + j].key;
-            klens[j] = items->v[i + j].klen;
-            values[j] = items->v[i + j].value;
+    for (size_t i = 0; i < items->n;) {
+        size_t n = 0, bytes = 0;
+        /* A key is at most TALLY_KEY_MAX bytes, so one always fits. */
+        while (i < items->n && n < RESTORE_BATCH &&
+               bytes + items->v[i].klen + RESTORE_OP_COST <= RESTORE_BATCH_BYTES) {
+            keys[n] = items->v[i].key;
+            klens[n] = items->v[i].klen;
+            values[n] = items->v[i].value;
+            bytes += klens[n++] + RESTORE_OP_COST;
+            i++;
         }
         int rc = tally_mset(db, n, keys, klens, values, NULL);
         if (rc != TALLY_OK)
