@@ -61,6 +61,9 @@ static int dir_error(const char *tool, const char *dir, int code,
     if (code == TALLY_ELOCKED)
         return cli_error("%s: %s is in use by another process (is tallyd "
                          "running on it? stop it first)", tool, dir);
+    /* The engine's messages mostly name the file at fault already. */
+    if (detail && *detail && strstr(detail, dir))
+        return cli_error("%s: %s", tool, detail);
     if (detail && *detail)
         return cli_error("%s: %s: %s", tool, dir, detail);
     return cli_error("%s: %s: %s", tool, dir, tally_strerror(code));
