@@ -9,6 +9,7 @@
  * an unexpected type is exit 2 with the message on stderr.  Printing keys is
  * out.c's job.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -72,7 +73,13 @@ static redisReply *conn_call(redisContext *c, int argc, const char **argv,
     redisReply *r = redisCommandArgv(c, argc, argv, lens);
 
     if (!r) {
-        cli_error("%s: %s", argv[0], c->errstr[0] ? c->errstr : "connection lost");
+        /* hiredis reports a read that hit SO_RCVTIMEO as a plain EAGAIN. */
+        if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+            cli_error("%s: no reply from the server in time (see --timeout)",
+                      argv[0]);
+        else
+            cli_error("%s: %s", argv[0],
+                      c->errstr[0] ? c->errstr : "connection lost");
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {

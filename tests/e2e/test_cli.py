@@ -12,7 +12,9 @@ import base64
 import json
 import os
 import re
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,17 @@ def test_connection_refused_exits_2():
     p = run("-p", str(free_port()), "ping")
     assert p.returncode == ERROR
     assert "refused" in err(p).lower()
+
+
+def test_a_server_that_never_answers_times_out_with_exit_2():
+    with socket.socket() as silent:  # accepts (backlog) but never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        start = time.monotonic()
+        p = run("-p", str(silent.getsockname()[1]), "--timeout", "1", "ping")
+        assert p.returncode == ERROR
+        assert "in time" in err(p)
+        assert time.monotonic() - start < 10
 
 
 @pytest.mark.parametrize("args", [
