@@ -497,6 +497,13 @@ TT_API void tt_close(tally *db)
         fail_msg("tally_close = %d (%s)", rc, tally_strerror(rc));
 }
 
+/* Close db and open dir again with the defaults of tt_options. */
+TT_API tally *tt_reopen(tally *db, const char *dir)
+{
+    tt_close(db);
+    return tt_open(dir, NULL);
+}
+
 /* The value of a counter that must exist. */
 TT_API int64_t tt_get(tally *db, const char *key)
 {

@@ -2,16 +2,19 @@
  * test_engine_faults.c - the engine under resource faults: a full disk
  * (emulated with RLIMIT_FSIZE in a forked child, which works without
  * privileges; SIGXFSZ is ignored so the write fails with EFBIG instead of
- * killing the process) and a data directory already locked by this process
- * or by another.  Each case runs in a fresh temporary directory.  An fsync
- * that fails cannot be injected here without a hook in the engine or a
- * device mapper, so it is not tested (see the report that came with this
- * file); crashes are in test_engine_crash.c.
+ * killing the process); an fsync that fails with EIO, injected at the libc
+ * boundary (this program defines fdatasync and fsync, and the engine, linked
+ * in statically, calls these instead of libc's: the engine sees exactly what
+ * a failing device would give it, and needs no test hook); and a data
+ * directory already locked by this process or by another.  Each case runs in
+ * a fresh temporary directory; crashes are in test_engine_crash.c.
  */
 #include "engine_testutil.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 /* ---- Disk full ----------------------------------------------------------
@@ -196,6 +199,103 @@ static void enospc_refuses_the_change_and_keeps_what_was_acknowledged(void **sta
     tt_close(db);
 }
 
+/* ---- A failing fsync ----------------------------------------------------
+ * While fail_syncs is set, every fdatasync and fsync in this process fails
+ * with EIO (the engine's sync thread calls them; so does nothing else in the
+ * test while it is set).  Otherwise they go straight to the kernel. */
+static int fail_syncs;   /* [atomic] */
+static int failed_syncs; /* [atomic] calls refused so far */
+
+static int sync_or_fail(long nr, int fd)
+{
+    if (__atomic_load_n(&fail_syncs, __ATOMIC_ACQUIRE)) {
+        __atomic_fetch_add(&failed_syncs, 1, __ATOMIC_RELAXED);
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(nr, fd);
+}
+
+int fdatasync(int fd)
+{
+    return sync_or_fail(SYS_fdatasync, fd);
+}
+
+int fsync(int fd)
+{
+    return sync_or_fail(SYS_fsync, fd);
+}
+
+/* A case that sets fail_syncs ends with it cleared, even when it fails. */
+static int fsync_teardown(void **state)
+{
+    __atomic_store_n(&fail_syncs, 0, __ATOMIC_RELEASE);
+    return tt_fx_teardown(state);
+}
+
+/* Under TALLY_SYNC_ALWAYS, a failed fsync stops the write path: the change
+ * it was for fails and every later one is refused with TALLY_EFAILED, reads of
+ * durable values go on, a value whose last change never became durable reads
+ * TALLY_ENOTDURABLE, and after a reopen everything acknowledged is there. */
+static void failed_fsync_stops_writes_and_keeps_what_was_acknowledged(void **state)
+{
+    const char *dir = TT_DIR(state);
+    tt_log log = TT_LOG_INIT;
+    tally_options o;
+    int64_t v = -1;
+    tt_options(&o, &log);
+    tally *db = tt_open(dir, &o);
+    tt_set(db, "durable", 1);
+    tt_set(db, "a", 1);
+    tally_ticket before = tally_durable(db), t = 0;
+
+    /* A change in flight when the fsync fails: accepted, never durable. */
+    __atomic_store_n(&fail_syncs, 1, __ATOMIC_RELEASE);
+    assert_int_equal(tally_incr(db, "inflight", 8, 5, &v, &t), TALLY_OK);
+    int rc = tally_wait(db, t);
+    if (rc != TALLY_EFAILED)
+        fail_msg("wait while fsync fails = %d (%s), want TALLY_EFAILED "
+                 "(%d fsyncs refused)", rc, tally_strerror(rc),
+                 __atomic_load_n(&failed_syncs, __ATOMIC_RELAXED));
+    assert_true(__atomic_load_n(&failed_syncs, __ATOMIC_RELAXED) > 0);
+    assert_int_equal(tally_health(db), TALLY_EFAILED);
+    assert_int_equal(tally_incr(db, "a", 1, 1, &v, NULL), TALLY_EFAILED);
+    assert_true(tally_durable(db) >= before);
+    assert_true(tally_durable(db) < t);
+    assert_true(strlen(tally_errmsg(db)) > 0);
+    assert_true(log.errors >= 1); /* said once, where it happened */
+
+    /* The notify fd tells an event loop that the write path failed. */
+    struct pollfd pfd = {tally_notify_fd(db), POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, 1000), 1);
+
+    /* Every change is refused, nothing changes; durable reads go on. */
+    assert_int_equal(tally_set(db, "b", 1, 1, NULL), TALLY_EFAILED);
+    assert_int_equal(tally_set(db, "b", 1, 1, &t), TALLY_EFAILED);
+    assert_int_equal(tally_del(db, "durable", 7, NULL), TALLY_EFAILED);
+    assert_int_equal(tally_get(db, "b", 1, &v, NULL), TALLY_NOTFOUND);
+    assert_int_equal(tt_get(db, "durable"), 1);
+    assert_int_equal(tt_get(db, "a"), 1);
+    assert_int_equal(tally_get(db, "inflight", 8, &v, NULL), TALLY_ENOTDURABLE);
+    assert_int_equal(tally_get(db, "inflight", 8, &v, &t), TALLY_ENOTDURABLE);
+    assert_int_equal(tally_snapshot(db), TALLY_EFAILED);
+    rc = tally_close(db);
+    __atomic_store_n(&fail_syncs, 0, __ATOMIC_RELEASE);
+    assert_true(rc < 0); /* the final sync could not succeed either */
+
+    /* The acknowledged values are there, the refused changes are not; the
+     * change in flight was never acknowledged, so it may be either way. */
+    db = tt_open(dir, NULL);
+    assert_int_equal(tt_get(db, "durable"), 1);
+    assert_int_equal(tt_get(db, "a"), 1);
+    assert_false(tt_exists(db, "b"));
+    assert_true(!tt_exists(db, "inflight") || tt_get(db, "inflight") == 5);
+    assert_int_equal(tt_incr(db, "durable", 1), 2);
+    db = tt_reopen(db, dir);
+    assert_int_equal(tt_get(db, "durable"), 2);
+    tt_close(db);
+}
+
 /* ---- The lock ----------------------------------------------------------- */
 
 static void open_locked(const char *dir)
@@ -297,6 +397,9 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, tt_fx_setup, tt_fx_teardown)
     const struct CMUnitTest tests[] = {
         T(enospc_refuses_the_change_and_keeps_what_was_acknowledged),
+        cmocka_unit_test_setup_teardown(
+            failed_fsync_stops_writes_and_keeps_what_was_acknowledged,
+            tt_fx_setup, fsync_teardown),
         T(second_open_in_this_process_is_refused),
         T(open_while_another_process_holds_it_is_refused),
         T(lock_of_a_killed_process_is_released),

@@ -12,12 +12,6 @@
 
 #include <ctype.h>
 
-static tally *reopen(tally *db, const char *dir)
-{
-    tt_close(db);
-    return tt_open(dir, NULL);
-}
-
 /* Open dir expecting refusal with code want; the message goes to err.
  * `what` (printf-style) says what was done to dir, for the failure message. */
 static void open_refused(const char *dir, int want, char err[TALLY_ERRMAX],
@@ -150,7 +144,7 @@ static void empty_dir_opens_empty(void **state)
     tally *db = tt_open(dir, NULL);
     assert_int_equal(tally_count(db), 0);
     assert_false(tt_exists(db, "x"));
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_int_equal(tally_count(db), 0);
     tt_close(db);
 }
@@ -172,7 +166,7 @@ static void missing_dir_created_only_when_asked(void **state)
     o.create = 1;
     db = tt_open(sub, &o);
     tt_set(db, "k", 7);
-    db = reopen(db, sub);
+    db = tt_reopen(db, sub);
     assert_int_equal(tt_get(db, "k"), 7);
     tt_close(db);
 }
@@ -185,11 +179,11 @@ static void reopen_scenario(const char *dir, int incrs)
 {
     tally *db = tt_open(dir, NULL);
     tt_set(db, "c", 10);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_int_equal(tt_get(db, "c"), 10);
     for (int i = 1; i <= incrs; i++)
         assert_int_equal(tt_incr(db, "c", 1), 10 + i);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_int_equal(tt_get(db, "c"), 10 + incrs);
     tt_close(db);
 }
@@ -405,7 +399,7 @@ static void handmade_snapshot_and_log_are_replayed(void **state)
     assert_int_equal(tt_get(db, "d"), 40);
     assert_int_equal(tally_count(db), 3);
     assert_true(tally_head(db) >= 0x2000 + recs.len);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_int_equal(tt_get(db, "a"), 11);
     assert_int_equal(tally_count(db), 3);
     tt_close(db);
@@ -477,15 +471,15 @@ static void deleted_and_recreated_in_the_log(void **state)
     tt_set(db, "j", 1);
     assert_int_equal(tally_del(db, "j", 1, NULL), TALLY_OK);
     assert_int_equal(tally_del(db, "never", 5, NULL), TALLY_NOTFOUND);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_int_equal(tt_get(db, "k"), 7);
     assert_false(tt_exists(db, "j"));
     assert_false(tt_exists(db, "never"));
     assert_int_equal(tally_del(db, "k", 1, NULL), TALLY_OK);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_false(tt_exists(db, "k"));
     assert_int_equal(tt_incr(db, "k", 8), 8); /* recreated at 0 */
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_int_equal(tt_get(db, "k"), 8);
     assert_int_equal(tally_count(db), 1);
     tt_close(db);
@@ -504,14 +498,14 @@ static void deleted_and_recreated_around_a_snapshot(void **state)
     tt_set(db, "k", 9);
     assert_int_equal(tally_del(db, "j", 1, NULL), TALLY_OK);
     tt_set(db, "x", 3);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_int_equal(tt_get(db, "k"), 9);
     assert_false(tt_exists(db, "j"));
     assert_int_equal(tt_get(db, "x"), 3);
     assert_int_equal(tally_snapshot(db), TALLY_OK); /* k, x; not j */
     tt_set(db, "j", 2);
     assert_int_equal(tally_del(db, "x", 1, NULL), TALLY_OK);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_int_equal(tt_get(db, "k"), 9);
     assert_int_equal(tt_get(db, "j"), 2);
     assert_false(tt_exists(db, "x"));
@@ -545,7 +539,7 @@ static void overflow_is_refused_and_changes_nothing(void **state)
         assert_int_equal(tt_get(db, "max"), INT64_MAX);
         assert_int_equal(tt_get(db, "min"), INT64_MIN);
         assert_int_equal(tt_get(db, "fresh"), INT64_MIN);
-        db = reopen(db, dir);
+        db = tt_reopen(db, dir);
         assert_int_equal(tt_get(db, "max"), INT64_MAX);
         assert_int_equal(tt_get(db, "min"), INT64_MIN);
         assert_int_equal(tt_get(db, "fresh"), INT64_MIN);
@@ -593,7 +587,7 @@ static void key_lengths_0_1024_and_1025(void **state)
         assert_int_equal(tally_get(db, big, TALLY_KEY_MAX - 1, &v, NULL),
                          TALLY_OK);
         assert_int_equal(v, 1023);
-        db = reopen(db, dir);
+        db = tt_reopen(db, dir);
     }
     tt_close(db);
 }
@@ -623,7 +617,7 @@ static void binary_keys_with_nul_bytes(void **state)
                              TALLY_OK);
             assert_int_equal(v, (int64_t)i * 10);
         }
-        db = reopen(db, dir);
+        db = tt_reopen(db, dir);
     }
     tt_close(db);
 }
@@ -637,7 +631,7 @@ static void mset_sets_all_or_nothing(void **state)
     tally *db = tt_open(dir, NULL);
     tt_set(db, "y", 100);
     assert_int_equal(tally_mset(db, 3, keys, klens, vals, NULL), TALLY_OK);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     for (int i = 0; i < 3; i++)
         assert_int_equal(tt_get(db, keys[i]), vals[i]);
     /* A bad argument anywhere refuses the whole batch. */
@@ -645,7 +639,7 @@ static void mset_sets_all_or_nothing(void **state)
     const void *keys2[3] = {"x", "y", NULL};
     size_t klens2[3] = {1, 1, 1};
     assert_int_equal(tally_mset(db, 3, keys2, klens2, vals2, NULL), TALLY_EINVAL);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     for (int i = 0; i < 3; i++)
         assert_int_equal(tt_get(db, keys[i]), vals[i]);
     tt_close(db);
@@ -745,7 +739,7 @@ static void tear_at_every_offset(const char *dir, void (*last)(tally *, tally_ti
             check_before_last(db);
             assert_int_equal(tally_count(db), 4);
             tt_set(db, "new", (int64_t)off);
-            db = reopen(db, dir);
+            db = tt_reopen(db, dir);
             check_before_last(db);
             assert_int_equal(tt_get(db, "new"), (int64_t)off);
             tally_stats_get(db, &st);
@@ -965,7 +959,7 @@ static void missing_log_in_the_chain_is_refused(void **state)
     db = tt_open(dir, NULL);
     check_first(db, 3);
     tt_set(db, "r05", 5);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     assert_int_equal(tt_get(db, "r05"), 5);
     tt_close(db);
     tt_image_free(&whole), tt_image_free(&before), tt_image_free(&now);
@@ -1024,7 +1018,7 @@ static void repair_cuts_the_log_at_the_bad_record(void **state)
     tally *db = tt_open(dir, NULL);
     check_first(db, 4);
     tt_set(db, "after", 1);
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     check_first(db, 4);
     assert_int_equal(tt_get(db, "after"), 1);
     tt_close(db);
@@ -1178,7 +1172,7 @@ static void scan_sees_every_counter_while_the_table_grows(void **state)
 
     /* After a reopen, one more scan (no growth) sees everything. */
     int total = grown * 40 < NGROW ? grown * 40 : NGROW;
-    db = reopen(db, dir);
+    db = tt_reopen(db, dir);
     memset(sn, 0, sizeof(*sn));
     scan_all(db, "", 0, 100, sn, NULL, NULL);
     for (int i = 0; i < NSCAN; i++)
