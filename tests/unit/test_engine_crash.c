@@ -8,7 +8,10 @@
  * parent SIGKILLs it at a random moment, recovers the directory itself and
  * checks every counter against those two bounds.  Deltas are positive and
  * derived from (seed, key, index), so a value names exactly which prefix of
- * the increments it holds.
+ * the increments it holds.  An iteration kills 1 to 4 children in turn on the
+ * same directory, each going on from where recovery left the last, so later
+ * kills land in directories with a history (older snapshots, several log
+ * files) and sometimes during recovery itself.
  *
  * TALLY_CRASH_KILLS sets the number of kills (default 200); each uses its own
  * seed, printed on failure; TALLY_CRASH_SEED=<seed> replays one.  Some
@@ -38,14 +41,17 @@ typedef struct msg {
     uint64_t n;   /* changes to key attempted / durable; MSG_FAIL: the code */
 } msg;
 
-/* What one iteration does, all derived from its seed. */
+/* What one round (one child, one kill) does, all derived from the
+ * iteration's seed and the round. */
 typedef struct plan {
     uint64_t seed;
+    int round;
     tally_sync sync;
     uint64_t snapshot_min_log; /* small in some iterations */
     int explicit_snapshots;    /* the child also starts snapshots itself */
     int kill_early;            /* count the delay from fork, not from open */
     unsigned delay_us;
+    uint64_t start[NTRACK];    /* changes per key already durable */
 } plan;
 
 static uint64_t splitmix(uint64_t *s)
@@ -63,10 +69,11 @@ static int64_t delta_of(uint64_t seed, int k, uint64_t n)
     return (int64_t)(splitmix(&s) % 1000) + 1;
 }
 
-static void make_plan(plan *p, uint64_t seed)
+static void make_plan(plan *p, uint64_t seed, int round)
 {
-    uint64_t r = seed;
+    uint64_t r = seed ^ ((uint64_t)round * 0x9E3779B97F4A7C15u);
     p->seed = seed;
+    p->round = round;
     unsigned pick = (unsigned)(splitmix(&r) % 10);
     p->sync = pick < 6 ? TALLY_SYNC_ALWAYS
               : pick < 8 ? TALLY_SYNC_EVERYSEC : TALLY_SYNC_NO;
@@ -80,6 +87,15 @@ static void make_plan(plan *p, uint64_t seed)
 static void keyname(char out[8], int k)
 {
     snprintf(out, 8, "k%d", k & 7);
+}
+
+/* The sum of the first n deltas of key k. */
+static int64_t prefix_sum(uint64_t seed, int k, uint64_t n)
+{
+    int64_t s = 0;
+    for (uint64_t m = 1; m <= n; m++)
+        s += delta_of(seed, k, m);
+    return s;
 }
 
 /* ---- The child --------------------------------------------------------- */
@@ -121,9 +137,14 @@ static void child_run(const char *dir, const plan *p, int fd)
     msg ready = {MSG_READY, 0, 0};
     send_msgs(fd, &ready, 1);
 
-    uint64_t rng = p->seed ^ 0xC0FFEE, attempted[NTRACK] = {0},
-             acked[NTRACK] = {0}, told[NTRACK] = {0};
-    int64_t sum[NKEYS] = {0};
+    uint64_t rng = p->seed ^ 0xC0FFEE ^ (uint64_t)p->round, attempted[NTRACK],
+             acked[NTRACK], told[NTRACK];
+    int64_t sum[NKEYS];
+    memcpy(attempted, p->start, sizeof(attempted));
+    memcpy(acked, p->start, sizeof(acked));
+    memcpy(told, p->start, sizeof(told));
+    for (int k = 0; k < NKEYS; k++)
+        sum[k] = prefix_sum(p->seed, k, p->start[k]);
     static inflight q[WINDOW];
     size_t qhead = 0, qlen = 0;
     for (uint64_t burst = 0;; burst++) {
@@ -286,14 +307,16 @@ static void crash_fail(const plan *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    fail_msg("crash seed %" PRIu64 " (replay: TALLY_CRASH_SEED=%" PRIu64
-             "): %s", p->seed, p->seed, why);
+    fail_msg("crash seed %" PRIu64 ", round %d (replay: TALLY_CRASH_SEED=%"
+             PRIu64 "): %s", p->seed, p->round, p->seed, why);
     abort(); /* fail_msg does not return; this tells the compiler */
 }
 
 /* Recover dir and hold every counter to the bounds; then one more change
- * per counter must survive a clean reopen. */
-static void verify(const char *dir, const plan *p, const bounds *b, totals *tot)
+ * per counter must survive a clean reopen.  Sets next[] to the changes per
+ * key now durable, for the next round. */
+static void verify(const char *dir, const plan *p, const bounds *b, totals *tot,
+                   uint64_t next[NTRACK])
 {
     tally_options o;
     tally *db = NULL;
@@ -325,7 +348,8 @@ static void verify(const char *dir, const plan *p, const bounds *b, totals *tot)
                        "..%" PRIu64 " increments (%s)",
                        name, v, b->acked[k], b->attempted[k],
                        v < 0 ? "negative" : "lost or doubled");
-        tot->acked += b->acked[k];
+        tot->acked += b->acked[k] - p->start[k];
+        next[k] = m + 1;
         after[k] = v + delta_of(p->seed, k, m + 1);
         assert_int_equal(tally_incr(db, name, strlen(name),
                                     delta_of(p->seed, k, m + 1), NULL, NULL),
@@ -338,7 +362,8 @@ static void verify(const char *dir, const plan *p, const bounds *b, totals *tot)
     if ((uint64_t)m1 < b->acked[PAIR] || (uint64_t)m1 > b->attempted[PAIR])
         crash_fail(p, "m1 = %" PRId64 " outside %" PRIu64 "..%" PRIu64, m1,
                    b->acked[PAIR], b->attempted[PAIR]);
-    tot->acked += b->acked[PAIR];
+    tot->acked += b->acked[PAIR] - p->start[PAIR];
+    next[PAIR] = (uint64_t)m1;
     rc = tally_close(db);
     if (rc != TALLY_OK)
         crash_fail(p, "close after recovery: %d", rc);
@@ -359,11 +384,12 @@ static void verify(const char *dir, const plan *p, const bounds *b, totals *tot)
     assert_int_equal(tally_close(db), TALLY_OK);
 }
 
-static void crash_once(const plan *p, totals *tot)
+/* One child on dir, killed; then recovery is checked.  Returns the changes
+ * per key durable afterwards through next. */
+static void crash_once(const char *dir, const plan *p, totals *tot,
+                       uint64_t next[NTRACK])
 {
-    char dir[PATH_MAX];
     int fds[2];
-    tt_mkdtemp(dir);
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -374,7 +400,10 @@ static void crash_once(const plan *p, totals *tot)
     }
     close(fds[1]);
 
-    bounds b = {{0}, {0}, 0, 0, 0};
+    bounds b;
+    memset(&b, 0, sizeof(b));
+    memcpy(b.attempted, p->start, sizeof(b.attempted));
+    memcpy(b.acked, p->start, sizeof(b.acked));
     msg part;
     size_t plen = 0;
     uint64_t start = now_us();
@@ -399,8 +428,22 @@ static void crash_once(const plan *p, totals *tot)
                    b.failed_line, b.failed_code);
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
         crash_fail(p, "the child ended on its own (status %#x)", status);
-    verify(dir, p, &b, tot);
+    verify(dir, p, &b, tot, next);
     tot->kills++;
+}
+
+/* An iteration: up to `rounds` kills on one fresh directory. */
+static void crash_iteration(uint64_t seed, int rounds, totals *tot)
+{
+    char dir[PATH_MAX];
+    plan p;
+    uint64_t next[NTRACK] = {0};
+    tt_mkdtemp(dir);
+    for (int round = 0; round < rounds; round++) {
+        make_plan(&p, seed, round);
+        memcpy(p.start, next, sizeof(p.start));
+        crash_once(dir, &p, tot, next);
+    }
     tt_rmtree(dir);
 }
 
@@ -411,18 +454,22 @@ static void acknowledged_changes_survive_sigkill(void **state)
     int kills = kills_env && *kills_env ? atoi(kills_env) : 200;
     uint64_t master = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     totals tot = {0, 0, 0, 0, 0};
-    plan p;
-    if (replay && *replay)
-        kills = 1;
-    for (int i = 0; i < kills; i++) {
-        make_plan(&p, replay && *replay ? strtoull(replay, NULL, 0)
-                                        : splitmix(&master));
-        crash_once(&p, &tot);
+    int iterations = 0;
+    while (tot.kills < kills) {
+        uint64_t seed = replay && *replay ? strtoull(replay, NULL, 0)
+                                          : splitmix(&master);
+        int rounds = 1 + (int)(seed % 4);
+        if (replay && *replay)
+            kills = rounds;
+        else if (rounds > kills - tot.kills)
+            rounds = kills - tot.kills;
+        crash_iteration(seed, rounds, &tot);
+        iterations++;
     }
-    print_message("crash: %d kills survived; %" PRIu64
+    print_message("crash: %d kills survived (%d directories); %" PRIu64
                   " acknowledged changes checked; %d recoveries cut a torn "
                   "tail, %d began from a snapshot; mean recovery %.2f ms\n",
-                  tot.kills, tot.acked, tot.torn, tot.with_snapshot,
+                  tot.kills, iterations, tot.acked, tot.torn, tot.with_snapshot,
                   tot.kills ? tot.recovery_ns / 1e6 / tot.kills : 0.0);
     assert_int_equal(tot.kills, kills);
 }
