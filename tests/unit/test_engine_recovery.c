@@ -88,8 +88,10 @@ static void locate(const char *dir, tally_ticket from, tally_ticket to,
     for (int i = 0; i < n; i++)
         if (strtoull(names[i] + 4, NULL, 16) <= from)
             found = i;
-    if (found < 0)
+    if (found < 0) {
         fail_msg("no log file holds LSN %" PRIu64, (uint64_t)from);
+        return; /* not reached: fail_msg jumps out */
+    }
     memcpy(loc->name, names[found], TT_NAME);
     loc->start = strtoull(loc->name + 4, NULL, 16);
     loc->off = TT_HDR + (size_t)(from - loc->start);
