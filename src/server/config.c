@@ -1,0 +1,245 @@
+/*
+ * config.c - tallyd's command-line flags: parsing, checking and --help.
+ * Every setting the daemon has is a flag (there is no config file); defaults
+ * are those in the help text below.  The result is a struct conf that main.c
+ * turns into engine options, listeners and the command layer's password.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "Usage: tallyd [options]\n"
+    "tally's daemon: durable named 64-bit counters over the Redis protocol,\n"
+    "HTTP/JSON and the memcached text protocol.\n"
+    "\n"
+    "  --dir DIR              data directory (default ./data; created if missing)\n"
+    "  --bind ADDR            address to listen on (default 127.0.0.1)\n"
+    "  --port N               Redis protocol port (default 7379)\n"
+    "  --http-port N          HTTP/JSON port (default 7380; 0 = off)\n"
+    "  --memcache-port N      memcached text protocol port (default 0 = off)\n"
+    "  --fsync POLICY         always (default): a reply means fsync'd;\n"
+    "                         everysec: written to the OS, fsync each second;\n"
+    "                         no: written to the OS, the OS syncs\n"
+    "  --requirepass PASS     clients must AUTH with PASS\n"
+    "  --password-file FILE   the same, PASS being FILE's first line\n"
+    "  --maxclients N         stream connections at most (default 10000)\n"
+    "  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
+    "  --allow-flush          allow memcached flush_all (refused by default)\n"
+    "  --snapshot-min-log N   log bytes since the last snapshot that start an\n"
+    "                         automatic one (default: the engine's, 64 MiB)\n"
+    "  --help, --version\n"
+    "\n"
+    "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";
+
+enum {
+    OPT_DIR = 256, OPT_BIND, OPT_PORT, OPT_HTTP_PORT, OPT_MC_PORT, OPT_FSYNC,
+    OPT_PASS, OPT_PASSFILE, OPT_MAXCLIENTS, OPT_LOGLEVEL, OPT_FLUSH,
+    OPT_SNAPMIN, OPT_HELP, OPT_VERSION
+};
+
+static const struct option options[] = {
+    {"dir", required_argument, NULL, OPT_DIR},
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"http-port", required_argument, NULL, OPT_HTTP_PORT},
+    {"memcache-port", required_argument, NULL, OPT_MC_PORT},
+    {"fsync", required_argument, NULL, OPT_FSYNC},
+    {"requirepass", required_argument, NULL, OPT_PASS},
+    {"password-file", required_argument, NULL, OPT_PASSFILE},
+    {"maxclients", required_argument, NULL, OPT_MAXCLIENTS},
+    {"log-level", required_argument, NULL, OPT_LOGLEVEL},
+    {"allow-flush", no_argument, NULL, OPT_FLUSH},
+    {"snapshot-min-log", required_argument, NULL, OPT_SNAPMIN},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *const sync_names[] = {"always", "everysec", "no"};
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+const char *conf_sync_name(tally_sync s)
+{
+    return (unsigned)s < 3 ? sync_names[s] : "?";
+}
+
+/* Parse a decimal in [lo, hi] into *out.  Returns 0 or -1. */
+static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Index of s in names[n], or -1. */
+static int lookup(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Read the first line of path (without its line ending) into c->password. */
+static int read_password(struct conf *c, const char *path, char *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, 256, "--password-file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, f);
+    int rc = 0;
+    if (n < 0) {
+        snprintf(err, 256, "--password-file %s: %s", path,
+                 ferror(f) ? strerror(errno) : "the file is empty");
+        rc = -1;
+        goto done;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+    if (n == 0) {
+        snprintf(err, 256, "--password-file %s: the first line is empty", path);
+        rc = -1;
+        goto done;
+    }
+    free(c->password);
+    c->password = xstrdup(line);
+    c->passlen = (size_t)n;
+done:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static int set_port(int *port, const char *flag, const char *arg, int allow0,
+                    char *err)
+{
+    uint64_t v;
+    if (parse_u64(arg, allow0 ? 0 : 1, 65535, &v) < 0) {
+        snprintf(err, 256, "%s wants a port number%s, not '%s'", flag,
+                 allow0 ? " (0 = off)" : "", arg);
+        return -1;
+    }
+    *port = (int)v;
+    return 0;
+}
+
+int conf_parse(struct conf *c, int argc, char **argv, char *err)
+{
+    memset(c, 0, sizeof *c);
+    c->dir = "./data";
+    c->bind = "127.0.0.1";
+    c->port = 7379;
+    c->http_port = 7380;
+    c->memcache_port = 0;
+    c->sync = TALLY_SYNC_ALWAYS;
+    c->maxclients = 10000;
+    c->log_level = SLOG_INFO;
+
+    optind = 1;
+    opterr = 0;
+    int opt, i, idx = 0;
+    uint64_t v;
+    while ((opt = getopt_long(argc, argv, "", options, &idx)) != -1) {
+        switch (opt) {
+        case OPT_DIR:
+            if (!*optarg)
+                goto bad_value;
+            c->dir = optarg;
+            break;
+        case OPT_BIND:
+            c->bind = optarg;
+            break;
+        case OPT_PORT:
+            if (set_port(&c->port, "--port", optarg, 0, err) < 0)
+                return -1;
+            break;
+        case OPT_HTTP_PORT:
+            if (set_port(&c->http_port, "--http-port", optarg, 1, err) < 0)
+                return -1;
+            break;
+        case OPT_MC_PORT:
+            if (set_port(&c->memcache_port, "--memcache-port", optarg, 1, err) < 0)
+                return -1;
+            break;
+        case OPT_FSYNC:
+            if ((i = lookup(optarg, sync_names, 3)) < 0)
+                goto bad_value;
+            c->sync = (tally_sync)i;
+            break;
+        case OPT_PASS:
+            if (!*optarg)
+                goto bad_value;
+            free(c->password);
+            c->password = xstrdup(optarg);
+            c->passlen = strlen(optarg);
+            break;
+        case OPT_PASSFILE:
+            if (read_password(c, optarg, err) < 0)
+                return -1;
+            break;
+        case OPT_MAXCLIENTS:
+            if (parse_u64(optarg, 1, 1000000, &c->maxclients) < 0)
+                goto bad_value;
+            break;
+        case OPT_LOGLEVEL:
+            if ((i = lookup(optarg, level_names, 4)) < 0)
+                goto bad_value;
+            c->log_level = i;
+            break;
+        case OPT_FLUSH:
+            c->allow_flush = 1;
+            break;
+        case OPT_SNAPMIN:
+            if (parse_u64(optarg, 1, UINT64_MAX, &v) < 0)
+                goto bad_value;
+            c->snapshot_min_log = v;
+            break;
+        case OPT_HELP:
+            fputs(usage, stdout);
+            return 1;
+        case OPT_VERSION:
+            printf("tallyd %s\n", TALLY_VERSION);
+            return 1;
+        default:
+            if (optopt)
+                snprintf(err, 256, "%s needs a value", argv[optind - 1]);
+            else
+                snprintf(err, 256, "unknown option '%s'", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, 256, "unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    if (c->http_port == c->port || (c->memcache_port &&
+        (c->memcache_port == c->port || c->memcache_port == c->http_port))) {
+        snprintf(err, 256, "--port, --http-port and --memcache-port must differ");
+        return -1;
+    }
+    return 0;
+bad_value:
+    snprintf(err, 256, "bad value '%s' for --%s", optarg, options[idx].name);
+    return -1;
+}
+
+void conf_free(struct conf *c)
+{
+    free(c->password);
+    c->password = NULL;
+}

@@ -1,0 +1,407 @@
+/*
+ * conn.c - listeners and stream connections for any struct proto_ops (RESP,
+ * memcached): accept, read, hand bytes to the front end, write replies.
+ *
+ * Sockets are non-blocking and driven by raw libevent events, with the
+ * daemon's own buffers: one read(2) per readable event into conn.in, then
+ * every complete request in it goes through ops->handle() (at most
+ * CONN_BUDGET per event, so one pipelining client cannot starve the others),
+ * then one send(2) of everything that may leave.  What may leave is decided
+ * by outbox.c (replies wait until durable).  A client that does not read its
+ * replies stops being read once CONN_OUT_LIMIT bytes are unsent, and one that
+ * sends more than srv->max_input bytes without completing a request is
+ * closed.  A connection is freed only in conn_close(), never while a caller
+ * still holds it: every function that may close returns -1 when it did.
+ */
+#define _GNU_SOURCE /* accept4 */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CONN_BUDGET 1000                    /* requests per read event */
+#define CONN_READ (16 * 1024)               /* room made for one read(2) */
+#define CONN_OUT_LIMIT (16u * 1024 * 1024)  /* unsent bytes: stop reading */
+#define CONN_KEEP (64 * 1024)               /* idle buffers above this are freed */
+#define CONN_COMPACT (1024 * 1024)          /* written bytes worth a memmove */
+#define ACCEPT_BATCH 64                     /* accepts per readable event */
+
+/* Start or stop reading as the connection's state asks. */
+static void update_reading(struct conn *c)
+{
+    int want = !c->rpaused && !c->closing && !c->eof && !c->srv->stopping;
+    if (want == (int)c->reading)
+        return;
+    if (want ? event_add(c->rev, NULL) : event_del(c->rev)) {
+        slog(&c->srv->log, SLOG_ERROR, "client %s: event_%s failed", c->peer,
+             want ? "add" : "del");
+        return;
+    }
+    c->reading = (unsigned)want;
+}
+
+/* Release everything a connection holds.  Its pointer is dead afterwards. */
+static void conn_close(struct conn *c, const char *why)
+{
+    struct server *srv = c->srv;
+    slog(&srv->log, SLOG_DEBUG, "client %s closed: %s", c->peer, why);
+    outbox_forget(c);
+    event_free(c->rev);
+    event_free(c->wev);
+    close(c->fd);
+    c->ln->ops->conn_free(c->proto);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    buf_free(&c->in);
+    buf_free(&c->out);
+    srv->info.connected_clients--;
+    free(c);
+}
+
+int conn_flush(struct conn *c)
+{
+    size_t ready = outbox_ready(c);
+    while (c->sent < ready) {
+        ssize_t n = send(c->fd, c->out.p + c->sent, ready - c->sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* The socket is full: wait for room rather than spin. */
+            if (!c->wpending && event_add(c->wev, NULL) == 0)
+                c->wpending = 1;
+            return 0;
+        }
+        conn_close(c, n < 0 ? strerror(errno) : "send returned 0");
+        return -1;
+    }
+    if (c->wpending) {
+        event_del(c->wev);
+        c->wpending = 0;
+    }
+    if (c->sent == c->out.len) {
+        if (c->out.cap > CONN_KEEP)
+            buf_free(&c->out);
+        else
+            buf_clear(&c->out);
+        c->sent = 0;
+    } else if (c->sent > CONN_COMPACT) {
+        /* Replies are held behind a slow sync: drop what was written so the
+         * buffer does not grow with everything ever sent. */
+        buf_consume(&c->out, c->sent);
+        outbox_shift(c, c->sent);
+        c->sent = 0;
+    }
+    if (c->rpaused && c->out.len - c->sent < CONN_OUT_LIMIT / 2) {
+        c->rpaused = 0;
+        update_reading(c);
+        if (c->backlog)
+            event_active(c->rev, EV_READ, 0);
+    }
+    if (c->closing && c->out.len == 0 && !c->backlog) {
+        conn_close(c, "done");
+        return -1;
+    }
+    return 0;
+}
+
+/* Read once into c->in.  Returns 1 (bytes came), 0 (nothing now), -1 (the
+ * peer closed its side; c->eof is set) or -2 (an error; errno set). */
+static int conn_fill(struct conn *c)
+{
+    buf_reserve(&c->in, CONN_READ);
+    ssize_t n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1);
+    if (n > 0) {
+        c->in.len += (size_t)n;
+        c->in.p[c->in.len] = 0;
+        return 1;
+    }
+    if (n == 0) {
+        c->eof = 1;
+        return -1;
+    }
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -2;
+}
+
+/* Run the complete requests in c->in through the front end, at most
+ * CONN_BUDGET of them; c->backlog says whether some are left. */
+static void conn_process(struct conn *c)
+{
+    const struct proto_ops *ops = c->ln->ops;
+    size_t pos = 0;
+    unsigned budget = CONN_BUDGET;
+    c->backlog = 0;
+    while (pos < c->in.len && !c->closing) {
+        if (c->out.len - c->sent > CONN_OUT_LIMIT) {
+            c->rpaused = 1; /* conn_flush() resumes once the client reads */
+            c->backlog = 1;
+            break;
+        }
+        if (budget-- == 0) {
+            c->backlog = 1; /* let the other clients run, then come back */
+            event_active(c->rev, EV_READ, 0);
+            break;
+        }
+        size_t start = c->out.len;
+        struct proto_out o = {&c->out, 0, 0};
+        size_t n = ops->handle(c->proto, c->in.p + pos, c->in.len - pos, &o);
+        if (n == 0)
+            break;
+        pos += n;
+        if (c->out.len > start)
+            outbox_hold(c, start, o.ticket);
+        if (o.flags & PROTO_CLOSE)
+            c->closing = 1;
+        if (o.flags & PROTO_SHUTDOWN)
+            srv_shutdown(c->srv);
+    }
+    if (pos == c->in.len) {
+        if (c->in.cap > CONN_KEEP)
+            buf_free(&c->in);
+        else
+            buf_clear(&c->in);
+    } else if (pos) {
+        buf_consume(&c->in, pos);
+    }
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct server *srv = c->srv;
+    if (!c->backlog && !c->eof && !srv->stopping) {
+        int r = conn_fill(c);
+        if (r == -2) {
+            conn_close(c, strerror(errno));
+            return;
+        }
+    }
+    conn_process(c);
+    if (!c->backlog) {
+        if (c->in.len > srv->max_input) {
+            slog(&srv->log, SLOG_WARN,
+                 "closing client %s: %zu bytes buffered without a complete "
+                 "request (limit %zu)", c->peer, c->in.len, srv->max_input);
+            conn_close(c, "query buffer limit");
+            return;
+        }
+        /* No more requests will come: answer what was asked, then close. */
+        if (c->eof || srv->stopping)
+            c->closing = 1;
+    }
+    update_reading(c);
+    conn_flush(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    conn_flush(arg);
+}
+
+/* "1.2.3.4:5678" or "[::1]:5678". */
+static void format_peer(const struct sockaddr *sa, char *out, size_t n)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+        snprintf(out, n, "%s:%d", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+        snprintf(out, n, "[%s]:%d", host, port);
+    } else {
+        snprintf(out, n, "unknown");
+    }
+}
+
+static void conn_new(struct listener *ln, int fd, const struct sockaddr *sa)
+{
+    struct server *srv = ln->srv;
+    int one = 1;
+    /* Replies are written once per batch, so Nagle would only add delay. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+        slog(&srv->log, SLOG_DEBUG, "TCP_NODELAY: %s", strerror(errno));
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->srv = srv;
+    c->ln = ln;
+    c->fd = fd;
+    format_peer(sa, c->peer, sizeof c->peer);
+    c->session.id = ++srv->next_session;
+    c->session.proto = ln->proto;
+    c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    if (!c->rev || !c->wev) {
+        fprintf(stderr, "tallyd: out of memory creating events\n");
+        abort();
+    }
+    c->proto = ln->ops->conn_new(&srv->cmd, &c->session, &srv->limits, c->peer);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->info.connected_clients++;
+    srv->info.total_connections++;
+    update_reading(c);
+    slog(&srv->log, SLOG_DEBUG, "client %s connected (%s, id %llu)", c->peer,
+         ln->ops->name, (unsigned long long)c->session.id);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener *ln = arg;
+    if (ln->fd >= 0 && !ln->srv->stopping)
+        event_add(ln->ev, NULL);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct listener *ln = arg;
+    struct server *srv = ln->srv;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            /* Out of descriptors or memory: the pending connection stays
+             * in the kernel's queue, so pause rather than spin on it. */
+            slog(&srv->log, SLOG_ERROR,
+                 "accept on port %d: %s; pausing accepts for 100 ms (raise "
+                 "ulimit -n or lower --maxclients)", ln->port, strerror(errno));
+            event_del(ln->ev);
+            struct timeval tv = {0, 100 * 1000};
+            evtimer_add(ln->resume, &tv);
+            return;
+        }
+        if (srv->info.connected_clients >= srv->conf.maxclients) {
+            /* Best effort: the socket is new, so the line fits its buffer. */
+            ssize_t w = send(fd, ln->reject, strlen(ln->reject),
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w;
+            close(fd);
+            srv->info.rejected_connections++;
+            slog(&srv->log, SLOG_WARN, "refused a client: --maxclients %llu reached",
+                 (unsigned long long)srv->conf.maxclients);
+            continue;
+        }
+        conn_new(ln, fd, (struct sockaddr *)&ss);
+    }
+}
+
+int conn_listen(struct server *srv, const struct proto_ops *ops,
+                enum cmd_proto proto, int port, const char *reject, char *err)
+{
+    if (srv->nlisteners == SRV_MAX_LISTENERS) {
+        snprintf(err, 256, "too many listeners");
+        return -1;
+    }
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(srv->conf.bind, portstr, &hints, &res);
+    if (rc) {
+        snprintf(err, 256, "--bind %s: %s", srv->conf.bind, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    res->ai_protocol);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+        snprintf(err, 256, "cannot listen on %s port %d (%s): %s", srv->conf.bind,
+                 port, ops->name, strerror(errno));
+        goto fail;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+        snprintf(err, 256, "getsockname: %s", strerror(errno));
+        goto fail;
+    }
+    struct listener *ln = &srv->listeners[srv->nlisteners];
+    memset(ln, 0, sizeof *ln);
+    ln->srv = srv;
+    ln->ops = ops;
+    ln->proto = proto;
+    ln->reject = reject;
+    ln->fd = fd;
+    ln->port = ntohs(ss.ss_family == AF_INET6
+                         ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                         : ((struct sockaddr_in *)&ss)->sin_port);
+    ln->ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_accept, ln);
+    ln->resume = evtimer_new(srv->base, on_resume, ln);
+    if (!ln->ev || !ln->resume || event_add(ln->ev, NULL) < 0) {
+        snprintf(err, 256, "cannot watch the %s listener", ops->name);
+        if (ln->ev)
+            event_free(ln->ev);
+        if (ln->resume)
+            event_free(ln->resume);
+        goto fail;
+    }
+    srv->nlisteners++;
+    freeaddrinfo(res);
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return -1;
+}
+
+void conn_listeners_close(struct server *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        struct listener *ln = &srv->listeners[i];
+        if (ln->fd < 0)
+            continue;
+        event_free(ln->ev);
+        event_free(ln->resume);
+        close(ln->fd);
+        ln->fd = -1;
+    }
+}
+
+void conn_drain_all(struct server *srv)
+{
+    struct conn *next;
+    for (struct conn *c = srv->conns; c; c = next) {
+        next = c->next;
+        update_reading(c);
+        if (c->backlog)
+            continue; /* on_read finishes the buffered requests first */
+        c->closing = 1;
+        conn_flush(c);
+    }
+}
+
+void conn_close_all(struct server *srv)
+{
+    while (srv->conns)
+        conn_close(srv->conns, "shutting down");
+}

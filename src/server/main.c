@@ -1,0 +1,305 @@
+/*
+ * main.c - tallyd's lifecycle: parse flags, open (and recover) the database,
+ * start the event loop with its listeners, timers and signal handlers, say
+ * "ready", and on SIGTERM/SIGINT (or a client's SHUTDOWN) stop accepting,
+ * answer what is in flight once durable, sync and exit 0.
+ *
+ * All process-wide state is the one struct server created here and passed
+ * down by pointer (server.h); nothing is global.  The event loop is the only
+ * thread that runs commands; the engine syncs on its own thread and wakes the
+ * loop through tally_notify_fd() (docs/threading.md).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SRV_TICK_BUSY_MS 10     /* background snapshot work in progress */
+#define SRV_TICK_IDLE_MS 100    /* looking for an automatic snapshot */
+#define SRV_STEP_BUDGET 4096    /* counters per tally_step() slice */
+#define SRV_STOP_GRACE_MS 10000 /* clients that will not read, at shutdown */
+
+int64_t srv_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void srv_step(struct server *srv)
+{
+    int r = tally_step(srv->db, SRV_STEP_BUDGET);
+    if (r < 0) {
+        slog(&srv->log, SLOG_ERROR,
+             "background snapshot failed (%s: %s); nothing is lost, the log "
+             "stays authoritative; check free space in %s", tally_strerror(r),
+             tally_errmsg(srv->db), srv->conf.dir);
+        r = 0;
+    }
+    srv->step_pending = r;
+}
+
+void srv_shutdown(struct server *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    event_active(srv->stop_ev, EV_TIMEOUT, 0);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    slog(&srv->log, SLOG_INFO, "shutting down: %llu clients connected; "
+         "answering requests in flight, then syncing",
+         (unsigned long long)srv->info.connected_clients);
+    srv->stop_deadline_ms = srv_now_ms() + SRV_STOP_GRACE_MS;
+    conn_listeners_close(srv);
+    conn_drain_all(srv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    slog(&srv->log, SLOG_INFO, "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    srv_shutdown(srv);
+}
+
+/* While stopping: leave the loop once every reply is out. */
+static void check_stopped(struct server *srv)
+{
+    if (srv->conns && srv_now_ms() >= srv->stop_deadline_ms) {
+        slog(&srv->log, SLOG_WARN, "closing clients that did not read their "
+             "replies within %d s", SRV_STOP_GRACE_MS / 1000);
+        conn_close_all(srv);
+    }
+    if (srv->conns)
+        return;
+    if (srv->outbox.nheap) {
+        /* HTTP responses still wait on a sync that is under way; the engine
+         * finishes it well within a tick, so block for it rather than
+         * answer them with an error. */
+        if (srv_now_ms() < srv->stop_deadline_ms)
+            return;
+        tally_wait(srv->db, tally_head(srv->db));
+        outbox_release(srv);
+    }
+    event_base_loopexit(srv->base, NULL);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    /* Called even when no snapshot is known to run: an automatic one starts
+     * inside a change, and an idle tally_step() costs next to nothing. */
+    srv_step(srv);
+    if (srv->stopping)
+        check_stopped(srv);
+    int ms = srv->step_pending || srv->stopping ? SRV_TICK_BUSY_MS : SRV_TICK_IDLE_MS;
+    struct timeval tv = {0, ms * 1000};
+    if (event_add(srv->tick_ev, &tv) < 0)
+        slog(&srv->log, SLOG_ERROR, "cannot re-arm the background timer");
+}
+
+static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    /* A safety net for the notify fd: health changes (disk full, and full
+     * again no more) are also noticed here. */
+    outbox_release(srv);
+}
+
+/* Thousands of clients need thousands of descriptors. */
+static void raise_nofile(struct server *srv)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            slog(&srv->log, SLOG_WARN, "cannot raise the open file limit: %s",
+                 strerror(errno));
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < srv->conf.maxclients + 64)
+        slog(&srv->log, SLOG_WARN, "open file limit %llu is below --maxclients "
+             "%llu plus room for the data files; raise ulimit -n",
+             (unsigned long long)rl.rlim_cur,
+             (unsigned long long)srv->conf.maxclients);
+}
+
+static int open_db(struct server *srv)
+{
+    tally_options opts;
+    tally_options_init(&opts);
+    opts.sync = srv->conf.sync;
+    opts.log = slog_engine;
+    opts.log_ctx = &srv->log;
+    if (srv->conf.snapshot_min_log)
+        opts.snapshot_min_log = srv->conf.snapshot_min_log;
+    char err[TALLY_ERRMAX] = "";
+    int rc = tally_open(srv->conf.dir, &opts, &srv->db, err);
+    if (rc == TALLY_ELOCKED) {
+        slog(&srv->log, SLOG_ERROR, "data directory %s is in use by another "
+             "process (%s); stop it first or pick another --dir",
+             srv->conf.dir, err);
+        return -1;
+    }
+    if (rc < 0) {
+        slog(&srv->log, SLOG_ERROR, "cannot open data directory %s: %s (%s)%s",
+             srv->conf.dir, tally_strerror(rc), err,
+             rc == TALLY_ECORRUPT ? "; inspect it with 'tally check', and "
+             "'tally repair' cuts the damage at the cost of data" : "");
+        return -1;
+    }
+    return 0;
+}
+
+static int setup_loop(struct server *srv)
+{
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        return -1;
+    /* Only the loop thread touches the base: skip libevent's locking. */
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+    srv->base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (!srv->base) {
+        slog(&srv->log, SLOG_ERROR, "cannot create the event loop");
+        return -1;
+    }
+    struct event_base *b = srv->base;
+    srv->notify_ev = event_new(b, tally_notify_fd(srv->db), EV_READ | EV_PERSIST,
+                               outbox_on_notify, srv);
+    srv->tick_ev = evtimer_new(b, on_tick, srv);
+    srv->house_ev = event_new(b, -1, EV_PERSIST, on_housekeeping, srv);
+    srv->stop_ev = event_new(b, -1, 0, on_stop, srv);
+    srv->sig_ev[0] = evsignal_new(b, SIGTERM, on_signal, srv);
+    srv->sig_ev[1] = evsignal_new(b, SIGINT, on_signal, srv);
+    struct timeval tick = {0, SRV_TICK_IDLE_MS * 1000}, second = {1, 0};
+    if (!srv->notify_ev || !srv->tick_ev || !srv->house_ev || !srv->stop_ev ||
+        !srv->sig_ev[0] || !srv->sig_ev[1] ||
+        event_add(srv->notify_ev, NULL) < 0 || event_add(srv->tick_ev, &tick) < 0 ||
+        event_add(srv->house_ev, &second) < 0 ||
+        event_add(srv->sig_ev[0], NULL) < 0 || event_add(srv->sig_ev[1], NULL) < 0) {
+        slog(&srv->log, SLOG_ERROR, "cannot set up the event loop's events");
+        return -1;
+    }
+    return 0;
+}
+
+static void say_ready(struct server *srv, int64_t t0)
+{
+    tally_stats st;
+    tally_stats_get(srv->db, &st);
+    char http[16] = "off", mc[16] = "off";
+    if (srv->info.http_port)
+        snprintf(http, sizeof http, "%d", srv->info.http_port);
+    if (srv->info.memcache_port)
+        snprintf(mc, sizeof mc, "%d", srv->info.memcache_port);
+    slog(&srv->log, SLOG_INFO,
+         "ready: %llu counters, recovered %llu log records in %.1f ms "
+         "(started in %lld ms); %s resp port %d, http port %s, memcache port "
+         "%s; fsync %s; pid %d", (unsigned long long)st.counters,
+         (unsigned long long)st.recovered_records, st.recovery_ns / 1e6,
+         (long long)(srv_now_ms() - t0), srv->conf.bind, srv->info.port, http,
+         mc, conf_sync_name(srv->conf.sync), srv->info.pid);
+    if (st.torn_bytes)
+        slog(&srv->log, SLOG_WARN, "cut %llu bytes of a torn record off the "
+             "log's tail (a write in flight when the process stopped)",
+             (unsigned long long)st.torn_bytes);
+}
+
+static void free_event(struct event **ev)
+{
+    if (*ev)
+        event_free(*ev);
+    *ev = NULL;
+}
+
+static void teardown(struct server *srv)
+{
+    conn_close_all(srv);
+    conn_listeners_close(srv);
+    fronts_stop(srv);
+    free_event(&srv->notify_ev);
+    free_event(&srv->tick_ev);
+    free_event(&srv->house_ev);
+    free_event(&srv->stop_ev);
+    free_event(&srv->sig_ev[0]);
+    free_event(&srv->sig_ev[1]);
+    if (srv->base)
+        event_base_free(srv->base);
+    outbox_free(&srv->outbox);
+}
+
+int main(int argc, char **argv)
+{
+    int64_t t0 = srv_now_ms();
+    struct server *srv = xcalloc(1, sizeof *srv);
+    char err[256] = "";
+    int rc = conf_parse(&srv->conf, argc, argv, err);
+    if (rc != 0) {
+        if (rc < 0)
+            fprintf(stderr, "tallyd: %s (see tallyd --help)\n", err);
+        conf_free(&srv->conf);
+        free(srv);
+        return rc < 0 ? 2 : 0;
+    }
+    slog_init(&srv->log, srv->conf.log_level);
+    /* Writes use MSG_NOSIGNAL, but libevent's and the engine's may not. */
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile(srv);
+
+    int status = 1;
+    if (open_db(srv) < 0)
+        goto out;
+    srv->info.start_unix = time(NULL);
+    srv->info.pid = (int)getpid();
+    srv->info.maxclients = srv->conf.maxclients;
+    srv->info.dir = srv->conf.dir;
+    srv->info.version = TALLY_VERSION;
+    srv->limits = (struct proto_limits)PROTO_LIMITS_DEFAULT;
+    srv->max_input = 2 * 1024 * 1024 + srv->limits.max_bulk;
+    srv->outbox.durable = tally_durable(srv->db);
+    srv->outbox.health = TALLY_OK;
+    outbox_waiter_init(srv);
+    cmd_init(&srv->cmd, srv->db, srv->conf.password, srv->conf.passlen,
+             &srv->info);
+
+    if (setup_loop(srv) < 0)
+        goto close_db;
+    if (fronts_start(srv, err) < 0) {
+        slog(&srv->log, SLOG_ERROR, "%s", err);
+        goto close_db;
+    }
+    say_ready(srv, t0);
+    if (event_base_dispatch(srv->base) < 0) {
+        slog(&srv->log, SLOG_ERROR, "the event loop failed");
+        goto close_db;
+    }
+    status = 0;
+close_db:
+    teardown(srv);
+    rc = tally_close(srv->db);
+    if (rc < 0) {
+        slog(&srv->log, SLOG_ERROR, "final sync failed: %s (%s); changes "
+             "acknowledged before were durable, later ones may be lost",
+             tally_strerror(rc), srv->conf.dir);
+        status = 1;
+    } else if (status == 0) {
+        slog(&srv->log, SLOG_INFO, "stopped: everything synced");
+    }
+out:
+    conf_free(&srv->conf);
+    slog_free(&srv->log);
+    free(srv);
+    return status;
+}
