@@ -343,11 +343,15 @@ static void verify(const char *dir, const plan *p, const bounds *b, totals *tot,
             v = 0;
         else if (rc != TALLY_OK)
             crash_fail(p, "get %s: %d", name, rc);
-        if (!is_prefix_sum(p->seed, k, v, b->acked[k], b->attempted[k], &m))
-            crash_fail(p, "%s = %" PRId64 " is not the sum of %" PRIu64
-                       "..%" PRIu64 " increments (%s)",
-                       name, v, b->acked[k], b->attempted[k],
-                       v < 0 ? "negative" : "lost or doubled");
+        if (!is_prefix_sum(p->seed, k, v, b->acked[k], b->attempted[k], &m)) {
+            uint64_t held;
+            int prefix = is_prefix_sum(p->seed, k, v, 0, UINT64_MAX / 2, &held);
+            crash_fail(p, "%s = %" PRId64 ": %s%" PRIu64 " increments, but %"
+                       PRIu64 " were acknowledged and %" PRIu64 " attempted",
+                       name, v, prefix ? "the sum of " : "not the sum of any "
+                       "prefix of the ", prefix ? held : 0, b->acked[k],
+                       b->attempted[k]);
+        }
         tot->acked += b->acked[k] - p->start[k];
         next[k] = m + 1;
         after[k] = v + delta_of(p->seed, k, m + 1);

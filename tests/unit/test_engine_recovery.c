@@ -967,6 +967,28 @@ static void missing_log_in_the_chain_is_refused(void **state)
     tt_image_free(&whole), tt_image_free(&before), tt_image_free(&now);
 }
 
+/* A torn tail may only be cut from the newest log: an older log ends where
+ * the next begins, so a torn record there is lost acknowledged data. */
+static void torn_record_in_an_older_log_is_refused(void **state)
+{
+    const char *dir = TT_DIR(state);
+    char names[3][TT_NAME], err[TALLY_ERRMAX], path[PATH_MAX];
+    write_chain(dir, names);
+    tt_path(path, dir, names[0]);
+    /* Zero the second half of log 0's last record (r02), keeping the size. */
+    off_t size = tt_file_size(path);
+    const off_t rec = 8 + 14, end = size - 16; /* 16 zero bytes follow */
+    uint8_t zeros[8] = {0};
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, zeros, sizeof(zeros), end - rec / 2 - 4), 8);
+    assert_int_equal(close(fd), 0);
+    open_refused(dir, TALLY_ECORRUPT, err, "torn r02 at the end of %s", names[0]);
+    assert_names(err, names[0], (uint64_t)(end - rec));
+    assert_int_equal(tally_check(dir, err), TALLY_ECORRUPT);
+    assert_names(err, names[0], (uint64_t)(end - rec));
+}
+
 /* ---- tally_check and tally_repair --------------------------------------- */
 
 static void check_passes_healthy_and_torn_dirs_unchanged(void **state)
@@ -1274,6 +1296,7 @@ int main(void)
         T(flipped_bit_mid_log_is_refused),
         T(flipped_bit_in_snapshot_is_refused),
         T(missing_log_in_the_chain_is_refused),
+        T(torn_record_in_an_older_log_is_refused),
         T(check_passes_healthy_and_torn_dirs_unchanged),
         T(repair_cuts_the_log_at_the_bad_record),
         T(repair_rebuilds_a_damaged_snapshot),
