@@ -99,7 +99,7 @@ resp_run() {
                  END { if (!found) exit 1 }'
 }
 
-echo "tallyd $("$tallyd" --version 2>/dev/null | head -1 || true); wrk $secs s per run, $keys random keys; data on $(stat -f -c %T "$work") ($work)"
+echo "$("$tallyd" --version 2>/dev/null | head -1 || true); wrk $secs s per run, $keys random keys; data on $(stat -f -c %T "$work") ($work)"
 echo "HTTP: POST /v1/counters/bench:<n>/increment (wrk --latency); RESP: INCR (redis-benchmark), same server; latency in ms"
 for policy in $policies; do
   start_server "$policy"
