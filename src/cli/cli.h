@@ -124,8 +124,9 @@ void out_items_add(struct out_items *l, const void *key, size_t klen,
 
 /* Sort by key (bytewise, shorter first on a tie) and keep one item per key,
  * the one added last (SCAN may report a key twice).  Returns how many items
- * were dropped. */
-size_t out_items_sort(struct out_items *l);
+ * were dropped; first_dup (may be NULL, else empty) then gets the first
+ * dropped key as out_key_human prints it. */
+size_t out_items_sort(struct out_items *l, struct buf *first_dup);
 
 /* out_items_sort, then out_counter for each item.  Returns 0, or -1 if
  * stdout failed. */

@@ -336,12 +336,15 @@ int cli_restore(const struct cli_opts *o, int argc, char **argv)
      * dump leaves it as it was. */
     if ((rc = restore_read(stdin, &items)))
         goto done;
-    size_t dups = out_items_sort(&items);
-    if (dups) {
-        rc = cli_error("restore: the input names %zu key(s) more than once "
-                       "(a dump names each key once); nothing written", dups);
+    struct buf dup = BUF_INIT;
+    size_t dups = out_items_sort(&items, &dup);
+    if (dups)
+        rc = cli_error("restore: the input names %zu key(s) more than once, "
+                       "the first %s (a dump names each key once); nothing "
+                       "written", dups, dup.p);
+    buf_free(&dup);
+    if (rc)
         goto done;
-    }
     /* Writes are not synced one by one (TALLY_SYNC_NO): the snapshot at the
      * end is the one point that must be durable, and it is fsync'd. */
     if (!(db = open_dir("restore", a.dir, 1, TALLY_SYNC_NO))) {

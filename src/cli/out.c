@@ -217,7 +217,7 @@ static int item_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-size_t out_items_sort(struct out_items *l)
+size_t out_items_sort(struct out_items *l, struct buf *first_dup)
 {
     size_t kept = 0;
 
@@ -228,6 +228,10 @@ size_t out_items_sort(struct out_items *l)
         /* Copies of a key sit side by side now, the newest last. */
         if (i + 1 < l->n && it->klen == it[1].klen &&
             memcmp(it->key, it[1].key, it->klen) == 0) {
+            /* A printed key is never empty (the empty key is ""), so an
+             * empty buffer means no duplicate was named yet. */
+            if (first_dup && first_dup->len == 0)
+                out_key_human(first_dup, it->key, it->klen);
             free(it->key);
             continue;
         }
@@ -240,7 +244,7 @@ size_t out_items_sort(struct out_items *l)
 
 int out_items_print(struct out_items *l, int json)
 {
-    out_items_sort(l);
+    out_items_sort(l, NULL);
     for (size_t i = 0; i < l->n; i++)
         if (out_counter(json, l->v[i].key, l->v[i].klen, l->v[i].value))
             return -1;
