@@ -64,7 +64,7 @@ def test_save_then_restart_keeps_counters(tallyd, crash):
 def test_bgsave_then_crash_keeps_counters(tallyd):
     # Given counters, a background snapshot, and more changes after it
     r = tallyd.redis()
-    r.mset({f"k{i}": i for i in range(1000)})
+    r.mset({f"k{i}": i for i in range(500)})   # 1001 args: under the limit
     with tallyd.raw() as c:
         assert c.cmd("BGSAVE") == b"Background saving started"
     r.incr("k0")
@@ -73,10 +73,10 @@ def test_bgsave_then_crash_keeps_counters(tallyd):
     tallyd.restart(crash=True)
     # Then everything acknowledged is there
     r = tallyd.redis()
-    assert r.dbsize() == 999
+    assert r.dbsize() == 499
     assert r.get("k0") == "1"
     assert r.get("k1") is None
-    assert r.get("k999") == "999"
+    assert r.get("k499") == "499"
 
 
 def test_automatic_snapshots_then_crash_keep_counters(tallyd_factory):
