@@ -41,6 +41,8 @@ extern "C" {
 #define TALLY_VERSION "0.1.0"
 #define TALLY_KEY_MAX 1024 /* longest key, in bytes */
 #define TALLY_ERRMAX 512   /* size of the error buffers taken below */
+#define TALLY_ID_MAX 256   /* longest idempotency id, in bytes */
+#define TALLY_ONCE_TTL_DEFAULT (24ULL * 3600 * 1000) /* ms an id is kept */
 
 /* ---- Results and errors ---------------------------------------------- */
 
@@ -63,6 +65,13 @@ extern "C" {
 #define TALLY_EVERSION (-10)  /* files written by an unknown format version */
 #define TALLY_EBUSY (-11)     /* a snapshot is already being written */
 #define TALLY_ENOTEMPTY (-12) /* restore target already holds counters */
+#define TALLY_EIDREUSED (-13) /* idempotency id already used for a request
+                                 with another fingerprint; nothing changed */
+#define TALLY_EINFLIGHT (-14) /* the first request with this id is not
+                                 durable yet (async callers only): retry
+                                 later; nothing changed */
+#define TALLY_EIDLEN (-15)    /* idempotency id empty or longer than
+                                 TALLY_ID_MAX bytes */
 
 /* A static, human-readable message for a code above. */
 const char *tally_strerror(int code);
@@ -97,6 +106,10 @@ typedef struct tally_options {
      * thread that noticed them; may be NULL.  msg is one line, no newline. */
     void (*log)(void *log_ctx, int level, const char *msg);
     void *log_ctx;
+    uint64_t once_ttl_ms; /* how long an idempotency id is remembered after
+                             its first use, in wall-clock ms (it holds across
+                             restarts); default TALLY_ONCE_TTL_DEFAULT (24 h);
+                             0 also means the default */
 } tally_options;
 
 /* Fill *opts with the defaults above. */
@@ -166,6 +179,67 @@ int tally_scan(tally *db, uint64_t cursor, const void *prefix, size_t plen,
                size_t count, tally_scan_fn fn, void *ctx, uint64_t *next,
                tally_ticket *ticket);
 
+/* ---- Exactly-once changes (idempotency ids) ----------------------------
+ *
+ * A client that timed out cannot know whether its change happened; retrying
+ * a plain tally_incr could count twice.  The once-forms below take a
+ * client-chosen id (1..TALLY_ID_MAX bytes, binary-safe) and a fingerprint of
+ * the whole request (operation, key, argument: the caller hashes them, e.g.
+ * with tally_once_hash; the command layer's cmd_once_fingerprint is one).
+ *
+ *   - Unknown id: the change is applied and (id, fingerprint, outcome,
+ *     creation time) is recorded in the same atomic log record, so after a
+ *     crash either both the change and the id survive or neither does.
+ *     *replayed = 0.
+ *   - Known id, same fingerprint: nothing is applied; *replayed = 1 and the
+ *     outputs and return code are those of the first request.  With a
+ *     non-NULL ticket, *ticket is the first request's ticket, or
+ *     TALLY_EINFLIGHT is returned if that is not durable yet; with a NULL
+ *     ticket the call waits for it.  If the write path failed before it
+ *     became durable: TALLY_ENOTDURABLE.
+ *   - Known id, other fingerprint: TALLY_EIDREUSED, nothing applied.
+ *
+ * Errors (overflow, disk full, ...) are not recorded: a failed request
+ * leaves its id unused, so its retry is a first attempt.  An id is
+ * remembered for at least opts.once_ttl_ms after its first use, counted on
+ * the wall clock from the time recorded with it, across restarts; after
+ * that it is forgotten (and the same id is new again).  */
+
+typedef struct tally_once {
+    const void *id;       /* the client's idempotency id */
+    size_t idlen;         /* 1..TALLY_ID_MAX */
+    uint64_t fingerprint; /* hash of the request the id was sent with */
+} tally_once;
+
+/* tally_incr, once.  *value (may be NULL) gets the value after the first
+ * request's increment. */
+int tally_incr_once(tally *db, const tally_once *once, const void *key,
+                    size_t klen, int64_t delta, int64_t *value, int *replayed,
+                    tally_ticket *ticket);
+
+/* tally_set, once. */
+int tally_set_once(tally *db, const tally_once *once, const void *key,
+                   size_t klen, int64_t value, int *replayed,
+                   tally_ticket *ticket);
+
+/* tally_del, once.  Returns TALLY_OK (the counter existed; *old, may be
+ * NULL, gets the value it held) or TALLY_NOTFOUND, as the first request
+ * found it; a not-found first request is recorded too, so its replay stays
+ * TALLY_NOTFOUND even if the counter was created since. */
+int tally_del_once(tally *db, const tally_once *once, const void *key,
+                   size_t klen, int64_t *old, int *replayed,
+                   tally_ticket *ticket);
+
+/* Fold n bytes into a fingerprint h: 64-bit FNV-1a (offset basis
+ * 0xcbf29ce484222325, prime 0x100000001b3), unseeded and fixed forever, so
+ * fingerprints recorded on disk stay comparable across restarts and
+ * versions.  Start with h = TALLY_ONCE_HASH_INIT. */
+#define TALLY_ONCE_HASH_INIT 0xcbf29ce484222325ULL
+uint64_t tally_once_hash(uint64_t h, const void *p, size_t n);
+
+/* Number of idempotency ids remembered now. */
+uint64_t tally_once_count(const tally *db);
+
 /* ---- Durability -------------------------------------------------------- */
 
 /* The highest ticket that is durable under the policy.  Thread-safe. */
@@ -234,6 +308,10 @@ typedef struct tally_stats {
     uint64_t sync_us_hist[TALLY_HIST_BUCKETS];   /* fsync latency, us */
     uint64_t batch_hist[TALLY_HIST_BUCKETS];     /* changes per sync */
     uint64_t sync_us_sum, batch_sum;             /* sums, for averages */
+    uint64_t once_ids;          /* idempotency ids remembered */
+    uint64_t once_bytes;        /* heap they take (entries and buckets) */
+    uint64_t once_replays;      /* once-requests answered as replays since
+                                   open */
 } tally_stats;
 
 /* Fill *st with a consistent-enough picture (histograms are read without a

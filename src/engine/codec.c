@@ -22,11 +22,18 @@
  *    8 len body: u8 type, then
  *          1 PUT:   u16 klen, i64 value, key[klen]
  *          2 DEL:   u16 klen, key[klen]
- *          3 BATCH: u32 n, then n x (u32 sublen, sub-body of type PUT or
- *                   DEL) -- applied atomically
- *          4 END:   u64 number of PUT records in this snapshot (snapshot
- *                   only, the last record)
- *          5..255   reserved; a record with a valid CRC and such a type
+ *          3 BATCH: u32 n, then n x (u32 sublen, sub-body of type PUT,
+ *                   DEL or IDEM) -- applied atomically
+ *          4 END:   u64 number of PUT and IDEM records in this snapshot
+ *                   (snapshot only, the last record)
+ *          6 IDEM:  u16 idlen (1..256), u64 fingerprint, i64 created_ms
+ *                   (wall clock, ms since 1970), i32 outcome code (0 ok,
+ *                   1 not found), i64 outcome value, id[idlen] -- an
+ *                   idempotency id and what its first request answered;
+ *                   standalone (a snapshot's ids, a once-change that changed
+ *                   no counter) or inside a BATCH beside the change it
+ *                   records, so both survive a crash or neither does
+ *          5, 7..255 reserved; a record with a valid CRC and such a type
  *                   means a newer format (TALLY_EVERSION)
  *
  * An LSN is a byte position in the logical stream of log records (file
@@ -35,8 +42,8 @@
  * record header of 8 zero bytes marks the end of the data.
  *
  * A record is valid when len is in range, the record fits in the file, the
- * CRC matches and the body parses exactly (klen consistent with len, a
- * BATCH's sub-records filling it exactly).  What an invalid one means
+ * CRC matches and the body parses exactly (klen consistent with len, an
+ * IDEM body 31 + idlen bytes, a BATCH's sub-records filling it exactly).  What an invalid one means
  * (torn tail or corruption) is decided by recover.c, which sees the file.
  */
 #include "codec.h"
@@ -140,9 +147,18 @@ size_t codec_del_size(size_t klen)
     return CODEC_REC_HDR + 3 + klen;
 }
 
+/* Body bytes of an IDEM before its id. */
+#define IDEM_FIXED 31
+
+size_t codec_idem_size(size_t idlen)
+{
+    return CODEC_REC_HDR + IDEM_FIXED + idlen;
+}
+
 size_t codec_batch_op_size(size_t klen, int type)
 {
-    return 4 + (type == CODEC_PUT ? 11 : 3) + klen;
+    return 4 + (type == CODEC_PUT ? 11 : type == CODEC_IDEM ? IDEM_FIXED : 3) +
+           klen;
 }
 
 /* Write the body of a PUT or DEL at p; returns its length. */
@@ -159,6 +175,19 @@ static size_t op_body(unsigned char *p, const struct codec_op *op)
     return 3 + op->klen;
 }
 
+/* Write the body of an IDEM at p; returns its length. */
+static size_t idem_body(unsigned char *p, const struct codec_idem *idem)
+{
+    p[0] = CODEC_IDEM;
+    put16(p + 1, (uint16_t)idem->idlen);
+    codec_put64(p + 3, idem->fp);
+    codec_put64(p + 11, (uint64_t)idem->created_ms);
+    codec_put32(p + 19, (uint32_t)idem->code);
+    codec_put64(p + 23, (uint64_t)idem->value);
+    memcpy(p + IDEM_FIXED, idem->id, idem->idlen);
+    return IDEM_FIXED + idem->idlen;
+}
+
 /* Fill in len and CRC of a record whose body is already at out + 8. */
 static size_t seal(unsigned char *out, size_t blen)
 {
@@ -170,6 +199,11 @@ static size_t seal(unsigned char *out, size_t blen)
 size_t codec_op(unsigned char *out, const struct codec_op *op)
 {
     return seal(out, op_body(out + CODEC_REC_HDR, op));
+}
+
+size_t codec_idem(unsigned char *out, const struct codec_idem *idem)
+{
+    return seal(out, idem_body(out + CODEC_REC_HDR, idem));
 }
 
 size_t codec_end(unsigned char *out, uint64_t count)
@@ -187,11 +221,42 @@ size_t codec_batch_add(unsigned char *out, const struct codec_op *op)
     return 4 + n;
 }
 
+size_t codec_batch_add_idem(unsigned char *out, const struct codec_idem *idem)
+{
+    size_t n = idem_body(out + 4, idem);
+
+    codec_put32(out, (uint32_t)n);
+    return 4 + n;
+}
+
 void codec_batch_close(unsigned char *out, size_t total, uint32_t n)
 {
     out[CODEC_REC_HDR] = CODEC_BATCH;
     codec_put32(out + CODEC_REC_HDR + 1, n);
     seal(out, total - CODEC_REC_HDR);
+}
+
+/* Parse an IDEM body of exactly n bytes. */
+static int idem_parse(const unsigned char *b, size_t n,
+                      struct codec_idem *idem)
+{
+    size_t idlen;
+    int32_t code;
+
+    if (n < IDEM_FIXED || b[0] != CODEC_IDEM)
+        return -1;
+    idlen = get16(b + 1);
+    code = (int32_t)codec_get32(b + 19);
+    if (n != IDEM_FIXED + idlen || idlen == 0 || idlen > TALLY_ID_MAX ||
+        (code != TALLY_OK && code != TALLY_NOTFOUND))
+        return -1;
+    idem->id = b + IDEM_FIXED;
+    idem->idlen = idlen;
+    idem->fp = codec_get64(b + 3);
+    idem->created_ms = (int64_t)codec_get64(b + 11);
+    idem->code = code;
+    idem->value = (int64_t)codec_get64(b + 23);
+    return 0;
 }
 
 /* Parse a PUT or DEL body of exactly n bytes. */
@@ -218,6 +283,22 @@ static int op_parse(const unsigned char *b, size_t n, struct codec_op *op)
     return op->klen > TALLY_KEY_MAX ? -1 : 0;
 }
 
+/* Parse a sub-record of a batch: a PUT or DEL into *op, or an IDEM into
+ * *idem (op->type CODEC_IDEM, the id and outcome value in op too). */
+static int sub_parse(const unsigned char *b, size_t n, struct codec_op *op,
+                     struct codec_idem *idem)
+{
+    if (n < 1 || b[0] != CODEC_IDEM)
+        return op_parse(b, n, op);
+    if (idem_parse(b, n, idem) != 0)
+        return -1;
+    op->type = CODEC_IDEM;
+    op->key = idem->id;
+    op->klen = idem->idlen;
+    op->value = idem->value;
+    return 0;
+}
+
 /* Check that a BATCH body holds exactly n well-formed sub-records. */
 static int batch_parse(const unsigned char *b, size_t blen,
                        struct codec_rec *r, const char **why)
@@ -225,6 +306,7 @@ static int batch_parse(const unsigned char *b, size_t blen,
     size_t off = 5, sub;
     uint32_t i;
     struct codec_op op;
+    struct codec_idem idem;
 
     if (blen < 5) {
         *why = "batch record too short";
@@ -236,7 +318,7 @@ static int batch_parse(const unsigned char *b, size_t blen,
             *why = "batch sub-record runs past the record";
             return CODEC_EBODY;
         }
-        if (op_parse(b + off + 4, sub, &op) != 0) {
+        if (sub_parse(b + off + 4, sub, &op, &idem) != 0) {
             *why = "malformed batch sub-record";
             return CODEC_EBODY;
         }
@@ -293,6 +375,12 @@ int codec_decode(const unsigned char *p, size_t avail, struct codec_rec *r,
             return CODEC_EBODY;
         }
         return CODEC_OK;
+    case CODEC_IDEM:
+        if (idem_parse(b, len, &r->idem) != 0) {
+            *why = "malformed idempotency record";
+            return CODEC_EBODY;
+        }
+        return CODEC_OK;
     case CODEC_BATCH:
         return batch_parse(b, len, r, why);
     case CODEC_END:
@@ -308,16 +396,24 @@ int codec_decode(const unsigned char *p, size_t avail, struct codec_rec *r,
     }
 }
 
-int codec_batch_next(const struct codec_rec *r, size_t *off,
-                     struct codec_op *op)
+int codec_batch_next_idem(const struct codec_rec *r, size_t *off,
+                          struct codec_op *op, struct codec_idem *idem)
 {
     size_t sub;
 
     if (*off >= r->blen)
         return 0;
     sub = codec_get32(r->body + *off);
-    if (op_parse(r->body + *off + 4, sub, op) != 0)
+    if (sub_parse(r->body + *off + 4, sub, op, idem) != 0)
         return 0; /* cannot happen: codec_decode checked the batch */
     *off += 4 + sub;
     return 1;
+}
+
+int codec_batch_next(const struct codec_rec *r, size_t *off,
+                     struct codec_op *op)
+{
+    struct codec_idem idem;
+
+    return codec_batch_next_idem(r, off, op, &idem);
 }

@@ -19,6 +19,7 @@
 #define CODEC_DEL 2
 #define CODEC_BATCH 3
 #define CODEC_END 4
+#define CODEC_IDEM 6 /* an idempotency id and the outcome of its request */
 
 /* File kinds. */
 #define CODEC_LOG 0
@@ -33,18 +34,30 @@
 #define CODEC_EBODY (-4)  /* checksum fine but the body is malformed */
 #define CODEC_ETYPE (-5)  /* checksum fine, type unknown (a newer format) */
 
-/* One PUT or DEL (also a sub-record of a BATCH). */
+/* One PUT or DEL (also a sub-record of a BATCH).  When a batch iterator
+ * meets an IDEM, type is CODEC_IDEM and the rest is in a codec_idem. */
 struct codec_op {
-    int type;             /* CODEC_PUT or CODEC_DEL */
+    int type;             /* CODEC_PUT or CODEC_DEL (or CODEC_IDEM) */
     const void *key;
     size_t klen;
     int64_t value;        /* PUT only */
+};
+
+/* One IDEM: an idempotency id and what its first request answered. */
+struct codec_idem {
+    const void *id;
+    size_t idlen;         /* 1..TALLY_ID_MAX */
+    uint64_t fp;          /* the request's fingerprint */
+    int64_t created_ms;   /* wall-clock ms of the first request */
+    int32_t code;         /* its outcome: TALLY_OK or TALLY_NOTFOUND */
+    int64_t value;        /* its outcome value */
 };
 
 /* A decoded record; key and body point into the decoded buffer. */
 struct codec_rec {
     int type;
     struct codec_op op;          /* PUT, DEL */
+    struct codec_idem idem;      /* IDEM */
     uint32_t n;                  /* BATCH: number of sub-records */
     const unsigned char *body;   /* BATCH: the sub-records */
     size_t blen;
@@ -61,6 +74,7 @@ int codec_header_check(const unsigned char *p, size_t n, int kind,
 /* Encoded sizes, record header included. */
 size_t codec_put_size(size_t klen);
 size_t codec_del_size(size_t klen);
+size_t codec_idem_size(size_t idlen);
 #define CODEC_END_SIZE (CODEC_REC_HDR + 9)
 #define CODEC_BATCH_HDR (CODEC_REC_HDR + 5) /* before the first sub-record */
 /* What one op adds to a batch (u32 sublen + sub-body). */
@@ -68,12 +82,14 @@ size_t codec_batch_op_size(size_t klen, int type);
 
 /* Encoders: write one record at out (room for its size), return its size. */
 size_t codec_op(unsigned char *out, const struct codec_op *op);
+size_t codec_idem(unsigned char *out, const struct codec_idem *idem);
 size_t codec_end(unsigned char *out, uint64_t count);
 
 /* A batch is written as: pos = CODEC_BATCH_HDR; pos += codec_batch_add(out +
  * pos, op) per op; codec_batch_close(out, pos, n).  The caller keeps the
  * body within CODEC_MAX_BODY. */
 size_t codec_batch_add(unsigned char *out, const struct codec_op *op);
+size_t codec_batch_add_idem(unsigned char *out, const struct codec_idem *idem);
 void codec_batch_close(unsigned char *out, size_t total, uint32_t n);
 
 /* Decode the record at p (avail bytes readable).  Returns CODEC_OK with *r
@@ -83,9 +99,13 @@ void codec_batch_close(unsigned char *out, size_t total, uint32_t n);
 int codec_decode(const unsigned char *p, size_t avail, struct codec_rec *r,
                  size_t *used, size_t *claimed, const char **why);
 /* Iterate a decoded BATCH: start with *off = 0; returns 1 with *op set, 0
- * after the last sub-record. */
+ * after the last sub-record.  An IDEM sub-record gives op->type CODEC_IDEM
+ * with the id in op->key/klen and the outcome value in op->value;
+ * codec_batch_next_idem gives all of it in *idem. */
 int codec_batch_next(const struct codec_rec *r, size_t *off,
                      struct codec_op *op);
+int codec_batch_next_idem(const struct codec_rec *r, size_t *off,
+                          struct codec_op *op, struct codec_idem *idem);
 
 /* Little-endian helpers, shared by the file code. */
 void codec_put32(unsigned char *p, uint32_t v);

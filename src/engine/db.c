@@ -3,7 +3,8 @@
  * change path (check health, reserve log space, encode, apply in memory,
  * hand the record to the log) and the read rule (a read's ticket is the LSN
  * of the change it shows).  The log and sync thread are in log.c, snapshots
- * in snap.c, recovery and the offline tools in recover.c.
+ * in snap.c, recovery and the offline tools in recover.c, the exactly-once
+ * forms of the changes in once.c (which shares the change path below).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +38,11 @@ const char *tally_strerror(int code)
     case TALLY_EVERSION: return "data written by an unknown format version";
     case TALLY_EBUSY: return "a snapshot is already being written";
     case TALLY_ENOTEMPTY: return "target already holds counters";
+    case TALLY_EIDREUSED:
+        return "idempotency id already used for a different request";
+    case TALLY_EINFLIGHT:
+        return "the first request with this idempotency id is not durable yet";
+    case TALLY_EIDLEN: return "idempotency id empty or too long";
     default: return "unknown error";
     }
 }
@@ -47,6 +53,7 @@ void tally_options_init(tally_options *opts)
     opts->sync = TALLY_SYNC_ALWAYS;
     opts->create = 1;
     opts->snapshot_min_log = 64ULL << 20;
+    opts->once_ttl_ms = TALLY_ONCE_TTL_DEFAULT;
 }
 
 int db_err(tally *db, int code, const char *fmt, ...)
@@ -72,7 +79,7 @@ void db_log(const tally_options *opts, int level, const char *fmt, ...)
     opts->log(opts->log_ctx, level, line);
 }
 
-static int key_check(tally *db, const void *key, size_t klen)
+int db_key_check(tally *db, const void *key, size_t klen)
 {
     if (!key && klen)
         return db_err(db, TALLY_EINVAL, "NULL key with length %zu", klen);
@@ -107,24 +114,34 @@ int db_apply(struct table *t, uint64_t *last_del, const struct codec_op *op,
     return 1;
 }
 
-void db_apply_rec(struct table *t, uint64_t *last_del,
-                  const struct codec_rec *r, uint64_t lsn)
+void db_apply_rec(tally *db, const struct codec_rec *r, uint64_t lsn)
 {
     struct codec_op op;
+    struct codec_idem idem;
     size_t off = 0;
 
-    if (r->type != CODEC_BATCH) {
-        db_apply(t, last_del, &r->op, lsn);
+    if (r->type == CODEC_IDEM) {
+        once_apply(db, &r->idem, lsn);
         return;
     }
-    while (codec_batch_next(r, &off, &op))
-        db_apply(t, last_del, &op, lsn);
+    if (r->type != CODEC_BATCH) {
+        db_apply(&db->table, &db->last_del, &r->op, lsn);
+        return;
+    }
+    /* Counters through db_apply, ids through once_apply: the functions
+     * live changes use. */
+    while (codec_batch_next_idem(r, &off, &op, &idem)) {
+        if (op.type == CODEC_IDEM)
+            once_apply(db, &idem, lsn);
+        else
+            db_apply(&db->table, &db->last_del, &op, lsn);
+    }
 }
 
 /* May a change of reclen bytes go ahead?  Returns 0, TALLY_EFAILED after a
  * fatal write error (copying its detail into errmsg), or TALLY_ENOSPC when
  * the log cannot grow; nothing has changed then. */
-static int change_start(tally *db, size_t reclen)
+int db_change_start(tally *db, size_t reclen)
 {
     if (tally_health(db) == TALLY_EFAILED)
         return db_err(db, TALLY_EFAILED, "%s", db->failmsg);
@@ -132,8 +149,8 @@ static int change_start(tally *db, size_t reclen)
 }
 
 /* Hand an encoded record to the log; returns its ticket. */
-static uint64_t change_emit(tally *db, const unsigned char *rec, size_t len,
-                            unsigned changes)
+uint64_t db_change_emit(tally *db, const unsigned char *rec, size_t len,
+                        unsigned changes)
 {
     db->changes += changes;
     return log_append(db, rec, len, changes);
@@ -142,7 +159,7 @@ static uint64_t change_emit(tally *db, const unsigned char *rec, size_t len,
 /* Finish a change with ticket t: report it, or block until it is durable.
  * A running snapshot gets a small slice of work first, so it progresses
  * under write load without the caller's help. */
-static int change_finish(tally *db, uint64_t t, tally_ticket *ticket)
+int db_change_finish(tally *db, uint64_t t, tally_ticket *ticket)
 {
     if (db->snap.running)
         snap_step(db, 16);
@@ -179,12 +196,12 @@ static int change_op(tally *db, const struct codec_op *op, uint64_t *t)
     unsigned char rec[CODEC_REC_HDR + 11 + TALLY_KEY_MAX];
     size_t len = op->type == CODEC_PUT ? codec_put_size(op->klen)
                                        : codec_del_size(op->klen);
-    int rc = change_start(db, len);
+    int rc = db_change_start(db, len);
 
     if (rc)
         return rc;
     codec_op(rec, op);
-    *t = change_emit(db, rec, len, 1);
+    *t = db_change_emit(db, rec, len, 1);
     db_apply(&db->table, &db->last_del, op, *t);
     return 0;
 }
@@ -195,7 +212,7 @@ int tally_incr(tally *db, const void *key, size_t klen, int64_t delta,
     struct table_entry *e;
     struct codec_op op = {CODEC_PUT, key, klen, 0};
     uint64_t t;
-    int rc = key_check(db, key, klen);
+    int rc = db_key_check(db, key, klen);
 
     if (rc)
         return rc;
@@ -206,7 +223,7 @@ int tally_incr(tally *db, const void *key, size_t klen, int64_t delta,
                       (long long)(e ? e->value : 0), (long long)delta);
     rc = change_op(db, &op, &t);
     if (rc == 0)
-        rc = change_finish(db, t, ticket);
+        rc = db_change_finish(db, t, ticket);
     if (rc == 0 && value)
         *value = op.value;
     return rc;
@@ -217,12 +234,12 @@ int tally_set(tally *db, const void *key, size_t klen, int64_t value,
 {
     struct codec_op op = {CODEC_PUT, key, klen, value};
     uint64_t t;
-    int rc = key_check(db, key, klen);
+    int rc = db_key_check(db, key, klen);
 
     if (rc == 0)
         rc = change_op(db, &op, &t);
     if (rc == 0)
-        rc = change_finish(db, t, ticket);
+        rc = db_change_finish(db, t, ticket);
     return rc;
 }
 
@@ -230,7 +247,7 @@ int tally_del(tally *db, const void *key, size_t klen, tally_ticket *ticket)
 {
     struct codec_op op = {CODEC_DEL, key, klen, 0};
     uint64_t t;
-    int rc = key_check(db, key, klen);
+    int rc = db_key_check(db, key, klen);
 
     if (rc)
         return rc;
@@ -241,7 +258,7 @@ int tally_del(tally *db, const void *key, size_t klen, tally_ticket *ticket)
     }
     rc = change_op(db, &op, &t);
     if (rc == 0)
-        rc = change_finish(db, t, ticket);
+        rc = db_change_finish(db, t, ticket);
     return rc;
 }
 
@@ -257,7 +274,7 @@ int tally_mset(tally *db, size_t n, const void *const *keys,
     if (n && (!keys || !klens || !values))
         return db_err(db, TALLY_EINVAL, "NULL array for mset");
     for (i = 0; i < n; i++) {
-        if ((rc = key_check(db, keys[i], klens[i])) != 0)
+        if ((rc = db_key_check(db, keys[i], klens[i])) != 0)
             return rc;
         total += codec_batch_op_size(klens[i], CODEC_PUT);
         if (total - CODEC_REC_HDR > CODEC_MAX_BODY)
@@ -269,7 +286,7 @@ int tally_mset(tally *db, size_t n, const void *const *keys,
             *ticket = 0;
         return 0;
     }
-    if ((rc = change_start(db, total)) != 0)
+    if ((rc = db_change_start(db, total)) != 0)
         return rc;
     if (db->scratch_cap < total) {
         db->scratch = mem_realloc(db->scratch, total);
@@ -281,19 +298,19 @@ int tally_mset(tally *db, size_t n, const void *const *keys,
         pos += codec_batch_add(db->scratch + pos, &op);
     }
     codec_batch_close(db->scratch, pos, (uint32_t)n);
-    t = change_emit(db, db->scratch, pos, (unsigned)n);
+    t = db_change_emit(db, db->scratch, pos, (unsigned)n);
     for (i = 0; i < n; i++) {
         op = (struct codec_op){CODEC_PUT, keys[i], klens[i], values[i]};
         db_apply(&db->table, &db->last_del, &op, t);
     }
-    return change_finish(db, t, ticket);
+    return db_change_finish(db, t, ticket);
 }
 
 int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
               tally_ticket *ticket)
 {
     struct table_entry *e;
-    int rc = key_check(db, key, klen);
+    int rc = db_key_check(db, key, klen);
 
     if (rc)
         return rc;

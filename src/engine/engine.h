@@ -1,6 +1,7 @@
 /*
  * engine.h - the handle (struct tally) and what the engine's modules share.
- * db.c owns the public counter API and the apply function; log.c the log
+ * db.c owns the public counter API and the apply function; once.c the
+ * exactly-once changes and the table of idempotency ids; log.c the log
  * writer and the sync thread; snap.c snapshots; recover.c opening a data
  * directory (lock, recovery) and the offline check and repair; handle.c
  * ties them together (open, close, stats).
@@ -20,6 +21,7 @@
 #include <sys/types.h>
 
 #include "codec.h"
+#include "once.h"
 #include "table.h"
 #include "tally.h"
 
@@ -41,7 +43,8 @@ struct snap_state {
     int running;             /* [loop] 1 while walking, 2 while finishing */
     struct snap_job *job;    /* [loop] the snapshot in progress */
     uint64_t cursor;         /* [loop] table scan cursor */
-    uint64_t puts;           /* [loop] PUT records written so far */
+    int ids;                 /* [loop] counters done, writing the ids */
+    uint64_t puts;           /* [loop] PUT and IDEM records written so far */
     unsigned char *buf;      /* [loop] records not yet written */
     size_t len, cap;
     uint64_t auto_after;     /* [loop] no automatic snapshot before head
@@ -56,6 +59,7 @@ struct tally {
     int efd;                   /* eventfd signalled when durable moves */
 
     struct table table;        /* [loop] the counters */
+    struct once_table once;    /* [loop] the idempotency ids */
     uint64_t last_del;         /* [loop] LSN of the latest delete */
     uint64_t head;             /* [atomic, written by loop] newest ticket */
     uint64_t durable;          /* [atomic, written by sync] durable to here */
@@ -121,15 +125,34 @@ struct tally {
  * Returns 1 if the key existed before, else 0. */
 int db_apply(struct table *t, uint64_t *last_del, const struct codec_op *op,
              uint64_t lsn);
-/* Apply every op of a decoded record (PUT, DEL or BATCH). */
-void db_apply_rec(struct table *t, uint64_t *last_del,
-                  const struct codec_rec *r, uint64_t lsn);
+/* Apply every op of a decoded record (PUT, DEL, IDEM or BATCH) to db's
+ * counters and ids. */
+void db_apply_rec(tally *db, const struct codec_rec *r, uint64_t lsn);
+/* Refuse a NULL key with a length or one over TALLY_KEY_MAX; 0 or a code
+ * with errmsg set. */
+int db_key_check(tally *db, const void *key, size_t klen);
+/* The change path, in order: start (health, log space for reclen bytes:
+ * 0 or a code, nothing changed), emit (queue the encoded record; returns
+ * its ticket), finish (a snapshot slice, then *ticket = t or, for a NULL
+ * ticket, wait until t is durable). */
+int db_change_start(tally *db, size_t reclen);
+uint64_t db_change_emit(tally *db, const unsigned char *rec, size_t len,
+                        unsigned changes);
+int db_change_finish(tally *db, uint64_t t, tally_ticket *ticket);
 /* Set the handle's error detail; returns code. */
 int db_err(tally *db, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Send one line to opts.log, if set. */
 void db_log(const tally_options *opts, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- once.c ---- */
+
+/* Recovery's apply for an IDEM op found at lsn (a log record's ticket, or
+ * S for a snapshot): remember it unless expired or already known. */
+void once_apply(tally *db, const struct codec_idem *idem, uint64_t lsn);
+/* The retention in force (opts.once_ttl_ms, 0 meaning the default). */
+uint64_t once_ttl(const tally *db);
 
 /* ---- log.c ---- */
 
@@ -172,9 +195,10 @@ void snap_abandon(tally *db);
 /* [sync] Finish a job: sync the log, fsync, rename, fsync the directory,
  * remove obsolete files.  Sets job->result and job->msg. */
 void snap_finish(tally *db, struct snap_job *job);
-/* Write a whole snapshot of table t at S (for repair).  0 or a code. */
-int snap_write_table(int dirfd, const struct table *t, uint64_t s,
-                     char *msg);
+/* Write a whole snapshot of table t and ids o at S (for repair).  0 or a
+ * code. */
+int snap_write_table(int dirfd, const struct table *t,
+                     const struct once_table *o, uint64_t s, char *msg);
 
 /* ---- recover.c ---- */
 

@@ -37,6 +37,7 @@ static tally *handle_new(const char *dir, const tally_options *opts)
 static void handle_free(tally *db)
 {
     table_free(&db->table);
+    once_free(&db->once);
     if (db->log_fd >= 0)
         close(db->log_fd);
     else if (db->res_fd >= 0)
@@ -158,4 +159,7 @@ void tally_stats_get(const tally *db, tally_stats *st)
     }
     st->sync_us_sum = __atomic_load_n(&db->sync_us_sum, __ATOMIC_RELAXED);
     st->batch_sum = __atomic_load_n(&db->batch_sum, __ATOMIC_RELAXED);
+    st->once_ids = db->once.count;
+    st->once_bytes = once_memory(&db->once);
+    st->once_replays = db->once.replays;
 }

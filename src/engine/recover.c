@@ -7,7 +7,8 @@
  *
  * Recovery: remove temp files (*.tmp); load the newest snapshot, verifying
  * every record and its END count (any failure refuses, naming the file and
- * offset); remove older snapshots and the log files wholly before it; replay
+ * offset), ids past their retention left out (once.c); remove older
+ * snapshots and the log files wholly before it; replay
  * the log files from the one holding S through db_apply, the function live
  * changes use, checking that each file starts where the previous one's valid
  * data ended (a gap refuses, naming the missing range).  In the newest log
@@ -313,15 +314,16 @@ static int load_snapshot(struct rscan *rs, const struct rfile *f)
     }
     for (;;) {
         rc = codec_decode(m.p + off, m.n - off, &r, &used, &claimed, &why);
-        if (rc == CODEC_OK && r.type == CODEC_PUT) {
-            db_apply(&db->table, &db->last_del, &r.op, f->lsn);
+        if (rc == CODEC_OK && (r.type == CODEC_PUT || r.type == CODEC_IDEM)) {
+            db_apply_rec(db, &r, f->lsn);
             puts++;
             off += used;
             continue;
         }
         if (rc == CODEC_OK && r.type == CODEC_END) {
             if (r.end_count != puts) {
-                why = "END record count does not match the PUT records";
+                why = "END record count does not match the PUT and IDEM "
+                      "records";
                 goto bad;
             }
             if (off + used != m.n) {
@@ -352,7 +354,7 @@ bad:
                     f->name, off, why);
     add_note(rs, "rebuilt %s from its %" PRIu64 " valid records (bad at "
              "offset %zu: %s)", f->name, puts, off, why);
-    rc = snap_write_table(db->dirfd, &db->table, f->lsn, rs->msg);
+    rc = snap_write_table(db->dirfd, &db->table, &db->once, f->lsn, rs->msg);
     if (rc == 0) {
         rs->dir_changed = 1;
         db->snap_lsn = f->lsn;
@@ -410,8 +412,7 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
     for (;;) {
         rc = codec_decode(m.p + off, m.n - off, &r, &used, &claimed, &why);
         if (rc == CODEC_OK && r.type != CODEC_END) {
-            db_apply_rec(&db->table, &db->last_del, &r,
-                         f->lsn + (off + used - CODEC_FILE_HDR));
+            db_apply_rec(db, &r, f->lsn + (off + used - CODEC_FILE_HDR));
             db->recovered_records++;
             off += used;
             continue;
@@ -603,6 +604,7 @@ static int recover_dir(tally *db, int mode, char *msg)
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = log_now_ns() ^ ((uint64_t)getpid() << 32);
     db->table.seed = seed;
+    once_init(&db->once, seed);
     if ((rc = list_dir(&rs)) != 0)
         goto out;
     for (i = 0; i < rs.tmps.n && mode != MODE_CHECK; i++)
@@ -681,6 +683,7 @@ static int offline(const char *dir, int mode, char *report)
         goto out;
     rc = recover_dir(db, mode, report);
     table_free(&db->table);
+    once_free(&db->once);
 out:
     if (lockfd >= 0)
         close(lockfd);

@@ -1,6 +1,7 @@
 /*
- * snap.c - snapshots: a file holding one PUT record per counter, so that
- * recovery reads the counters once instead of the whole history.  The
+ * snap.c - snapshots: a file holding one PUT record per counter and one
+ * IDEM record per live idempotency id, so that recovery reads them once
+ * instead of the whole history.  The
  * record format is codec.c's; the file is snap-<S>.tly, with S the LSN from
  * which the log must be replayed over it.
  *
@@ -12,8 +13,11 @@
  *   2. walk (loop thread): a slice at a time (tally_step, plus a small slice
  *      after every change), the table is scanned with the reverse-binary
  *      cursor, which sees every counter present for the whole walk even
- *      across resizes; PUT records are buffered and written in 256 KiB
- *      writes; an END record with the PUT count closes the file;
+ *      across resizes; then the ids that existed at S, oldest first along
+ *      the id FIFO (ids created after S are in the log after S; ids that
+ *      expire during the walk are skipped, once.c keeps the walk's cursor
+ *      valid); records are buffered and written in 256 KiB writes; an END
+ *      record with the PUT + IDEM count closes the file;
  *   3. finish (sync thread, so the loop never waits on an fsync): fdatasync
  *      the log up to the head at the end of the walk (the walk may have
  *      shown values of changes not yet durable, and a batch must not appear
@@ -79,6 +83,16 @@ static int put_entry(void *arg, const struct table_entry *e)
     ss->len += codec_op(ss->buf + ss->len, &op);
     ss->puts++;
     return 0;
+}
+
+static void put_id(struct snap_state *ss, const struct once_entry *e)
+{
+    struct codec_idem idem = {e->id, e->idlen, e->fp, e->created_ms, e->code,
+                              e->value};
+
+    buf_room(ss, codec_idem_size(e->idlen));
+    ss->len += codec_idem(ss->buf + ss->len, &idem);
+    ss->puts++;
 }
 
 /* Create snap-S.tmp with its header; *job gets the new job. */
@@ -180,8 +194,10 @@ int snap_begin(tally *db)
         return snap_fail(db, rc, msg);
     ss->running = 1;
     ss->cursor = 0;
+    ss->ids = 0;
     ss->puts = 0;
     ss->len = 0;
+    once_walk_begin(&db->once);
     return 0;
 }
 
@@ -198,23 +214,46 @@ void snap_maybe_auto(tally *db)
         snap_begin(db); /* failures are logged and backed off */
 }
 
-/* The walk: about budget counters; hands the job over when complete. */
+/* Write up to budget ids of the walk; returns 1 when they are all
+ * written. */
+static int walk_ids(struct once_table *o, struct snap_state *ss,
+                    unsigned budget)
+{
+    const struct once_entry *e;
+
+    for (unsigned i = 0; i < budget; i++) {
+        if (!(e = once_walk_next(o)))
+            return 1;
+        put_id(ss, e);
+    }
+    return o->walk == NULL;
+}
+
+/* The walk: about budget counters, then budget ids a slice; hands the job
+ * over when complete. */
 static int walk(tally *db, unsigned budget)
 {
     struct snap_state *ss = &db->snap;
     char msg[TALLY_ERRMAX];
-    int stop, rc;
+    int stop, rc, done = 0;
 
-    ss->cursor = table_scan(&db->table, ss->cursor, budget ? budget : 1,
-                            NULL, 0, put_entry, ss, &stop);
-    if (ss->cursor == 0) {
+    if (!budget)
+        budget = 1;
+    if (!ss->ids) {
+        ss->cursor = table_scan(&db->table, ss->cursor, budget, NULL, 0,
+                                put_entry, ss, &stop);
+        ss->ids = ss->cursor == 0;
+    } else {
+        done = walk_ids(&db->once, ss, budget);
+    }
+    if (done) {
         buf_room(ss, CODEC_END_SIZE);
         ss->len += codec_end(ss->buf + ss->len, ss->puts);
     }
-    if ((ss->len >= SNAP_FLUSH || ss->cursor == 0) &&
+    if ((ss->len >= SNAP_FLUSH || done) &&
         (rc = flush_buf(ss, ss->job, msg)) != 0)
         return snap_fail(db, rc, msg);
-    if (ss->cursor == 0) {
+    if (done) {
         ss->job->end_lsn = db->head;
         ss->running = 2;
         log_queue_job(db, ss->job);
@@ -265,6 +304,7 @@ void snap_abandon(tally *db)
         drop_job(db->dirfd, db->snap.job);
         db->snap.job = NULL;
         db->snap.running = 0;
+        db->once.walk = db->once.walk_last = NULL;
     }
 }
 
@@ -310,11 +350,12 @@ void snap_finish(tally *db, struct snap_job *job)
     remove_obsolete(db, job->s);
 }
 
-int snap_write_table(int dirfd, const struct table *t, uint64_t s,
-                     char *msg)
+int snap_write_table(int dirfd, const struct table *t,
+                     const struct once_table *o, uint64_t s, char *msg)
 {
     struct snap_state ss;
     struct snap_job *job;
+    const struct once_entry *e = o->head;
     uint64_t cursor = 0;
     int stop, rc;
     char dummy[TALLY_ERRMAX];
@@ -326,12 +367,18 @@ int snap_write_table(int dirfd, const struct table *t, uint64_t s,
         return rc;
     do {
         cursor = table_scan(t, cursor, 4096, NULL, 0, put_entry, &ss, &stop);
-        if (cursor == 0) {
-            buf_room(&ss, CODEC_END_SIZE);
-            ss.len += codec_end(ss.buf + ss.len, ss.puts);
-        }
         rc = flush_buf(&ss, job, msg);
     } while (rc == 0 && cursor != 0);
+    for (; rc == 0 && e; e = e->fnext) {
+        put_id(&ss, e);
+        if (ss.len >= SNAP_FLUSH)
+            rc = flush_buf(&ss, job, msg);
+    }
+    if (rc == 0) {
+        buf_room(&ss, CODEC_END_SIZE);
+        ss.len += codec_end(ss.buf + ss.len, ss.puts);
+        rc = flush_buf(&ss, job, msg);
+    }
     if (rc == 0)
         rc = publish_file(dirfd, job, msg);
     free(ss.buf);
@@ -351,7 +398,11 @@ int tally_snapshot_begin(tally *db)
 
 int tally_step(tally *db, unsigned budget)
 {
-    return snap_step(db, budget);
+    int more = once_expire(&db->once, once_now_ms(), once_ttl(db),
+                           budget ? budget : 1);
+    int rc = snap_step(db, budget);
+
+    return rc == 0 && more ? 1 : rc;
 }
 
 /* Wait for the sync thread to finish the running job. */

@@ -1,0 +1,424 @@
+/*
+ * once.c - exactly-once changes (include/tally.h, "Exactly-once changes"):
+ * the once-forms of incr, set and del, and the table of idempotency ids
+ * they consult (once.h).
+ *
+ * A first request is applied and recorded in one BATCH record holding its
+ * PUT or DEL and an IDEM sub-record (id, fingerprint, creation time,
+ * outcome; format in codec.c), so a crash keeps both or neither.  A repeat
+ * is answered from the table.  Recovery rebuilds the table through
+ * once_apply, from the snapshot's standalone IDEM records and the log's,
+ * skipping ids already past the retention; snapshots (snap.c) write the
+ * live ids only.  So the ids on disk and in memory are those of the last
+ * retention window, whatever the history.
+ *
+ * Expiry.  Ids are appended to a FIFO list as they are created; their
+ * creation times (wall clock) rise along it, so the expired ones are at its
+ * head.  Every once-request pops a few, tally_step pops a budget's worth,
+ * and a lookup that hits an expired id pops up to it, so an id is never
+ * answered after its retention and the table never holds more than about
+ * one window of ids.  If the wall clock steps back, a newer id may sit
+ * behind an older one for a while: expiry then waits for it, keeping ids
+ * longer than asked, never shorter.
+ *
+ * Memory: one malloc per id of 51 bytes plus the id, and 8-16 bytes of
+ * bucket array (the load stays between 1/8 and 1; the array shrinks when
+ * ids expire).
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "mem.h"
+
+/* Expired ids popped per once-request: more than one, so expiry outruns
+ * creation; few, so one request never pays for many. */
+#define ONCE_EXPIRE_STEP 8
+#define ONCE_MIN_BUCKETS 64
+#define ONCE_HDR offsetof(struct once_entry, id)
+
+int64_t once_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t tally_once_hash(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* ---- The table ---------------------------------------------------------- */
+
+void once_init(struct once_table *o, uint64_t seed)
+{
+    memset(o, 0, sizeof(*o));
+    o->seed = seed;
+}
+
+void once_free(struct once_table *o)
+{
+    struct once_entry *e = o->head, *next;
+
+    for (; e; e = next) {
+        next = e->fnext;
+        free(e);
+    }
+    free(o->b);
+    once_init(o, o->seed);
+}
+
+/* Rehash into n buckets (a power of two). */
+static void resize(struct once_table *o, uint64_t n)
+{
+    struct once_entry **nb = mem_calloc(n, sizeof(*nb)), *e;
+    uint64_t h;
+
+    for (e = o->head; e; e = e->fnext) {
+        h = table_hash(o->seed, e->id, e->idlen) & (n - 1);
+        e->hnext = nb[h];
+        nb[h] = e;
+    }
+    free(o->b);
+    o->b = nb;
+    o->mask = n - 1;
+}
+
+struct once_entry *once_find(const struct once_table *o, const void *id,
+                             size_t idlen)
+{
+    struct once_entry *e;
+
+    if (!o->b)
+        return NULL;
+    e = o->b[table_hash(o->seed, id, idlen) & o->mask];
+    for (; e; e = e->hnext)
+        if (e->idlen == idlen && memcmp(e->id, id, idlen) == 0)
+            return e;
+    return NULL;
+}
+
+struct once_entry *once_add(struct once_table *o,
+                            const struct codec_idem *idem, uint64_t ticket)
+{
+    struct once_entry *e = mem_alloc(ONCE_HDR + idem->idlen);
+    uint64_t h;
+
+    if (!o->b)
+        resize(o, ONCE_MIN_BUCKETS);
+    else if (o->count >= o->mask + 1)
+        resize(o, 2 * (o->mask + 1));
+    e->fnext = NULL;
+    e->fp = idem->fp;
+    e->created_ms = idem->created_ms;
+    e->value = idem->value;
+    e->ticket = ticket;
+    e->idlen = (uint16_t)idem->idlen;
+    e->code = (uint8_t)idem->code;
+    memcpy(e->id, idem->id, idem->idlen);
+    h = table_hash(o->seed, e->id, e->idlen) & o->mask;
+    e->hnext = o->b[h];
+    o->b[h] = e;
+    if (o->tail)
+        o->tail->fnext = e;
+    else
+        o->head = e;
+    o->tail = e;
+    o->count++;
+    o->bytes += ONCE_HDR + e->idlen;
+    return e;
+}
+
+/* Remove the oldest id. */
+static void pop_head(struct once_table *o)
+{
+    struct once_entry *e = o->head, **pp;
+
+    pp = &o->b[table_hash(o->seed, e->id, e->idlen) & o->mask];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    o->head = e->fnext;
+    if (!o->head)
+        o->tail = NULL;
+    /* Ids go in FIFO order, so the walk's last id goes after every id
+     * before it: the walk is then done. */
+    if (e == o->walk_last)
+        o->walk = o->walk_last = NULL;
+    else if (e == o->walk)
+        o->walk = e->fnext;
+    o->count--;
+    o->bytes -= ONCE_HDR + e->idlen;
+    free(e);
+}
+
+int once_is_expired(int64_t created_ms, int64_t now_ms, uint64_t ttl_ms)
+{
+    return now_ms >= created_ms &&
+           (uint64_t)now_ms - (uint64_t)created_ms >= ttl_ms;
+}
+
+int once_expire(struct once_table *o, int64_t now_ms, uint64_t ttl_ms,
+                unsigned max)
+{
+    unsigned n = 0;
+
+    while (o->head && once_is_expired(o->head->created_ms, now_ms, ttl_ms)) {
+        if (n++ == max)
+            return 1;
+        pop_head(o);
+    }
+    /* Give the bucket array back as a burst of ids expires (with room to
+     * spare, so a steady rate does not resize back and forth). */
+    if (o->b && o->mask + 1 > ONCE_MIN_BUCKETS && o->count < (o->mask + 1) / 8)
+        resize(o, (o->mask + 1) / 4);
+    if (o->count == 0 && o->b) {
+        free(o->b);
+        o->b = NULL;
+        o->mask = 0;
+    }
+    return 0;
+}
+
+void once_walk_begin(struct once_table *o)
+{
+    o->walk = o->head;
+    o->walk_last = o->tail;
+}
+
+const struct once_entry *once_walk_next(struct once_table *o)
+{
+    struct once_entry *e = o->walk;
+
+    if (!e)
+        return NULL;
+    if (e == o->walk_last)
+        o->walk = o->walk_last = NULL;
+    else
+        o->walk = e->fnext;
+    return e;
+}
+
+uint64_t once_memory(const struct once_table *o)
+{
+    return o->bytes + (o->b ? (o->mask + 1) * sizeof(*o->b) : 0);
+}
+
+/* ---- Recovery ------------------------------------------------------------ */
+
+uint64_t once_ttl(const tally *db)
+{
+    return db->opts.once_ttl_ms ? db->opts.once_ttl_ms
+                                : TALLY_ONCE_TTL_DEFAULT;
+}
+
+void once_apply(tally *db, const struct codec_idem *idem, uint64_t lsn)
+{
+    /* A fuzzy snapshot may hold an id the log after S holds again: the
+     * first one read is the same record, so it is kept. */
+    if (once_is_expired(idem->created_ms, once_now_ms(), once_ttl(db)) ||
+        once_find(&db->once, idem->id, idem->idlen))
+        return;
+    once_add(&db->once, idem, lsn);
+}
+
+uint64_t tally_once_count(const tally *db)
+{
+    return db->once.count;
+}
+
+/* ---- The once-forms of the changes -------------------------------------- */
+
+static int once_check(tally *db, const tally_once *once)
+{
+    if (!once || (!once->id && once->idlen))
+        return db_err(db, TALLY_EINVAL, "no idempotency id");
+    if (once->idlen == 0 || once->idlen > TALLY_ID_MAX)
+        return db_err(db, TALLY_EIDLEN, "idempotency id of %zu bytes (1 to "
+                      "%d allowed)", once->idlen, TALLY_ID_MAX);
+    return 0;
+}
+
+/* The entry for once's id if it is known and not expired, else NULL;
+ * expires a few old ids on the way. */
+static struct once_entry *lookup(tally *db, const tally_once *once,
+                                 int64_t now)
+{
+    struct once_table *o = &db->once;
+    uint64_t ttl = once_ttl(db);
+    struct once_entry *e;
+
+    once_expire(o, now, ttl, ONCE_EXPIRE_STEP);
+    e = once_find(o, once->id, once->idlen);
+    if (e && once_is_expired(e->created_ms, now, ttl)) {
+        /* Everything before it is older: pop up to it (each id is popped
+         * once, so this is paid for by the requests that made them). */
+        once_expire(o, now, ttl, UINT32_MAX);
+        e = once_find(o, once->id, once->idlen);
+    }
+    return e;
+}
+
+/* One once-request: the id and where its answer goes. */
+struct call {
+    const tally_once *once;
+    int64_t *value;        /* the caller's outputs, each may be NULL */
+    int *replayed;
+    tally_ticket *ticket;
+    int64_t now;           /* wall clock when it arrived */
+};
+
+/* Answer a repeat of a known id from its entry (see tally.h).  Outputs
+ * are untouched on an error. */
+static int replay(tally *db, const struct once_entry *e, struct call *c)
+{
+    uint64_t t = e->ticket;
+    int64_t v = e->value;
+    int code = e->code;
+
+    if (e->fp != c->once->fingerprint)
+        return db_err(db, TALLY_EIDREUSED, "idempotency id already used "
+                      "for a different request; nothing was applied");
+    if (t > tally_durable(db)) {
+        if (tally_health(db) == TALLY_EFAILED)
+            return db_err(db, TALLY_ENOTDURABLE, "the first request with "
+                          "this idempotency id was never made durable");
+        if (c->ticket)
+            return db_err(db, TALLY_EINFLIGHT, "the first request with "
+                          "this idempotency id is not durable yet; retry");
+        if (tally_wait(db, t) != 0)
+            return db_err(db, TALLY_ENOTDURABLE, "the first request with "
+                          "this idempotency id was never made durable");
+    }
+    db->once.replays++;
+    if (c->value && code == TALLY_OK)
+        *c->value = v;
+    if (c->replayed)
+        *c->replayed = 1;
+    if (c->ticket)
+        *c->ticket = t;
+    return code;
+}
+
+/* What every once-form does first: check the arguments and look the id
+ * up, answering a known one.  Returns the answer with *done = 1, or 0 with
+ * *done = 0 for a new id (c->now set). */
+static int once_start(tally *db, struct call *c, const void *key,
+                      size_t klen, int *done)
+{
+    struct once_entry *e;
+    int rc = db_key_check(db, key, klen);
+
+    *done = 1;
+    if (rc == 0)
+        rc = once_check(db, c->once);
+    if (rc)
+        return rc;
+    c->now = once_now_ms();
+    if ((e = lookup(db, c->once, c->now)) != NULL)
+        return replay(db, e, c);
+    *done = 0;
+    return 0;
+}
+
+/* Apply op (a PUT or DEL, or NULL for none) and record the id with the
+ * outcome (code, outvalue) in one BATCH record; then finish as any change
+ * and fill the outputs.  Returns code or an error (nothing changed unless
+ * the error came from the blocking wait, as for every change). */
+static int record(tally *db, struct call *c, const struct codec_op *op,
+                  int32_t code, int64_t outvalue)
+{
+    unsigned char rec[CODEC_BATCH_HDR + 4 + 11 + TALLY_KEY_MAX + 4 + 31 +
+                      TALLY_ID_MAX];
+    struct codec_idem idem = {c->once->id, c->once->idlen,
+                              c->once->fingerprint, c->now, code, outvalue};
+    size_t pos = CODEC_BATCH_HDR;
+    uint32_t n = 0;
+    uint64_t t;
+    int rc;
+
+    if (op) {
+        pos += codec_batch_add(rec + pos, op);
+        n++;
+    }
+    pos += codec_batch_add_idem(rec + pos, &idem);
+    codec_batch_close(rec, pos, n + 1);
+    if ((rc = db_change_start(db, pos)) != 0)
+        return rc;
+    t = db_change_emit(db, rec, pos, 1);
+    if (op)
+        db_apply(&db->table, &db->last_del, op, t);
+    once_add(&db->once, &idem, t);
+    if ((rc = db_change_finish(db, t, c->ticket)) != 0)
+        return rc;
+    if (c->value && code == TALLY_OK)
+        *c->value = outvalue;
+    if (c->replayed)
+        *c->replayed = 0;
+    return code;
+}
+
+/* The counter key names, or NULL. */
+static struct table_entry *counter(tally *db, const void *key, size_t klen)
+{
+    return table_find(&db->table, table_hash(db->table.seed, key, klen), key,
+                      klen);
+}
+
+int tally_incr_once(tally *db, const tally_once *once, const void *key,
+                    size_t klen, int64_t delta, int64_t *value, int *replayed,
+                    tally_ticket *ticket)
+{
+    struct call c = {once, value, replayed, ticket, 0};
+    struct codec_op op = {CODEC_PUT, key, klen, 0};
+    struct table_entry *e;
+    int done, rc = once_start(db, &c, key, klen, &done);
+
+    if (done)
+        return rc;
+    e = counter(db, key, klen);
+    if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
+        return db_err(db, TALLY_EOVERFLOW, "%lld + %lld leaves int64",
+                      (long long)(e ? e->value : 0), (long long)delta);
+    return record(db, &c, &op, TALLY_OK, op.value);
+}
+
+int tally_set_once(tally *db, const tally_once *once, const void *key,
+                   size_t klen, int64_t value, int *replayed,
+                   tally_ticket *ticket)
+{
+    struct call c = {once, NULL, replayed, ticket, 0};
+    struct codec_op op = {CODEC_PUT, key, klen, value};
+    int done, rc = once_start(db, &c, key, klen, &done);
+
+    return done ? rc : record(db, &c, &op, TALLY_OK, value);
+}
+
+int tally_del_once(tally *db, const tally_once *once, const void *key,
+                   size_t klen, int64_t *old, int *replayed,
+                   tally_ticket *ticket)
+{
+    struct call c = {once, old, replayed, ticket, 0};
+    struct codec_op op = {CODEC_DEL, key, klen, 0};
+    struct table_entry *e;
+    int done, rc = once_start(db, &c, key, klen, &done);
+
+    if (done)
+        return rc;
+    /* A miss is recorded too: its replay must stay a miss even if the
+     * counter is created in between. */
+    if ((e = counter(db, key, klen)) == NULL)
+        return record(db, &c, NULL, TALLY_NOTFOUND, 0);
+    return record(db, &c, &op, TALLY_OK, e->value);
+}

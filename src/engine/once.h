@@ -1,0 +1,78 @@
+/*
+ * once.h - the table of idempotency ids (once.c): which ids were used, with
+ * which request fingerprint, what their first request answered and when.
+ * A chained hash keyed by the id (table_hash, the handle's seed) plus a FIFO
+ * list in creation order, so that expiry pops from the head in O(1) per id.
+ * It knows nothing of logs: once.c's public functions decide what to log,
+ * recovery and snapshots feed and walk it.
+ *
+ * Not thread-safe: the handle's loop thread is the only user.
+ */
+#ifndef ENGINE_ONCE_H
+#define ENGINE_ONCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One remembered id: 51 bytes of header plus the id, one malloc each. */
+struct once_entry {
+    struct once_entry *hnext; /* hash chain */
+    struct once_entry *fnext; /* FIFO: the next newer id */
+    uint64_t fp;              /* fingerprint of the first request */
+    int64_t created_ms;       /* wall clock of the first request */
+    int64_t value;            /* its outcome value */
+    uint64_t ticket;          /* ticket of the record holding it */
+    uint16_t idlen;
+    uint8_t code;             /* its outcome: TALLY_OK or TALLY_NOTFOUND */
+    unsigned char id[];
+};
+
+struct once_table {
+    struct once_entry **b;    /* bucket array, mask + 1 long; NULL if empty */
+    uint64_t mask;
+    uint64_t count;
+    uint64_t seed;            /* hash seed (the counter table's) */
+    struct once_entry *head;  /* oldest */
+    struct once_entry *tail;  /* newest */
+    /* A snapshot's walk: the next id to write and the last one to write
+     * (the newest when it began); NULL when done.  Expiry keeps them
+     * valid. */
+    struct once_entry *walk, *walk_last;
+    uint64_t bytes;           /* heap of the entries */
+    uint64_t replays;         /* requests answered as replays */
+};
+
+struct codec_idem;
+
+/* Set up an empty table (no allocation until the first id). */
+void once_init(struct once_table *o, uint64_t seed);
+/* Free every id; o is then empty again (usable). */
+void once_free(struct once_table *o);
+
+/* The entry for id, or NULL. */
+struct once_entry *once_find(const struct once_table *o, const void *id,
+                             size_t idlen);
+/* Append an id (which must be absent) as the newest. */
+struct once_entry *once_add(struct once_table *o,
+                            const struct codec_idem *idem, uint64_t ticket);
+
+/* Is an id created at created_ms past the retention ttl_ms at now_ms? */
+int once_is_expired(int64_t created_ms, int64_t now_ms, uint64_t ttl_ms);
+/* Drop up to max expired ids from the oldest end, stopping at the first
+ * live one.  Returns 1 if the oldest id left is expired too (more work),
+ * else 0. */
+int once_expire(struct once_table *o, int64_t now_ms, uint64_t ttl_ms,
+                unsigned max);
+
+/* Snapshot walk: begin at the oldest id, end at the newest one now; next
+ * returns the next id to write or NULL when the walk is done. */
+void once_walk_begin(struct once_table *o);
+const struct once_entry *once_walk_next(struct once_table *o);
+
+/* Heap the table takes: entries plus bucket array. */
+uint64_t once_memory(const struct once_table *o);
+
+/* Wall-clock milliseconds since 1970. */
+int64_t once_now_ms(void);
+
+#endif /* ENGINE_ONCE_H */
