@@ -9,7 +9,9 @@
  *
  * Every engine call is made with a ticket pointer, so nothing here blocks on
  * a sync (SAVE excepted, which is a blocking command by definition); callers
- * hold the reply until tally_durable() reaches res->ticket.
+ * hold the reply until tally_durable() reaches res->ticket.  For the same
+ * reason a repeat of an idempotency id whose first request is not durable
+ * yet is CMD_ERR_INFLIGHT rather than a wait.
  */
 #include <string.h>
 
@@ -52,6 +54,9 @@ static enum cmd_status from_tally(struct cmd_ctx *ctx, struct cmd_res *res,
     case TALLY_EKEYLEN: return CMD_ERR_KEYLEN;
     case TALLY_EOVERFLOW: return CMD_ERR_OVERFLOW;
     case TALLY_EBUSY: return CMD_ERR_BUSY;
+    case TALLY_EIDREUSED: return CMD_ERR_IDREUSED;
+    case TALLY_EINFLIGHT: return CMD_ERR_INFLIGHT;
+    case TALLY_EIDLEN: return CMD_ERR_IDLEN;
     case TALLY_ENOSPC: st = CMD_ERR_DISKFULL; break;
     case TALLY_EFAILED: st = CMD_ERR_WRITEFAIL; break;
     case TALLY_ENOTDURABLE: st = CMD_ERR_NOTDURABLE; break;
@@ -272,6 +277,83 @@ static enum cmd_status do_auth(struct cmd_ctx *ctx, struct cmd_session *s,
     return CMD_OK;
 }
 
+static uint64_t hash_le(uint64_t h, uint64_t v, unsigned bytes)
+{
+    unsigned char le[8];
+
+    for (unsigned i = 0; i < bytes; i++)
+        le[i] = (unsigned char)(v >> (8 * i));
+    return tally_once_hash(h, le, bytes);
+}
+
+uint64_t cmd_once_fingerprint(const struct cmd_req *req)
+{
+    unsigned char tag = req->op == CMD_INCRBY   ? 'i'
+                        : req->op == CMD_SET    ? 's'
+                        : req->op == CMD_GETDEL ? 'g'
+                                                : 'd';
+    const char *key = req->key;
+    size_t klen = req->klen;
+    int64_t arg = req->op == CMD_INCRBY || req->op == CMD_SET ? req->num : 0;
+    uint64_t h = tally_once_hash(TALLY_ONCE_HASH_INIT, &tag, 1);
+
+    if (req->op == CMD_DEL && req->nkeys == 1) {
+        key = req->keys[0];
+        klen = req->klens[0];
+    }
+    h = hash_le(h, klen, 4);
+    h = tally_once_hash(h, key, klen);
+    h = hash_le(h, (uint64_t)arg, 8);
+    return hash_le(h, req->flags, 4);
+}
+
+/* A change with an idempotency id: the engine's once-forms.  Only the
+ * plain forms take one (SET's conditions and MSET would need the condition
+ * or every key in the fingerprint and the outcome; not needed yet). */
+static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
+                               struct cmd_res *res)
+{
+    tally_once once = {req->once, req->oncelen, cmd_once_fingerprint(req)};
+    tally_ticket t = 0;
+    int rc;
+
+    switch (req->op) {
+    case CMD_INCRBY:
+        rc = tally_incr_once(ctx->db, &once, req->key, req->klen, req->num,
+                             &res->value, &res->replayed, &t);
+        res->found = rc == TALLY_OK;
+        break;
+    case CMD_SET:
+        if (req->flags)
+            return CMD_ERR_ARGS;
+        rc = tally_set_once(ctx->db, &once, req->key, req->klen, req->num,
+                            &res->replayed, &t);
+        break;
+    case CMD_GETDEL:
+        rc = tally_del_once(ctx->db, &once, req->key, req->klen, &res->value,
+                            &res->replayed, &t);
+        res->found = rc == TALLY_OK;
+        break;
+    case CMD_DEL:
+        if (req->nkeys != 1)
+            return CMD_ERR_ARGS;
+        if (!key_ok(req->klens[0]))
+            return CMD_ERR_KEYLEN;
+        rc = tally_del_once(ctx->db, &once, req->keys[0], req->klens[0],
+                            NULL, &res->replayed, &t);
+        res->n = rc == TALLY_OK;
+        break;
+    default:
+        return CMD_ERR_ARGS;
+    }
+    if (rc < 0)
+        return from_tally(ctx, res, rc);
+    take_ticket(res, t);
+    /* GETDEL answers a miss as NOTFOUND; DEL's miss is n = 0. */
+    return rc == TALLY_NOTFOUND && req->op == CMD_GETDEL ? CMD_NOTFOUND
+                                                         : CMD_OK;
+}
+
 /* The single-key operations share one check and one dispatch. */
 static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
                            const struct cmd_req *req, struct cmd_res *res)
@@ -287,6 +369,8 @@ static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
     default:
         break;
     }
+    if (req->once)
+        return do_once(ctx, req, res);
     switch (req->op) {
     case CMD_GET:
         return get_one(ctx, req->key, req->klen, res);
@@ -356,6 +440,7 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
     res->found = 0;
     res->value = 0;
     res->n = 0;
+    res->replayed = 0;
     res->detail[0] = 0;
     if (req->op < 0 || req->op >= CMD_OP_COUNT)
         res->status = CMD_ERR_ARGS;
@@ -408,6 +493,9 @@ const char *cmd_status_name(enum cmd_status st)
         [CMD_ERR_NOTDURABLE] = "notdurable",
         [CMD_ERR_BUSY] = "busy",
         [CMD_ERR_IO] = "io",
+        [CMD_ERR_IDREUSED] = "idreused",
+        [CMD_ERR_INFLIGHT] = "inflight",
+        [CMD_ERR_IDLEN] = "idlen",
     };
     return st >= 0 && st < CMD_STATUS_COUNT ? names[st] : "unknown";
 }

@@ -11,6 +11,17 @@
  * The durability rule lives in the result: every cmd_res carries a ticket and
  * the caller must not let the reply leave before tally_durable() reaches it
  * (src/server holds replies for that).
+ *
+ * Exactly once: a front end that receives an idempotency id with a change
+ * (RESP's INCRBY.ONCE, an HTTP Idempotency-Key header) puts it in
+ * req->once/oncelen and sends the request as usual.  CMD_INCRBY, CMD_SET
+ * (no flags), CMD_DEL (one key) and CMD_GETDEL accept one.  The first
+ * request with an id is applied; a repeat of the same request gets the
+ * first one's result with res->replayed = 1 and applies nothing;
+ * CMD_ERR_IDREUSED means the id came with another request,
+ * CMD_ERR_INFLIGHT that the first is not durable yet (ask the client to
+ * retry shortly), CMD_ERR_IDLEN that the id is empty or too long.  The
+ * engine side is in include/tally.h ("Exactly-once changes").
  */
 #ifndef TALLY_CMD_H
 #define TALLY_CMD_H
@@ -68,6 +79,11 @@ enum cmd_status {
     CMD_ERR_NOTDURABLE, /* read of a value a failed sync may have lost */
     CMD_ERR_BUSY,       /* a snapshot is already running */
     CMD_ERR_IO,         /* SAVE or another I/O failed; see detail */
+    CMD_ERR_IDREUSED,   /* idempotency id already used for a different
+                           request; nothing changed */
+    CMD_ERR_INFLIGHT,   /* the first request with this id is not durable
+                           yet; nothing changed, retry shortly */
+    CMD_ERR_IDLEN,      /* idempotency id empty or over TALLY_ID_MAX bytes */
     CMD_STATUS_COUNT
 };
 
@@ -122,6 +138,9 @@ struct cmd_req {
     size_t count;             /* SCAN: about how many per call (0 = 10) */
     const char *pass;         /* AUTH */
     size_t passlen;
+    const char *once;         /* idempotency id, or NULL for none (INCRBY,
+                                 SET without flags, DEL of one key, GETDEL) */
+    size_t oncelen;
 };
 
 /* Called per counter for SCAN and KEYS; nonzero stops the walk. */
@@ -139,6 +158,8 @@ struct cmd_res {
     cmd_item_fn item;         /* SCAN, KEYS: caller's callback */
     void *item_ctx;
     char detail[160];         /* extra words for ERR_IO and friends, or "" */
+    int replayed;             /* a repeat of a request with the same
+                                 idempotency id: the first one's result */
 };
 
 /* Set up ctx over an open database (borrowed).  password may be NULL. */
@@ -164,6 +185,14 @@ int cmd_authorized(const struct cmd_ctx *ctx, const struct cmd_session *s);
 /* Parse a decimal int64 the way Redis does (no sign but '-', no spaces, no
  * leading zeros, nothing after).  Returns 0 and sets *out, or -1. */
 int cmd_parse_i64(const char *s, size_t len, int64_t *out);
+
+/* The fingerprint recorded with an idempotency id: tally_once_hash (64-bit
+ * FNV-1a, unseeded) over, in order, one tag byte for the operation ('i'
+ * INCRBY, 's' SET, 'd' DEL, 'g' GETDEL), the key's length (u32 LE), the
+ * key, the argument (i64 LE: INCRBY's delta, SET's value, 0 otherwise) and
+ * the flags (u32 LE).  Fixed so that ids recorded on disk keep matching
+ * across restarts and versions. */
+uint64_t cmd_once_fingerprint(const struct cmd_req *req);
 
 /* Glob match as Redis's MATCH does it (*, ?, [...], \ escapes), binary-safe.
  * Returns 1 on a match. */
