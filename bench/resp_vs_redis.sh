@@ -120,7 +120,8 @@ median() { # numbers... -> median
 }
 
 configs=("-c 1" "-c 50" "-c 50 -P 16")
-echo "tallyd $("$tallyd" --version 2>/dev/null | head -1 || true) vs $("$redis_server" --version | awk '{print $3}'), data on $fs ($work)"
+tally_version=$("$tallyd" --version 2>/dev/null | head -1 || true)
+echo "${tally_version:-tallyd} vs redis-server $("$redis_server" --version | awk '{print $3}' | sed 's/^v=//'), data on $fs ($work)"
 echo "redis-benchmark -t incr -r 100000; -n $n (-n $n_c1 at -c 1); median of $repeats runs; latency in ms"
 for policy in $policies; do
   start_servers "$policy"
