@@ -11,6 +11,10 @@
  *
  * Every reply carries the highest ticket of the command results it shows
  * (out->ticket); the daemon holds it until that ticket is durable.
+ *
+ * Exactly once: INCRBY.ONCE, DECRBY.ONCE, SET.ONCE, DEL.ONCE and GETDEL.ONCE
+ * take a client-chosen idempotency id as their last argument and are
+ * handled by the plain commands' handlers with req.once set (docs/resp.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +86,19 @@ static void reply_status(struct resp_conn *c, const struct cmd_res *res)
         resp_error(o, "ERR Background save already in progress");
         break;
     case CMD_ERR_IO: resp_error(o, "ERR I/O error: %s", res->detail); break;
+    case CMD_ERR_IDREUSED:
+        resp_error(o, "ERR idempotency id was already used for a different "
+                      "request; nothing was applied");
+        break;
+    case CMD_ERR_INFLIGHT:
+        /* Redis's retryable prefix: clients that know it retry. */
+        resp_error(o, "TRYAGAIN the first request with this idempotency id "
+                      "is not durable yet; retry shortly");
+        break;
+    case CMD_ERR_IDLEN:
+        resp_error(o, "ERR idempotency id must be 1 to %d bytes",
+                   TALLY_ID_MAX);
+        break;
     default: err_syntax(c); break;
     }
 }
@@ -122,16 +139,31 @@ static void single_key(struct resp_conn *c, struct cmd_req *req,
     req->klen = c->args.argl[1];
 }
 
+/* Is this one of the .ONCE commands?  Then its last argument is the
+ * idempotency id, which goes into req (and the table's fixed arity has
+ * already checked that it is there). */
+static int take_once(struct resp_conn *c, struct cmd_req *req)
+{
+    size_t n = c->args.argl[0];
+
+    if (n < 5 || strncasecmp(c->args.argv[0] + n - 5, ".once", 5) != 0)
+        return 0;
+    req->once = c->args.argv[c->args.argc - 1];
+    req->oncelen = c->args.argl[c->args.argc - 1];
+    return 1;
+}
+
 /* ---- Counter commands ------------------------------------------------- */
 
-/* GET and GETDEL: the value as a bulk string, as Redis shows a number
- * stored in a string, or null. */
+/* GET, GETDEL and GETDEL.ONCE: the value as a bulk string, as Redis shows
+ * a number stored in a string, or null. */
 static void cmd_get(struct resp_conn *c)
 {
     struct cmd_req req;
     struct cmd_res res;
 
     single_key(c, &req, resp_arg_is(c, 0, "get") ? CMD_GET : CMD_GETDEL);
+    take_once(c, &req);
     if (run(c, &req, &res) >= CMD_ERR_NOTINT)
         return;
     if (res.found)
@@ -140,8 +172,8 @@ static void cmd_get(struct resp_conn *c)
         resp_null(&c->out);
 }
 
-/* INCR, DECR, INCRBY, DECRBY: the name's first letter and the argument
- * count say which. */
+/* INCR, DECR, INCRBY, DECRBY and their .ONCE forms: the name's first
+ * letter and the argument count say which. */
 static void cmd_incr(struct resp_conn *c)
 {
     struct cmd_req req;
@@ -150,7 +182,8 @@ static void cmd_incr(struct resp_conn *c)
     int64_t by = 1;
 
     single_key(c, &req, CMD_INCRBY);
-    if (c->args.argc == 3 && arg_i64(c, 2, CMD_INCRBY, ERR_NOTINT, &by) != 0)
+    take_once(c, &req);
+    if (c->args.argc >= 3 && arg_i64(c, 2, CMD_INCRBY, ERR_NOTINT, &by) != 0)
         return;
     if (decr && by == INT64_MIN) {
         /* -INT64_MIN does not exist; Redis words this case on its own. */
@@ -165,8 +198,8 @@ static void cmd_incr(struct resp_conn *c)
 
 /* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL], with the
  * option rules of Redis's parseExtendedStringArgumentsOrReply; GETSET is
- * SET ... GET.  Expiry options parse but are refused: counters never
- * expire. */
+ * SET ... GET; SET.ONCE key value id takes no options.  Expiry options
+ * parse but are refused: counters never expire. */
 static void cmd_set(struct resp_conn *c)
 {
     struct cmd_req req;
@@ -177,7 +210,8 @@ static void cmd_set(struct resp_conn *c)
     single_key(c, &req, CMD_SET);
     if (getset)
         req.flags |= CMD_F_GET;
-    for (size_t j = 3; j < c->args.argc; j++) {
+    for (size_t j = take_once(c, &req) ? c->args.argc : 3; j < c->args.argc;
+         j++) {
         int more = j + 1 < c->args.argc;
         if (resp_arg_is(c, j, "nx") && !(req.flags & CMD_F_XX)) {
             req.flags |= CMD_F_NX;
@@ -232,12 +266,15 @@ static void multi_key(struct resp_conn *c, struct cmd_req *req,
     req->klens = c->args.argl + 1;
 }
 
+/* DEL, EXISTS, and DEL.ONCE key id (one key). */
 static void cmd_del(struct resp_conn *c)
 {
     struct cmd_req req;
     struct cmd_res res;
 
-    multi_key(c, &req, resp_arg_is(c, 0, "del") ? CMD_DEL : CMD_EXISTS);
+    multi_key(c, &req, resp_arg_is(c, 0, "exists") ? CMD_EXISTS : CMD_DEL);
+    if (take_once(c, &req))
+        req.nkeys = 1;
     if (run(c, &req, &res) < CMD_ERR_NOTINT)
         resp_int(&c->out, (int64_t)res.n);
 }
@@ -568,6 +605,12 @@ const struct resp_command resp_commands[] = {
     {"save", 1, 0, cmd_save, "admin noscript", 0, 0, 0},
     {"bgsave", -1, 0, cmd_bgsave, "admin noscript", 0, 0, 0},
     {"shutdown", -1, 0, cmd_shutdown, "admin noscript loading stale", 0, 0, 0},
+    /* tally's own: the last argument is an idempotency id. */
+    {"incrby.once", 4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"decrby.once", 4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"set.once", 4, 0, cmd_set, "write denyoom", 1, 1, 1},
+    {"del.once", 3, 0, cmd_del, "write fast", 1, 1, 1},
+    {"getdel.once", 3, 0, cmd_get, "write fast", 1, 1, 1},
     {"auth", -2, RESP_NOAUTH, cmd_auth,
      "noscript loading stale fast no_auth", 0, 0, 0},
     {"hello", -1, RESP_NOAUTH, resp_cmd_hello,

@@ -499,6 +499,11 @@ static void info_section(struct resp_conn *c, struct buf *t, int sec,
             (unsigned long long)(st->recovery_ns / 1000),
             (unsigned long long)st->recovered_records,
             (unsigned long long)st->torn_bytes);
+        buf_printf(t, "tally_once_ids:%llu\r\ntally_once_bytes:%llu\r\n"
+                      "tally_once_replays:%llu\r\n",
+                   (unsigned long long)st->once_ids,
+                   (unsigned long long)st->once_bytes,
+                   (unsigned long long)st->once_replays);
         break;
     case SEC_STATS:
         if (info)

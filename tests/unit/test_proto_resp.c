@@ -4,9 +4,13 @@
  * directory, as the daemon drives it: every command's reply bytes (Redis
  * 7's texts), pipelined input, every split point of requests, malformed
  * and oversized input (error text and PROTO_CLOSE), RESP3 after HELLO 3,
- * and AUTH.  Each reply's ticket is waited on with tally_wait() before
- * the reply is looked at.
+ * AUTH, and the .ONCE commands (idempotency ids).  Each reply's ticket is
+ * waited on with tally_wait() before the reply is looked at.  This program
+ * defines fdatasync so that one case can hold the engine's sync thread and
+ * see a repeat of an id whose first request is still in flight.
  */
+#define _GNU_SOURCE
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,12 +19,35 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "cmd.h"
 #include "resp.h"
+
+/* While `held`, the engine's fdatasync waits: changes stay in flight. */
+static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_cv = PTHREAD_COND_INITIALIZER;
+static int held; /* [sync_mu] */
+
+int fdatasync(int fd)
+{
+    pthread_mutex_lock(&sync_mu);
+    while (held)
+        pthread_cond_wait(&sync_cv, &sync_mu);
+    pthread_mutex_unlock(&sync_mu);
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+static void hold_sync(int h)
+{
+    pthread_mutex_lock(&sync_mu);
+    held = h;
+    pthread_cond_broadcast(&sync_cv);
+    pthread_mutex_unlock(&sync_mu);
+}
 
 struct fx {
     char dir[64];
@@ -161,6 +188,99 @@ static void test_counter_commands(void **state)
     EXPECT(f, "getdel m\r\n", "$-1\r\n");
     EXPECT(f, "getset m 2\r\n", "$-1\r\n");
     assert_int_equal(f->ctx.stats.errors[CMD_PROTO_RESP][CMD_INCRBY], 4);
+}
+
+static void test_once_commands(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "incrby.once c 5 id1\r\n", ":5\r\n");
+    EXPECT(f, "incrby.once c 5 id1\r\n", ":5\r\n"); /* a replay */
+    EXPECT(f, "INCRBY.ONCE c 5 id1\r\n", ":5\r\n");
+    EXPECT(f, "decrby.once c -5 id1\r\n", ":5\r\n"); /* the same delta */
+    EXPECT(f, "incrby c 1\r\n", ":6\r\n");
+    EXPECT(f, "incrby.once c 5 id1\r\n", ":5\r\n"); /* as the first */
+    EXPECT(f, "incrby.once c 6 id1\r\n",
+           "-ERR idempotency id was already used for a different request; "
+           "nothing was applied\r\n");
+    EXPECT(f, "decrby.once c 2 id2\r\n", ":4\r\n");
+    EXPECT(f, "get c\r\n", "$1\r\n4\r\n");
+
+    EXPECT(f, "set.once k 7 s1\r\n", "+OK\r\n");
+    EXPECT(f, "set k 8\r\n", "+OK\r\n");
+    EXPECT(f, "set.once k 7 s1\r\n", "+OK\r\n");
+    EXPECT(f, "get k\r\n", "$1\r\n8\r\n");
+    EXPECT(f, "set.once k 9 s1\r\n",
+           "-ERR idempotency id was already used for a different request; "
+           "nothing was applied\r\n");
+
+    EXPECT(f, "getdel.once k g1\r\n", "$1\r\n8\r\n");
+    EXPECT(f, "set k 1\r\n", "+OK\r\n");
+    EXPECT(f, "getdel.once k g1\r\n", "$1\r\n8\r\n");
+    EXPECT(f, "del.once k d1\r\n", ":1\r\n");
+    EXPECT(f, "set k 2\r\n", "+OK\r\n");
+    EXPECT(f, "del.once k d1\r\n", ":1\r\n");
+    EXPECT(f, "get k\r\n", "$1\r\n2\r\n");
+    EXPECT(f, "del.once nokey d2\r\n", ":0\r\n");
+    EXPECT(f, "getdel.once nokey g2\r\n", "$-1\r\n");
+
+    /* Arguments: arity, numbers, id length, the DECRBY corner. */
+    EXPECT(f, "incrby.once c 5\r\n",
+           "-ERR wrong number of arguments for 'incrby.once' command\r\n");
+    EXPECT(f, "set.once k 1 id nx\r\n",
+           "-ERR wrong number of arguments for 'set.once' command\r\n");
+    EXPECT(f, "del.once a b c\r\n",
+           "-ERR wrong number of arguments for 'del.once' command\r\n");
+    EXPECT(f, "incrby.once c x id3\r\n",
+           "-ERR value is not an integer or out of range\r\n");
+    EXPECT(f, "set.once k x id3\r\n",
+           "-ERR value is not an integer or out of range (tally stores "
+           "signed 64-bit integer counters only)\r\n");
+    EXPECT(f, "decrby.once c -9223372036854775808 id3\r\n",
+           "-ERR decrement would overflow\r\n");
+    EXPECT(f, "*4\r\n$11\r\nincrby.once\r\n$1\r\nc\r\n$1\r\n1\r\n$0\r\n"
+              "\r\n",
+           "-ERR idempotency id must be 1 to 256 bytes\r\n");
+    char big[400];
+    snprintf(big, sizeof big, "incrby.once c 1 %0257d\r\n", 0);
+    EXPECT(f, big, "-ERR idempotency id must be 1 to 256 bytes\r\n");
+    EXPECT(f, "get c\r\n", "$1\r\n4\r\n");
+    /* Ids are binary-safe. */
+    static const char nul1[] = "*4\r\n$11\r\nincrby.once\r\n$1\r\nc\r\n"
+                               "$1\r\n1\r\n$3\r\na\0b\r\n";
+    static const char nul2[] = "*4\r\n$11\r\nincrby.once\r\n$1\r\nc\r\n"
+                               "$1\r\n1\r\n$3\r\na\0c\r\n";
+    for (int i = 0; i < 2; i++) {
+        buf_clear(&f->out);
+        assert_int_equal(feed(f, nul1, sizeof nul1 - 1), sizeof nul1 - 1);
+        assert_int_equal(feed(f, nul2, sizeof nul2 - 1), sizeof nul2 - 1);
+        assert_string_equal(f->out.p, ":5\r\n:6\r\n");
+    }
+    assert_int_equal(tally_once_count(f->db), 9);
+}
+
+/* A repeat while the first request is not durable: TRYAGAIN, a Redis
+ * error prefix clients treat as retryable. */
+static void test_once_in_flight_is_tryagain(void **state)
+{
+    struct fx *f = *state;
+    const char *req = "incrby.once c 1 fly\r\n";
+    struct proto_out o1 = {&f->out, 0, 0}, o2 = {&f->out, 0, 0};
+
+    buf_clear(&f->out);
+    hold_sync(1);
+    assert_int_equal(resp_ops.handle(f->conn, req, strlen(req), &o1),
+                     strlen(req));
+    assert_true(o1.ticket > tally_durable(f->db));
+    assert_int_equal(resp_ops.handle(f->conn, req, strlen(req), &o2),
+                     strlen(req));
+    hold_sync(0);
+    assert_int_equal(tally_wait(f->db, o1.ticket), TALLY_OK);
+    assert_string_equal(f->out.p,
+                        ":1\r\n-TRYAGAIN the first request with this "
+                        "idempotency id is not durable yet; retry "
+                        "shortly\r\n");
+    EXPECT(f, req, ":1\r\n");
 }
 
 static void test_set_options(void **state)
@@ -688,6 +808,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_ping_echo_select_quit),
         T(test_counter_commands),
+        T(test_once_commands),
+        T(test_once_in_flight_is_tryagain),
         T(test_set_options),
         T(test_multi_key_commands),
         T(test_key_over_limit),
