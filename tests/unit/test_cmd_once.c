@@ -4,7 +4,7 @@
  * answers as the first request did and applies nothing, a reused id is
  * refused, which operations take an id, the fingerprint's documented bytes,
  * a first request still in flight (this program defines fdatasync to hold
- * the engine's sync thread, as test_engine_faults.c does), and the
+ * the engine's sync thread: sync_gate.h), and the
  * statuses' names and statistics.
  */
 #define _GNU_SOURCE
@@ -25,27 +25,7 @@
 #include "cmd.h"
 #include "util.h"
 
-/* While `held`, the engine's fdatasync waits: changes stay in flight. */
-static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sync_cv = PTHREAD_COND_INITIALIZER;
-static int held; /* [sync_mu] */
-
-int fdatasync(int fd)
-{
-    pthread_mutex_lock(&sync_mu);
-    while (held)
-        pthread_cond_wait(&sync_cv, &sync_mu);
-    pthread_mutex_unlock(&sync_mu);
-    return (int)syscall(SYS_fdatasync, fd);
-}
-
-static void hold_sync(int h)
-{
-    pthread_mutex_lock(&sync_mu);
-    held = h;
-    pthread_cond_broadcast(&sync_cv);
-    pthread_mutex_unlock(&sync_mu);
-}
+#include "sync_gate.h"
 
 struct fx {
     char dir[64];
@@ -78,7 +58,7 @@ static int teardown(void **state)
     struct fx *f = *state;
     char cmd[128];
 
-    hold_sync(0);
+    sync_gate(0, 0);
     tally_close(f->db);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
@@ -267,11 +247,11 @@ static void test_repeat_in_flight_is_retry_later(void **state)
     struct cmd_req req = incr_req("c", 1, "fly");
     struct cmd_res first, res;
 
-    hold_sync(1);
+    sync_gate(1, 0);
     assert_int_equal(cmd_exec(&f->ctx, &f->s, &req, &first), CMD_OK);
     assert_int_equal(cmd_exec(&f->ctx, &f->s, &req, &res), CMD_ERR_INFLIGHT);
     assert_int_equal(res.ticket, 0);
-    hold_sync(0);
+    sync_gate(0, 0);
     assert_int_equal(tally_wait(f->db, first.ticket), TALLY_OK);
     assert_int_equal(exec(f, &req, &res), CMD_OK);
     assert_true(res.replayed && res.value == 1 && res.ticket == first.ticket);

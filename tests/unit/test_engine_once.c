@@ -5,7 +5,7 @@
  * reopen, snapshots and SIGKILL; ids expire after the retention, in memory,
  * on disk and across reopen, so neither grows without bound; the IDEM record
  * is what docs/format.md says.  Durability is controlled at the libc
- * boundary, as in test_engine_faults.c: this program defines fdatasync, so
+ * boundary (sync_gate.h, as test_engine_faults.c does), so
  * a case can hold the sync thread (a change stays in flight) or fail it.
  */
 #include "engine_testutil.h"
@@ -17,41 +17,11 @@
 
 #include "codec.h"
 
-/* ---- fdatasync under the test's control --------------------------------
- * While `held`, fdatasync waits (the change stays in flight); while
- * `failing`, it fails with EIO.  Otherwise it goes to the kernel. */
-static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sync_cv = PTHREAD_COND_INITIALIZER;
-static int held, failing; /* [sync_mu] */
-
-int fdatasync(int fd)
-{
-    int fail;
-
-    pthread_mutex_lock(&sync_mu);
-    while (held)
-        pthread_cond_wait(&sync_cv, &sync_mu);
-    fail = failing;
-    pthread_mutex_unlock(&sync_mu);
-    if (fail) {
-        errno = EIO;
-        return -1;
-    }
-    return (int)syscall(SYS_fdatasync, fd);
-}
-
-static void set_sync(int hold, int fail)
-{
-    pthread_mutex_lock(&sync_mu);
-    held = hold;
-    failing = fail;
-    pthread_cond_broadcast(&sync_cv);
-    pthread_mutex_unlock(&sync_mu);
-}
+#include "sync_gate.h"
 
 static int teardown(void **state)
 {
-    set_sync(0, 0);
+    sync_gate(0, 0);
     return tt_fx_teardown(state);
 }
 
@@ -272,7 +242,7 @@ static void repeat_of_an_undurable_first_is_inflight(void **state)
     int rep = -1;
 
     tt_set(db, "k", 1); /* durable before the hold */
-    set_sync(1, 0);
+    sync_gate(1, 0);
     assert_int_equal(tally_incr_once(db, &o, "k", 1, 2, &v, &rep, &t1), 0);
     assert_int_equal(v, 3);
     assert_true(t1 > tally_durable(db));
@@ -281,7 +251,7 @@ static void repeat_of_an_undurable_first_is_inflight(void **state)
                      TALLY_EINFLIGHT);
     assert_int_equal(v, 0);
     assert_int_equal(t2, 0);
-    set_sync(0, 0);
+    sync_gate(0, 0);
     assert_int_equal(tally_wait(db, t1), 0);
     assert_int_equal(tally_incr_once(db, &o, "k", 1, 2, &v, &rep, &t2), 0);
     assert_int_equal(v, 3);
@@ -298,7 +268,7 @@ struct releaser {
 static void *release_later(void *arg)
 {
     sleep_ms(((struct releaser *)arg)->ms);
-    set_sync(0, 0);
+    sync_gate(0, 0);
     return NULL;
 }
 
@@ -312,7 +282,7 @@ static void blocking_repeat_waits_for_the_first(void **state)
     int64_t v = 0;
     int rep = -1;
 
-    set_sync(1, 0);
+    sync_gate(1, 0);
     assert_int_equal(tally_incr_once(db, &o, "k", 1, 4, &v, &rep, &t1), 0);
     assert_int_equal(pthread_create(&th, NULL, release_later, &r), 0);
     v = 0;
@@ -332,7 +302,7 @@ static void repeat_after_a_failed_sync_is_not_durable(void **state)
     int64_t v = 0;
     int rep = -1;
 
-    set_sync(0, 1);
+    sync_gate(0, 1);
     assert_int_equal(tally_incr_once(db, &o, "k", 1, 4, &v, &rep, &t1), 0);
     assert_int_equal(tally_wait(db, t1), TALLY_EFAILED);
     assert_int_equal(tally_incr_once(db, &o, "k", 1, 4, &v, &rep, &t2),
@@ -343,7 +313,7 @@ static void repeat_after_a_failed_sync_is_not_durable(void **state)
     o = once_of("new", 3);
     assert_int_equal(tally_incr_once(db, &o, "k", 1, 4, &v, &rep, &t2),
                      TALLY_EFAILED);
-    set_sync(0, 0);
+    sync_gate(0, 0);
     assert_int_equal(tally_close(db), TALLY_EFAILED);
     /* The record was written before the sync failed, so the page cache may
      * still hold it: after reopen the retry is a replay or a first request,

@@ -6,7 +6,7 @@
  * and oversized input (error text and PROTO_CLOSE), RESP3 after HELLO 3,
  * AUTH, and the .ONCE commands (idempotency ids).  Each reply's ticket is
  * waited on with tally_wait() before the reply is looked at.  This program
- * defines fdatasync so that one case can hold the engine's sync thread and
+ * holds the engine's sync thread (sync_gate.h) in one case to
  * see a repeat of an id whose first request is still in flight.
  */
 #define _GNU_SOURCE
@@ -27,27 +27,7 @@
 #include "cmd.h"
 #include "resp.h"
 
-/* While `held`, the engine's fdatasync waits: changes stay in flight. */
-static pthread_mutex_t sync_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t sync_cv = PTHREAD_COND_INITIALIZER;
-static int held; /* [sync_mu] */
-
-int fdatasync(int fd)
-{
-    pthread_mutex_lock(&sync_mu);
-    while (held)
-        pthread_cond_wait(&sync_cv, &sync_mu);
-    pthread_mutex_unlock(&sync_mu);
-    return (int)syscall(SYS_fdatasync, fd);
-}
-
-static void hold_sync(int h)
-{
-    pthread_mutex_lock(&sync_mu);
-    held = h;
-    pthread_cond_broadcast(&sync_cv);
-    pthread_mutex_unlock(&sync_mu);
-}
+#include "sync_gate.h"
 
 struct fx {
     char dir[64];
@@ -268,13 +248,13 @@ static void test_once_in_flight_is_tryagain(void **state)
     struct proto_out o1 = {&f->out, 0, 0}, o2 = {&f->out, 0, 0};
 
     buf_clear(&f->out);
-    hold_sync(1);
+    sync_gate(1, 0);
     assert_int_equal(resp_ops.handle(f->conn, req, strlen(req), &o1),
                      strlen(req));
     assert_true(o1.ticket > tally_durable(f->db));
     assert_int_equal(resp_ops.handle(f->conn, req, strlen(req), &o2),
                      strlen(req));
-    hold_sync(0);
+    sync_gate(0, 0);
     assert_int_equal(tally_wait(f->db, o1.ticket), TALLY_OK);
     assert_string_equal(f->out.p,
                         ":1\r\n-TRYAGAIN the first request with this "

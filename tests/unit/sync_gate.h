@@ -1,0 +1,48 @@
+/*
+ * sync_gate.h - fdatasync under a unit test's control, at the libc
+ * boundary (as test_engine_faults.c does): a test program that includes
+ * this defines fdatasync, and libtally, linked in statically, calls it
+ * instead of libc's.  While the gate is held, every fdatasync waits, so
+ * changes stay in flight (not durable); while failing, it fails with EIO.
+ * Otherwise it goes to the kernel.  Include it in one .c file only.
+ */
+#ifndef SYNC_GATE_H
+#define SYNC_GATE_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static pthread_mutex_t sync_gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_gate_cv = PTHREAD_COND_INITIALIZER;
+static int sync_gate_held, sync_gate_failing; /* [sync_gate_mu] */
+
+int fdatasync(int fd);
+int fdatasync(int fd)
+{
+    int fail;
+
+    pthread_mutex_lock(&sync_gate_mu);
+    while (sync_gate_held)
+        pthread_cond_wait(&sync_gate_cv, &sync_gate_mu);
+    fail = sync_gate_failing;
+    pthread_mutex_unlock(&sync_gate_mu);
+    if (fail) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_fdatasync, fd);
+}
+
+/* Hold (1) or release (0) every fdatasync; make them fail (1) or not. */
+static __attribute__((unused)) void sync_gate(int hold, int fail)
+{
+    pthread_mutex_lock(&sync_gate_mu);
+    sync_gate_held = hold;
+    sync_gate_failing = fail;
+    pthread_cond_broadcast(&sync_gate_cv);
+    pthread_mutex_unlock(&sync_gate_mu);
+}
+
+#endif /* SYNC_GATE_H */
