@@ -256,6 +256,9 @@ int main(int argc, char **argv)
     slog_init(&srv->log, srv->conf.log_level);
     /* Writes use MSG_NOSIGNAL, but libevent's and the engine's may not. */
     signal(SIGPIPE, SIG_IGN);
+    /* The engine checks RLIMIT_FSIZE before growing a file, but the limit
+     * can change between its check and the call (docs/durability.md). */
+    signal(SIGXFSZ, SIG_IGN);
     raise_nofile(srv);
 
     int status = 1;
