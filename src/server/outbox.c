@@ -219,11 +219,13 @@ static void health_changed(struct server *srv, int h)
              "disk full under %s: changes are refused, reads go on; free "
              "space and changes resume by themselves", srv->conf.dir);
     else
+        /* The engine has logged the failed call itself; say what follows. */
         slog(&srv->log, SLOG_ERROR,
-             "storage write path failed (%s: %s): every change is refused "
-             "from now on, reads of durable values go on; check the disk and "
-             "the kernel log, then restart tallyd to recover from the log",
-             tally_strerror(h), tally_errmsg(srv->db));
+             "%s: every change is refused from now on, reads of durable "
+             "values go on, replies waiting for a sync are dropped and their "
+             "connections closed; check the disk and the kernel log, then "
+             "restart tallyd, which recovers everything acknowledged",
+             tally_strerror(h));
 }
 
 void outbox_release(struct server *srv)
