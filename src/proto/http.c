@@ -15,6 +15,14 @@
  * Keys are one path segment, percent-decoded, so any byte (a '/' as %2F)
  * can be addressed.  A key that is not valid UTF-8 is shown as "key_b64"
  * (standard base64) instead of "key".  Errors are RFC 9457 problem details.
+ *
+ * Exactly once: an Idempotency-Key header on POST, PUT or DELETE (the IETF
+ * httpapi draft "The Idempotency-Key HTTP Header Field") becomes the
+ * command's idempotency id (req.once), the same id space as RESP's .ONCE
+ * commands.  The engine records the first outcome; a replay is encoded
+ * exactly like the first answer, marked "Idempotent-Replayed: true", and
+ * waits for the first request's ticket like any answer.  Outcomes are
+ * counted in struct metrics_idem for /metrics.
  */
 #include "http.h"
 
@@ -29,6 +37,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
 #include "cmd.h"
@@ -64,11 +73,15 @@
 #define HTTP_PROBLEM "application/problem+json"
 #define HTTP_PROBLEM_BASE "urn:tally:problem:" /* + slug: the "type" */
 
+#define HTTP_IDEM_KEY "Idempotency-Key"          /* request header */
+#define HTTP_IDEM_REPLAYED "Idempotent-Replayed" /* response header */
+
 struct http_front {
     struct evhttp *http;
     struct cmd_ctx *ctx;               /* borrowed */
     const struct proto_waiter *waiter; /* borrowed */
     uint64_t next_session;
+    struct metrics_idem idem; /* Idempotency-Key outcomes, for /metrics */
 };
 
 /* What a path names. */
@@ -139,6 +152,20 @@ static const struct http_map {
                             "and may be lost"},
     [CMD_ERR_BUSY] = {503, "busy", "Busy", "a snapshot is already running"},
     [CMD_ERR_IO] = {500, "io-error", "I/O error", "an I/O operation failed"},
+    [CMD_ERR_IDREUSED] = {422, "idempotency-key-reused",
+                          "Idempotency key reused",
+                          "this Idempotency-Key was already used for a "
+                          "different request (another method, key or "
+                          "amount); nothing was applied: send a new key "
+                          "with a new request"},
+    [CMD_ERR_INFLIGHT] = {409, "idempotency-key-in-flight",
+                          "Request in flight",
+                          "the first request with this Idempotency-Key is "
+                          "not durable yet; nothing was applied: retry "
+                          "after Retry-After seconds to get its response"},
+    [CMD_ERR_IDLEN] = {400, "bad-idempotency-key", "Bad idempotency key",
+                       "an Idempotency-Key must be 1 to 256 bytes (inside "
+                       "the quotes, when sent as a quoted string)"},
 };
 
 static const char *http_reason(int code)
@@ -153,6 +180,7 @@ static const char *http_reason(int code)
     case 409: return "Conflict";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 422: return "Unprocessable Content";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     case 507: return "Insufficient Storage";
@@ -298,9 +326,13 @@ static int http_cmd_problem(struct evhttp_request *req, enum cmd_status st,
         snprintf(detail, sizeof detail, "%s: %s", m->detail, extra);
     else
         snprintf(detail, sizeof detail, "%s", m->detail);
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
     if (m->code == 401)
-        evhttp_add_header(evhttp_request_get_output_headers(req),
-                          "WWW-Authenticate", "Bearer realm=\"tally\"");
+        evhttp_add_header(hd, "WWW-Authenticate", "Bearer realm=\"tally\"");
+    /* The first request becomes durable within one sync, a few ms with
+     * fsync always; one second is the smallest delay Retry-After can say. */
+    if (st == CMD_ERR_INFLIGHT)
+        evhttp_add_header(hd, "Retry-After", "1");
     http_problem_body(req, m->code, m->slug, m->title, detail);
     return m->code;
 }
@@ -329,8 +361,12 @@ static void http_on_durable(void *arg, int status)
 {
     struct http_pending *p = arg;
     int code = p->code;
-    if (status != TALLY_OK)
+    if (status != TALLY_OK) {
+        /* The problem replaces the recorded answer, so it is no replay. */
+        evhttp_remove_header(evhttp_request_get_output_headers(p->req),
+                             HTTP_IDEM_REPLAYED);
         code = http_tally_problem(p->req, status);
+    }
     /* evhttp frees the request here, even if its client has gone. */
     http_send(p->req, code);
     free(p);
@@ -489,6 +525,94 @@ static int http_body_int(struct evhttp_request *req, const char *name,
     return rc;
 }
 
+/* A 400 for a malformed Idempotency-Key header. */
+static void http_idem_bad(struct evhttp_request *req, const char *why)
+{
+    http_problem(req, 400, "bad-idempotency-key", "Bad idempotency key",
+                 "%s", why);
+}
+
+/* Read the request's Idempotency-Key into id.  The draft defines the field
+ * as an RFC 8941 sf-string ("abc", quotes included): a value that opens
+ * with '"' is parsed as one and the id is what the quotes hold, with \" and
+ * \\ unescaped.  Any other value is the id as it stands, since most
+ * clients send the bare form (Stripe's convention), so `abc` and `"abc"`
+ * name the same id.  Returns 0 with *has = 0 (no header; id untouched) or
+ * *has = 1 (id holds the bytes), or -1 after sending a 400 problem (two such
+ * headers, a malformed quoted string; id then holds a prefix).  An empty or
+ * too long id is left to the command layer (CMD_ERR_IDLEN). */
+static int http_idem_key(struct evhttp_request *req, struct buf *id, int *has)
+{
+    const struct evkeyvalq *hd = evhttp_request_get_input_headers(req);
+    const char *v = NULL;
+
+    *has = 0;
+    for (const struct evkeyval *kv = hd->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (strcasecmp(kv->key, HTTP_IDEM_KEY) != 0)
+            continue;
+        if (v) {
+            /* Two keys name no single request; guessing could apply it
+             * under a key the client will not retry with. */
+            http_idem_bad(req, "the Idempotency-Key header is given more "
+                          "than once; send exactly one");
+            return -1;
+        }
+        v = kv->value;
+    }
+    if (!v)
+        return 0;
+    *has = 1;
+    if (*v != '"') {
+        buf_adds(id, v);
+        return 0;
+    }
+    for (const char *p = v + 1;; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\0') {
+            http_idem_bad(req, "the quoted Idempotency-Key has no closing "
+                          "quote");
+            return -1;
+        }
+        if (ch == '"') {
+            if (p[1] == '\0')
+                return 0;
+            http_idem_bad(req, "nothing may follow the closing quote of the "
+                          "Idempotency-Key (parameters are not accepted)");
+            return -1;
+        }
+        if (ch == '\\') {
+            ch = (unsigned char)*++p;
+            if (ch != '"' && ch != '\\') {
+                http_idem_bad(req, "in a quoted Idempotency-Key a backslash "
+                              "may only escape '\"' or '\\'");
+                return -1;
+            }
+        } else if (ch < 0x20 || ch > 0x7e) {
+            http_idem_bad(req, "a quoted Idempotency-Key holds printable "
+                          "ASCII only; send other bytes unquoted");
+            return -1;
+        }
+        buf_addc(id, (char)ch);
+    }
+}
+
+/* Count how a request with an Idempotency-Key ended. */
+static void http_idem_count(struct http_front *h, const struct cmd_res *res)
+{
+    enum metrics_idem_outcome o;
+    switch (res->status) {
+    case CMD_OK:
+    case CMD_NOTFOUND:
+        o = res->replayed ? METRICS_IDEM_REPLAYED : METRICS_IDEM_APPLIED;
+        break;
+    case CMD_ERR_IDREUSED: o = METRICS_IDEM_REUSED; break;
+    case CMD_ERR_INFLIGHT: o = METRICS_IDEM_INFLIGHT; break;
+    case CMD_ERR_IDLEN: o = METRICS_IDEM_INVALID; break;
+    default: o = METRICS_IDEM_FAILED; break;
+    }
+    h->idem.n[o]++;
+}
+
 /* A decimal in [0, max], digits only.  Returns 0, or -1. */
 static int http_parse_u64(const char *s, size_t n, uint64_t max,
                           uint64_t *out)
@@ -604,7 +728,7 @@ static void http_readyz(struct http_front *h, struct evhttp_request *req)
 static void http_metrics(struct http_front *h, struct evhttp_request *req)
 {
     struct buf b = BUF_INIT;
-    metrics_render(&b, h->ctx);
+    metrics_render(&b, h->ctx, &h->idem);
     evbuffer_add(evhttp_request_get_output_buffer(req), b.p, b.len);
     buf_free(&b);
     http_ctype(req, METRICS_CONTENT_TYPE);
@@ -612,7 +736,8 @@ static void http_metrics(struct http_front *h, struct evhttp_request *req)
 }
 
 /* One counter route: GET, PUT, DELETE on the key, or POST increment or
- * decrement. */
+ * decrement.  The changes take an Idempotency-Key; GET and HEAD are safe
+ * anyway and ignore one. */
 static void http_counter(struct http_front *h, struct evhttp_request *req,
                          struct cmd_session *s, enum http_route r,
                          const char *key, size_t klen)
@@ -620,22 +745,25 @@ static void http_counter(struct http_front *h, struct evhttp_request *req,
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     struct cmd_req c = {.key = key, .klen = klen};
     struct cmd_res res = {0};
+    struct buf id = BUF_INIT;
     int ok_code = 200;
 
     if (r == HTTP_R_INCR || r == HTTP_R_DECR) {
         int64_t by = 1;
         if (http_body_int(req, "by", 0, &by) != 0)
-            return;
+            goto done;
         if (r == HTTP_R_DECR && by == INT64_MIN) {
             http_bad(req, "\"by\" must be above -9223372036854775808 for a "
                      "decrement");
-            return;
+            goto done;
         }
+        /* decrement by n is increment by -n, fingerprint included, as
+         * DECRBY.ONCE k n is INCRBY.ONCE k -n over RESP. */
         c.op = CMD_INCRBY;
         c.num = r == HTTP_R_DECR ? -by : by;
     } else if (m == EVHTTP_REQ_PUT) {
         if (http_body_int(req, "value", 1, &c.num) != 0)
-            return;
+            goto done;
         c.op = CMD_SET;
     } else if (m == EVHTTP_REQ_DELETE) {
         c.op = CMD_DEL;
@@ -647,14 +775,35 @@ static void http_counter(struct http_front *h, struct evhttp_request *req,
         c.op = CMD_GET;
     }
 
+    if (c.op != CMD_GET) {
+        int has;
+        if (http_idem_key(req, &id, &has) != 0) {
+            h->idem.n[METRICS_IDEM_INVALID]++;
+            goto done;
+        }
+        if (has) {
+            c.once = id.p ? id.p : ""; /* an empty key is still a key */
+            c.oncelen = id.len;
+        }
+    }
+
     cmd_exec(h->ctx, s, &c, &res);
+    if (c.once)
+        http_idem_count(h, &res);
     if (res.status == CMD_OK && c.op == CMD_DEL && res.n == 0)
         res.status = CMD_NOTFOUND; /* the absence is a result: it waits */
     if (res.status == CMD_OK && c.op != CMD_DEL) {
+        /* A replay's value is the first request's (the engine's record),
+         * so its body is the first answer's byte for byte. */
         int64_t v = c.op == CMD_SET ? c.num : res.value;
         http_json_body(req, http_counter_json(key, klen, v), HTTP_JSON);
     }
+    if (res.replayed)
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          HTTP_IDEM_REPLAYED, "true");
     http_finish(h, req, &res, ok_code);
+done:
+    buf_free(&id);
 }
 
 struct http_items {

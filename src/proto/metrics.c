@@ -3,7 +3,8 @@
  * connection counts from the daemon and the engine's own statistics, as
  * Prometheus text exposition format 0.0.4.
  *
- * It formats and nothing else (the HTTP front end, http.c, serves the text).
+ * It formats and nothing else (the HTTP front end, http.c, serves the text
+ * and counts its own Idempotency-Key outcomes).
  * Times are in seconds as Prometheus recommends; the engine counts fsync
  * latency in microseconds and recovery in nanoseconds, so those values are
  * printed as exact decimals (integer part, '.', fraction without trailing
@@ -96,7 +97,39 @@ static const char *metrics_sync_name(tally_sync s)
     return "unknown";
 }
 
-void metrics_render(struct buf *out, const struct cmd_ctx *ctx)
+/* Idempotency ids: the engine's table (shared by every protocol) and how
+ * the HTTP front end's Idempotency-Key requests ended. */
+static void metrics_once(struct buf *out, const tally_stats *st,
+                         const struct metrics_idem *idem)
+{
+    static const char *const outcome[METRICS_IDEM_COUNT] = {
+        [METRICS_IDEM_APPLIED] = "applied",
+        [METRICS_IDEM_REPLAYED] = "replayed",
+        [METRICS_IDEM_REUSED] = "reused",
+        [METRICS_IDEM_INFLIGHT] = "inflight",
+        [METRICS_IDEM_INVALID] = "invalid",
+        [METRICS_IDEM_FAILED] = "failed",
+    };
+
+    metrics_u64(out, "tally_once_ids", "gauge",
+                "Idempotency ids remembered (RESP .ONCE ids and HTTP "
+                "Idempotency-Keys share one table).", st->once_ids);
+    metrics_u64(out, "tally_once_bytes", "gauge",
+                "Heap the remembered idempotency ids take.", st->once_bytes);
+    metrics_u64(out, "tally_once_replays_total", "counter",
+                "Requests answered with the recorded result of an earlier "
+                "request with the same idempotency id, every protocol, "
+                "since open.", st->once_replays);
+    metrics_family(out, "tally_http_idempotency_requests_total", "counter",
+                   "HTTP requests with an Idempotency-Key, by how they "
+                   "ended.");
+    for (int i = 0; i < METRICS_IDEM_COUNT; i++)
+        buf_printf(out, "tally_http_idempotency_requests_total{outcome=\"%s\"}"
+                   " %" PRIu64 "\n", outcome[i], idem->n[i]);
+}
+
+void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
+                    const struct metrics_idem *idem)
 {
     const struct cmd_serverinfo *info = ctx->info;
     tally_stats st;
@@ -169,6 +202,8 @@ void metrics_render(struct buf *out, const struct cmd_ctx *ctx)
                 "Log records replayed at open.", st.recovered_records);
     metrics_u64(out, "tally_torn_bytes", "gauge",
                 "Bytes cut off a torn log tail at open.", st.torn_bytes);
+
+    metrics_once(out, &st, idem);
 
     metrics_u64(out, "tally_healthy", "gauge",
                 "1 while changes are accepted, 0 after a failed fsync or "

@@ -2,12 +2,15 @@
  * metrics.h - the daemon's statistics as Prometheus text (exposition format
  * 0.0.4), served by the HTTP front end at /metrics.
  *
- * metrics.c only formats: it reads cmd_stats, cmd_serverinfo and
- * tally_stats_get() and appends text to a buffer; it never touches a socket.
+ * metrics.c only formats: it reads cmd_stats, cmd_serverinfo,
+ * tally_stats_get() and the HTTP front end's idempotency counts and appends
+ * text to a buffer; it never touches a socket.
  * docs/http.md lists every metric.
  */
 #ifndef TALLY_METRICS_H
 #define TALLY_METRICS_H
+
+#include <stdint.h>
 
 #include "util.h"
 
@@ -16,7 +19,27 @@ struct cmd_ctx;
 /* The Content-Type of what metrics_render() writes. */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* Append the whole exposition for ctx (borrowed) to out. */
-void metrics_render(struct buf *out, const struct cmd_ctx *ctx);
+/* How the HTTP front end's requests with an Idempotency-Key ended, as the
+ * command layer answered them (cmd_stats counts calls and errors per
+ * operation only, not by status, so http.c counts these itself).  The
+ * labels are metrics_idem_name()'s. */
+enum metrics_idem_outcome {
+    METRICS_IDEM_APPLIED = 0, /* first request: applied and recorded */
+    METRICS_IDEM_REPLAYED,    /* repeat: the first one's answer again */
+    METRICS_IDEM_REUSED,      /* key sent with another request: 422 */
+    METRICS_IDEM_INFLIGHT,    /* first one not durable yet: 409 */
+    METRICS_IDEM_INVALID,     /* malformed, empty or too long key: 400 */
+    METRICS_IDEM_FAILED,      /* any other error; the key stays unused */
+    METRICS_IDEM_COUNT
+};
+
+struct metrics_idem {
+    uint64_t n[METRICS_IDEM_COUNT];
+};
+
+/* Append the whole exposition for ctx and the HTTP front end's idempotency
+ * counts (both borrowed) to out. */
+void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
+                    const struct metrics_idem *idem);
 
 #endif /* TALLY_METRICS_H */
