@@ -120,6 +120,10 @@ EXPECTED = {
     "tally_recovery_duration_seconds": "gauge",
     "tally_healthy": "gauge",
     "tally_health_code": "gauge",
+    "tally_once_ids": "gauge",
+    "tally_once_bytes": "gauge",
+    "tally_once_replays_total": "counter",
+    "tally_http_idempotency_requests_total": "counter",
 }
 
 

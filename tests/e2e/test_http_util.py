@@ -72,20 +72,26 @@ class RawResponse:
         return json.loads(self.content)
 
 
+def _bytes(v):
+    return v if isinstance(v, bytes) else str(v).encode()
+
+
 def raw_request(server, method, target, headers=None, body=None):
     """Send target exactly as given, str or bytes (requests re-quotes bad
     escapes and http.client refuses raw bytes); adds the server's bearer
-    token."""
+    token.  headers is a dict, or a list of (name, value) pairs to send a
+    header twice; values may be bytes, sent as they are."""
     hdrs = {"Host": "tally", "Connection": "close"}
     if server.password:
         hdrs["Authorization"] = f"Bearer {server.password}"
-    hdrs.update(headers or {})
     if body is not None:
         hdrs["Content-Length"] = str(len(body))
-    if isinstance(target, str):
-        target = target.encode()
-    head = b"%s %s HTTP/1.1\r\n" % (method.encode(), target)
-    head += b"".join(f"{k}: {v}\r\n".encode() for k, v in hdrs.items())
+    pairs = list(hdrs.items())
+    pairs += list(headers.items()) if isinstance(headers, dict) else \
+        list(headers or [])
+    head = b"%s %s HTTP/1.1\r\n" % (_bytes(method), _bytes(target))
+    head += b"".join(_bytes(k) + b": " + _bytes(v) + b"\r\n"
+                     for k, v in pairs)
     with socket.create_connection((server.host, server.http_port),
                                   TIMEOUT) as c:
         c.sendall(head + b"\r\n" + (body or b""))
