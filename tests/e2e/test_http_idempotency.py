@@ -13,6 +13,7 @@ import concurrent.futures
 import http.client
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -418,3 +419,44 @@ def test_metrics_move(tallyd):
     for outcome, n in (("applied", 1), ("replayed", 1), ("reused", 1),
                        ("invalid", 1), ("failed", 1), ("inflight", 0)):
         assert after[outcome] - before[outcome] == n, outcome
+
+
+def test_documents_match_the_server(tallyd, key):
+    """openapi.yaml declares the header on exactly the methods that honour
+    it, with the replay header, 409 and 422; both documents name the
+    problem types the server sends for keys."""
+    yaml = pytest.importorskip("yaml")
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    spec = yaml.safe_load((docs / "openapi.yaml").read_text())
+    prose = (docs / "http.md").read_text()
+    param = "#/components/parameters/IdempotencyKey"
+    takes = set()
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            if {"$ref": param} in op.get("parameters", []):
+                takes.add((method, path))
+                assert {"409", "422"} <= set(op["responses"]), (method, path)
+    assert takes == {("put", "/v1/counters/{key}"),
+                     ("delete", "/v1/counters/{key}"),
+                     ("post", "/v1/counters/{key}/increment"),
+                     ("post", "/v1/counters/{key}/decrement")}
+    assert spec["components"]["parameters"]["IdempotencyKey"]["name"] == \
+        "Idempotency-Key"
+    assert REPLAYED in spec["components"]["responses"]["Counter"]["headers"]
+    # Provoke each problem and look for its type in both documents
+    s = session(tallyd)
+    k, idem = key(), new_key()
+    post(s, tallyd, k, "increment", idem)
+    seen = [assert_problem(post(s, tallyd, k, "increment", idem, {"by": 2}),
+                           422)["type"],
+            assert_problem(post(s, tallyd, k, "increment", "x" * 257),
+                           400)["type"],
+            "urn:tally:problem:idempotency-key-in-flight"]
+    enum = spec["components"]["schemas"]["Problem"]["properties"]["type"][
+        "enum"]
+    for t in seen:
+        assert t in enum
+        assert f"`{t.removeprefix('urn:tally:problem:')}`" in prose
+    assert f"`{REPLAYED}: true`" in prose
