@@ -186,6 +186,11 @@ int cmd_authorized(const struct cmd_ctx *ctx, const struct cmd_session *s);
  * leading zeros, nothing after).  Returns 0 and sets *out, or -1. */
 int cmd_parse_i64(const char *s, size_t len, int64_t *out);
 
+/* Parse an unsigned decimal: digits only (leading zeros allowed), at least
+ * one, no more than UINT64_MAX.  For cursors, limits and lengths, which every
+ * front end reads.  Returns 0 and sets *out, or -1. */
+int cmd_parse_u64(const char *s, size_t len, uint64_t *out);
+
 /* The fingerprint recorded with an idempotency id: tally_once_hash (64-bit
  * FNV-1a, unseeded) over, in order, one tag byte for the operation ('i'
  * INCRBY, 's' SET, 'd' DEL, 'g' GETDEL), the key's length (u32 LE), the

@@ -19,6 +19,24 @@
  * refuses anything of 21 bytes or more before looking at it. */
 #define I64_STR_MAX 21
 
+int cmd_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (len == 0)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
 int cmd_parse_i64(const char *s, size_t len, int64_t *out)
 {
     size_t i = 0;

@@ -617,17 +617,9 @@ static void http_idem_count(struct http_front *h, const struct cmd_res *res)
 static int http_parse_u64(const char *s, size_t n, uint64_t max,
                           uint64_t *out)
 {
-    uint64_t v = 0;
-    if (n == 0 || n > 20)
+    uint64_t v;
+    if (cmd_parse_u64(s, n, &v) < 0 || v > max)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (v > (max - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
     *out = v;
     return 0;
 }

@@ -146,22 +146,9 @@ static int tok_is(const struct mc_tok *t, const char *s)
  * safe_strtoull takes it minus the surrounding spaces.  0 or -1. */
 static int mc_parse_u64(const char *s, size_t len, uint64_t *out)
 {
-    uint64_t v = 0;
-    size_t i = 0;
     if (len && s[0] == '+')
-        i = 1;
-    if (i == len)
-        return -1;
-    for (; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
+        return cmd_parse_u64(s + 1, len - 1, out);
+    return cmd_parse_u64(s, len, out);
 }
 
 /* Signed decimal (exptime, TTL tokens, data lengths).  0 or -1. */

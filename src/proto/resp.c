@@ -356,24 +356,6 @@ static void reply_keys(struct resp_conn *c, const struct collect *k)
     buf_add(c->out.b, c->tmp.p, c->tmp.len);
 }
 
-static int parse_cursor(const char *s, size_t n, uint64_t *out)
-{
-    uint64_t v = 0;
-
-    if (n == 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
 /* SCAN cursor [MATCH pattern] [COUNT count] [TYPE type] */
 static void cmd_scan(struct resp_conn *c)
 {
@@ -383,7 +365,7 @@ static void cmd_scan(struct resp_conn *c)
     int other_type = 0;
     char cur[24];
 
-    if (parse_cursor(c->args.argv[1], c->args.argl[1], &req.cursor) != 0) {
+    if (cmd_parse_u64(c->args.argv[1], c->args.argl[1], &req.cursor) != 0) {
         cmd_refuse(c->ctx, c->s, CMD_SCAN, CMD_ERR_ARGS);
         resp_error(&c->out, "ERR invalid cursor");
         return;

@@ -63,6 +63,26 @@ struct gcase {
 };
 #define G(p, s, w) {p, sizeof(p) - 1, s, sizeof(s) - 1, w}
 
+static void test_parse_u64_takes_digits_up_to_uint64_max(void **state)
+{
+    (void)state;
+    uint64_t v = 7;
+    assert_int_equal(cmd_parse_u64("0", 1, &v), 0);
+    assert_true(v == 0);
+    assert_int_equal(cmd_parse_u64("0042", 4, &v), 0);
+    assert_true(v == 42);
+    assert_int_equal(cmd_parse_u64("18446744073709551615", 20, &v), 0);
+    assert_true(v == UINT64_MAX);
+    v = 7;
+    assert_int_equal(cmd_parse_u64("18446744073709551616", 20, &v), -1);
+    assert_int_equal(cmd_parse_u64("", 0, &v), -1);
+    assert_int_equal(cmd_parse_u64("-1", 2, &v), -1);
+    assert_int_equal(cmd_parse_u64("+1", 2, &v), -1);
+    assert_int_equal(cmd_parse_u64("1 ", 2, &v), -1);
+    assert_int_equal(cmd_parse_u64("12", 1, &v), 0); /* stops at len */
+    assert_true(v == 1);
+}
+
 static void test_glob_matches_like_redis(void **state)
 {
     static const struct gcase cases[] = {
@@ -129,6 +149,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_i64_accepts),
         cmocka_unit_test(test_parse_i64_refuses_what_redis_refuses),
+        cmocka_unit_test(test_parse_u64_takes_digits_up_to_uint64_max),
         cmocka_unit_test(test_glob_matches_like_redis),
         cmocka_unit_test(test_glob_pathological_pattern_is_fast),
     };
