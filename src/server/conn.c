@@ -3,10 +3,12 @@
  * memcached): accept, read, hand bytes to the front end, write replies.
  *
  * Sockets are non-blocking and driven by raw libevent events, with the
- * daemon's own buffers: one read(2) per readable event into conn.in, then
- * every complete request in it goes through ops->handle() (at most
- * CONN_BUDGET per event, so one pipelining client cannot starve the others),
- * then one send(2) of everything that may leave.  What may leave is decided
+ * daemon's own buffers: one read(2) per readable event into conn.in; once
+ * every callback of the loop iteration has run, conn_run() passes each
+ * complete request through ops->handle() (at most CONN_BUDGET per connection
+ * and iteration, so one pipelining client cannot starve the others), then
+ * makes one send(2) of everything that may leave.  Running all requests read
+ * in an iteration back to back lets them share one sync in the engine.  What may leave is decided
  * by outbox.c (replies wait until durable).  A client that does not read its
  * replies stops being read once CONN_OUT_LIMIT bytes are unsent, and one that
  * sends more than srv->max_input bytes without completing a request is
@@ -34,6 +36,40 @@
 #define CONN_COMPACT (1024 * 1024)          /* written bytes worth a memmove */
 #define ACCEPT_BATCH 64                     /* accepts per readable event */
 
+static void runq_add(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (c->queued)
+        return;
+    c->queued = 1;
+    c->rnext = NULL;
+    c->rprev = srv->runq_tail;
+    if (srv->runq_tail)
+        srv->runq_tail->rnext = c;
+    else
+        srv->runq = c;
+    srv->runq_tail = c;
+    srv->nrunq++;
+}
+
+static void runq_remove(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (!c->queued)
+        return;
+    if (c->rprev)
+        c->rprev->rnext = c->rnext;
+    else
+        srv->runq = c->rnext;
+    if (c->rnext)
+        c->rnext->rprev = c->rprev;
+    else
+        srv->runq_tail = c->rprev;
+    c->rprev = c->rnext = NULL;
+    c->queued = 0;
+    srv->nrunq--;
+}
+
 /* Start or stop reading as the connection's state asks. */
 static void update_reading(struct conn *c)
 {
@@ -54,6 +90,7 @@ static void conn_close(struct conn *c, const char *why)
     struct server *srv = c->srv;
     slog(&srv->log, SLOG_DEBUG, "client %s closed: %s", c->peer, why);
     outbox_forget(c);
+    runq_remove(c);
     event_free(c->rev);
     event_free(c->wev);
     close(c->fd);
@@ -111,7 +148,7 @@ int conn_flush(struct conn *c)
         c->rpaused = 0;
         update_reading(c);
         if (c->backlog)
-            event_active(c->rev, EV_READ, 0);
+            runq_add(c);
     }
     if (c->closing && c->out.len == 0 && !c->backlog) {
         conn_close(c, "done");
@@ -154,7 +191,6 @@ static void conn_process(struct conn *c)
         }
         if (budget-- == 0) {
             c->backlog = 1; /* let the other clients run, then come back */
-            event_active(c->rev, EV_READ, 0);
             break;
         }
         size_t start = c->out.len;
@@ -180,17 +216,32 @@ static void conn_process(struct conn *c)
     }
 }
 
+/* Reading only fills c->in and queues the connection: conn_run() runs the
+ * requests once every callback of this loop iteration is done. */
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    struct server *srv = c->srv;
-    if (!c->backlog && !c->eof && !srv->stopping) {
-        int r = conn_fill(c);
-        if (r == -2) {
-            conn_close(c, strerror(errno));
-            return;
-        }
+    if (c->backlog)
+        return; /* bytes from the last read are not all run yet */
+    switch (conn_fill(c)) {
+    case 0:
+        return;
+    case -2:
+        conn_close(c, strerror(errno));
+        return;
+    default: /* bytes, or the end of them: both need a look */
+        c->backlog = 1;
+        update_reading(c);
+        runq_add(c);
     }
+}
+
+/* Run c's requests, decide what becomes of it, write what may leave. */
+static void conn_step(struct conn *c)
+{
+    struct server *srv = c->srv;
+    if (c->rpaused)
+        return; /* conn_flush() queues it again once the client reads */
     conn_process(c);
     if (!c->backlog) {
         if (c->in.len > srv->max_input) {
@@ -205,7 +256,19 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             c->closing = 1;
     }
     update_reading(c);
-    conn_flush(c);
+    if (conn_flush(c) == 0 && c->backlog && !c->rpaused)
+        runq_add(c); /* the budget ran out: go on next iteration */
+}
+
+void conn_run(struct server *srv)
+{
+    /* Only what was queued before: a connection queued again meanwhile runs
+     * next iteration, after the loop has looked for new events. */
+    for (size_t n = srv->nrunq; n && srv->runq; n--) {
+        struct conn *c = srv->runq;
+        runq_remove(c);
+        conn_step(c);
+    }
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -394,7 +457,7 @@ void conn_drain_all(struct server *srv)
         next = c->next;
         update_reading(c);
         if (c->backlog)
-            continue; /* on_read finishes the buffered requests first */
+            continue; /* conn_run() finishes the buffered requests first */
         c->closing = 1;
         conn_flush(c);
     }

@@ -90,7 +90,7 @@ static void check_stopped(struct server *srv)
         tally_wait(srv->db, tally_head(srv->db));
         outbox_release(srv);
     }
-    event_base_loopexit(srv->base, NULL);
+    srv->done = 1;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -284,9 +284,17 @@ int main(int argc, char **argv)
         goto close_db;
     }
     say_ready(srv, t0);
-    if (event_base_dispatch(srv->base) < 0) {
-        slog(&srv->log, SLOG_ERROR, "the event loop failed");
-        goto close_db;
+    while (!srv->done) {
+        /* One iteration: wait for events (not if requests are still queued)
+         * and run their callbacks; then run what the reads brought in.
+         * EVLOOP_NONBLOCK alone would go on looping while any socket is
+         * readable; with EVLOOP_ONCE it returns after one pass. */
+        int flags = EVLOOP_ONCE | (srv->nrunq ? EVLOOP_NONBLOCK : 0);
+        if (event_base_loop(srv->base, flags) < 0) {
+            slog(&srv->log, SLOG_ERROR, "the event loop failed");
+            goto close_db;
+        }
+        conn_run(srv);
     }
     status = 0;
 close_db:

@@ -119,11 +119,13 @@ struct conn {
     size_t mhead, nmarks, mcap;
     struct conn *prev, *next;   /* every connection (server.conns) */
     struct conn *wprev, *wnext; /* connections holding replies */
+    struct conn *rprev, *rnext; /* connections with input to run */
     unsigned waiting : 1;      /* on the holding list */
+    unsigned queued : 1;       /* on the run queue */
     unsigned wpending : 1;     /* wev is added: the socket was full */
     unsigned reading : 1;      /* rev is added */
     unsigned rpaused : 1;      /* not reading: too much unsent output */
-    unsigned backlog : 1;      /* complete requests left in `in` */
+    unsigned backlog : 1;      /* requests in `in` not yet run */
     unsigned eof : 1;          /* the peer will send nothing more */
     unsigned closing : 1;      /* close once out is all written */
 };
@@ -133,6 +135,11 @@ struct conn {
 int conn_listen(struct server *srv, const struct proto_ops *ops,
                 enum cmd_proto proto, int port, const char *reject, char *err);
 void conn_listeners_close(struct server *srv);
+/* Run the requests read in this loop iteration (and those left over from
+ * the last one), then write the replies that may leave.  Called once per
+ * event-loop iteration, after every callback, so all the changes read in one
+ * iteration reach the engine back to back and share a sync. */
+void conn_run(struct server *srv);
 /* Write what may leave.  Returns 0, or -1 if the connection was closed (and
  * freed) meanwhile, after a write error or because it was closing. */
 int conn_flush(struct conn *c);
@@ -207,6 +214,8 @@ struct server {
     struct proto_waiter waiter;
     struct outbox outbox;
     struct conn *conns;        /* every open stream connection */
+    struct conn *runq, *runq_tail; /* connections with input to run */
+    size_t nrunq;
     uint64_t next_session;
     struct event *notify_ev;   /* tally_notify_fd() readable */
     struct event *tick_ev;     /* background snapshot work */
@@ -215,6 +224,7 @@ struct server {
     struct event *stop_ev;     /* activated to begin a graceful shutdown */
     int step_pending;          /* tally_step() said more work is pending */
     int stopping;
+    int done;                  /* leave the event loop */
     int64_t stop_deadline_ms;  /* force close after this (monotonic) */
 };
 
