@@ -131,6 +131,7 @@ static void release_conn(struct outbox *ob, struct conn *c, int failed)
              "the client must treat those requests as of unknown outcome",
              c->peer, c->nmarks, tally_strerror(ob->health));
         c->out.len = c->ready;
+        c->out.p[c->out.len] = 0; /* struct buf's invariant */
         c->nmarks = 0;
         c->closing = 1;
     }
