@@ -8,11 +8,11 @@
  * complete request through ops->handle() (at most CONN_BUDGET per connection
  * and iteration, so one pipelining client cannot starve the others), then
  * makes one send(2) of everything that may leave.  Running all requests read
- * in an iteration back to back lets them share one sync in the engine.  What may leave is decided
- * by outbox.c (replies wait until durable).  A client that does not read its
- * replies stops being read once CONN_OUT_LIMIT bytes are unsent, and one that
- * sends more than srv->max_input bytes without completing a request is
- * closed.  A connection is freed only in conn_close(), never while a caller
+ * in an iteration back to back lets them share one sync in the engine.  What
+ * may leave is decided by outbox.c (replies wait until durable).  A client
+ * that does not read its replies stops being read once CONN_OUT_LIMIT bytes
+ * are unsent, and one that sends more than srv->max_input bytes without
+ * completing a request is closed.  A connection is freed only in conn_close(), never while a caller
  * still holds it: every function that may close returns -1 when it did.
  */
 #define _GNU_SOURCE /* accept4 */
@@ -29,13 +29,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CONN_BUDGET 1000                    /* requests per read event */
+#define CONN_BUDGET 1000                    /* requests per connection and pass */
 #define CONN_READ (16 * 1024)               /* room made for one read(2) */
 #define CONN_OUT_LIMIT (16u * 1024 * 1024)  /* unsent bytes: stop reading */
 #define CONN_KEEP (64 * 1024)               /* idle buffers above this are freed */
 #define CONN_COMPACT (1024 * 1024)          /* written bytes worth a memmove */
 #define ACCEPT_BATCH 64                     /* accepts per readable event */
 
+/* The run queue: connections with input conn_run() has not run yet, in the
+ * order their bytes arrived. */
 static void runq_add(struct conn *c)
 {
     struct server *srv = c->srv;
