@@ -205,8 +205,10 @@ static void conn_process(struct conn *c)
             outbox_hold(c, start, o.ticket);
         if (o.flags & PROTO_CLOSE)
             c->closing = 1;
-        if (o.flags & PROTO_SHUTDOWN)
+        if ((o.flags & PROTO_SHUTDOWN) && !c->srv->stopping) {
+            slog(&c->srv->log, SLOG_INFO, "client %s asked for a shutdown", c->peer);
             srv_shutdown(c->srv);
+        }
     }
     if (pos == c->in.len) {
         if (c->in.cap > CONN_KEEP)
