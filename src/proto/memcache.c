@@ -41,14 +41,14 @@
 #define MC_OPAQUE_MAX 32    /* memcached's MFLAG_MAX_OPAQUE_LENGTH */
 #define MC_FLUSH_BATCH 1024 /* keys per CMD_DEL while flushing */
 
-/* ---- Daemon-wide state ------------------------------------------------
+/* ---- Listener-wide state ----------------------------------------------
  *
  * memcached's "stats" reports hits and misses per command, which neither the
  * command layer nor the engine count, and must add up across every
- * connection; mc_configure() is the daemon's one way in.  So this module keeps
- * one named struct for the process: the options (written once, before any
- * connection exists) and counters bumped with relaxed atomic adds (so a
- * daemon running front ends on several threads needs no lock). */
+ * connection of the listener: they live in the struct mc_front the daemon
+ * makes with mc_front_new() and hands to every connection.  Counters are
+ * bumped with relaxed atomic adds, so a daemon running front ends on several
+ * threads would need no lock. */
 struct mc_counters {
     uint64_t cmd_get, cmd_set, cmd_flush, cmd_touch, cmd_meta;
     uint64_t get_hits, get_misses;
@@ -60,25 +60,32 @@ struct mc_counters {
     uint64_t auth_cmds, auth_errors;
 };
 
-static struct mc_state {
+struct mc_front {
     struct mc_options opts;
     struct mc_counters n;
-} mc_state;
+};
 
-#define MC_COUNT(field) \
-    ((void)__atomic_fetch_add(&mc_state.n.field, 1, __ATOMIC_RELAXED))
-#define MC_COUNT_N(field, k) \
-    ((void)__atomic_fetch_add(&mc_state.n.field, (k), __ATOMIC_RELAXED))
-#define MC_READ(field) __atomic_load_n(&mc_state.n.field, __ATOMIC_RELAXED)
+/* r is the struct mc_req being answered. */
+#define MC_COUNT(r, field) \
+    ((void)__atomic_fetch_add(&(r)->c->front->n.field, 1, __ATOMIC_RELAXED))
+#define MC_COUNT_N(r, field, k) \
+    ((void)__atomic_fetch_add(&(r)->c->front->n.field, (k), __ATOMIC_RELAXED))
+#define MC_READ(r, field) \
+    __atomic_load_n(&(r)->c->front->n.field, __ATOMIC_RELAXED)
 
-void mc_configure(const struct mc_options *opts)
+struct mc_front *mc_front_new(const struct mc_options *opts)
 {
-    mc_state.opts = *opts;
+    struct mc_front *f = xcalloc(1, sizeof *f);
+    f->opts = *opts;
+    return f;
 }
+
+void mc_front_free(struct mc_front *f) { free(f); }
 
 /* ---- Connections and requests ------------------------------------------ */
 
 struct mc_conn {
+    struct mc_front *front;  /* the listener's, borrowed */
     struct cmd_ctx *ctx;     /* borrowed from the daemon */
     struct cmd_session *s;   /* borrowed */
     struct proto_limits lim;
@@ -98,10 +105,12 @@ struct mc_req {
     int noreply;             /* classic noreply: no reply bytes at all */
 };
 
-static void *mc_conn_new(struct cmd_ctx *ctx, struct cmd_session *s,
-                         const struct proto_limits *lim, const char *peer)
+static void *mc_conn_new(void *front, struct cmd_ctx *ctx,
+                         struct cmd_session *s, const struct proto_limits *lim,
+                         const char *peer)
 {
     struct mc_conn *c = xcalloc(1, sizeof *c);
+    c->front = front;
     c->ctx = ctx;
     c->s = s;
     c->lim = *lim;
@@ -387,13 +396,13 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
         buf_add(b, "\r\n", 2);
     }
     buf_add(b, "END\r\n", 5);
-    MC_COUNT_N(cmd_get, hits + misses);
-    MC_COUNT_N(get_hits, hits);
-    MC_COUNT_N(get_misses, misses);
+    MC_COUNT_N(r, cmd_get, hits + misses);
+    MC_COUNT_N(r, get_hits, hits);
+    MC_COUNT_N(r, get_misses, misses);
     if (touch) {
-        MC_COUNT_N(cmd_touch, hits + misses);
-        MC_COUNT_N(touch_hits, hits);
-        MC_COUNT_N(touch_misses, misses);
+        MC_COUNT_N(r, cmd_touch, hits + misses);
+        MC_COUNT_N(r, touch_hits, hits);
+        MC_COUNT_N(r, touch_misses, misses);
     }
 }
 
@@ -437,11 +446,11 @@ static void mc_auth(struct mc_req *r, const char *data, size_t n)
     struct cmd_res res;
     q.pass = sp ? sp + 1 : data;
     q.passlen = sp ? n - (size_t)(sp + 1 - data) : n;
-    MC_COUNT(auth_cmds);
+    MC_COUNT(r, auth_cmds);
     if (mc_exec(r, &q, &res) == CMD_OK) {
         reply(r, "STORED");
     } else {
-        MC_COUNT(auth_errors);
+        MC_COUNT(r, auth_errors);
         reply(r, "CLIENT_ERROR authentication failure");
     }
 }
@@ -489,7 +498,7 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
         mc_auth(r, data, (size_t)bytes);
         return used;
     }
-    MC_COUNT(cmd_set);
+    MC_COUNT(r, cmd_set);
     if (kind == MC_APPEND || kind == MC_PREPEND) {
         reply(r, "CLIENT_ERROR append and prepend are not supported on "
                  "counters");
@@ -506,7 +515,7 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
     if (kind == MC_CAS) {
         enum cmd_status st = mc_get(r, &t[1], &res);
         if (st == CMD_NOTFOUND) {
-            MC_COUNT(cas_misses);
+            MC_COUNT(r, cas_misses);
             reply(r, "NOT_FOUND");
             return used;
         }
@@ -515,15 +524,15 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
             return used;
         }
         if (mc_cas_of(res.value) != unique) {
-            MC_COUNT(cas_badval);
+            MC_COUNT(r, cas_badval);
             reply(r, "EXISTS");
             return used;
         }
-        MC_COUNT(cas_hits);
+        MC_COUNT(r, cas_hits);
     }
     enum cmd_status st = mc_set(r, &t[1], v, f, &res);
     if (st == CMD_OK) {
-        MC_COUNT(total_items);
+        MC_COUNT(r, total_items);
         reply(r, "STORED");
     } else if (st == CMD_NOTSET) {
         reply(r, "NOT_STORED");
@@ -568,17 +577,17 @@ static void mc_cmd_arith(struct mc_req *r, const struct mc_tok *t, size_t n,
         char num[24];
         num[i64_to_dec(v, num)] = 0;
         if (incr)
-            MC_COUNT(incr_hits);
+            MC_COUNT(r, incr_hits);
         else
-            MC_COUNT(decr_hits);
+            MC_COUNT(r, decr_hits);
         reply(r, num);
         break;
     }
     case MC_A_NOTFOUND:
         if (incr)
-            MC_COUNT(incr_misses);
+            MC_COUNT(r, incr_misses);
         else
-            MC_COUNT(decr_misses);
+            MC_COUNT(r, decr_misses);
         reply(r, "NOT_FOUND");
         break;
     case MC_A_EXISTS: /* no cas asked for: cannot happen */
@@ -611,10 +620,10 @@ static void mc_cmd_delete(struct mc_req *r, const struct mc_tok *t, size_t n)
     if (mc_one_key(r, CMD_DEL, &t[1], &res) != CMD_OK) {
         reply_status(r, &res);
     } else if (res.n) {
-        MC_COUNT(delete_hits);
+        MC_COUNT(r, delete_hits);
         reply(r, "DELETED");
     } else {
-        MC_COUNT(delete_misses);
+        MC_COUNT(r, delete_misses);
         reply(r, "NOT_FOUND");
     }
 }
@@ -631,14 +640,14 @@ static void mc_cmd_touch(struct mc_req *r, const struct mc_tok *t, size_t n)
         return;
     }
     struct cmd_res res;
-    MC_COUNT(cmd_touch);
+    MC_COUNT(r, cmd_touch);
     if (mc_one_key(r, CMD_EXISTS, &t[1], &res) != CMD_OK) {
         reply_status(r, &res);
     } else if (res.n) {
-        MC_COUNT(touch_hits);
+        MC_COUNT(r, touch_hits);
         reply(r, "TOUCHED");
     } else {
-        MC_COUNT(touch_misses);
+        MC_COUNT(r, touch_misses);
         reply(r, "NOT_FOUND");
     }
 }
@@ -664,7 +673,7 @@ static void mc_cmd_flush(struct mc_req *r, const struct mc_tok *t, size_t n)
         return;
     }
     r->noreply = n > 1 && tok_is(&t[n - 1], "noreply");
-    if (!mc_state.opts.allow_flush) {
+    if (!r->c->front->opts.allow_flush) {
         reply(r, "CLIENT_ERROR flush_all not allowed");
         return;
     }
@@ -679,7 +688,7 @@ static void mc_cmd_flush(struct mc_req *r, const struct mc_tok *t, size_t n)
             return;
         }
     }
-    MC_COUNT(cmd_flush);
+    MC_COUNT(r, cmd_flush);
     struct buf keys = BUF_INIT;
     struct cmd_req q = {.op = CMD_KEYS};
     struct cmd_res res;
@@ -770,7 +779,7 @@ static void mc_cmd_stats(struct mc_req *r, const struct mc_tok *t, size_t n)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const uint64_t *f =
-            (const uint64_t *)((const char *)&mc_state.n + rows[i].off);
+            (const uint64_t *)((const char *)&r->c->front->n + rows[i].off);
         stat_u64(b, rows[i].name, __atomic_load_n(f, __ATOMIC_RELAXED));
     }
     /* Counters never expire and are never evicted or flushed behind the
@@ -778,7 +787,7 @@ static void mc_cmd_stats(struct mc_req *r, const struct mc_tok *t, size_t n)
     stat_u64(b, "get_expired", 0);
     stat_u64(b, "evictions", 0);
     stat_u64(b, "curr_items", st.counters);
-    stat_u64(b, "total_items", MC_READ(total_items));
+    stat_u64(b, "total_items", MC_READ(r, total_items));
     stat_u64(b, "tally_durable", st.durable);
     stat_u64(b, "tally_head", st.head);
     stat_u64(b, "tally_changes", st.changes);
@@ -953,7 +962,7 @@ static int mc_meta_head(struct mc_req *r, const struct mc_tok *t, size_t n,
                              : mc_meta_parse(t + 2, n - 2, allowed, m);
     switch (e) {
     case MF_OK:
-        MC_COUNT(cmd_meta);
+        MC_COUNT(r, cmd_meta);
         return 0;
     case MF_TOOMANY:
         reply(r, "CLIENT_ERROR options flags are too long");
@@ -990,15 +999,15 @@ static void mc_cmd_mg(struct mc_req *r, const struct mc_tok *t, size_t n)
     if (mc_meta_head(r, t, n, "vkcqOsftTuPL", 0, &m) < 0)
         return;
     enum cmd_status st = mc_get(r, &t[1], &res);
-    MC_COUNT(cmd_get);
+    MC_COUNT(r, cmd_get);
     if (st == CMD_NOTFOUND) {
-        MC_COUNT(get_misses);
+        MC_COUNT(r, get_misses);
         if (!meta_has(&m, 'q'))
             mc_meta_reply(r, "EN", &m, &t[1], 0, 0);
     } else if (st != CMD_OK) {
         reply_status(r, &res);
     } else {
-        MC_COUNT(get_hits);
+        MC_COUNT(r, get_hits);
         mc_meta_reply(r, "HD", &m, &t[1],
                       MR_ITEM | (meta_has(&m, 'v') ? MR_DATA : 0), res.value);
     }
@@ -1026,9 +1035,9 @@ static void mc_cmd_ma(struct mc_req *r, const struct mc_tok *t, size_t n)
                      meta_has(&m, 'C') ? &m.cas : NULL, &v, &res)) {
     case MC_A_OK:
         if (incr)
-            MC_COUNT(incr_hits);
+            MC_COUNT(r, incr_hits);
         else
-            MC_COUNT(decr_hits);
+            MC_COUNT(r, decr_hits);
         if (!meta_has(&m, 'q'))
             mc_meta_reply(r, "HD", &m, &t[1],
                           MR_ITEM | (meta_has(&m, 'v') ? MR_DATA : 0), v);
@@ -1044,9 +1053,9 @@ static void mc_cmd_ma(struct mc_req *r, const struct mc_tok *t, size_t n)
     }
     if (!meta_has(&m, 'N')) {
         if (incr)
-            MC_COUNT(incr_misses);
+            MC_COUNT(r, incr_misses);
         else
-            MC_COUNT(decr_misses);
+            MC_COUNT(r, decr_misses);
         mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
         return;
     }
@@ -1061,7 +1070,7 @@ static void mc_cmd_ma(struct mc_req *r, const struct mc_tok *t, size_t n)
     } else if (st != CMD_OK) {
         reply_status(r, &res);
     } else {
-        MC_COUNT(total_items);
+        MC_COUNT(r, total_items);
         mc_meta_reply(r, "HD", &m, &t[1],
                       MR_ITEM | (meta_has(&m, 'v') ? MR_DATA : 0),
                       (int64_t)m.initial);
@@ -1079,7 +1088,7 @@ static void mc_cmd_md(struct mc_req *r, const struct mc_tok *t, size_t n)
     if (meta_has(&m, 'C')) {
         enum cmd_status st = mc_get(r, &t[1], &res);
         if (st == CMD_NOTFOUND) {
-            MC_COUNT(delete_misses);
+            MC_COUNT(r, delete_misses);
             mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
             return;
         }
@@ -1088,7 +1097,7 @@ static void mc_cmd_md(struct mc_req *r, const struct mc_tok *t, size_t n)
             return;
         }
         if (mc_cas_of(res.value) != m.cas) {
-            MC_COUNT(delete_misses);
+            MC_COUNT(r, delete_misses);
             mc_meta_reply(r, "EX", &m, &t[1], 0, 0);
             return;
         }
@@ -1096,11 +1105,11 @@ static void mc_cmd_md(struct mc_req *r, const struct mc_tok *t, size_t n)
     if (mc_one_key(r, CMD_DEL, &t[1], &res) != CMD_OK) {
         reply_status(r, &res);
     } else if (res.n) {
-        MC_COUNT(delete_hits);
+        MC_COUNT(r, delete_hits);
         if (!meta_has(&m, 'q'))
             mc_meta_reply(r, "HD", &m, &t[1], 0, 0);
     } else {
-        MC_COUNT(delete_misses);
+        MC_COUNT(r, delete_misses);
         mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
     }
 }
@@ -1164,8 +1173,8 @@ static size_t mc_cmd_ms(struct mc_req *r, const struct mc_tok *t, size_t n,
         reply(r, "CLIENT_ERROR bad data chunk");
         return used;
     }
-    MC_COUNT(cmd_meta);
-    MC_COUNT(cmd_set);
+    MC_COUNT(r, cmd_meta);
+    MC_COUNT(r, cmd_set);
     int64_t v;
     struct cmd_res res;
     if (cmd_parse_i64(data, (size_t)bytes, &v) < 0) {
@@ -1175,7 +1184,7 @@ static size_t mc_cmd_ms(struct mc_req *r, const struct mc_tok *t, size_t n,
     if (meta_has(&m, 'C')) {
         enum cmd_status st = mc_get(r, &t[1], &res);
         if (st == CMD_NOTFOUND) {
-            MC_COUNT(cas_misses);
+            MC_COUNT(r, cas_misses);
             mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
             return used;
         }
@@ -1184,16 +1193,16 @@ static size_t mc_cmd_ms(struct mc_req *r, const struct mc_tok *t, size_t n,
             return used;
         }
         if (mc_cas_of(res.value) != m.cas) {
-            MC_COUNT(cas_badval);
+            MC_COUNT(r, cas_badval);
             mc_meta_reply(r, "EX", &m, &t[1], MR_CAS0, 0);
             return used;
         }
-        MC_COUNT(cas_hits);
+        MC_COUNT(r, cas_hits);
         f |= CMD_F_XX;
     }
     enum cmd_status st = mc_set(r, &t[1], v, f, &res);
     if (st == CMD_OK) {
-        MC_COUNT(total_items);
+        MC_COUNT(r, total_items);
         if (!meta_has(&m, 'q'))
             mc_meta_reply(r, "HD", &m, &t[1], MR_ITEM, v);
     } else if (st == CMD_NOTSET) {

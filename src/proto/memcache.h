@@ -8,13 +8,18 @@
 
 #include "proto.h"
 
-/* Options the daemon passes to every memcached connection. */
+/* Options of one memcached listener. */
 struct mc_options {
     int allow_flush; /* flush_all is refused unless set (--allow-flush) */
 };
 
-/* The daemon sets this before accepting memcached connections. */
-void mc_configure(const struct mc_options *opts);
+/* A memcached listener's shared state: its options and the hit/miss counters
+ * that "stats" reports across all its connections.  The daemon makes one per
+ * listener and passes it to mc_ops.conn_new as `front`. */
+struct mc_front;
+
+struct mc_front *mc_front_new(const struct mc_options *opts);
+void mc_front_free(struct mc_front *f);
 
 extern const struct proto_ops mc_ops;
 

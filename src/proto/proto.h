@@ -39,17 +39,19 @@ struct proto_limits {
 struct cmd_ctx;
 struct cmd_session;
 
-/* A stream front end, as the daemon sees it.  conn_new gets the command
- * context, the connection's session (owned by the daemon, outlives the
- * connection state), the limits and the peer's address ("127.0.0.1:5555");
- * all are borrowed.  handle() handles at most one complete request from
+/* A stream front end, as the daemon sees it.  conn_new gets the front end's
+ * own state for this listener (`front`: what the daemon made with that front
+ * end's constructor, e.g. mc_front_new(); NULL for one that keeps none), the
+ * command context, the connection's session (owned by the daemon, outlives
+ * the connection state), the limits and the peer's address
+ * ("127.0.0.1:5555"); all are borrowed.  handle() handles at most one complete request from
  * in[0, len) and returns the bytes it consumed: 0 means the request is not
  * complete yet (the daemon waits for more bytes).  A request that breaks the
  * protocol or a limit gets an error reply, PROTO_CLOSE, and len is returned.
  * A request that needs no reply (memcached noreply) appends nothing. */
 struct proto_ops {
     const char *name; /* "resp", "memcache" */
-    void *(*conn_new)(struct cmd_ctx *ctx, struct cmd_session *s,
+    void *(*conn_new)(void *front, struct cmd_ctx *ctx, struct cmd_session *s,
                       const struct proto_limits *lim, const char *peer);
     void (*conn_free)(void *conn);
     size_t (*handle)(void *conn, const char *in, size_t len,

@@ -661,7 +661,7 @@ static void dispatch(struct resp_conn *c)
     cmd->fn(c);
 }
 
-static void *conn_new(struct cmd_ctx *ctx, struct cmd_session *s,
+static void *conn_new(void *front, struct cmd_ctx *ctx, struct cmd_session *s,
                       const struct proto_limits *lim, const char *peer)
 {
     struct resp_conn *c = xcalloc(1, sizeof *c);

@@ -320,7 +320,7 @@ static void conn_new(struct listener *ln, int fd, const struct sockaddr *sa)
         fprintf(stderr, "tallyd: out of memory creating events\n");
         abort();
     }
-    c->proto = ln->ops->conn_new(&srv->cmd, &c->session, &srv->limits, c->peer);
+    c->proto = ln->ops->conn_new(ln->front, &srv->cmd, &c->session, &srv->limits, c->peer);
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;
@@ -378,7 +378,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
     }
 }
 
-int conn_listen(struct server *srv, const struct proto_ops *ops,
+int conn_listen(struct server *srv, const struct proto_ops *ops, void *front,
                 enum cmd_proto proto, int port, const char *reject, char *err)
 {
     if (srv->nlisteners == SRV_MAX_LISTENERS) {
@@ -415,6 +415,7 @@ int conn_listen(struct server *srv, const struct proto_ops *ops,
     memset(ln, 0, sizeof *ln);
     ln->srv = srv;
     ln->ops = ops;
+    ln->front = front;
     ln->proto = proto;
     ln->reject = reject;
     ln->fd = fd;

@@ -69,6 +69,7 @@ struct conf {
     int log_level;             /* SLOG_* */
     int allow_flush;           /* memcached flush_all */
     uint64_t snapshot_min_log; /* 0: the engine's default */
+    uint64_t once_ttl_ms;      /* idempotency id retention; 0: default */
 };
 
 /* Parse argv into *c.  Returns 0 to run, 1 if --help or --version was printed
@@ -93,6 +94,7 @@ struct listener {
     struct server *srv;
     const struct proto_ops *ops;
     enum cmd_proto proto;
+    void *front;               /* the front end's listener state, or NULL */
     const char *reject;        /* sent to a client over --maxclients */
     int fd;                    /* -1: closed */
     int port;                  /* as bound (useful when asked for 0) */
@@ -132,7 +134,7 @@ struct conn {
 
 /* Bind and listen on conf.bind:port for ops; reject is what a client over
  * --maxclients is told.  Returns 0 or -1 with err (256 bytes) set. */
-int conn_listen(struct server *srv, const struct proto_ops *ops,
+int conn_listen(struct server *srv, const struct proto_ops *ops, void *front,
                 enum cmd_proto proto, int port, const char *reject, char *err);
 void conn_listeners_close(struct server *srv);
 /* Run the requests read in this loop iteration (and those left over from
@@ -189,6 +191,7 @@ void outbox_free(struct outbox *ob);
 /* ---- Front ends (fronts.c) ----------------------------------------------- */
 
 struct http_front;
+struct mc_front;
 
 /* Start the memcached and HTTP front ends the flags ask for.  Returns 0 or -1
  * with err (256 bytes) set. */
@@ -211,6 +214,7 @@ struct server {
     struct listener listeners[SRV_MAX_LISTENERS];
     size_t nlisteners;
     struct http_front *http;
+    struct mc_front *mc;
     struct proto_waiter waiter;
     struct outbox outbox;
     struct conn *conns;        /* every open stream connection */

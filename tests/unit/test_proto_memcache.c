@@ -34,6 +34,7 @@ struct fx {
     struct cmd_session s;
     struct cmd_serverinfo info;
     struct proto_limits lim;
+    struct mc_front *front;
     void *conn;
     struct buf out;
     unsigned flags;        /* PROTO_* seen so far */
@@ -61,8 +62,8 @@ static void fx_open(struct fx *f, const char *password)
     f->s.id = 1;
     f->s.proto = CMD_PROTO_MEMCACHE;
     f->lim = (struct proto_limits)PROTO_LIMITS_DEFAULT;
-    mc_configure(&o);
-    f->conn = mc_ops.conn_new(&f->ctx, &f->s, &f->lim, "127.0.0.1:1");
+    f->front = mc_front_new(&o);
+    f->conn = mc_ops.conn_new(f->front, &f->ctx, &f->s, &f->lim, "127.0.0.1:1");
 }
 
 static int setup(void **state)
@@ -78,6 +79,7 @@ static int teardown(void **state)
     struct fx *f = *state;
     char cmd[128];
     mc_ops.conn_free(f->conn);
+    mc_front_free(f->front);
     buf_free(&f->out);
     assert_int_equal(tally_close(f->db), TALLY_OK);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
@@ -234,7 +236,7 @@ static void test_oversized_block_is_swallowed(void **state)
     struct buf pend = BUF_INIT;
     f->lim.max_bulk = 16;
     mc_ops.conn_free(f->conn);
-    f->conn = mc_ops.conn_new(&f->ctx, &f->s, &f->lim, "x");
+    f->conn = mc_ops.conn_new(f->front, &f->ctx, &f->s, &f->lim, "x");
     buf_clear(&f->out);
     buf_adds(&pend, "set big 0 0 40\r\n0123456789");
     pump(f, &pend);
@@ -332,7 +334,10 @@ static void test_flush_all_refused_unless_allowed(void **state)
     EXPECT(f, "set a 0 0 1\r\n1\r\nflush_all\r\nflush_all noreply\r\nget a\r\n",
            "STORED\r\nCLIENT_ERROR flush_all not allowed\r\n"
            "VALUE a 0 1\r\n1\r\nEND\r\n");
-    mc_configure(&o);
+    mc_ops.conn_free(f->conn);
+    mc_front_free(f->front);
+    f->front = mc_front_new(&o);
+    f->conn = mc_ops.conn_new(f->front, &f->ctx, &f->s, &f->lim, "x");
     char line[64];
     for (int i = 0; i < 3000; i++) { /* more than one batch of deletions */
         snprintf(line, sizeof line, "set k%d 0 0 1 noreply\r\n1\r\n", i);
@@ -345,8 +350,6 @@ static void test_flush_all_refused_unless_allowed(void **state)
     EXPECT(f, "flush_all\r\nget a k1\r\n", "OK\r\nEND\r\n");
     assert_int_equal(tally_count(f->db), 0);
     EXPECT(f, "flush_all 0 noreply\r\nmn\r\n", "MN\r\n");
-    o.allow_flush = 0;
-    mc_configure(&o);
 }
 
 /* The value of "STAT <name> " in a stats reply, or -1. */
@@ -601,7 +604,7 @@ static void test_password_login_through_set(void **state)
     struct fx *f = *state;
     mc_ops.conn_free(f->conn);
     cmd_init(&f->ctx, f->db, "sesame", 6, &f->info);
-    f->conn = mc_ops.conn_new(&f->ctx, &f->s, &f->lim, "x");
+    f->conn = mc_ops.conn_new(f->front, &f->ctx, &f->s, &f->lim, "x");
     EXPECT(f, "get a\r\nincr a 1\r\nmg a v\r\n",
            "CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR unauthenticated\r\n"
            "CLIENT_ERROR unauthenticated\r\n");

@@ -63,7 +63,7 @@ static int fx_open(void **state, const char *password)
     f->s.id = 42;
     f->s.proto = CMD_PROTO_RESP;
     f->lim = lim;
-    f->conn = resp_ops.conn_new(&f->ctx, &f->s, &f->lim, "127.0.0.1:5555");
+    f->conn = resp_ops.conn_new(NULL, &f->ctx, &f->s, &f->lim, "127.0.0.1:5555");
     *state = f;
     return 0;
 }
@@ -633,7 +633,7 @@ static void test_limits_close_before_the_bytes_arrive(void **state)
     /* A request whose headers add up past max_request. */
     f->lim.max_request = 100; /* conn_new copied the limits: reopen */
     resp_ops.conn_free(f->conn);
-    f->conn = resp_ops.conn_new(&f->ctx, &f->s, &f->lim, "x");
+    f->conn = resp_ops.conn_new(NULL, &f->ctx, &f->s, &f->lim, "x");
     expect_closed(f, "*2\r\n$3\r\nget\r\n$95\r\n",
                   strlen("*2\r\n$3\r\nget\r\n$95\r\n"),
                   "-ERR Protocol error: too big request\r\n");
@@ -649,7 +649,7 @@ static void test_limits_close_before_the_bytes_arrive(void **state)
     /* Too many inline arguments. */
     f->lim.max_args = 3;
     resp_ops.conn_free(f->conn);
-    f->conn = resp_ops.conn_new(&f->ctx, &f->s, &f->lim, "x");
+    f->conn = resp_ops.conn_new(NULL, &f->ctx, &f->s, &f->lim, "x");
     EXPECT(f, "del a b\r\n", ":0\r\n");
     expect_closed(f, "del a b c\r\n", strlen("del a b c\r\n"),
                   "-ERR Protocol error: invalid multibulk length\r\n");
