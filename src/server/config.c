@@ -32,6 +32,9 @@ static const char usage[] =
     "  --allow-flush          allow memcached flush_all (refused by default)\n"
     "  --snapshot-min-log N   log bytes since the last snapshot that start an\n"
     "                         automatic one (default: the engine's, 64 MiB)\n"
+    "  --idempotency-ttl T    how long an idempotency id (Idempotency-Key,\n"
+    "                         INCRBY.ONCE) is remembered: seconds, or with a\n"
+    "                         unit s, m, h or d (default 24h)\n"
     "  --help, --version\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";
@@ -39,7 +42,7 @@ static const char usage[] =
 enum {
     OPT_DIR = 256, OPT_BIND, OPT_PORT, OPT_HTTP_PORT, OPT_MC_PORT, OPT_FSYNC,
     OPT_PASS, OPT_PASSFILE, OPT_MAXCLIENTS, OPT_LOGLEVEL, OPT_FLUSH,
-    OPT_SNAPMIN, OPT_HELP, OPT_VERSION
+    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_HELP, OPT_VERSION
 };
 
 static const struct option options[] = {
@@ -55,6 +58,7 @@ static const struct option options[] = {
     {"log-level", required_argument, NULL, OPT_LOGLEVEL},
     {"allow-flush", no_argument, NULL, OPT_FLUSH},
     {"snapshot-min-log", required_argument, NULL, OPT_SNAPMIN},
+    {"idempotency-ttl", required_argument, NULL, OPT_ONCE_TTL},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -79,6 +83,31 @@ static int parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
     if (errno || *end || v < lo || v > hi)
         return -1;
     *out = v;
+    return 0;
+}
+
+/* A duration ("90", "90s", "15m", "24h", "7d") into milliseconds, at least
+ * one second and at most ten years.  Returns 0, or -1. */
+static int parse_duration_ms(const char *s, uint64_t *out)
+{
+    static const struct { char unit; uint64_t ms; } units[] = {
+        {'s', 1000}, {'m', 60000}, {'h', 3600000}, {'d', 86400000}};
+    char num[32];
+    size_t n = strlen(s);
+    uint64_t mult = 1000, v;
+
+    if (n == 0 || n >= sizeof num)
+        return -1;
+    memcpy(num, s, n + 1);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (num[n - 1] == units[i].unit) {
+            mult = units[i].ms;
+            num[n - 1] = 0;
+            break;
+        }
+    if (parse_u64(num, 1, 10ull * 366 * 86400000 / mult, &v) < 0)
+        return -1;
+    *out = v * mult;
     return 0;
 }
 
@@ -208,6 +237,10 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             if (parse_u64(optarg, 1, UINT64_MAX, &v) < 0)
                 goto bad_value;
             c->snapshot_min_log = v;
+            break;
+        case OPT_ONCE_TTL:
+            if (parse_duration_ms(optarg, &c->once_ttl_ms) < 0)
+                goto bad_value;
             break;
         case OPT_HELP:
             fputs(usage, stdout);

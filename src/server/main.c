@@ -144,6 +144,8 @@ static int open_db(struct server *srv)
     opts.log_ctx = &srv->log;
     if (srv->conf.snapshot_min_log)
         opts.snapshot_min_log = srv->conf.snapshot_min_log;
+    if (srv->conf.once_ttl_ms)
+        opts.once_ttl_ms = srv->conf.once_ttl_ms;
     char err[TALLY_ERRMAX] = "";
     int rc = tally_open(srv->conf.dir, &opts, &srv->db, err);
     if (rc == TALLY_ELOCKED) {

@@ -7,6 +7,7 @@ for another request is refused and changes nothing.  See docs/resp.md,
 "Exactly once".
 """
 
+import subprocess
 import threading
 import time
 import uuid
@@ -14,7 +15,7 @@ import uuid
 import pytest
 import redis
 
-from conftest import Closed, RawResp, RespError
+from conftest import TALLYD, Closed, RawResp, RespError
 
 REUSED = ("ERR idempotency id was already used for a different request; "
           "nothing was applied")
@@ -168,3 +169,28 @@ def test_bad_ids_and_arguments(tallyd, key):
         r.execute_command("INCRBY.ONCE", k, "x", new_id())
     assert r.execute_command("INCRBY.ONCE", k, 1, "x" * 256) == 1
     assert r.exists(k) == 1
+
+
+def test_ids_are_forgotten_after_the_idempotency_ttl(tallyd_factory, key):
+    # Given a server that keeps idempotency ids for one second
+    srv = tallyd_factory(**{"idempotency-ttl": "1s"})
+    r = srv.redis()
+    k, rid = key("ttl"), new_id()
+    assert r.execute_command("INCRBY.ONCE", k, 5, rid) == 5
+    assert r.execute_command("INCRBY.ONCE", k, 5, rid) == 5
+    # When the retention window has passed (across a restart too)
+    time.sleep(1.5)
+    srv.restart()
+    r = srv.redis()
+    # Then the id is unknown again: the same request is applied anew
+    assert r.execute_command("INCRBY.ONCE", k, 5, rid) == 10
+    assert r.execute_command("INCRBY.ONCE", k, 5, rid) == 10
+
+
+@pytest.mark.parametrize("ttl", ["soon", "0", "-5s", "10y", ""])
+def test_bad_idempotency_ttl_is_refused(tmp_path, ttl):
+    # Flags are checked before anything is opened or bound
+    p = subprocess.run([TALLYD, "--dir", str(tmp_path), "--idempotency-ttl", ttl],
+                       capture_output=True, timeout=10)
+    assert p.returncode == 2, p.stderr
+    assert b"idempotency-ttl" in p.stderr
