@@ -258,6 +258,15 @@ static int all_zero(const unsigned char *p, size_t n)
     return 1;
 }
 
+/* n less the zeros that end p[0, n): the bytes that hold data, as opposed
+ * to log space reserved ahead and never written. */
+static size_t data_len(const unsigned char *p, size_t n)
+{
+    while (n && !p[n - 1])
+        n--;
+    return n;
+}
+
 static void remove_file(struct rscan *rs, const char *name)
 {
     if (unlinkat(rs->db->dirfd, name, 0) == 0)
@@ -462,8 +471,9 @@ bad:
                   db->dir, f->name, off, why);
         goto out;
     }
+    /* Count only what held data: the zeros after it are reserved space. */
     add_note(rs, "cut %s at offset %zu (%s), losing %zu bytes", f->name,
-             off, why, m.n - off);
+             off, why, data_len(m.p + off, m.n - off));
     rc = cut_file(rs, m.fd, f->name, off);
     m.n = off;
     rs->cut = 1;
