@@ -97,13 +97,15 @@ class Tallyd:
     port, http_port and memcache_port default to free ports (always passed, so
     a test never collides with the defaults 7379/7380); http_port=0 or
     memcache_port=0 turn those listeners off.  Its stderr (and stdout) go to
-    <workdir>/tallyd.log, which log() reads.
+    <workdir>/tallyd.log, which log() reads.  env adds variables to (or,
+    with None as the value, removes them from) the environment tallyd
+    inherits, e.g. env={"LD_PRELOAD": shim}; it holds for every run.
     """
 
     host = "127.0.0.1"
 
     def __init__(self, workdir, dir=None, port=None, http_port=None,
-                 memcache_port=None, fsync="always", **flags):
+                 memcache_port=None, fsync="always", env=None, **flags):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.dir = Path(dir) if dir is not None else self.workdir / "data"
@@ -113,6 +115,7 @@ class Tallyd:
         self.mc_port = (memcache_port if memcache_port is not None
                         else free_port())
         self.fsync = fsync
+        self.env = dict(env or {})
         self.flags = dict(flags)
         self.password = flags.get("requirepass")
         if self.password is None and flags.get("password_file"):
@@ -154,9 +157,17 @@ class Tallyd:
         self._log_file = open(self.log_path, "ab")
         self._run_start = self._log_file.tell()
         self.returncode = None
+        env = None
+        if self.env:
+            env = dict(os.environ)
+            for name, value in self.env.items():
+                if value is None:
+                    env.pop(name, None)
+                else:
+                    env[name] = value
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
                                      stdout=self._log_file,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, env=env)
         return self
 
     def start(self, timeout=START_TIMEOUT):
