@@ -258,6 +258,28 @@ int tally_wait(tally *db, tally_ticket t);
  * bytes; it is owned by the handle. */
 int tally_notify_fd(const tally *db);
 
+/* Batching (for an event loop).  Between tally_cork() and tally_uncork()
+ * changes are applied and get their tickets as always, but do not wake the
+ * sync thread one by one, and a sync thread that finishes a batch leaves
+ * them alone: everything queued in one pass of a server's loop then shares
+ * one write and, under TALLY_SYNC_ALWAYS, one fsync.  Tickets promise the
+ * same.  A cork never makes anyone wait: a blocking call (NULL ticket) or
+ * tally_wait() while corked has its change written (and synced) at once;
+ * snapshots, rotation and close go ahead.  Corks do not nest. */
+void tally_cork(tally *db);
+
+/* End the batch.  Under TALLY_SYNC_ALWAYS, wakes the sync thread once if
+ * anything is queued and returns 0 (the notify fd fires when it is synced).
+ * Under EVERYSEC and NO, where a change is durable once written to the OS,
+ * writes the queued batch to the log itself with one write(2) if the sync
+ * thread is not busy, and returns 1: tally_durable() has moved, and the
+ * notify fd is not signalled for that move (the caller knows).  Returns 0
+ * when it left the batch to the sync thread, which signals as usual.  A
+ * failed write stops the write path exactly as one on the sync thread
+ * would (health TALLY_EFAILED, notify fd signalled) and returns
+ * TALLY_EFAILED. */
+int tally_uncork(tally *db);
+
 /* TALLY_OK while changes are accepted, else the code that stopped them
  * (TALLY_EFAILED after a failed fsync, TALLY_ENOSPC while the disk is full).
  * Thread-safe. */

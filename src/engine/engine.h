@@ -11,7 +11,11 @@
  * marked [sync].  Fields marked [mu] are guarded by db->mu, which is held
  * only to append to or swap the pending buffer and to hand over work, never
  * across I/O; it is the only lock.  Fields marked [atomic] are read from any
- * thread with __atomic builtins.
+ * thread with __atomic builtins.  Fields marked [token] belong to whichever
+ * thread holds the write token (db->writing, taken and given back under mu):
+ * the sync thread for each of its passes, or the loop thread while
+ * tally_uncork writes a batch itself (EVERYSEC and NO).  Taking the token
+ * under mu orders one holder's writes before the next holder's reads.
  */
 #ifndef ENGINE_H
 #define ENGINE_H
@@ -65,8 +69,8 @@ struct tally {
     uint64_t durable;          /* [atomic, written by sync] durable to here */
     int health;                /* [atomic] TALLY_OK, _EFAILED or _ENOSPC */
     char errmsg[TALLY_ERRMAX]; /* [loop] detail of the last failure */
-    char failmsg[TALLY_ERRMAX]; /* written once by the sync thread before
-                                   health becomes TALLY_EFAILED */
+    char failmsg[TALLY_ERRMAX]; /* written once by the write token's holder
+                                   before health becomes TALLY_EFAILED */
     unsigned char *scratch;    /* [loop] encoding buffer for batches */
     size_t scratch_cap;
 
@@ -88,14 +92,22 @@ struct tally {
     uint64_t rot_lsn;
     struct snap_job *job;      /* a snapshot to finish after this batch */
     int stop;                  /* close: write, sync and exit */
-    int sync_idle;             /* the sync thread is waiting on work_cv */
+    int sync_idle;             /* the sync thread waits on work_cv: 0 no,
+                                  1 for work, 2 also for the everysec tick */
+    int corked;                /* tally_cork: appends do not wake the sync
+                                  thread, which leaves pend alone */
+    unsigned waiters;          /* threads in tally_wait: a cork never makes
+                                  them wait */
+    int writing;               /* the write token is taken (see above) */
     pthread_t thread;
     int thread_started;
 
-    /* The sync thread's side, [sync]. */
+    /* The write position, [token]; written is also [mu] when the loop
+     * thread moves it, as the sleeping sync thread reads it under mu. */
     int log_fd;                /* the log file being written */
     uint64_t log_start;        /* its first LSN */
     uint64_t written;          /* LSN written to the OS */
+    /* The sync thread's side, [sync]. */
     uint64_t synced;           /* LSN covered by fdatasync */
     uint64_t last_sync_ns;
     unsigned char *wbuf;       /* the batch being written */

@@ -14,6 +14,18 @@
  * durable moves after the write, and EVERYSEC fdatasyncs at most a second
  * later; close and log rotation fdatasync under every policy.
  *
+ * Corking.  Between tally_cork and tally_uncork (a server's pass over the
+ * requests it read) appends do not wake the sync thread and a sync thread
+ * that finishes a batch leaves pend alone, so the whole pass shares one
+ * write and one fdatasync; uncork wakes it once.  A thread in tally_wait
+ * (every blocking call) overrides the cork, so no caller ever waits on one.
+ * Under EVERYSEC and NO, where durable means written, uncork writes the
+ * batch itself when the sync thread is not busy (it takes the write token,
+ * engine.h) and publishes durable at once, so a reply costs no thread
+ * wake-up at all; the sync thread then only fdatasyncs once a second.  A
+ * pending rotation or snapshot job leaves the batch to the sync thread,
+ * which alone rotates, so the order of writes and rotations never changes.
+ *
  * Space.  Log files are grown ahead by the loop thread with fallocate in
  * LOG_CHUNK steps, before the change that needs the space is applied, so a
  * full disk refuses a change (TALLY_ENOSPC) instead of failing a write the
@@ -22,8 +34,8 @@
  * recovery finds the end of the log.  RLIMIT_FSIZE is checked before every
  * growth so the library never raises SIGXFSZ.
  *
- * Failure.  A failed write or fdatasync is fatal to the write path: the sync
- * thread records why in db->failmsg, sets health to TALLY_EFAILED, wakes
+ * Failure.  A failed write or fdatasync is fatal to the write path: the
+ * thread that made it (the token's holder) records why in db->failmsg, sets health to TALLY_EFAILED, wakes
  * every waiter and drops every later batch (a page cache that failed to
  * write back may have discarded the data, so a retry could report success
  * for bytes that are gone).
@@ -175,7 +187,8 @@ uint64_t log_append(tally *db, const void *rec, size_t len, unsigned changes)
     db->pend_len += len;
     db->pend_changes += changes;
     __atomic_store_n(&db->head, t, __ATOMIC_RELEASE);
-    wake_sync(db);
+    if (!db->corked)
+        wake_sync(db);
     pthread_mutex_unlock(&db->mu);
     return t;
 }
@@ -235,7 +248,7 @@ static void hist_add(uint64_t *hist, uint64_t v)
     __atomic_fetch_add(&hist[i], 1, __ATOMIC_RELAXED);
 }
 
-/* [sync] Stop the write path for good. */
+/* [token] Stop the write path for good. */
 static void sync_fail(tally *db, const char *what, int err)
 {
     if (tally_health(db) == TALLY_EFAILED)
@@ -325,18 +338,40 @@ static int sync_batch(tally *db, size_t len, int rot, size_t rot_off,
     return 0;
 }
 
-/* [sync] Tell waiters that durable or health moved. */
-static void publish(tally *db, uint64_t durable)
+/* Store durable and wake tally_wait's threads; called with mu held. */
+static void publish_locked(tally *db, uint64_t durable)
+{
+    __atomic_store_n(&db->durable, durable, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&db->done_cv);
+}
+
+/* Signal tally_notify_fd. */
+static void notify(tally *db)
 {
     uint64_t one = 1;
 
-    pthread_mutex_lock(&db->mu);
-    __atomic_store_n(&db->durable, durable, __ATOMIC_RELEASE);
-    pthread_cond_broadcast(&db->done_cv);
-    pthread_mutex_unlock(&db->mu);
     if (write(db->efd, &one, sizeof(one)) < 0) {
         /* EAGAIN: the counter is saturated, the reader is woken anyway. */
     }
+}
+
+/* [token] Tell waiters that durable or health moved. */
+static void publish(tally *db, uint64_t durable)
+{
+    pthread_mutex_lock(&db->mu);
+    publish_locked(db, durable);
+    pthread_mutex_unlock(&db->mu);
+    notify(db);
+}
+
+/* [sync] Is there a batch, rotation, job or stop to take?  With mu held.
+ * A corked batch waits for uncork unless a thread is in tally_wait. */
+static int has_work(const tally *db)
+{
+    if (db->writing)
+        return 0; /* tally_uncork is writing; it wakes us if need be */
+    return db->stop || db->rot || db->job ||
+           (db->pend_len > 0 && (!db->corked || db->waiters > 0));
 }
 
 /* [sync] Sleep until there is work; returns with mu held. */
@@ -345,15 +380,16 @@ static void wait_work(tally *db)
     struct timespec ts;
     uint64_t due;
 
-    while (!db->stop && db->pend_len == 0 && !db->rot && !db->job) {
+    while (!has_work(db)) {
         db->sync_idle = 1;
         if (db->opts.sync == TALLY_SYNC_EVERYSEC && db->synced < db->written &&
-            tally_health(db) == TALLY_OK) {
+            !db->writing && tally_health(db) == TALLY_OK) {
             due = db->last_sync_ns + 1000000000u;
             if (log_now_ns() >= due) {
                 db->sync_idle = 0;
                 return; /* time for the once-a-second fdatasync */
             }
+            db->sync_idle = 2;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             due -= log_now_ns();
             ts.tv_sec += (time_t)(due / 1000000000u);
@@ -376,13 +412,16 @@ static void *sync_main(void *arg)
     unsigned char *tmp;
     size_t len, cap, rot_off;
     uint64_t changes, rot_lsn;
-    int rot, rot_fd, stop, rc;
+    int rot, rot_fd, stop, rc, held = 0;
     struct snap_job *job;
     const char *what;
 
     for (;;) {
         pthread_mutex_lock(&db->mu);
-        wait_work(db);
+        if (held)
+            db->writing = 0; /* given back after the last pass */
+        wait_work(db);       /* returns only when the token is free */
+        db->writing = held = 1;
         tmp = db->wbuf;
         cap = db->wbuf_cap;
         db->wbuf = db->pend;
@@ -472,6 +511,67 @@ void log_stop_thread(tally *db)
     db->thread_started = 0;
 }
 
+void tally_cork(tally *db)
+{
+    pthread_mutex_lock(&db->mu);
+    db->corked = 1;
+    pthread_mutex_unlock(&db->mu);
+}
+
+int tally_uncork(tally *db)
+{
+    uint64_t changes;
+    size_t len;
+    int rc;
+
+    pthread_mutex_lock(&db->mu);
+    db->corked = 0;
+    len = db->pend_len;
+    if (len == 0 || db->opts.sync == TALLY_SYNC_ALWAYS || db->writing ||
+        db->rot || db->job || tally_health(db) == TALLY_EFAILED) {
+        /* Durable means synced, the sync thread holds the token, or it
+         * must rotate first (it alone does): its job, woken once. */
+        if (len > 0)
+            wake_sync(db);
+        pthread_mutex_unlock(&db->mu);
+        return 0;
+    }
+    db->writing = 1;
+    changes = db->pend_changes;
+    pthread_mutex_unlock(&db->mu);
+
+    /* pend is this thread's to write: only it appends, and the sync thread
+     * leaves pend alone while the token is taken. */
+    rc = log_pwrite_all(db->log_fd, db->pend, len,
+                        (off_t)(CODEC_FILE_HDR + db->written - db->log_start));
+    if (rc != 0)
+        sync_fail(db, "write", -rc);
+
+    pthread_mutex_lock(&db->mu);
+    db->writing = 0;
+    db->pend_len = 0; /* written, or dropped as every batch after a failure */
+    db->pend_changes = 0;
+    if (rc == 0) {
+        db->written += len;
+        publish_locked(db, db->written);
+    } else {
+        pthread_cond_broadcast(&db->done_cv); /* health moved */
+    }
+    /* A sync thread asleep without a deadline must now arm the everysec
+     * tick (or it waited for the token to come back). */
+    if (db->sync_idle == 1 &&
+        (db->opts.sync == TALLY_SYNC_EVERYSEC || has_work(db)))
+        pthread_cond_signal(&db->work_cv);
+    pthread_mutex_unlock(&db->mu);
+    if (rc != 0) {
+        notify(db);
+        return TALLY_EFAILED;
+    }
+    hist_add(db->batch_hist, changes);
+    __atomic_fetch_add(&db->batch_sum, changes, __ATOMIC_RELAXED);
+    return 1;
+}
+
 int tally_wait(tally *db, tally_ticket t)
 {
     if (t <= tally_durable(db))
@@ -479,8 +579,12 @@ int tally_wait(tally *db, tally_ticket t)
     if (t > tally_head(db))
         return TALLY_EINVAL;
     pthread_mutex_lock(&db->mu);
+    db->waiters++; /* overrides a cork: see has_work */
+    if (db->pend_len > 0)
+        wake_sync(db);
     while (tally_durable(db) < t && tally_health(db) != TALLY_EFAILED)
         pthread_cond_wait(&db->done_cv, &db->mu);
+    db->waiters--;
     pthread_mutex_unlock(&db->mu);
     return tally_durable(db) >= t ? TALLY_OK : TALLY_EFAILED;
 }
