@@ -7,12 +7,15 @@
  * every callback of the loop iteration has run, conn_run() passes each
  * complete request through ops->handle() (at most CONN_BUDGET per connection
  * and iteration, so one pipelining client cannot starve the others), then
- * makes one send(2) of everything that may leave.  Running all requests read
- * in an iteration back to back lets them share one sync in the engine.  What
- * may leave is decided by outbox.c (replies wait until durable).  A client
- * that does not read its replies stops being read once CONN_OUT_LIMIT bytes
- * are unsent, and one that sends more than srv->max_input bytes without
- * completing a request is closed.  A connection is freed only in conn_close(), never while a caller
+ * makes one send(2) of everything that may leave.  The requests of an
+ * iteration run back to back inside tally_cork(), so their changes share one
+ * write and one sync in the engine; the batch stays open for up to
+ * CONN_CORK_PASSES non-blocking passes while they keep bringing requests.
+ * What may leave is decided by outbox.c (replies wait until durable).  A
+ * client that does not read its replies stops being read once
+ * CONN_OUT_LIMIT bytes are unsent, and one that sends more than
+ * srv->max_input bytes without completing a request is closed.  A
+ * connection is freed only in conn_close(), never while a caller
  * still holds it: every function that may close returns -1 when it did.
  */
 #define _GNU_SOURCE /* accept4 */
@@ -35,6 +38,7 @@
 #define CONN_KEEP (64 * 1024)               /* idle buffers above this are freed */
 #define CONN_COMPACT (1024 * 1024)          /* written bytes worth a memmove */
 #define ACCEPT_BATCH 64                     /* accepts per readable event */
+#define CONN_CORK_PASSES 8                  /* passes one engine batch may span */
 
 /* The run queue: connections with input conn_run() has not run yet, in the
  * order their bytes arrived. */
@@ -52,6 +56,34 @@ static void runq_add(struct conn *c)
         srv->runq = c;
     srv->runq_tail = c;
     srv->nrunq++;
+}
+
+/* The ran list: connections whose requests ran in this pass and whose
+ * replies are written once the pass's changes have been handed to the
+ * engine (conn_run). */
+static void ranq_add(struct conn *c)
+{
+    struct server *srv = c->srv;
+    c->ran = 1;
+    c->fprev = NULL;
+    c->fnext = srv->ranq;
+    if (srv->ranq)
+        srv->ranq->fprev = c;
+    srv->ranq = c;
+}
+
+static void ranq_remove(struct conn *c)
+{
+    if (!c->ran)
+        return;
+    if (c->fprev)
+        c->fprev->fnext = c->fnext;
+    else
+        c->srv->ranq = c->fnext;
+    if (c->fnext)
+        c->fnext->fprev = c->fprev;
+    c->fprev = c->fnext = NULL;
+    c->ran = 0;
 }
 
 static void runq_remove(struct conn *c)
@@ -93,6 +125,7 @@ static void conn_close(struct conn *c, const char *why)
     slog(&srv->log, SLOG_DEBUG, "client %s closed: %s", c->peer, why);
     outbox_forget(c);
     runq_remove(c);
+    ranq_remove(c);
     event_free(c->rev);
     event_free(c->wev);
     close(c->fd);
@@ -240,12 +273,13 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Run c's requests, decide what becomes of it, write what may leave. */
-static void conn_step(struct conn *c)
+/* Run c's requests and decide what becomes of it; conn_run() writes what
+ * may leave.  Returns 0, or -1 if c was closed (and freed). */
+static int conn_step(struct conn *c)
 {
     struct server *srv = c->srv;
     if (c->rpaused)
-        return; /* conn_flush() queues it again once the client reads */
+        return 0; /* conn_flush() queues it again once the client reads */
     conn_process(c);
     if (!c->backlog) {
         if (c->in.len > srv->max_input) {
@@ -253,25 +287,51 @@ static void conn_step(struct conn *c)
                  "closing client %s: %zu bytes buffered without a complete "
                  "request (limit %zu)", c->peer, c->in.len, srv->max_input);
             conn_close(c, "query buffer limit");
-            return;
+            return -1;
         }
         /* No more requests will come: answer what was asked, then close. */
         if (c->eof || srv->stopping)
             c->closing = 1;
     }
     update_reading(c);
-    if (conn_flush(c) == 0 && c->backlog && !c->rpaused)
-        runq_add(c); /* the budget ran out: go on next iteration */
+    return 0;
 }
 
 void conn_run(struct server *srv)
 {
+    size_t ran = 0;
+    if (srv->runq && !srv->corked) {
+        /* Corked, the changes of every request below reach the engine as
+         * one batch: one write and, under --fsync always, one fdatasync. */
+        tally_cork(srv->db);
+        srv->corked = 1;
+    }
     /* Only what was queued before: a connection queued again meanwhile runs
      * next iteration, after the loop has looked for new events. */
     for (size_t n = srv->nrunq; n && srv->runq; n--) {
         struct conn *c = srv->runq;
         runq_remove(c);
-        conn_step(c);
+        ran++;
+        if (conn_step(c) == 0)
+            ranq_add(c);
+    }
+    /* The batch stays open while non-blocking passes keep bringing requests
+     * (main.c does not sleep while corked), as Redis's beforeSleep does,
+     * but for a few passes at most. */
+    if (srv->corked && (ran == 0 || ++srv->cork_passes >= CONN_CORK_PASSES)) {
+        srv->corked = 0;
+        srv->cork_passes = 0;
+        /* Under everysec and no the engine may write the batch right here
+         * and make it durable (1), so held replies can go with this pass's
+         * send; after a failed write (< 0) release settles the holders. */
+        if (tally_uncork(srv->db) != 0)
+            outbox_release(srv);
+    }
+    while (srv->ranq) {
+        struct conn *c = srv->ranq;
+        ranq_remove(c);
+        if (conn_flush(c) == 0 && c->backlog && !c->rpaused)
+            runq_add(c); /* the budget ran out: go on next iteration */
     }
 }
 

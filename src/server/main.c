@@ -291,7 +291,8 @@ int main(int argc, char **argv)
          * and run their callbacks; then run what the reads brought in.
          * EVLOOP_NONBLOCK alone would go on looping while any socket is
          * readable; with EVLOOP_ONCE it returns after one pass. */
-        int flags = EVLOOP_ONCE | (srv->nrunq ? EVLOOP_NONBLOCK : 0);
+        int flags = EVLOOP_ONCE |
+                    (srv->nrunq || srv->corked ? EVLOOP_NONBLOCK : 0);
         if (event_base_loop(srv->base, flags) < 0) {
             slog(&srv->log, SLOG_ERROR, "the event loop failed");
             goto close_db;

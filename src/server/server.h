@@ -122,8 +122,10 @@ struct conn {
     struct conn *prev, *next;   /* every connection (server.conns) */
     struct conn *wprev, *wnext; /* connections holding replies */
     struct conn *rprev, *rnext; /* connections with input to run */
+    struct conn *fprev, *fnext; /* ran this pass, replies not yet written */
     unsigned waiting : 1;      /* on the holding list */
     unsigned queued : 1;       /* on the run queue */
+    unsigned ran : 1;          /* on the ran list */
     unsigned wpending : 1;     /* wev is added: the socket was full */
     unsigned reading : 1;      /* rev is added */
     unsigned rpaused : 1;      /* not reading: too much unsent output */
@@ -220,6 +222,9 @@ struct server {
     struct conn *conns;        /* every open stream connection */
     struct conn *runq, *runq_tail; /* connections with input to run */
     size_t nrunq;
+    struct conn *ranq;         /* ran in this pass, to be written */
+    int corked;                /* tally_cork is in force: never sleep */
+    unsigned cork_passes;      /* passes since it was */
     uint64_t next_session;
     struct event *notify_ev;   /* tally_notify_fd() readable */
     struct event *tick_ev;     /* background snapshot work */
