@@ -485,8 +485,24 @@ static void *sync_main(void *arg)
 
 int log_start_thread(tally *db)
 {
+    pthread_condattr_t ca;
     int rc;
 
+    /* wait_work's everysec deadline is on CLOCK_MONOTONIC, so work_cv must
+     * time out on that clock: with the default (CLOCK_REALTIME) every timed
+     * wait returned at once and the sync thread spun while data waited for
+     * its tick.  Nobody waits on work_cv before the thread starts. */
+    if ((rc = pthread_condattr_init(&ca)) == 0) {
+        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        if (rc == 0) {
+            pthread_cond_destroy(&db->work_cv);
+            rc = pthread_cond_init(&db->work_cv, &ca);
+        }
+        pthread_condattr_destroy(&ca);
+    }
+    if (rc != 0)
+        return db_err(db, TALLY_EIO, "cannot set up the sync thread's clock: "
+                      "%s", strerror(rc));
     db->log_fd = db->res_fd;
     db->log_start = db->res_start;
     db->written = db->synced = db->head;

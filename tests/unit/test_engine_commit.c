@@ -305,6 +305,26 @@ static void everysec_uncork_write_failure_stops_the_write_path(void **state)
     tt_close(db);
 }
 
+/* Regression: the everysec deadline was computed on CLOCK_MONOTONIC but
+ * waited for on a CLOCK_REALTIME condition variable, so the timed wait
+ * returned at once and the sync thread spun on a core for as long as
+ * written data waited for its fdatasync. */
+static void everysec_sync_thread_sleeps_until_its_tick(void **state)
+{
+    tally *db = open_sync(TT_DIR(state), TALLY_SYNC_EVERYSEC);
+    struct timespec c0, c1;
+
+    tt_incr(db, "a", 1); /* written, its fdatasync up to ~1 s away */
+    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0), 0);
+    sleep_ms(500);
+    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1), 0);
+    long used_ms = (c1.tv_sec - c0.tv_sec) * 1000 +
+                   (c1.tv_nsec - c0.tv_nsec) / 1000000;
+    if (used_ms > 100)
+        fail_msg("the process used %ld ms of CPU in 500 ms of idling", used_ms);
+    tt_close(db);
+}
+
 /* Many passes of corked changes under everysec, with a thread in
  * tally_wait, the once-a-second tick and snapshots (rotation, job) in the
  * middle: the write token passes between the threads without a record lost
@@ -388,6 +408,7 @@ int main(void)
         T(everysec_uncork_writes_and_publishes_at_once),
         T(no_policy_uncork_writes_at_once),
         T(everysec_uncork_write_failure_stops_the_write_path),
+        T(everysec_sync_thread_sleeps_until_its_tick),
         T(everysec_passes_with_ticks_and_snapshots),
     };
 #undef T
