@@ -1,8 +1,11 @@
 /*
- * memcache.c - the memcached text protocol front end: classic commands (get,
- * gets, gat, gats, set, add, replace, cas, delete, incr, decr, touch, stats,
- * version, verbosity, flush_all, quit) and the meta commands (mg, ms, md, ma,
- * mn), as memcached 1.6 speaks them (its doc/protocol.txt, proto_text.c).
+ * memcache.c - the memcached text protocol front end: connections, framing,
+ * the tokenizer and dispatch, and the classic commands (get, gets, gat, gats,
+ * set, add, replace, cas, delete, incr, decr, touch, stats, version,
+ * verbosity, flush_all, quit), as memcached 1.6 speaks them (its
+ * doc/protocol.txt, proto_text.c).  The meta commands (mg, ms, md, ma; mn is
+ * answered here) live in memcache_meta.c; what the two files share, among
+ * them the read-compare-change steps below, is declared in memcache_int.h.
  *
  * This file only tokenizes lines, frames data blocks and encodes replies; what
  * a change means, its limits and its durability come from the command layer
@@ -32,46 +35,13 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "memcache_int.h"
 
-#define MC_KEY_MAX 250      /* memcached's KEY_MAX_LENGTH */
 #define MC_LINE_MAX 2048    /* memcached closes a connection whose line grows
                                past this without a newline (multigets aside) */
-#define MC_MAX_TOKENS 24    /* memcached's MAX_TOKENS, command included */
-#define MC_META_MAX_FLAGS 20 /* memcached's MFLAG_MAX_OPT_LENGTH */
-#define MC_OPAQUE_MAX 32    /* memcached's MFLAG_MAX_OPAQUE_LENGTH */
 #define MC_FLUSH_BATCH 1024 /* keys per CMD_DEL while flushing */
 
-/* ---- Listener-wide state ----------------------------------------------
- *
- * memcached's "stats" reports hits and misses per command, which neither the
- * command layer nor the engine count, and must add up across every
- * connection of the listener: they live in the struct mc_front the daemon
- * makes with mc_front_new() and hands to every connection.  Counters are
- * bumped with relaxed atomic adds, so a daemon running front ends on several
- * threads would need no lock. */
-struct mc_counters {
-    uint64_t cmd_get, cmd_set, cmd_flush, cmd_touch, cmd_meta;
-    uint64_t get_hits, get_misses;
-    uint64_t delete_hits, delete_misses;
-    uint64_t incr_hits, incr_misses, decr_hits, decr_misses;
-    uint64_t cas_hits, cas_misses, cas_badval;
-    uint64_t touch_hits, touch_misses;
-    uint64_t total_items; /* successful stores and autovivifications */
-    uint64_t auth_cmds, auth_errors;
-};
-
-struct mc_front {
-    struct mc_options opts;
-    struct mc_counters n;
-};
-
-/* r is the struct mc_req being answered. */
-#define MC_COUNT(r, field) \
-    ((void)__atomic_fetch_add(&(r)->c->front->n.field, 1, __ATOMIC_RELAXED))
-#define MC_COUNT_N(r, field, k) \
-    ((void)__atomic_fetch_add(&(r)->c->front->n.field, (k), __ATOMIC_RELAXED))
-#define MC_READ(r, field) \
-    __atomic_load_n(&(r)->c->front->n.field, __ATOMIC_RELAXED)
+/* ---- Listener-wide state (struct mc_front: memcache_int.h) ------------- */
 
 struct mc_front *mc_front_new(const struct mc_options *opts)
 {
@@ -82,28 +52,7 @@ struct mc_front *mc_front_new(const struct mc_options *opts)
 
 void mc_front_free(struct mc_front *f) { free(f); }
 
-/* ---- Connections and requests ------------------------------------------ */
-
-struct mc_conn {
-    struct mc_front *front;  /* the listener's, borrowed */
-    struct cmd_ctx *ctx;     /* borrowed from the daemon */
-    struct cmd_session *s;   /* borrowed */
-    struct proto_limits lim;
-    uint64_t swallow;        /* bytes of a refused data block still to drop */
-};
-
-/* A slice of the input line. */
-struct mc_tok {
-    const char *p;
-    size_t len;
-};
-
-/* One request being answered. */
-struct mc_req {
-    struct mc_conn *c;
-    struct proto_out *out;
-    int noreply;             /* classic noreply: no reply bytes at all */
-};
+/* ---- Connections and the tokenizer ------------------------------------- */
 
 static void *mc_conn_new(void *front, struct cmd_ctx *ctx,
                          struct cmd_session *s, const struct proto_limits *lim,
@@ -151,17 +100,16 @@ static int tok_is(const struct mc_tok *t, const char *s)
     return t->len == n && memcmp(t->p, s, n) == 0;
 }
 
-/* Unsigned decimal (an optional '+', then digits), as memcached's
- * safe_strtoull takes it minus the surrounding spaces.  0 or -1. */
-static int mc_parse_u64(const char *s, size_t len, uint64_t *out)
+/* ---- Numbers (shared with memcache_meta.c) ----------------------------- */
+
+int mc_parse_u64(const char *s, size_t len, uint64_t *out)
 {
     if (len && s[0] == '+')
         return cmd_parse_u64(s + 1, len - 1, out);
     return cmd_parse_u64(s, len, out);
 }
 
-/* Signed decimal (exptime, TTL tokens, data lengths).  0 or -1. */
-static int mc_parse_i64(const char *s, size_t len, int64_t *out)
+int mc_parse_i64(const char *s, size_t len, int64_t *out)
 {
     uint64_t u;
     int neg = len && s[0] == '-';
@@ -172,12 +120,19 @@ static int mc_parse_i64(const char *s, size_t len, int64_t *out)
     return 0;
 }
 
+int mc_parse_datalen(const struct mc_tok *t, uint64_t *out)
+{
+    if (t->len == 0 || t->p[0] == '-')
+        return -1;
+    return mc_parse_u64(t->p, t->len, out);
+}
+
 /* The cas unique of a value.  There is no per-change version to show (the
  * engine's tickets are positions in a log shared by all counters), so the
  * unique is derived from the value alone: a bijective 64-bit mix, so two
  * values never share one.  Comparing it compares the value, which is exactly
  * what a read-modify-write of a counter needs (docs/memcache.md). */
-static uint64_t mc_cas_of(int64_t v)
+uint64_t mc_cas_of(int64_t v)
 {
     uint64_t x = (uint64_t)v ^ 0x9e3779b97f4a7c15ULL;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -185,9 +140,9 @@ static uint64_t mc_cas_of(int64_t v)
     return x ^ (x >> 31);
 }
 
-/* ---- Replies ------------------------------------------------------------ */
+/* ---- Replies and the command layer (shared) ---------------------------- */
 
-static void reply(struct mc_req *r, const char *line)
+void mc_reply(struct mc_req *r, const char *line)
 {
     if (r->noreply)
         return;
@@ -195,10 +150,8 @@ static void reply(struct mc_req *r, const char *line)
     buf_add(r->out->buf, "\r\n", 2);
 }
 
-/* Run one request through the command layer and fold its ticket into the
- * reply's. */
-static enum cmd_status mc_exec(struct mc_req *r, const struct cmd_req *req,
-                               struct cmd_res *res)
+enum cmd_status mc_exec(struct mc_req *r, const struct cmd_req *req,
+                        struct cmd_res *res)
 {
     memset(res, 0, sizeof *res);
     cmd_exec(r->c->ctx, r->c->s, req, res);
@@ -208,7 +161,7 @@ static enum cmd_status mc_exec(struct mc_req *r, const struct cmd_req *req,
 }
 
 /* The one place a command-layer error becomes a memcached error line. */
-static void reply_status(struct mc_req *r, const struct cmd_res *res)
+void mc_reply_status(struct mc_req *r, const struct cmd_res *res)
 {
     struct buf *b = r->out->buf;
     if (r->noreply)
@@ -246,25 +199,23 @@ static void reply_status(struct mc_req *r, const struct cmd_res *res)
     buf_add(b, "\r\n", 2);
 }
 
-static enum cmd_status mc_get(struct mc_req *r, const struct mc_tok *key,
-                              struct cmd_res *res)
+enum cmd_status mc_get(struct mc_req *r, const struct mc_tok *key,
+                       struct cmd_res *res)
 {
     struct cmd_req q = {.op = CMD_GET, .key = key->p, .klen = key->len};
     return mc_exec(r, &q, res);
 }
 
-static enum cmd_status mc_set(struct mc_req *r, const struct mc_tok *key,
-                              int64_t v, unsigned flags, struct cmd_res *res)
+enum cmd_status mc_set(struct mc_req *r, const struct mc_tok *key, int64_t v,
+                       unsigned flags, struct cmd_res *res)
 {
     struct cmd_req q = {.op = CMD_SET, .key = key->p, .klen = key->len,
                         .num = v, .flags = flags};
     return mc_exec(r, &q, res);
 }
 
-/* CMD_DEL or CMD_EXISTS on one key: res->n says whether it existed. */
-static enum cmd_status mc_one_key(struct mc_req *r, enum cmd_op op,
-                                  const struct mc_tok *key,
-                                  struct cmd_res *res)
+enum cmd_status mc_one_key(struct mc_req *r, enum cmd_op op,
+                           const struct mc_tok *key, struct cmd_res *res)
 {
     const char *keys[1] = {key->p};
     size_t klens[1] = {key->len};
@@ -272,44 +223,63 @@ static enum cmd_status mc_one_key(struct mc_req *r, enum cmd_op op,
     return mc_exec(r, &q, res);
 }
 
-/* ---- Arithmetic, shared by incr, decr and ma ---------------------------- */
+/* ---- Read, compare, change: cas, incr, decr, ms, md, ma (shared) ------ */
 
-enum mc_arith { MC_A_OK, MC_A_NOTFOUND, MC_A_EXISTS, MC_A_ERR };
+/* A step of two command-layer calls (read, then change) is atomic because the
+ * daemon runs a connection's requests, and cmd_exec on one database, on one
+ * thread (src/server). */
+
+enum mc_rmw mc_cas_check(struct mc_req *r, const struct mc_tok *key,
+                         const uint64_t *want_cas, struct cmd_res *res)
+{
+    enum cmd_status st = mc_get(r, key, res);
+    if (st == CMD_NOTFOUND)
+        return MC_RMW_NOTFOUND;
+    if (st != CMD_OK)
+        return MC_RMW_ERR;
+    if (want_cas && mc_cas_of(res->value) != *want_cas)
+        return MC_RMW_EXISTS;
+    return MC_RMW_OK;
+}
+
+enum mc_rmw mc_store_cas(struct mc_req *r, const struct mc_tok *key,
+                         uint64_t unique, struct cmd_res *res)
+{
+    enum mc_rmw o = mc_cas_check(r, key, &unique, res);
+    if (o == MC_RMW_NOTFOUND)
+        MC_COUNT(r, cas_misses);
+    else if (o == MC_RMW_EXISTS)
+        MC_COUNT(r, cas_badval);
+    else if (o == MC_RMW_OK)
+        MC_COUNT(r, cas_hits);
+    return o;
+}
 
 /* Apply delta to key: incr adds (an overflow is an error, not a wrap), decr
  * subtracts but never takes a counter below 0, and leaves a counter that is
  * already negative as it is.  If want_cas is set the change happens only if
- * the counter's cas unique equals *want_cas.  On MC_A_OK *value holds the new
- * value; on MC_A_ERR res holds the command layer's status.
- *
- * Two command-layer calls (read, then change) make one step; that is atomic
- * because the daemon runs a connection's requests, and cmd_exec on one
- * database, on one thread (src/server). */
-static enum mc_arith mc_arith(struct mc_req *r, const struct mc_tok *key,
-                              int incr, uint64_t delta,
-                              const uint64_t *want_cas, int64_t *value,
-                              struct cmd_res *res)
+ * the counter's cas unique equals *want_cas.  On MC_RMW_OK *value holds the
+ * new value; on MC_RMW_ERR res holds the command layer's status. */
+enum mc_rmw mc_arith(struct mc_req *r, const struct mc_tok *key, int incr,
+                     uint64_t delta, const uint64_t *want_cas, int64_t *value,
+                     struct cmd_res *res)
 {
-    enum cmd_status st = mc_get(r, key, res);
-    if (st == CMD_NOTFOUND)
-        return MC_A_NOTFOUND;
-    if (st != CMD_OK)
-        return MC_A_ERR;
+    enum mc_rmw o = mc_cas_check(r, key, want_cas, res);
+    if (o != MC_RMW_OK)
+        return o;
     int64_t v = res->value, change;
-    if (want_cas && mc_cas_of(v) != *want_cas)
-        return MC_A_EXISTS;
     if (incr) {
         if (delta > (uint64_t)INT64_MAX) {
             /* Only a negative counter can take such a delta. */
             __int128 n = (__int128)v + (__int128)delta;
             if (n > INT64_MAX) {
                 res->status = CMD_ERR_OVERFLOW;
-                return MC_A_ERR;
+                return MC_RMW_ERR;
             }
             if (mc_set(r, key, (int64_t)n, CMD_F_XX, res) != CMD_OK)
-                return MC_A_ERR;
+                return MC_RMW_ERR;
             *value = (int64_t)n;
-            return MC_A_OK;
+            return MC_RMW_OK;
         }
         change = (int64_t)delta;
     } else {
@@ -318,17 +288,67 @@ static enum mc_arith mc_arith(struct mc_req *r, const struct mc_tok *key,
     }
     if (change == 0) {
         *value = v;
-        return MC_A_OK;
+        return MC_RMW_OK;
     }
     struct cmd_req q = {.op = CMD_INCRBY, .key = key->p, .klen = key->len,
                         .num = change};
     if (mc_exec(r, &q, res) != CMD_OK)
-        return MC_A_ERR;
+        return MC_RMW_ERR;
     *value = res->value;
-    return MC_A_OK;
+    return MC_RMW_OK;
 }
 
-/* ---- Classic commands ----------------------------------------------------- */
+void mc_count_arith(struct mc_req *r, int incr, int hit)
+{
+    if (incr && hit)
+        MC_COUNT(r, incr_hits);
+    else if (incr)
+        MC_COUNT(r, incr_misses);
+    else if (hit)
+        MC_COUNT(r, decr_hits);
+    else
+        MC_COUNT(r, decr_misses);
+}
+
+/* ---- Data blocks (shared) ---------------------------------------------- */
+
+/* MC_DATA_OK: the block is whole, *data points at it and *used covers line,
+ * data and "\r\n".  MC_DATA_MORE: wait.  MC_DATA_BAD: not followed by
+ * "\r\n"; *used still skips it, as memcached does.  MC_DATA_SWALLOW: larger
+ * than the daemon accepts; *used covers the line only and the connection
+ * drops the block as it arrives. */
+enum mc_data mc_frame(struct mc_conn *c, const char *in, size_t len,
+                      size_t linelen, uint64_t bytes, const char **data,
+                      size_t *used)
+{
+    if (bytes > c->lim.max_bulk) {
+        c->swallow = bytes + 2;
+        *used = linelen;
+        return MC_DATA_SWALLOW;
+    }
+    if (len - linelen < bytes + 2)
+        return MC_DATA_MORE;
+    *data = in + linelen;
+    *used = linelen + bytes + 2;
+    if (memcmp(*data + bytes, "\r\n", 2) != 0)
+        return MC_DATA_BAD;
+    return MC_DATA_OK;
+}
+
+int mc_data_refused(struct mc_req *r, enum mc_data d)
+{
+    if (d == MC_DATA_SWALLOW) {
+        mc_reply(r, "SERVER_ERROR object too large for cache");
+        return 1;
+    }
+    if (d == MC_DATA_BAD) {
+        mc_reply(r, "CLIENT_ERROR bad data chunk");
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- Classic commands -------------------------------------------------- */
 
 /* get, gets, gat, gats: line tokens t[0, n) may hold only the first
  * MC_MAX_TOKENS keys, so keys are walked straight from the line. */
@@ -339,13 +359,13 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
     size_t n = mc_tokenize(line, len, t, 3);
     size_t first = touch ? 2 : 1;
     if (n <= first) {
-        reply(r, "ERROR");
+        mc_reply(r, "ERROR");
         return;
     }
     if (touch) {
         int64_t exptime;
         if (mc_parse_i64(t[1].p, t[1].len, &exptime) < 0) {
-            reply(r, "CLIENT_ERROR invalid exptime argument");
+            mc_reply(r, "CLIENT_ERROR invalid exptime argument");
             return;
         }
     }
@@ -356,7 +376,7 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
         while (q < end && *q != ' ')
             q++;
         if ((size_t)(q - k) > MC_KEY_MAX) {
-            reply(r, "CLIENT_ERROR bad command line format");
+            mc_reply(r, "CLIENT_ERROR bad command line format");
             return;
         }
         while (q < end && *q == ' ')
@@ -380,7 +400,7 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
         }
         if (st != CMD_OK) {
             b->len = mark;
-            reply_status(r, &res);
+            mc_reply_status(r, &res);
             return;
         }
         hits++;
@@ -408,33 +428,6 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
 
 enum mc_store { MC_SET, MC_ADD, MC_REPLACE, MC_CAS, MC_APPEND, MC_PREPEND };
 
-/* Where a data block stands relative to the bytes at hand. */
-enum mc_data { MC_DATA_OK, MC_DATA_MORE, MC_DATA_SWALLOW, MC_DATA_BAD };
-
-/* Frame the data block of `bytes` that follows a line of linelen bytes in
- * in[0, len).  MC_DATA_OK: it is whole, *data points at it and *used covers
- * line, data and "\r\n".  MC_DATA_MORE: wait.  MC_DATA_BAD: not followed by
- * "\r\n"; *used still skips it, as memcached does.  MC_DATA_SWALLOW: larger
- * than the daemon accepts; *used covers the line only and the connection
- * drops the block as it arrives. */
-static enum mc_data mc_frame(struct mc_conn *c, const char *in, size_t len,
-                             size_t linelen, uint64_t bytes,
-                             const char **data, size_t *used)
-{
-    if (bytes > c->lim.max_bulk) {
-        c->swallow = bytes + 2;
-        *used = linelen;
-        return MC_DATA_SWALLOW;
-    }
-    if (len - linelen < bytes + 2)
-        return MC_DATA_MORE;
-    *data = in + linelen;
-    *used = linelen + bytes + 2;
-    if (memcmp(*data + bytes, "\r\n", 2) != 0)
-        return MC_DATA_BAD;
-    return MC_DATA_OK;
-}
-
 /* memcached -Y style login: while a password is set and the session has not
  * authenticated, "set" carries "<username> <password>" as its data (the user
  * name is ignored; the part after the first space, or all of it, is the
@@ -448,10 +441,10 @@ static void mc_auth(struct mc_req *r, const char *data, size_t n)
     q.passlen = sp ? n - (size_t)(sp + 1 - data) : n;
     MC_COUNT(r, auth_cmds);
     if (mc_exec(r, &q, &res) == CMD_OK) {
-        reply(r, "STORED");
+        mc_reply(r, "STORED");
     } else {
         MC_COUNT(r, auth_errors);
-        reply(r, "CLIENT_ERROR authentication failure");
+        mc_reply(r, "CLIENT_ERROR authentication failure");
     }
 }
 
@@ -466,78 +459,69 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
     uint64_t flags, bytes, unique = 0;
     int64_t exptime;
     if (n != want && n != want + 1) {
-        reply(r, "ERROR");
+        mc_reply(r, "ERROR");
         return linelen;
     }
     r->noreply = n == want + 1 && tok_is(&t[n - 1], "noreply");
     if (t[1].len > MC_KEY_MAX ||
         mc_parse_u64(t[2].p, t[2].len, &flags) < 0 || flags > UINT32_MAX ||
         mc_parse_i64(t[3].p, t[3].len, &exptime) < 0 ||
-        t[4].len == 0 || t[4].p[0] == '-' ||
-        mc_parse_u64(t[4].p, t[4].len, &bytes) < 0 ||
+        mc_parse_datalen(&t[4], &bytes) < 0 ||
         (kind == MC_CAS && mc_parse_u64(t[5].p, t[5].len, &unique) < 0)) {
-        reply(r, "CLIENT_ERROR bad command line format");
+        mc_reply(r, "CLIENT_ERROR bad command line format");
         return linelen;
     }
     const char *data;
     size_t used;
-    switch (mc_frame(r->c, in, len, linelen, bytes, &data, &used)) {
-    case MC_DATA_MORE:
+    enum mc_data framed = mc_frame(r->c, in, len, linelen, bytes, &data,
+                                   &used);
+    if (framed == MC_DATA_MORE) {
         r->noreply = 0;
         return 0;
-    case MC_DATA_SWALLOW:
-        reply(r, "SERVER_ERROR object too large for cache");
-        return used;
-    case MC_DATA_BAD:
-        reply(r, "CLIENT_ERROR bad data chunk");
-        return used;
-    case MC_DATA_OK:
-        break;
     }
+    if (mc_data_refused(r, framed))
+        return used;
     if (kind == MC_SET && !cmd_authorized(r->c->ctx, r->c->s)) {
         mc_auth(r, data, (size_t)bytes);
         return used;
     }
     MC_COUNT(r, cmd_set);
     if (kind == MC_APPEND || kind == MC_PREPEND) {
-        reply(r, "CLIENT_ERROR append and prepend are not supported on "
+        mc_reply(r, "CLIENT_ERROR append and prepend are not supported on "
                  "counters");
         return used;
     }
     int64_t v;
     if (cmd_parse_i64(data, (size_t)bytes, &v) < 0) {
-        reply(r, "CLIENT_ERROR bad data chunk");
+        mc_reply(r, "CLIENT_ERROR bad data chunk");
         return used;
     }
     struct cmd_res res;
     unsigned f = kind == MC_ADD ? CMD_F_NX
                : kind == MC_REPLACE || kind == MC_CAS ? CMD_F_XX : 0;
     if (kind == MC_CAS) {
-        enum cmd_status st = mc_get(r, &t[1], &res);
-        if (st == CMD_NOTFOUND) {
-            MC_COUNT(r, cas_misses);
-            reply(r, "NOT_FOUND");
+        switch (mc_store_cas(r, &t[1], unique, &res)) {
+        case MC_RMW_NOTFOUND:
+            mc_reply(r, "NOT_FOUND");
             return used;
-        }
-        if (st != CMD_OK) {
-            reply_status(r, &res);
+        case MC_RMW_EXISTS:
+            mc_reply(r, "EXISTS");
             return used;
-        }
-        if (mc_cas_of(res.value) != unique) {
-            MC_COUNT(r, cas_badval);
-            reply(r, "EXISTS");
+        case MC_RMW_ERR:
+            mc_reply_status(r, &res);
             return used;
+        case MC_RMW_OK:
+            break;
         }
-        MC_COUNT(r, cas_hits);
     }
     enum cmd_status st = mc_set(r, &t[1], v, f, &res);
     if (st == CMD_OK) {
         MC_COUNT(r, total_items);
-        reply(r, "STORED");
+        mc_reply(r, "STORED");
     } else if (st == CMD_NOTSET) {
-        reply(r, "NOT_STORED");
+        mc_reply(r, "NOT_STORED");
     } else {
-        reply_status(r, &res);
+        mc_reply_status(r, &res);
     }
     return used;
 }
@@ -548,12 +532,12 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
 static int mc_key_arg_head(struct mc_req *r, const struct mc_tok *t, size_t n)
 {
     if (n != 3 && n != 4) {
-        reply(r, "ERROR");
+        mc_reply(r, "ERROR");
         return -1;
     }
     r->noreply = n == 4 && tok_is(&t[3], "noreply");
     if (t[1].len > MC_KEY_MAX) {
-        reply(r, "CLIENT_ERROR bad command line format");
+        mc_reply(r, "CLIENT_ERROR bad command line format");
         return -1;
     }
     return 0;
@@ -567,32 +551,26 @@ static void mc_cmd_arith(struct mc_req *r, const struct mc_tok *t, size_t n,
     if (mc_key_arg_head(r, t, n) < 0)
         return;
     if (mc_parse_u64(t[2].p, t[2].len, &delta) < 0) {
-        reply(r, "CLIENT_ERROR invalid numeric delta argument");
+        mc_reply(r, "CLIENT_ERROR invalid numeric delta argument");
         return;
     }
     struct cmd_res res;
     int64_t v;
     switch (mc_arith(r, &t[1], incr, delta, NULL, &v, &res)) {
-    case MC_A_OK: {
+    case MC_RMW_OK: {
         char num[24];
         num[i64_to_dec(v, num)] = 0;
-        if (incr)
-            MC_COUNT(r, incr_hits);
-        else
-            MC_COUNT(r, decr_hits);
-        reply(r, num);
+        mc_count_arith(r, incr, 1);
+        mc_reply(r, num);
         break;
     }
-    case MC_A_NOTFOUND:
-        if (incr)
-            MC_COUNT(r, incr_misses);
-        else
-            MC_COUNT(r, decr_misses);
-        reply(r, "NOT_FOUND");
+    case MC_RMW_NOTFOUND:
+        mc_count_arith(r, incr, 0);
+        mc_reply(r, "NOT_FOUND");
         break;
-    case MC_A_EXISTS: /* no cas asked for: cannot happen */
-    case MC_A_ERR:
-        reply_status(r, &res);
+    case MC_RMW_EXISTS: /* no cas asked for: cannot happen */
+    case MC_RMW_ERR:
+        mc_reply_status(r, &res);
         break;
     }
 }
@@ -602,29 +580,29 @@ static void mc_cmd_arith(struct mc_req *r, const struct mc_tok *t, size_t n,
 static void mc_cmd_delete(struct mc_req *r, const struct mc_tok *t, size_t n)
 {
     if (n < 2 || n > 4) {
-        reply(r, "ERROR");
+        mc_reply(r, "ERROR");
         return;
     }
     r->noreply = n > 2 && tok_is(&t[n - 1], "noreply");
     int zero = n > 2 && tok_is(&t[2], "0");
     if (t[1].len > MC_KEY_MAX) {
-        reply(r, "CLIENT_ERROR bad command line format");
+        mc_reply(r, "CLIENT_ERROR bad command line format");
         return;
     }
     if ((n == 3 && !zero && !r->noreply) || (n == 4 && !(zero && r->noreply))) {
-        reply(r, "CLIENT_ERROR bad command line format.  "
+        mc_reply(r, "CLIENT_ERROR bad command line format.  "
                  "Usage: delete <key> [noreply]");
         return;
     }
     struct cmd_res res;
     if (mc_one_key(r, CMD_DEL, &t[1], &res) != CMD_OK) {
-        reply_status(r, &res);
+        mc_reply_status(r, &res);
     } else if (res.n) {
         MC_COUNT(r, delete_hits);
-        reply(r, "DELETED");
+        mc_reply(r, "DELETED");
     } else {
         MC_COUNT(r, delete_misses);
-        reply(r, "NOT_FOUND");
+        mc_reply(r, "NOT_FOUND");
     }
 }
 
@@ -636,19 +614,19 @@ static void mc_cmd_touch(struct mc_req *r, const struct mc_tok *t, size_t n)
     if (mc_key_arg_head(r, t, n) < 0)
         return;
     if (mc_parse_i64(t[2].p, t[2].len, &exptime) < 0) {
-        reply(r, "CLIENT_ERROR invalid exptime argument");
+        mc_reply(r, "CLIENT_ERROR invalid exptime argument");
         return;
     }
     struct cmd_res res;
     MC_COUNT(r, cmd_touch);
     if (mc_one_key(r, CMD_EXISTS, &t[1], &res) != CMD_OK) {
-        reply_status(r, &res);
+        mc_reply_status(r, &res);
     } else if (res.n) {
         MC_COUNT(r, touch_hits);
-        reply(r, "TOUCHED");
+        mc_reply(r, "TOUCHED");
     } else {
         MC_COUNT(r, touch_misses);
-        reply(r, "NOT_FOUND");
+        mc_reply(r, "NOT_FOUND");
     }
 }
 
@@ -669,22 +647,22 @@ static int mc_collect_key(void *ctx, const char *key, size_t klen,
 static void mc_cmd_flush(struct mc_req *r, const struct mc_tok *t, size_t n)
 {
     if (n > 3) {
-        reply(r, "ERROR");
+        mc_reply(r, "ERROR");
         return;
     }
     r->noreply = n > 1 && tok_is(&t[n - 1], "noreply");
     if (!r->c->front->opts.allow_flush) {
-        reply(r, "CLIENT_ERROR flush_all not allowed");
+        mc_reply(r, "CLIENT_ERROR flush_all not allowed");
         return;
     }
     if (n > 1 && !tok_is(&t[1], "noreply")) {
         int64_t delay;
         if (mc_parse_i64(t[1].p, t[1].len, &delay) < 0) {
-            reply(r, "CLIENT_ERROR invalid exptime argument");
+            mc_reply(r, "CLIENT_ERROR invalid exptime argument");
             return;
         }
         if (delay != 0) {
-            reply(r, "CLIENT_ERROR flush_all with a delay is not supported");
+            mc_reply(r, "CLIENT_ERROR flush_all with a delay is not supported");
             return;
         }
     }
@@ -699,7 +677,7 @@ static void mc_cmd_flush(struct mc_req *r, const struct mc_tok *t, size_t n)
     if (res.ticket > r->out->ticket)
         r->out->ticket = res.ticket;
     if (res.status != CMD_OK) {
-        reply_status(r, &res);
+        mc_reply_status(r, &res);
         goto cleanup;
     }
     const char **kp = xmalloc(MC_FLUSH_BATCH * sizeof *kp);
@@ -721,9 +699,9 @@ static void mc_cmd_flush(struct mc_req *r, const struct mc_tok *t, size_t n)
     free(kp);
     free(kl);
     if (res.status != CMD_OK)
-        reply_status(r, &res);
+        mc_reply_status(r, &res);
     else
-        reply(r, "OK");
+        mc_reply(r, "OK");
 cleanup:
     buf_free(&keys);
 }
@@ -740,7 +718,7 @@ static void mc_cmd_stats(struct mc_req *r, const struct mc_tok *t, size_t n)
     if (n > 1) {
         /* memcached answers a subcommand it does not know with ERROR; tally
          * knows none of them (settings, slabs, items describe a cache). */
-        reply(r, "ERROR");
+        mc_reply(r, "ERROR");
         return;
     }
     const struct cmd_serverinfo *info = r->c->ctx->info;
@@ -807,413 +785,18 @@ static void mc_cmd_verbosity(struct mc_req *r, const struct mc_tok *t,
 {
     uint64_t level;
     if (n != 2 && n != 3) {
-        reply(r, "ERROR");
+        mc_reply(r, "ERROR");
         return;
     }
     r->noreply = tok_is(&t[n - 1], "noreply");
     if (mc_parse_u64(t[1].p, t[1].len, &level) < 0) {
-        reply(r, "CLIENT_ERROR bad command line format");
+        mc_reply(r, "CLIENT_ERROR bad command line format");
         return;
     }
-    reply(r, "OK");
+    mc_reply(r, "OK");
 }
 
-/* ---- Meta commands ------------------------------------------------------- */
-
-/* Which meta parse failure happened; each command words them its own way, as
- * memcached does. */
-enum mc_meta_err { MF_OK, MF_INVALID, MF_DUP, MF_BADTOKEN, MF_BADMODE,
-                   MF_BADFLAGS, MF_OPAQUE, MF_TOOMANY };
-
-struct mc_meta {
-    const struct mc_tok *flags; /* the flag tokens, in request order */
-    size_t nflags;
-    uint64_t seen;              /* bit (c - 'A') for each flag given */
-    uint64_t delta, initial, cas;
-    char mode;
-};
-
-static int meta_has(const struct mc_meta *m, char f)
-{
-    return (m->seen >> (f - 'A')) & 1;
-}
-
-/* Parse flag tokens t[0, n) that may use the letters in `allowed`. */
-static enum mc_meta_err mc_meta_parse(const struct mc_tok *t, size_t n,
-                                      const char *allowed, struct mc_meta *m)
-{
-    memset(m, 0, sizeof *m);
-    m->flags = t;
-    m->nflags = n;
-    m->delta = 1;
-    if (n > MC_META_MAX_FLAGS)
-        return MF_TOOMANY;
-    for (size_t i = 0; i < n; i++) {
-        char f = t[i].p[0];
-        const char *arg = t[i].p + 1;
-        size_t alen = t[i].len - 1;
-        int64_t ttl;
-        uint64_t u;
-        if (f < 'A' || f > 'z' || !strchr(allowed, f))
-            return MF_INVALID;
-        if (meta_has(m, f))
-            return MF_DUP;
-        m->seen |= 1ULL << (f - 'A');
-        switch (f) {
-        case 'T': case 'N':
-            if (mc_parse_i64(arg, alen, &ttl) < 0)
-                return MF_BADTOKEN;
-            break;
-        case 'D': case 'J': case 'C':
-            if (mc_parse_u64(arg, alen, &u) < 0)
-                return MF_BADTOKEN;
-            *(f == 'D' ? &m->delta : f == 'J' ? &m->initial : &m->cas) = u;
-            break;
-        case 'F':
-            if (mc_parse_u64(arg, alen, &u) < 0 || u > UINT32_MAX)
-                return MF_BADFLAGS;
-            break;
-        case 'M':
-            if (alen != 1)
-                return MF_BADMODE;
-            m->mode = arg[0];
-            break;
-        case 'O':
-            if (alen > MC_OPAQUE_MAX)
-                return MF_OPAQUE;
-            break;
-        }
-    }
-    return MF_OK;
-}
-
-/* What a meta reply shows besides its code and the O and k flags. */
-#define MR_ITEM 0x1  /* the c f s t flags describe `value` */
-#define MR_DATA 0x2  /* "VA <len> ...", then the value as a data block */
-#define MR_CAS0 0x4  /* c shows 0: memcached's answer when nothing stored */
-
-/* Append a meta reply: "<code><flags>\r\n", or "VA <len><flags>\r\n<v>\r\n"
- * with MR_DATA.  The flags come back in request order. */
-static void mc_meta_reply(struct mc_req *r, const char *code,
-                          const struct mc_meta *m, const struct mc_tok *key,
-                          unsigned what, int64_t value)
-{
-    struct buf *b = r->out->buf;
-    char num[24];
-    size_t nlen = i64_to_dec(value, num);
-    if (what & MR_DATA)
-        buf_printf(b, "VA %zu", nlen);
-    else
-        buf_adds(b, code);
-    for (size_t i = 0; i < m->nflags; i++) {
-        const struct mc_tok *f = &m->flags[i];
-        switch (f->p[0]) {
-        case 'O':
-            buf_addc(b, ' ');
-            buf_add(b, f->p, f->len);
-            break;
-        case 'k':
-            buf_add(b, " k", 2);
-            buf_add(b, key->p, key->len);
-            break;
-        case 'c':
-            if (what & MR_ITEM)
-                buf_printf(b, " c%" PRIu64, mc_cas_of(value));
-            else if (what & MR_CAS0)
-                buf_add(b, " c0", 3);
-            break;
-        case 'f':
-            if (what & MR_ITEM)
-                buf_add(b, " f0", 3);
-            break;
-        case 's':
-            if (what & MR_ITEM)
-                buf_printf(b, " s%zu", nlen);
-            break;
-        case 't':
-            if (what & MR_ITEM)
-                buf_add(b, " t-1", 4);
-            break;
-        }
-    }
-    buf_add(b, "\r\n", 2);
-    if (what & MR_DATA) {
-        buf_add(b, num, nlen);
-        buf_add(b, "\r\n", 2);
-    }
-}
-
-/* The common head of mg, md, ma: key present and short enough, flags parsed.
- * Returns 0, or -1 after replying with the error. */
-static int mc_meta_head(struct mc_req *r, const struct mc_tok *t, size_t n,
-                        const char *allowed, int same_words,
-                        struct mc_meta *m)
-{
-    if (n < 2) {
-        reply(r, "ERROR");
-        return -1;
-    }
-    if (t[1].len > MC_KEY_MAX) {
-        reply(r, "CLIENT_ERROR bad command line format");
-        return -1;
-    }
-    enum mc_meta_err e = n > MC_MAX_TOKENS
-                             ? MF_TOOMANY
-                             : mc_meta_parse(t + 2, n - 2, allowed, m);
-    switch (e) {
-    case MF_OK:
-        MC_COUNT(r, cmd_meta);
-        return 0;
-    case MF_TOOMANY:
-        reply(r, "CLIENT_ERROR options flags are too long");
-        return -1;
-    case MF_OPAQUE:
-        reply(r, "CLIENT_ERROR opaque token too long");
-        return -1;
-    case MF_BADMODE:
-        if (t[0].p[1] == 'a') {
-            reply(r, "CLIENT_ERROR invalid mode for ma M token");
-            return -1;
-        }
-        break;
-    default:
-        break;
-    }
-    if (same_words)
-        reply(r, "CLIENT_ERROR invalid or duplicate flag");
-    else if (e == MF_INVALID)
-        reply(r, "CLIENT_ERROR invalid flag");
-    else if (e == MF_DUP)
-        reply(r, "CLIENT_ERROR duplicate flag");
-    else
-        reply(r, "CLIENT_ERROR bad token in command line format");
-    return -1;
-}
-
-/* mg <key> <flags>*: v k c q O s f t, plus T and u, which change nothing for
- * a counter that never expires and has no LRU, and P and L (proxy hints). */
-static void mc_cmd_mg(struct mc_req *r, const struct mc_tok *t, size_t n)
-{
-    struct mc_meta m;
-    struct cmd_res res;
-    if (mc_meta_head(r, t, n, "vkcqOsftTuPL", 0, &m) < 0)
-        return;
-    enum cmd_status st = mc_get(r, &t[1], &res);
-    MC_COUNT(r, cmd_get);
-    if (st == CMD_NOTFOUND) {
-        MC_COUNT(r, get_misses);
-        if (!meta_has(&m, 'q'))
-            mc_meta_reply(r, "EN", &m, &t[1], 0, 0);
-    } else if (st != CMD_OK) {
-        reply_status(r, &res);
-    } else {
-        MC_COUNT(r, get_hits);
-        mc_meta_reply(r, "HD", &m, &t[1],
-                      MR_ITEM | (meta_has(&m, 'v') ? MR_DATA : 0), res.value);
-    }
-}
-
-/* ma <key> <flags>*: N J D T M q O k v t c C (and P L). q hides the reply of
- * a change to an existing counter, but not of an autovivification, nor
- * NF/NS/EX: memcached 1.6 does exactly that. */
-static void mc_cmd_ma(struct mc_req *r, const struct mc_tok *t, size_t n)
-{
-    struct mc_meta m;
-    struct cmd_res res;
-    int64_t v;
-    if (mc_meta_head(r, t, n, "NJDTMqOkvtcCPL", 1, &m) < 0)
-        return;
-    int incr;
-    switch (m.mode) {
-    case 0: case 'I': case 'i': case '+': incr = 1; break;
-    case 'D': case 'd': case '-': incr = 0; break;
-    default:
-        reply(r, "CLIENT_ERROR invalid mode for ma M token");
-        return;
-    }
-    switch (mc_arith(r, &t[1], incr, m.delta,
-                     meta_has(&m, 'C') ? &m.cas : NULL, &v, &res)) {
-    case MC_A_OK:
-        if (incr)
-            MC_COUNT(r, incr_hits);
-        else
-            MC_COUNT(r, decr_hits);
-        if (!meta_has(&m, 'q'))
-            mc_meta_reply(r, "HD", &m, &t[1],
-                          MR_ITEM | (meta_has(&m, 'v') ? MR_DATA : 0), v);
-        return;
-    case MC_A_EXISTS:
-        mc_meta_reply(r, "EX", &m, &t[1], 0, 0);
-        return;
-    case MC_A_ERR:
-        reply_status(r, &res);
-        return;
-    case MC_A_NOTFOUND:
-        break;
-    }
-    if (!meta_has(&m, 'N')) {
-        if (incr)
-            MC_COUNT(r, incr_misses);
-        else
-            MC_COUNT(r, decr_misses);
-        mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
-        return;
-    }
-    if (m.initial > (uint64_t)INT64_MAX) {
-        res.status = CMD_ERR_OVERFLOW;
-        reply_status(r, &res);
-        return;
-    }
-    enum cmd_status st = mc_set(r, &t[1], (int64_t)m.initial, CMD_F_NX, &res);
-    if (st == CMD_NOTSET) {
-        mc_meta_reply(r, "NS", &m, &t[1], 0, 0);
-    } else if (st != CMD_OK) {
-        reply_status(r, &res);
-    } else {
-        MC_COUNT(r, total_items);
-        mc_meta_reply(r, "HD", &m, &t[1],
-                      MR_ITEM | (meta_has(&m, 'v') ? MR_DATA : 0),
-                      (int64_t)m.initial);
-    }
-}
-
-/* md <key> <flags>*: C k O q T (and P L).  I (mark stale) has no meaning for
- * a counter and is refused as an invalid flag. */
-static void mc_cmd_md(struct mc_req *r, const struct mc_tok *t, size_t n)
-{
-    struct mc_meta m;
-    struct cmd_res res;
-    if (mc_meta_head(r, t, n, "CkOqTPL", 1, &m) < 0)
-        return;
-    if (meta_has(&m, 'C')) {
-        enum cmd_status st = mc_get(r, &t[1], &res);
-        if (st == CMD_NOTFOUND) {
-            MC_COUNT(r, delete_misses);
-            mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
-            return;
-        }
-        if (st != CMD_OK) {
-            reply_status(r, &res);
-            return;
-        }
-        if (mc_cas_of(res.value) != m.cas) {
-            MC_COUNT(r, delete_misses);
-            mc_meta_reply(r, "EX", &m, &t[1], 0, 0);
-            return;
-        }
-    }
-    if (mc_one_key(r, CMD_DEL, &t[1], &res) != CMD_OK) {
-        reply_status(r, &res);
-    } else if (res.n) {
-        MC_COUNT(r, delete_hits);
-        if (!meta_has(&m, 'q'))
-            mc_meta_reply(r, "HD", &m, &t[1], 0, 0);
-    } else {
-        MC_COUNT(r, delete_misses);
-        mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
-    }
-}
-
-/* ms <key> <datalen> <flags>*: c C F k O q T M(S E R; A and P refused)
- * (and P L).  Once <datalen> is known the data block is always consumed,
- * even when the flags are refused.  Returns bytes consumed, 0 to wait. */
-static size_t mc_cmd_ms(struct mc_req *r, const struct mc_tok *t, size_t n,
-                        const char *in, size_t len, size_t linelen)
-{
-    struct mc_meta m;
-    uint64_t bytes;
-    if (n < 2) {
-        reply(r, "ERROR");
-        return linelen;
-    }
-    if (n < 3 || t[1].len > MC_KEY_MAX || t[2].len == 0 ||
-        t[2].p[0] == '-' || mc_parse_u64(t[2].p, t[2].len, &bytes) < 0) {
-        reply(r, "CLIENT_ERROR bad command line format");
-        return linelen;
-    }
-    const char *data;
-    size_t used;
-    enum mc_data framed = mc_frame(r->c, in, len, linelen, bytes, &data,
-                                   &used);
-    if (framed == MC_DATA_MORE)
-        return 0;
-    enum mc_meta_err e = n > MC_MAX_TOKENS ? MF_TOOMANY
-                       : mc_meta_parse(t + 3, n - 3, "cCFkOqTMPL", &m);
-    static const char *const words[] = {
-        [MF_INVALID] = "CLIENT_ERROR invalid flag",
-        [MF_DUP] = "CLIENT_ERROR duplicate flag",
-        [MF_BADTOKEN] = "CLIENT_ERROR bad token in command line format",
-        [MF_BADMODE] = "CLIENT_ERROR invalid mode for ms M token",
-        [MF_BADFLAGS] = "CLIENT_ERROR bad command line format",
-        [MF_OPAQUE] = "CLIENT_ERROR opaque token too long",
-        [MF_TOOMANY] = "CLIENT_ERROR options flags are too long",
-    };
-    if (e != MF_OK) {
-        reply(r, words[e]);
-        return used;
-    }
-    unsigned f;
-    switch (m.mode) {
-    case 0: case 'S': case 's': f = 0; break;
-    case 'E': case 'e': f = CMD_F_NX; break;
-    case 'R': case 'r': f = CMD_F_XX; break;
-    case 'A': case 'a': case 'P': case 'p':
-        reply(r, "CLIENT_ERROR append and prepend are not supported on "
-                 "counters");
-        return used;
-    default:
-        reply(r, words[MF_BADMODE]);
-        return used;
-    }
-    if (framed == MC_DATA_SWALLOW) {
-        reply(r, "SERVER_ERROR object too large for cache");
-        return used;
-    }
-    if (framed == MC_DATA_BAD) {
-        reply(r, "CLIENT_ERROR bad data chunk");
-        return used;
-    }
-    MC_COUNT(r, cmd_meta);
-    MC_COUNT(r, cmd_set);
-    int64_t v;
-    struct cmd_res res;
-    if (cmd_parse_i64(data, (size_t)bytes, &v) < 0) {
-        reply(r, "CLIENT_ERROR bad data chunk");
-        return used;
-    }
-    if (meta_has(&m, 'C')) {
-        enum cmd_status st = mc_get(r, &t[1], &res);
-        if (st == CMD_NOTFOUND) {
-            MC_COUNT(r, cas_misses);
-            mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
-            return used;
-        }
-        if (st != CMD_OK) {
-            reply_status(r, &res);
-            return used;
-        }
-        if (mc_cas_of(res.value) != m.cas) {
-            MC_COUNT(r, cas_badval);
-            mc_meta_reply(r, "EX", &m, &t[1], MR_CAS0, 0);
-            return used;
-        }
-        MC_COUNT(r, cas_hits);
-        f |= CMD_F_XX;
-    }
-    enum cmd_status st = mc_set(r, &t[1], v, f, &res);
-    if (st == CMD_OK) {
-        MC_COUNT(r, total_items);
-        if (!meta_has(&m, 'q'))
-            mc_meta_reply(r, "HD", &m, &t[1], MR_ITEM, v);
-    } else if (st == CMD_NOTSET) {
-        mc_meta_reply(r, "NS", &m, &t[1], MR_CAS0, 0);
-    } else {
-        reply_status(r, &res);
-    }
-    return used;
-}
-
-/* ---- Dispatch ------------------------------------------------------------- */
+/* ---- Dispatch ---------------------------------------------------------- */
 
 /* A get-family line may grow past MC_LINE_MAX (a large multiget). */
 static int mc_is_multiget(const char *in, size_t len)
@@ -1261,7 +844,7 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
     struct mc_tok t[MC_MAX_TOKENS];
     size_t n = mc_tokenize(in, l, t, MC_MAX_TOKENS);
     if (n == 0) {
-        reply(&r, "ERROR");
+        mc_reply(&r, "ERROR");
         return linelen;
     }
     const struct mc_tok *cmd = &t[0];
@@ -1271,7 +854,7 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
     }
     int is_set = tok_is(cmd, "set");
     if (!is_set && !cmd_authorized(c->ctx, c->s)) {
-        reply(&r, "CLIENT_ERROR unauthenticated");
+        mc_reply(&r, "CLIENT_ERROR unauthenticated");
         return linelen;
     }
     /* Storage commands frame a data block. */
@@ -1294,7 +877,7 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
     else if (tok_is(cmd, "gats"))
         mc_cmd_get(&r, in, l, 1, 1);
     else if (n > MC_MAX_TOKENS && cmd->len != 2)
-        reply(&r, "ERROR"); /* no classic command takes that many */
+        mc_reply(&r, "ERROR"); /* no classic command takes that many */
     else if (tok_is(cmd, "incr"))
         mc_cmd_arith(&r, t, n, 1);
     else if (tok_is(cmd, "decr"))
@@ -1310,7 +893,7 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
     else if (tok_is(cmd, "md"))
         mc_cmd_md(&r, t, n);
     else if (tok_is(cmd, "mn"))
-        reply(&r, "MN");
+        mc_reply(&r, "MN");
     else if (tok_is(cmd, "version"))
         buf_printf(out->buf, "VERSION %s\r\n",
                    c->ctx->info && c->ctx->info->version
@@ -1322,7 +905,7 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
     else if (tok_is(cmd, "verbosity"))
         mc_cmd_verbosity(&r, t, n);
     else
-        reply(&r, "ERROR");
+        mc_reply(&r, "ERROR");
     return linelen;
 }
 

@@ -1,0 +1,173 @@
+/*
+ * memcache_int.h - what the two files of the memcached front end share
+ * (memcache.c: connections, framing, the tokenizer and dispatch, the classic
+ * commands and stats; memcache_meta.c: the meta commands mg, ms, md, ma and
+ * their flags).  Nothing here is seen outside src/proto/memcache*.c; the
+ * daemon sees only mc_ops and mc_front_new/free (memcache.h).
+ *
+ * Everything below is defined in memcache.c except the meta commands at the
+ * end.  The replies these helpers write follow memcached 1.6's proto_text.c.
+ */
+#ifndef TALLY_MEMCACHE_INT_H
+#define TALLY_MEMCACHE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cmd.h"
+#include "memcache.h"
+#include "proto.h"
+#include "util.h"
+
+#define MC_KEY_MAX 250      /* memcached's KEY_MAX_LENGTH */
+#define MC_MAX_TOKENS 24    /* memcached's MAX_TOKENS, command included */
+
+/* ---- Listener-wide state ----------------------------------------------
+ *
+ * memcached's "stats" reports hits and misses per command, which neither the
+ * command layer nor the engine count, and must add up across every
+ * connection of the listener: they live in the struct mc_front the daemon
+ * makes with mc_front_new() and hands to every connection.  Counters are
+ * bumped with relaxed atomic adds, so a daemon running front ends on several
+ * threads would need no lock. */
+struct mc_counters {
+    uint64_t cmd_get, cmd_set, cmd_flush, cmd_touch, cmd_meta;
+    uint64_t get_hits, get_misses;
+    uint64_t delete_hits, delete_misses;
+    uint64_t incr_hits, incr_misses, decr_hits, decr_misses;
+    uint64_t cas_hits, cas_misses, cas_badval;
+    uint64_t touch_hits, touch_misses;
+    uint64_t total_items; /* successful stores and autovivifications */
+    uint64_t auth_cmds, auth_errors;
+};
+
+struct mc_front {
+    struct mc_options opts;
+    struct mc_counters n;
+};
+
+/* r is the struct mc_req being answered. */
+#define MC_COUNT(r, field) \
+    ((void)__atomic_fetch_add(&(r)->c->front->n.field, 1, __ATOMIC_RELAXED))
+#define MC_COUNT_N(r, field, k) \
+    ((void)__atomic_fetch_add(&(r)->c->front->n.field, (k), __ATOMIC_RELAXED))
+#define MC_READ(r, field) \
+    __atomic_load_n(&(r)->c->front->n.field, __ATOMIC_RELAXED)
+
+/* ---- Connections and requests ------------------------------------------ */
+
+struct mc_conn {
+    struct mc_front *front;  /* the listener's, borrowed */
+    struct cmd_ctx *ctx;     /* borrowed from the daemon */
+    struct cmd_session *s;   /* borrowed */
+    struct proto_limits lim;
+    uint64_t swallow;        /* bytes of a refused data block still to drop */
+};
+
+/* A slice of the input line. */
+struct mc_tok {
+    const char *p;
+    size_t len;
+};
+
+/* One request being answered. */
+struct mc_req {
+    struct mc_conn *c;
+    struct proto_out *out;
+    int noreply;             /* classic noreply: no reply bytes at all */
+};
+
+/* ---- Numbers ----------------------------------------------------------- */
+
+/* Unsigned decimal (an optional '+', then digits), as memcached's
+ * safe_strtoull takes it minus the surrounding spaces.  0 or -1. */
+int mc_parse_u64(const char *s, size_t len, uint64_t *out);
+
+/* Signed decimal (exptime, TTL tokens, data lengths).  0 or -1. */
+int mc_parse_i64(const char *s, size_t len, int64_t *out);
+
+/* The <bytes> of a storage line (set, cas, ms, ...): a non-negative decimal.
+ * 0, or -1 with *out unspecified. */
+int mc_parse_datalen(const struct mc_tok *t, uint64_t *out);
+
+/* The cas unique shown for a counter holding v (see memcache.c). */
+uint64_t mc_cas_of(int64_t v);
+
+/* ---- Replies and the command layer ------------------------------------- */
+
+/* Append line and "\r\n" to the reply, unless the request said noreply. */
+void mc_reply(struct mc_req *r, const char *line);
+
+/* Append the memcached error line for the command layer's status in res. */
+void mc_reply_status(struct mc_req *r, const struct cmd_res *res);
+
+/* Run one request through the command layer (OUT res) and fold its ticket
+ * into the reply's.  Returns res->status. */
+enum cmd_status mc_exec(struct mc_req *r, const struct cmd_req *req,
+                        struct cmd_res *res);
+
+/* CMD_GET and CMD_SET (flags CMD_F_NX / CMD_F_XX) of one key; OUT res. */
+enum cmd_status mc_get(struct mc_req *r, const struct mc_tok *key,
+                       struct cmd_res *res);
+enum cmd_status mc_set(struct mc_req *r, const struct mc_tok *key, int64_t v,
+                       unsigned flags, struct cmd_res *res);
+
+/* CMD_DEL or CMD_EXISTS on one key: res->n says whether it existed. */
+enum cmd_status mc_one_key(struct mc_req *r, enum cmd_op op,
+                           const struct mc_tok *key, struct cmd_res *res);
+
+/* ---- Read, compare, change: shared by cas, incr, decr, ms, md, ma ------ */
+
+/* How a step that reads a counter, compares its cas unique and perhaps
+ * changes it ended.  MC_RMW_ERR: res holds the command layer's status. */
+enum mc_rmw { MC_RMW_OK, MC_RMW_NOTFOUND, MC_RMW_EXISTS, MC_RMW_ERR };
+
+/* Read key and, if want_cas is set, compare its cas unique with *want_cas
+ * (MC_RMW_EXISTS when they differ).  On MC_RMW_OK res->value holds the
+ * counter.  Counts nothing. */
+enum mc_rmw mc_cas_check(struct mc_req *r, const struct mc_tok *key,
+                         const uint64_t *want_cas, struct cmd_res *res);
+
+/* The cas step of a store (cas, ms with C): mc_cas_check, counted in
+ * cas_hits, cas_misses or cas_badval. */
+enum mc_rmw mc_store_cas(struct mc_req *r, const struct mc_tok *key,
+                         uint64_t unique, struct cmd_res *res);
+
+/* incr (incr != 0) or decr of key by delta, memcached's way on a signed
+ * counter; with want_cas, only if the unique matches.  On MC_RMW_OK *value
+ * holds the new value.  Counts nothing (see mc_count_arith). */
+enum mc_rmw mc_arith(struct mc_req *r, const struct mc_tok *key, int incr,
+                     uint64_t delta, const uint64_t *want_cas, int64_t *value,
+                     struct cmd_res *res);
+
+/* Count an incr or decr hit (hit != 0) or miss. */
+void mc_count_arith(struct mc_req *r, int incr, int hit);
+
+/* ---- Data blocks ------------------------------------------------------- */
+
+/* Where a data block stands relative to the bytes at hand. */
+enum mc_data { MC_DATA_OK, MC_DATA_MORE, MC_DATA_SWALLOW, MC_DATA_BAD };
+
+/* Frame the data block of `bytes` that follows a line of linelen bytes in
+ * in[0, len): see memcache.c for what *data and *used hold per result. */
+enum mc_data mc_frame(struct mc_conn *c, const char *in, size_t len,
+                      size_t linelen, uint64_t bytes, const char **data,
+                      size_t *used);
+
+/* If d is MC_DATA_SWALLOW or MC_DATA_BAD, reply with memcached's error for
+ * it and return 1; otherwise return 0 and reply nothing. */
+int mc_data_refused(struct mc_req *r, enum mc_data d);
+
+/* ---- Meta commands (memcache_meta.c) ----------------------------------- */
+
+/* mg, md, ma: line tokens t[0, n), n possibly MC_MAX_TOKENS + 1 (too many). */
+void mc_cmd_mg(struct mc_req *r, const struct mc_tok *t, size_t n);
+void mc_cmd_md(struct mc_req *r, const struct mc_tok *t, size_t n);
+void mc_cmd_ma(struct mc_req *r, const struct mc_tok *t, size_t n);
+
+/* ms: the line is in[0, linelen), its data block follows in in[0, len).
+ * Returns bytes consumed, 0 to wait for more. */
+size_t mc_cmd_ms(struct mc_req *r, const struct mc_tok *t, size_t n,
+                 const char *in, size_t len, size_t linelen);
+
+#endif /* TALLY_MEMCACHE_INT_H */
