@@ -110,6 +110,12 @@ typedef struct tally_options {
                              its first use, in wall-clock ms (it holds across
                              restarts); default TALLY_ONCE_TTL_DEFAULT (24 h);
                              0 also means the default */
+    unsigned spin_us;     /* under TALLY_SYNC_ALWAYS, how long (us, at most)
+                             the sync thread polls for the next batch after
+                             finishing one before it sleeps; waking a
+                             sleeping thread can cost more than an fdatasync
+                             on a virtual machine.  It never spins when no
+                             batch came in.  Default 0: never */
 } tally_options;
 
 /* Fill *opts with the defaults above. */
@@ -257,6 +263,11 @@ int tally_wait(tally *db, tally_ticket t);
  * moves or the write path fails.  The caller drains it with read(2) of 8
  * bytes; it is owned by the handle. */
 int tally_notify_fd(const tally *db);
+
+/* A recent average of the log's fdatasync latency in microseconds (0 before
+ * the first one): how long a loop that holds replies may expect to wait for
+ * tally_durable() to move, e.g. to poll instead of sleep.  Any thread. */
+unsigned tally_sync_estimate_us(const tally *db);
 
 /* Batching (for an event loop).  Between tally_cork() and tally_uncork()
  * changes are applied and get their tickets as always, but do not wake the

@@ -99,6 +99,9 @@ struct tally {
     unsigned waiters;          /* threads in tally_wait: a cork never makes
                                   them wait */
     int writing;               /* the write token is taken (see above) */
+    uint64_t kicks;            /* [atomic, written under mu] bumped by every
+                                  hand-over, so a spinning sync thread sees
+                                  work without taking mu */
     pthread_t thread;
     int thread_started;
 
@@ -119,6 +122,7 @@ struct tally {
     uint64_t sync_us_hist[TALLY_HIST_BUCKETS]; /* [atomic] */
     uint64_t batch_hist[TALLY_HIST_BUCKETS];   /* [atomic] */
     uint64_t sync_us_sum, batch_sum;           /* [atomic] */
+    uint64_t sync_ewma_us;     /* [atomic] recent fdatasync latency (1/8) */
     uint64_t recovery_ns, recovered_records, torn_bytes; /* [loop] */
     uint64_t log_base;         /* [loop] first LSN of the oldest log file */
     uint64_t log_files;        /* [loop] log files on disk */

@@ -55,11 +55,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "mem.h"
+
+#define LOG_SPIN_MAX_CHANGES 2 /* spin_us only after batches this small */
 
 uint64_t log_now_ns(void)
 {
@@ -166,9 +169,10 @@ int log_reserve(tally *db, size_t len)
                   strerror(-rc));
 }
 
-/* Wake the sync thread if it sleeps; called with mu held. */
+/* Wake the sync thread if it sleeps, or end its spin; called with mu held. */
 static void wake_sync(tally *db)
 {
+    __atomic_store_n(&db->kicks, db->kicks + 1, __ATOMIC_RELEASE);
     if (db->sync_idle)
         pthread_cond_signal(&db->work_cv);
 }
@@ -272,6 +276,12 @@ static int sync_data(tally *db)
         return -errno;
     us = (log_now_ns() - t0) / 1000;
     db->last_sync_ns = log_now_ns();
+    /* At least 1: 0 means no fdatasync yet (tmpfs takes well under 1 us). */
+    __atomic_store_n(&db->sync_ewma_us,
+                     db->sync_ewma_us ? db->sync_ewma_us - db->sync_ewma_us / 8
+                                            + (us + 7) / 8
+                                      : us + 1,
+                     __ATOMIC_RELAXED);
     db->synced = db->written;
     __atomic_fetch_add(&db->syncs, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&db->sync_us_sum, us, __ATOMIC_RELAXED);
@@ -374,12 +384,45 @@ static int has_work(const tally *db)
            (db->pend_len > 0 && (!db->corked || db->waiters > 0));
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* [sync] Called with mu held after a batch under ALWAYS: poll (mu released)
+ * for the next hand-over for up to spin_us before sleeping, as the loop
+ * thread usually hands one over one round trip after durable moved, and
+ * waking a sleeping thread can cost as much as the fdatasync (a virtual
+ * CPU going idle).  Yields every turn so the spin never keeps a thread
+ * that has work (the server, its clients) off a shared core. */
+static void spin_work(tally *db)
+{
+    uint64_t seen = db->kicks, end;
+
+    if (has_work(db))
+        return;
+    pthread_mutex_unlock(&db->mu);
+    end = log_now_ns() + (uint64_t)db->opts.spin_us * 1000u;
+    while (__atomic_load_n(&db->kicks, __ATOMIC_ACQUIRE) == seen &&
+           log_now_ns() < end) {
+        cpu_relax();
+        sched_yield();
+    }
+    pthread_mutex_lock(&db->mu);
+}
+
 /* [sync] Sleep until there is work; returns with mu held. */
-static void wait_work(tally *db)
+static void wait_work(tally *db, int spin)
 {
     struct timespec ts;
     uint64_t due;
 
+    if (spin && db->opts.spin_us && db->opts.sync == TALLY_SYNC_ALWAYS)
+        spin_work(db);
     while (!has_work(db)) {
         db->sync_idle = 1;
         if (db->opts.sync == TALLY_SYNC_EVERYSEC && db->synced < db->written &&
@@ -412,7 +455,7 @@ static void *sync_main(void *arg)
     unsigned char *tmp;
     size_t len, cap, rot_off;
     uint64_t changes, rot_lsn;
-    int rot, rot_fd, stop, rc, held = 0;
+    int rot, rot_fd, stop, rc, held = 0, spin = 0;
     struct snap_job *job;
     const char *what;
 
@@ -420,7 +463,7 @@ static void *sync_main(void *arg)
         pthread_mutex_lock(&db->mu);
         if (held)
             db->writing = 0; /* given back after the last pass */
-        wait_work(db);       /* returns only when the token is free */
+        wait_work(db, spin); /* returns only when the token is free */
         db->writing = held = 1;
         tmp = db->wbuf;
         cap = db->wbuf_cap;
@@ -441,6 +484,12 @@ static void *sync_main(void *arg)
         db->job = NULL;
         stop = db->stop;
         pthread_mutex_unlock(&db->mu);
+        /* A batch of one or two changes: one or two clients, each waiting
+         * for its reply and then sending the next request; the cores are
+         * free, so the next batch is worth polling for.  Bigger batches
+         * mean clients that keep the cores busy, where measured spinning
+         * only took CPU from them. */
+        spin = len > 0 && changes <= LOG_SPIN_MAX_CHANGES;
 
         if (tally_health(db) != TALLY_EFAILED) {
             rc = sync_batch(db, len, rot, rot_off, rot_fd, rot_lsn, stop,
@@ -521,7 +570,7 @@ void log_stop_thread(tally *db)
         return;
     pthread_mutex_lock(&db->mu);
     db->stop = 1;
-    pthread_cond_signal(&db->work_cv);
+    wake_sync(db);
     pthread_mutex_unlock(&db->mu);
     pthread_join(db->thread, NULL);
     db->thread_started = 0;
@@ -586,6 +635,11 @@ int tally_uncork(tally *db)
     hist_add(db->batch_hist, changes);
     __atomic_fetch_add(&db->batch_sum, changes, __ATOMIC_RELAXED);
     return 1;
+}
+
+unsigned tally_sync_estimate_us(const tally *db)
+{
+    return (unsigned)__atomic_load_n(&db->sync_ewma_us, __ATOMIC_RELAXED);
 }
 
 int tally_wait(tally *db, tally_ticket t)

@@ -35,6 +35,10 @@ static const char usage[] =
     "  --idempotency-ttl T    how long an idempotency id (Idempotency-Key,\n"
     "                         INCRBY.ONCE) is remembered: seconds, or with a\n"
     "                         unit s, m, h or d (default 24h)\n"
+    "  --spin on|off          under --fsync always, poll for a few hundred us\n"
+    "                         around each fsync instead of sleeping: faster\n"
+    "                         replies, some CPU while busy, none while idle\n"
+    "                         (default on)\n"
     "  --help, --version\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";
@@ -42,7 +46,7 @@ static const char usage[] =
 enum {
     OPT_DIR = 256, OPT_BIND, OPT_PORT, OPT_HTTP_PORT, OPT_MC_PORT, OPT_FSYNC,
     OPT_PASS, OPT_PASSFILE, OPT_MAXCLIENTS, OPT_LOGLEVEL, OPT_FLUSH,
-    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_HELP, OPT_VERSION
+    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_HELP, OPT_VERSION
 };
 
 static const struct option options[] = {
@@ -59,6 +63,7 @@ static const struct option options[] = {
     {"allow-flush", no_argument, NULL, OPT_FLUSH},
     {"snapshot-min-log", required_argument, NULL, OPT_SNAPMIN},
     {"idempotency-ttl", required_argument, NULL, OPT_ONCE_TTL},
+    {"spin", required_argument, NULL, OPT_SPIN},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -66,6 +71,7 @@ static const struct option options[] = {
 
 static const char *const sync_names[] = {"always", "everysec", "no"};
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const char *const onoff_names[] = {"off", "on"};
 
 const char *conf_sync_name(tally_sync s)
 {
@@ -178,6 +184,7 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
     c->sync = TALLY_SYNC_ALWAYS;
     c->maxclients = 10000;
     c->log_level = SLOG_INFO;
+    c->spin = 1;
 
     optind = 1;
     opterr = 0;
@@ -240,6 +247,10 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             break;
         case OPT_ONCE_TTL:
             if (parse_duration_ms(optarg, &c->once_ttl_ms) < 0)
+                goto bad_value;
+            break;
+        case OPT_SPIN:
+            if ((c->spin = lookup(optarg, onoff_names, 2)) < 0)
                 goto bad_value;
             break;
         case OPT_HELP:

@@ -70,6 +70,7 @@ struct conf {
     int allow_flush;           /* memcached flush_all */
     uint64_t snapshot_min_log; /* 0: the engine's default */
     uint64_t once_ttl_ms;      /* idempotency id retention; 0: default */
+    int spin;                  /* poll briefly around syncs (main.c) */
 };
 
 /* Parse argv into *c.  Returns 0 to run, 1 if --help or --version was printed
@@ -244,5 +245,6 @@ void srv_shutdown(struct server *srv);
 void srv_step(struct server *srv);
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t srv_now_ms(void);
+int64_t srv_now_us(void);
 
 #endif /* TALLY_SERVER_H */

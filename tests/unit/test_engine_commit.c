@@ -8,6 +8,9 @@
  * fdatasync still happens; a failed write in uncork stops the write path as
  * one on the sync thread does.  pwrite is replaced at the libc boundary (as
  * sync_gate.h does for fdatasync) so a case can make the log's writes fail.
+ * With tally_options.spin_us, the sync thread's poll for the next batch
+ * takes a hand-over at once, is bounded, and happens only after small
+ * batches.
  */
 #include "engine_testutil.h"
 
@@ -38,6 +41,21 @@ static void sleep_ms(long ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/* Fail unless the process uses at most max_ms of CPU while it sleeps ms. */
+static void idles(long ms, long max_ms, const char *after)
+{
+    struct timespec c0, c1;
+
+    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0), 0);
+    sleep_ms(ms);
+    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1), 0);
+    long used = (c1.tv_sec - c0.tv_sec) * 1000 +
+                (c1.tv_nsec - c0.tv_nsec) / 1000000;
+    if (used > max_ms)
+        fail_msg("the process used %ld ms of CPU in %ld ms %s", used, ms,
+                 after);
 }
 
 static tally *open_sync(const char *dir, tally_sync sync)
@@ -312,16 +330,88 @@ static void everysec_uncork_write_failure_stops_the_write_path(void **state)
 static void everysec_sync_thread_sleeps_until_its_tick(void **state)
 {
     tally *db = open_sync(TT_DIR(state), TALLY_SYNC_EVERYSEC);
-    struct timespec c0, c1;
 
     tt_incr(db, "a", 1); /* written, its fdatasync up to ~1 s away */
-    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0), 0);
-    sleep_ms(500);
-    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1), 0);
-    long used_ms = (c1.tv_sec - c0.tv_sec) * 1000 +
-                   (c1.tv_nsec - c0.tv_nsec) / 1000000;
-    if (used_ms > 100)
-        fail_msg("the process used %ld ms of CPU in 500 ms of idling", used_ms);
+    idles(500, 100, "of idling");
+    tt_close(db);
+}
+
+/* ---- spinning (spin_us) -------------------------------------------------- */
+
+static long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static tally *open_spinning(const char *dir, unsigned spin_us)
+{
+    tally_options o;
+
+    tt_options(&o, NULL);
+    o.sync = TALLY_SYNC_ALWAYS;
+    o.spin_us = spin_us;
+    return tt_open(dir, &o);
+}
+
+/* A spinning sync thread takes the next hand-over at once: with a 3 s spin
+ * a change made during the spin is durable long before the spin ends (a
+ * spin that missed hand-overs would sleep only after it). */
+static void spinning_sync_thread_takes_the_next_batch(void **state)
+{
+    tally *db = open_spinning(TT_DIR(state), 3000000);
+    tally_ticket t;
+
+    assert_int_equal(tally_sync_estimate_us(db), 0);
+    tt_incr(db, "a", 1); /* a batch of one: the sync thread spins now */
+    assert_true(tally_sync_estimate_us(db) > 0);
+    for (int i = 0; i < 5; i++) {
+        long t0 = now_ms();
+        tally_cork(db);
+        t = incr_async(db, "a", 1);
+        assert_int_equal(tally_uncork(db), 0);
+        while (tally_durable(db) < t)
+            assert_true(notified(db, 10000));
+        if (now_ms() - t0 > 1500)
+            fail_msg("a hand-over during the spin waited %ld ms",
+                     now_ms() - t0);
+    }
+    db = tt_reopen(db, TT_DIR(state));
+    assert_int_equal(tt_get(db, "a"), 6);
+    tt_close(db);
+}
+
+/* The spin is bounded: after one small batch and a 200 ms spin the handle
+ * goes idle; in 1 s the process uses about 200 ms of CPU, not 1 s. */
+static void spin_is_bounded(void **state)
+{
+    tally *db = open_spinning(TT_DIR(state), 200000);
+
+    tt_incr(db, "a", 1);
+    idles(1000, 600, "after one change with a 200 ms spin");
+    tt_close(db);
+}
+
+/* No spin after a big batch (busy clients need the cores): 100 changes in
+ * one pass, then the handle is idle at once despite a 1 s spin_us. */
+static void no_spin_after_a_big_batch(void **state)
+{
+    tally *db = open_spinning(TT_DIR(state), 1000000);
+    tally_ticket t = 0;
+    char key[16];
+
+    tt_incr(db, "warm", 1);
+    sleep_ms(1100); /* its spin is over */
+    tally_cork(db);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        t = incr_async(db, key, 1);
+    }
+    assert_int_equal(tally_uncork(db), 0);
+    assert_int_equal(tally_wait(db, t), TALLY_OK);
+    idles(500, 100, "after a batch of 100 changes");
     tt_close(db);
 }
 
@@ -410,6 +500,9 @@ int main(void)
         T(everysec_uncork_write_failure_stops_the_write_path),
         T(everysec_sync_thread_sleeps_until_its_tick),
         T(everysec_passes_with_ticks_and_snapshots),
+        T(spinning_sync_thread_takes_the_next_batch),
+        T(spin_is_bounded),
+        T(no_spin_after_a_big_batch),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
