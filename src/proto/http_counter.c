@@ -1,0 +1,505 @@
+/*
+ * http_counter.c - the counter endpoints of the HTTP front end:
+ * GET/HEAD/PUT/DELETE /v1/counters/{key}, POST .../increment and
+ * .../decrement, and the listing GET /v1/counters.  It turns the key, the
+ * JSON body, the Idempotency-Key header and the list query into a struct
+ * cmd_req, runs it with cmd_exec() and builds the JSON answer, which
+ * http_finish() (http_reply.c) holds until it is durable.
+ *
+ * Keys are one path segment, percent-decoded, so any byte (a '/' as %2F)
+ * can be addressed.  A key that is not valid UTF-8 is shown as "key_b64"
+ * (standard base64) instead of "key".
+ *
+ * Exactly once: an Idempotency-Key header on POST, PUT or DELETE (the IETF
+ * httpapi draft "The Idempotency-Key HTTP Header Field") becomes the
+ * command's idempotency id (req.once), the same id space as RESP's .ONCE
+ * commands.  The engine records the first outcome; a replay is encoded
+ * exactly like the first answer, marked "Idempotent-Replayed: true", and
+ * waits for the first request's ticket like any answer.  Outcomes are
+ * counted in struct metrics_idem for /metrics.  Routing is in http.c;
+ * docs/http.md describes the API.
+ */
+#include "http_int.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "util.h"
+
+/* Bodies up to this size are parsed; larger ones get a problem+json 413.
+ * Ours are a few bytes ({"by": 5}); evhttp refuses bodies over its own hard
+ * limit (http.c) before we see them. */
+#define HTTP_MAX_BODY (64 * 1024)
+
+#define HTTP_LIST_DEFAULT 100
+#define HTTP_LIST_MAX 1000
+/* SCAN calls one list request may make: each visits a bounded slice of the
+ * table, so this bounds the work (and loop stall) one request causes. */
+#define HTTP_LIST_CALLS 16
+
+#define HTTP_IDEM_KEY "Idempotency-Key" /* request header */
+
+/* ---- Encoding --------------------------------------------------------- */
+
+/* Standard base64 with padding (RFC 4648 section 4). */
+static void http_base64(const unsigned char *p, size_t n, struct buf *out)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        buf_addc(out, tab[v >> 18 & 63]);
+        buf_addc(out, tab[v >> 12 & 63]);
+        buf_addc(out, i + 1 < n ? tab[v >> 6 & 63] : '=');
+        buf_addc(out, i + 2 < n ? tab[v & 63] : '=');
+    }
+}
+
+/* {"key": ..., "value": v}, or {"key_b64": ...} when the key is not valid
+ * UTF-8 (JSON strings cannot carry arbitrary bytes). */
+static json_t *http_counter_json(const char *key, size_t klen, int64_t v)
+{
+    json_t *o = json_object();
+    json_t *s = json_stringn(key, klen); /* NULL: not valid UTF-8 */
+    if (s) {
+        json_object_set_new(o, "key", s);
+    } else {
+        struct buf b = BUF_INIT;
+        http_base64((const unsigned char *)key, klen, &b);
+        json_object_set_new(o, "key_b64", json_stringn(b.p ? b.p : "", b.len));
+        buf_free(&b);
+    }
+    json_object_set_new(o, "value", json_integer(v));
+    return o;
+}
+
+/* ---- Parsing ---------------------------------------------------------- */
+
+static int http_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode s[0, n) onto out; with plus, '+' means a space (query
+ * strings).  Returns 0, or -1 at a '%' not followed by two hex digits (out
+ * then holds a prefix of the result). */
+static int http_unescape(const char *s, size_t n, int plus, struct buf *out)
+{
+    buf_reserve(out, n);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 2 < n ? http_hex(s[i + 1]) : -1;
+            int lo = i + 2 < n ? http_hex(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            buf_addc(out, (char)(hi << 4 | lo));
+            i += 2;
+        } else {
+            buf_addc(out, plus && s[i] == '+' ? ' ' : s[i]);
+        }
+    }
+    return 0;
+}
+
+/* Parse the body as a JSON object whose only member may be `name`, an
+ * integer.  An empty body leaves *out as it is unless required.  Returns 0,
+ * or -1 after sending a 400 or 413 problem. */
+static int http_body_int(struct evhttp_request *req, const char *name,
+                         int required, int64_t *out)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > HTTP_MAX_BODY) {
+        http_problem(req, 413, "too-large", "Content too large",
+                     "the body has %zu bytes; at most %d are accepted", len,
+                     HTTP_MAX_BODY);
+        return -1;
+    }
+    if (len == 0) {
+        if (!required)
+            return 0;
+        http_bad(req, "the body must be a JSON object like {\"%s\": 10}",
+                 name);
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)evbuffer_pullup(in, -1), len,
+                             JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        if (json_error_code(&jerr) == json_error_numeric_overflow)
+            http_bad(req, "\"%s\" must be between -9223372036854775808 and "
+                     "9223372036854775807", name);
+        else
+            http_bad(req, "the body is not valid JSON: %s (line %d, column "
+                     "%d)", jerr.text, jerr.line, jerr.column);
+        return -1;
+    }
+    int rc = -1;
+    json_t *v = json_object_get(doc, name);
+    if (!json_is_object(doc)) {
+        http_bad(req, "the body must be a JSON object like {\"%s\": 10}",
+                 name);
+    } else if (json_object_size(doc) > (v ? 1u : 0u)) {
+        http_bad(req, "unknown member in the body; only \"%s\" is accepted",
+                 name);
+    } else if (!v) {
+        if (!required)
+            rc = 0;
+        else
+            http_bad(req, "the body must hold \"%s\", an integer", name);
+    } else if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        rc = 0;
+    } else if (json_is_real(v)) {
+        http_bad(req, "\"%s\" must be an integer (no fraction, no "
+                 "exponent)", name);
+    } else {
+        http_bad(req, "\"%s\" must be a JSON integer", name);
+    }
+    json_decref(doc);
+    return rc;
+}
+
+/* ---- The Idempotency-Key header --------------------------------------- */
+
+/* A 400 for a malformed Idempotency-Key header. */
+static void http_idem_bad(struct evhttp_request *req, const char *why)
+{
+    http_problem(req, 400, "bad-idempotency-key", "Bad idempotency key",
+                 "%s", why);
+}
+
+/* Read the request's Idempotency-Key into id.  The draft defines the field
+ * as an RFC 8941 sf-string ("abc", quotes included): a value that opens
+ * with '"' is parsed as one and the id is what the quotes hold, with \" and
+ * \\ unescaped.  Any other value is the id as it stands, since most
+ * clients send the bare form (Stripe's convention), so `abc` and `"abc"`
+ * name the same id.  Returns 0 with *has = 0 (no header; id untouched) or
+ * *has = 1 (id holds the bytes), or -1 after sending a 400 problem (two such
+ * headers, a malformed quoted string; id then holds a prefix).  An empty or
+ * too long id is left to the command layer (CMD_ERR_IDLEN). */
+static int http_idem_key(struct evhttp_request *req, struct buf *id, int *has)
+{
+    const struct evkeyvalq *hd = evhttp_request_get_input_headers(req);
+    const char *v = NULL;
+
+    *has = 0;
+    for (const struct evkeyval *kv = hd->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (strcasecmp(kv->key, HTTP_IDEM_KEY) != 0)
+            continue;
+        if (v) {
+            /* Two keys name no single request; guessing could apply it
+             * under a key the client will not retry with. */
+            http_idem_bad(req, "the Idempotency-Key header is given more "
+                          "than once; send exactly one");
+            return -1;
+        }
+        v = kv->value;
+    }
+    if (!v)
+        return 0;
+    *has = 1;
+    if (*v != '"') {
+        buf_adds(id, v);
+        return 0;
+    }
+    for (const char *p = v + 1;; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\0') {
+            http_idem_bad(req, "the quoted Idempotency-Key has no closing "
+                          "quote");
+            return -1;
+        }
+        if (ch == '"') {
+            if (p[1] == '\0')
+                return 0;
+            http_idem_bad(req, "nothing may follow the closing quote of the "
+                          "Idempotency-Key (parameters are not accepted)");
+            return -1;
+        }
+        if (ch == '\\') {
+            ch = (unsigned char)*++p;
+            if (ch != '"' && ch != '\\') {
+                http_idem_bad(req, "in a quoted Idempotency-Key a backslash "
+                              "may only escape '\"' or '\\'");
+                return -1;
+            }
+        } else if (ch < 0x20 || ch > 0x7e) {
+            http_idem_bad(req, "a quoted Idempotency-Key holds printable "
+                          "ASCII only; send other bytes unquoted");
+            return -1;
+        }
+        buf_addc(id, (char)ch);
+    }
+}
+
+/* Count how a request with an Idempotency-Key ended. */
+static void http_idem_count(struct http_front *h, const struct cmd_res *res)
+{
+    enum metrics_idem_outcome o;
+    switch (res->status) {
+    case CMD_OK:
+    case CMD_NOTFOUND:
+        o = res->replayed ? METRICS_IDEM_REPLAYED : METRICS_IDEM_APPLIED;
+        break;
+    case CMD_ERR_IDREUSED: o = METRICS_IDEM_REUSED; break;
+    case CMD_ERR_INFLIGHT: o = METRICS_IDEM_INFLIGHT; break;
+    case CMD_ERR_IDLEN: o = METRICS_IDEM_INVALID; break;
+    default: o = METRICS_IDEM_FAILED; break;
+    }
+    h->idem.n[o]++;
+}
+
+/* ---- The list query --------------------------------------------------- */
+
+/* A decimal in [0, max], digits only.  Returns 0, or -1. */
+static int http_parse_u64(const char *s, size_t n, uint64_t max,
+                          uint64_t *out)
+{
+    uint64_t v;
+    if (cmd_parse_u64(s, n, &v) < 0 || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The list request's query: prefix, limit, cursor. */
+struct http_listq {
+    struct buf prefix;
+    uint64_t limit, cursor;
+};
+
+/* Parse "prefix=..&limit=..&cursor=.." (any order, each at most once, no
+ * other names).  Returns 0, or -1 after sending a 400 problem. */
+static int http_list_query(struct evhttp_request *req, const char *q,
+                           struct http_listq *lq)
+{
+    struct buf name = BUF_INIT, val = BUF_INIT;
+    unsigned seen = 0;
+    int rc = -1;
+    while (q && *q) {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        size_t nl = eq ? (size_t)(eq - q) : n;
+        buf_clear(&name);
+        buf_clear(&val);
+        if (n == 0)
+            goto next; /* "a=1&&b=2" */
+        if (http_unescape(q, nl, 1, &name) != 0 ||
+            (eq && http_unescape(eq + 1, n - nl - 1, 1, &val) != 0)) {
+            http_bad(req, "bad percent-encoding in the query string");
+            goto done;
+        }
+        unsigned bit;
+        if (name.len == 6 && memcmp(name.p, "prefix", 6) == 0) {
+            bit = 1;
+            buf_add(&lq->prefix, val.p, val.len);
+        } else if (name.len == 5 && memcmp(name.p, "limit", 5) == 0) {
+            bit = 2;
+            if (http_parse_u64(val.p, val.len, HTTP_LIST_MAX, &lq->limit) ||
+                lq->limit == 0) {
+                http_bad(req, "limit must be an integer from 1 to %d",
+                         HTTP_LIST_MAX);
+                goto done;
+            }
+        } else if (name.len == 6 && memcmp(name.p, "cursor", 6) == 0) {
+            bit = 4;
+            if (http_parse_u64(val.p, val.len, UINT64_MAX, &lq->cursor)) {
+                http_bad(req, "cursor must be a value returned by an "
+                         "earlier page");
+                goto done;
+            }
+        } else {
+            http_bad(req, "unknown query parameter; accepted: prefix, "
+                     "limit, cursor");
+            goto done;
+        }
+        if (seen & bit) {
+            http_bad(req, "a query parameter is given twice");
+            goto done;
+        }
+        seen |= bit;
+    next:
+        q += n + (q[n] == '&');
+    }
+    rc = 0;
+done:
+    buf_free(&name);
+    buf_free(&val);
+    return rc;
+}
+
+/* ---- Endpoints -------------------------------------------------------- */
+
+/* One counter route: GET, PUT, DELETE on the key, or POST increment or
+ * decrement.  The changes take an Idempotency-Key; GET and HEAD are safe
+ * anyway and ignore one. */
+void http_counter(struct http_front *h, struct evhttp_request *req,
+                  struct cmd_session *s, enum http_route r, const char *seg,
+                  size_t seglen)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    struct buf key = BUF_INIT, id = BUF_INIT;
+    struct cmd_req c = {0};
+    struct cmd_res res = {0};
+    int ok_code = 200;
+
+    if (http_unescape(seg, seglen, 0, &key) != 0) {
+        http_bad(req, "bad percent-encoding in the key: '%%' must be "
+                 "followed by two hex digits");
+        goto done;
+    }
+    c.key = key.p;
+    c.klen = key.len;
+    if (r == HTTP_R_INCR || r == HTTP_R_DECR) {
+        int64_t by = 1;
+        if (http_body_int(req, "by", 0, &by) != 0)
+            goto done;
+        if (r == HTTP_R_DECR && by == INT64_MIN) {
+            http_bad(req, "\"by\" must be above -9223372036854775808 for a "
+                     "decrement");
+            goto done;
+        }
+        /* decrement by n is increment by -n, fingerprint included, as
+         * DECRBY.ONCE k n is INCRBY.ONCE k -n over RESP. */
+        c.op = CMD_INCRBY;
+        c.num = r == HTTP_R_DECR ? -by : by;
+    } else if (m == EVHTTP_REQ_PUT) {
+        if (http_body_int(req, "value", 1, &c.num) != 0)
+            goto done;
+        c.op = CMD_SET;
+    } else if (m == EVHTTP_REQ_DELETE) {
+        c.op = CMD_DEL;
+        c.nkeys = 1;
+        c.keys = &c.key;
+        c.klens = &c.klen;
+        ok_code = 204;
+    } else {
+        c.op = CMD_GET;
+    }
+
+    if (c.op != CMD_GET) {
+        int has;
+        if (http_idem_key(req, &id, &has) != 0) {
+            h->idem.n[METRICS_IDEM_INVALID]++;
+            goto done;
+        }
+        if (has) {
+            c.once = id.p ? id.p : ""; /* an empty key is still a key */
+            c.oncelen = id.len;
+        }
+    }
+
+    cmd_exec(h->ctx, s, &c, &res);
+    if (c.once)
+        http_idem_count(h, &res);
+    if (res.status == CMD_OK && c.op == CMD_DEL && res.n == 0)
+        res.status = CMD_NOTFOUND; /* the absence is a result: it waits */
+    if (res.status == CMD_OK && c.op != CMD_DEL) {
+        /* A replay's value is the first request's (the engine's record),
+         * so its body is the first answer's byte for byte. */
+        int64_t v = c.op == CMD_SET ? c.num : res.value;
+        http_json_body(req, http_counter_json(c.key, c.klen, v), HTTP_JSON);
+    }
+    if (res.replayed)
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          HTTP_IDEM_REPLAYED, "true");
+    http_finish(h, req, &res, ok_code);
+done:
+    buf_free(&key);
+    buf_free(&id);
+}
+
+struct http_items {
+    json_t *arr;
+    size_t n;
+};
+
+static int http_list_item(void *arg, const char *key, size_t klen,
+                          int64_t value)
+{
+    struct http_items *it = arg;
+    json_array_append_new(it->arr, http_counter_json(key, klen, value));
+    it->n++;
+    return 0;
+}
+
+/* GET /v1/counters: SCAN with the prefix as a glob-escaped MATCH, calling
+ * again until about `limit` items are found, the scan ends, or
+ * HTTP_LIST_CALLS calls were made (a page may then be short, even empty, with
+ * a cursor to go on from).  A call may return a few more than asked for (the
+ * engine never splits a hash chain), so a page may hold a few more than
+ * limit rather than drop items the cursor has passed. */
+void http_list(struct http_front *h, struct evhttp_request *req,
+               struct cmd_session *s)
+{
+    const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct http_listq lq = {BUF_INIT, HTTP_LIST_DEFAULT, 0};
+    struct buf glob = BUF_INIT;
+    struct http_items it = {json_array(), 0};
+    struct cmd_res res = {0};
+    tally_ticket ticket = 0;
+
+    if (http_list_query(req, q, &lq) != 0)
+        goto done;
+    if (lq.prefix.len > TALLY_KEY_MAX) {
+        res.status = CMD_ERR_KEYLEN;
+        http_finish(h, req, &res, 200);
+        goto done;
+    }
+    for (size_t i = 0; i < lq.prefix.len; i++) {
+        if (strchr("*?[]\\", lq.prefix.p[i]) && lq.prefix.p[i] != '\0')
+            buf_addc(&glob, '\\');
+        buf_addc(&glob, lq.prefix.p[i]);
+    }
+    buf_addc(&glob, '*');
+
+    uint64_t cursor = lq.cursor;
+    for (int calls = 0; calls < HTTP_LIST_CALLS; calls++) {
+        struct cmd_req c = {.op = CMD_SCAN, .cursor = cursor,
+                            .match = glob.p, .matchlen = glob.len,
+                            .count = (size_t)lq.limit - it.n};
+        memset(&res, 0, sizeof res);
+        res.item = http_list_item;
+        res.item_ctx = &it;
+        if (cmd_exec(h->ctx, s, &c, &res) != CMD_OK) {
+            http_finish(h, req, &res, 200);
+            goto done;
+        }
+        if (res.ticket > ticket)
+            ticket = res.ticket;
+        cursor = res.n;
+        if (cursor == 0 || it.n >= lq.limit)
+            break;
+    }
+
+    json_t *o = json_object();
+    json_object_set(o, "items", it.arr);
+    if (cursor) {
+        char dec[24];
+        dec[u64_to_dec(cursor, dec)] = '\0';
+        json_object_set_new(o, "cursor", json_string(dec));
+    } else {
+        json_object_set_new(o, "cursor", json_null());
+    }
+    http_json_body(req, o, HTTP_JSON);
+    res.ticket = ticket;
+    http_finish(h, req, &res, 200);
+done:
+    json_decref(it.arr);
+    buf_free(&glob);
+    buf_free(&lq.prefix);
+}

@@ -1,0 +1,87 @@
+/*
+ * http_int.h - what the three files of the HTTP front end share; nothing
+ * here is seen outside src/proto/http*.c (the daemon sees http.h only).
+ *
+ * http.c: the front end's life cycle, routing, authentication and the
+ * endpoints that are not counters (/healthz, /readyz, /metrics).
+ * http_reply.c: encoding, RFC 9457 problems for command statuses, and
+ * holding answers until they are durable (http_finish).
+ * http_counter.c: the counter endpoints: keys, JSON bodies, the
+ * Idempotency-Key header and listing.
+ */
+#ifndef TALLY_HTTP_INT_H
+#define TALLY_HTTP_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "cmd.h"
+#include "http.h"
+#include "metrics.h"
+#include "proto.h"
+
+#define HTTP_JSON "application/json"
+#define HTTP_IDEM_REPLAYED "Idempotent-Replayed" /* response header */
+
+struct http_front {
+    struct evhttp *http;
+    struct cmd_ctx *ctx;               /* borrowed */
+    const struct proto_waiter *waiter; /* borrowed */
+    uint64_t next_session;
+    struct metrics_idem idem; /* Idempotency-Key outcomes, for /metrics */
+};
+
+/* What a path names. */
+enum http_route {
+    HTTP_R_NONE = 0, /* no such endpoint: 404 */
+    HTTP_R_HEALTHZ,
+    HTTP_R_READYZ,
+    HTTP_R_METRICS,
+    HTTP_R_LIST,     /* /v1/counters */
+    HTTP_R_COUNTER,  /* /v1/counters/{key} */
+    HTTP_R_INCR,     /* /v1/counters/{key}/increment */
+    HTTP_R_DECR      /* /v1/counters/{key}/decrement */
+};
+
+/* ---- Answers (http_reply.c) ---------------------------------------------
+ *
+ * Functions that "send" hand the request back to evhttp, which frees it:
+ * req must not be used after them. */
+
+/* Set the response's Content-Type, replacing any earlier one. */
+void http_ctype(struct evhttp_request *req, const char *type);
+/* Replace the response body with obj as compact JSON of content type ctype.
+ * Takes ownership of obj. */
+void http_json_body(struct evhttp_request *req, json_t *obj,
+                    const char *ctype);
+/* Send the response prepared in req now, with status code. */
+void http_send(struct evhttp_request *req, int code);
+/* Send an RFC 9457 problem now; detail is a printf format. */
+void http_problem(struct evhttp_request *req, int code, const char *slug,
+                  const char *title, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Send a 400 problem: the request itself is wrong (body, number, query,
+ * encoding). */
+void http_bad(struct evhttp_request *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Answer a command's result: OK (status ok_code) with the body the caller
+ * built in req, or the problem for its status.  Results, found or not, wait
+ * until res->ticket is durable; errors leave at once. */
+void http_finish(struct http_front *h, struct evhttp_request *req,
+                 const struct cmd_res *res, int ok_code);
+
+/* ---- Counter endpoints (http_counter.c) --------------------------------- */
+
+/* GET, HEAD, PUT, DELETE on a counter, or POST increment/decrement (route
+ * r).  seg[0, seglen) is the key's path segment, still percent-encoded. */
+void http_counter(struct http_front *h, struct evhttp_request *req,
+                  struct cmd_session *s, enum http_route r, const char *seg,
+                  size_t seglen);
+/* GET /v1/counters?prefix=&limit=&cursor=. */
+void http_list(struct http_front *h, struct evhttp_request *req,
+               struct cmd_session *s);
+
+#endif /* TALLY_HTTP_INT_H */

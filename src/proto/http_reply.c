@@ -1,0 +1,264 @@
+/*
+ * http_reply.c - how the HTTP front end answers: JSON bodies, RFC 9457
+ * problem details (application/problem+json) for every command status, and
+ * holding each answer until the change or value it shows is durable.
+ *
+ * An answer that reports a result (a value, an absence, a change) is handed
+ * to the daemon's proto_waiter and sent once its ticket is durable; if the
+ * write path failed first, a 503/507 problem replaces it, since the prepared
+ * body may show a value a crash could take back.  Errors that changed
+ * nothing leave at once.  What is parsed and routed lives in http.c and
+ * http_counter.c (http_int.h lists what each file offers); the problem types
+ * are listed in docs/http.md.
+ */
+#include "http_int.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include "util.h"
+
+#define HTTP_PROBLEM "application/problem+json"
+#define HTTP_PROBLEM_BASE "urn:tally:problem:" /* + slug: the "type" */
+
+/* How each command status is reported.  Slugs name the problem type and are
+ * listed in docs/http.md. */
+static const struct http_map {
+    int code;
+    const char *slug, *title, *detail;
+} http_cmd_map[CMD_STATUS_COUNT] = {
+    [CMD_OK] = {200, NULL, NULL, NULL},
+    [CMD_NOTFOUND] = {404, "not-found", "Counter not found",
+                      "no counter has this key"},
+    [CMD_NOTSET] = {409, "not-set", "Condition not met",
+                    "the condition on the counter was not met"},
+    [CMD_ERR_NOTINT] = {400, "bad-number", "Not an integer",
+                        "a number is not a signed 64-bit integer"},
+    [CMD_ERR_OVERFLOW] = {409, "overflow", "Counter would overflow",
+                          "the result would leave the signed 64-bit range "
+                          "(-9223372036854775808 to 9223372036854775807); "
+                          "the counter was not changed"},
+    [CMD_ERR_KEYLEN] = {414, "key-too-long", "Key too long",
+                        "a key is longer than 1024 bytes"},
+    [CMD_ERR_ARGS] = {400, "bad-request", "Bad request",
+                      "the command layer refused the request"},
+    [CMD_ERR_NOAUTH] = {401, "unauthorized", "Authentication required",
+                        "send Authorization: Bearer <password>"},
+    [CMD_ERR_WRONGPASS] = {401, "unauthorized", "Authentication required",
+                           "the bearer token does not match the password"},
+    [CMD_ERR_NOPASS] = {400, "bad-request", "Bad request",
+                        "no password is configured"},
+    [CMD_ERR_WRITEFAIL] = {503, "write-failed", "Writes are stopped",
+                           "the write path failed (an fsync failed); "
+                           "changes are refused until tallyd restarts"},
+    [CMD_ERR_DISKFULL] = {507, "disk-full", "Disk full",
+                          "the disk is full; the change was refused and "
+                          "nothing changed"},
+    [CMD_ERR_NOTDURABLE] = {503, "not-durable", "Value not durable",
+                            "the value's last change was never made durable "
+                            "and may be lost"},
+    [CMD_ERR_BUSY] = {503, "busy", "Busy", "a snapshot is already running"},
+    [CMD_ERR_IO] = {500, "io-error", "I/O error", "an I/O operation failed"},
+    [CMD_ERR_IDREUSED] = {422, "idempotency-key-reused",
+                          "Idempotency key reused",
+                          "this Idempotency-Key was already used for a "
+                          "different request (another method, key or "
+                          "amount); nothing was applied: send a new key "
+                          "with a new request"},
+    [CMD_ERR_INFLIGHT] = {409, "idempotency-key-in-flight",
+                          "Request in flight",
+                          "the first request with this Idempotency-Key is "
+                          "not durable yet; nothing was applied: retry "
+                          "after Retry-After seconds to get its response"},
+    [CMD_ERR_IDLEN] = {400, "bad-idempotency-key", "Bad idempotency key",
+                       "an Idempotency-Key must be 1 to 256 bytes (inside "
+                       "the quotes, when sent as a quoted string)"},
+};
+
+static const char *http_reason(int code)
+{
+    switch (code) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 422: return "Unprocessable Content";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
+    }
+    return "Unknown";
+}
+
+void http_ctype(struct evhttp_request *req, const char *type)
+{
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+    evhttp_remove_header(hd, "Content-Type");
+    evhttp_add_header(hd, "Content-Type", type);
+}
+
+static int http_dump_cb(const char *p, size_t n, void *arg)
+{
+    return evbuffer_add(arg, p, n);
+}
+
+void http_json_body(struct evhttp_request *req, json_t *obj,
+                    const char *ctype)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    if (json_dump_callback(obj, http_dump_cb, out, JSON_COMPACT) != 0 ||
+        evbuffer_add(out, "\n", 1) != 0) {
+        /* Only allocation fails here; abort like xmalloc does. */
+        fprintf(stderr, "tally: out of memory encoding an HTTP response\n");
+        abort();
+    }
+    json_decref(obj);
+    http_ctype(req, ctype);
+}
+
+/* Put an RFC 9457 problem into the response body (not sent yet). */
+static void http_problem_body(struct evhttp_request *req, int code,
+                              const char *slug, const char *title,
+                              const char *detail)
+{
+    char type[64];
+    snprintf(type, sizeof type, HTTP_PROBLEM_BASE "%s", slug);
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string(type));
+    json_object_set_new(o, "title", json_string(title));
+    json_object_set_new(o, "status", json_integer(code));
+    /* A detail may quote request bytes; json_string refuses invalid UTF-8,
+     * so fall back to the title rather than send no detail at all. */
+    json_t *d = json_string(detail);
+    json_object_set_new(o, "detail", d ? d : json_string(title));
+    http_json_body(req, o, HTTP_PROBLEM);
+}
+
+void http_send(struct evhttp_request *req, int code)
+{
+    evhttp_send_reply(req, code, http_reason(code), NULL);
+}
+
+/* http_problem() with a va_list. */
+static void http_vproblem(struct evhttp_request *req, int code,
+                          const char *slug, const char *title,
+                          const char *fmt, va_list ap)
+{
+    char detail[512];
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    http_problem_body(req, code, slug, title, detail);
+    http_send(req, code);
+}
+
+void http_problem(struct evhttp_request *req, int code, const char *slug,
+                  const char *title, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    http_vproblem(req, code, slug, title, fmt, ap);
+    va_end(ap);
+}
+
+void http_bad(struct evhttp_request *req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    http_vproblem(req, 400, "bad-request", "Bad request", fmt, ap);
+    va_end(ap);
+}
+
+/* Put the problem for a command status (>= CMD_NOTFOUND) into the body;
+ * returns the HTTP status.  extra is the command layer's detail or "". */
+static int http_cmd_problem(struct evhttp_request *req, enum cmd_status st,
+                            const char *extra)
+{
+    const struct http_map *m = &http_cmd_map[st];
+    char detail[512];
+    if (extra && *extra)
+        snprintf(detail, sizeof detail, "%s: %s", m->detail, extra);
+    else
+        snprintf(detail, sizeof detail, "%s", m->detail);
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+    if (m->code == 401)
+        evhttp_add_header(hd, "WWW-Authenticate", "Bearer realm=\"tally\"");
+    /* The first request becomes durable within one sync, a few ms with
+     * fsync always; one second is the smallest delay Retry-After can say. */
+    if (st == CMD_ERR_INFLIGHT)
+        evhttp_add_header(hd, "Retry-After", "1");
+    http_problem_body(req, m->code, m->slug, m->title, detail);
+    return m->code;
+}
+
+/* The problem for a tally code that stopped the write path (from the waiter
+ * or tally_health()). */
+static int http_tally_problem(struct evhttp_request *req, int code)
+{
+    if (code == TALLY_ENOSPC)
+        return http_cmd_problem(req, CMD_ERR_DISKFULL, "");
+    return http_cmd_problem(req, CMD_ERR_WRITEFAIL,
+                            code == TALLY_EFAILED ? "" : tally_strerror(code));
+}
+
+/* ---- Holding answers until durable ------------------------------------ */
+
+struct http_pending {
+    struct evhttp_request *req;
+    int code; /* status to send once durable */
+};
+
+/* The waiter's callback: send the prepared response, or, if the write path
+ * failed first, a problem in its place (the prepared body may show a value
+ * that a crash could take back). */
+static void http_on_durable(void *arg, int status)
+{
+    struct http_pending *p = arg;
+    int code = p->code;
+    if (status != TALLY_OK) {
+        /* The problem replaces the recorded answer, so it is no replay. */
+        evhttp_remove_header(evhttp_request_get_output_headers(p->req),
+                             HTTP_IDEM_REPLAYED);
+        code = http_tally_problem(p->req, status);
+    }
+    /* evhttp frees the request here, even if its client has gone. */
+    http_send(p->req, code);
+    free(p);
+}
+
+/* Send the response prepared in req once ticket t is durable.  The waiter
+ * may call back before this returns. */
+static void http_send_durable(struct http_front *h,
+                              struct evhttp_request *req, int code,
+                              tally_ticket t)
+{
+    struct http_pending *p = xmalloc(sizeof *p);
+    p->req = req;
+    p->code = code;
+    h->waiter->wait(h->waiter->self, t, http_on_durable, p);
+}
+
+/* Answer a command's result: OK with the body built by the caller, or the
+ * problem for its status.  Results (found or not) wait for their ticket;
+ * errors changed nothing and show nothing, so they leave at once. */
+void http_finish(struct http_front *h, struct evhttp_request *req,
+                 const struct cmd_res *res, int ok_code)
+{
+    if (res->status == CMD_OK) {
+        http_send_durable(h, req, ok_code, res->ticket);
+        return;
+    }
+    int code = http_cmd_problem(req, res->status, res->detail);
+    if (res->status == CMD_NOTFOUND)
+        http_send_durable(h, req, code, res->ticket);
+    else
+        http_send(req, code);
+}
