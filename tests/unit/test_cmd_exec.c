@@ -19,28 +19,16 @@
 #include "cmd.h"
 #include "util.h"
 
-struct fx {
-    char dir[64];
-    tally *db;
-    struct cmd_ctx ctx;
-    struct cmd_session s;
-};
+#include "cmd_fixture.h"
 
 static int fx_open(void **state, const char *password)
 {
-    struct fx *f = xcalloc(1, sizeof *f);
-    char err[TALLY_ERRMAX];
+    struct cmdfx *f = xcalloc(1, sizeof *f);
 
-    snprintf(f->dir, sizeof f->dir, "/tmp/tally-cmd-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    if (tally_open(f->dir, NULL, &f->db, err) != TALLY_OK) {
-        fprintf(stderr, "tally_open: %s\n", err);
+    if (cmdfx_open(f, "cmd", CMD_PROTO_RESP, password, NULL) != 0) {
+        free(f);
         return -1;
     }
-    cmd_init(&f->ctx, f->db, password, password ? strlen(password) : 0, NULL);
-    f->s.id = 1;
-    f->s.proto = CMD_PROTO_RESP;
     *state = f;
     return 0;
 }
@@ -50,20 +38,16 @@ static int setup_pass(void **state) { return fx_open(state, "sekret"); }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    char cmd[128];
+    struct cmdfx *f = *state;
+    int rc = cmdfx_close(f);
 
-    tally_close(f->db);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
     free(f);
-    return 0;
+    return rc;
 }
 
 /* Run a request and wait for its ticket, as the daemon would before
  * sending the reply. */
-static enum cmd_status exec(struct fx *f, const struct cmd_req *req,
+static enum cmd_status exec(struct cmdfx *f, const struct cmd_req *req,
                             struct cmd_res *res)
 {
     enum cmd_status st = cmd_exec(&f->ctx, &f->s, req, res);
@@ -73,7 +57,7 @@ static enum cmd_status exec(struct fx *f, const struct cmd_req *req,
     return st;
 }
 
-static enum cmd_status incrby(struct fx *f, const char *key, int64_t d,
+static enum cmd_status incrby(struct cmdfx *f, const char *key, int64_t d,
                               int64_t *v)
 {
     struct cmd_req req = {.op = CMD_INCRBY, .key = key, .klen = strlen(key),
@@ -85,7 +69,7 @@ static enum cmd_status incrby(struct fx *f, const char *key, int64_t d,
     return st;
 }
 
-static enum cmd_status get(struct fx *f, const char *key, int64_t *v)
+static enum cmd_status get(struct cmdfx *f, const char *key, int64_t *v)
 {
     struct cmd_req req = {.op = CMD_GET, .key = key, .klen = strlen(key)};
     struct cmd_res res;
@@ -97,7 +81,7 @@ static enum cmd_status get(struct fx *f, const char *key, int64_t *v)
 
 static void test_incrby_creates_adds_and_refuses_overflow(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     int64_t v;
     struct cmd_req req = {.op = CMD_INCRBY, .key = "c", .klen = 1, .num = 5};
     struct cmd_res res;
@@ -115,7 +99,7 @@ static void test_incrby_creates_adds_and_refuses_overflow(void **state)
 
 static void test_get_missing_is_a_result_not_an_error(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     int64_t v;
 
     assert_int_equal(get(f, "nope", &v), CMD_NOTFOUND);
@@ -125,7 +109,7 @@ static void test_get_missing_is_a_result_not_an_error(void **state)
 
 static void test_set_conditions_and_old_value(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     struct cmd_req req = {.op = CMD_SET, .key = "k", .klen = 1, .num = 3};
     struct cmd_res res;
     int64_t v;
@@ -156,7 +140,7 @@ static void test_set_conditions_and_old_value(void **state)
 
 static void test_getdel_returns_and_removes(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     struct cmd_req req = {.op = CMD_GETDEL, .key = "g", .klen = 1};
     struct cmd_res res;
     int64_t v;
@@ -170,7 +154,7 @@ static void test_getdel_returns_and_removes(void **state)
 
 static void test_del_exists_mget_count_per_key(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     const char *keys[] = {"a", "b", "a", "zz"};
     size_t klens[] = {1, 1, 1, 2};
     int64_t vals[4];
@@ -200,7 +184,7 @@ static void test_del_exists_mget_count_per_key(void **state)
 
 static void test_key_limit_refuses_whole_request(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     static char longkey[TALLY_KEY_MAX + 1];
     const char *keys[] = {"ok", longkey};
     size_t klens[] = {2, TALLY_KEY_MAX + 1};
@@ -225,7 +209,7 @@ static void test_key_limit_refuses_whole_request(void **state)
 
 static void test_mset_sets_all(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     const char *keys[] = {"x", "y"};
     size_t klens[] = {1, 1};
     int64_t nums[] = {10, -20};
@@ -260,7 +244,7 @@ static int see(void *ctx, const char *key, size_t klen, int64_t value)
 
 /* Scan to the end with the given pattern and count; returns how many keys
  * (counting each once: the engine may show one twice). */
-static size_t scan_all(struct fx *f, const char *pat, size_t count,
+static size_t scan_all(struct cmdfx *f, const char *pat, size_t count,
                        struct seen *s)
 {
     struct cmd_req req = {.op = CMD_SCAN, .match = pat,
@@ -279,7 +263,7 @@ static size_t scan_all(struct fx *f, const char *pat, size_t count,
 
 static void test_scan_and_keys_filter_by_glob(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     static const char *const names[] = {"user:1", "user:2", "user:10",
                                         "other", "", "us"};
     struct seen s;
@@ -314,7 +298,7 @@ static void test_scan_and_keys_filter_by_glob(void **state)
 
 static void test_save_and_bgsave(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     struct cmd_req req = {.op = CMD_SAVE};
     struct cmd_res res;
 
@@ -332,7 +316,7 @@ static void test_save_and_bgsave(void **state)
 
 static void test_no_password_auth_is_nopass(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     struct cmd_req req = {.op = CMD_AUTH, .pass = "x", .passlen = 1};
     struct cmd_res res;
 
@@ -342,7 +326,7 @@ static void test_no_password_auth_is_nopass(void **state)
 
 static void test_password_gates_every_op_but_auth(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     struct cmd_req req = {.op = CMD_AUTH, .pass = "sekre", .passlen = 5};
     struct cmd_res res;
     int64_t v;
@@ -368,7 +352,7 @@ static void test_password_gates_every_op_but_auth(void **state)
 
 static void test_stats_per_proto_and_refuse(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
 
     f->s.proto = CMD_PROTO_HTTP;
     assert_int_equal(incrby(f, "h", 1, NULL), CMD_OK);

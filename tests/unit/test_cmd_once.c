@@ -25,50 +25,34 @@
 #include "cmd.h"
 #include "util.h"
 
+#include "cmd_fixture.h"
 #include "sync_gate.h"
-
-struct fx {
-    char dir[64];
-    tally *db;
-    struct cmd_ctx ctx;
-    struct cmd_session s;
-};
 
 static int setup(void **state)
 {
-    struct fx *f = xcalloc(1, sizeof *f);
-    char err[TALLY_ERRMAX];
+    struct cmdfx *f = xcalloc(1, sizeof *f);
 
-    snprintf(f->dir, sizeof f->dir, "/tmp/tally-cmdonce-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    if (tally_open(f->dir, NULL, &f->db, err) != TALLY_OK) {
-        fprintf(stderr, "tally_open: %s\n", err);
+    if (cmdfx_open(f, "cmdonce", CMD_PROTO_HTTP, NULL, NULL) != 0) {
+        free(f);
         return -1;
     }
-    cmd_init(&f->ctx, f->db, NULL, 0, NULL);
-    f->s.id = 1;
-    f->s.proto = CMD_PROTO_HTTP;
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    struct fx *f = *state;
-    char cmd[128];
+    struct cmdfx *f = *state;
+    int rc;
 
     sync_gate(0, 0);
-    tally_close(f->db);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
+    rc = cmdfx_close(f);
     free(f);
-    return 0;
+    return rc;
 }
 
 /* Run a request and wait for its ticket, as the daemon would. */
-static enum cmd_status exec(struct fx *f, const struct cmd_req *req,
+static enum cmd_status exec(struct cmdfx *f, const struct cmd_req *req,
                             struct cmd_res *res)
 {
     enum cmd_status st = cmd_exec(&f->ctx, &f->s, req, res);
@@ -85,7 +69,7 @@ static struct cmd_req incr_req(const char *key, int64_t d, const char *id)
     return req;
 }
 
-static int64_t value_of(struct fx *f, const char *key)
+static int64_t value_of(struct cmdfx *f, const char *key)
 {
     struct cmd_req req = {.op = CMD_GET, .key = key, .klen = strlen(key)};
     struct cmd_res res;
@@ -96,7 +80,7 @@ static int64_t value_of(struct fx *f, const char *key)
 
 static void test_incrby_repeat_counts_once(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     struct cmd_req req = incr_req("c", 5, "req-1");
     struct cmd_res res;
 
@@ -117,7 +101,7 @@ static void test_incrby_repeat_counts_once(void **state)
 
 static void test_reused_id_is_refused(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     struct cmd_req req = incr_req("c", 5, "req-1"), other;
     struct cmd_res res;
 
@@ -137,7 +121,7 @@ static void test_reused_id_is_refused(void **state)
 
 static void test_set_del_getdel_take_ids(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     struct cmd_req set = {.op = CMD_SET, .key = "k", .klen = 1, .num = 7,
                           .once = "s", .oncelen = 1};
     const char *keys[] = {"k", "x"};
@@ -176,7 +160,7 @@ static void test_set_del_getdel_take_ids(void **state)
 
 static void test_what_cannot_take_an_id(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     const char *keys[] = {"a", "b"};
     size_t klens[] = {1, 1};
     int64_t nums[] = {1, 2};
@@ -243,7 +227,7 @@ static void test_fingerprint_is_the_documented_hash(void **state)
 
 static void test_repeat_in_flight_is_retry_later(void **state)
 {
-    struct fx *f = *state;
+    struct cmdfx *f = *state;
     struct cmd_req req = incr_req("c", 1, "fly");
     struct cmd_res first, res;
 

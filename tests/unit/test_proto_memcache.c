@@ -27,12 +27,10 @@
 #include "memcache.h"
 #include "tally.h"
 
+#include "cmd_fixture.h"
+
 struct fx {
-    char dir[64];
-    tally *db;
-    struct cmd_ctx ctx;
-    struct cmd_session s;
-    struct cmd_serverinfo info;
+    struct cmdfx c;
     struct proto_limits lim;
     struct mc_front *front;
     void *conn;
@@ -41,35 +39,22 @@ struct fx {
     tally_ticket ticket;   /* highest ticket seen */
 };
 
-static void fx_open(struct fx *f, const char *password)
-{
-    struct mc_options o = {0};
-    tally_options opts;
-    char err[TALLY_ERRMAX];
-    memset(f, 0, sizeof *f);
-    strcpy(f->dir, "/tmp/test_proto_mc.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    tally_options_init(&opts);
-    assert_int_equal(tally_open(f->dir, &opts, &f->db, err), TALLY_OK);
-    f->info.pid = 4242;
-    f->info.version = "9.9.9-test";
-    f->info.start_unix = 1;
-    f->info.maxclients = 77;
-    f->info.connected_clients = 3;
-    f->info.total_connections = 5;
-    cmd_init(&f->ctx, f->db, password, password ? strlen(password) : 0,
-             &f->info);
-    f->s.id = 1;
-    f->s.proto = CMD_PROTO_MEMCACHE;
-    f->lim = (struct proto_limits)PROTO_LIMITS_DEFAULT;
-    f->front = mc_front_new(&o);
-    f->conn = mc_ops.conn_new(f->front, &f->ctx, &f->s, &f->lim, "127.0.0.1:1");
-}
-
 static int setup(void **state)
 {
-    struct fx *f = malloc(sizeof *f);
-    fx_open(f, NULL);
+    struct fx *f = xcalloc(1, sizeof *f);
+    const struct cmd_serverinfo info = {
+        .pid = 4242, .version = "9.9.9-test", .start_unix = 1,
+        .maxclients = 77, .connected_clients = 3, .total_connections = 5};
+    struct mc_options o = {0};
+
+    if (cmdfx_open(&f->c, "mc", CMD_PROTO_MEMCACHE, NULL, &info) != 0) {
+        free(f);
+        return -1;
+    }
+    f->lim = (struct proto_limits)PROTO_LIMITS_DEFAULT;
+    f->front = mc_front_new(&o);
+    f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim,
+                              "127.0.0.1:1");
     *state = f;
     return 0;
 }
@@ -77,13 +62,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
     mc_ops.conn_free(f->conn);
     mc_front_free(f->front);
     buf_free(&f->out);
-    assert_int_equal(tally_close(f->db), TALLY_OK);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(cmdfx_close(&f->c), 0);
     free(f);
     return 0;
 }
@@ -104,7 +86,7 @@ static void pump(struct fx *f, struct buf *pend)
         f->flags |= o.flags;
         if (o.ticket > f->ticket)
             f->ticket = o.ticket;
-        assert_true(o.ticket <= tally_head(f->db));
+        assert_true(o.ticket <= tally_head(f->c.db));
         buf_consume(pend, used);
         if (o.flags & PROTO_CLOSE) /* the daemon reads no further */
             return;
@@ -153,7 +135,7 @@ static void test_set_reply_waits_for_its_ticket(void **state)
     struct fx *f = *state;
     EXPECT(f, "set t 0 0 1\r\n1\r\n", "STORED\r\n");
     assert_true(f->ticket > 0);
-    assert_int_equal(f->ticket, tally_head(f->db));
+    assert_int_equal(f->ticket, tally_head(f->c.db));
 }
 
 static void test_gets_cas_round_trip(void **state)
@@ -236,7 +218,7 @@ static void test_oversized_block_is_swallowed(void **state)
     struct buf pend = BUF_INIT;
     f->lim.max_bulk = 16;
     mc_ops.conn_free(f->conn);
-    f->conn = mc_ops.conn_new(f->front, &f->ctx, &f->s, &f->lim, "x");
+    f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     buf_clear(&f->out);
     buf_adds(&pend, "set big 0 0 40\r\n0123456789");
     pump(f, &pend);
@@ -337,18 +319,18 @@ static void test_flush_all_refused_unless_allowed(void **state)
     mc_ops.conn_free(f->conn);
     mc_front_free(f->front);
     f->front = mc_front_new(&o);
-    f->conn = mc_ops.conn_new(f->front, &f->ctx, &f->s, &f->lim, "x");
+    f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     char line[64];
     for (int i = 0; i < 3000; i++) { /* more than one batch of deletions */
         snprintf(line, sizeof line, "set k%d 0 0 1 noreply\r\n1\r\n", i);
         EXPECT(f, line, "");
     }
-    assert_int_equal(tally_count(f->db), 3001);
+    assert_int_equal(tally_count(f->c.db), 3001);
     EXPECT(f, "flush_all 10\r\nflush_all x\r\n",
            "CLIENT_ERROR flush_all with a delay is not supported\r\n"
            "CLIENT_ERROR invalid exptime argument\r\n");
     EXPECT(f, "flush_all\r\nget a k1\r\n", "OK\r\nEND\r\n");
-    assert_int_equal(tally_count(f->db), 0);
+    assert_int_equal(tally_count(f->c.db), 0);
     EXPECT(f, "flush_all 0 noreply\r\nmn\r\n", "MN\r\n");
 }
 
@@ -373,7 +355,7 @@ static void test_stats_count_hits_and_misses(void **state)
     assert_int_equal(stat_of(r, "max_connections"), 77);
     assert_int_equal(stat_of(r, "curr_connections"), 3);
     assert_int_equal(stat_of(r, "total_connections"), 5);
-    assert_int_equal(stat_of(r, "curr_items"), (long long)tally_count(f->db));
+    assert_int_equal(stat_of(r, "curr_items"), (long long)tally_count(f->c.db));
     assert_non_null(strstr(r, "STAT version 9.9.9-test\r\n"));
     static const char *const one[] = {"cmd_set", "get_hits", "get_misses",
         "incr_hits", "incr_misses", "decr_hits", "delete_misses",
@@ -603,8 +585,8 @@ static void test_password_login_through_set(void **state)
 {
     struct fx *f = *state;
     mc_ops.conn_free(f->conn);
-    cmd_init(&f->ctx, f->db, "sesame", 6, &f->info);
-    f->conn = mc_ops.conn_new(f->front, &f->ctx, &f->s, &f->lim, "x");
+    cmd_init(&f->c.ctx, f->c.db, "sesame", 6, &f->c.info);
+    f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     EXPECT(f, "get a\r\nincr a 1\r\nmg a v\r\n",
            "CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR unauthenticated\r\n"
            "CLIENT_ERROR unauthenticated\r\n");

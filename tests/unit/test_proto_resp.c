@@ -27,14 +27,11 @@
 #include "cmd.h"
 #include "resp.h"
 
+#include "cmd_fixture.h"
 #include "sync_gate.h"
 
 struct fx {
-    char dir[64];
-    tally *db;
-    struct cmd_ctx ctx;
-    struct cmd_session s;
-    struct cmd_serverinfo info;
+    struct cmdfx c;
     struct proto_limits lim;
     void *conn;
     struct buf out;
@@ -44,26 +41,18 @@ struct fx {
 static int fx_open(void **state, const char *password)
 {
     struct fx *f = xcalloc(1, sizeof *f);
+    const struct cmd_serverinfo info = {.version = "9.9.9-test",
+                                        .port = 7379, .maxclients = 100};
     struct proto_limits lim = PROTO_LIMITS_DEFAULT;
-    char err[TALLY_ERRMAX];
 
-    snprintf(f->dir, sizeof f->dir, "/tmp/tally-resp-XXXXXX");
-    if (!mkdtemp(f->dir))
-        return -1;
-    if (tally_open(f->dir, NULL, &f->db, err) != TALLY_OK) {
-        fprintf(stderr, "tally_open: %s\n", err);
+    if (cmdfx_open(&f->c, "resp", CMD_PROTO_RESP, password, &info) != 0) {
+        free(f);
         return -1;
     }
-    f->info.version = "9.9.9-test";
-    f->info.port = 7379;
-    f->info.dir = f->dir;
-    f->info.maxclients = 100;
-    cmd_init(&f->ctx, f->db, password, password ? strlen(password) : 0,
-             &f->info);
-    f->s.id = 42;
-    f->s.proto = CMD_PROTO_RESP;
+    f->c.s.id = 42;
     f->lim = lim;
-    f->conn = resp_ops.conn_new(NULL, &f->ctx, &f->s, &f->lim, "127.0.0.1:5555");
+    f->conn = resp_ops.conn_new(NULL, &f->c.ctx, &f->c.s, &f->lim,
+                                "127.0.0.1:5555");
     *state = f;
     return 0;
 }
@@ -74,16 +63,13 @@ static int setup_pass(void **state) { return fx_open(state, "sekret"); }
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char cmd[128];
+    int rc;
 
     resp_ops.conn_free(f->conn);
     buf_free(&f->out);
-    tally_close(f->db);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
-        return -1;
+    rc = cmdfx_close(&f->c);
     free(f);
-    return 0;
+    return rc;
 }
 
 /* Hand in[0, len) to the front end as the daemon does: one request per
@@ -99,8 +85,8 @@ static size_t feed(struct fx *f, const char *in, size_t len)
         if (n == 0)
             break;
         assert_true(n <= len - off);
-        assert_true(o.ticket <= tally_head(f->db));
-        assert_int_equal(tally_wait(f->db, o.ticket), TALLY_OK);
+        assert_true(o.ticket <= tally_head(f->c.db));
+        assert_int_equal(tally_wait(f->c.db, o.ticket), TALLY_OK);
         f->flags |= o.flags;
         off += n;
         if (o.flags & PROTO_CLOSE)
@@ -167,7 +153,7 @@ static void test_counter_commands(void **state)
     EXPECT(f, "getdel m\r\n", "$1\r\n1\r\n");
     EXPECT(f, "getdel m\r\n", "$-1\r\n");
     EXPECT(f, "getset m 2\r\n", "$-1\r\n");
-    assert_int_equal(f->ctx.stats.errors[CMD_PROTO_RESP][CMD_INCRBY], 4);
+    assert_int_equal(f->c.ctx.stats.errors[CMD_PROTO_RESP][CMD_INCRBY], 4);
 }
 
 static void test_once_commands(void **state)
@@ -236,7 +222,7 @@ static void test_once_commands(void **state)
         assert_int_equal(feed(f, nul2, sizeof nul2 - 1), sizeof nul2 - 1);
         assert_string_equal(f->out.p, ":5\r\n:6\r\n");
     }
-    assert_int_equal(tally_once_count(f->db), 9);
+    assert_int_equal(tally_once_count(f->c.db), 9);
 }
 
 /* A repeat while the first request is not durable: TRYAGAIN, a Redis
@@ -251,11 +237,11 @@ static void test_once_in_flight_is_tryagain(void **state)
     sync_gate(1, 0);
     assert_int_equal(resp_ops.handle(f->conn, req, strlen(req), &o1),
                      strlen(req));
-    assert_true(o1.ticket > tally_durable(f->db));
+    assert_true(o1.ticket > tally_durable(f->c.db));
     assert_int_equal(resp_ops.handle(f->conn, req, strlen(req), &o2),
                      strlen(req));
     sync_gate(0, 0);
-    assert_int_equal(tally_wait(f->db, o1.ticket), TALLY_OK);
+    assert_int_equal(tally_wait(f->c.db, o1.ticket), TALLY_OK);
     assert_string_equal(f->out.p,
                         ":1\r\n-TRYAGAIN the first request with this "
                         "idempotency id is not durable yet; retry "
@@ -479,7 +465,7 @@ static void test_save_bgsave(void **state)
     EXPECT(f, "bgsave x\r\n", "-ERR syntax error\r\n");
     EXPECT(f, "save\r\n", "+OK\r\n");
     EXPECT(f, "bgsave\r\n", "+Background saving started\r\n");
-    while (tally_step(f->db, 1000) > 0)
+    while (tally_step(f->c.db, 1000) > 0)
         ;
 }
 
@@ -506,7 +492,7 @@ static void test_pipelined_requests_one_at_a_time(void **state)
     n = resp_ops.handle(f->conn, in, strlen(in), &o);
     assert_int_equal(n, 8);
     assert_string_equal(f->out.p, ":1\r\n");
-    assert_int_equal(tally_wait(f->db, o.ticket), TALLY_OK);
+    assert_int_equal(tally_wait(f->c.db, o.ticket), TALLY_OK);
     EXPECT(f, in + 8, ":2\r\n$1\r\n2\r\n");
     /* Empty lines and empty arrays carry no command and get no reply. */
     EXPECT(f, "\r\n\r\n  \r\n*0\r\n*-1\r\nping\r\n", "+PONG\r\n");
@@ -633,7 +619,7 @@ static void test_limits_close_before_the_bytes_arrive(void **state)
     /* A request whose headers add up past max_request. */
     f->lim.max_request = 100; /* conn_new copied the limits: reopen */
     resp_ops.conn_free(f->conn);
-    f->conn = resp_ops.conn_new(NULL, &f->ctx, &f->s, &f->lim, "x");
+    f->conn = resp_ops.conn_new(NULL, &f->c.ctx, &f->c.s, &f->lim, "x");
     expect_closed(f, "*2\r\n$3\r\nget\r\n$95\r\n",
                   strlen("*2\r\n$3\r\nget\r\n$95\r\n"),
                   "-ERR Protocol error: too big request\r\n");
@@ -649,7 +635,7 @@ static void test_limits_close_before_the_bytes_arrive(void **state)
     /* Too many inline arguments. */
     f->lim.max_args = 3;
     resp_ops.conn_free(f->conn);
-    f->conn = resp_ops.conn_new(NULL, &f->ctx, &f->s, &f->lim, "x");
+    f->conn = resp_ops.conn_new(NULL, &f->c.ctx, &f->c.s, &f->lim, "x");
     EXPECT(f, "del a b\r\n", ":0\r\n");
     expect_closed(f, "del a b c\r\n", strlen("del a b c\r\n"),
                   "-ERR Protocol error: invalid multibulk length\r\n");
@@ -756,7 +742,7 @@ static void test_auth_with_password(void **state)
     EXPECT(f, "auth default nope\r\n", wrong);
     EXPECT(f, "auth someone sekret\r\n", wrong);
     EXPECT(f, "hello 3 auth default nope\r\n", wrong);
-    assert_int_equal(f->s.authed, 0);
+    assert_int_equal(f->c.s.authed, 0);
     /* Before AUTH, Redis's tighter request limits apply. */
     expect_closed(f, "*11\r\n", strlen("*11\r\n"),
                   "-ERR Protocol error: unauthenticated multibulk length\r\n");
@@ -765,7 +751,7 @@ static void test_auth_with_password(void **state)
                   "-ERR Protocol error: unauthenticated bulk length\r\n");
     const char *r = send(f, "hello 3 auth default sekret\r\n");
     assert_true(r[0] == '%');
-    assert_int_equal(f->s.authed, 1);
+    assert_int_equal(f->c.s.authed, 1);
     EXPECT(f, "incr a\r\n", ":1\r\n");
     EXPECT(f, "get b\r\n", "_\r\n");
     EXPECT(f, "auth sekret\r\n", "+OK\r\n");
