@@ -174,6 +174,17 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     struct cmd_session s = {h->next_session++ | HTTP_SESSION_BIT,
                             CMD_PROTO_HTTP, 0};
 
+    if (h->stopping) {
+        /* Run nothing new while the daemon drains: it exits once no answer
+         * is held, so a change run now might be applied and never
+         * answered. */
+        evhttp_add_header(evhttp_request_get_output_headers(req),
+                          "Connection", "close");
+        http_problem(req, 503, "shutting-down", "Shutting down",
+                     "tallyd is shutting down; the request was not run: "
+                     "retry once the server is back");
+        return;
+    }
     size_t urilen = strlen(evhttp_request_get_uri(req));
     if (urilen > HTTP_MAX_URI) {
         http_problem(req, 414, "uri-too-long", "URI too long",
@@ -244,8 +255,10 @@ struct http_front *http_front_new(struct event_base *base, struct cmd_ctx *ctx,
      * sees the answer instead of a connection reset mid-upload. */
     evhttp_set_flags(h->http, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_gencb(h->http, http_on_request, h);
-    if (!evhttp_bind_socket_with_handle(h->http, bind ? bind : "0.0.0.0",
-                                        (ev_uint16_t)port)) {
+    h->bound = evhttp_bind_socket_with_handle(h->http,
+                                              bind ? bind : "0.0.0.0",
+                                              (ev_uint16_t)port);
+    if (!h->bound) {
         snprintf(err, 256, "cannot listen for HTTP on %s:%d: %s",
                  bind ? bind : "0.0.0.0", port, strerror(errno));
         goto fail;
@@ -254,6 +267,17 @@ struct http_front *http_front_new(struct event_base *base, struct cmd_ctx *ctx,
 fail:
     http_front_free(h);
     return NULL;
+}
+
+void http_front_stop(struct http_front *h)
+{
+    h->stopping = 1;
+    if (!h->bound)
+        return;
+    /* Closes the listening fd: a connect is refused from now on instead of
+     * waiting in the backlog for a server that will not serve it. */
+    evhttp_del_accept_socket(h->http, h->bound);
+    h->bound = NULL;
 }
 
 void http_front_free(struct http_front *h)

@@ -28,6 +28,8 @@
 
 struct http_front {
     struct evhttp *http;
+    struct evhttp_bound_socket *bound; /* the listener; NULL once stopped */
+    int stopping;                      /* http_front_stop() was called */
     struct cmd_ctx *ctx;               /* borrowed */
     const struct proto_waiter *waiter; /* borrowed */
     uint64_t next_session;

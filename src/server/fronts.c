@@ -40,6 +40,14 @@ int fronts_start(struct server *srv, char *err)
     return 0;
 }
 
+/* At the start of a graceful shutdown, next to conn_listeners_close(): the
+ * stream listeners are conn.c's, the HTTP one is evhttp's. */
+void fronts_quiesce(struct server *srv)
+{
+    if (srv->http)
+        http_front_stop(srv->http);
+}
+
 /* Called after every connection is closed: the memcached listener state is
  * referenced by its connections until then. */
 void fronts_stop(struct server *srv)

@@ -68,6 +68,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
          (unsigned long long)srv->info.connected_clients);
     srv->stop_deadline_ms = srv_now_ms() + SRV_STOP_GRACE_MS;
     conn_listeners_close(srv);
+    fronts_quiesce(srv);
     conn_drain_all(srv);
 }
 

@@ -199,6 +199,9 @@ struct mc_front;
 /* Start the memcached and HTTP front ends the flags ask for.  Returns 0 or -1
  * with err (256 bytes) set. */
 int fronts_start(struct server *srv, char *err);
+/* Shutdown begins: the HTTP front end stops accepting connections and
+ * requests (the stream listeners are closed by conn_listeners_close). */
+void fronts_quiesce(struct server *srv);
 void fronts_stop(struct server *srv);
 
 /* ---- The server (main.c) ------------------------------------------------- */
