@@ -21,7 +21,7 @@ struct cmd_ctx;
 
 /* How the HTTP front end's requests with an Idempotency-Key ended, as the
  * command layer answered them (cmd_stats counts calls and errors per
- * operation only, not by status, so http.c counts these itself).  The
+ * operation only, not by status, so http_counter.c counts these itself).  The
  * labels are metrics_idem_name()'s. */
 enum metrics_idem_outcome {
     METRICS_IDEM_APPLIED = 0, /* first request: applied and recorded */
