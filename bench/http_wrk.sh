@@ -14,13 +14,12 @@
 #   defaults: 10 s per run, policy always, 100000 keys.
 # Env: TALLYD (default <repo>/build/tallyd), WRK, REDIS_BENCHMARK.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
 tallyd=${TALLYD:-$repo/build/tallyd}
 wrk=${WRK:-wrk}
 redis_benchmark=${REDIS_BENCHMARK:-redis-benchmark}
 lua=$repo/bench/http_incr.lua
-python=/usr/bin/python3
 
 secs=10
 policies=always
@@ -30,55 +29,31 @@ while getopts "d:p:k:h" opt; do
     d) secs=$OPTARG ;;
     p) policies=$OPTARG ;;
     k) keys=$OPTARG ;;
-    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
+    *) bench_usage ;;
   esac
 done
 
 [[ -x $tallyd ]] || { echo "http_wrk: no tallyd at $tallyd (build it or set TALLYD)" >&2; exit 1; }
-command -v "$wrk" >/dev/null || { echo "http_wrk: $wrk not found" >&2; exit 1; }
+bench_need "$wrk"
 have_resp=1
 command -v "$redis_benchmark" >/dev/null || have_resp=0
 
-mkdir -p "$repo/build"
-work=$(mktemp -d "$repo/build/bench-http.XXXXXX")
-if [[ $(stat -f -c %T "$work") == tmpfs ]]; then
-  rm -rf "$work"
-  work=$(mktemp -d /var/tmp/tally-bench-http.XXXXXX)
-fi
+work=$(bench_workdir http)
 
-pid=
-stop_server() {
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  pid=
-}
-trap 'stop_server; rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+bench_on_exit "$work"
 
 start_server() { # policy
   rm -rf "$work/data"
   mkdir -p "$work/data"
-  port=$(free_port)
-  http_port=$(free_port)
+  port=$(bench_free_port)
+  http_port=$(bench_free_port)
   "$tallyd" --dir "$work/data" --bind 127.0.0.1 --port "$port" \
     --http-port "$http_port" --memcache-port 0 --fsync "$1" \
     >"$work/tallyd.log" 2>&1 &
   pid=$!
-  local i
-  for ((i = 0; i < 1500; i++)); do
-    "$python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$http_port/readyz', timeout=1)" \
-      >/dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.02
-  done
-  echo "http_wrk: tallyd did not become ready; log:" >&2
-  cat "$work/tallyd.log" >&2
-  exit 1
+  bench_started "$pid"
+  bench_wait_for "$work/tallyd.log" "$pid" "$python" -c \
+    "import urllib.request as u; u.urlopen('http://127.0.0.1:$http_port/readyz', timeout=1)"
 }
 
 # http_run CONNS -> "rps p50 p99 requests errors"
@@ -94,9 +69,7 @@ http_run() {
 resp_run() {
   local conns=$1 n=$2
   "$redis_benchmark" -h 127.0.0.1 -p "$port" -t incr -r "$keys" -c "$conns" \
-    -n "$n" --csv |
-    awk -F'","' '/^"INCR"/ { gsub(/"/, ""); split($0, f, ","); print f[2], f[5], f[7]; found = 1 }
-                 END { if (!found) exit 1 }'
+    -n "$n" --csv | bench_incr_csv
 }
 
 echo "$("$tallyd" --version 2>/dev/null | head -1 || true); wrk $secs s per run, $keys random keys; data on $(stat -f -c %T "$work") ($work)"
@@ -118,7 +91,7 @@ for policy in $policies; do
     fi
     printf '%-6s | %10.0f %8.3f %8.3f %7d | %10.0f %8.3f %8.3f | %8.2fx\n' "$conns" \
       "$h_rps" "$h_p50" "$h_p99" "$h_err" "$r_rps" "$r_p50" "$r_p99" \
-      "$(awk -v a="$h_rps" -v b="$r_rps" 'BEGIN { print (b > 0) ? a / b : 0 }')"
+      "$(bench_ratio "$h_rps" "$r_rps")"
   done
-  stop_server
+  bench_stop_all
 done

@@ -16,12 +16,11 @@
 # Env: TALLYD (default <repo>/build/tallyd), BENCH_MCLOAD (default
 # <repo>/build/bench/bench_mcload), MEMCACHED.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
 tallyd=${TALLYD:-$repo/build/tallyd}
 load=${BENCH_MCLOAD:-$repo/build/bench/bench_mcload}
 memcached=${MEMCACHED:-memcached}
-python=/usr/bin/python3
 
 secs=5
 repeats=3
@@ -33,78 +32,47 @@ while getopts "d:r:k:p:h" opt; do
     r) repeats=$OPTARG ;;
     k) keys=$OPTARG ;;
     p) policies=$OPTARG ;;
-    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
+    *) bench_usage ;;
   esac
 done
 
 [[ -x $tallyd ]] || { echo "memcache_vs_memcached: no tallyd at $tallyd (build it or set TALLYD)" >&2; exit 1; }
 [[ -x $load ]] || { echo "memcache_vs_memcached: no bench_mcload at $load (build target bench_mcload)" >&2; exit 1; }
-command -v "$memcached" >/dev/null || { echo "memcache_vs_memcached: $memcached not found" >&2; exit 1; }
+bench_need "$memcached"
 
-# An fsync on tmpfs costs nothing and would flatter tally.
-mkdir -p "$repo/build"
-work=$(mktemp -d "$repo/build/bench-mc.XXXXXX")
-if [[ $(stat -f -c %T "$work") == tmpfs ]]; then
-  rm -rf "$work"
-  work=$(mktemp -d /var/tmp/tally-bench-mc.XXXXXX)
-fi
+work=$(bench_workdir mc)
 fs=$(stat -f -c %T "$work")
 
-tally_pid= mc_pid=
-stop_servers() {
-  local pid
-  for pid in $tally_pid $mc_pid; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in $tally_pid $mc_pid; do wait "$pid" 2>/dev/null || true; done
-  tally_pid= mc_pid=
-}
-cleanup() {
-  stop_servers
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_on_exit "$work"
 
-free_port() {
-  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_port WHAT PID PORT: until PORT answers "mn" with "MN"; fail if PID died.
-wait_port() {
-  local what=$1 pid=$2 port=$3 i
-  for ((i = 0; i < 1500; i++)); do
-    "$python" - "$port" >/dev/null 2>&1 <<'PY' && return 0
+# answers_mn PORT: does PORT answer "mn" with "MN"?
+answers_mn() {
+  "$python" - "$1" <<'PY'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)
 s.sendall(b"mn\r\n")
 assert s.recv(16).startswith(b"MN")
 PY
-    kill -0 "$pid" 2>/dev/null || { echo "memcache_vs_memcached: $what exited; log:" >&2; cat "$work/$what.log" >&2; exit 1; }
-    sleep 0.02
-  done
-  echo "memcache_vs_memcached: $what not ready after 30 s" >&2
-  exit 1
 }
 
 start_servers() { # policy
   rm -rf "$work/tally"
   mkdir -p "$work/tally"
-  tally_port=$(free_port)
-  tally_mc=$(free_port)
-  mc_port=$(free_port)
+  tally_port=$(bench_free_port)
+  tally_mc=$(bench_free_port)
+  mc_port=$(bench_free_port)
   "$tallyd" --dir "$work/tally" --bind 127.0.0.1 --port "$tally_port" \
     --http-port 0 --memcache-port "$tally_mc" --fsync "$1" --log-level warn \
     2>"$work/tallyd.log" &
   tally_pid=$!
-  wait_port tallyd "$tally_pid" "$tally_mc"
+  bench_started "$tally_pid"
+  bench_wait_for "$work/tallyd.log" "$tally_pid" answers_mn "$tally_mc"
   local user=()
   [[ $(id -u) == 0 ]] && user=(-u nobody) # memcached refuses to run as root
   "$memcached" -l 127.0.0.1 -p "$mc_port" -U 0 "${user[@]}" 2>"$work/memcached.log" &
   mc_pid=$!
-  wait_port memcached "$mc_pid" "$mc_port"
-}
-
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  bench_started "$mc_pid"
+  bench_wait_for "$work/memcached.log" "$mc_pid" answers_mn "$mc_port"
 }
 
 # run PORT ARGS... -> "ops p50 p99"
@@ -135,11 +103,11 @@ for policy in $policies; do
       read -r a b c < <(run "$mc_port" $cfg) || { echo "memcache_vs_memcached: run against memcached failed ($cfg)" >&2; exit 1; }
       m_ops+=("$a") m_p50+=("$b") m_p99+=("$c")
     done
-    to=$(median "${t_ops[@]}") mo=$(median "${m_ops[@]}")
+    to=$(bench_median "${t_ops[@]}") mo=$(bench_median "${m_ops[@]}")
     printf '%-12s | %10.0f %8.1f %8.1f | %10.0f %8.1f %8.1f | %8.2fx\n' "$cfg" \
-      "$to" "$(median "${t_p50[@]}")" "$(median "${t_p99[@]}")" \
-      "$mo" "$(median "${m_p50[@]}")" "$(median "${m_p99[@]}")" \
-      "$(awk -v a="$to" -v b="$mo" 'BEGIN { print (b > 0) ? a / b : 0 }')"
+      "$to" "$(bench_median "${t_p50[@]}")" "$(bench_median "${t_p99[@]}")" \
+      "$mo" "$(bench_median "${m_p50[@]}")" "$(bench_median "${m_p99[@]}")" \
+      "$(bench_ratio "$to" "$mo")"
   done
-  stop_servers
+  bench_stop_all
 done

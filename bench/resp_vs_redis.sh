@@ -15,12 +15,11 @@
 #   defaults: -n 100000 for the -c 50 configs, 20000 at -c 1, 3 repeats.
 # Env: TALLYD (default <repo>/build/tallyd), REDIS_SERVER, REDIS_BENCHMARK.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
 tallyd=${TALLYD:-$repo/build/tallyd}
 redis_server=${REDIS_SERVER:-redis-server}
 redis_benchmark=${REDIS_BENCHMARK:-redis-benchmark}
-python=/usr/bin/python3
 
 n=100000
 n_c1=20000
@@ -32,78 +31,37 @@ while getopts "n:1:r:p:h" opt; do
     1) n_c1=$OPTARG ;;
     r) repeats=$OPTARG ;;
     p) policies=$OPTARG ;;
-    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2 ;;
+    *) bench_usage ;;
   esac
 done
 
 [[ -x $tallyd ]] || { echo "resp_vs_redis: no tallyd at $tallyd (build it or set TALLYD)" >&2; exit 1; }
-for tool in "$redis_server" "$redis_benchmark" redis-cli; do
-  command -v "$tool" >/dev/null || { echo "resp_vs_redis: $tool not found" >&2; exit 1; }
-done
+bench_need "$redis_server" "$redis_benchmark" redis-cli
 
-# The data directories must be on a real disk: an fsync on tmpfs costs
-# nothing and would make "always" meaningless for both servers.
-mkdir -p "$repo/build"
-work=$(mktemp -d "$repo/build/bench-resp.XXXXXX")
-if [[ $(stat -f -c %T "$work") == tmpfs ]]; then
-  rm -rf "$work"
-  work=$(mktemp -d /var/tmp/tally-bench-resp.XXXXXX)
-fi
+work=$(bench_workdir resp)
 fs=$(stat -f -c %T "$work")
 
-tally_pid= redis_pid=
-stop_servers() {
-  local pid
-  for pid in $tally_pid $redis_pid; do
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in $tally_pid $redis_pid; do
-    wait "$pid" 2>/dev/null || true
-  done
-  tally_pid= redis_pid=
-}
-cleanup() {
-  stop_servers
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_for WHAT PID CHECK...: poll CHECK until it succeeds; fail if PID died.
-wait_for() {
-  local what=$1 pid=$2 i
-  shift 2
-  for ((i = 0; i < 1500; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
-    kill -0 "$pid" 2>/dev/null || { echo "resp_vs_redis: $what exited; log:" >&2; cat "$work/$what.log" >&2; exit 1; }
-    sleep 0.02
-  done
-  echo "resp_vs_redis: $what not ready after 30 s; log:" >&2
-  cat "$work/$what.log" >&2
-  exit 1
-}
+bench_on_exit "$work"
 
 start_servers() { # policy
   local policy=$1
   rm -rf "$work/tally" "$work/redis"
   mkdir -p "$work/tally" "$work/redis"
-  tally_port=$(free_port)
-  redis_port=$(free_port)
+  tally_port=$(bench_free_port)
+  redis_port=$(bench_free_port)
   "$tallyd" --dir "$work/tally" --bind 127.0.0.1 --port "$tally_port" \
     --http-port 0 --memcache-port 0 --fsync "$policy" --log-level warn \
     2>"$work/tallyd.log" &
   tally_pid=$!
+  bench_started "$tally_pid"
   # --log-level warn may hide the ready line; a PING answered is as good.
-  wait_for tallyd "$tally_pid" sh -c "grep -q ' ready' '$work/tallyd.log' || redis-cli -p $tally_port PING | grep -q PONG"
+  bench_wait_for "$work/tallyd.log" "$tally_pid" sh -c "grep -q ' ready' '$work/tallyd.log' || redis-cli -p $tally_port PING | grep -q PONG"
   "$redis_server" --bind 127.0.0.1 --port "$redis_port" --dir "$work/redis" \
     --appendonly yes --appendfsync "$policy" --save '' --daemonize no \
     --logfile "$work/redis.log" &
   redis_pid=$!
-  wait_for redis "$redis_pid" sh -c "redis-cli -p $redis_port PING | grep -q PONG"
+  bench_started "$redis_pid"
+  bench_wait_for "$work/redis.log" "$redis_pid" sh -c "redis-cli -p $redis_port PING | grep -q PONG"
 }
 
 # bench PORT ARGS... -> "rps p50 p99" from redis-benchmark --csv
@@ -111,12 +69,7 @@ bench() {
   local port=$1
   shift
   "$redis_benchmark" -h 127.0.0.1 -p "$port" -t incr -r 100000 --csv "$@" |
-    awk -F'","' '/^"INCR"/ { gsub(/"/, ""); split($0, f, ","); print f[2], f[5], f[7]; found = 1 }
-                 END { if (!found) exit 1 }'
-}
-
-median() { # numbers... -> median
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    bench_incr_csv
 }
 
 configs=("-c 1" "-c 50" "-c 50 -P 16")
@@ -142,11 +95,11 @@ for policy in $policies; do
       read -r a b c < <(bench "$redis_port" -n "$count" $cfg) || { echo "resp_vs_redis: redis-benchmark failed against redis ($cfg)" >&2; exit 1; }
       r_rps+=("$a") r_p50+=("$b") r_p99+=("$c")
     done
-    tr=$(median "${t_rps[@]}") rr=$(median "${r_rps[@]}")
+    tr=$(bench_median "${t_rps[@]}") rr=$(bench_median "${r_rps[@]}")
     printf '%-13s | %11.0f %7.3f %7.3f | %11.0f %7.3f %7.3f | %10.2fx\n' "$cfg" \
-      "$tr" "$(median "${t_p50[@]}")" "$(median "${t_p99[@]}")" \
-      "$rr" "$(median "${r_p50[@]}")" "$(median "${r_p99[@]}")" \
-      "$(awk -v a="$tr" -v b="$rr" 'BEGIN { print (b > 0) ? a / b : 0 }')"
+      "$tr" "$(bench_median "${t_p50[@]}")" "$(bench_median "${t_p99[@]}")" \
+      "$rr" "$(bench_median "${r_p50[@]}")" "$(bench_median "${r_p99[@]}")" \
+      "$(bench_ratio "$tr" "$rr")"
   done
-  stop_servers
+  bench_stop_all
 done

@@ -1,0 +1,109 @@
+# shellcheck shell=bash
+# bench/lib.sh - what the bench scripts (resp_vs_redis.sh,
+# memcache_vs_memcached.sh, http_wrk.sh) share; sourced right after their
+# `set -euo pipefail`, never run.  It owns the plumbing around a run: a work
+# directory on a real disk, free loopback ports, waiting for a server to
+# answer, stopping servers, cleanup on exit, medians and redis-benchmark's
+# CSV.  What is measured, the options and the tables stay in each script.
+#
+# Sets: repo (the checkout), python (the interpreter with the test
+# packages), bench_name (the script's name, for messages), bench_pids (the
+# servers started and not yet stopped: bench_started, bench_stop_all).
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python=/usr/bin/python3
+bench_name=$(basename "$0" .sh)
+bench_pids=()
+
+# bench_usage: print the script's opening comment (up to `set -euo`) and
+# exit 2, for -h and unknown options.
+bench_usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 2
+}
+
+# bench_need TOOL...: exit 1 naming the first TOOL that is not on PATH.
+bench_need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "$bench_name: $tool not found" >&2; exit 1; }
+  done
+}
+
+# bench_workdir TAG: make and print a fresh directory for this run's data.
+# It must be on a real disk: an fsync on tmpfs costs nothing and would make
+# "always" meaningless, so under the repo's build/ unless that is tmpfs,
+# else under /var/tmp.
+bench_workdir() {
+  local dir
+  mkdir -p "$repo/build"
+  dir=$(mktemp -d "$repo/build/bench-$1.XXXXXX")
+  if [[ $(stat -f -c %T "$dir") == tmpfs ]]; then
+    rm -rf "$dir"
+    dir=$(mktemp -d "/var/tmp/tally-bench-$1.XXXXXX")
+  fi
+  echo "$dir"
+}
+
+# bench_started PID: remember a server this script started in the
+# background, for bench_stop_all.
+bench_started() {
+  bench_pids+=("$1")
+}
+
+# bench_stop_all: TERM every server started, then reap them all, so that
+# they shut down in parallel.
+bench_stop_all() {
+  local pid
+  for pid in "${bench_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${bench_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  bench_pids=()
+}
+
+# bench_on_exit DIR: however the script ends, stop its servers and remove
+# DIR; ^C and TERM exit 130.
+bench_on_exit() {
+  # shellcheck disable=SC2064 # DIR is expanded now on purpose
+  trap "bench_stop_all; rm -rf $(printf %q "$1")" EXIT
+  trap 'exit 130' INT TERM
+}
+
+# bench_free_port: print a TCP port on 127.0.0.1 that nothing listens on.
+bench_free_port() {
+  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bench_wait_for LOG PID CHECK...: poll CHECK for up to 30 s until it
+# succeeds; exit 1 showing LOG (the server's, named WHAT.log) if PID dies
+# first or time runs out.
+bench_wait_for() {
+  local log=$1 pid=$2 what i
+  what=$(basename "$log" .log)
+  shift 2
+  for ((i = 0; i < 1500; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "$bench_name: $what exited; log:" >&2; cat "$log" >&2; exit 1; }
+    sleep 0.02
+  done
+  echo "$bench_name: $what not ready after 30 s; log:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+# bench_median NUMBER...: print their median (the mean of the middle two for an
+# even count).
+bench_median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# bench_ratio A B: print A/B, or 0 when B is not positive.
+bench_ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { print (b > 0) ? a / b : 0 }'
+}
+
+# bench_incr_csv: filter `redis-benchmark -t incr --csv` to "rps p50 p99" (ms);
+# fails if there was no INCR row.
+bench_incr_csv() {
+  awk -F'","' '/^"INCR"/ { gsub(/"/, ""); split($0, f, ","); print f[2], f[5], f[7]; found = 1 }
+               END { if (!found) exit 1 }'
+}
