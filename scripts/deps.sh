@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev)
-test_pkgs=(python3 python3-pytest python3-redis python3-requests python3-pymemcache
+test_pkgs=(python3 python3-pytest python3-redis python3-requests python3-pymemcache python3-yaml
            redis-server redis-tools memcached wrk)
 
 want=("${build_pkgs[@]}")
