@@ -82,17 +82,6 @@ static json_t *http_counter_json(const char *key, size_t klen, int64_t v)
 
 /* ---- Parsing ---------------------------------------------------------- */
 
-static int http_hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decode s[0, n) onto out; with plus, '+' means a space (query
  * strings).  Returns 0, or -1 at a '%' not followed by two hex digits (out
  * then holds a prefix of the result). */
@@ -101,8 +90,8 @@ static int http_unescape(const char *s, size_t n, int plus, struct buf *out)
     buf_reserve(out, n);
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
-            int hi = i + 2 < n ? http_hex(s[i + 1]) : -1;
-            int lo = i + 2 < n ? http_hex(s[i + 2]) : -1;
+            int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return -1;
             buf_addc(out, (char)(hi << 4 | lo));

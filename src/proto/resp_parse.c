@@ -144,17 +144,6 @@ static int is_blank(char ch)
            ch == '\v' || ch == '\f';
 }
 
-static int hex_val(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Split p[0, n) into a, resolving quotes into a->scratch.  The resolved
  * text is never longer than the line, so scratch is sized once and the
  * argument pointers into it stay valid.  Returns 0 or -1 with err set. */
@@ -183,8 +172,8 @@ static int split_inline(const char *p, size_t n,
 
             if (inq) {
                 if (ch == '\\' && i + 3 < n && p[i + 1] == 'x' &&
-                    hex_val(p[i + 2]) >= 0 && hex_val(p[i + 3]) >= 0) {
-                    *w++ = (char)(hex_val(p[i + 2]) * 16 + hex_val(p[i + 3]));
+                    hex_digit(p[i + 2]) >= 0 && hex_digit(p[i + 3]) >= 0) {
+                    *w++ = (char)(hex_digit(p[i + 2]) * 16 + hex_digit(p[i + 3]));
                     i += 3;
                 } else if (ch == '\\' && i + 1 < n) {
                     char e = p[++i];

@@ -40,6 +40,18 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 void buf_consume(struct buf *b, size_t n);   /* drop n bytes from the front */
 static inline void buf_clear(struct buf *b) { b->len = 0; if (b->cap) b->p[0] = 0; }
 
+/* The value of one hexadecimal digit (either case), or -1. */
+static inline int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Write v in decimal to out (at least 21 bytes); returns the length. */
 size_t u64_to_dec(uint64_t v, char *out);
 size_t i64_to_dec(int64_t v, char *out);
