@@ -61,6 +61,9 @@ struct rscan {
     char note[TALLY_ERRMAX];   /* what was (or would be) cut or removed */
     int dir_changed;           /* fsync the directory at the end */
     int cut;                   /* repair cut a log: later ones go aside */
+    int torn;                  /* a torn tail was (or would be) cut */
+    int closed;                /* the newest log ends with a CLOSE frame */
+    int newest_unframed;       /* ... or is of version 1 */
     int newest_fd;             /* open: the newest log, kept for appends */
     uint64_t newest_start, newest_size;
 };
@@ -386,6 +389,130 @@ static int holds_valid_record(const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Version 1 (unframed) logs: walk the records from the header on, applying
+ * each, up to the end of the data or the first bad record, which *d then
+ * describes, judged by the version-1 rule (format.md): in the newest log,
+ * a bad record with only zeros after its own claimed extent and no valid
+ * record inside that extent is a torn tail.  *offp gets where the valid
+ * data ends.  Returns 0, or TALLY_EVERSION with the message set. */
+static int walk_records(struct rscan *rs, const struct rfile *f,
+                        const struct mfile *m, int newest, size_t *offp,
+                        struct tail_damage *d)
+{
+    tally *db = rs->db;
+    struct codec_rec r;
+    size_t off = CODEC_FILE_HDR, used, claimed, tail;
+    const char *why = "";
+    int rc;
+
+    for (;;) {
+        rc = codec_decode(m->p + off, m->n - off, &r, &used, &claimed, &why);
+        if (rc == CODEC_OK && r.type != CODEC_END) {
+            db_apply_rec(db, &r, f->lsn + (off + used - CODEC_FILE_HDR));
+            db->recovered_records++;
+            off += used;
+            continue;
+        }
+        break;
+    }
+    *offp = off;
+    memset(d, 0, sizeof(*d));
+    d->at = d->cut = off;
+    if (rc == CODEC_ZERO && all_zero(m->p + off, m->n - off))
+        return 0; /* the end of the data */
+    if (rc == CODEC_ETYPE)
+        return fail(rs, TALLY_EVERSION, "%s/%s: bad record at offset %zu: %s",
+                    db->dir, f->name, off, why);
+    d->why = rc == CODEC_ZERO ? "zeroed record header followed by data"
+             : rc == CODEC_OK ? "END record in a log" : why;
+    tail = claimed < m->n - off ? claimed : m->n - off;
+    d->torn = rc != CODEC_EBODY && rc != CODEC_OK && rc != CODEC_ZERO &&
+              newest && all_zero(m->p + off + tail, m->n - off - tail) &&
+              !holds_valid_record(m->p + off, tail);
+    if (!d->torn)
+        snprintf(d->proof, sizeof(d->proof), "%s", newest
+                 ? "not a torn write: data follows it, or its checksum holds"
+                 : "not the newest log file, so it was synced before the "
+                   "next one began");
+    return 0;
+}
+
+/* Version 2 (framed) logs: walk the frames, applying the records of each
+ * valid one, up to the end of the data or the first bad frame, which *d
+ * then describes, judged by tail_judge.  *offp gets where the valid data
+ * ends; *closed is set if the data ends with a CLOSE frame.  Returns 0, or
+ * TALLY_EVERSION with the message set. */
+static int walk_frames(struct rscan *rs, const struct rfile *f,
+                       const struct mfile *m, int newest, size_t *offp,
+                       int *closed, struct tail_damage *d)
+{
+    tally *db = rs->db;
+    struct codec_frame fr;
+    struct codec_rec r;
+    size_t off = CODEC_FILE_HDR, at, end, used, claimed;
+    const char *why;
+    int rc;
+
+    *closed = 0;
+    for (;;) {
+        rc = tail_frame(m->p, m->n, f->lsn, off, &fr, d);
+        if (rc == TAIL_END) {
+            d->why = NULL;
+            break;
+        }
+        if (rc == TAIL_VERSION)
+            return fail(rs, TALLY_EVERSION, "%s/%s: bad record at offset %zu: "
+                        "%s", db->dir, f->name, d->at, d->why);
+        if (rc == TAIL_BAD) {
+            tail_judge(m->p, m->n, f->lsn, newest, d);
+            break;
+        }
+        /* tail_frame checked every record: apply them. */
+        end = off + CODEC_FRAME_HDR + fr.len;
+        for (at = off + CODEC_FRAME_HDR; at < end; at += used) {
+            codec_decode(m->p + at, end - at, &r, &used, &claimed, &why);
+            db_apply_rec(db, &r, f->lsn + (at + used - CODEC_FILE_HDR));
+            db->recovered_records++;
+        }
+        *closed = (fr.flags & CODEC_FRAME_CLOSE) != 0;
+        off = end;
+    }
+    *offp = off;
+    return 0;
+}
+
+/* Repair: the bad frame at d->cut holds d->records valid records before
+ * the defect at d->at.  Apply them, rewrite the frame's header to cover
+ * just them, and move d->cut to d->at, where the log is then cut. */
+static int shorten_frame(struct rscan *rs, const struct rfile *f,
+                         const struct mfile *m, struct tail_damage *d)
+{
+    tally *db = rs->db;
+    struct codec_rec r;
+    size_t at, used, claimed, n = d->at - d->cut;
+    unsigned char *copy;
+    const char *why;
+    int rc;
+
+    for (at = d->cut + CODEC_FRAME_HDR; at < d->at; at += used) {
+        codec_decode(m->p + at, d->at - at, &r, &used, &claimed, &why);
+        db_apply_rec(db, &r, f->lsn + (at + used - CODEC_FILE_HDR));
+        db->recovered_records++;
+    }
+    copy = mem_alloc(n);
+    memcpy(copy, m->p + d->cut, n);
+    codec_frame_set_len(copy, (uint32_t)(n - CODEC_FRAME_HDR));
+    codec_frame_seal(copy, d->cut, d->frame.synced, d->frame.flags);
+    rc = log_pwrite_all(m->fd, copy, CODEC_FRAME_HDR, (off_t)d->cut);
+    free(copy);
+    if (rc != 0)
+        return fail(rs, TALLY_EIO, "%s/%s: cannot rewrite the frame at "
+                    "offset %zu: %s", db->dir, f->name, d->cut, strerror(-rc));
+    d->lost_records -= d->records;
+    d->cut = d->at;
+    return 0;
+}
+
 /* Replay one log file from its start.  *end gets the LSN where its valid
  * data ends.  newest: the last log file, where a torn tail may be cut. */
 static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
@@ -393,11 +520,11 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
 {
     tally *db = rs->db;
     struct mfile m;
-    struct codec_rec r;
-    size_t off = CODEC_FILE_HDR, used, claimed, tail;
+    struct tail_damage d;
+    size_t off = CODEC_FILE_HDR, lost;
     uint64_t lsn;
     const char *why = "";
-    int rc, writable = newest && rs->mode != MODE_CHECK;
+    int rc, closed = 0, unframed, writable = newest && rs->mode != MODE_CHECK;
 
     if ((rc = mfile_open(rs, f->name, writable || rs->mode == MODE_REPAIR,
                          &m)) != 0)
@@ -418,67 +545,62 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
         return fail(rs, rc, "%s/%s: bad header at offset 0: %s", db->dir,
                     f->name, why);
     }
-    for (;;) {
-        rc = codec_decode(m.p + off, m.n - off, &r, &used, &claimed, &why);
-        if (rc == CODEC_OK && r.type != CODEC_END) {
-            db_apply_rec(db, &r, f->lsn + (off + used - CODEC_FILE_HDR));
-            db->recovered_records++;
-            off += used;
-            continue;
+    unframed = codec_header_version(m.p) == CODEC_VERSION_UNFRAMED;
+    rc = unframed ? walk_records(rs, f, &m, newest, &off, &d)
+                  : walk_frames(rs, f, &m, newest, &off, &closed, &d);
+    if (rc != 0 || !d.why)
+        goto out;
+    /* Only what held data counts: the zeros after it are reserved space. */
+    lost = data_len(m.p + d.cut, m.n - d.cut);
+    if (d.torn) {
+        db->torn_bytes += lost;
+        rs->torn = 1;
+        if (rs->mode == MODE_CHECK) {
+            add_note(rs, "torn tail in %s at offset %zu (%zu bytes: %s) would "
+                     "be cut; no acknowledged change is lost", f->name, d.cut,
+                     lost, d.why);
+            goto out;
         }
-        if (rc == CODEC_ZERO) {
-            if (all_zero(m.p + off, m.n - off))
-                break; /* the end of the data */
-            why = "zeroed record header followed by data";
-            goto bad;
-        }
-        if (rc == CODEC_OK) {
-            why = "END record in a log";
-            goto bad;
-        }
-        if (rc == CODEC_ETYPE) {
-            mfile_close(&m, 0);
-            return fail(rs, TALLY_EVERSION, "%s/%s: bad record at offset "
-                        "%zu: %s", db->dir, f->name, off, why);
-        }
-        tail = claimed < m.n - off ? claimed : m.n - off;
-        if (rc != CODEC_EBODY && newest &&
-            all_zero(m.p + off + tail, m.n - off - tail) &&
-            !holds_valid_record(m.p + off, tail)) {
-            db->torn_bytes += tail;
-            if (rs->mode == MODE_CHECK) {
-                add_note(rs, "torn tail in %s at offset %zu (%zu bytes) "
-                         "would be cut", f->name, off, tail);
-                break;
-            }
-            db_log(&db->opts, TALLY_LOG_WARN, "%s/%s: torn tail at offset "
-                   "%zu (%zu bytes: %s) cut off", db->dir, f->name, off,
-                   tail, why);
-            add_note(rs, "cut a torn tail in %s at offset %zu (%zu bytes)",
-                     f->name, off, tail);
-            if ((rc = cut_file(rs, m.fd, f->name, off)) != 0)
-                goto out;
-            m.n = off; /* the file's new size */
-            break;
-        }
-        goto bad;
-    }
-    rc = 0;
-    goto out;
-bad:
-    if (rs->mode != MODE_REPAIR) {
-        rc = fail(rs, TALLY_ECORRUPT, "%s/%s: bad record at offset %zu: %s",
-                  db->dir, f->name, off, why);
+        db_log(&db->opts, TALLY_LOG_WARN, "%s/%s: torn tail at offset "
+               "%zu (%zu bytes: %s) cut off", db->dir, f->name, d.cut,
+               lost, d.why);
+        add_note(rs, "cut a torn tail in %s at offset %zu (%zu bytes)",
+                 f->name, d.cut, lost);
+        if ((rc = cut_file(rs, m.fd, f->name, d.cut)) != 0)
+            goto out;
+        m.n = d.cut; /* the file's new size */
         goto out;
     }
-    /* Count only what held data: the zeros after it are reserved space. */
-    add_note(rs, "cut %s at offset %zu (%s), losing %zu bytes", f->name,
-             off, why, data_len(m.p + off, m.n - off));
-    rc = cut_file(rs, m.fd, f->name, off);
-    m.n = off;
+    if (rs->mode != MODE_REPAIR) {
+        rc = fail(rs, TALLY_ECORRUPT, "%s/%s: bad record at offset %zu: %s; "
+                  "%s; `tally repair` would cut the log at offset %zu, "
+                  "dropping %s%" PRIu64 " intact records (%zu bytes)",
+                  db->dir, f->name, d.at, d.why, d.proof, d.cut,
+                  unframed ? "the rest: at least " : "", d.lost_records, lost);
+        goto out;
+    }
+    if (!unframed && d.records > 0) {
+        /* Keep the valid records of the bad frame: shorten it to them. */
+        if ((rc = shorten_frame(rs, f, &m, &d)) != 0)
+            goto out;
+        off = d.cut;
+        lost = data_len(m.p + d.cut, m.n - d.cut);
+    }
+    add_note(rs, "cut %s at offset %zu (%s at offset %zu), losing %" PRIu64
+             " intact records (%zu bytes)", f->name, d.cut, d.why, d.at,
+             d.lost_records, lost);
+    rc = cut_file(rs, m.fd, f->name, d.cut);
+    m.n = d.cut;
     rs->cut = 1;
+    closed = 0;
 out:
     *end = f->lsn + (off - CODEC_FILE_HDR);
+    if (rc == 0 && newest) {
+        rs->newest_unframed = unframed;
+        rs->closed = closed;
+        if (closed)
+            db->closed_at = *end;
+    }
     if (rc == 0 && newest && rs->mode == MODE_OPEN) {
         rs->newest_fd = m.fd;
         rs->newest_start = f->lsn;
@@ -531,7 +653,6 @@ static int create_log(struct rscan *rs, uint64_t lsn)
     rs->newest_fd = fd;
     rs->newest_start = lsn;
     rs->newest_size = CODEC_FILE_HDR;
-    db->log_files = 1;
     return 0;
 }
 
@@ -547,6 +668,7 @@ static int replay_logs(struct rscan *rs, uint64_t s, uint64_t *end)
     *end = s;
     /* A newest log whose header never reached the disk held nothing. */
     if (l->n > 0 && torn_creation(rs, &l->v[l->n - 1])) {
+        rs->torn = 1;
         if (rs->mode == MODE_CHECK) {
             add_note(rs, "empty %s would be removed", l->v[l->n - 1].name);
         } else {
@@ -611,6 +733,7 @@ static int recover_dir(tally *db, int mode, char *msg)
     rs.mode = mode;
     rs.msg = msg;
     rs.newest_fd = -1;
+    db->closed_at = UINT64_MAX;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = log_now_ns() ^ ((uint64_t)getpid() << 32);
     db->table.seed = seed;
@@ -632,9 +755,20 @@ static int recover_dir(tally *db, int mode, char *msg)
     if ((rc = replay_logs(&rs, s, &end)) != 0)
         goto out;
     db->head = db->durable = end;
-    if (mode == MODE_OPEN && rs.newest_fd < 0 &&
-        (rc = create_log(&rs, end)) != 0)
-        goto out;
+    if (mode == MODE_OPEN && rs.newest_fd >= 0 && rs.newest_unframed) {
+        /* Frames are never appended to a version-1 log: a new one starts
+         * where its data ends (replacing it if it holds none), and the old
+         * one stays until a snapshot makes it obsolete. */
+        close(rs.newest_fd);
+        rs.newest_fd = -1;
+        if (end == rs.newest_start)
+            db->log_files--;
+    }
+    if (mode == MODE_OPEN && rs.newest_fd < 0) {
+        if ((rc = create_log(&rs, end)) != 0)
+            goto out;
+        db->log_files++;
+    }
     if (rs.dir_changed && log_fsync_dir(db->dirfd) != 0) {
         rc = fail(&rs, TALLY_EIO, "%s: fsync of the directory: %s", db->dir,
                   strerror(errno));
@@ -649,10 +783,16 @@ static int recover_dir(tally *db, int mode, char *msg)
         size_t l = (size_t)snprintf(
             msg, TALLY_ERRMAX, "%s: %" PRIu64 " counters, %s%s, %" PRIu64
             " log files, %" PRIu64 " log records replayed",
-            mode == MODE_CHECK ? "ok" : "repaired", db->table.count,
+            mode == MODE_REPAIR ? "repaired" : rs.torn ? "torn tail" : "ok",
+            db->table.count,
             rs.snaps.n ? "snapshot " : "no snapshot",
             rs.snaps.n ? rs.snaps.v[rs.snaps.n - 1].name : "",
             db->log_files, db->recovered_records);
+        if (rs.closed && l < TALLY_ERRMAX)
+            l += (size_t)snprintf(msg + l, TALLY_ERRMAX - l,
+                                  ", closed cleanly");
+        if (l >= TALLY_ERRMAX)
+            l = TALLY_ERRMAX - 1;
         if (rs.note[0] && l + 3 < TALLY_ERRMAX) {
             memcpy(msg + l, "; ", 2);
             l += 2;
@@ -661,6 +801,8 @@ static int recover_dir(tally *db, int mode, char *msg)
             msg[l + n] = 0;
         }
     }
+    if (mode == MODE_CHECK && rs.torn)
+        rc = TALLY_TORN;
 out:
     if (rs.newest_fd >= 0)
         close(rs.newest_fd);
