@@ -6,6 +6,13 @@
  *
  * Group commit.  The loop thread appends encoded records to db->pend under
  * db->mu (held only for the memcpy) and wakes the sync thread if it sleeps.
+ * What one write will cover is one frame (codec.h): the first record
+ * appended to an empty pend (or after a rotation mark) opens a frame header
+ * in pend, which takes LSN bytes like a record, and each record after it
+ * updates the header's length; the writer seals the frames (what had been
+ * synced, zero sectors, CRC) just before its pwrite.  Close ends the log
+ * with a synced CLOSE frame (write_close), the proof recovery needs that no
+ * write was in flight.
  * The sync thread swaps pend with its own buffer, writes the whole batch
  * with one pwrite, and under TALLY_SYNC_ALWAYS fdatasyncs it; then it
  * publishes durable (an atomic store), broadcasts done_cv (tally_wait) and

@@ -11,11 +11,13 @@
  * snapshots and the log files wholly before it; replay
  * the log files from the one holding S through db_apply, the function live
  * changes use, checking that each file starts where the previous one's valid
- * data ended (a gap refuses, naming the missing range).  In the newest log
- * only, an invalid record with nothing but zeros after its own claimed
- * extent, and no valid record inside that extent, is a torn tail: it is cut
- * (ftruncate, fdatasync) with a warning.
- * Any other invalid record is corruption.  Recovery reads each file once
+ * data ended (a gap refuses, naming the missing range).  A log of format
+ * version 2 is walked frame by frame and a bad frame judged by tail.c: a
+ * torn write (only possible in the newest log) is cut (ftruncate,
+ * fdatasync) with a warning, anything else is corruption, refused with the
+ * file, offset, why it was acknowledged and what repair would drop.  A
+ * version-1 log keeps its rule (walk_records), and a version-1 newest log
+ * gets a framed log after it.  Recovery reads each file once
  * through mmap, so its cost follows the snapshot size plus the log written
  * since it (a snapshot is taken whenever the log outgrows the last one), not
  * the whole history.
