@@ -363,9 +363,14 @@ static int load_snapshot(struct rscan *rs, const struct rfile *f)
     return 0;
 bad:
     mfile_close(&m, 0);
-    if (rs->mode != MODE_REPAIR || code == TALLY_EVERSION)
+    if (code == TALLY_EVERSION)
         return fail(rs, code, "%s/%s: bad record at offset %zu: %s", db->dir,
                     f->name, off, why);
+    if (rs->mode != MODE_REPAIR)
+        return fail(rs, code, "%s/%s: bad record at offset %zu: %s; `tally "
+                    "repair` would rebuild the snapshot from the %" PRIu64
+                    " valid records before it, dropping the rest", db->dir,
+                    f->name, off, why, puts);
     add_note(rs, "rebuilt %s from its %" PRIu64 " valid records (bad at "
              "offset %zu: %s)", f->name, puts, off, why);
     rc = snap_write_table(db->dirfd, &db->table, &db->once, f->lsn, rs->msg);
@@ -599,9 +604,9 @@ out:
     *end = f->lsn + (off - CODEC_FILE_HDR);
     if (rc == 0 && newest) {
         rs->newest_unframed = unframed;
-        rs->closed = closed;
+        rs->closed = closed && !d.why; /* no torn write after the mark */
         if (closed)
-            db->closed_at = *end;
+            db->closed_at = *end; /* the data ends with it (after a cut) */
     }
     if (rc == 0 && newest && rs->mode == MODE_OPEN) {
         rs->newest_fd = m.fd;
