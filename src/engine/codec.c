@@ -163,6 +163,12 @@ uint32_t codec_header_version(const unsigned char *p)
     return codec_get32(p + 8);
 }
 
+void codec_header_set_version(unsigned char *out, uint32_t version)
+{
+    codec_put32(out + 8, version);
+    codec_put32(out + 28, crc32c_extend(0, out, 28));
+}
+
 void codec_frame_open(unsigned char *out, uint64_t lsn)
 {
     memset(out, 0, CODEC_FRAME_HDR);

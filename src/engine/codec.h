@@ -73,6 +73,9 @@ void codec_header(unsigned char *out, int kind, uint64_t lsn, uint32_t hint);
 int codec_header_check(const unsigned char *p, size_t n, int kind,
                        uint64_t *lsn, uint32_t *hint, const char **why);
 uint32_t codec_header_version(const unsigned char *p);
+/* Rewrite the version of the header at out (and its CRC): for tools and
+ * tests that build version-1 (unframed) logs. */
+void codec_header_set_version(unsigned char *out, uint32_t version);
 
 /* ---- Frames (log files of version 2) ----
  * Every write of the log (one pwrite of a group-commit batch, and the final
