@@ -87,6 +87,25 @@ def test_memcached_noreply_change_holds_a_read_of_another_counter(faulty):
     m.close()
 
 
+def test_memcached_noreply_change_after_sent_replies_holds_a_later_mn(faulty):
+    # Given a durable counter other = 9 and slow syncs
+    d, _ = slowed(faulty, other=9)
+    m = Stream(d.mc_port)
+    # When a read and a quiet set arrive together, and mn only later
+    t0 = time.monotonic()
+    m.send(b"get other\r\nset b 0 0 1 noreply\r\n5\r\n")
+    # Then the read, which came before the set, is answered at once
+    assert m.read_until(b"END\r\n") == mc_value("other", 9)
+    assert time.monotonic() - t0 < SLOW
+    time.sleep(0.05)
+    m.send(b"mn\r\n")
+    # and the mn sent afterwards waits for the set, with nothing else
+    assert m.read_until(b"MN\r\n") == b"MN\r\n"
+    assert time.monotonic() - t0 >= SLOW
+    assert m.drain(0.1) == (b"", False)
+    m.close()
+
+
 # ---- 2. errors that reveal state wait for that state's sync ----------------
 
 def test_overflow_error_waits_for_the_change_it_was_computed_from_resp(faulty):
