@@ -214,3 +214,24 @@ def test_http_pipelined_read_is_answered_after_the_held_change_before_it(
         b'"value":1' in got[first:second], got
     assert b'"durable"' in got[second:], got
     assert time.monotonic() - t0 >= SLOW
+
+
+# ---- 4. multi-key deletes are single records, so they must fit in one -------
+
+def test_memcached_flush_all_deletes_many_keys_of_the_longest_length(
+        tallyd_factory):
+    # Given 1100 counters with 1024-byte keys (made over RESP: memcached keys
+    # are shorter), more than one flush_all batch of them
+    d = tallyd_factory(allow_flush=True)
+    r = d.redis()
+    keys = [("%04d" % i).encode() * 256 for i in range(1100)]
+    for i in range(0, len(keys), 100):
+        assert r.mset({k: 1 for k in keys[i:i + 100]}) is True
+    # When memcached's flush_all deletes them, batch by batch, each batch one
+    # atomic DEL
+    m = Stream(d.mc_port)
+    m.send(b"flush_all\r\n")
+    # Then every batch fits in one log record and everything is gone
+    assert m.read_until(b"\r\n") == b"OK\r\n"
+    assert r.dbsize() == 0
+    m.close()
