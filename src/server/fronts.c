@@ -41,6 +41,11 @@ int fronts_start(struct server *srv, char *err)
                                    c->http_port, &ho, err);
         if (!srv->http)
             return -1;
+        if (c->passlen && (c->password[c->passlen - 1] == ' ' ||
+                           c->password[c->passlen - 1] == '\t'))
+            slog(&srv->log, SLOG_WARN, "the password ends in a space or tab: "
+                 "HTTP drops blanks at the end of a header, so HTTP clients "
+                 "cannot send it (RESP and memcached can)");
         if (!c->nhosts && !http_bind_is_loopback(c->bind))
             slog(&srv->log, SLOG_INFO, "HTTP on %s: requests that name this "
                  "server by a host name get 421 unless the name is given "
