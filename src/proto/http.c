@@ -7,12 +7,12 @@
  * method is a 405 with Allow; OPTIONS answers CORS preflights), gets its
  * CORS headers, has a change's Origin and Content-Type checked (these
  * browser rules are in http_guard.c), is authenticated, and is handed on:
- * the counter endpoints are in
- * http_counter.c, which parses them into a struct cmd_req and runs it
- * through the command layer (src/cmd); http_reply.c encodes answers and
- * problems and holds each answer through the daemon's proto_waiter until it
- * is durable.  The Prometheus text lives in metrics.c; http_int.h lists what
- * the files share; docs/http.md and docs/openapi.yaml describe the API.
+ * the counter endpoints are in http_counter.c, which parses them into a
+ * struct cmd_req and runs it through the command layer (src/cmd);
+ * http_reply.c encodes answers and problems and holds each answer through
+ * the daemon's proto_waiter until it is durable.  The Prometheus text lives
+ * in metrics.c; http_int.h lists what the files share; docs/http.md and
+ * docs/openapi.yaml describe the API.
  */
 #include "http_int.h"
 
