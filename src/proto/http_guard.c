@@ -254,6 +254,12 @@ void http_guard_options(const struct http_guard *g,
         http_out(req, "Access-Control-Allow-Methods", allow);
         http_out(req, "Access-Control-Allow-Headers", HTTP_CORS_HEADERS);
         http_out(req, "Access-Control-Max-Age", HTTP_CORS_MAX_AGE);
+        /* Chrome asks this before a public page may call a private or
+         * loopback address (Private Network Access); a listed origin may. */
+        const char *pna = http_header(req,
+                                      "Access-Control-Request-Private-Network");
+        if (pna && strcasecmp(pna, "true") == 0)
+            http_out(req, "Access-Control-Allow-Private-Network", "true");
     }
     http_send(req, 204);
 }

@@ -158,6 +158,12 @@ def test_listed_origin_preflight_and_request(d, s):
     assert {"authorization", "content-type", "idempotency-key"} <= allowed
     assert int(h["Access-Control-Max-Age"]) > 0
     assert h["Vary"] == "Origin"
+    assert "Access-Control-Allow-Private-Network" not in h
+    # Chrome's Private Network Access question, from a public page.
+    pna = s.options(url, headers={
+        "Origin": APP, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Private-Network": "true"}, timeout=TIMEOUT)
+    assert pna.headers["Access-Control-Allow-Private-Network"] == "true"
 
     hdrs = {"Origin": APP, "Sec-Fetch-Site": "cross-site",
             "Idempotency-Key": "k1"}
@@ -181,10 +187,12 @@ def test_listed_origin_still_needs_json(d, s):
 
 def test_preflight_from_an_unlisted_origin_is_403(d, s):
     r = s.options(counter_url(d, "x", "increment"), headers={
-        "Origin": EVIL, "Access-Control-Request-Method": "POST"},
+        "Origin": EVIL, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Private-Network": "true"},
         timeout=TIMEOUT)
     assert_problem(r, 403, "origin-not-allowed")
     assert "Access-Control-Allow-Origin" not in r.headers
+    assert "Access-Control-Allow-Private-Network" not in r.headers
 
 
 def test_plain_options_is_204_with_allow_and_needs_no_password(
