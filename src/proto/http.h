@@ -17,7 +17,8 @@ struct http_front;
 
 /* What browsers may do (docs/http.md, "Browsers"; http_guard.c).  Each list
  * holds lower-case entries as tallyd's flags checked them; a "*" entry
- * turns its check off.  Borrowed: the strings must outlive the front end. */
+ * turns its check off.  The front end copies the struct but borrows the
+ * lists and their strings, which must outlive it. */
 struct http_options {
     const char *const *cors_origins; /* --http-cors-origin: origins such as
                                         "https://app.example:8443" that may
