@@ -798,6 +798,30 @@ static void mc_cmd_verbosity(struct mc_req *r, const struct mc_tok *t,
 
 /* ---- Dispatch ---------------------------------------------------------- */
 
+/* Does line[0, len), whose command tally does not know, look like an HTTP
+ * request line ("GET / HTTP/1.0", "DELETE HTTP/1.1")?  memcached's rule
+ * (proto_text.c): its last token begins with "HTTP/".  A web page can make
+ * a browser send such a request to this port, and the lines of its body
+ * would then run as commands (cross-protocol scripting), so the answer is
+ * to hang up at once, without a reply and without reading further. */
+static int mc_looks_like_http(const char *line, size_t len)
+{
+    size_t end = len, start;
+    while (end > 0 && line[end - 1] == ' ')
+        end--;
+    for (start = end; start > 0 && line[start - 1] != ' '; start--)
+        ;
+    return end - start >= 5 && memcmp(line + start, "HTTP/", 5) == 0;
+}
+
+/* Hang up on an HTTP request line (see above).  Returns the bytes consumed:
+ * all of them, so nothing after it runs. */
+static size_t mc_hang_up_on_http(struct proto_out *out, size_t len)
+{
+    out->flags |= PROTO_ATTACK | PROTO_CLOSE;
+    return len;
+}
+
 /* A get-family line may grow past MC_LINE_MAX (a large multiget). */
 static int mc_is_multiget(const char *in, size_t len)
 {
@@ -854,6 +878,11 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
     }
     int is_set = tok_is(cmd, "set");
     if (!is_set && !cmd_authorized(c->ctx, c->s)) {
+        /* Before login only set and quit are commands, so memcached's HTTP
+         * rule applies to every other line: hanging up also keeps a web
+         * page from guessing the password through a body of set lines. */
+        if (mc_looks_like_http(in, l))
+            return mc_hang_up_on_http(out, len);
         mc_reply(&r, "CLIENT_ERROR unauthenticated");
         return linelen;
     }
@@ -904,6 +933,8 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
         mc_cmd_flush(&r, t, n);
     else if (tok_is(cmd, "verbosity"))
         mc_cmd_verbosity(&r, t, n);
+    else if (mc_looks_like_http(in, l))
+        return mc_hang_up_on_http(out, len);
     else
         mc_reply(&r, "ERROR");
     return linelen;

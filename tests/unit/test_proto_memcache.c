@@ -596,6 +596,47 @@ static void test_password_login_through_set(void **state)
            "STORED\r\nSTORED\r\nVALUE a 0 1\r\n3\r\nEND\r\n");
 }
 
+/* ---- Cross-protocol attacks (issue 8) --------------------------------- */
+
+/* A web page can make a browser send HTTP to the memcached port; memcached
+ * hangs up, without a reply, on an unknown command whose last token begins
+ * with "HTTP/", and nothing after it may run. */
+static void test_http_request_lines_hang_up(void **state)
+{
+    struct fx *f = *state;
+    static const char *const attacks[] = {
+        "GET / HTTP/1.0\r\n",
+        "PUT /asdf/asd/fasdfasdf/sadf HTTP/1.1\r\n",
+        "DELETE HTTP/1.1\r\n",
+        "POST / HTTP/1.1\r\nHost: evil\r\n\r\nincr k 1\r\n",
+        "OPTIONS * HTTP/2  \r\n",
+    };
+    for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
+        EXPECT(f, attacks[i], "");
+        assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    }
+    EXPECT(f, "set k 0 0 1\r\n5\r\nGET / HTTP/1.0\r\nincr k 1\r\n",
+           "STORED\r\n");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    /* A command tally knows is that command; lower-case http/ is no HTTP. */
+    EXPECT(f, "get / HTTP/1.0\r\nFOO http/1.1\r\nFOO HTTPX\r\nget k\r\n",
+           "END\r\nERROR\r\nERROR\r\nVALUE k 0 1\r\n5\r\nEND\r\n");
+    assert_int_equal(f->flags, 0);
+}
+
+/* Before login as well: a body of set lines must not get to guess the
+ * password. */
+static void test_http_request_hangs_up_before_login(void **state)
+{
+    struct fx *f = *state;
+    mc_ops.conn_free(f->conn);
+    cmd_init(&f->c.ctx, f->c.db, "sesame", 6, &f->c.info);
+    f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
+    EXPECT(f, "POST / HTTP/1.1\r\nset a 0 0 11\r\nuser sesame\r\n", "");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    assert_int_equal(f->c.s.authed, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +664,8 @@ int main(void)
         T(test_every_split),
         T(test_input_ending_at_a_guard_page),
         T(test_password_login_through_set),
+        T(test_http_request_lines_hang_up),
+        T(test_http_request_hangs_up_before_login),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

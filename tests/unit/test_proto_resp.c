@@ -767,6 +767,53 @@ static void test_auth_one_argument_then_quit(void **state)
     assert_int_equal(f->flags, PROTO_CLOSE);
 }
 
+/* ---- Cross-protocol attacks (issue 8) --------------------------------- */
+
+/* A web page can make a browser POST to the RESP port; the body's lines
+ * must not run.  "POST" or "Host:" as a command name hangs up at once, with
+ * no reply, and takes the rest of the buffer with it. */
+static void test_http_post_body_does_not_run(void **state)
+{
+    struct fx *f = *state;
+    static const char *const attacks[] = {
+        "POST / HTTP/1.1\r\nHost: evil\r\n\r\nINCR k\r\n",
+        "post /x HTTP/1.0\r\nINCR k\r\n",
+        "Host: evil\r\nINCR k\r\n",
+        "HOST: evil\r\nINCR k\r\n",
+        "*1\r\n$4\r\nPOST\r\n*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n",
+        "*2\r\n$5\r\nhost:\r\n$4\r\nevil\r\n*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
+        EXPECT(f, attacks[i], "");
+        assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    }
+    /* What came before it in the same buffer ran and is answered. */
+    EXPECT(f, "SET a 1\r\nPOST / HTTP/1.1\r\nINCR a\r\n", "+OK\r\n");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    /* GET is a command, so an HTTP GET line is a wrong-arity error and the
+     * Host: line that follows it hangs up. */
+    EXPECT(f, "GET / HTTP/1.1\r\nHost: evil\r\nINCR k\r\n",
+           "-ERR wrong number of arguments for 'get' command\r\n");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    /* "Host" without its colon, and POST as an argument, are not HTTP. */
+    EXPECT(f, "echo POST\r\n", "$4\r\nPOST\r\n");
+    EXPECT(f, "host\r\n", "-ERR unknown command 'host', with args beginning "
+                          "with: \r\n");
+    assert_int_equal(f->flags, 0);
+    EXPECT(f, "get k\r\nget a\r\n", "$-1\r\n$1\r\n1\r\n");
+}
+
+/* Before AUTH too: no NOAUTH reply, a hang-up. */
+static void test_http_post_hangs_up_before_auth(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "POST / HTTP/1.1\r\nAUTH sekret\r\nINCR k\r\n", "");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    assert_int_equal(f->c.s.authed, 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -795,6 +842,8 @@ int main(void)
         T(test_auth_without_password),
         TP(test_auth_with_password),
         TP(test_auth_one_argument_then_quit),
+        T(test_http_post_body_does_not_run),
+        TP(test_http_post_hangs_up_before_auth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
