@@ -186,3 +186,35 @@ def test_http_line_before_memcached_login_hangs_up(tallyd_factory):
     out, closed = raw(t.mc_port, b"POST / HTTP/1.1\r\nset a 0 0 11\r\n"
                                  b"user s3cret\r\n")
     assert (out, closed) == (b"", True)
+
+
+# ---- RESP inline limits -----------------------------------------------------
+
+def test_inline_line_over_64_kib_refused_like_redis(tallyd_factory,
+                                                    redis_server):
+    line = b"SET k " + b"a" * (70 * 1024)  # no newline yet
+    want = exchange(redis_server.port, line)[:2]
+    got = exchange(tallyd_factory().port, line)[:2]
+    assert got == want
+    assert got == (b"-ERR Protocol error: too big inline request\r\n", True)
+
+
+def test_inline_command_before_auth_keeps_unauthenticated_limits(
+        tallyd_factory):
+    t = tallyd_factory(requirepass="s3cret")
+    # A stranger's inline line could carry 1,024 arguments and a megabyte.
+    many = b"AUTH " + b" ".join(b"x" for _ in range(1000)) + b"\r\n"
+    assert exchange(t.port, many)[:2] == (
+        b"-ERR Protocol error: unauthenticated multibulk length\r\n", True)
+    big = b"AUTH " + b"x" * 20000 + b"\r\n"
+    assert exchange(t.port, big)[:2] == (
+        b"-ERR Protocol error: unauthenticated bulk length\r\n", True)
+    # The same limits as an array before AUTH.
+    arr = b"*2\r\n$4\r\nAUTH\r\n$20000\r\n"
+    assert exchange(t.port, arr)[:2] == (
+        b"-ERR Protocol error: unauthenticated bulk length\r\n", True)
+    # After AUTH the ordinary limits apply to inline lines too.
+    with t.raw() as c:
+        assert c.cmd("AUTH", "s3cret") == b"OK"
+        c.send(b"DEL " + b" ".join(b"k%d" % i for i in range(100)) + b"\r\n")
+        assert c.read() == 0

@@ -767,7 +767,7 @@ static void test_auth_one_argument_then_quit(void **state)
     assert_int_equal(f->flags, PROTO_CLOSE);
 }
 
-/* ---- Cross-protocol attacks (issue 8) --------------------------------- */
+/* ---- Cross-protocol attacks and inline limits (issue 8) --------------- */
 
 /* A web page can make a browser POST to the RESP port; the body's lines
  * must not run.  "POST" or "Host:" as a command name hangs up at once, with
@@ -814,6 +814,77 @@ static void test_http_post_hangs_up_before_auth(void **state)
     assert_int_equal(f->c.s.authed, 0);
 }
 
+/* Inline commands used to skip the limits for unauthenticated clients: a
+ * stranger could send 1,024 arguments on a 1 MiB line. */
+static void test_inline_unauthenticated_limits(void **state)
+{
+    struct fx *f = *state;
+    char *big = xcalloc(1, 16400);
+
+    EXPECT(f, "auth 1 2 3 4 5 6 7 8 9\r\n",
+           "-ERR syntax error\r\n"); /* 10 arguments are fine */
+    expect_closed(f, "auth 1 2 3 4 5 6 7 8 9 10\r\n",
+                  strlen("auth 1 2 3 4 5 6 7 8 9 10\r\n"),
+                  "-ERR Protocol error: unauthenticated multibulk length\r\n");
+    memcpy(big, "auth ", 5);
+    memset(big + 5, 'a', 16385);
+    memcpy(big + 5 + 16385, "\r\n", 2);
+    expect_closed(f, big, 5 + 16385 + 2,
+                  "-ERR Protocol error: unauthenticated bulk length\r\n");
+    /* 16384 bytes is Redis's limit, not over it. */
+    memcpy(big + 5 + 16384, "\r\n", 2);
+    big[5 + 16384 + 2] = 0;
+    EXPECT(f, big, "-WRONGPASS invalid username-password pair or user is "
+                   "disabled.\r\n");
+    /* A quoted argument counts by what it resolves to. */
+    memcpy(big, "auth \"", 6);
+    memset(big + 6, 'a', 16383);
+    memcpy(big + 6 + 16383, "\\x41\"\r\n", 7);
+    assert_int_equal(strlen("\\x41\""), 5);
+    big[6 + 16383 + 7] = 0;
+    EXPECT(f, big, "-WRONGPASS invalid username-password pair or user is "
+                   "disabled.\r\n");
+    free(big);
+    assert_int_equal(f->c.s.authed, 0);
+}
+
+/* An inline argument over max_bulk was accepted (only arrays checked it). */
+static void test_inline_argument_over_max_bulk(void **state)
+{
+    struct fx *f = *state;
+
+    f->lim.max_bulk = 8; /* conn_new copied the limits: reopen */
+    resp_ops.conn_free(f->conn);
+    f->conn = resp_ops.conn_new(NULL, &f->c.ctx, &f->c.s, &f->lim, "x");
+    EXPECT(f, "echo 12345678\r\n", "$8\r\n12345678\r\n");
+    expect_closed(f, "echo 123456789\r\n", strlen("echo 123456789\r\n"),
+                  "-ERR Protocol error: invalid bulk length\r\n");
+}
+
+/* An inline line could grow to max_request (1 MiB) before it was refused;
+ * Redis stops at 64 KiB. */
+static void test_inline_line_capped_at_64_kib(void **state)
+{
+    struct fx *f = *state;
+    size_t max = 64 * 1024;
+    char *line = xmalloc(max + 1);
+    struct proto_out o = {&f->out, 0, 0};
+
+    assert_true(f->lim.max_request > max);
+    memset(line, 'a', max + 1);
+    buf_clear(&f->out);
+    assert_int_equal(resp_ops.handle(f->conn, line, max - 1, &o), 0);
+    expect_closed(f, line, max,
+                  "-ERR Protocol error: too big inline request\r\n");
+    /* A line of exactly 64 KiB, its newline included, is still read. */
+    memcpy(line, "echo ", 5);
+    line[max - 1] = '\n';
+    buf_clear(&f->out);
+    assert_int_equal(resp_ops.handle(f->conn, line, max, &o), max);
+    assert_memory_equal(f->out.p, "$65530\r\n", 8);
+    free(line);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -844,6 +915,9 @@ int main(void)
         TP(test_auth_one_argument_then_quit),
         T(test_http_post_body_does_not_run),
         TP(test_http_post_hangs_up_before_auth),
+        TP(test_inline_unauthenticated_limits),
+        T(test_inline_argument_over_max_bulk),
+        T(test_inline_line_capped_at_64_kib),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
