@@ -218,3 +218,15 @@ def test_inline_command_before_auth_keeps_unauthenticated_limits(
         assert c.cmd("AUTH", "s3cret") == b"OK"
         c.send(b"DEL " + b" ".join(b"k%d" % i for i in range(100)) + b"\r\n")
         assert c.read() == 0
+
+
+# ---- --password-file --------------------------------------------------------
+
+def test_password_file_with_nul_byte_is_refused(tallyd_factory, tmp_path):
+    pw = tmp_path / "password"
+    pw.write_bytes(b"abc\0def\n")
+    t = tallyd_factory(start=False, password_file=pw)
+    t.spawn()
+    rc = t.wait_exit()
+    assert rc != 0
+    assert "NUL" in t.run_log() and str(pw) in t.run_log()
