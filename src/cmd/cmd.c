@@ -272,15 +272,21 @@ static int pass_equal(const char *want, size_t wlen, const char *got,
     return diff == 0;
 }
 
-static enum cmd_status do_auth(struct cmd_ctx *ctx, struct cmd_session *s,
-                               const struct cmd_req *req)
+enum cmd_status cmd_login(const struct cmd_ctx *ctx, struct cmd_session *s,
+                          const char *pass, size_t passlen)
 {
     if (ctx->password == NULL)
         return CMD_ERR_NOPASS;
-    if (!pass_equal(ctx->password, ctx->passlen, req->pass, req->passlen))
+    if (!pass_equal(ctx->password, ctx->passlen, pass, passlen))
         return CMD_ERR_WRONGPASS;
     s->authed = 1;
     return CMD_OK;
+}
+
+static enum cmd_status do_auth(struct cmd_ctx *ctx, struct cmd_session *s,
+                               const struct cmd_req *req)
+{
+    return cmd_login(ctx, s, req->pass, req->passlen);
 }
 
 static uint64_t hash_le(uint64_t h, uint64_t v, unsigned bytes)
