@@ -776,6 +776,14 @@ static int recover_dir(tally *db, int mode, char *msg)
             goto out;
         db->log_files++;
     }
+    /* The sync thread starts with everything up to end counted as synced,
+     * and every frame it writes will say so: make it true.  (After a
+     * process crash, the last writes may be in the page cache only.) */
+    if (mode == MODE_OPEN && fdatasync(rs.newest_fd) != 0) {
+        rc = fail(&rs, TALLY_EIO, "%s: fdatasync of the newest log: %s",
+                  db->dir, strerror(errno));
+        goto out;
+    }
     if (rs.dir_changed && log_fsync_dir(db->dirfd) != 0) {
         rc = fail(&rs, TALLY_EIO, "%s: fsync of the directory: %s", db->dir,
                   strerror(errno));
