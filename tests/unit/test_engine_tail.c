@@ -453,6 +453,72 @@ static void lost_synced_write_vouched_for_by_the_next_is_refused(void **state)
     tt_image_free(&img), tt_free(&loc.file);
 }
 
+/* ---- Frames written by hand, from the format ----------------------------- */
+
+/* A framed log by hand: frame A (synced before: nothing) holding ack0..2,
+ * frame B (synced: A) holding ack3..5, then frame C and D as an everysec
+ * writer leaves them, unsynced (both say only A and B were synced).  C
+ * torn (a sector missing) and D intact after it: a power loss under
+ * everysec; both are cut, nothing synced is lost.  The same with D saying
+ * C was synced: refused, naming C. */
+static void handmade_unsynced_frames_after_a_torn_one_are_cut(void **state)
+{
+    const char *dir = TT_DIR(state);
+    char name[TT_NAME] = "log-0000000000000000.tly", path[PATH_MAX];
+    tt_path(path, dir, name);
+    for (int vouch = 0; vouch <= 1; vouch++) {
+        tt_bytes f = {0}, recs = {0};
+        tt_file_header_v(&f, "TALLYLOG", 0, 0, 2);
+        for (int fr = 0; fr < 2; fr++) {
+            recs.len = 0;
+            for (int i = 3 * fr; i < 3 * fr + 3; i++) {
+                char k[16];
+                snprintf(k, sizeof(k), "ack%d", i);
+                tt_rec_put(&recs, k, 100 + i);
+            }
+            /* A: nothing synced before it; B: all of A. */
+            tt_frame(&f, 0, &recs, fr == 0 ? 0 : f.len - TT_HDR, 0);
+        }
+        uint64_t synced = f.len - TT_HDR; /* A and B */
+        size_t c = f.len;
+        recs.len = 0;
+        for (int i = 0; i < NBATCH; i++) {
+            char k[BKEY];
+            batch_key(k, i);
+            tt_bytes body = {0};
+            tt_body_put(&body, k, BKEY, 7000 + i);
+            tt_record(&recs, &body);
+            tt_free(&body);
+        }
+        tt_frame(&f, 0, &recs, synced, 0);
+        size_t d = f.len;
+        recs.len = 0;
+        tt_rec_put(&recs, "late", 1);
+        tt_frame(&f, 0, &recs, vouch ? c - TT_HDR + 1 : synced, 0);
+        static const uint8_t zeros[4096];
+        tt_put(&f, zeros, sizeof(zeros));
+        /* C's second sector piece never reached the disk. */
+        size_t hole = (c / TT_SECTOR + 1) * TT_SECTOR;
+        assert_true(hole + TT_SECTOR <= d);
+        memset(f.p + hole, 0, TT_SECTOR);
+        tt_rmtree(dir);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        tt_write_bytes(dir, name, &f);
+        if (vouch) {
+            assert_refused(dir, name, c, 1, "torn frame vouched for", c);
+        } else {
+            assert_int_equal(tally_check(dir, NULL), TALLY_TORN);
+            tally *db = tt_open(dir, NULL);
+            check_acked(db, NACK);
+            assert_int_equal(batch_state(db), 0);
+            assert_false(tt_exists(db, "late"));
+            assert_int_equal(tally_head(db), c - TT_HDR);
+            tt_close(db);
+        }
+        tt_free(&f), tt_free(&recs);
+    }
+}
+
 /* ---- Version 1 logs keep their rule ------------------------------------- */
 
 /* A version-1 log written by hand, its last record torn at every byte (cut
@@ -524,6 +590,7 @@ int main(void)
         T(crash_after_reopen_is_not_confused_by_the_old_mark),
         T(crash_damage_to_the_last_synced_write_is_refused),
         T(lost_synced_write_vouched_for_by_the_next_is_refused),
+        T(handmade_unsynced_frames_after_a_torn_one_are_cut),
         T(version_1_torn_tail_is_cut_by_its_old_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
