@@ -581,7 +581,8 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
     if (rs->mode != MODE_REPAIR) {
         rc = fail(rs, TALLY_ECORRUPT, "%s/%s: bad record at offset %zu: %s; "
                   "%s; `tally repair` would cut the log at offset %zu, "
-                  "dropping %s%" PRIu64 " intact records (%zu bytes)",
+                  "dropping the damage and %s%" PRIu64 " intact records "
+                  "(%zu bytes)",
                   db->dir, f->name, d.at, d.why, d.proof, d.cut,
                   unframed ? "the rest: at least " : "", d.lost_records, lost);
         goto out;
