@@ -258,11 +258,17 @@ struct tail_damage {
     char proof[160];       /* when not torn: why the bytes were acknowledged */
 };
 
+/* Called for each valid record of a frame, in order, with its ticket. */
+typedef void (*tail_apply_fn)(void *ctx, const struct codec_rec *r,
+                              uint64_t lsn);
 /* Check the frame at file offset off of the mapped log p[0, n) whose first
- * LSN is lsn: TAIL_OK (*fr set, d->records its records), TAIL_END, or
- * TAIL_BAD / TAIL_VERSION with *d set. */
+ * LSN is lsn, passing each valid record to apply (if not NULL) as it goes:
+ * TAIL_OK (*fr set, d->records its records), TAIL_END, or TAIL_BAD /
+ * TAIL_VERSION with *d set (the d->records records before the defect were
+ * applied). */
 int tail_frame(const unsigned char *p, size_t n, uint64_t lsn, size_t off,
-               struct codec_frame *fr, struct tail_damage *d);
+               struct codec_frame *fr, struct tail_damage *d,
+               tail_apply_fn apply, void *ctx);
 /* Judge the bad frame that tail_frame described in *d: torn write (d->torn)
  * or damage to acknowledged data (d->proof says why).  newest: the file is
  * the newest log, the only one where a write can have been in flight. */

@@ -12,9 +12,10 @@
  * the log files from the one holding S through db_apply, the function live
  * changes use, checking that each file starts where the previous one's valid
  * data ended (a gap refuses, naming the missing range).  A log of format
- * version 2 is walked frame by frame and a bad frame judged by tail.c: a
- * torn write (only possible in the newest log) is cut (ftruncate,
- * fdatasync) with a warning, anything else is corruption, refused with the
+ * version 2 is walked frame by frame, each record applied once checked,
+ * and a bad frame judged by tail.c: a torn write (only possible in the
+ * newest log) is cut at its first bad record, its frame shortened to the
+ * records before it (ftruncate, fdatasync) with a warning, anything else is corruption, refused with the
  * file, offset, why it was acknowledged and what repair would drop.  A
  * version-1 log keeps its rule (walk_records), and a version-1 newest log
  * gets a framed log after it.  Recovery reads each file once
@@ -444,6 +445,15 @@ static int walk_records(struct rscan *rs, const struct rfile *f,
     return 0;
 }
 
+/* tail_apply_fn for recovery: replay one record. */
+static void apply_record(void *ctx, const struct codec_rec *r, uint64_t lsn)
+{
+    tally *db = ctx;
+
+    db_apply_rec(db, r, lsn);
+    db->recovered_records++;
+}
+
 /* Version 2 (framed) logs: walk the frames, applying the records of each
  * valid one, up to the end of the data or the first bad frame, which *d
  * then describes, judged by tail_judge.  *offp gets where the valid data
@@ -455,14 +465,15 @@ static int walk_frames(struct rscan *rs, const struct rfile *f,
 {
     tally *db = rs->db;
     struct codec_frame fr;
-    struct codec_rec r;
-    size_t off = CODEC_FILE_HDR, at, end, used, claimed;
-    const char *why;
+    size_t off = CODEC_FILE_HDR;
     int rc;
 
     *closed = 0;
     for (;;) {
-        rc = tail_frame(m->p, m->n, f->lsn, off, &fr, d);
+        /* One pass: each record is applied once checked.  If the frame
+         * turns out bad, those before the defect stay applied: open and
+         * repair keep them (shorten_frame), check only reports. */
+        rc = tail_frame(m->p, m->n, f->lsn, off, &fr, d, apply_record, db);
         if (rc == TAIL_END) {
             d->why = NULL;
             break;
@@ -474,38 +485,25 @@ static int walk_frames(struct rscan *rs, const struct rfile *f,
             tail_judge(m->p, m->n, f->lsn, newest, d);
             break;
         }
-        /* tail_frame checked every record: apply them. */
-        end = off + CODEC_FRAME_HDR + fr.len;
-        for (at = off + CODEC_FRAME_HDR; at < end; at += used) {
-            codec_decode(m->p + at, end - at, &r, &used, &claimed, &why);
-            db_apply_rec(db, &r, f->lsn + (at + used - CODEC_FILE_HDR));
-            db->recovered_records++;
-        }
         *closed = (fr.flags & CODEC_FRAME_CLOSE) != 0;
-        off = end;
+        off += CODEC_FRAME_HDR + fr.len;
     }
     *offp = off;
     return 0;
 }
 
-/* Repair: the bad frame at d->cut holds d->records valid records before
- * the defect at d->at.  Apply them, rewrite the frame's header to cover
- * just them, and move d->cut to d->at, where the log is then cut. */
+/* The bad frame at d->cut holds d->records valid records (applied) before
+ * the defect at d->at: rewrite the frame's header to cover just them, and
+ * move d->cut to d->at, where the log is then cut (open: a torn write;
+ * repair: any damage). */
 static int shorten_frame(struct rscan *rs, const struct rfile *f,
                          const struct mfile *m, struct tail_damage *d)
 {
     tally *db = rs->db;
-    struct codec_rec r;
-    size_t at, used, claimed, n = d->at - d->cut;
+    size_t n = d->at - d->cut;
     unsigned char *copy;
-    const char *why;
     int rc;
 
-    for (at = d->cut + CODEC_FRAME_HDR; at < d->at; at += used) {
-        codec_decode(m->p + at, d->at - at, &r, &used, &claimed, &why);
-        db_apply_rec(db, &r, f->lsn + (at + used - CODEC_FILE_HDR));
-        db->recovered_records++;
-    }
     copy = mem_alloc(n);
     memcpy(copy, m->p + d->cut, n);
     codec_frame_set_len(copy, (uint32_t)(n - CODEC_FRAME_HDR));
@@ -531,7 +529,8 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
     size_t off = CODEC_FILE_HDR, lost;
     uint64_t lsn;
     const char *why = "";
-    int rc, closed = 0, unframed, writable = newest && rs->mode != MODE_CHECK;
+    size_t frame_off;
+    int rc, closed = 0, unframed, keep, writable = newest && rs->mode != MODE_CHECK;
 
     if ((rc = mfile_open(rs, f->name, writable || rs->mode == MODE_REPAIR,
                          &m)) != 0)
@@ -558,6 +557,19 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
     if (rc != 0 || !d.why)
         goto out;
     /* Only what held data counts: the zeros after it are reserved space. */
+    /* The valid records before the defect in a bad frame are kept: a cut
+     * (by open for a torn write, or by repair) shortens the frame to them
+     * and goes where the defect starts. */
+    frame_off = d.cut;
+    keep = !unframed && d.records > 0;
+    if (keep && (rs->mode == MODE_OPEN ? d.torn : rs->mode == MODE_REPAIR)) {
+        if ((rc = shorten_frame(rs, f, &m, &d)) != 0)
+            goto out;
+        off = d.cut;
+    } else if (keep) {
+        d.cut = d.at; /* where the cut would go */
+        d.lost_records -= d.records;
+    }
     lost = data_len(m.p + d.cut, m.n - d.cut);
     if (d.torn) {
         db->torn_bytes += lost;
@@ -579,20 +591,17 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
         goto out;
     }
     if (rs->mode != MODE_REPAIR) {
-        rc = fail(rs, TALLY_ECORRUPT, "%s/%s: bad record at offset %zu: %s; "
-                  "%s; `tally repair` would cut the log at offset %zu, "
+        char in[48] = "";
+        if (frame_off != d.at)
+            snprintf(in, sizeof(in), " (in the write at offset %zu)",
+                     frame_off);
+        rc = fail(rs, TALLY_ECORRUPT, "%s/%s: bad record at offset %zu%s: "
+                  "%s; %s; `tally repair` would cut the log at offset %zu, "
                   "dropping the damage and %s%" PRIu64 " intact records "
                   "(%zu bytes)",
-                  db->dir, f->name, d.at, d.why, d.proof, d.cut,
+                  db->dir, f->name, d.at, in, d.why, d.proof, d.cut,
                   unframed ? "the rest: at least " : "", d.lost_records, lost);
         goto out;
-    }
-    if (!unframed && d.records > 0) {
-        /* Keep the valid records of the bad frame: shorten it to them. */
-        if ((rc = shorten_frame(rs, f, &m, &d)) != 0)
-            goto out;
-        off = d.cut;
-        lost = data_len(m.p + d.cut, m.n - d.cut);
     }
     add_note(rs, "cut %s at offset %zu (%s at offset %zu), losing %" PRIu64
              " intact records (%zu bytes)", f->name, d.cut, d.why, d.at,

@@ -37,7 +37,8 @@ static int zero_bytes(const unsigned char *p, size_t n)
 }
 
 int tail_frame(const unsigned char *p, size_t n, uint64_t lsn, size_t off,
-               struct codec_frame *fr, struct tail_damage *d)
+               struct codec_frame *fr, struct tail_damage *d,
+               tail_apply_fn apply, void *ctx)
 {
     struct codec_rec r;
     size_t at, end, used, claimed;
@@ -86,6 +87,8 @@ int tail_frame(const unsigned char *p, size_t n, uint64_t lsn, size_t off,
             d->claimed = claimed;
             return TAIL_BAD;
         }
+        if (apply)
+            apply(ctx, &r, lsn + (at + used - CODEC_FILE_HDR));
         d->records++;
     }
     d->at = off;
@@ -127,7 +130,7 @@ static void scan_after(const unsigned char *p, size_t n, uint64_t lsn,
             *vouch = h;
             *vf = fr;
         }
-        tail_frame(p, n, lsn, h, &fr, &sub);
+        tail_frame(p, n, lsn, h, &fr, &sub, NULL, NULL);
         d->lost_records += sub.records;
         h += CODEC_FRAME_HDR + fr.len;
     }
