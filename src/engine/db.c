@@ -326,7 +326,7 @@ int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
     return TALLY_OK;
 }
 
-uint64_t tally_count(const tally *db)
+uint64_t tally_count(tally *db)
 {
     return db->table.count;
 }
