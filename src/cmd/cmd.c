@@ -407,6 +407,7 @@ static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
         return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
     case CMD_AUTH:
         return do_auth(ctx, s, req);
+    case CMD_EXPIRE: case CMD_PERSIST: case CMD_TTL: case CMD_GETEX:
     case CMD_OP_COUNT:
         break;
     }
@@ -462,6 +463,8 @@ const char *cmd_op_name(enum cmd_op op)
         [CMD_DBSIZE] = "dbsize", [CMD_SCAN] = "scan",
         [CMD_KEYS] = "keys",     [CMD_SAVE] = "save",
         [CMD_BGSAVE] = "bgsave", [CMD_AUTH] = "auth",
+        [CMD_EXPIRE] = "expire", [CMD_PERSIST] = "persist",
+        [CMD_TTL] = "ttl",       [CMD_GETEX] = "getex",
     };
     return op >= 0 && op < CMD_OP_COUNT ? names[op] : "unknown";
 }
@@ -496,6 +499,7 @@ const char *cmd_status_name(enum cmd_status st)
         [CMD_ERR_IDREUSED] = "idreused",
         [CMD_ERR_INFLIGHT] = "inflight",
         [CMD_ERR_IDLEN] = "idlen",
+        [CMD_ERR_EXPIRE] = "expire",
     };
     return st >= 0 && st < CMD_STATUS_COUNT ? names[st] : "unknown";
 }
