@@ -57,6 +57,7 @@ static const struct {
                         "GET, HEAD, PUT, DELETE"},
     [HTTP_R_INCR] = {M(POST), "POST"},
     [HTTP_R_DECR] = {M(POST), "POST"},
+    [HTTP_R_EXPIRE] = {M(POST), "POST"},
 };
 #undef M
 
@@ -88,6 +89,8 @@ static enum http_route http_route(const char *path, const char **seg,
         return HTTP_R_INCR;
     if (strcmp(slash, "/decrement") == 0)
         return HTTP_R_DECR;
+    if (strcmp(slash, "/expire") == 0)
+        return HTTP_R_EXPIRE;
     return HTTP_R_NONE;
 }
 

@@ -45,7 +45,8 @@ enum http_route {
     HTTP_R_LIST,     /* /v1/counters */
     HTTP_R_COUNTER,  /* /v1/counters/{key} */
     HTTP_R_INCR,     /* /v1/counters/{key}/increment */
-    HTTP_R_DECR      /* /v1/counters/{key}/decrement */
+    HTTP_R_DECR,     /* /v1/counters/{key}/decrement */
+    HTTP_R_EXPIRE    /* /v1/counters/{key}/expire */
 };
 
 /* ---- Answers (http_reply.c) ---------------------------------------------
@@ -77,8 +78,9 @@ void http_finish(struct http_front *h, struct evhttp_request *req,
 
 /* ---- Counter endpoints (http_counter.c) --------------------------------- */
 
-/* GET, HEAD, PUT, DELETE on a counter, or POST increment/decrement (route
- * r).  seg[0, seglen) is the key's path segment, still percent-encoded. */
+/* GET, HEAD, PUT, DELETE on a counter, POST increment/decrement, or POST
+ * expire (route r).  seg[0, seglen) is the key's path segment, still
+ * percent-encoded. */
 void http_counter(struct http_front *h, struct evhttp_request *req,
                   struct cmd_session *s, enum http_route r, const char *seg,
                   size_t seglen);
