@@ -172,9 +172,11 @@ static void test_add_replace_noreply(void **state)
     /* A sixth token that is not "noreply" is ignored, as memcached does. */
     EXPECT(f, "set a 5 0 1 2\r\n1\r\nget a\r\n",
            "STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n");
-    /* Flags and exptime are accepted and ignored: counters never expire. */
-    EXPECT(f, "set a 4294967295 -1 1\r\n2\r\nget a\r\n",
+    /* Flags are accepted and ignored; a negative exptime stores a counter
+     * that has already expired, as memcached does. */
+    EXPECT(f, "set a 4294967295 0 1\r\n2\r\nget a\r\n",
            "STORED\r\nVALUE a 0 1\r\n2\r\nEND\r\n");
+    EXPECT(f, "set a 0 -1 1\r\n2\r\nget a\r\n", "STORED\r\nEND\r\n");
 }
 
 static void test_set_refuses_non_integers(void **state)
