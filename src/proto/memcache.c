@@ -204,7 +204,7 @@ int mc_parse_exptime(const char *s, size_t len, struct mc_exp *e)
         e->expire = -1;
     } else {
         e->flags = t <= MC_EXPTIME_MAXDELTA ? CMD_F_PX : CMD_F_PXAT;
-        e->expire = t * 1000;
+        e->expire = (int64_t)t * 1000;
     }
     return 0;
 }

@@ -151,7 +151,7 @@ def test_expire_endpoint_sets_and_removes(tallyd, s, key):
     assert get_value(s, tallyd, k) is None
     r = s.get(counter_url(tallyd, k, "expire"), timeout=TIMEOUT)
     assert_problem(r, 405, "method-not-allowed")
-    assert r.headers["Allow"] == "POST"
+    assert r.headers["Allow"] == "POST, OPTIONS"
 
 
 @pytest.mark.parametrize("method, action, body", [
