@@ -269,3 +269,23 @@ def test_fixed_window_survives_sigkill_then_ends(tallyd_factory):
     assert_problem(get(s, t, "rl:user1"), 404, "not-found")
     r = post(s, t, "rl:user1", "increment", body).json()
     assert r["value"] == 1 and ms_of(r["expires_at"]) > end
+
+
+@pytest.mark.own_server
+def test_idempotent_window_increment_replays_after_sigkill(tallyd_factory):
+    """The retry of a TTL'd increment whose answer was lost to a crash gets
+    the first answer, and the window neither moves nor counts twice."""
+    t = tallyd_factory()
+    s = session(t)
+    hdr = {"Idempotency-Key": "hit-1"}
+    body = {"ttl_ms": 60000, "ttl_if_new": True}
+    first = post(s, t, "rl:w", "increment", body, headers=hdr)
+    assert first.status_code == 200, first.text
+    at = get(s, t, "rl:w").json()["expires_at"]
+    t.restart(crash=True)
+    s = session(t)
+    again = post(s, t, "rl:w", "increment", body, headers=hdr)
+    assert again.content == first.content
+    assert again.headers[REPLAYED] == "true"
+    assert get(s, t, "rl:w").json() == {"key": "rl:w", "value": 1,
+                                        "expires_at": at}
