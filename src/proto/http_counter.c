@@ -642,10 +642,11 @@ struct http_items {
 };
 
 static int http_list_item(void *arg, const char *key, size_t klen,
-                          int64_t value)
+                          int64_t value, int64_t expire_at)
 {
     struct http_items *it = arg;
-    json_array_append_new(it->arr, http_counter_json(key, klen, value, 0));
+    json_array_append_new(it->arr,
+                          http_counter_json(key, klen, value, expire_at));
     it->n++;
     return 0;
 }
@@ -684,9 +685,10 @@ void http_list(struct http_front *h, struct evhttp_request *req,
     for (int calls = 0; calls < HTTP_LIST_CALLS; calls++) {
         struct cmd_req c = {.op = CMD_SCAN, .cursor = cursor,
                             .match = glob.p, .matchlen = glob.len,
+                            .flags = CMD_F_ITEMX,
                             .count = (size_t)lq.limit - it.n};
         memset(&res, 0, sizeof res);
-        res.item = http_list_item;
+        res.itemx = http_list_item;
         res.item_ctx = &it;
         if (cmd_exec(h->ctx, s, &c, &res) != CMD_OK) {
             http_finish(h, req, &res, 200);

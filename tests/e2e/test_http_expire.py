@@ -128,6 +128,19 @@ def test_ttl_if_new_sets_the_expiry_only_when_it_creates(tallyd, s, key):
     assert r.json() == {"key": key("plain"), "value": 8}
 
 
+def test_list_shows_expires_at(tallyd, s, key):
+    put(s, tallyd, key("a"), {"value": 1})
+    put(s, tallyd, key("b"), {"value": 2, "expires_at": 1893456000000})
+    put(s, tallyd, key("gone"), {"value": 3, "ttl_ms": 1})
+    time.sleep(0.01)
+    r = s.get(f"{tallyd.url}/v1/counters", params={"prefix": key("")},
+              timeout=TIMEOUT)
+    items = sorted(r.json()["items"], key=lambda it: it["key"])
+    assert items == [{"key": key("a"), "value": 1},
+                     {"key": key("b"), "value": 2,
+                      "expires_at": "2030-01-01T00:00:00.000Z"}]
+
+
 def test_expire_endpoint_sets_and_removes(tallyd, s, key):
     k = key()
     put(s, tallyd, k, {"value": 6})
