@@ -12,8 +12,10 @@
 #define CODEC_FILE_HDR 32          /* file header bytes */
 #define CODEC_REC_HDR 8            /* crc + len */
 #define CODEC_MAX_BODY (1u << 20)  /* longest record body */
-#define CODEC_VERSION 2           /* written; version 1 is still read */
-#define CODEC_VERSION_UNFRAMED 1  /* logs without frames (before issue 16) */
+#define CODEC_VERSION 3           /* written */
+#define CODEC_VERSION_MIN 1       /* oldest still read: 1 has no PUTX */
+#define CODEC_VERSION_FRAMED 3    /* logs of this version on hold frames;
+                                     1 and 2 hold bare records */
 
 /* Record types. */
 #define CODEC_PUT 1
@@ -21,6 +23,8 @@
 #define CODEC_BATCH 3
 #define CODEC_END 4
 #define CODEC_IDEM 6 /* an idempotency id and the outcome of its request */
+#define CODEC_PUTX 5 /* a PUT with an expiry; decoded as CODEC_PUT with
+                        op.expire set */
 
 /* File kinds. */
 #define CODEC_LOG 0
@@ -42,6 +46,8 @@ struct codec_op {
     const void *key;
     size_t klen;
     int64_t value;        /* PUT only */
+    int64_t expire;       /* PUT only: absolute Unix ms, 0 for none (a
+                             nonzero one is encoded as a PUTX) */
 };
 
 /* One IDEM: an idempotency id and what its first request answered. */
@@ -74,7 +80,7 @@ int codec_header_check(const unsigned char *p, size_t n, int kind,
                        uint64_t *lsn, uint32_t *hint, const char **why);
 uint32_t codec_header_version(const unsigned char *p);
 /* Rewrite the version of the header at out (and its CRC): for tools and
- * tests that build version-1 (unframed) logs. */
+ * tests that build version-1 or -2 (unframed) logs. */
 void codec_header_set_version(unsigned char *out, uint32_t version);
 
 /* ---- Frames (log files of version 2) ----
@@ -123,11 +129,14 @@ uint32_t codec_zero_sectors(const unsigned char *p, size_t n,
 
 /* Encoded sizes, record header included. */
 size_t codec_put_size(size_t klen);
+size_t codec_putx_size(size_t klen);
+size_t codec_op_size(const struct codec_op *op); /* PUT, PUTX or DEL */
 size_t codec_del_size(size_t klen);
 size_t codec_idem_size(size_t idlen);
 #define CODEC_END_SIZE (CODEC_REC_HDR + 9)
 #define CODEC_BATCH_HDR (CODEC_REC_HDR + 5) /* before the first sub-record */
-/* What one op adds to a batch (u32 sublen + sub-body). */
+/* What one op adds to a batch (u32 sublen + sub-body); type CODEC_PUT,
+ * CODEC_PUTX, CODEC_DEL or CODEC_IDEM. */
 size_t codec_batch_op_size(size_t klen, int type);
 
 /* Encoders: write one record at out (room for its size), return its size. */

@@ -17,7 +17,7 @@
  * newest log) is cut at its first bad record, its frame shortened to the
  * records before it (ftruncate, fdatasync) with a warning, anything else is corruption, refused with the
  * file, offset, why it was acknowledged and what repair would drop.  A
- * version-1 log keeps its rule (walk_records), and a version-1 newest log
+ * version-1 or -2 log keeps its rule (walk_records), and such a newest log
  * gets a framed log after it.  Recovery reads each file once
  * through mmap, so its cost follows the snapshot size plus the log written
  * since it (a snapshot is taken whenever the log outgrows the last one), not
@@ -66,7 +66,7 @@ struct rscan {
     int cut;                   /* repair cut a log: later ones go aside */
     int torn;                  /* a torn tail was (or would be) cut */
     int closed;                /* the newest log ends with a CLOSE frame */
-    int newest_unframed;       /* ... or is of version 1 */
+    int newest_unframed;       /* ... or is of version 1 or 2 */
     int newest_fd;             /* open: the newest log, kept for appends */
     uint64_t newest_start, newest_size;
 };
@@ -397,7 +397,7 @@ static int holds_valid_record(const unsigned char *p, size_t n)
     return 0;
 }
 
-/* Version 1 (unframed) logs: walk the records from the header on, applying
+/* Version 1 and 2 (unframed) logs: walk the records from the header on, applying
  * each, up to the end of the data or the first bad record, which *d then
  * describes, judged by the version-1 rule (format.md): in the newest log,
  * a bad record with only zeros after its own claimed extent and no valid
@@ -551,7 +551,7 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
         return fail(rs, rc, "%s/%s: bad header at offset 0: %s", db->dir,
                     f->name, why);
     }
-    unframed = codec_header_version(m.p) == CODEC_VERSION_UNFRAMED;
+    unframed = codec_header_version(m.p) < CODEC_VERSION_FRAMED;
     rc = unframed ? walk_records(rs, f, &m, newest, &off, &d)
                   : walk_frames(rs, f, &m, newest, &off, &closed, &d);
     if (rc != 0 || !d.why)
@@ -773,7 +773,7 @@ static int recover_dir(tally *db, int mode, char *msg)
         goto out;
     db->head = db->durable = end;
     if (mode == MODE_OPEN && rs.newest_fd >= 0 && rs.newest_unframed) {
-        /* Frames are never appended to a version-1 log: a new one starts
+        /* Frames are never appended to an unframed log: a new one starts
          * where its data ends (replacing it if it holds none), and the old
          * one stays until a snapshot makes it obsolete. */
         close(rs.newest_fd);
@@ -798,6 +798,15 @@ static int recover_dir(tally *db, int mode, char *msg)
         rc = fail(&rs, TALLY_EIO, "%s: fsync of the directory: %s", db->dir,
                   strerror(errno));
         goto out;
+    }
+    if (mode == MODE_CHECK) {
+        /* Counters whose expiry has passed are still in the files; open
+         * purges them.  Say how many, and leave them out of the count. */
+        uint64_t n = db->table.count, lsn = 0;
+        table_expire_all(&db->table, tally_now_ms(db), &lsn);
+        if (n > db->table.count)
+            add_note(&rs, "%" PRIu64 " expired counters not yet purged (open "
+                     "removes them)", n - db->table.count);
     }
     if (mode == MODE_OPEN) {
         db->res_fd = rs.newest_fd;

@@ -474,7 +474,7 @@ static void handmade_unsynced_frames_after_a_torn_one_are_cut(void **state)
     tt_path(path, dir, name);
     for (int vouch = 0; vouch <= 1; vouch++) {
         tt_bytes f = {0}, recs = {0};
-        tt_file_header_v(&f, "TALLYLOG", 0, 0, 2);
+        tt_file_header_v(&f, "TALLYLOG", 0, 0, TT_VERSION);
         for (int fr = 0; fr < 2; fr++) {
             recs.len = 0;
             for (int i = 3 * fr; i < 3 * fr + 3; i++) {
