@@ -23,7 +23,13 @@
 #define CLI_EXIT_OK 0       /* done */
 #define CLI_EXIT_NOTFOUND 1 /* get or del of a counter that does not exist */
 #define CLI_EXIT_ERROR 2    /* bad usage, connection, server or I/O error,
-                               corrupt or busy data directory */
+                               busy data directory; corrupt one (but for
+                               check and repair: CLI_EXIT_CORRUPT) */
+/* check's (and repair's without --yes) verdicts beside CLI_EXIT_OK: */
+#define CLI_EXIT_TORN 1     /* a torn log tail that opening would cut; no
+                               acknowledged change is lost */
+#define CLI_EXIT_CORRUPT 3  /* acknowledged data is damaged: opening
+                               refuses, `repair --yes` would lose data */
 
 /* Everything the global options and the environment decided. */
 struct cli_opts {

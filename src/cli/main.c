@@ -51,9 +51,11 @@ static const struct cli_cmd cmds[] = {
     {"check", 0, cli_check, "check --dir DIR",
      "Verify every file in the data directory of a stopped server without\n"
      "changing anything.  Exit 0 with a summary if it is sound (it counts\n"
-     "the counters that have expired but are not purged yet); exit 2 naming\n"
-     "the file and byte offset of the first damage otherwise.\n"
-     "--json: {\"ok\": BOOL, \"report\": \"...\"}.\n"},
+     "the counters that have expired but are not purged yet); exit 1 if\n"
+     "only a torn log tail (a write a crash cut short, never acknowledged)\n"
+     "would be cut on open; exit 3 naming the file and byte offset if\n"
+     "acknowledged data is damaged (open refuses); exit 2 if it cannot check.\n"
+     "--json: {\"ok\": BOOL, \"status\": \"clean|torn|corrupt\", \"report\": ...}.\n"},
     {"dump", 0, cli_dump, "dump --dir DIR",
      "Print every counter of a stopped server's data directory as a JSON line\n"
      "{\"key\": \"KEY\", \"value\": N}, sorted by key; a key that is not valid\n"
@@ -72,7 +74,8 @@ static const struct cli_cmd cmds[] = {
      "Make a damaged data directory open again by cutting the log at its\n"
      "first bad record (later log files are renamed *.corrupt) or rebuilding\n"
      "a damaged snapshot from its valid records.  This can lose counters, so\n"
-     "without --yes it only says what is wrong and changes nothing.\n"},
+     "without --yes it only says what is wrong and changes nothing (exit\n"
+     "codes as check's); with --yes it says how many records it dropped.\n"},
 };
 
 static const char usage_text[] =
