@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "tally.h"
+#include "version.h"
 
 static const struct cli_cmd cmds[] = {
     {"get", 1, cli_get, "get KEY",
@@ -211,7 +212,7 @@ int main(int argc, char **argv)
             print_usage(stdout);
             return out_finish();
         } else if (strcmp(a, "--version") == 0) {
-            printf("tally %s\n", TALLY_VERSION);
+            printf("tally %s (git %s)\n", TALLY_VERSION, version_git_rev);
             return out_finish();
         } else if (strcmp(a, "--json") == 0) {
             o.json = 1;

@@ -99,6 +99,7 @@ struct cmd_serverinfo {
     uint64_t maxclients;
     const char *dir;           /* data directory */
     const char *version;
+    const char *git_rev;       /* the build's git revision, or "unknown" */
 };
 
 /* Per-connection (or per-request, for HTTP) state the layer needs. */

@@ -455,10 +455,13 @@ static void info_section(struct resp_conn *c, struct buf *t, int sec,
         }
     switch (sec) {
     case SEC_SERVER:
-        buf_printf(t, "redis_version:%s\r\nredis_mode:standalone\r\n"
-                      "tally_version:%s\r\narch_bits:%d\r\n",
+        buf_printf(t, "redis_version:%s\r\nredis_git_sha1:%s\r\n"
+                      "redis_mode:standalone\r\ntally_version:%s\r\n"
+                      "tally_git_revision:%s\r\narch_bits:%d\r\n",
                    RESP_REDIS_VERSION,
+                   info && info->git_rev ? info->git_rev : "unknown",
                    info && info->version ? info->version : TALLY_VERSION,
+                   info && info->git_rev ? info->git_rev : "unknown",
                    (int)(8 * sizeof(void *)));
         if (info)
             buf_printf(t, "process_id:%d\r\ntcp_port:%d\r\nhttp_port:%d\r\n"

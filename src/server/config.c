@@ -5,6 +5,7 @@
  * turns into engine options, listeners and the command layer's password.
  */
 #include "server.h"
+#include "version.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -257,7 +258,7 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             fputs(usage, stdout);
             return 1;
         case OPT_VERSION:
-            printf("tallyd %s\n", TALLY_VERSION);
+            printf("tallyd %s (git %s)\n", TALLY_VERSION, version_git_rev);
             return 1;
         default:
             if (optopt)

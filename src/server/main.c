@@ -10,6 +10,7 @@
  * loop through tally_notify_fd() (docs/threading.md).
  */
 #include "server.h"
+#include "version.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -318,6 +319,7 @@ int main(int argc, char **argv)
     srv->info.maxclients = srv->conf.maxclients;
     srv->info.dir = srv->conf.dir;
     srv->info.version = TALLY_VERSION;
+    srv->info.git_rev = version_git_rev;
     srv->limits = (struct proto_limits)PROTO_LIMITS_DEFAULT;
     srv->max_input = 2 * 1024 * 1024 + srv->limits.max_bulk;
     srv->outbox.durable = tally_durable(srv->db);
