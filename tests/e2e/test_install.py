@@ -217,3 +217,24 @@ def test_in_tree_tallyd_and_tally_link_the_engine_statically():
         assert "libtally" not in run("ldd", exe), exe
         defined = run("nm", "--defined-only", exe)
         assert re.search(r" T tally_incr$", defined, re.M), exe
+
+
+def help_flags(exe):
+    out = run(exe, "--help")
+    return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", out))
+
+
+@pytest.mark.parametrize("page, exe", [("man8/tallyd.8", "tallyd"),
+                                       ("man1/tally.1", "tally")])
+def test_man_pages_are_installed_as_roff_and_name_every_flag(prefix, page, exe):
+    roff = prefix / "share/man" / page
+    if not roff.exists() and not os.environ.get("CI") and \
+            shutil.which("scdoc") is None:
+        pytest.skip("scdoc is not installed (scripts/deps.sh build installs it)")
+    assert roff.is_file(), f"{page} not installed"
+    text = roff.read_text()
+    assert text.startswith(".\\\"") or text.startswith(".TH") or ".TH" in text[:400]
+    # scdoc writes "\-" for a dash in roff; compare in plain text.
+    plain = text.replace("\\-", "-").replace("\\fB", "").replace("\\fR", "")
+    missing = sorted(f for f in help_flags(BUILD / exe) if f not in plain)
+    assert not missing, f"{page} does not document {missing} (man/{Path(page).name}.scd)"
