@@ -44,3 +44,24 @@ install(FILES ${PROJECT_BINARY_DIR}/tallyConfig.cmake
 
 install(FILES LICENSE CHANGELOG.md README.md DESTINATION ${CMAKE_INSTALL_DOCDIR}
         COMPONENT doc)
+
+# The systemd unit, with ExecStart pointing at the tallyd being installed.
+# Written at install time, so `cmake --install --prefix P` gets P's path.
+set(TALLY_SYSTEMD_UNITDIR lib/systemd/system CACHE STRING
+    "Where tallyd.service goes: relative to the prefix, or absolute")
+if(IS_ABSOLUTE ${CMAKE_INSTALL_SBINDIR})
+  set(sbin_at_install ${CMAKE_INSTALL_SBINDIR})
+else()
+  set(sbin_at_install "\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_SBINDIR}")
+endif()
+install(CODE "
+  set(unitdir \"${TALLY_SYSTEMD_UNITDIR}\")
+  if(NOT IS_ABSOLUTE \"\${unitdir}\")
+    set(unitdir \"\${CMAKE_INSTALL_PREFIX}/\${unitdir}\")
+  endif()
+  file(READ \"${PROJECT_SOURCE_DIR}/dist/tallyd.service\" unit)
+  string(REPLACE \"ExecStart=/usr/sbin/tallyd \" \"ExecStart=${sbin_at_install}/tallyd \"
+         unit \"\${unit}\")
+  file(WRITE \"${PROJECT_BINARY_DIR}/dist/tallyd.service\" \"\${unit}\")
+  file(INSTALL \"${PROJECT_BINARY_DIR}/dist/tallyd.service\" DESTINATION \"\${unitdir}\")
+" COMPONENT server)

@@ -61,9 +61,19 @@ void srv_shutdown(struct server *srv)
     event_active(srv->stop_ev, EV_TIMEOUT, 0);
 }
 
+/* Tell the service manager state (notify.c); a failure is logged, once. */
+static void tell_manager(struct server *srv, const char *state)
+{
+    if (notify_send(state) < 0)
+        slog(&srv->log, SLOG_WARN, "cannot notify the service manager on "
+             "$NOTIFY_SOCKET: %s; a Type=notify unit will time out",
+             strerror(errno));
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
+    tell_manager(srv, "STOPPING=1");
     slog(&srv->log, SLOG_INFO, "shutting down: %llu clients connected; "
          "answering requests in flight, then syncing",
          (unsigned long long)srv->info.connected_clients);
@@ -71,6 +81,19 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     conn_listeners_close(srv);
     fronts_quiesce(srv);
     conn_drain_all(srv);
+}
+
+/* SIGHUP (systemctl reload).  Without it the default action would end the
+ * process. */
+static void on_hangup(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    char state[64];
+    snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%lld",
+             (long long)srv_now_us());
+    tell_manager(srv, state);
+    slog(&srv->log, SLOG_INFO, "received SIGHUP: nothing to reload");
+    tell_manager(srv, "READY=1");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -195,12 +218,14 @@ static int setup_loop(struct server *srv)
     srv->stop_ev = event_new(b, -1, 0, on_stop, srv);
     srv->sig_ev[0] = evsignal_new(b, SIGTERM, on_signal, srv);
     srv->sig_ev[1] = evsignal_new(b, SIGINT, on_signal, srv);
+    srv->hup_ev = evsignal_new(b, SIGHUP, on_hangup, srv);
     struct timeval tick = {0, SRV_TICK_IDLE_MS * 1000}, second = {1, 0};
     if (!srv->notify_ev || !srv->tick_ev || !srv->house_ev || !srv->stop_ev ||
-        !srv->sig_ev[0] || !srv->sig_ev[1] ||
+        !srv->sig_ev[0] || !srv->sig_ev[1] || !srv->hup_ev ||
         event_add(srv->notify_ev, NULL) < 0 || event_add(srv->tick_ev, &tick) < 0 ||
         event_add(srv->house_ev, &second) < 0 ||
-        event_add(srv->sig_ev[0], NULL) < 0 || event_add(srv->sig_ev[1], NULL) < 0) {
+        event_add(srv->sig_ev[0], NULL) < 0 || event_add(srv->sig_ev[1], NULL) < 0 ||
+        event_add(srv->hup_ev, NULL) < 0) {
         slog(&srv->log, SLOG_ERROR, "cannot set up the event loop's events");
         return -1;
     }
@@ -265,6 +290,11 @@ static void say_ready(struct server *srv, int64_t t0)
         slog(&srv->log, SLOG_WARN, "cut %llu bytes of a torn record off the "
              "log's tail (a write in flight when the process stopped)",
              (unsigned long long)st.torn_bytes);
+    char state[160];
+    snprintf(state, sizeof state, "READY=1\nMAINPID=%d\nSTATUS=ready: %llu "
+             "counters, resp port %d", srv->info.pid,
+             (unsigned long long)st.counters, srv->info.port);
+    tell_manager(srv, state);
 }
 
 static void free_event(struct event **ev)
@@ -285,6 +315,7 @@ static void teardown(struct server *srv)
     free_event(&srv->stop_ev);
     free_event(&srv->sig_ev[0]);
     free_event(&srv->sig_ev[1]);
+    free_event(&srv->hup_ev);
     if (srv->base)
         event_base_free(srv->base);
     outbox_free(&srv->outbox);

@@ -204,6 +204,12 @@ int fronts_start(struct server *srv, char *err);
 void fronts_quiesce(struct server *srv);
 void fronts_stop(struct server *srv);
 
+/* ---- The service manager (notify.c) -------------------------------------- */
+
+/* Send state ("READY=1", "STOPPING=1", ...) to $NOTIFY_SOCKET.  Returns 0
+ * when sent, 1 when there is no $NOTIFY_SOCKET, -1 with errno set. */
+int notify_send(const char *state);
+
 /* ---- The server (main.c) ------------------------------------------------- */
 
 #define SRV_MAX_LISTENERS 2
@@ -234,6 +240,7 @@ struct server {
     struct event *tick_ev;     /* background snapshot work */
     struct event *house_ev;    /* once a second */
     struct event *sig_ev[2];   /* SIGTERM, SIGINT */
+    struct event *hup_ev;      /* SIGHUP: reload */
     struct event *stop_ev;     /* activated to begin a graceful shutdown */
     int step_pending;          /* tally_step() said more work is pending */
     int stopping;
