@@ -65,3 +65,5 @@ install(CODE "
   file(WRITE \"${PROJECT_BINARY_DIR}/dist/tallyd.service\" \"\${unit}\")
   file(INSTALL \"${PROJECT_BINARY_DIR}/dist/tallyd.service\" DESTINATION \"\${unitdir}\")
 " COMPONENT server)
+
+install(FILES tallyd.conf.example DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT doc)

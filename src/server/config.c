@@ -1,8 +1,10 @@
 /*
  * config.c - tallyd's command-line flags: parsing, checking and --help.
- * Every setting the daemon has is a flag (there is no config file); defaults
- * are those in the help text below.  The result is a struct conf that main.c
- * turns into engine options, listeners and the command layer's password.
+ * Every setting the daemon has is a flag; defaults are those in the help
+ * text below.  The result is a struct conf that main.c turns into engine
+ * options, listeners and the command layer's password.  A --config file
+ * (conffile.c) is read as flags placed before the command line's, through
+ * the same option table, so every flag works there with no code of its own.
  */
 #include "server.h"
 #include "version.h"
@@ -18,6 +20,8 @@ static const char usage[] =
     "tally's daemon: durable named 64-bit counters over the Redis protocol,\n"
     "HTTP/JSON and the memcached text protocol.\n"
     "\n"
+    "  --config FILE          read settings from FILE first, one 'name value'\n"
+    "                         a line (names as these flags); flags win over it\n"
     "  --dir DIR              data directory (default ./data; created if missing)\n"
     "  --bind ADDR            address to listen on (default 127.0.0.1)\n"
     "  --port N               Redis protocol port (default 7379)\n"
@@ -42,12 +46,13 @@ static const char usage[] =
     "                         (default on)\n"
     "  --help, --version\n"
     "\n"
-    "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";
+    "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n"
+    "SIGHUP: reread --config FILE's log-level and maxclients.\n";
 
 enum {
     OPT_DIR = 256, OPT_BIND, OPT_PORT, OPT_HTTP_PORT, OPT_MC_PORT, OPT_FSYNC,
     OPT_PASS, OPT_PASSFILE, OPT_MAXCLIENTS, OPT_LOGLEVEL, OPT_FLUSH,
-    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_HELP, OPT_VERSION
+    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CONFIG, OPT_HELP, OPT_VERSION
 };
 
 static const struct option options[] = {
@@ -65,6 +70,7 @@ static const struct option options[] = {
     {"snapshot-min-log", required_argument, NULL, OPT_SNAPMIN},
     {"idempotency-ttl", required_argument, NULL, OPT_ONCE_TTL},
     {"spin", required_argument, NULL, OPT_SPIN},
+    {"config", required_argument, NULL, OPT_CONFIG},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -77,6 +83,17 @@ static const char *const onoff_names[] = {"off", "on"};
 const char *conf_sync_name(tally_sync s)
 {
     return (unsigned)s < 3 ? sync_names[s] : "?";
+}
+
+const char *conf_level_name(int level)
+{
+    return (unsigned)level < 4 ? level_names[level] : "?";
+}
+
+const struct option *conf_options(size_t *n)
+{
+    *n = sizeof options / sizeof options[0] - 1;
+    return options;
 }
 
 /* Parse a decimal in [lo, hi] into *out.  Returns 0 or -1. */
@@ -174,7 +191,7 @@ static int set_port(int *port, const char *flag, const char *arg, int allow0,
     return 0;
 }
 
-int conf_parse(struct conf *c, int argc, char **argv, char *err)
+static int parse_flags(struct conf *c, int argc, char **argv, char *err)
 {
     memset(c, 0, sizeof *c);
     c->dir = "./data";
@@ -187,11 +204,17 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
     c->log_level = SLOG_INFO;
     c->spin = 1;
 
+    /* From here on argc/argv are the file's settings, then the command's. */
+    if (conffile_expand(c, argc, argv, err) < 0)
+        return -1;
+    argc = c->file->nargs;
+    argv = c->file->args;
     optind = 1;
     opterr = 0;
     int opt, i, idx = 0;
     uint64_t v;
     while ((opt = getopt_long(argc, argv, "", options, &idx)) != -1) {
+        conffile_note(c, opt == '?' ? -1 : idx, optarg, optind);
         switch (opt) {
         case OPT_DIR:
             if (!*optarg)
@@ -254,6 +277,10 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             if ((c->spin = lookup(optarg, onoff_names, 2)) < 0)
                 goto bad_value;
             break;
+        case OPT_CONFIG:
+            if (conffile_check_arg(c, optarg, err) < 0)
+                return -1;
+            break;
         case OPT_HELP:
             fputs(usage, stdout);
             return 1;
@@ -268,6 +295,7 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             return -1;
         }
     }
+    conffile_note(c, -1, NULL, 0);
     if (optind < argc) {
         snprintf(err, 256, "unexpected argument '%s'", argv[optind]);
         return -1;
@@ -283,8 +311,17 @@ bad_value:
     return -1;
 }
 
+int conf_parse(struct conf *c, int argc, char **argv, char *err)
+{
+    int rc = parse_flags(c, argc, argv, err);
+    if (rc < 0)
+        conffile_locate(c, err);
+    return rc;
+}
+
 void conf_free(struct conf *c)
 {
     free(c->password);
     c->password = NULL;
+    conffile_free(c);
 }

@@ -83,8 +83,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     conn_drain_all(srv);
 }
 
-/* SIGHUP (systemctl reload).  Without it the default action would end the
- * process. */
+/* SIGHUP (systemctl reload): reread --config FILE (conffile.c).  Without a
+ * handler the default action would end the process. */
 static void on_hangup(evutil_socket_t sig, short what, void *arg)
 {
     struct server *srv = arg;
@@ -92,7 +92,8 @@ static void on_hangup(evutil_socket_t sig, short what, void *arg)
     snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%lld",
              (long long)srv_now_us());
     tell_manager(srv, state);
-    slog(&srv->log, SLOG_INFO, "received SIGHUP: nothing to reload");
+    slog(&srv->log, SLOG_INFO, "received SIGHUP");
+    conffile_reload(srv);
     tell_manager(srv, "READY=1");
 }
 
@@ -351,6 +352,7 @@ int main(int argc, char **argv)
     srv->info.dir = srv->conf.dir;
     srv->info.version = TALLY_VERSION;
     srv->info.git_rev = version_git_rev;
+    conffile_serve(srv);
     srv->limits = (struct proto_limits)PROTO_LIMITS_DEFAULT;
     srv->max_input = 2 * 1024 * 1024 + srv->limits.max_bulk;
     srv->outbox.durable = tally_durable(srv->db);

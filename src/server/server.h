@@ -51,6 +51,9 @@ void slog_free(struct slog *l);
  * how many were dropped. */
 void slog(struct slog *l, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Change the level at run time (CONFIG SET log-level, SIGHUP); the engine's
+ * threads read it too. */
+void slog_set_level(struct slog *l, int level);
 /* tally_options.log: the engine's warnings and errors, from any thread. */
 void slog_engine(void *l, int level, const char *msg);
 
@@ -71,6 +74,10 @@ struct conf {
     uint64_t snapshot_min_log; /* 0: the engine's default */
     uint64_t once_ttl_ms;      /* idempotency id retention; 0: default */
     int spin;                  /* poll briefly around syncs (main.c) */
+    int argc;                  /* the command line, kept for a reload */
+    char **argv;
+    struct conffile *file;     /* --config's settings and what was given;
+                                  owned (conffile.c) */
 };
 
 /* Parse argv into *c.  Returns 0 to run, 1 if --help or --version was printed
@@ -79,6 +86,41 @@ struct conf {
 int conf_parse(struct conf *c, int argc, char **argv, char *err);
 void conf_free(struct conf *c);
 const char *conf_sync_name(tally_sync s);
+const char *conf_level_name(int level);
+/* The getopt table every flag is in (n entries, without the end marker). */
+struct option;
+const struct option *conf_options(size_t *n);
+
+/* ---- The configuration file (conffile.c) ---------------------------------- */
+
+/* What conf_parse() got: --config FILE's settings turned into flags, then the
+ * command line, and for every option of the table the value last given. */
+struct conffile {
+    const char *path;          /* --config FILE (borrowed), or NULL */
+    char **args;               /* argv[0], "--name=value" per setting of the
+                                  file, the rest of argv: what getopt reads */
+    int nargs;
+    int nfile;                 /* args[1..nfile] came from the file */
+    int *lines;                /* line of args[1 + i] in the file */
+    char **given;              /* per option: value last given (owned) */
+    size_t nopts;
+    int at;                    /* while parsing: index in args of the flag
+                                  being handled, else 0 */
+};
+
+/* Find --config in argv, read the file and fill c->file (owned by c) with
+ * the flags getopt is to read.  Returns 0, or -1 with "FILE:LINE: why" in err
+ * (256 bytes). */
+int conffile_expand(struct conf *c, int argc, char **argv, char *err);
+/* The flag at args[at - 1] is being handled: option index idx (-1: not an
+ * option, or parsing ended) with value (NULL for one without). */
+void conffile_note(struct conf *c, int idx, const char *value, int at);
+/* --config's value as getopt saw it must be the one expand() read.  Returns
+ * 0 or -1 with err set. */
+int conffile_check_arg(const struct conf *c, const char *value, char *err);
+/* Prefix err with "FILE:LINE: " if the flag that failed came from the file. */
+void conffile_locate(const struct conf *c, char *err);
+void conffile_free(struct conf *c);
 
 /* ---- Connections (conn.c) ------------------------------------------------ */
 
@@ -228,6 +270,7 @@ struct server {
     struct http_front *http;
     struct mc_front *mc;
     struct proto_waiter waiter;
+    struct cmd_config config;  /* CONFIG GET/SET (conffile.c) */
     struct outbox outbox;
     struct conn *conns;        /* every open stream connection */
     struct conn *runq, *runq_tail; /* connections with input to run */
@@ -247,6 +290,12 @@ struct server {
     int done;                  /* leave the event loop */
     int64_t stop_deadline_ms;  /* force close after this (monotonic) */
 };
+
+/* CONFIG GET/SET for the command layer (conffile.c): srv->config. */
+void conffile_serve(struct server *srv);
+/* SIGHUP: reread --config FILE and apply what may change at run time; a bad
+ * file keeps every setting as it was and logs why. */
+void conffile_reload(struct server *srv);
 
 /* Begin a graceful shutdown (SIGTERM, or a client's SHUTDOWN).  Safe to call
  * from inside any callback: the work runs from the event loop. */

@@ -76,6 +76,7 @@ def test_install_puts_each_file_in_its_gnu_place(prefix):
     expect = [
         "sbin/tallyd", "bin/tally", "include/tally.h", "include/tally_version.h",
         "share/doc/tally/LICENSE", "share/doc/tally/CHANGELOG.md",
+        "share/doc/tally/tallyd.conf.example", "lib/systemd/system/tallyd.service",
     ]
     for rel in expect:
         assert (prefix / rel).is_file(), f"{rel} not installed"
