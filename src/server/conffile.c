@@ -342,6 +342,19 @@ static void format_ms(uint64_t ms, char *out, size_t n)
     snprintf(out, n, "%llus", (unsigned long long)(ms / 1000));
 }
 
+/* list[n] as "a,b,c", cut to fit out[n]. */
+static void join(char *const *list, size_t nlist, char *out, size_t n)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < nlist && len < n; i++) {
+        int k = snprintf(out + len, n - len, "%s%s", i ? "," : "", list[i]);
+        if (k < 0)
+            break;
+        len += (size_t)k;
+    }
+}
+
 /* The value setting `name` has in c, as the daemon uses it, defaults
  * included.  The password is not shown, only whether there is one. */
 static void effective(const struct conf *c, const char *name,
@@ -377,6 +390,10 @@ static void effective(const struct conf *c, const char *name,
                   out, n);
     else if (!strcmp(name, "spin"))
         snprintf(out, n, "%s", c->spin ? "on" : "off");
+    else if (!strcmp(name, "http-cors-origin"))
+        join(c->cors_origins, c->ncors, out, n);
+    else if (!strcmp(name, "http-allowed-host"))
+        join(c->allowed_hosts, c->nhosts, out, n);
     else
         /* DEBT: a flag without a case here shows the value it was given, or
          * "" for its default; a case that formats its field removes that. */
