@@ -517,9 +517,16 @@ void conffile_reload(struct server *srv)
     size_t nopts;
     const struct option *opts = conf_options(&nopts);
     int changed = 0;
+    char old_value[512], new_value[512];
     for (size_t k = 0; k < nopts; k++) {
         const char *was = c->file->given[k], *now = next.file->given[k];
-        if (not_a_setting(opts[k].name) || same(was, now))
+        if (not_a_setting(opts[k].name))
+            continue;
+        /* The last value given says most; the value in force also catches
+         * an earlier line of a flag that adds to a list. */
+        effective(c, opts[k].name, was, old_value, sizeof old_value);
+        effective(&next, opts[k].name, now, new_value, sizeof new_value);
+        if (same(was, now) && !strcmp(old_value, new_value))
             continue;
         changed++;
         if (is_runtime(opts[k].name)) {

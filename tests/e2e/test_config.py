@@ -326,3 +326,15 @@ def test_every_flag_without_a_file_is_unchanged(tallyd_factory):
     d.proc.send_signal(signal.SIGHUP)
     wait_log(d, "no --config file, nothing to reread")
     assert r.ping() is True
+
+
+@pytest.mark.own_server
+def test_sighup_notices_a_change_to_any_line_of_a_repeated_flag(conf_tallyd):
+    two = ("http-allowed-host one.example\n"
+           "http-allowed-host two.example\n")
+    d = conf_tallyd(BASE + two)
+    assert config_get(d, "http-allowed-host") == {
+        "http-allowed-host": "one.example,two.example"}
+    write(d, BASE + two.replace("one.", "uno."))
+    d.proc.send_signal(signal.SIGHUP)
+    wait_log(d, "SIGHUP: http-allowed-host changed in")
