@@ -390,6 +390,16 @@ static void effective(const struct conf *c, const char *name,
                   out, n);
     else if (!strcmp(name, "spin"))
         snprintf(out, n, "%s", c->spin ? "on" : "off");
+    else if (!strcmp(name, "tls-port"))
+        snprintf(out, n, "%d", c->tls_port);
+    else if (!strcmp(name, "https-port"))
+        snprintf(out, n, "%d", c->https_port);
+    else if (!strcmp(name, "memcache-tls-port"))
+        snprintf(out, n, "%d", c->memcache_tls_port);
+    else if (!strcmp(name, "tls-auth-clients"))
+        snprintf(out, n, "%s", conf_tls_auth_name(c->tls_auth));
+    else if (!strcmp(name, "tls-protocols"))
+        snprintf(out, n, "%s", c->tls_protocols);
     else if (!strcmp(name, "http-cors-origin"))
         join(c->cors_origins, c->ncors, out, n);
     else if (!strcmp(name, "http-allowed-host"))

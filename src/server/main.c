@@ -94,6 +94,7 @@ static void on_hangup(evutil_socket_t sig, short what, void *arg)
     tell_manager(srv, state);
     slog(&srv->log, SLOG_INFO, "received SIGHUP");
     conffile_reload(srv);
+    tls_reload(srv);
     tell_manager(srv, "READY=1");
 }
 
@@ -287,6 +288,11 @@ static void say_ready(struct server *srv, int64_t t0)
          (unsigned long long)st.recovered_records, st.recovery_ns / 1e6,
          (long long)(srv_now_ms() - t0), srv->conf.bind, srv->info.port, http,
          mc, conf_sync_name(srv->conf.sync), srv->info.pid);
+    const struct conf *c = &srv->conf;
+    if (srv->tls)
+        slog(&srv->log, SLOG_INFO, "TLS: resp port %d, https port %d, memcache "
+             "port %d (0: off); client certificates: %s", c->tls_port,
+             c->https_port, c->memcache_tls_port, conf_tls_auth_name(c->tls_auth));
     if (st.torn_bytes)
         slog(&srv->log, SLOG_WARN, "cut %llu bytes of a torn record off the "
              "log's tail (a write in flight when the process stopped)",
@@ -320,6 +326,7 @@ static void teardown(struct server *srv)
     if (srv->base)
         event_base_free(srv->base);
     outbox_free(&srv->outbox);
+    tls_free(srv);
 }
 
 int main(int argc, char **argv)
@@ -363,6 +370,10 @@ int main(int argc, char **argv)
 
     if (setup_loop(srv) < 0)
         goto close_db;
+    if (tls_init(srv, err) < 0) {
+        slog(&srv->log, SLOG_ERROR, "%s", err);
+        goto close_db;
+    }
     if (fronts_start(srv, err) < 0) {
         slog(&srv->log, SLOG_ERROR, "%s", err);
         goto close_db;

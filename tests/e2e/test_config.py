@@ -124,7 +124,23 @@ def round_trip_values(d, tmp_path):
         "snapshot-min-log": ("4096", "4096"),
         "idempotency-ttl": ("90m", "90m"),
         "spin": ("off", "off"),
+        "tls-port": (str(d.tls_port),) * 2,
+        "https-port": (str(d.tls_port),) * 2,
+        "memcache-tls-port": (str(d.tls_port),) * 2,
+        "tls-auth-clients": ("optional", "optional"),
+        "tls-protocols": ("TLSv1.3", "TLSv1.3"),
     }
+
+
+def self_signed(tmp_path):
+    """A certificate and key for the TLS ports' round trips."""
+    crt, key = tmp_path / "rt.crt", tmp_path / "rt.key"
+    if not crt.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", str(key), "-out", str(crt),
+                        "-days", "2", "-subj", "/CN=localhost"], check=True,
+                       capture_output=True)
+    return crt, key
 
 
 @pytest.mark.own_server
@@ -133,11 +149,17 @@ def test_every_flag_round_trips_through_a_file(conf_tallyd, tmp_path):
     example = example_values()
     for name in settings():
         d = conf_tallyd(BASE, start=False)
+        d.tls_port = conftest.free_port()
         values = round_trip_values(d, tmp_path)
         value, shown = values.get(name, (example.get(name), example.get(name)))
         assert value is not None, f"no value to try for {name}"
         # The setting comes after BASE, so it wins over BASE's line for it.
-        write(d, BASE + f"{name} {value}\n")
+        tls = ""
+        if name.endswith("-port") and "tls" in name or name == "https-port":
+            crt, key = self_signed(tmp_path)
+            tls = (f"tls-cert-file {crt}\ntls-key-file {key}\n"
+                   "tls-auth-clients no\n")
+        write(d, BASE + tls + f"{name} {value}\n")
         if name == "bind":
             d.host = "127.0.0.2"
         password = {"requirepass": "two words",
