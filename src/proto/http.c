@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 
@@ -285,6 +288,14 @@ static struct evhttp *http_server_new(struct http_front *h, struct event_base *b
                  tls ? "S" : "", bind ? bind : "0.0.0.0", port, strerror(errno));
         evhttp_free(http);
         return NULL;
+    }
+    if (tls) {
+        /* bufferevent_openssl writes a response as several records; with
+         * Nagle the last one waits for the client's delayed ACK (40 ms).
+         * Accepted sockets inherit the option from the listener. */
+        int one = 1;
+        evutil_socket_t fd = evhttp_bound_socket_get_fd(*bound);
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     return http;
 }

@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 import redis
@@ -363,3 +364,59 @@ def test_tls_settings_in_the_config_file_and_config_get(tallyd_factory, pki, tmp
     assert got["tls-protocols"] == "TLSv1.2 TLSv1.3"
     assert got["tls-cert-file"] == str(d.live / "server.crt")
     assert os.path.exists(got["tls-ca-cert-file"])
+
+
+def test_replies_over_tls_are_held_until_durable_and_never_sent_after_a_failed_sync(
+        tallyd_factory, pki, tmp_path):
+    """The durability hold is conn.c's, above the TLS seam: the same as on a
+    plain socket (test_faults.py), with tests/fault/failsync.c."""
+    from test_faults import Faults, shim_path
+    faults = Faults(tmp_path / "faults")
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"LD_PRELOAD": shim_path(), "TALLY_FAULT_DIR": str(faults.path),
+           "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0"}
+    d = tls_server(tallyd_factory, pki, tmp_path, env=env)
+    s = ctx(pki).wrap_socket(socket.create_connection(("127.0.0.1", d.tls_port),
+                                                      timeout=10),
+                             server_hostname="localhost")
+    s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n5\r\n")
+    assert s.recv(100) == b"+OK\r\n"
+
+    # Given a slow sync, an INCR's reply waits for it,
+    faults.slow(0.4)
+    s.sendall(b"*2\r\n$4\r\nINCR\r\n$1\r\na\r\n")
+    s.settimeout(0.2)
+    with pytest.raises((socket.timeout, ssl.SSLWantReadError, TimeoutError)):
+        s.recv(100)
+    s.settimeout(10)
+    assert s.recv(100) == b":6\r\n"
+
+    # and when the sync fails, the connection closes without the reply.
+    s.sendall(b"*2\r\n$4\r\nINCR\r\n$1\r\na\r\n")
+    time.sleep(0.1)
+    faults.fail()
+    got = b""
+    try:
+        while chunk := s.recv(100):
+            got += chunk
+    except (ssl.SSLError, ConnectionResetError):
+        pass
+    assert got == b"", got
+    s.close()
+
+
+def test_https_requests_on_one_connection_are_not_held_by_nagle(tallyd_factory, pki, tmp_path):
+    """bufferevent_openssl sends a response as several records; without
+    TCP_NODELAY each request waited for the client's delayed ACK (~40 ms:
+    22 requests/s at one client)."""
+    d = tls_server(tallyd_factory, pki, tmp_path, fsync="everysec")
+    s = requests.Session()
+    ca = str(pki / "ca.crt")
+    url = f"https://127.0.0.1:{d.https_port}/v1/counters/n/increment"
+    s.post(url, json={"by": 1}, verify=ca, timeout=10).raise_for_status()
+    t0 = time.monotonic()  # the handshake is done: one connection from here
+    for _ in range(50):
+        s.post(url, json={"by": 1}, verify=ca, timeout=10).raise_for_status()
+    elapsed = time.monotonic() - t0
+    assert elapsed < 1.0, f"50 HTTPS requests took {elapsed:.2f}s"
+    s.close()
