@@ -49,6 +49,8 @@ struct snap_state {
     uint64_t cursor;         /* [loop] table scan cursor */
     int ids;                 /* [loop] counters done, writing the ids */
     uint64_t puts;           /* [loop] PUT and IDEM records written so far */
+    int64_t now;             /* [loop] the clock for this slice (expired
+                                counters are left out); 0: keep them */
     unsigned char *buf;      /* [loop] records not yet written */
     size_t len, cap;
     uint64_t auto_after;     /* [loop] no automatic snapshot before head
@@ -141,6 +143,12 @@ struct tally {
  * Returns 1 if the key existed before, else 0. */
 int db_apply(struct table *t, uint64_t *last_del, const struct codec_op *op,
              uint64_t lsn);
+/* The live entry for key, or NULL: an entry expired at now is removed
+ * first (lazy expiry, nothing written; last_del rises to its lsn). */
+struct table_entry *db_live(tally *db, const void *key, size_t klen,
+                            int64_t now);
+/* Remove every counter expired now (after recovery, before a count). */
+void db_expire_all(tally *db);
 /* Apply every op of a decoded record (PUT, DEL, IDEM or BATCH) to db's
  * counters and ids. */
 void db_apply_rec(tally *db, const struct codec_rec *r, uint64_t lsn);
@@ -155,6 +163,15 @@ int db_change_start(tally *db, size_t reclen);
 uint64_t db_change_emit(tally *db, const unsigned char *rec, size_t len,
                         unsigned changes);
 int db_change_finish(tally *db, uint64_t t, tally_ticket *ticket);
+/* A result (or an error) that shows the log up to lsn: *ticket = lsn, or for
+ * a NULL ticket wait until lsn is durable.  0, or TALLY_ENOTDURABLE (errmsg
+ * set) if the write path failed first.  Errors that reveal state go through
+ * it too (TALLY_EOVERFLOW, TALLY_EIDREUSED: include/tally.h). */
+int db_read_finish(tally *db, uint64_t lsn, tally_ticket *ticket);
+/* TALLY_EOVERFLOW for e's value (e may be NULL: 0) + delta, with the
+ * ticket of e's value, through db_read_finish. */
+int db_overflow(tally *db, const struct table_entry *e, int64_t delta,
+                tally_ticket *ticket);
 /* Set the handle's error detail; returns code. */
 int db_err(tally *db, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
