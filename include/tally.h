@@ -38,7 +38,7 @@
 extern "C" {
 #endif
 
-#define TALLY_VERSION "0.1.0"
+#include "tally_version.h" /* TALLY_VERSION "x.y.z", from CMakeLists.txt */
 #define TALLY_KEY_MAX 1024 /* longest key, in bytes */
 #define TALLY_ERRMAX 512   /* size of the error buffers taken below */
 #define TALLY_ID_MAX 256   /* longest idempotency id, in bytes */
