@@ -234,18 +234,19 @@ static int take_ttl(int *argc, char **argv, int64_t *ms)
     return 0;
 }
 
-/* INCRBY key by, then PEXPIRE key ms NX, pipelined on one connection: the
- * rate limiter's fixed window (the first increment opens it, later ones
- * count in it).  If the first succeeds and the second is lost, the next
- * call sets the expiry, since the counter then has none.  Returns 0 with
- * *v the new value, or CLI_EXIT_ERROR after a message. */
+/* INCRBY key by, then PEXPIRE key ms NX on one connection: the rate
+ * limiter's fixed window (the first increment opens it, later ones count in
+ * it).  If the first succeeds and the second is lost, the next call sets the
+ * expiry, since the counter then has none.  (One round trip each: over TLS
+ * the CLI sends a command at a time.)  Returns 0 with *v the new value, or
+ * CLI_EXIT_ERROR after a message. */
 static int add_with_ttl(const struct cli_opts *o, const char *op,
                         const char *key, const char *by, int64_t ms,
                         int64_t *v)
 {
     char msbuf[24];
-    redisContext *c = conn_open(o);
-    redisReply *r = NULL;
+    struct conn *c = conn_open(o);
+    redisReply *r;
     int rc = CLI_EXIT_ERROR;
 
     if (!c)
@@ -253,33 +254,16 @@ static int add_with_ttl(const struct cli_opts *o, const char *op,
     snprintf(msbuf, sizeof msbuf, "%lld", (long long)ms);
     const char *incr[] = {op, key, by};
     const char *expire[] = {"PEXPIRE", key, msbuf, "NX"};
-    if (redisAppendCommandArgv(c, 3, incr, NULL) != REDIS_OK ||
-        redisAppendCommandArgv(c, 4, expire, NULL) != REDIS_OK) {
-        cli_error("%s: %s", op, c->errstr);
+    if (!(r = conn_call(c, 3, incr, NULL)))
         goto out;
-    }
-    for (int i = 0; i < 2; i++) {
-        void *p = NULL;
-        if (redisGetReply(c, &p) != REDIS_OK) {
-            cli_error("%s: %s", i ? "PEXPIRE" : op,
-                      c->errstr[0] ? c->errstr : "connection lost");
-            goto out;
-        }
-        r = p;
-        if (r->type == REDIS_REPLY_ERROR) {
-            cli_error("server error: %.*s", (int)r->len, r->str);
-            goto out;
-        }
-        if (i == 0 && reply_i64(r, v))
-            goto out;
-        freeReplyObject(r);
-        r = NULL;
-    }
+    int bad = reply_i64(r, v);
+    freeReplyObject(r);
+    if (bad || !(r = conn_call(c, 4, expire, NULL)))
+        goto out;
+    freeReplyObject(r);
     rc = 0;
 out:
-    if (r)
-        freeReplyObject(r);
-    redisFree(c);
+    conn_close(c);
     return rc;
 }
 
