@@ -204,8 +204,11 @@ int db_change_finish(tally *db, uint64_t t, tally_ticket *ticket)
     return 0;
 }
 
-/* Finish a read that depends on the log up to lsn. */
-static int read_finish(tally *db, uint64_t lsn, tally_ticket *ticket)
+/* Finish a read that depends on the log up to lsn: set *ticket to lsn, or
+ * block until it is durable when ticket is NULL.  Returns 0, or
+ * TALLY_ENOTDURABLE if the write path failed before lsn became durable.
+ * Also for errors that reveal state (engine.h). */
+int db_read_finish(tally *db, uint64_t lsn, tally_ticket *ticket)
 {
     if (lsn > tally_durable(db) && tally_health(db) == TALLY_EFAILED)
         return db_err(db, TALLY_ENOTDURABLE,
@@ -218,6 +221,20 @@ static int read_finish(tally *db, uint64_t lsn, tally_ticket *ticket)
         return db_err(db, TALLY_ENOTDURABLE,
                       "value depends on a change that was never made durable");
     return 0;
+}
+
+/* The overflow of e's value + delta.  The error shows e's value, so it
+ * carries that value's ticket, as a read of it would (tally.h). */
+int db_overflow(tally *db, const struct table_entry *e, int64_t delta,
+                tally_ticket *ticket)
+{
+    int64_t v = e ? e->value : 0;
+    int rc = db_read_finish(db, e ? e->lsn : 0, ticket);
+
+    if (rc)
+        return rc;
+    return db_err(db, TALLY_EOVERFLOW, "%lld + %lld leaves int64",
+                  (long long)v, (long long)delta);
 }
 
 /* Encode, emit and apply one PUT or DEL; returns the ticket via *t. */
@@ -263,7 +280,8 @@ static int expire_now(tally *db, const void *key, size_t klen,
 {
     struct codec_op op = {CODEC_DEL, key, klen, 0, 0};
 
-    return e ? change(db, &op, ticket) : read_finish(db, db->last_del, ticket);
+    return e ? change(db, &op, ticket)
+             : db_read_finish(db, db->last_del, ticket);
 }
 
 int tally_incrx(tally *db, const void *key, size_t klen, int64_t delta,
@@ -284,8 +302,7 @@ int tally_incrx(tally *db, const void *key, size_t klen, int64_t delta,
     now = tally_now_ms(db);
     e = db_live(db, key, klen, now);
     if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
-        return db_err(db, TALLY_EOVERFLOW, "%lld + %lld leaves int64",
-                      (long long)(e ? e->value : 0), (long long)delta);
+        return db_overflow(db, e, delta, ticket);
     op.expire = e ? table_expire_of(e) : 0;
     if (ttl_mode == TALLY_TTL_SET || (ttl_mode == TALLY_TTL_IFNEW && !e))
         op.expire = expire_ms;
@@ -339,11 +356,11 @@ int tally_expire(tally *db, const void *key, size_t klen, int64_t expire_ms,
         return rc;
     now = tally_now_ms(db);
     if ((e = db_live(db, key, klen, now)) == NULL) {
-        rc = read_finish(db, db->last_del, ticket);
+        rc = db_read_finish(db, db->last_del, ticket);
         return rc ? rc : TALLY_NOTFOUND;
     }
     if (table_expire_of(e) == expire_ms) /* nothing to change */
-        return read_finish(db, e->lsn, ticket);
+        return db_read_finish(db, e->lsn, ticket);
     if (expire_ms && expire_ms <= now)
         return expire_now(db, key, klen, e, ticket);
     op.value = e->value;
@@ -358,7 +375,7 @@ int tally_del(tally *db, const void *key, size_t klen, tally_ticket *ticket)
     if (rc)
         return rc;
     if (!db_live(db, key, klen, tally_now_ms(db))) {
-        rc = read_finish(db, db->last_del, ticket);
+        rc = db_read_finish(db, db->last_del, ticket);
         return rc ? rc : TALLY_NOTFOUND;
     }
     return change(db, &op, ticket);
@@ -417,7 +434,7 @@ int tally_getx(tally *db, const void *key, size_t klen, int64_t *value,
     if (rc)
         return rc;
     e = db_live(db, key, klen, tally_now_ms(db));
-    rc = read_finish(db, e ? e->lsn : db->last_del, ticket);
+    rc = db_read_finish(db, e ? e->lsn : db->last_del, ticket);
     if (rc)
         return rc;
     if (!e)
@@ -495,7 +512,7 @@ static int scan(tally *db, uint64_t cursor, const void *prefix, size_t plen,
     sc->now = tally_now_ms(db);
     nx = table_scan(&db->table, cursor, count, prefix, plen, scan_one, sc,
                     &stop);
-    rc = read_finish(db, sc->maxlsn, ticket);
+    rc = db_read_finish(db, sc->maxlsn, ticket);
     if (rc)
         return rc;
     if (stop)
