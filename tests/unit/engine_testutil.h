@@ -335,6 +335,28 @@ TT_API int tt_newest(const char *dir, const char *prefix, char name[TT_NAME],
     return 1;
 }
 
+/* The one record of the newest log file that spans tickets from..to (the
+ * head before a change and its ticket): asserts it is exactly one record
+ * and returns its type; *n (may be NULL) gets a BATCH's sub-record count. */
+TT_API int tt_record_between(const char *dir, uint64_t from, uint64_t to,
+                             uint32_t *n)
+{
+    char name[TT_NAME], path[PATH_MAX];
+    tt_bytes log = {0};
+    uint64_t start = 0;
+
+    assert_true(tt_newest(dir, "log-", name, &start));
+    tt_path(path, dir, name);
+    assert_int_equal(tt_read_file(path, &log), 0);
+    size_t off = TT_HDR + (size_t)(from - start);
+    assert_int_equal(tt_next_record(log.p, log.len, off), (long)(to - from));
+    int type = log.p[off + 8];
+    if (n)
+        *n = type == TT_BATCH ? (uint32_t)tt_get_le(log.p + off + 9, 4) : 0;
+    tt_free(&log);
+    return type;
+}
+
 /* A picture of every regular file in a directory, so that a test can put a
  * directory back after damaging it, or see that nothing changed.  Trailing
  * zeros (the log's reserved space) are kept as a size, not as bytes, so a log
