@@ -16,7 +16,8 @@
 
 #include <stdlib.h>
 
-/* A live counter (an expired one is removed first, db_live). */
+/* An expired counter does not exist (db_live removes it, raising
+ * last_del to the record that set its time). */
 static int exists(tally *db, const void *key, size_t klen)
 {
     return db_live(db, key, klen, tally_now_ms(db)) != NULL;

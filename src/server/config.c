@@ -163,6 +163,15 @@ static int read_password(struct conf *c, const char *path, char *err)
         rc = -1;
         goto done;
     }
+    /* Passwords are text (as Redis's requirepass and --requirepass): one
+     * holding a NUL is most likely a binary file given by mistake, and
+     * would be cut short by every C string on the way. */
+    if (memchr(line, '\0', (size_t)n)) {
+        snprintf(err, 256, "--password-file %s: the first line holds a NUL "
+                 "byte; a password must be text", path);
+        rc = -1;
+        goto done;
+    }
     free(c->password);
     c->password = xstrdup(line);
     c->passlen = (size_t)n;

@@ -421,6 +421,32 @@ static void once_forms_keep_and_set_expiry(void **state)
     tt_close(db);
 }
 
+/* Regression (merge with tally_mdel): a multi-delete counted expired
+ * counters as existing. */
+static void mdel_does_not_count_expired_counters(void **state)
+{
+    const char *dir = TT_DIR(state);
+    int64_t t0 = fake_now;
+    tally *db = open_fake(dir);
+    const void *keys[3] = {"a", "b", "c"};
+    size_t klens[3] = {1, 1, 1};
+    uint64_t n = 99;
+    tally_ticket t = 0, set_t = 0;
+
+    setx(db, "a", 1, t0 + 10);
+    assert_int_equal(tally_setx(db, "b", 1, 2, t0 + 10, &set_t), TALLY_OK);
+    tt_set(db, "c", 3);
+    fake_now = t0 + 10;
+    assert_int_equal(tally_mdel(db, 2, keys, klens, &n, &t), TALLY_OK);
+    assert_int_equal(n, 0);
+    assert_true(t >= set_t); /* the absences rest on the PUTX records */
+    assert_int_equal(tally_mdel(db, 3, keys, klens, &n, NULL), TALLY_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(tally_count(db), 0);
+    tt_close(db);
+    fake_now = t0;
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tt_fx_setup, tt_fx_teardown)
@@ -434,6 +460,7 @@ int main(void)
         T(torn_tail_inside_an_expiry_record),
         T(version_1_directory_takes_expiries),
         T(once_forms_keep_and_set_expiry),
+        T(mdel_does_not_count_expired_counters),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
