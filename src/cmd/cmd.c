@@ -547,7 +547,8 @@ static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
         break;
     }
     if (req->once)
-        return do_once(ctx, req, res);
+        return tally_batch_is_open(ctx->db) ? CMD_ERR_INBATCH
+                                            : do_once(ctx, req, res);
     switch (req->op) {
     case CMD_GET:
         return get_one(ctx, req->key, req->klen, res);
@@ -623,8 +624,28 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
         res->status = CMD_ERR_NOAUTH;
     else
         res->status = run(ctx, s, req, res);
+    if (ctx->watch)
+        cmd_multi_touch(ctx, req, res);
     count(ctx, s, req->op, res->status);
     return res->status;
+}
+
+void cmd_batch_begin(struct cmd_ctx *ctx)
+{
+    if (ctx->batch_depth++ == 0)
+        tally_batch_begin(ctx->db); /* cannot fail: none is open */
+}
+
+enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
+{
+    tally_ticket t = 0;
+    int rc;
+
+    if (ctx->batch_depth == 0 || --ctx->batch_depth > 0)
+        return CMD_OK; /* the outer batch commits */
+    rc = tally_batch_commit(ctx->db, &t);
+    take_ticket(res, t);
+    return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
 }
 
 const char *cmd_op_name(enum cmd_op op)
@@ -674,6 +695,11 @@ const char *cmd_status_name(enum cmd_status st)
         [CMD_ERR_INFLIGHT] = "inflight",
         [CMD_ERR_IDLEN] = "idlen",
         [CMD_ERR_EXPIRE] = "expire",
+        [CMD_ERR_NESTED] = "nested",
+        [CMD_ERR_NOMULTI] = "nomulti",
+        [CMD_ERR_WATCHMULTI] = "watchmulti",
+        [CMD_ERR_EXECABORT] = "execabort",
+        [CMD_ERR_INBATCH] = "inbatch",
     };
     return st >= 0 && st < CMD_STATUS_COUNT ? names[st] : "unknown";
 }
