@@ -21,6 +21,7 @@
 
 #include "cmd.h"
 #include "glob.h"
+#include "script.h"
 
 /* How many counters KEYS asks the engine for per scan step. */
 #define KEYS_STEP 1024
@@ -37,6 +38,11 @@ void cmd_init(struct cmd_ctx *ctx, tally *db, const char *password,
     ctx->password = passlen ? password : NULL;
     ctx->passlen = passlen;
     ctx->info = info;
+}
+
+void cmd_fini(struct cmd_ctx *ctx)
+{
+    cmd_scripts_free(ctx);
 }
 
 int cmd_authorized(const struct cmd_ctx *ctx, const struct cmd_session *s)
@@ -624,8 +630,7 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
         res->status = CMD_ERR_NOAUTH;
     else
         res->status = run(ctx, s, req, res);
-    if (ctx->watch)
-        cmd_multi_touch(ctx, req, res);
+    cmd_multi_touch(ctx, req, res);
     count(ctx, s, req->op, res->status);
     return res->status;
 }

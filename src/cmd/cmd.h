@@ -186,6 +186,11 @@ struct cmd_ctx {
     struct cmd_watch_table *watch; /* watched keys (multi.c), NULL when
                                       none is watched */
     unsigned batch_depth;     /* open cmd_batch_begin calls */
+    uint64_t writes;          /* requests that changed something (a
+                                 script's time limit asks "has it
+                                 written?") */
+    struct cmd_scripts *scripts; /* the Lua state and loaded scripts
+                                    (script.c), NULL until first used */
 };
 
 struct cmd_req {
@@ -237,6 +242,9 @@ struct cmd_res {
 /* Set up ctx over an open database (borrowed).  password may be NULL. */
 void cmd_init(struct cmd_ctx *ctx, tally *db, const char *password,
               size_t passlen, const struct cmd_serverinfo *info);
+
+/* Free what the context made for itself (the Lua state of scripts). */
+void cmd_fini(struct cmd_ctx *ctx);
 
 /* The command layer's clock for expiry (the engine's, tally_now_ms): front
  * ends that report relative times (memcached's mg t) use it to agree with
@@ -359,8 +367,8 @@ void cmd_session_end(struct cmd_ctx *ctx, struct cmd_session *s);
 void cmd_batch_begin(struct cmd_ctx *ctx);
 enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res);
 
-/* Called by cmd_exec after every request: bump the watched keys it
- * changed. */
+/* Called by cmd_exec after every request: count it in ctx->writes if it
+ * changed something, and bump the watched keys it changed. */
 void cmd_multi_touch(struct cmd_ctx *ctx, const struct cmd_req *req,
                      const struct cmd_res *res);
 

@@ -166,7 +166,10 @@ static int changed_keys(const struct cmd_req *req, const struct cmd_res *res)
 void cmd_multi_touch(struct cmd_ctx *ctx, const struct cmd_req *req,
                      const struct cmd_res *res)
 {
-    if (!ctx->watch || !changed_keys(req, res))
+    if (!changed_keys(req, res))
+        return;
+    ctx->writes++;
+    if (!ctx->watch)
         return;
     if (req->op == CMD_DEL || req->op == CMD_MSET) {
         /* DEL's count does not say which keys existed: bump them all (a

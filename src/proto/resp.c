@@ -603,6 +603,17 @@ const struct resp_command resp_commands[] = {
      "noscript loading stale fast allow_busy", 1, -1, 1},
     {"unwatch", 1, 0, resp_cmd_unwatch,
      "noscript loading stale fast allow_busy", 0, 0, 0},
+    /* Scripts (resp_script.c). */
+    {"eval", -3, 0, resp_cmd_eval, "noscript stale skip_monitor movablekeys",
+     0, 0, 0},
+    {"evalsha", -3, 0, resp_cmd_eval,
+     "noscript stale skip_monitor movablekeys", 0, 0, 0},
+    {"eval_ro", -3, 0, resp_cmd_eval,
+     "readonly noscript stale skip_monitor movablekeys", 0, 0, 0},
+    {"evalsha_ro", -3, 0, resp_cmd_eval,
+     "readonly noscript stale skip_monitor movablekeys", 0, 0, 0},
+    {"script", -2, 0, resp_cmd_script, "noscript", 0, 0, 0},
+    {"function", -2, 0, resp_cmd_function, "noscript", 0, 0, 0},
 };
 const size_t resp_ncommands = sizeof resp_commands / sizeof resp_commands[0];
 

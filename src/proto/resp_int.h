@@ -149,6 +149,11 @@ void resp_cmd_discard(struct resp_conn *c);
 void resp_cmd_watch(struct resp_conn *c);
 void resp_cmd_unwatch(struct resp_conn *c);
 
+/* Scripts (resp_script.c). */
+void resp_cmd_eval(struct resp_conn *c);
+void resp_cmd_script(struct resp_conn *c);
+void resp_cmd_function(struct resp_conn *c);
+
 /* The wrong-arity error, worded as Redis 7 words it. */
 void resp_err_arity(struct resp_conn *c, const char *name);
 

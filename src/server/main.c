@@ -355,6 +355,7 @@ int main(int argc, char **argv)
     status = 0;
 close_db:
     teardown(srv);
+    cmd_fini(&srv->cmd);
     rc = tally_close(srv->db);
     if (rc < 0) {
         slog(&srv->log, SLOG_ERROR, "final sync failed: %s (%s); changes "
