@@ -395,20 +395,27 @@ static void open_state(struct cmd_scripts *sc)
     sc->L = L;
 }
 
-static struct cmd_scripts *scripts(struct cmd_ctx *ctx)
+/* The context's script state, without (state_too 0) or with its Lua
+ * state. */
+static struct cmd_scripts *get_state(struct cmd_ctx *ctx, int state_too)
 {
     if (!ctx->scripts) {
         ctx->scripts = xcalloc(1, sizeof *ctx->scripts);
         ctx->scripts->limit_ms = DEFAULT_LIMIT_MS;
     }
-    if (!ctx->scripts->L)
+    if (state_too && !ctx->scripts->L)
         open_state(ctx->scripts);
     return ctx->scripts;
 }
 
+static struct cmd_scripts *scripts(struct cmd_ctx *ctx)
+{
+    return get_state(ctx, 1);
+}
+
 void cmd_script_set_limit(struct cmd_ctx *ctx, unsigned ms)
 {
-    scripts(ctx)->limit_ms = ms ? ms : DEFAULT_LIMIT_MS;
+    get_state(ctx, 0)->limit_ms = ms ? ms : DEFAULT_LIMIT_MS;
 }
 
 void cmd_script_flush(struct cmd_ctx *ctx)

@@ -48,6 +48,8 @@ static const char usage[] =
     "                         localhost, 127.0.0.1, [::1], and, when --bind is\n"
     "                         not loopback, any IP address.  '*': any name (no\n"
     "                         protection against DNS rebinding)\n"
+    "  --busy-reply-threshold MS  a script that runs longer without having\n"
+    "                         written is stopped (default 5000)\n"
     "  --help, --version\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";
@@ -56,7 +58,7 @@ enum {
     OPT_DIR = 256, OPT_BIND, OPT_PORT, OPT_HTTP_PORT, OPT_MC_PORT, OPT_FSYNC,
     OPT_PASS, OPT_PASSFILE, OPT_MAXCLIENTS, OPT_LOGLEVEL, OPT_FLUSH,
     OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CORS, OPT_HOSTS, OPT_HELP,
-    OPT_VERSION
+    OPT_VERSION, OPT_BUSY
 };
 
 static const struct option options[] = {
@@ -76,6 +78,7 @@ static const struct option options[] = {
     {"spin", required_argument, NULL, OPT_SPIN},
     {"http-cors-origin", required_argument, NULL, OPT_CORS},
     {"http-allowed-host", required_argument, NULL, OPT_HOSTS},
+    {"busy-reply-threshold", required_argument, NULL, OPT_BUSY},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -336,6 +339,10 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             break;
         case OPT_MAXCLIENTS:
             if (parse_u64(optarg, 1, 1000000, &c->maxclients) < 0)
+                goto bad_value;
+            break;
+        case OPT_BUSY:
+            if (parse_u64(optarg, 1, 3600000, &c->busy_ms) < 0)
                 goto bad_value;
             break;
         case OPT_LOGLEVEL:

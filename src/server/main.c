@@ -10,6 +10,7 @@
  * loop through tally_notify_fd() (docs/threading.md).
  */
 #include "server.h"
+#include "script.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -329,6 +330,7 @@ int main(int argc, char **argv)
     outbox_waiter_init(srv);
     cmd_init(&srv->cmd, srv->db, srv->conf.password, srv->conf.passlen,
              &srv->info);
+    cmd_script_set_limit(&srv->cmd, (unsigned)srv->conf.busy_ms);
 
     if (setup_loop(srv) < 0)
         goto close_db;

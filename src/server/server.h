@@ -66,6 +66,7 @@ struct conf {
     char *password;            /* NULL: none; owned */
     size_t passlen;
     uint64_t maxclients;       /* stream connections at most */
+    uint64_t busy_ms;          /* --busy-reply-threshold; 0: default */
     int log_level;             /* SLOG_* */
     int allow_flush;           /* memcached flush_all */
     uint64_t snapshot_min_log; /* 0: the engine's default */

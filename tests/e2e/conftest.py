@@ -387,8 +387,8 @@ def tallyd(request, tmp_path):
 @pytest.fixture(scope="module")
 def real_redis(tmp_path_factory):
     """A real redis-server 7 without persistence on a free port, for tests
-    that compare tally's replies with Redis's (a redis.Redis client with
-    decode_responses=True; .port is in connection_pool.connection_kwargs);
+    that compare tally's replies with Redis's: a redis.Redis client with
+    decode_responses=True, whose .raw() opens a RawResp to the same server;
     skipped if the binary is missing."""
     server = shutil.which("redis-server")
     if not server:
@@ -409,6 +409,7 @@ def real_redis(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("redis-server did not start")
+    r.raw = lambda: RawResp("127.0.0.1", port)
     yield r
     r.close()
     proc.kill()

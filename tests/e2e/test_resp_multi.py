@@ -4,9 +4,9 @@ redis-py's pipelines as applications use them (transaction=True is the
 default, transaction=False, and transaction() retrying on WATCH under two
 concurrent clients); a table of sequences whose replies must equal a real
 redis-server's, byte for byte; and what only tally promises: all the
-changes of one EXEC are one atomic durable record, so a server SIGKILLed at
-random moments, over a hundred times, never leaves half a transaction, and
-every EXEC it acknowledged is there after the restart.
+changes of one EXEC (or one script) are one atomic durable record, so a
+server SIGKILLed at random moments, over a hundred times, never leaves half
+a transaction, and every one it acknowledged is there after the restart.
 """
 
 import os
@@ -168,8 +168,9 @@ SEQUENCES = {
 }
 
 
-def run_sequence(host, ports, seq):
-    conns = [RawResp(host, p) for p in ports]
+def run_sequence(server, seq):
+    """The replies of seq's steps, over two connections to server."""
+    conns = [server.raw(), server.raw()]
     out = []
     try:
         for step in seq:
@@ -188,11 +189,8 @@ def run_sequence(host, ports, seq):
 @pytest.mark.parametrize("name", sorted(SEQUENCES))
 def test_replies_match_redis(tallyd, real_redis, name):
     real_redis.flushall()
-    rport = real_redis.connection_pool.connection_kwargs["port"]
-    want = run_sequence("127.0.0.1", [rport, rport], SEQUENCES[name])
-    got = run_sequence(tallyd.host, [tallyd.port, tallyd.port],
-                       SEQUENCES[name])
-    assert got == want
+    assert run_sequence(tallyd, SEQUENCES[name]) == \
+        run_sequence(real_redis, SEQUENCES[name])
 
 
 def test_resp3_null_exec_and_idempotency_ids_refused(tallyd, key):
@@ -218,15 +216,23 @@ def test_resp3_null_exec_and_idempotency_ids_refused(tallyd, key):
 ACCOUNTS = 4
 
 
+# The same transfer as one script: its three writes are one batch too.
+MOVE_SCRIPT = """
+return {redis.call('DECRBY', KEYS[1], ARGV[1]),
+        redis.call('INCRBY', KEYS[2], ARGV[1]),
+        redis.call('INCR', KEYS[3])}
+"""
+
+
 class Mover(threading.Thread):
-    """Moves random amounts between the accounts, one MULTI/EXEC each
-    (DECRBY, INCRBY, and INCR of a sequence counter), over one raw socket,
-    until the server goes away.  `acked` is the highest sequence number an
+    """Moves random amounts between the accounts, one MULTI/EXEC (or one
+    EVAL of MOVE_SCRIPT) each (DECRBY, INCRBY, and INCR of a sequence
+    counter), over one raw socket, until the server goes away.  `acked` is the highest sequence number an
     EXEC reply showed; `sent` how many EXECs were sent."""
 
-    def __init__(self, server, rng):
+    def __init__(self, server, rng, script):
         super().__init__(daemon=True)
-        self.server, self.rng = server, rng
+        self.server, self.rng, self.script = server, rng, script
         self.acked = 0
         self.sent = 0
         self.errors = []
@@ -240,19 +246,29 @@ class Mover(threading.Thread):
             while True:
                 src, dst = self.rng.sample(range(ACCOUNTS), 2)
                 n = self.rng.randint(1, 100)
-                conn.send(b"".join([
-                    RawResp.encode("MULTI"),
-                    RawResp.encode("DECRBY", f"acct:{src}", n),
-                    RawResp.encode("INCRBY", f"acct:{dst}", n),
-                    RawResp.encode("INCR", "seq"),
-                    RawResp.encode("EXEC")]))
+                a, b = f"acct:{src}", f"acct:{dst}"
+                if self.script:
+                    conn.send(RawResp.encode("EVAL", MOVE_SCRIPT, 3, a, b,
+                                             "seq", n))
+                    want, replies = 1, [conn.read()]
+                else:
+                    conn.send(b"".join([
+                        RawResp.encode("MULTI"),
+                        RawResp.encode("DECRBY", a, n),
+                        RawResp.encode("INCRBY", b, n),
+                        RawResp.encode("INCR", "seq"),
+                        RawResp.encode("EXEC")]))
+                    want = 5
+                    replies = [conn.read() for _ in range(want)]
+                    if replies[:4] != [b"OK", b"QUEUED", b"QUEUED",
+                                       b"QUEUED"]:
+                        self.errors.append(replies)
+                        return
                 self.sent += 1
-                replies = [conn.read() for _ in range(5)]
-                if replies[:4] != [b"OK", b"QUEUED", b"QUEUED", b"QUEUED"] or \
-                        not isinstance(replies[4], list):
+                if not isinstance(replies[want - 1], list):
                     self.errors.append(replies)
                     return
-                self.acked = replies[4][2]
+                self.acked = replies[want - 1][2]
         except (Closed, OSError):
             pass
         finally:
@@ -267,7 +283,8 @@ def check_state(server):
 
 
 @pytest.mark.own_server
-def test_sigkill_never_leaves_half_an_exec(tallyd_factory):
+@pytest.mark.parametrize("script", [False, True], ids=["exec", "eval"])
+def test_sigkill_never_leaves_half_a_transaction(tallyd_factory, script):
     rng = random.Random(int(os.environ.get("TALLY_TEST_SEED", "10")))
     server = tallyd_factory()
     acked = 0
@@ -278,7 +295,7 @@ def test_sigkill_never_leaves_half_an_exec(tallyd_factory):
         assert seq >= acked, (f"cycle {cycle}: EXEC #{acked} was "
                               f"acknowledged but only {seq} survived")
         acked = seq
-        mover = Mover(server, rng)
+        mover = Mover(server, rng, script)
         mover.start()
         time.sleep(rng.uniform(0.005, 0.06))
         server.kill()
