@@ -705,6 +705,7 @@ const char *cmd_status_name(enum cmd_status st)
         [CMD_ERR_WATCHMULTI] = "watchmulti",
         [CMD_ERR_EXECABORT] = "execabort",
         [CMD_ERR_INBATCH] = "inbatch",
+        [CMD_ERR_DENIED] = "denied",
     };
     return st >= 0 && st < CMD_STATUS_COUNT ? names[st] : "unknown";
 }

@@ -145,6 +145,8 @@ enum cmd_status {
     CMD_ERR_EXECABORT,  /* EXEC after a queue-time error: nothing ran */
     CMD_ERR_INBATCH,    /* an idempotency id inside a transaction or
                            script (its outcome cannot be undone) */
+    CMD_ERR_DENIED,     /* refused by the configuration (FLUSH without
+                           --allow-flush) */
     CMD_STATUS_COUNT
 };
 
@@ -191,6 +193,7 @@ struct cmd_ctx {
                                  written?") */
     struct cmd_scripts *scripts; /* the Lua state and loaded scripts
                                     (script.c), NULL until first used */
+    int allow_flush;          /* FLUSHDB/FLUSHALL allowed (--allow-flush) */
 };
 
 struct cmd_req {
@@ -371,5 +374,34 @@ enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res);
  * changed something, and bump the watched keys it changed. */
 void cmd_multi_touch(struct cmd_ctx *ctx, const struct cmd_req *req,
                      const struct cmd_res *res);
+/* Every watched key changed (a flush). */
+void cmd_multi_touch_all(struct cmd_ctx *ctx);
+
+/* ---- Keyspace (keyspace.c) ---------------------------------------------
+ *
+ * Commands made of the ordinary requests, so statistics, WATCH and
+ * tickets follow; res->ticket covers everything they read and wrote. */
+
+/* RENAME (nx 0) / RENAMENX (nx 1) src to dst, keeping the value and the
+ * expiry, in one atomic batch.  CMD_NOTFOUND: no src; CMD_NOTSET: nx and
+ * dst exists (or is src); CMD_OK: renamed. */
+enum cmd_status cmd_rename(struct cmd_ctx *ctx, struct cmd_session *s,
+                           const char *src, size_t slen, const char *dst,
+                           size_t dlen, int nx, struct cmd_res *res);
+/* COPY src to dst with its expiry: res->n = 1 if copied, 0 if src is
+ * missing or dst exists and !replace.  The caller refuses src == dst. */
+enum cmd_status cmd_copy(struct cmd_ctx *ctx, struct cmd_session *s,
+                         const char *src, size_t slen, const char *dst,
+                         size_t dlen, int replace, struct cmd_res *res);
+/* FLUSHDB/FLUSHALL: delete every counter (in DELs of 512 keys, each one
+ * atomic; not the whole flush).  CMD_ERR_DENIED unless ctx->allow_flush;
+ * res->n = how many were deleted. */
+enum cmd_status cmd_flush(struct cmd_ctx *ctx, struct cmd_session *s,
+                          struct cmd_res *res);
+/* RANDOMKEY: some counter's key into key[0, *klen) (at most cap bytes);
+ * CMD_NOTFOUND if there is none. */
+enum cmd_status cmd_randomkey(struct cmd_ctx *ctx, struct cmd_session *s,
+                              char *key, size_t cap, size_t *klen,
+                              struct cmd_res *res);
 
 #endif /* TALLY_CMD_H */

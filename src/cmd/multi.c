@@ -181,6 +181,13 @@ void cmd_multi_touch(struct cmd_ctx *ctx, const struct cmd_req *req,
     bump(ctx, req->key, req->klen);
 }
 
+void cmd_multi_touch_all(struct cmd_ctx *ctx)
+{
+    ctx->writes++;
+    if (ctx->watch)
+        ctx->watch->epoch++;
+}
+
 static struct cmd_multi *state(struct cmd_session *s)
 {
     if (!s->multi)

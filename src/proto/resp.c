@@ -97,6 +97,9 @@ void resp_reply_status(struct resp_conn *c, const struct cmd_res *res)
                    TALLY_ID_MAX);
         break;
     case CMD_ERR_EXPIRE: resp_err_expire(c); break;
+    case CMD_ERR_DENIED:
+        resp_error(o, "ERR refused by tallyd's configuration");
+        break;
     case CMD_ERR_INBATCH:
         resp_error(o, "ERR idempotency ids cannot be used inside MULTI or a "
                       "script");
@@ -614,6 +617,24 @@ const struct resp_command resp_commands[] = {
      "readonly noscript stale skip_monitor movablekeys", 0, 0, 0},
     {"script", -2, 0, resp_cmd_script, "noscript", 0, 0, 0},
     {"function", -2, 0, resp_cmd_function, "noscript", 0, 0, 0},
+    /* Keys and server (resp_keys.c). */
+    {"flushdb", -1, 0, resp_cmd_flush, "write", 0, 0, 0},
+    {"flushall", -1, 0, resp_cmd_flush, "write", 0, 0, 0},
+    {"type", 2, 0, resp_cmd_type, "readonly fast", 1, 1, 1},
+    {"unlink", -2, 0, cmd_del, "write fast", 1, -1, 1},
+    {"touch", -2, 0, resp_cmd_touch, "readonly fast", 1, -1, 1},
+    {"rename", 3, 0, resp_cmd_rename, "write", 1, 2, 1},
+    {"renamenx", 3, 0, resp_cmd_rename, "write fast", 1, 2, 1},
+    {"copy", -3, 0, resp_cmd_copy, "write denyoom", 1, 2, 1},
+    {"randomkey", 1, 0, resp_cmd_randomkey, "readonly", 0, 0, 0},
+    {"object", -2, 0, resp_cmd_object, "readonly", 2, 2, 1},
+    {"memory", -2, 0, resp_cmd_memory, "readonly", 0, 0, 0},
+    {"wait", 3, 0, resp_cmd_wait, "", 0, 0, 0},
+    {"lastsave", 1, 0, resp_cmd_lastsave, "loading stale fast", 0, 0, 0},
+    {"time", 1, 0, resp_cmd_time, "loading stale fast", 0, 0, 0},
+    {"incrbyfloat", 3, 0, resp_cmd_not_integer, "write denyoom fast", 1, 1,
+     1},
+    {"append", 3, 0, resp_cmd_not_integer, "write denyoom", 1, 1, 1},
 };
 const size_t resp_ncommands = sizeof resp_commands / sizeof resp_commands[0];
 

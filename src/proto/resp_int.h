@@ -154,6 +154,20 @@ void resp_cmd_eval(struct resp_conn *c);
 void resp_cmd_script(struct resp_conn *c);
 void resp_cmd_function(struct resp_conn *c);
 
+/* Keys and server commands (resp_keys.c). */
+void resp_cmd_flush(struct resp_conn *c);
+void resp_cmd_type(struct resp_conn *c);
+void resp_cmd_touch(struct resp_conn *c);
+void resp_cmd_rename(struct resp_conn *c);
+void resp_cmd_copy(struct resp_conn *c);
+void resp_cmd_randomkey(struct resp_conn *c);
+void resp_cmd_object(struct resp_conn *c);
+void resp_cmd_memory(struct resp_conn *c);
+void resp_cmd_wait(struct resp_conn *c);
+void resp_cmd_lastsave(struct resp_conn *c);
+void resp_cmd_time(struct resp_conn *c);
+void resp_cmd_not_integer(struct resp_conn *c);
+
 /* The wrong-arity error, worded as Redis 7 words it. */
 void resp_err_arity(struct resp_conn *c, const char *name);
 

@@ -331,6 +331,7 @@ int main(int argc, char **argv)
     cmd_init(&srv->cmd, srv->db, srv->conf.password, srv->conf.passlen,
              &srv->info);
     cmd_script_set_limit(&srv->cmd, (unsigned)srv->conf.busy_ms);
+    srv->cmd.allow_flush = srv->conf.allow_flush;
 
     if (setup_loop(srv) < 0)
         goto close_db;
