@@ -653,6 +653,12 @@ enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
     return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
 }
 
+void cmd_batch_abort(struct cmd_ctx *ctx)
+{
+    if (ctx->batch_depth > 0 && --ctx->batch_depth == 0)
+        tally_batch_abort(ctx->db);
+}
+
 const char *cmd_op_name(enum cmd_op op)
 {
     static const char *const names[CMD_OP_COUNT] = {

@@ -369,6 +369,10 @@ void cmd_session_end(struct cmd_ctx *ctx, struct cmd_session *s);
  * error status (detail in res) with every change of the batch undone. */
 void cmd_batch_begin(struct cmd_ctx *ctx);
 enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res);
+/* Undo every change of the batch and close it (all or nothing, HTTP's
+ * /v1/batch).  Only for an outermost batch: inside another one it closes
+ * this level and the outer batch keeps the changes. */
+void cmd_batch_abort(struct cmd_ctx *ctx);
 
 /* Called by cmd_exec after every request: count it in ctx->writes if it
  * changed something, and bump the watched keys it changed. */

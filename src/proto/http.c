@@ -63,6 +63,7 @@ static const struct {
                         "GET, HEAD, PUT, DELETE, OPTIONS", 1},
     [HTTP_R_INCR] = {M(POST), "POST, OPTIONS", 0},
     [HTTP_R_DECR] = {M(POST), "POST, OPTIONS", 0},
+    [HTTP_R_BATCH] = {M(POST), "POST, OPTIONS", 0},
 };
 #undef M
 
@@ -80,6 +81,8 @@ static enum http_route http_route(const char *path, const char **seg,
         return HTTP_R_METRICS;
     if (strcmp(path, "/v1/counters") == 0)
         return HTTP_R_LIST;
+    if (strcmp(path, "/v1/batch") == 0)
+        return HTTP_R_BATCH;
     if (strncmp(path, pfx, sizeof pfx - 1) != 0)
         return HTTP_R_NONE;
     const char *k = path + sizeof pfx - 1;
@@ -242,6 +245,10 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     }
     if (r == HTTP_R_LIST) {
         http_list(h, req, &s);
+        return;
+    }
+    if (r == HTTP_R_BATCH) {
+        http_batch(h, req, &s);
         return;
     }
     http_counter(h, req, &s, r, seg, seglen);
