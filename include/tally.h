@@ -484,7 +484,9 @@ int tally_step(tally *db, unsigned budget);
                                  2^(i-1) < v <= 2^i; bucket 0 counts v <= 1 */
 
 typedef struct tally_stats {
-    uint64_t counters;          /* live counters */
+    uint64_t counters;          /* counters in memory (may include some
+                                   whose expiry passed since the last purge;
+                                   tally_count is exact) */
     tally_ticket head;          /* newest change */
     tally_ticket durable;       /* durable up to here */
     uint64_t log_bytes;         /* bytes in the log files */
