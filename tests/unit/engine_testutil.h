@@ -480,6 +480,52 @@ TT_API int tt_fx_teardown(void **state)
         }                                                                  \
     } while (0)
 
+/* For a forked child (it changes the process's RLIMIT_FSIZE and ignores
+ * SIGXFSZ): fill db's log with 1 KiB changes until the disk is "full",
+ * then allow `room` bytes past the end of the data.  *saved gets the
+ * limit to put back.  Returns NULL, or what went wrong. */
+#include <signal.h>
+#include <sys/resource.h>
+TT_API const char *tt_fill_disk(tally *db, const char *dir, size_t room,
+                                struct rlimit *saved)
+{
+    static uint8_t big[1024];
+    char logname[TT_NAME], path[PATH_MAX];
+    uint64_t start = 0;
+    struct rlimit low;
+    tally_ticket t = 0;
+    int rc;
+
+    memset(big, 'b', sizeof big);
+    if (!tt_newest(dir, "log-", logname, &start))
+        return "no log file";
+    tt_path(path, dir, logname);
+    signal(SIGXFSZ, SIG_IGN);
+    if (getrlimit(RLIMIT_FSIZE, saved) != 0)
+        return "getrlimit";
+    low = (struct rlimit){(rlim_t)(tt_file_size(path) + (64 << 10)),
+                          saved->rlim_max};
+    if (setrlimit(RLIMIT_FSIZE, &low) != 0)
+        return "setrlimit";
+    /* Until a 1 KiB change is refused: from then on the engine reserves
+     * exactly what each change needs. */
+    for (long i = 0;; i++) {
+        rc = tally_set(db, big, sizeof big, i, &t);
+        if (rc != TALLY_OK)
+            break;
+        if (i >= 100000)
+            return "no ENOSPC";
+    }
+    if (rc != TALLY_ENOSPC)
+        return "filling did not end in ENOSPC";
+    if (tally_wait(db, tally_head(db)) != TALLY_OK)
+        return "wait";
+    low.rlim_cur = (rlim_t)(TT_HDR + (tally_head(db) - start) + room);
+    if (setrlimit(RLIMIT_FSIZE, &low) != 0)
+        return "setrlimit room";
+    return NULL;
+}
+
 /* ---- Opening the engine ------------------------------------------------- */
 
 /* Collects what the engine logs (it may call from its sync thread). */
