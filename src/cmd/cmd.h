@@ -194,6 +194,10 @@ struct cmd_ctx {
     struct cmd_scripts *scripts; /* the Lua state and loaded scripts
                                     (script.c), NULL until first used */
     int allow_flush;          /* FLUSHDB/FLUSHALL allowed (--allow-flush) */
+    /* Where scripts' redis.log lines go (levels TALLY_LOG_*, 3 for debug);
+     * NULL drops them.  Set by the daemon after cmd_init. */
+    void (*log)(void *log_ctx, int level, const char *msg);
+    void *log_ctx;
 };
 
 struct cmd_req {

@@ -241,16 +241,35 @@ static int l_sha1hex(lua_State *L)
     return 1;
 }
 
-/* redis.log(level, ...): tally's command layer has no log of its own, so
- * the message is checked and dropped (known debt: route it to tallyd's
- * log). */
+/* redis.log(level, ...): the arguments joined by spaces, to the daemon's
+ * log (ctx->log): LOG_DEBUG and LOG_VERBOSE at debug, LOG_NOTICE at info,
+ * LOG_WARNING at warn. */
 static int l_log(lua_State *L)
 {
-    if (lua_gettop(L) < 2)
+    static const int levels[] = {3, 3, TALLY_LOG_INFO, TALLY_LOG_WARN};
+    struct cmd_scripts *sc = self(L);
+    int argc = lua_gettop(L), level;
+    struct buf b = BUF_INIT;
+
+    if (argc < 2)
         return luaL_error(L, "redis.log() requires two arguments or more.");
     if (!lua_isnumber(L, 1) || lua_tonumber(L, 1) < 0 ||
         lua_tonumber(L, 1) > 3)
         return luaL_error(L, "Invalid debug level.");
+    level = levels[(int)lua_tonumber(L, 1)];
+    if (!sc->ctx || !sc->ctx->log)
+        return 0;
+    buf_adds(&b, "script: ");
+    for (int i = 2; i <= argc; i++) {
+        size_t n = 0;
+        const char *s = lua_tolstring(L, i, &n);
+        if (i > 2)
+            buf_addc(&b, ' ');
+        if (s)
+            buf_add(&b, s, n);
+    }
+    sc->ctx->log(sc->ctx->log_ctx, level, b.p);
+    buf_free(&b);
     return 0;
 }
 

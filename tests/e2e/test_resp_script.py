@@ -207,3 +207,16 @@ def test_endless_script_is_stopped_and_server_keeps_serving(tallyd_factory,
     # A script that stays under the limit is left alone.
     assert r.eval("local i = 0 while i < 1000000 do i = i + 1 end "
                   "return i", 0) == 1000000
+
+
+@pytest.mark.own_server
+def test_redis_log_goes_to_the_server_log(tallyd):
+    r = tallyd.redis()
+    assert r.eval("redis.log(redis.LOG_WARNING, 'limit hit for', KEYS[1], 5)"
+                  " return 1", 1, "user:7") == 1
+    with pytest.raises(redis.ResponseError, match="Invalid debug level"):
+        r.eval("redis.log(9, 'x')", 0)
+    deadline = time.monotonic() + 5
+    while "script: limit hit for user:7 5" not in tallyd.run_log():
+        assert time.monotonic() < deadline, tallyd.run_log()
+        time.sleep(0.05)
