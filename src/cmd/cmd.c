@@ -45,6 +45,12 @@ void cmd_fini(struct cmd_ctx *ctx)
     cmd_scripts_free(ctx);
 }
 
+int cmd_script_busy_for(const struct cmd_ctx *ctx,
+                        const struct cmd_session *s)
+{
+    return ctx->script_busy && ctx->busy_session != s;
+}
+
 int cmd_authorized(const struct cmd_ctx *ctx, const struct cmd_session *s)
 {
     return ctx->password == NULL || s->authed;
@@ -628,6 +634,8 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
         res->status = CMD_ERR_ARGS;
     else if (req->op != CMD_AUTH && !cmd_authorized(ctx, s))
         res->status = CMD_ERR_NOAUTH;
+    else if (cmd_script_busy_for(ctx, s))
+        res->status = CMD_ERR_SCRIPTBUSY;
     else
         res->status = run(ctx, s, req, res);
     cmd_multi_touch(ctx, req, res);
@@ -712,6 +720,7 @@ const char *cmd_status_name(enum cmd_status st)
         [CMD_ERR_EXECABORT] = "execabort",
         [CMD_ERR_INBATCH] = "inbatch",
         [CMD_ERR_DENIED] = "denied",
+        [CMD_ERR_SCRIPTBUSY] = "scriptbusy",
     };
     return st >= 0 && st < CMD_STATUS_COUNT ? names[st] : "unknown";
 }

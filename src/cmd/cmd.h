@@ -147,6 +147,8 @@ enum cmd_status {
                            script (its outcome cannot be undone) */
     CMD_ERR_DENIED,     /* refused by the configuration (FLUSH without
                            --allow-flush) */
+    CMD_ERR_SCRIPTBUSY, /* another session's script has run past
+                           busy-reply-threshold (Redis's -BUSY) */
     CMD_STATUS_COUNT
 };
 
@@ -198,6 +200,16 @@ struct cmd_ctx {
      * NULL drops them.  Set by the daemon after cmd_init. */
     void (*log)(void *log_ctx, int level, const char *msg);
     void *log_ctx;
+    /* Scripts past busy-reply-threshold (script.c): busy_poll(busy_arg) is
+     * called every few ms so the daemon can answer other clients (they get
+     * CMD_ERR_SCRIPTBUSY from cmd_exec, or their front end's -BUSY) and
+     * take SCRIPT KILL; NULL: nobody is served and such a script that has
+     * not written is stopped instead.  busy_session is the session whose
+     * script runs, while script_busy is set. */
+    void (*busy_poll)(void *busy_arg);
+    void *busy_arg;
+    int script_busy;
+    const struct cmd_session *busy_session;
 };
 
 struct cmd_req {
@@ -274,6 +286,11 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
  * error statistics see it too.  Returns st. */
 enum cmd_status cmd_refuse(struct cmd_ctx *ctx, const struct cmd_session *s,
                            enum cmd_op op, enum cmd_status st);
+
+/* True while a script of another session than s has run past the
+ * threshold: only SCRIPT KILL may run (front ends answer -BUSY). */
+int cmd_script_busy_for(const struct cmd_ctx *ctx,
+                        const struct cmd_session *s);
 
 /* True if the session may run commands (no password, or authenticated).
  * Front ends check it for their own connection-level commands. */

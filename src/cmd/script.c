@@ -21,10 +21,12 @@
  * (cmd_batch_begin/commit), so its writes are one atomic durable record.
  *
  * Time limit: a count hook checks the clock every 10,000 instructions.
- * tally does not yet serve other clients while a script runs (Redis
- * answers them -BUSY and accepts SCRIPT KILL), so instead a script that
- * runs past the limit without having written is stopped with an error;
- * one that has written runs on, as Redis's unkillable scripts do.
+ * Past busy-reply-threshold, as in Redis, the script goes on but the
+ * daemon is given the loop every few ms (ctx->busy_poll) to answer other
+ * clients -BUSY (cmd_exec refuses their requests meanwhile) and to take
+ * SCRIPT KILL, which stops a script that has not written; one that has
+ * written runs to its end.  Without a busy_poll (an embedding program) a
+ * script past the limit that has not written is stopped instead.
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -51,6 +53,9 @@ struct cmd_scripts {
     uint64_t t0_ms;
     uint64_t writes0;
     int killed;
+    int kill;              /* SCRIPT KILL asked for it */
+    uint64_t last_poll_ms; /* the last busy_poll */
+    const struct cmd_session *session;
 };
 
 static uint64_t now_ms(void)
@@ -302,22 +307,56 @@ static int on_error(lua_State *L)
     return 1;
 }
 
+#define BUSY_POLL_MS 5 /* how often a busy script lets others be told */
+
 static void hook(lua_State *L, lua_Debug *ar)
 {
     struct cmd_scripts *sc;
+    struct cmd_ctx *ctx;
+    uint64_t now = now_ms();
 
     (void)ar;
     lua_getfield(L, LUA_REGISTRYINDEX, "tally_self");
     sc = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (!sc || now_ms() - sc->t0_ms < sc->limit_ms ||
-        sc->ctx->writes != sc->writes0)
+    if (!sc || now - sc->t0_ms < sc->limit_ms)
         return;
-    sc->killed = 1;
-    lua_pushfstring(L, "script ran longer than busy-reply-threshold "
-                       "(%d ms) without writing and was stopped",
-                    (int)sc->limit_ms);
-    lua_error(L);
+    ctx = sc->ctx;
+    if (!ctx->busy_poll) {
+        /* Nobody can send SCRIPT KILL: stop one that has not written. */
+        if (ctx->writes != sc->writes0)
+            return;
+        sc->killed = 1;
+        lua_pushfstring(L, "script ran longer than busy-reply-threshold "
+                           "(%d ms) without writing and was stopped",
+                        (int)sc->limit_ms);
+        lua_error(L);
+    }
+    if (!ctx->script_busy) {
+        ctx->script_busy = 1;
+        ctx->busy_session = sc->session;
+    }
+    if (now - sc->last_poll_ms >= BUSY_POLL_MS) {
+        sc->last_poll_ms = now;
+        ctx->busy_poll(ctx->busy_arg);
+    }
+    if (sc->kill) {
+        sc->killed = 1;
+        lua_pushstring(L, "Script killed by user with SCRIPT KILL...");
+        lua_error(L);
+    }
+}
+
+enum cmd_status cmd_script_kill(struct cmd_ctx *ctx)
+{
+    struct cmd_scripts *sc = ctx->scripts;
+
+    if (!ctx->script_busy || !sc)
+        return CMD_NOTFOUND;
+    if (ctx->writes != sc->writes0)
+        return CMD_NOTSET;
+    sc->kill = 1;
+    return CMD_OK;
 }
 
 /* Globals: reading a missing one or creating one is an error (Redis 7). */
@@ -624,7 +663,8 @@ static void emit_error(lua_State *L, const struct cmd_script_host *h,
     buf_free(&b);
 }
 
-enum cmd_status cmd_eval(struct cmd_ctx *ctx, const char *script,
+enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
+                         const char *script,
                          size_t slen, int by_sha, int readonly, size_t nkeys,
                          size_t nargs, const char *const *argv,
                          const size_t *argl,
@@ -666,10 +706,15 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, const char *script,
     sc->t0_ms = now_ms();
     sc->writes0 = ctx->writes;
     sc->killed = 0;
+    sc->kill = 0;
+    sc->last_poll_ms = 0;
+    sc->session = s;
     lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
     cmd_batch_begin(ctx);
     rc = lua_pcall(L, 0, 1, -2);
     lua_sethook(L, NULL, 0, 0);
+    ctx->script_busy = 0;
+    ctx->busy_session = NULL;
     if (rc != 0)
         emit_error(L, host, sha);
     else

@@ -62,7 +62,8 @@ struct cmd_script_host {
  * and runtime errors are results) has gone through host->out_*; or, if
  * the batch of its writes cannot be committed, an error status with every
  * change undone (the front end then drops what out_* wrote). */
-enum cmd_status cmd_eval(struct cmd_ctx *ctx, const char *script,
+enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
+                         const char *script,
                          size_t slen, int by_sha, int readonly, size_t nkeys,
                          size_t nargs, const char *const *argv,
                          const size_t *argl,
@@ -76,11 +77,17 @@ enum cmd_status cmd_script_load(struct cmd_ctx *ctx, const char *body,
                                 const struct cmd_script_host *host);
 /* SCRIPT EXISTS of one name: 1 or 0 (any case of hex digits). */
 int cmd_script_exists(struct cmd_ctx *ctx, const char *sha, size_t len);
+/* SCRIPT KILL (from another session, while a script is busy): CMD_OK,
+ * the script stops at its next check with Redis's "Script killed" error;
+ * CMD_NOTFOUND: none is running past the threshold (NOTBUSY);
+ * CMD_NOTSET: it has written, so it cannot be stopped (UNKILLABLE). */
+enum cmd_status cmd_script_kill(struct cmd_ctx *ctx);
 /* SCRIPT FLUSH: forget every script. */
 void cmd_script_flush(struct cmd_ctx *ctx);
 
-/* The time a script may run, in ms, before it is stopped if it has not
- * written anything (Redis's busy-reply-threshold, default 5000). */
+/* Redis's busy-reply-threshold in ms (default 5000): how long a script
+ * runs before others get -BUSY and SCRIPT KILL is accepted (see
+ * script.c). */
 void cmd_script_set_limit(struct cmd_ctx *ctx, unsigned ms);
 
 /* Close the Lua state and free the scripts (cmd_fini). */

@@ -97,6 +97,10 @@ void resp_reply_status(struct resp_conn *c, const struct cmd_res *res)
                    TALLY_ID_MAX);
         break;
     case CMD_ERR_EXPIRE: resp_err_expire(c); break;
+    case CMD_ERR_SCRIPTBUSY:
+        resp_error(o, "BUSY Redis is busy running a script. You can only "
+                      "call SCRIPT KILL or SHUTDOWN NOSAVE.");
+        break;
     case CMD_ERR_DENIED:
         resp_error(o, "ERR refused by tallyd's configuration");
         break;
@@ -692,7 +696,7 @@ void resp_dispatch(struct resp_conn *c)
         resp_multi_flag(c);
         return;
     }
-    if (resp_multi_intercept(c, cmd))
+    if (resp_script_busy(c, cmd) || resp_multi_intercept(c, cmd))
         return;
     cmd->fn(c);
 }

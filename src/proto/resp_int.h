@@ -153,6 +153,9 @@ void resp_cmd_unwatch(struct resp_conn *c);
 void resp_cmd_eval(struct resp_conn *c);
 void resp_cmd_script(struct resp_conn *c);
 void resp_cmd_function(struct resp_conn *c);
+/* While another session's script is busy: answer -BUSY (anything but
+ * SCRIPT KILL) and return 1. */
+int resp_script_busy(struct resp_conn *c, const struct resp_command *cmd);
 
 /* Keys and server commands (resp_keys.c). */
 void resp_cmd_flush(struct resp_conn *c);

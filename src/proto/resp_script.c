@@ -194,7 +194,8 @@ void resp_cmd_eval(struct resp_conn *c)
         return;
     }
     c->out.b = &inner;
-    st = cmd_eval(c->ctx, a->argv[1], a->argl[1], by_sha, ro, (size_t)nkeys,
+    st = cmd_eval(c->ctx, c->s, a->argv[1], a->argl[1], by_sha, ro,
+                  (size_t)nkeys,
                   a->argc - 3 - (size_t)nkeys, a->argv + 3, a->argl + 3, &h,
                   &res);
     c->out.b = outer;
@@ -234,14 +235,35 @@ void resp_cmd_script(struct resp_conn *c)
         cmd_script_flush(c->ctx);
         resp_simple(&c->out, "OK");
     } else if (resp_arg_is(c, 1, "kill") && a->argc == 2) {
-        /* Scripts run to their end before another request is read. */
-        resp_error(&c->out, "NOTBUSY No scripts in execution right now.");
+        switch (cmd_script_kill(c->ctx)) {
+        case CMD_OK: resp_simple(&c->out, "OK"); break;
+        case CMD_NOTSET:
+            resp_error(&c->out, "UNKILLABLE Sorry the script already "
+                                "executed write commands against the "
+                                "dataset. You can either wait the script "
+                                "termination or kill the server in a hard "
+                                "way using the SHUTDOWN NOSAVE command.");
+            break;
+        default:
+            resp_error(&c->out, "NOTBUSY No scripts in execution right now.");
+            break;
+        }
     } else {
         resp_error(&c->out,
                    "ERR unknown subcommand or wrong number of arguments for "
                    "'%.*s'. Try SCRIPT HELP.",
                    (int)(a->argl[1] < 64 ? a->argl[1] : 64), a->argv[1]);
     }
+}
+
+int resp_script_busy(struct resp_conn *c, const struct resp_command *cmd)
+{
+    if (!cmd_script_busy_for(c->ctx, c->s) ||
+        (cmd->fn == resp_cmd_script && resp_arg_is(c, 1, "kill")))
+        return 0;
+    resp_error(&c->out, "BUSY Redis is busy running a script. You can only "
+                        "call SCRIPT KILL or SHUTDOWN NOSAVE.");
+    return 1;
 }
 
 void resp_cmd_function(struct resp_conn *c)

@@ -49,8 +49,8 @@ static const char usage[] =
     "                         localhost, 127.0.0.1, [::1], and, when --bind is\n"
     "                         not loopback, any IP address.  '*': any name (no\n"
     "                         protection against DNS rebinding)\n"
-    "  --busy-reply-threshold MS  a script that runs longer without having\n"
-    "                         written is stopped (default 5000)\n"
+    "  --busy-reply-threshold MS  while a script runs longer, other clients\n"
+    "                         get -BUSY and SCRIPT KILL is taken (default 5000)\n"
     "  --help, --version\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";

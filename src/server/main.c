@@ -332,6 +332,8 @@ int main(int argc, char **argv)
              &srv->info);
     cmd_script_set_limit(&srv->cmd, (unsigned)srv->conf.busy_ms);
     srv->cmd.allow_flush = srv->conf.allow_flush;
+    srv->cmd.busy_poll = conn_busy_poll;
+    srv->cmd.busy_arg = srv;
     srv->cmd.log = slog_engine;
     srv->cmd.log_ctx = &srv->log;
 

@@ -155,6 +155,8 @@ void conn_run(struct server *srv);
 /* Write what may leave.  Returns 0, or -1 if the connection was closed (and
  * freed) meanwhile, after a write error or because it was closing. */
 int conn_flush(struct conn *c);
+/* Answer the other connections while a script is busy (cmd_ctx.busy_poll). */
+void conn_busy_poll(void *arg);
 /* Stop reading from every connection; close each once its replies are out. */
 void conn_drain_all(struct server *srv);
 /* Close every connection now (the shutdown deadline passed). */

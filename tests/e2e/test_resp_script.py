@@ -8,10 +8,13 @@ The constant-sum crash test for scripts is in test_resp_multi.py, beside
 the one for MULTI/EXEC.
 """
 
+import threading
 import time
 
 import pytest
 import redis
+
+from conftest import Closed, RespError
 
 RATE_LIMIT = """
 local n = redis.call('INCR', KEYS[1])
@@ -193,20 +196,72 @@ def test_evalsha_script_and_function_commands_match_redis(tallyd, real_redis):
         assert "does not support FUNCTION" in err.text
 
 
+def start_script(server, script, *args):
+    """Run EVAL script on a raw connection in a thread; returns (thread,
+    box): box[0] gets the reply."""
+    conn = server.raw(timeout=30)
+    box = []
+
+    def run():
+        try:
+            box.append(conn.cmd("EVAL", script, 0, *args))
+        except (Closed, OSError) as e:  # the server was killed meanwhile
+            box.append(e)
+        conn.close()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, box
+
+
+def wait_busy(server):
+    with server.raw() as c:
+        deadline = time.monotonic() + 10
+        while True:
+            reply = c.cmd("PING")
+            if isinstance(reply, RespError):
+                return reply
+            assert time.monotonic() < deadline, "never BUSY"
+            time.sleep(0.05)
+
+
 @pytest.mark.own_server
-def test_endless_script_is_stopped_and_server_keeps_serving(tallyd_factory,
-                                                            key):
+def test_endless_script_others_get_busy_and_script_kill_ends_it(
+        tallyd_factory, key):
     server = tallyd_factory(busy_reply_threshold=300)
+    t, box = start_script(server, "while true do end")
+    err = wait_busy(server)
+    assert err.text.startswith("BUSY Redis is busy running a script.")
+    with server.raw() as c:
+        assert c.cmd("INCR", "x") == err
+        assert c.cmd("SCRIPT", "KILL") == b"OK"
+    t.join(10)
+    assert not t.is_alive()
+    assert isinstance(box[0], RespError)
+    assert "Script killed by user with SCRIPT KILL" in box[0].text
+    # The server keeps serving, and nothing of the script stays busy.
     r = server.redis()
-    started = time.monotonic()
-    with pytest.raises(redis.ResponseError, match="busy-reply-threshold"):
-        r.eval("while true do end", 0)
-    assert 0.25 < time.monotonic() - started < 5
     assert r.ping() is True
     assert r.incr(key("after")) == 1
-    # A script that stays under the limit is left alone.
-    assert r.eval("local i = 0 while i < 1000000 do i = i + 1 end "
-                  "return i", 0) == 1000000
+    with server.raw() as c:
+        assert c.cmd("SCRIPT", "KILL") == RespError(
+            "NOTBUSY No scripts in execution right now.")
+
+
+@pytest.mark.own_server
+def test_endless_script_that_wrote_is_unkillable_and_lost_on_crash(
+        tallyd_factory):
+    server = tallyd_factory(busy_reply_threshold=300)
+    start_script(server, "redis.call('INCR', 'w') while true do end")
+    wait_busy(server)
+    with server.raw() as c:
+        reply = c.cmd("SCRIPT", "KILL")
+    assert reply.text.startswith("UNKILLABLE Sorry the script already "
+                                 "executed write commands")
+    # As with Redis, only killing the server ends it; its batch was never
+    # committed, so its write is not there after the restart.
+    server.kill()
+    server.start()
+    assert server.redis().get("w") is None
 
 
 @pytest.mark.own_server
