@@ -60,6 +60,7 @@ enum http_route {
     HTTP_R_COUNTER,  /* /v1/counters/{key} */
     HTTP_R_INCR,     /* /v1/counters/{key}/increment */
     HTTP_R_DECR,     /* /v1/counters/{key}/decrement */
+    HTTP_R_EXPIRE,   /* /v1/counters/{key}/expire */
     HTTP_R_BATCH     /* /v1/batch */
 };
 
@@ -118,8 +119,9 @@ int http_guard_change(const struct http_guard *g, struct evhttp_request *req);
 
 /* ---- Counter endpoints (http_counter.c) --------------------------------- */
 
-/* GET, HEAD, PUT, DELETE on a counter, or POST increment/decrement (route
- * r).  seg[0, seglen) is the key's path segment, still percent-encoded. */
+/* GET, HEAD, PUT, DELETE on a counter, POST increment/decrement, or POST
+ * expire (route r).  seg[0, seglen) is the key's path segment, still
+ * percent-encoded. */
 void http_counter(struct http_front *h, struct evhttp_request *req,
                   struct cmd_session *s, enum http_route r, const char *seg,
                   size_t seglen);
