@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc libc6-dev make cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev
-            libssl-dev scdoc)
+            libssl-dev scdoc liblua5.1-0-dev)
 test_pkgs=(python3 python3-pytest python3-redis python3-requests python3-pymemcache python3-yaml
            redis-server redis-tools memcached wrk chromium chromium-driver python3-selenium
            systemd openssl curl)

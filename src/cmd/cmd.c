@@ -21,6 +21,7 @@
 
 #include "cmd.h"
 #include "glob.h"
+#include "script.h"
 
 /* How many counters KEYS asks the engine for per scan step. */
 #define KEYS_STEP 1024
@@ -37,6 +38,17 @@ void cmd_init(struct cmd_ctx *ctx, tally *db, const char *password,
     ctx->password = passlen ? password : NULL;
     ctx->passlen = passlen;
     ctx->info = info;
+}
+
+void cmd_fini(struct cmd_ctx *ctx)
+{
+    cmd_scripts_free(ctx);
+}
+
+int cmd_script_busy_for(const struct cmd_ctx *ctx,
+                        const struct cmd_session *s)
+{
+    return ctx->script_busy && ctx->busy_session != s;
 }
 
 int cmd_authorized(const struct cmd_ctx *ctx, const struct cmd_session *s)
@@ -555,7 +567,8 @@ static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
         break;
     }
     if (req->once)
-        return do_once(ctx, req, res);
+        return tally_batch_is_open(ctx->db) ? CMD_ERR_INBATCH
+                                            : do_once(ctx, req, res);
     switch (req->op) {
     case CMD_GET:
         return get_one(ctx, req->key, req->klen, res);
@@ -629,10 +642,37 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
         res->status = CMD_ERR_ARGS;
     else if (req->op != CMD_AUTH && !cmd_authorized(ctx, s))
         res->status = CMD_ERR_NOAUTH;
+    else if (cmd_script_busy_for(ctx, s))
+        res->status = CMD_ERR_SCRIPTBUSY;
     else
         res->status = run(ctx, s, req, res);
+    cmd_multi_touch(ctx, req, res);
     count(ctx, s, req->op, res->status);
     return res->status;
+}
+
+void cmd_batch_begin(struct cmd_ctx *ctx)
+{
+    if (ctx->batch_depth++ == 0)
+        tally_batch_begin(ctx->db); /* cannot fail: none is open */
+}
+
+enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
+{
+    tally_ticket t = 0;
+    int rc;
+
+    if (ctx->batch_depth == 0 || --ctx->batch_depth > 0)
+        return CMD_OK; /* the outer batch commits */
+    rc = tally_batch_commit(ctx->db, &t);
+    take_ticket(res, t);
+    return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
+}
+
+void cmd_batch_abort(struct cmd_ctx *ctx)
+{
+    if (ctx->batch_depth > 0 && --ctx->batch_depth == 0)
+        tally_batch_abort(ctx->db);
 }
 
 const char *cmd_op_name(enum cmd_op op)
@@ -682,6 +722,13 @@ const char *cmd_status_name(enum cmd_status st)
         [CMD_ERR_INFLIGHT] = "inflight",
         [CMD_ERR_IDLEN] = "idlen",
         [CMD_ERR_EXPIRE] = "expire",
+        [CMD_ERR_NESTED] = "nested",
+        [CMD_ERR_NOMULTI] = "nomulti",
+        [CMD_ERR_WATCHMULTI] = "watchmulti",
+        [CMD_ERR_EXECABORT] = "execabort",
+        [CMD_ERR_INBATCH] = "inbatch",
+        [CMD_ERR_DENIED] = "denied",
+        [CMD_ERR_SCRIPTBUSY] = "scriptbusy",
     };
     return st >= 0 && st < CMD_STATUS_COUNT ? names[st] : "unknown";
 }

@@ -67,6 +67,7 @@ static const struct {
     [HTTP_R_INCR] = {M(POST), "POST, OPTIONS", 0},
     [HTTP_R_DECR] = {M(POST), "POST, OPTIONS", 0},
     [HTTP_R_EXPIRE] = {M(POST), "POST, OPTIONS", 0},
+    [HTTP_R_BATCH] = {M(POST), "POST, OPTIONS", 0},
 };
 #undef M
 
@@ -84,6 +85,8 @@ static enum http_route http_route(const char *path, const char **seg,
         return HTTP_R_METRICS;
     if (strcmp(path, "/v1/counters") == 0)
         return HTTP_R_LIST;
+    if (strcmp(path, "/v1/batch") == 0)
+        return HTTP_R_BATCH;
     if (strncmp(path, pfx, sizeof pfx - 1) != 0)
         return HTTP_R_NONE;
     const char *k = path + sizeof pfx - 1;
@@ -183,7 +186,7 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     size_t seglen = 0;
     enum http_route r = http_route(path ? path : "", &seg, &seglen);
     struct cmd_session s = {h->next_session++ | HTTP_SESSION_BIT,
-                            CMD_PROTO_HTTP, 0};
+                            CMD_PROTO_HTTP, 0, NULL};
 
     if (h->stopping) {
         /* Run nothing new while the daemon drains: it exits once no answer
@@ -248,6 +251,10 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     }
     if (r == HTTP_R_LIST) {
         http_list(h, req, &s);
+        return;
+    }
+    if (r == HTTP_R_BATCH) {
+        http_batch(h, req, &s);
         return;
     }
     http_counter(h, req, &s, r, seg, seglen);

@@ -62,7 +62,8 @@ enum http_route {
     HTTP_R_COUNTER,  /* /v1/counters/{key} */
     HTTP_R_INCR,     /* /v1/counters/{key}/increment */
     HTTP_R_DECR,     /* /v1/counters/{key}/decrement */
-    HTTP_R_EXPIRE    /* /v1/counters/{key}/expire */
+    HTTP_R_EXPIRE,   /* /v1/counters/{key}/expire */
+    HTTP_R_BATCH     /* /v1/batch */
 };
 
 /* ---- Answers (http_reply.c) ---------------------------------------------
@@ -126,6 +127,9 @@ int http_guard_change(const struct http_guard *g, struct evhttp_request *req);
 void http_counter(struct http_front *h, struct evhttp_request *req,
                   struct cmd_session *s, enum http_route r, const char *seg,
                   size_t seglen);
+/* POST /v1/batch: operations as one atomic change (http_batch.c). */
+void http_batch(struct http_front *h, struct evhttp_request *req,
+                struct cmd_session *s);
 /* GET /v1/counters?prefix=&limit=&cursor=. */
 void http_list(struct http_front *h, struct evhttp_request *req,
                struct cmd_session *s);

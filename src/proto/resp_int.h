@@ -104,7 +104,9 @@ struct resp_conn {
 typedef void (*resp_handler)(struct resp_conn *c);
 
 /* Flags of a command table entry. */
-#define RESP_NOAUTH 0x1 /* may run before AUTH (AUTH, HELLO, QUIT) */
+#define RESP_NOAUTH 0x1  /* may run before AUTH (AUTH, HELLO, QUIT) */
+#define RESP_NOQUEUE 0x2 /* runs at once inside MULTI (EXEC, WATCH...) */
+#define RESP_NOMULTI 0x4 /* refused inside MULTI (SAVE, SHUTDOWN) */
 
 struct resp_command {
     const char *name;  /* lower case, as Redis's error texts spell it */
@@ -124,6 +126,50 @@ const struct resp_command *resp_lookup(const char *name, size_t n);
 
 /* Case-insensitive compare of an argument with a lower-case word. */
 int resp_arg_is(const struct resp_conn *c, size_t i, const char *word);
+
+/* Look up and run the request in c->args (resp.c): Redis's checks, then
+ * the handler, or the MULTI queue. */
+void resp_dispatch(struct resp_conn *c);
+
+/* The error reply for a command-layer error status (resp.c). */
+void resp_reply_status(struct resp_conn *c, const struct cmd_res *res);
+
+/* Transactions (resp_multi.c).  intercept queues the request (or refuses
+ * it) while the session is in MULTI and returns 1, else returns 0; flag
+ * marks a queue-time error. */
+int resp_multi_intercept(struct resp_conn *c, const struct resp_command *cmd);
+void resp_multi_flag(struct resp_conn *c);
+/* An EXEC refused for its arity inside MULTI discards the transaction with
+ * Redis's "EXECABORT ... because of:" reply; returns 1 if it did. */
+int resp_multi_exec_refused(struct resp_conn *c,
+                            const struct resp_command *cmd);
+void resp_cmd_multi(struct resp_conn *c);
+void resp_cmd_exec(struct resp_conn *c);
+void resp_cmd_discard(struct resp_conn *c);
+void resp_cmd_watch(struct resp_conn *c);
+void resp_cmd_unwatch(struct resp_conn *c);
+
+/* Scripts (resp_script.c). */
+void resp_cmd_eval(struct resp_conn *c);
+void resp_cmd_script(struct resp_conn *c);
+void resp_cmd_function(struct resp_conn *c);
+/* While another session's script is busy: answer -BUSY (anything but
+ * SCRIPT KILL) and return 1. */
+int resp_script_busy(struct resp_conn *c, const struct resp_command *cmd);
+
+/* Keys and server commands (resp_keys.c). */
+void resp_cmd_flush(struct resp_conn *c);
+void resp_cmd_type(struct resp_conn *c);
+void resp_cmd_touch(struct resp_conn *c);
+void resp_cmd_rename(struct resp_conn *c);
+void resp_cmd_copy(struct resp_conn *c);
+void resp_cmd_randomkey(struct resp_conn *c);
+void resp_cmd_object(struct resp_conn *c);
+void resp_cmd_memory(struct resp_conn *c);
+void resp_cmd_wait(struct resp_conn *c);
+void resp_cmd_lastsave(struct resp_conn *c);
+void resp_cmd_time(struct resp_conn *c);
+void resp_cmd_not_integer(struct resp_conn *c);
 
 /* The wrong-arity error, worded as Redis 7 words it. */
 void resp_err_arity(struct resp_conn *c, const char *name);

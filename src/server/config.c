@@ -35,7 +35,8 @@ static const char usage[] =
     "  --password-file FILE   the same, PASS being FILE's first line\n"
     "  --maxclients N         stream connections at most (default 10000)\n"
     "  --log-level LEVEL      error, warn, info (default) or debug; logs go to stderr\n"
-    "  --allow-flush          allow memcached flush_all (refused by default)\n"
+    "  --allow-flush          allow memcached flush_all and RESP FLUSHDB and\n"
+    "                         FLUSHALL (refused by default)\n"
     "  --snapshot-min-log N   log bytes since the last snapshot that start an\n"
     "                         automatic one (default: the engine's, 64 MiB)\n"
     "  --idempotency-ttl T    how long an idempotency id (Idempotency-Key,\n"
@@ -67,6 +68,8 @@ static const char usage[] =
     "  --tls-protocols P      TLSv1.2 and/or TLSv1.3 (default both)\n"
     "  --tls-ciphers LIST     TLS 1.2 ciphers, OpenSSL's syntax (default\n"
     "                         OpenSSL's)\n"
+    "  --busy-reply-threshold MS  while a script runs longer, other clients\n"
+    "                         get -BUSY and SCRIPT KILL is taken (default 5000)\n"
     "  --help, --version\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n"
@@ -79,7 +82,7 @@ enum {
     OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CORS, OPT_HOSTS, OPT_TLS_PORT,
     OPT_HTTPS_PORT, OPT_MC_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
     OPT_TLS_CADIR, OPT_TLS_AUTH, OPT_TLS_PROTOS, OPT_TLS_CIPHERS, OPT_CONFIG,
-    OPT_HELP, OPT_VERSION
+    OPT_BUSY, OPT_HELP, OPT_VERSION
 };
 
 static const struct option options[] = {
@@ -110,6 +113,7 @@ static const struct option options[] = {
     {"tls-protocols", required_argument, NULL, OPT_TLS_PROTOS},
     {"tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS},
     {"config", required_argument, NULL, OPT_CONFIG},
+    {"busy-reply-threshold", required_argument, NULL, OPT_BUSY},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -395,6 +399,10 @@ static int parse_flags(struct conf *c, int argc, char **argv, char *err)
             break;
         case OPT_MAXCLIENTS:
             if (parse_u64(optarg, 1, 1000000, &c->maxclients) < 0)
+                goto bad_value;
+            break;
+        case OPT_BUSY:
+            if (parse_u64(optarg, 1, 3600000, &c->busy_ms) < 0)
                 goto bad_value;
             break;
         case OPT_LOGLEVEL:

@@ -11,6 +11,7 @@
  */
 #include "server.h"
 #include "version.h"
+#include "script.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -371,6 +372,12 @@ int main(int argc, char **argv)
     outbox_waiter_init(srv);
     cmd_init(&srv->cmd, srv->db, srv->conf.password, srv->conf.passlen,
              &srv->info);
+    cmd_script_set_limit(&srv->cmd, (unsigned)srv->conf.busy_ms);
+    srv->cmd.allow_flush = srv->conf.allow_flush;
+    srv->cmd.busy_poll = conn_busy_poll;
+    srv->cmd.busy_arg = srv;
+    srv->cmd.log = slog_engine;
+    srv->cmd.log_ctx = &srv->log;
 
     if (setup_loop(srv) < 0)
         goto close_db;
@@ -401,6 +408,7 @@ int main(int argc, char **argv)
     status = 0;
 close_db:
     teardown(srv);
+    cmd_fini(&srv->cmd);
     rc = tally_close(srv->db);
     if (rc < 0) {
         slog(&srv->log, SLOG_ERROR, "final sync failed: %s (%s); changes "

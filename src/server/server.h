@@ -70,6 +70,7 @@ struct conf {
     char *password;            /* NULL: none; owned */
     size_t passlen;
     uint64_t maxclients;       /* stream connections at most */
+    uint64_t busy_ms;          /* --busy-reply-threshold; 0: default */
     int log_level;             /* SLOG_* */
     int allow_flush;           /* memcached flush_all */
     uint64_t snapshot_min_log; /* 0: the engine's default */
@@ -212,6 +213,8 @@ void conn_run(struct server *srv);
 /* Write what may leave.  Returns 0, or -1 if the connection was closed (and
  * freed) meanwhile, after a write error or because it was closing. */
 int conn_flush(struct conn *c);
+/* Answer the other connections while a script is busy (cmd_ctx.busy_poll). */
+void conn_busy_poll(void *arg);
 /* Stop reading from every connection; close each once its replies are out. */
 void conn_drain_all(struct server *srv);
 /* Close every connection now (the shutdown deadline passed). */
