@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "events.h"
 #include "glob.h"
 
 /* How many counters KEYS asks the engine for per scan step. */
@@ -80,6 +81,15 @@ static void take_ticket(struct cmd_res *res, tally_ticket t)
         res->ticket = t;
 }
 
+/* Note one change for the event hub; it leaves once t is durable. */
+static void changed(struct cmd_ctx *ctx, const char *key, size_t klen,
+                    enum events_kind kind, enum events_op op, int64_t value,
+                    tally_ticket t)
+{
+    if (ctx->events)
+        events_record(ctx->events, key, klen, kind, op, value, t);
+}
+
 static int key_ok(size_t klen) { return klen <= TALLY_KEY_MAX; }
 
 /* True if every key of a multi-key request is within the limit, so that a
@@ -131,6 +141,7 @@ static enum cmd_status do_set(struct cmd_ctx *ctx, const struct cmd_req *req,
     if (rc < 0)
         return from_tally(ctx, res, rc);
     take_ticket(res, t);
+    changed(ctx, req->key, req->klen, EVENTS_VALUE, EVENTS_OP_SET, req->num, t);
     return CMD_OK;
 }
 
@@ -148,6 +159,7 @@ static enum cmd_status do_getdel(struct cmd_ctx *ctx,
     if (rc < 0)
         return from_tally(ctx, res, rc);
     take_ticket(res, t);
+    changed(ctx, req->key, req->klen, EVENTS_DELETED, EVENTS_OP_GETDEL, 0, t);
     return CMD_OK;
 }
 
@@ -173,6 +185,9 @@ static enum cmd_status do_multi(struct cmd_ctx *ctx, const struct cmd_req *req,
             res->founds[i] = rc == TALLY_OK;
         } else if (rc == TALLY_OK) {
             res->n++;
+            if (req->op == CMD_DEL)
+                changed(ctx, req->keys[i], req->klens[i], EVENTS_DELETED,
+                        EVENTS_OP_DEL, 0, t);
         }
     }
     return CMD_OK;
@@ -193,6 +208,9 @@ static enum cmd_status do_mset(struct cmd_ctx *ctx, const struct cmd_req *req,
     if (rc < 0)
         return from_tally(ctx, res, rc);
     take_ticket(res, t);
+    for (size_t i = 0; i < req->nkeys; i++)
+        changed(ctx, req->keys[i], req->klens[i], EVENTS_VALUE, EVENTS_OP_MSET,
+                req->nums[i], t);
     return CMD_OK;
 }
 
@@ -319,6 +337,24 @@ uint64_t cmd_once_fingerprint(const struct cmd_req *req)
     return hash_le(h, req->flags, 4);
 }
 
+/* The event for a first (not replayed) once-form change. */
+static void once_changed(struct cmd_ctx *ctx, const struct cmd_req *req,
+                         const struct cmd_res *res, int rc, tally_ticket t)
+{
+    if (req->op == CMD_INCRBY)
+        changed(ctx, req->key, req->klen, EVENTS_VALUE, EVENTS_OP_INCRBY,
+                res->value, t);
+    else if (req->op == CMD_SET)
+        changed(ctx, req->key, req->klen, EVENTS_VALUE, EVENTS_OP_SET,
+                req->num, t);
+    else if (rc == TALLY_OK && req->op == CMD_GETDEL)
+        changed(ctx, req->key, req->klen, EVENTS_DELETED, EVENTS_OP_GETDEL, 0,
+                t);
+    else if (rc == TALLY_OK)
+        changed(ctx, req->keys[0], req->klens[0], EVENTS_DELETED,
+                EVENTS_OP_DEL, 0, t);
+}
+
 /* A change with an idempotency id: the engine's once-forms.  Only the
  * plain forms take one (SET's conditions and MSET would need the condition
  * or every key in the fingerprint and the outcome; not needed yet). */
@@ -361,6 +397,8 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
     if (rc < 0)
         return from_tally(ctx, res, rc);
     take_ticket(res, t);
+    if (!res->replayed)
+        once_changed(ctx, req, res, rc, t);
     /* GETDEL answers a miss as NOTFOUND; DEL's miss is n = 0. */
     return rc == TALLY_NOTFOUND && req->op == CMD_GETDEL ? CMD_NOTFOUND
                                                          : CMD_OK;
@@ -393,6 +431,8 @@ static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
             return from_tally(ctx, res, rc);
         take_ticket(res, t);
         res->found = 1;
+        changed(ctx, req->key, req->klen, EVENTS_VALUE, EVENTS_OP_INCRBY,
+                res->value, t);
         return CMD_OK;
     case CMD_SET:
         return do_set(ctx, req, res);

@@ -114,8 +114,14 @@ struct cmd_stats {
     uint64_t errors[CMD_PROTO_COUNT][CMD_OP_COUNT]; /* status >= ERR */
 };
 
+struct events;
+struct pubsub;
+
 struct cmd_ctx {
     tally *db;                      /* borrowed */
+    struct events *events;          /* borrowed, may be NULL: every change
+                                       is recorded there (events.h) */
+    struct pubsub *pubsub;          /* borrowed, may be NULL (pubsub.h) */
     const char *password;           /* NULL: no authentication */
     size_t passlen;
     const struct cmd_serverinfo *info; /* borrowed, may be NULL */

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "pubsub.h"
 #include "resp_int.h"
 
 /* A subcommand of CLIENT, COMMAND or CONFIG. */
@@ -352,7 +353,7 @@ static const char *sync_name(tally_sync s)
  * is always on, the fsync policy, one database. */
 static const char *const config_names[] = {
     "save", "appendonly", "appendfsync", "databases", "dir", "port",
-    "maxclients",
+    "maxclients", "notify-keyspace-events",
 };
 #define CONFIG_N (sizeof config_names / sizeof config_names[0])
 
@@ -371,6 +372,12 @@ static void config_value(struct resp_conn *c, size_t i, char *out, size_t n)
     case 3: snprintf(out, n, "1"); break;
     case 4: snprintf(out, n, "%s", info && info->dir ? info->dir : ""); break;
     case 5: snprintf(out, n, "%d", info ? info->port : 0); break;
+    case 7:
+        if (c->ctx->pubsub && n >= 32)
+            pubsub_notify_string(c->ctx->pubsub, out);
+        else
+            snprintf(out, n, "%s", "");
+        break;
     default:
         snprintf(out, n, "%llu",
                  (unsigned long long)(info ? info->maxclients : 0));
@@ -412,12 +419,36 @@ static void config_get(struct resp_conn *c)
     }
 }
 
+/* CONFIG SET: only notify-keyspace-events may change at run time; the
+ * rest are flags of tallyd. */
+static void config_set(struct resp_conn *c)
+{
+    const struct resp_args *a = &c->args;
+
+    if (a->argc != 4 || !resp_arg_is(c, 2, "notify-keyspace-events")) {
+        resp_error(&c->out, "ERR Unknown option or number of arguments for "
+                   "CONFIG SET - '%.*s'",
+                   (int)(a->argl[2] < 64 ? a->argl[2] : 64), a->argv[2]);
+        return;
+    }
+    if (!c->ctx->pubsub ||
+        pubsub_set_notify(c->ctx->pubsub, a->argv[3], a->argl[3]) != 0) {
+        resp_error(&c->out, "ERR CONFIG SET failed (possibly related to "
+                   "argument 'notify-keyspace-events') - Invalid event class "
+                   "character. Use 'Ag$lshzxeKEtmdn'.");
+        return;
+    }
+    resp_simple(&c->out, "OK");
+}
+
 static void config_help(struct resp_conn *c)
 {
     static const char *const lines[] = {
         "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GET <pattern>",
         "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET notify-keyspace-events <classes>",
+        "    Choose which keyspace notifications are published.",
         "HELP", "    Print this help.", NULL};
     reply_help(c, lines);
 }
@@ -425,7 +456,8 @@ static void config_help(struct resp_conn *c)
 void resp_cmd_config(struct resp_conn *c)
 {
     static const struct sub subs[] = {
-        {"get", -3, config_get}, {"help", 2, config_help},
+        {"get", -3, config_get}, {"set", -4, config_set},
+        {"help", 2, config_help},
     };
     run_sub(c, "config", subs, sizeof subs / sizeof subs[0]);
 }

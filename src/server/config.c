@@ -48,6 +48,14 @@ static const char usage[] =
     "                         localhost, 127.0.0.1, [::1], and, when --bind is\n"
     "                         not loopback, any IP address.  '*': any name (no\n"
     "                         protection against DNS rebinding)\n"
+    "  --events-window N      change events kept for SSE clients that reconnect\n"
+    "                         with Last-Event-ID (default 65536; 0 = none)\n"
+    "  --notify-keyspace-events CLASSES\n"
+    "                         Redis keyspace notifications over pub/sub, with\n"
+    "                         Redis's class letters, e.g. KEA (default: off)\n"
+    "  --subscriber-output-limit N\n"
+    "                         unsent bytes a pub/sub or SSE subscriber may have\n"
+    "                         before it is disconnected (default 8388608)\n"
     "  --help, --version\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";
@@ -55,7 +63,8 @@ static const char usage[] =
 enum {
     OPT_DIR = 256, OPT_BIND, OPT_PORT, OPT_HTTP_PORT, OPT_MC_PORT, OPT_FSYNC,
     OPT_PASS, OPT_PASSFILE, OPT_MAXCLIENTS, OPT_LOGLEVEL, OPT_FLUSH,
-    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CORS, OPT_HOSTS, OPT_HELP,
+    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CORS, OPT_HOSTS, OPT_EVWINDOW,
+    OPT_NOTIFY, OPT_SUBLIMIT, OPT_HELP,
     OPT_VERSION
 };
 
@@ -76,6 +85,9 @@ static const struct option options[] = {
     {"spin", required_argument, NULL, OPT_SPIN},
     {"http-cors-origin", required_argument, NULL, OPT_CORS},
     {"http-allowed-host", required_argument, NULL, OPT_HOSTS},
+    {"events-window", required_argument, NULL, OPT_EVWINDOW},
+    {"notify-keyspace-events", required_argument, NULL, OPT_NOTIFY},
+    {"subscriber-output-limit", required_argument, NULL, OPT_SUBLIMIT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -291,6 +303,8 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
     c->maxclients = 10000;
     c->log_level = SLOG_INFO;
     c->spin = 1;
+    c->events_window = 65536;
+    c->sub_limit = 8 * 1024 * 1024;
 
     optind = 1;
     opterr = 0;
@@ -368,6 +382,17 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             if (add_list(&c->allowed_hosts, &c->nhosts, "--http-allowed-host",
                          optarg, check_host, err) < 0)
                 return -1;
+            break;
+        case OPT_EVWINDOW:
+            if (parse_u64(optarg, 0, 16 * 1024 * 1024, &c->events_window) < 0)
+                goto bad_value;
+            break;
+        case OPT_NOTIFY:
+            c->notify = optarg; /* letters are checked by the broker */
+            break;
+        case OPT_SUBLIMIT:
+            if (parse_u64(optarg, 1024, UINT64_MAX / 2, &c->sub_limit) < 0)
+                goto bad_value;
             break;
         case OPT_HELP:
             fputs(usage, stdout);

@@ -11,6 +11,9 @@
  */
 #include "server.h"
 
+#include "events.h"
+#include "pubsub.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -278,6 +281,10 @@ static void teardown(struct server *srv)
     conn_close_all(srv);
     conn_listeners_close(srv);
     fronts_stop(srv);
+    pubsub_free(srv->pubsub);
+    srv->pubsub = NULL;
+    events_free(srv->events);
+    srv->events = NULL;
     free_event(&srv->notify_ev);
     free_event(&srv->tick_ev);
     free_event(&srv->house_ev);
@@ -325,6 +332,17 @@ int main(int argc, char **argv)
     outbox_waiter_init(srv);
     cmd_init(&srv->cmd, srv->db, srv->conf.password, srv->conf.passlen,
              &srv->info);
+    srv->events = events_new(srv->conf.events_window);
+    srv->pubsub = pubsub_new(srv->events);
+    srv->cmd.events = srv->events;
+    srv->cmd.pubsub = srv->pubsub;
+    if (srv->conf.notify && pubsub_set_notify(srv->pubsub, srv->conf.notify,
+                                              strlen(srv->conf.notify)) < 0) {
+        slog(&srv->log, SLOG_ERROR, "--notify-keyspace-events '%s': a class "
+             "letter Redis does not know (use Ag$lshzxeKEtmdn)",
+             srv->conf.notify);
+        goto close_db;
+    }
 
     if (setup_loop(srv) < 0)
         goto close_db;

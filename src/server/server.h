@@ -75,6 +75,9 @@ struct conf {
     size_t ncors;
     char **allowed_hosts;      /* --http-allowed-host, lower case; owned */
     size_t nhosts;
+    uint64_t events_window;    /* --events-window: events kept for resume */
+    const char *notify;        /* --notify-keyspace-events (borrowed) */
+    uint64_t sub_limit;        /* --subscriber-output-limit, bytes */
 };
 
 /* Parse argv into *c.  Returns 0 to run, 1 if --help or --version was printed
@@ -157,6 +160,14 @@ void conn_drain_all(struct server *srv);
 /* Close every connection now (the shutdown deadline passed). */
 void conn_close_all(struct server *srv);
 
+/* ---- Pushing to subscribers (push.c) ----------------------------------- */
+
+/* The struct proto_push a stream connection's front end gets: appends to
+ * c->out and has it written on the next loop pass; past
+ * conf.sub_limit unsent bytes the connection is cut off (counted in the
+ * event hub's statistics for /metrics). */
+struct proto_push conn_push_for(struct conn *c);
+
 /* ---- The durability hold (outbox.c) -------------------------------------- */
 
 struct owait {                 /* an HTTP response waiting for durability */
@@ -227,6 +238,8 @@ struct server {
     struct mc_front *mc;
     struct proto_waiter waiter;
     struct outbox outbox;
+    struct events *events;     /* the change-event hub (src/cmd/events.h) */
+    struct pubsub *pubsub;     /* pub/sub and keyspace notifications */
     struct conn *conns;        /* every open stream connection */
     struct conn *runq, *runq_tail; /* connections with input to run */
     size_t nrunq;

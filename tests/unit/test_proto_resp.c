@@ -415,7 +415,8 @@ static void test_admin_commands(void **state)
            "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
     EXPECT(f, "config get nosuch\r\n", "*0\r\n");
     EXPECT(f, "config set save x\r\n",
-           "-ERR unknown subcommand 'set'. Try CONFIG HELP.\r\n");
+           "-ERR Unknown option or number of arguments for CONFIG SET - "
+           "'save'\r\n");
     EXPECT(f, "config get\r\n",
            "-ERR wrong number of arguments for 'config|get' command\r\n");
 
