@@ -63,6 +63,12 @@ static const struct {
                         "GET, HEAD, PUT, DELETE, OPTIONS", 1},
     [HTTP_R_INCR] = {M(POST), "POST, OPTIONS", 0},
     [HTTP_R_DECR] = {M(POST), "POST, OPTIONS", 0},
+    /* Change streams and badges are reads, public as GET of a counter. */
+    [HTTP_R_KEY_EVENTS] = {M(GET), "GET, OPTIONS", 1},
+    [HTTP_R_EVENTS] = {M(GET), "GET, OPTIONS", 1},
+    [HTTP_R_BADGE] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
+    /* The dashboard is for this origin only: no CORS. */
+    [HTTP_R_PAGE] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 0},
 };
 #undef M
 
@@ -80,6 +86,10 @@ static enum http_route http_route(const char *path, const char **seg,
         return HTTP_R_METRICS;
     if (strcmp(path, "/v1/counters") == 0)
         return HTTP_R_LIST;
+    if (strcmp(path, "/v1/events") == 0)
+        return HTTP_R_EVENTS;
+    if (http_page_exists(path))
+        return HTTP_R_PAGE;
     if (strncmp(path, pfx, sizeof pfx - 1) != 0)
         return HTTP_R_NONE;
     const char *k = path + sizeof pfx - 1;
@@ -94,6 +104,10 @@ static enum http_route http_route(const char *path, const char **seg,
         return HTTP_R_INCR;
     if (strcmp(slash, "/decrement") == 0)
         return HTTP_R_DECR;
+    if (strcmp(slash, "/events") == 0)
+        return HTTP_R_KEY_EVENTS;
+    if (strcmp(slash, "/badge.svg") == 0)
+        return HTTP_R_BADGE;
     return HTTP_R_NONE;
 }
 
@@ -228,6 +242,10 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     case HTTP_R_READYZ:
         http_readyz(h, req);
         return;
+    case HTTP_R_PAGE:
+        /* The page holds no data: the API calls it makes authenticate. */
+        http_page(req, path);
+        return;
     default:
         break;
     }
@@ -244,6 +262,14 @@ static void http_on_request(struct evhttp_request *req, void *arg)
         http_list(h, req, &s);
         return;
     }
+    if (r == HTTP_R_EVENTS || r == HTTP_R_KEY_EVENTS) {
+        http_events(h, req, &s, r == HTTP_R_EVENTS ? NULL : seg, seglen);
+        return;
+    }
+    if (r == HTTP_R_BADGE) {
+        http_badge(h, req, &s, seg, seglen);
+        return;
+    }
     http_counter(h, req, &s, r, seg, seglen);
 }
 
@@ -258,6 +284,7 @@ struct http_front *http_front_new(struct event_base *base, struct cmd_ctx *ctx,
     h->ctx = ctx;
     h->waiter = waiter;
     http_guard_init(&h->guard, opt, bind);
+    http_events_init(h, base, opt);
     h->http = evhttp_new(base);
     if (!h->http) {
         snprintf(err, 256, "cannot create the HTTP server (evhttp_new)");
@@ -293,6 +320,7 @@ fail:
 void http_front_stop(struct http_front *h)
 {
     h->stopping = 1;
+    http_events_stop(h);
     if (!h->bound)
         return;
     /* Closes the listening fd: a connect is refused from now on instead of
@@ -305,6 +333,7 @@ void http_front_free(struct http_front *h)
 {
     if (!h)
         return;
+    http_events_stop(h);
     if (h->http)
         evhttp_free(h->http);
     free(h);

@@ -27,6 +27,10 @@ struct http_options {
     const char *const *allowed_hosts; /* --http-allowed-host: names (no
                                          port) the Host header may carry */
     size_t nhosts;
+    uint64_t sub_limit;               /* --subscriber-output-limit: unsent
+                                         bytes before an SSE client is cut
+                                         off (0: 8 MiB) */
+    int keepalive_ms;                 /* SSE keep-alive comments (0: 15 s) */
 };
 
 /* Listen on bind:port on base.  ctx, waiter and opt are borrowed and must

@@ -64,7 +64,7 @@ static void http_base64(const unsigned char *p, size_t n, struct buf *out)
 
 /* {"key": ..., "value": v}, or {"key_b64": ...} when the key is not valid
  * UTF-8 (JSON strings cannot carry arbitrary bytes). */
-static json_t *http_counter_json(const char *key, size_t klen, int64_t v)
+json_t *http_counter_json(const char *key, size_t klen, int64_t v)
 {
     json_t *o = json_object();
     json_t *s = json_stringn(key, klen); /* NULL: not valid UTF-8 */
@@ -85,7 +85,7 @@ static json_t *http_counter_json(const char *key, size_t klen, int64_t v)
 /* Percent-decode s[0, n) onto out; with plus, '+' means a space (query
  * strings).  Returns 0, or -1 at a '%' not followed by two hex digits (out
  * then holds a prefix of the result). */
-static int http_unescape(const char *s, size_t n, int plus, struct buf *out)
+int http_unescape(const char *s, size_t n, int plus, struct buf *out)
 {
     buf_reserve(out, n);
     for (size_t i = 0; i < n; i++) {

@@ -56,6 +56,7 @@ static const char usage[] =
     "  --subscriber-output-limit N\n"
     "                         unsent bytes a pub/sub or SSE subscriber may have\n"
     "                         before it is disconnected (default 8388608)\n"
+    "  --events-keepalive S   seconds between SSE keep-alive comments (default 15)\n"
     "  --help, --version\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";
@@ -64,7 +65,7 @@ enum {
     OPT_DIR = 256, OPT_BIND, OPT_PORT, OPT_HTTP_PORT, OPT_MC_PORT, OPT_FSYNC,
     OPT_PASS, OPT_PASSFILE, OPT_MAXCLIENTS, OPT_LOGLEVEL, OPT_FLUSH,
     OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CORS, OPT_HOSTS, OPT_EVWINDOW,
-    OPT_NOTIFY, OPT_SUBLIMIT, OPT_HELP,
+    OPT_NOTIFY, OPT_SUBLIMIT, OPT_KEEPALIVE, OPT_HELP,
     OPT_VERSION
 };
 
@@ -88,6 +89,7 @@ static const struct option options[] = {
     {"events-window", required_argument, NULL, OPT_EVWINDOW},
     {"notify-keyspace-events", required_argument, NULL, OPT_NOTIFY},
     {"subscriber-output-limit", required_argument, NULL, OPT_SUBLIMIT},
+    {"events-keepalive", required_argument, NULL, OPT_KEEPALIVE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -393,6 +395,11 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
         case OPT_SUBLIMIT:
             if (parse_u64(optarg, 1024, UINT64_MAX / 2, &c->sub_limit) < 0)
                 goto bad_value;
+            break;
+        case OPT_KEEPALIVE:
+            if (parse_u64(optarg, 1, 3600, &v) < 0)
+                goto bad_value;
+            c->keepalive_ms = (int)v * 1000;
             break;
         case OPT_HELP:
             fputs(usage, stdout);

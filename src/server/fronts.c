@@ -36,6 +36,8 @@ int fronts_start(struct server *srv, char *err)
             .ncors = c->ncors,
             .allowed_hosts = (const char *const *)c->allowed_hosts,
             .nhosts = c->nhosts,
+            .sub_limit = c->sub_limit,
+            .keepalive_ms = c->keepalive_ms,
         };
         srv->http = http_front_new(srv->base, &srv->cmd, &srv->waiter, c->bind,
                                    c->http_port, &ho, err);

@@ -78,6 +78,7 @@ struct conf {
     uint64_t events_window;    /* --events-window: events kept for resume */
     const char *notify;        /* --notify-keyspace-events (borrowed) */
     uint64_t sub_limit;        /* --subscriber-output-limit, bytes */
+    int keepalive_ms;          /* --events-keepalive, SSE comments */
 };
 
 /* Parse argv into *c.  Returns 0 to run, 1 if --help or --version was printed
