@@ -12,27 +12,20 @@ import pytest
 import redis
 
 from test_http_util import TIMEOUT, session
-from test_wire_attacks import REDIS_SERVER, RedisServer
+from test_wire_attacks import redis_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.own_server
 
 NOTIFY = "KEA"
 
 
-class NotifyingRedis(RedisServer):
-    def argv(self):
-        return super().argv() + ["--notify-keyspace-events", NOTIFY]
-
-
 @pytest.fixture
-def reference(tmp_path):
-    if not REDIS_SERVER:
-        pytest.skip("redis-server is not installed")
-    d = tmp_path / "redis"
-    d.mkdir()
-    r = NotifyingRedis(d).start()
-    yield redis.Redis(port=r.port, decode_responses=True, socket_timeout=10)
-    r.stop()
+def reference(redis_server):
+    """A real redis-server with the same notify-keyspace-events."""
+    r = redis.Redis(port=redis_server.port, decode_responses=True,
+                    socket_timeout=10)
+    r.config_set("notify-keyspace-events", NOTIFY)
+    return r
 
 
 def story(r):
