@@ -178,6 +178,8 @@ static void deliver(struct events *h, const struct events_event *ev)
 
 void events_release(struct events *h, tally_ticket durable, int failed)
 {
+    if (!h)
+        return;
     struct events_ring *w = &h->window;
 
     while (h->pending.n && (failed || h->pending.e[h->pending.head].ticket <=

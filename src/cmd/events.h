@@ -90,7 +90,8 @@ void events_record(struct events *h, const char *key, size_t klen,
                    tally_ticket ticket);
 
 /* Release what durable covers, or with failed set, drop what it does not
- * (the write path stopped: those tickets will never be durable). */
+ * (the write path stopped: those tickets will never be durable).  h may be
+ * NULL (no hub: nothing to do). */
 void events_release(struct events *h, tally_ticket durable, int failed);
 
 /* Subscribe fn to changes of the key key[0, klen) (exact) or of every key
