@@ -36,7 +36,7 @@ def story(r):
     r.set("b", 7)
     r.set("b", 8, nx=True)        # not set: no event
     r.mset({"c": 1, "d": 2})
-    r.delete("a", "b", "missing")
+    r.delete("a", "b", "a", "missing")  # a repeated key: one event
     r.getdel("c")
     r.delete("missing")           # nothing deleted: no event
 
