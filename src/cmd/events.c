@@ -273,20 +273,22 @@ const char *events_op_name(enum events_op op)
         [EVENTS_OP_INCRBY] = "incrby", [EVENTS_OP_SET] = "set",
         [EVENTS_OP_MSET] = "mset",     [EVENTS_OP_DEL] = "del",
         [EVENTS_OP_GETDEL] = "getdel", [EVENTS_OP_EXPIRE] = "expire",
-        [EVENTS_OP_EXPIRED] = "expired",
+        [EVENTS_OP_PERSIST] = "persist", [EVENTS_OP_EXPIRED] = "expired",
     };
     return op >= 0 && op < EVENTS_OP_COUNT ? names[op] : "unknown";
 }
 
 /* Redis's names (t_string.c, db.c, expire.c): INCR, DECR and their BY
- * forms notify "incrby"; SET, MSET and SETNX "set"; DEL and GETDEL "del". */
+ * forms notify "incrby"; SET, MSET and SETNX "set"; DEL and GETDEL "del";
+ * EXPIRE and its kin "expire", PERSIST "persist", expiry itself
+ * "expired". */
 const char *events_redis_name(enum events_op op)
 {
     static const char *const names[EVENTS_OP_COUNT] = {
         [EVENTS_OP_INCRBY] = "incrby", [EVENTS_OP_SET] = "set",
         [EVENTS_OP_MSET] = "set",      [EVENTS_OP_DEL] = "del",
         [EVENTS_OP_GETDEL] = "del",    [EVENTS_OP_EXPIRE] = "expire",
-        [EVENTS_OP_EXPIRED] = "expired",
+        [EVENTS_OP_PERSIST] = "persist", [EVENTS_OP_EXPIRED] = "expired",
     };
     return op >= 0 && op < EVENTS_OP_COUNT ? names[op] : "unknown";
 }

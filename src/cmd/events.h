@@ -39,7 +39,7 @@ enum events_kind {
 
 /* What happened, as SSE and keyspace notifications name it.  op_name() is
  * the command layer's word ("incrby", "set", "mset", "del", "getdel",
- * "expire", "expired"); redis_name() is the event Redis's keyspace
+ * "expire", "persist", "expired"); redis_name() is the event Redis's keyspace
  * notifications use for the same change ("incrby", "set", "del", ...). */
 enum events_op {
     EVENTS_OP_INCRBY = 0,
@@ -48,6 +48,7 @@ enum events_op {
     EVENTS_OP_DEL,
     EVENTS_OP_GETDEL,
     EVENTS_OP_EXPIRE,
+    EVENTS_OP_PERSIST,
     EVENTS_OP_EXPIRED,
     EVENTS_OP_COUNT
 };

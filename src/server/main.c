@@ -25,7 +25,11 @@
 
 #define SRV_TICK_BUSY_MS 10     /* background snapshot work in progress */
 #define SRV_TICK_IDLE_MS 100    /* looking for an automatic snapshot */
-#define SRV_STEP_BUDGET 4096    /* counters per tally_step() slice */
+#define SRV_STEP_BUDGET 4096    /* counters per tally_step() slice: of a
+                                   snapshot, and of active expiry's sample
+                                   of the counters with a TTL (it asks for
+                                   the busy tick while a quarter of a
+                                   sample had expired) */
 #define SRV_STOP_GRACE_MS 10000 /* clients that will not read, at shutdown */
 #define SRV_SPIN_SYNC_US 150    /* the engine's sync thread, between batches */
 #define SRV_SPIN_MAX_US 1000    /* the loop, waiting for one fdatasync */
@@ -146,6 +150,16 @@ static void raise_nofile(struct server *srv)
              (unsigned long long)srv->conf.maxclients);
 }
 
+/* tally_options.expired: an "expired" change event (nothing before the
+ * command layer's hub exists: recovery). */
+static void on_expired(void *arg, const void *key, size_t klen,
+                       tally_ticket t)
+{
+    struct server *srv = arg;
+
+    cmd_note_expired(&srv->cmd, key, klen, t);
+}
+
 static int open_db(struct server *srv)
 {
     tally_options opts;
@@ -154,6 +168,8 @@ static int open_db(struct server *srv)
     opts.spin_us = srv->conf.spin ? SRV_SPIN_SYNC_US : 0;
     opts.log = slog_engine;
     opts.log_ctx = &srv->log;
+    opts.expired = on_expired;
+    opts.expired_ctx = srv;
     if (srv->conf.snapshot_min_log)
         opts.snapshot_min_log = srv->conf.snapshot_min_log;
     if (srv->conf.once_ttl_ms)
@@ -363,6 +379,9 @@ int main(int argc, char **argv)
             goto close_db;
         }
         conn_run(srv);
+        /* Events whose ticket was durable when they were recorded (an
+         * expiry found by a read or by tally_step) wait for no sync. */
+        events_release(srv->events, srv->outbox.durable, 0);
         if (!srv->nrunq && !srv->corked)
             poll_durable(srv);
     }

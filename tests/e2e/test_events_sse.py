@@ -219,3 +219,18 @@ def test_badge_is_svg_with_escaped_label_and_safe_colour(tallyd, key):
     doc = xml.dom.minidom.parseString(r.content)
     texts = [t.firstChild.data for t in doc.getElementsByTagName("text")]
     assert texts == [(key + "-none")[:64]] * 2 + ["0"] * 2
+
+
+def test_sse_expire_and_expired_events(tallyd, key):
+    key = key()
+    r = tallyd.redis()
+    sse = SSE(events_url(tallyd, key=key))
+    try:
+        r.set(key, 5, px=200)
+        got = [(e["data"].get("value"), e["data"].get("expired"),
+                e["data"]["op"]) for e in sse.take(3)]
+    finally:
+        sse.close()
+    # set, expire, then (found by active expiry, no read needed) expired.
+    assert got == [(5, None, "set"), (5, None, "expire"),
+                   (None, True, "expired")]

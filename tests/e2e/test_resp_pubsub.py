@@ -41,12 +41,12 @@ def story(r):
     r.delete("missing")           # nothing deleted: no event
 
 
-def messages(client, pattern="__key*__:*"):
-    """Run story() under a psubscribe and return what pubsub() received."""
+def messages(client, pattern="__key*__:*", run=story):
+    """Run run() under a psubscribe and return what pubsub() received."""
     p = client.pubsub()
     p.psubscribe(pattern)
     assert p.get_message(timeout=5)["type"] == "psubscribe"
-    story(client)
+    run(client)
     got = []
     while True:
         m = p.get_message(timeout=0.5)
@@ -65,6 +65,40 @@ def test_keyspace_and_keyevent_messages_match_redis(tallyd_factory,
     assert ours == theirs
     assert ("pmessage", "__key*__:*", "__keyevent@0__:incrby", "a") in ours
     assert ("pmessage", "__key*__:*", "__keyspace@0__:c", "del") in ours
+
+
+def expiry_story(r):
+    """Expiry's events: expire, persist, del for a time already past, and
+    expired, both found by a read (b) and by active expiry (d)."""
+    r.set("a", 1, ex=100)
+    r.expire("a", 200)
+    r.persist("a")
+    r.persist("a")                # no expiry left: no event
+    r.set("b", 1, px=50)
+    r.set("c", 1)
+    r.expire("c", 0)              # already past: del
+    r.incr("d")
+    r.pexpire("d", 100)
+    time.sleep(0.2)
+    assert r.get("b") is None     # found expired by a read
+    time.sleep(1.0)               # d goes by active expiry
+
+
+def per_key(msgs):
+    """Each key's events in order (expiry times differ between servers)."""
+    out = {}
+    for _, _, chan, data in msgs:
+        if chan.startswith("__keyspace@0__:"):
+            out.setdefault(chan.split(":", 1)[1], []).append(data)
+    return out
+
+
+def test_expire_and_expired_messages_match_redis(tallyd_factory, reference):
+    server = tallyd_factory(notify_keyspace_events=NOTIFY)
+    ours = per_key(messages(server.redis(), run=expiry_story))
+    theirs = per_key(messages(reference, run=expiry_story))
+    assert ours == theirs
+    assert ours["b"][-1] == "expired" and ours["d"][-1] == "expired"
 
 
 def test_config_set_notify_keyspace_events_like_redis(tallyd_factory,
