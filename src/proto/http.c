@@ -64,8 +64,8 @@ static const struct {
     [HTTP_R_INCR] = {M(POST), "POST, OPTIONS", 0},
     [HTTP_R_DECR] = {M(POST), "POST, OPTIONS", 0},
     /* Change streams and badges are reads, public as GET of a counter. */
-    [HTTP_R_KEY_EVENTS] = {M(GET), "GET, OPTIONS", 1},
-    [HTTP_R_EVENTS] = {M(GET), "GET, OPTIONS", 1},
+    [HTTP_R_KEY_EVENTS] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
+    [HTTP_R_EVENTS] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
     [HTTP_R_BADGE] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
     /* The dashboard is for this origin only: no CORS. */
     [HTTP_R_PAGE] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 0},

@@ -264,6 +264,13 @@ void http_events(struct http_front *h, struct evhttp_request *req,
         http_finish(h, req, &res, 200);
         goto fail;
     }
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    http_ctype(req, "text/event-stream; charset=utf-8");
+    evhttp_add_header(out, "Cache-Control", "no-store");
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+        http_send(req, 200); /* the headers a stream would start with */
+        goto fail;
+    }
     st = xcalloc(1, sizeof *st);
     st->h = h;
     st->req = req;
@@ -272,9 +279,6 @@ void http_events(struct http_front *h, struct evhttp_request *req,
     st->exact = seg != NULL;
     TAILQ_INSERT_TAIL(&h->streams, st, link);
 
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    http_ctype(req, "text/event-stream; charset=utf-8");
-    evhttp_add_header(out, "Cache-Control", "no-store");
     evhttp_add_header(out, "X-Accel-Buffering", "no"); /* nginx: stream */
     evhttp_send_reply_start(req, 200, "OK");
     evhttp_connection_set_closecb(st->evcon, stream_closed, st);
