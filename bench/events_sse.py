@@ -51,7 +51,7 @@ def start_tallyd(policy):
     p = subprocess.Popen([TALLYD, "--dir", str(work / "data"), "--port",
                           str(port), "--http-port", str(http), "--fsync",
                           policy, "--maxclients", "5000",
-                          "--subscriber-output-limit", str(64 << 20)],
+                          "--subscriber-output-limit", str(1 << 20)],
                          stdout=log, stderr=log)
     for _ in range(200):
         try:
@@ -96,7 +96,7 @@ def readers(http, path, n, ready, stop, out):
 
 def incr_throughput(port, secs):
     """INCR/s by redis-benchmark over about secs seconds."""
-    n = 200000
+    n = 100000
     t0 = time.monotonic()
     r = subprocess.run([REDIS_BENCHMARK, "-p", str(port), "-t", "incr", "-n",
                         str(n), "-c", "50", "-P", "16", "-r", "100000",

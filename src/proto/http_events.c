@@ -52,6 +52,8 @@ struct http_stream {
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     struct events_sub *sub;
+    struct evbuffer *pend;   /* text for the next chunk (stream_flush) */
+    int dirty;               /* pend has text; the flush event is active */
     struct evbuffer *held;   /* events that came while a reset value waits
                                 for its ticket; NULL once live */
     struct reset_wait *reset; /* that wait, or NULL */
@@ -77,6 +79,7 @@ static void stream_free(struct http_stream *st)
         st->reset->st = NULL; /* the wait finds the stream gone */
     if (st->held)
         evbuffer_free(st->held);
+    evbuffer_free(st->pend);
     buf_free(&st->key);
     free(st);
 }
@@ -87,27 +90,42 @@ static void stream_closed(struct evhttp_connection *evcon, void *arg)
     stream_free(arg);
 }
 
-/* Send text as one chunk, or cut the stream off past the limit.  Returns 0,
- * or -1 if the stream is gone (st is freed). */
+/* Queue text for the stream, or cut the stream off past the limit.  What a
+ * loop pass queues leaves as one chunk (stream_flush), so a sync that
+ * releases a thousand events costs each stream one chunk, not a thousand.
+ * Returns 0, or -1 if the stream is gone (st is freed). */
 static int stream_send(struct http_stream *st, const char *p, size_t n)
 {
-    struct evbuffer *b;
-
     if (st->held) {
         evbuffer_add(st->held, p, n);
         return 0;
     }
-    if (stream_unsent(st) + n > st->h->sub_limit) {
+    if (stream_unsent(st) + evbuffer_get_length(st->pend) + n >
+        st->h->sub_limit) {
         events_count_cutoff(st->h->ctx->events, CMD_PROTO_HTTP);
         /* Frees the request and runs stream_closed(). */
         evhttp_connection_free(st->evcon);
         return -1;
     }
-    b = evbuffer_new();
-    evbuffer_add(b, p, n);
-    evhttp_send_reply_chunk(st->req, b);
-    evbuffer_free(b);
+    evbuffer_add(st->pend, p, n);
+    if (!st->dirty) {
+        st->dirty = 1;
+        event_active(st->h->flush, EV_TIMEOUT, 0);
+    }
     return 0;
+}
+
+/* The flush event: one chunk for each stream with queued text. */
+static void stream_flush(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_front *h = arg;
+    struct http_stream *st;
+
+    TAILQ_FOREACH(st, &h->streams, link)
+        if (st->dirty) {
+            st->dirty = 0;
+            evhttp_send_reply_chunk(st->req, st->pend); /* drains pend */
+        }
 }
 
 /* "2026-12-01T12:00:00.123Z" */
@@ -122,28 +140,35 @@ static void iso_time(int64_t ms, char *out, size_t n)
              (int)(ms % 1000));
 }
 
-/* One SSE event: id (0: none), type and a JSON object (taken). */
+/* One SSE event onto out: id (0: none), type and a JSON object (taken). */
+static void sse_text(struct buf *out, uint64_t id, const char *type,
+                     json_t *data)
+{
+    char *js = json_dumps(data, JSON_COMPACT);
+
+    if (id)
+        buf_printf(out, "id: %llu\n", (unsigned long long)id);
+    buf_printf(out, "event: %s\ndata: %s\n\n", type, js);
+    free(js);
+    json_decref(data);
+}
+
+/* Send one SSE event (sse_text) on st.  Returns stream_send's result. */
 static int stream_event(struct http_stream *st, uint64_t id, const char *type,
                         json_t *data)
 {
     struct buf b = BUF_INIT;
-    char *js = json_dumps(data, JSON_COMPACT);
     int rc;
 
-    if (id)
-        buf_printf(&b, "id: %llu\n", (unsigned long long)id);
-    buf_printf(&b, "event: %s\ndata: %s\n\n", type, js);
+    sse_text(&b, id, type, data);
     rc = stream_send(st, b.p, b.len);
-    free(js);
-    json_decref(data);
     buf_free(&b);
     return rc;
 }
 
-/* The hub's callback: word one released change. */
-static void on_event(void *arg, const struct events_event *ev)
+/* A released change as its `change` event. */
+static void event_text(struct buf *out, const struct events_event *ev)
 {
-    struct http_stream *st = arg;
     json_t *o = http_counter_json(ev->key, ev->klen, ev->value);
     char when[80];
 
@@ -156,7 +181,22 @@ static void on_event(void *arg, const struct events_event *ev)
     json_object_set_new(o, "op", json_string(events_op_name(ev->op)));
     iso_time(ev->time_ms, when, sizeof when);
     json_object_set_new(o, "time", json_string(when));
-    stream_event(st, ev->id, "change", o);
+    sse_text(out, ev->id, "change", o);
+}
+
+/* The hub's callback: word one released change, once for all the streams
+ * it goes to (the text is kept by event id). */
+static void on_event(void *arg, const struct events_event *ev)
+{
+    struct http_stream *st = arg;
+    struct http_front *h = st->h;
+
+    if (h->text_id != ev->id || !h->text.len) {
+        buf_clear(&h->text);
+        event_text(&h->text, ev);
+        h->text_id = ev->id;
+    }
+    stream_send(st, h->text.p, h->text.len);
 }
 
 /* The reset value is durable now (or never will be): send it, then what
@@ -277,6 +317,7 @@ void http_events(struct http_front *h, struct evhttp_request *req,
     st->evcon = evhttp_request_get_connection(req);
     st->key = key;
     st->exact = seg != NULL;
+    st->pend = evbuffer_new();
     TAILQ_INSERT_TAIL(&h->streams, st, link);
 
     evhttp_add_header(out, "X-Accel-Buffering", "no"); /* nginx: stream */
@@ -315,8 +356,12 @@ void http_events_init(struct http_front *h, struct event_base *base,
     int ms = opt && opt->keepalive_ms ? opt->keepalive_ms : 15000;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     h->keepalive = event_new(base, -1, EV_PERSIST, keepalive, h);
-    if (h->keepalive)
-        event_add(h->keepalive, &tv);
+    h->flush = event_new(base, -1, 0, stream_flush, h);
+    if (!h->keepalive || !h->flush) {
+        fprintf(stderr, "tallyd: out of memory creating events\n");
+        abort();
+    }
+    event_add(h->keepalive, &tv);
 }
 
 void http_events_stop(struct http_front *h)
@@ -326,6 +371,10 @@ void http_events_stop(struct http_front *h)
     if (h->keepalive)
         event_free(h->keepalive);
     h->keepalive = NULL;
+    if (h->flush)
+        event_free(h->flush);
+    h->flush = NULL;
+    buf_free(&h->text);
     /* End each stream: the client sees the response finish and reconnects
      * (with Last-Event-ID) once the server is back.  evhttp frees the
      * request once the end is written; the close callback frees st. */

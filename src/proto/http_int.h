@@ -52,6 +52,9 @@ struct http_front {
     /* Change streams (http_events.c). */
     TAILQ_HEAD(, http_stream) streams;
     struct event *keepalive;          /* a comment on every stream */
+    struct event *flush;              /* sends what streams queued */
+    struct buf text;                  /* the last event's text, for every */
+    uint64_t text_id;                 /* stream it goes to; its id */
     uint64_t sub_limit;               /* unsent bytes before a cut-off */
 };
 
