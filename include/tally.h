@@ -455,7 +455,9 @@ int tally_step(tally *db, unsigned budget);
                                  2^(i-1) < v <= 2^i; bucket 0 counts v <= 1 */
 
 typedef struct tally_stats {
-    uint64_t counters;          /* live counters */
+    uint64_t counters;          /* counters in memory (may include some
+                                   whose expiry passed since the last purge;
+                                   tally_count is exact) */
     tally_ticket head;          /* newest change */
     tally_ticket durable;       /* durable up to here */
     uint64_t log_bytes;         /* bytes in the log files */
@@ -494,8 +496,9 @@ void tally_stats_get(const tally *db, tally_stats *st);
 /* Verify every file in dir without changing anything (the directory must not
  * be in use).  Returns TALLY_OK, TALLY_ECORRUPT, TALLY_ELOCKED, ... and writes
  * a report to report (TALLY_ERRMAX bytes, may be NULL): on corruption the file
- * and byte offset, on success a summary (counters, files, a torn tail that
- * open would cut). */
+ * and byte offset, on success a summary (live counters, files, a torn tail
+ * that open would cut, counters whose expiry has passed but that are still
+ * in the files). */
 int tally_check(const char *dir, char *report);
 
 /* For an operator who accepts losing data: cut the log at the first bad

@@ -448,15 +448,19 @@ struct scan_filter {
     size_t plen;
     int all;
     cmd_item_fn fn;
+    cmd_itemx_fn fnx;
     void *ctx;
 };
 
-static int scan_visit(void *arg, const void *key, size_t klen, int64_t value)
+static int scan_visit(void *arg, const void *key, size_t klen, int64_t value,
+                      int64_t expire_ms)
 {
     struct scan_filter *f = arg;
 
     if (!f->all && !cmd_glob_match(f->pat, f->plen, key, klen))
         return 0;
+    if (f->fnx)
+        return f->fnx(f->ctx, key, klen, value, expire_ms);
     return f->fn ? f->fn(f->ctx, key, klen, value) : 0;
 }
 
@@ -467,11 +471,15 @@ static enum cmd_status do_scan(struct cmd_ctx *ctx, const struct cmd_req *req,
                                struct cmd_res *res)
 {
     char prefix[TALLY_KEY_MAX];
-    struct scan_filter f = {req->match, req->matchlen, 0, res->item,
+    struct scan_filter f = {req->match, req->matchlen, 0, NULL, NULL,
                             res->item_ctx};
     size_t plen = 0;
     uint64_t cursor = req->op == CMD_SCAN ? req->cursor : 0;
 
+    if (req->flags & CMD_F_ITEMX)
+        f.fnx = res->itemx;
+    else
+        f.fn = res->item;
     f.all = glob_matches_all(req->match, req->matchlen);
     if (!f.all)
         plen = glob_literal_prefix(req->match, req->matchlen, prefix,
@@ -482,8 +490,8 @@ static enum cmd_status do_scan(struct cmd_ctx *ctx, const struct cmd_req *req,
         size_t count = req->op == CMD_KEYS ? KEYS_STEP
                        : req->count       ? req->count
                                           : SCAN_DEFAULT_COUNT;
-        int rc = tally_scan(ctx->db, cursor, prefix, plen, count, scan_visit,
-                            &f, &next, &t);
+        int rc = tally_scanx(ctx->db, cursor, prefix, plen, count,
+                             scan_visit, &f, &next, &t);
         take_ticket(res, t);
         if (rc < 0)
             return from_tally(ctx, res, rc);

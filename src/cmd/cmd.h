@@ -111,6 +111,8 @@ enum cmd_op {
 #define CMD_F_GT 0x80         /* EXPIRE: only if later than the current */
 #define CMD_F_LT 0x100        /* EXPIRE: only if earlier than the current */
 #define CMD_F_TTL_IFNEW 0x200 /* INCRBY: the expiry only if it creates */
+#define CMD_F_ITEMX 0x400     /* SCAN, KEYS: call res->itemx (which also
+                                 gets each expiry) instead of res->item */
 
 enum cmd_status {
     CMD_OK = 0,
@@ -205,9 +207,12 @@ struct cmd_req {
     size_t oncelen;
 };
 
-/* Called per counter for SCAN and KEYS; nonzero stops the walk. */
+/* Called per counter for SCAN and KEYS; nonzero stops the walk.  The x
+ * form also gets the counter's expiry (Unix ms, 0 for none). */
 typedef int (*cmd_item_fn)(void *ctx, const char *key, size_t klen,
                            int64_t value);
+typedef int (*cmd_itemx_fn)(void *ctx, const char *key, size_t klen,
+                            int64_t value, int64_t expire_at);
 
 struct cmd_res {
     enum cmd_status status;
@@ -219,6 +224,8 @@ struct cmd_res {
     int64_t *values;          /* MGET: caller's nkeys-long arrays */
     unsigned char *founds;
     cmd_item_fn item;         /* SCAN, KEYS: caller's callback */
+    cmd_itemx_fn itemx;       /* or this one, with CMD_F_ITEMX (read only
+                                 then) */
     void *item_ctx;
     char detail[160];         /* extra words for ERR_IO and friends, or "" */
     int replayed;             /* a repeat of a request with the same

@@ -459,6 +459,10 @@ void db_expire_all(tally *db)
                      db->opts.expired, db->opts.expired_ctx);
 }
 
+/* DEBT: after an expiry has passed, a count walks the whole expiry list
+ * (O(counters with a TTL), a few ms per million); an index ordered by
+ * expiry time (a heap or timer wheel over the same handles) would make it
+ * O(expired). */
 uint64_t tally_count(tally *db)
 {
     db_expire_all(db);

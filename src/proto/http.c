@@ -63,6 +63,7 @@ static const struct {
                         "GET, HEAD, PUT, DELETE, OPTIONS", 1},
     [HTTP_R_INCR] = {M(POST), "POST, OPTIONS", 0},
     [HTTP_R_DECR] = {M(POST), "POST, OPTIONS", 0},
+    [HTTP_R_EXPIRE] = {M(POST), "POST, OPTIONS", 0},
     /* Change streams and badges are reads, public as GET of a counter. */
     [HTTP_R_KEY_EVENTS] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
     [HTTP_R_EVENTS] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
@@ -104,6 +105,8 @@ static enum http_route http_route(const char *path, const char **seg,
         return HTTP_R_INCR;
     if (strcmp(slash, "/decrement") == 0)
         return HTTP_R_DECR;
+    if (strcmp(slash, "/expire") == 0)
+        return HTTP_R_EXPIRE;
     if (strcmp(slash, "/events") == 0)
         return HTTP_R_KEY_EVENTS;
     if (strcmp(slash, "/badge.svg") == 0)

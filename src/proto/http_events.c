@@ -128,18 +128,6 @@ static void stream_flush(evutil_socket_t fd, short what, void *arg)
         }
 }
 
-/* "2026-12-01T12:00:00.123Z" */
-static void iso_time(int64_t ms, char *out, size_t n)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-
-    gmtime_r(&s, &tm);
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             (int)(ms % 1000));
-}
-
 /* One SSE event onto out: id (0: none), type and a JSON object (taken). */
 static void sse_text(struct buf *out, uint64_t id, const char *type,
                      json_t *data)
@@ -169,8 +157,7 @@ static int stream_event(struct http_stream *st, uint64_t id, const char *type,
 /* A released change as its `change` event. */
 static void event_text(struct buf *out, const struct events_event *ev)
 {
-    json_t *o = http_counter_json(ev->key, ev->klen, ev->value);
-    char when[80];
+    json_t *o = http_counter_json(ev->key, ev->klen, ev->value, 0);
 
     if (ev->kind != EVENTS_VALUE) {
         json_object_del(o, "value");
@@ -179,8 +166,7 @@ static void event_text(struct buf *out, const struct events_event *ev)
                             json_true());
     }
     json_object_set_new(o, "op", json_string(events_op_name(ev->op)));
-    iso_time(ev->time_ms, when, sizeof when);
-    json_object_set_new(o, "time", json_string(when));
+    json_object_set_new(o, "time", http_rfc3339(ev->time_ms));
     sse_text(out, ev->id, "change", o);
 }
 
@@ -218,7 +204,7 @@ static void reset_ready(void *arg, int status)
         evhttp_connection_free(st->evcon); /* nothing true to say */
         return;
     }
-    json_t *o = http_counter_json(st->key.p, st->key.len, w.value);
+    json_t *o = http_counter_json(st->key.p, st->key.len, w.value, 0);
     if (!w.found) {
         json_object_del(o, "value");
         json_object_set_new(o, "deleted", json_true());

@@ -68,6 +68,7 @@ enum http_route {
     HTTP_R_COUNTER,  /* /v1/counters/{key} */
     HTTP_R_INCR,     /* /v1/counters/{key}/increment */
     HTTP_R_DECR,     /* /v1/counters/{key}/decrement */
+    HTTP_R_EXPIRE,   /* /v1/counters/{key}/expire */
     HTTP_R_KEY_EVENTS, /* /v1/counters/{key}/events */
     HTTP_R_EVENTS,   /* /v1/events?prefix= */
     HTTP_R_BADGE,    /* /v1/counters/{key}/badge.svg */
@@ -129,16 +130,21 @@ int http_guard_change(const struct http_guard *g, struct evhttp_request *req);
 
 /* ---- Counter endpoints (http_counter.c) --------------------------------- */
 
-/* GET, HEAD, PUT, DELETE on a counter, or POST increment/decrement (route
- * r).  seg[0, seglen) is the key's path segment, still percent-encoded. */
+/* GET, HEAD, PUT, DELETE on a counter, POST increment/decrement, or POST
+ * expire (route r).  seg[0, seglen) is the key's path segment, still
+ * percent-encoded. */
 void http_counter(struct http_front *h, struct evhttp_request *req,
                   struct cmd_session *s, enum http_route r, const char *seg,
                   size_t seglen);
 /* Percent-decode s[0, n) onto out; with plus, '+' means a space (query
  * strings).  Returns 0, or -1 at a '%' not followed by two hex digits. */
 int http_unescape(const char *s, size_t n, int plus, struct buf *out);
-/* {"key": ..., "value": v}, or "key_b64" for a key that is not UTF-8. */
-json_t *http_counter_json(const char *key, size_t klen, int64_t v);
+/* {"key": ..., "value": v}, or "key_b64" for a key that is not UTF-8, with
+ * "expires_at" when expire_at (Unix ms) is not 0. */
+json_t *http_counter_json(const char *key, size_t klen, int64_t v,
+                          int64_t expire_at);
+/* Unix ms as RFC 3339 in UTC with milliseconds: "2026-12-01T12:00:00.000Z". */
+json_t *http_rfc3339(int64_t ms);
 
 /* GET /v1/counters?prefix=&limit=&cursor=. */
 void http_list(struct http_front *h, struct evhttp_request *req,

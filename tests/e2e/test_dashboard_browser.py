@@ -26,18 +26,27 @@ def wait(pred, timeout=10, what="condition"):
 
 
 def cell(browser, key):
-    """The value cell of key's row, or None."""
+    """key's row, or None (also when the table changed under the look:
+    callers poll)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    for tr in browser.find_elements(By.CSS_SELECTOR, "#list tbody tr"):
-        if tr.find_element(By.CSS_SELECTOR, "td.key").text == key:
-            return tr
+    try:
+        for tr in browser.find_elements(By.CSS_SELECTOR, "#list tbody tr"):
+            if tr.find_element(By.CSS_SELECTOR, "td.key").text == key:
+                return tr
+    except StaleElementReferenceException:
+        return None
     return None
 
 
 def value_of(browser, key):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     tr = cell(browser, key)
-    return tr and tr.find_element(By.CSS_SELECTOR, "td.value").text
+    try:
+        return tr and tr.find_element(By.CSS_SELECTOR, "td.value").text
+    except StaleElementReferenceException:
+        return None
 
 
 def search(browser, prefix):
@@ -73,6 +82,16 @@ def test_dashboard_live_counter_and_increment_button(tallyd_factory, browser):
     s = session(d)
     assert s.get(counter_url(d, "page:3"),
                  timeout=TIMEOUT).json() == {"key": "page:3", "value": 32}
+    # A time to live from the page: the row goes once the counter expires.
+    tr = cell(browser, "page:4")
+    tr.find_element(By.CSS_SELECTOR,
+                    "input[aria-label='seconds until page:4 expires']"
+                    ).send_keys("1")
+    tr.find_element(By.CSS_SELECTOR, "button[aria-label='set the time to "
+                    "live of page:4']").click()
+    wait(lambda: 0 < r.pttl("page:4") <= 1000, what="the expiry")
+    wait(lambda: cell(browser, "page:4") is None, what="the expired row")
+    assert r.get("page:4") is None
     for _ in range(6):  # some rate for the sparkline
         r.incrby("page:1", 3)
         time.sleep(0.3)

@@ -351,6 +351,63 @@ static void keyspace_counts_expires_and_average(void **state)
     assert_int_equal(res.n, 2);
 }
 
+/* What scan_with_expiry's callbacks saw. */
+struct seen {
+    int64_t sum_value, sum_expire;
+    int calls;
+};
+
+static int seen_itemx(void *ctx, const char *key, size_t klen, int64_t value,
+                      int64_t expire_at)
+{
+    struct seen *s = ctx;
+    (void)key;
+    (void)klen;
+    s->sum_value += value;
+    s->sum_expire += expire_at;
+    s->calls++;
+    return 0;
+}
+
+static int seen_item(void *ctx, const char *key, size_t klen, int64_t value)
+{
+    return seen_itemx(ctx, key, klen, value, 0);
+}
+
+/* SCAN and KEYS with CMD_F_ITEMX call itemx with each expiry (HTTP's list
+ * shows them); without it they call item, and never read itemx. */
+static void scan_with_expiry(void **state)
+{
+    struct fx *f = *state;
+    struct cmd_res res;
+    struct seen seen = {0, 0, 0};
+
+    assert_int_equal(run(f, CMD_SET, "a", 1, 0, 0, &res), CMD_OK);
+    assert_int_equal(run(f, CMD_SET, "b", 2, CMD_F_PX, 1000, &res), CMD_OK);
+    assert_int_equal(run(f, CMD_SET, "c", 4, CMD_F_PX, 10, &res), CMD_OK);
+    now_ms += 10; /* c expires: not shown */
+    for (int op = 0; op < 2; op++) {
+        struct cmd_req req = {.op = op ? CMD_KEYS : CMD_SCAN, .count = 100,
+                              .flags = CMD_F_ITEMX};
+        memset(&seen, 0, sizeof seen);
+        memset(&res, 0, sizeof res);
+        res.itemx = seen_itemx;
+        res.item_ctx = &seen;
+        assert_int_equal(cmd_exec(&f->ctx, &f->s, &req, &res), CMD_OK);
+        assert_int_equal(seen.calls, 2);
+        assert_int_equal(seen.sum_value, 3);
+        assert_int_equal(seen.sum_expire, now_ms - 10 + 1000);
+    }
+    struct cmd_req req = {.op = CMD_KEYS};
+    memset(&seen, 0, sizeof seen);
+    memset(&res, 0xff, sizeof res); /* itemx is garbage: must not be read */
+    res.item = seen_item;
+    res.item_ctx = &seen;
+    assert_int_equal(cmd_exec(&f->ctx, &f->s, &req, &res), CMD_OK);
+    assert_int_equal(seen.calls, 2);
+    assert_int_equal(seen.sum_expire, 0);
+}
+
 int main(void)
 {
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -363,6 +420,7 @@ int main(void)
         T(results_carry_tickets),
         T(once_with_a_ttl_replays_exactly),
         T(keyspace_counts_expires_and_average),
+        T(scan_with_expiry),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -95,12 +95,20 @@ function addRow(key, value, atTop) {
   acts.className = "actions";
   const setIn = document.createElement("input");
   setIn.type = "number"; setIn.placeholder = "value"; setIn.setAttribute("aria-label", "new value for " + key);
+  const ttlIn = document.createElement("input");
+  ttlIn.type = "number"; ttlIn.min = "1"; ttlIn.placeholder = "TTL s";
+  ttlIn.setAttribute("aria-label", "seconds until " + key + " expires");
   acts.append(
     button("+1", "increment " + key, "", () => change(counterPath(key, "increment"), "POST", {})),
     button("−1", "decrement " + key, "plain", () => change(counterPath(key, "decrement"), "POST", {})),
     setIn,
     button("Set", "set " + key, "plain", () => {
       if (setIn.value !== "") change(counterPath(key), "PUT", { value: Number(setIn.value) });
+    }),
+    ttlIn,
+    button("Expire", "set the time to live of " + key, "plain", () => {
+      if (ttlIn.value !== "")
+        change(counterPath(key, "expire"), "POST", { ttl_ms: Math.round(Number(ttlIn.value) * 1000) });
     }),
     button("Delete", "delete " + key, "danger", () => change(counterPath(key), "DELETE")),
   );
@@ -119,9 +127,14 @@ async function loadPage() {
   const r = await api("/v1/counters?" + q);
   if (!r.ok) { setStatus("Could not list counters (" + r.status + ")"); return; }
   const page = await r.json();
+  page.items.sort((a, b) => (a.key < b.key ? -1 : 1));
   for (const it of page.items) if (it.key !== undefined) addRow(it.key, it.value, false);
   cursor = page.cursor;
   $("#more").hidden = !cursor;
+  showCount();
+}
+
+function showCount() {
   setStatus(rows.size ? rows.size + " counters shown" + (cursor ? ", more below" : "")
                       : "No counters start with that prefix yet.");
 }
@@ -141,11 +154,11 @@ function onChange(type, d) {
   if (d.key === undefined) return;
   let row = rows.get(d.key);
   if (d.deleted || d.expired) {
-    if (row) { row.tr.remove(); rows.delete(d.key); }
+    if (row) { row.tr.remove(); rows.delete(d.key); showCount(); }
     return;
   }
   if (!row && rows.size >= 500) return; // a busy prefix: keep the page small
-  if (!row) row = addRow(d.key, d.value, true);
+  if (!row) { row = addRow(d.key, d.value, true); showCount(); }
   row.now += Math.abs(d.value - row.value);
   row.value = d.value;
   row.valueCell.textContent = String(d.value);
