@@ -5,9 +5,11 @@
 # Runs apt-get only when something is missing (as root, or through sudo).
 set -euo pipefail
 
-build_pkgs=(gcc libc6-dev make cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev)
+build_pkgs=(gcc libc6-dev make cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev
+            libssl-dev scdoc)
 test_pkgs=(python3 python3-pytest python3-redis python3-requests python3-pymemcache python3-yaml
-           redis-server redis-tools memcached wrk chromium chromium-driver python3-selenium)
+           redis-server redis-tools memcached wrk chromium chromium-driver python3-selenium
+           systemd openssl curl)
 
 want=("${build_pkgs[@]}")
 [[ ${1:-build} == test ]] && want+=("${test_pkgs[@]}")

@@ -150,7 +150,8 @@ void pubsub_free(struct pubsub *ps)
     free(ps);
 }
 
-int pubsub_set_notify(struct pubsub *ps, const char *classes, size_t len)
+/* The N_* bits for classes, or -1 for a letter Redis does not know. */
+static int notify_flags(const char *classes, size_t len)
 {
     int flags = 0;
 
@@ -166,6 +167,20 @@ int pubsub_set_notify(struct pubsub *ps, const char *classes, size_t len)
             return -1;
         flags |= letters[k].bit;
     }
+    return flags;
+}
+
+int pubsub_notify_valid(const char *classes, size_t len)
+{
+    return notify_flags(classes, len) < 0 ? -1 : 0;
+}
+
+int pubsub_set_notify(struct pubsub *ps, const char *classes, size_t len)
+{
+    int flags = notify_flags(classes, len);
+
+    if (flags < 0)
+        return -1;
     ps->notify = flags;
     return 0;
 }

@@ -43,6 +43,8 @@ void pubsub_free(struct pubsub *ps);
  * off).  Returns 0, or -1 for a letter Redis does not know (nothing
  * changed).  Without K or E nothing is sent, as in Redis. */
 int pubsub_set_notify(struct pubsub *ps, const char *classes, size_t len);
+/* Only check classes as pubsub_set_notify() reads them: 0 or -1. */
+int pubsub_notify_valid(const char *classes, size_t len);
 /* The current setting as Redis's CONFIG GET words it, into out (32 bytes). */
 void pubsub_notify_string(const struct pubsub *ps, char *out);
 
