@@ -269,4 +269,7 @@ def test_slow_subscriber_is_cut_off_and_writers_do_not_slow_down(
     ratio = with_slow / alone
     print(f"writes/s with a reading subscriber {alone:.0f}, and a stuck one "
           f"too {with_slow:.0f} (ratio {ratio:.2f})")
-    assert ratio > 0.5, ratio
+    # One round each on a shared 2-core machine swings by 2x (0.35-1.18
+    # seen); a writer that waited on the stuck subscriber would stall near
+    # 0.  bench/ has the measured figures.
+    assert ratio > 0.25, ratio
