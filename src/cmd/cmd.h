@@ -205,8 +205,14 @@ struct cmd_stats {
     uint64_t errors[CMD_PROTO_COUNT][CMD_OP_COUNT]; /* status >= ERR */
 };
 
+struct events;
+struct pubsub;
+
 struct cmd_ctx {
     tally *db;                      /* borrowed */
+    struct events *events;          /* borrowed, may be NULL: every change
+                                       is recorded there (events.h) */
+    struct pubsub *pubsub;          /* borrowed, may be NULL (pubsub.h) */
     const char *password;           /* NULL: no authentication */
     size_t passlen;
     const struct cmd_serverinfo *info; /* borrowed, may be NULL */
@@ -309,6 +315,12 @@ void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
  * set by it.  Returns res->status.  Never fails for lack of memory (aborts). */
 enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
                          const struct cmd_req *req, struct cmd_res *res);
+
+/* Record that the engine removed key because its expiry passed (the
+ * daemon's tally_options.expired calls it): an "expired" change event,
+ * released once ticket t is durable. */
+void cmd_note_expired(struct cmd_ctx *ctx, const void *key, size_t klen,
+                      tally_ticket t);
 
 /* Count a request that a front end refused before it could build a
  * cmd_req (an argument that cmd_parse_i64 rejects, say), so per-command
