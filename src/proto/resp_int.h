@@ -208,6 +208,9 @@ void resp_cmd_getex(struct resp_conn *c);
 void resp_cmd_expire(struct resp_conn *c);  /* [P]EXPIRE[AT] */
 void resp_cmd_ttl(struct resp_conn *c);     /* [P]TTL, [P]EXPIRETIME */
 void resp_cmd_persist(struct resp_conn *c);
+/* The options of INCRBY.ONCE and DECRBY.ONCE after the id into req:
+ * 0, or -1 with the error answered. */
+int resp_once_ttl(struct resp_conn *c, struct cmd_req *req);
 /* "ERR invalid expire time in '<command>' command", as Redis words it. */
 void resp_err_expire(struct resp_conn *c);
 
