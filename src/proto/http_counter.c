@@ -85,7 +85,7 @@ static json_t *http_counter_json(const char *key, size_t klen, int64_t v)
 /* Percent-decode s[0, n) onto out; with plus, '+' means a space (query
  * strings).  Returns 0, or -1 at a '%' not followed by two hex digits (out
  * then holds a prefix of the result). */
-static int http_unescape(const char *s, size_t n, int plus, struct buf *out)
+int http_unescape(const char *s, size_t n, int plus, struct buf *out)
 {
     buf_reserve(out, n);
     for (size_t i = 0; i < n; i++) {
@@ -106,8 +106,8 @@ static int http_unescape(const char *s, size_t n, int plus, struct buf *out)
 /* Parse the body as a JSON object whose only member may be `name`, an
  * integer.  An empty body leaves *out as it is unless required.  Returns 0,
  * or -1 after sending a 400 or 413 problem. */
-static int http_body_int(struct evhttp_request *req, const char *name,
-                         int required, int64_t *out)
+int http_body_int(struct evhttp_request *req, const char *name,
+                  int required, int64_t *out)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -180,7 +180,7 @@ static void http_idem_bad(struct evhttp_request *req, const char *why)
  * *has = 1 (id holds the bytes), or -1 after sending a 400 problem (two such
  * headers, a malformed quoted string; id then holds a prefix).  An empty or
  * too long id is left to the command layer (CMD_ERR_IDLEN). */
-static int http_idem_key(struct evhttp_request *req, struct buf *id, int *has)
+int http_idem_key(struct evhttp_request *req, struct buf *id, int *has)
 {
     const struct evkeyvalq *hd = evhttp_request_get_input_headers(req);
     const char *v = NULL;
@@ -265,16 +265,10 @@ static int http_parse_u64(const char *s, size_t n, uint64_t max,
     return 0;
 }
 
-/* The list request's query: prefix, limit, cursor. */
-struct http_listq {
-    struct buf prefix;
-    uint64_t limit, cursor;
-};
-
 /* Parse "prefix=..&limit=..&cursor=.." (any order, each at most once, no
  * other names).  Returns 0, or -1 after sending a 400 problem. */
-static int http_list_query(struct evhttp_request *req, const char *q,
-                           struct http_listq *lq)
+int http_list_query(struct evhttp_request *req, const char *q,
+                    struct http_listq *lq)
 {
     struct buf name = BUF_INIT, val = BUF_INIT;
     unsigned seen = 0;

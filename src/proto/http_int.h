@@ -86,4 +86,34 @@ void http_counter(struct http_front *h, struct evhttp_request *req,
 void http_list(struct http_front *h, struct evhttp_request *req,
                struct cmd_session *s);
 
+/* ---- Request parsing (http_counter.c) ------------------------------------
+ *
+ * Used by the counter endpoints, and here so that tests/fuzz/fuzz_http.c
+ * reaches them.  Those that take req and fail have sent a problem (req is
+ * then gone). */
+
+/* Percent-decode s[0, n) onto out; with plus, '+' means a space (query
+ * strings).  Returns 0, or -1 at a '%' not followed by two hex digits (out
+ * then holds a prefix of the result). */
+int http_unescape(const char *s, size_t n, int plus, struct buf *out);
+/* Parse req's body as a JSON object whose only member may be `name`, an
+ * integer, into *out.  An empty body leaves *out as it is unless required.
+ * Returns 0, or -1 after sending a 400 or 413 problem. */
+int http_body_int(struct evhttp_request *req, const char *name, int required,
+                  int64_t *out);
+/* Read req's Idempotency-Key header into id: 0 with *has = 0 (none) or 1,
+ * or -1 after sending a 400 problem. */
+int http_idem_key(struct evhttp_request *req, struct buf *id, int *has);
+
+/* The list request's query: prefix, limit, cursor. */
+struct http_listq {
+    struct buf prefix;
+    uint64_t limit, cursor;
+};
+/* Parse the query q into lq ("prefix=..&limit=..&cursor=..", any order, each
+ * at most once, no other names).  Returns 0, or -1 after sending a 400
+ * problem. */
+int http_list_query(struct evhttp_request *req, const char *q,
+                    struct http_listq *lq);
+
 #endif /* TALLY_HTTP_INT_H */

@@ -1,0 +1,180 @@
+/*
+ * fuzz_http.c - libFuzzer target: the HTTP front end's request parsing
+ * (src/proto/http_counter.c through http_int.h): percent-decoding of a key's
+ * path segment, the list query string, the Idempotency-Key header and the
+ * JSON bodies of PUT and increment/decrement (jansson underneath).
+ *
+ * Input: a mode byte, then four fields separated by NUL bytes: a path
+ * segment, a query string, Idempotency-Key values (one header per line),
+ * and the body (the rest, NULs included).  Mode bit 0: the body is required
+ * (PUT); bit 1: the member is "by" (increment), else "value"; bit 2: the
+ * header name is spelled in lower case.  Each parser gets a request of its
+ * own, built with evhttp_request_new() as evhttp would hand it over; one
+ * that refuses sends a problem, which without a connection frees the
+ * request.  Properties, beyond "no crash, leak or undefined behaviour":
+ *   - a decoded segment percent-encoded again decodes to itself, and is
+ *     never longer than what it came from;
+ *   - an accepted query's limit is 1..1000 (or the default);
+ *   - an accepted Idempotency-Key id, quoted again as an sf-string, reads
+ *     back as the same id;
+ *   - an accepted body's integer, written back as {"name": v}, reads back
+ *     as v.
+ * Seeds: tests/fuzz/corpus/http/.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "fuzz_env.h"
+#include "http_int.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The next NUL-terminated field of data[*pos, size), or the rest. */
+static char *field(const uint8_t *data, size_t size, size_t *pos, size_t *n,
+                   int last)
+{
+    const uint8_t *p = data + *pos;
+    const uint8_t *z = last ? NULL : memchr(p, 0, size - *pos);
+    size_t len = z ? (size_t)(z - p) : size - *pos;
+    char *s = xmalloc(len + 1);
+
+    memcpy(s, p, len);
+    s[len] = 0;
+    *pos += len + (z != NULL);
+    *n = len;
+    return s;
+}
+
+static void check_unescape(const char *seg, size_t n)
+{
+    struct buf out = BUF_INIT, again = BUF_INIT, enc = BUF_INIT;
+
+    if (http_unescape(seg, n, 0, &out) == 0) {
+        FZ_CHECK(out.len <= n, "decoded %zu bytes into %zu", n, out.len);
+        for (size_t i = 0; i < out.len; i++)
+            buf_printf(&enc, "%%%02X", (unsigned char)out.p[i]);
+        FZ_CHECK(http_unescape(enc.p, enc.len, 0, &again) == 0 &&
+                     again.len == out.len &&
+                     memcmp(again.p, out.p, out.len) == 0,
+                 "a re-encoded segment decodes differently");
+    }
+    buf_clear(&out);
+    http_unescape(seg, n, 1, &out); /* the query form */
+    buf_free(&out);
+    buf_free(&again);
+    buf_free(&enc);
+}
+
+static void check_query(const char *q)
+{
+    struct evhttp_request *req = evhttp_request_new(NULL, NULL);
+    struct http_listq lq = {BUF_INIT, 100, 0};
+
+    if (http_list_query(req, q, &lq) == 0) {
+        FZ_CHECK(lq.limit >= 1 && lq.limit <= 1000, "limit %llu accepted",
+                 (unsigned long long)lq.limit);
+        evhttp_request_free(req);
+    }
+    buf_free(&lq.prefix);
+}
+
+/* An Idempotency-Key request with one header per line of vals. */
+static struct evhttp_request *idem_request(const char *name, char *vals)
+{
+    struct evhttp_request *req = evhttp_request_new(NULL, NULL);
+    struct evkeyvalq *hd = evhttp_request_get_input_headers(req);
+
+    for (char *line = vals, *nl; line; line = nl) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl++ = 0;
+        evhttp_add_header(hd, name, line); /* evhttp refuses some values */
+    }
+    return req;
+}
+
+static void check_idem(const char *name, char *vals)
+{
+    struct evhttp_request *req = idem_request(name, vals);
+    struct buf id = BUF_INIT, quoted = BUF_INIT, again = BUF_INIT;
+    int has = 0;
+
+    if (http_idem_key(req, &id, &has) != 0)
+        goto out;
+    evhttp_request_free(req);
+    if (!has || id.len == 0 || memchr(id.p, 0, id.len))
+        goto out;
+    for (size_t i = 0; i < id.len; i++)
+        if ((unsigned char)id.p[i] < 0x20 || (unsigned char)id.p[i] > 0x7e)
+            goto out; /* only printable ids have a quoted form */
+    buf_addc(&quoted, '"');
+    for (size_t i = 0; i < id.len; i++) {
+        if (id.p[i] == '"' || id.p[i] == '\\')
+            buf_addc(&quoted, '\\');
+        buf_addc(&quoted, id.p[i]);
+    }
+    buf_addc(&quoted, '"');
+    buf_addc(&quoted, 0);
+    req = idem_request(name, quoted.p);
+    FZ_CHECK(http_idem_key(req, &again, &has) == 0 && has &&
+                 again.len == id.len && memcmp(again.p, id.p, id.len) == 0,
+             "the quoted form of an accepted id reads back differently");
+    evhttp_request_free(req);
+out:
+    buf_free(&id);
+    buf_free(&quoted);
+    buf_free(&again);
+}
+
+static int body_int(const char *name, int required, const void *body,
+                    size_t n, int64_t *v)
+{
+    struct evhttp_request *req = evhttp_request_new(NULL, NULL);
+
+    evbuffer_add(evhttp_request_get_input_buffer(req), body, n);
+    if (http_body_int(req, name, required, v) != 0)
+        return -1;
+    evhttp_request_free(req);
+    return 0;
+}
+
+static void check_body(const char *name, int required, const char *body,
+                       size_t n)
+{
+    int64_t v = 12345, again = 0;
+    char doc[64];
+
+    if (body_int(name, required, body, n, &v) != 0)
+        return;
+    snprintf(doc, sizeof doc, "{\"%s\": %lld}", name, (long long)v);
+    FZ_CHECK(body_int(name, 1, doc, strlen(doc), &again) == 0 && again == v,
+             "%s does not read back as %lld", doc, (long long)v);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t pos = 1, n;
+
+    if (size == 0)
+        return 0;
+    unsigned mode = data[0];
+    char *seg = field(data, size, &pos, &n, 0);
+    check_unescape(seg, n);
+    char *q = field(data, size, &pos, &n, 0);
+    check_query(q);
+    char *vals = field(data, size, &pos, &n, 0);
+    check_idem(mode & 4 ? "idempotency-key" : "Idempotency-Key", vals);
+    char *body = field(data, size, &pos, &n, 1);
+    check_body(mode & 2 ? "by" : "value", mode & 1, body, n);
+    free(seg);
+    free(q);
+    free(vals);
+    free(body);
+    return 0;
+}
