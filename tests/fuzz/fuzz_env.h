@@ -34,13 +34,20 @@
         }                                                                   \
     } while (0)
 
-/* Make a fresh directory <tmpfs or /tmp>/tally-fuzz-XXXXXX in dir (64
- * bytes).  Aborts on failure: a fuzz run without a directory means nothing. */
+/* Make a fresh directory tally-fuzz-XXXXXX in dir (64 bytes), under
+ * $TALLY_FUZZ_TMP if set (run.sh points it at a directory of its own, which
+ * it removes afterwards, so that a crash leaves nothing behind), else on
+ * /dev/shm, else /tmp.  Aborts on failure: a fuzz run without a directory
+ * means nothing. */
 static inline void fz_dir_make(char dir[64])
 {
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    const char *base = getenv("TALLY_FUZZ_TMP");
+    int n;
 
-    snprintf(dir, 64, "%s/tally-fuzz-XXXXXX", base);
+    if (!base || !*base)
+        base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    n = snprintf(dir, 64, "%s/tally-fuzz-XXXXXX", base);
+    FZ_CHECK(n > 0 && n < 64, "TALLY_FUZZ_TMP too long: %s", base);
     FZ_CHECK(mkdtemp(dir) != NULL, "mkdtemp %s", dir);
 }
 

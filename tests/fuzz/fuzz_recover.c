@@ -7,9 +7,12 @@
  *
  * The first input byte chooses one of two modes.
  *
- * Raw (bit 0 set): the rest is split into a snapshot file and a log file
- * (a byte says which exist and which get a valid 32-byte header in front,
- * so that mutations reach the records; two bytes say where to split).
+ * Raw (bit 0 set): the rest is split into a snapshot file and a log file:
+ * a byte says which exist (bits 0, 1) and which get a valid 32-byte header
+ * in front (bits 2, 3), so that mutations reach the records; then the
+ * snapshot's LSN S (8 bytes, big-endian; the log is named for S too, or 0
+ * without a snapshot), the snapshot's size (2 bytes) and the header's
+ * sizing hint (1 byte); the rest is the files' bytes.
  * After a clean open, every counter served must be a (key, value) that some
  * record with a valid checksum in those files holds, found by decoding at
  * every offset, so that nothing which fails its CRC is ever served.
@@ -50,6 +53,7 @@
 
 #include "codec.h"
 #include "fuzz_env.h"
+#include "fuzz_files.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -300,17 +304,7 @@ static void trim_newest_log(const char *dir)
     FZ_CHECK(fd >= 0 && fstat(fd, &st) == 0, "open %s", path);
     unsigned char *p = xmalloc((size_t)st.st_size + 1);
     FZ_CHECK(pread(fd, p, (size_t)st.st_size, 0) == st.st_size, "read");
-    size_t off = CODEC_FILE_HDR;
-    for (;;) {
-        struct codec_rec r;
-        size_t used, claimed;
-        const char *why;
-        if (off >= (size_t)st.st_size ||
-            codec_decode(p + off, (size_t)st.st_size - off, &r, &used,
-                         &claimed, &why) != CODEC_OK)
-            break;
-        off += used;
-    }
+    size_t off = fz_data_end(p, (size_t)st.st_size);
     static const unsigned char zero[65536];
     for (size_t i = off; i < (size_t)st.st_size; i += sizeof zero) {
         size_t n = (size_t)st.st_size - i;
@@ -389,16 +383,15 @@ static int put_in(const struct file *f, const char *key, size_t klen,
 static void raw(const char *dir, struct rd *in)
 {
     unsigned cfg = get8(in);
-    uint64_t lsn = get8(in) * 8;
+    uint64_t lsn = get64(in);
     size_t split = get8(in) << 8;
     struct file snap = {0}, log = {0};
     unsigned char hdr[CODEC_FILE_HDR];
     char err[TALLY_ERRMAX] = "";
     int rc;
 
-    uint32_t hint = get8(in);
-
     split |= get8(in);
+    uint32_t hint = get8(in);
     if (split > in->n)
         split = in->n;
     if (cfg & 4) {
