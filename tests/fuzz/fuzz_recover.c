@@ -27,8 +27,10 @@
  *     the model's final counters;
  *   - damage to the snapshot or to a log that is not the newest must be
  *     refused (zeros after a log's data excepted: they are reserved space);
- *   - damage to the newest log may be refused (a flipped byte is
- *     corruption), but an open database must serve exactly the counters
+ *   - a flipped byte in the newest log's header or in any record but its
+ *     last must be refused: valid data follows it, so it is no torn write;
+ *   - other damage to the newest log may be refused, but an open database
+ *     must serve exactly the counters
  *     after the records wholly before the first damaged byte: recovery may
  *     drop a torn tail, never keep a damaged record or lose one before it;
  *     and cutting that log at 32 bytes or more, or zeroing it from there to
@@ -629,6 +631,12 @@ static void structured(const char *dir, struct rd *in)
         while (j < nrec && end[j + 1] - end[newest_first] <= off)
             j++;
         want = &m[j];
+        /* A flipped byte is never a torn write, which leaves zeros or
+         * nothing: in the header or in any record but the last, data that
+         * checks out follows it, so it must be refused.  In the last record
+         * it may pass for a torn tail. */
+        if (dmg == D_FLIP && (first < CODEC_FILE_HDR || j + 1 < nrec))
+            want = NULL;
         /* A cut, or zeros to the end, at a record boundary or inside one
          * is a torn tail; a whole log of zeros is a creation cut short. */
         int to_end = dmg == D_CUT ||
@@ -650,7 +658,10 @@ static void structured(const char *dir, struct rd *in)
         struct served sv;
         serve(db, &sv);
         FZ_CHECK(want != NULL, "opened despite damage to %s (dmg %d at %zu)",
-                 hit == &snap ? "the snapshot" : "an older log", dmg, first);
+                 hit == &snap ? "the snapshot"
+                 : hit == newest ? "the newest log, not at its end"
+                                 : "an older log",
+                 dmg, first);
         FZ_CHECK(served_is(&sv, want), "served counters other than the "
                  "valid records before the damage say (dmg %d at %zu)", dmg,
                  first);
