@@ -182,6 +182,13 @@ enum cmd_status cmd_refuse(struct cmd_ctx *ctx, const struct cmd_session *s,
  * Front ends check it for their own connection-level commands. */
 int cmd_authorized(const struct cmd_ctx *ctx, const struct cmd_session *s);
 
+/* Authenticate s with pass (passlen bytes, compared in constant time) as
+ * CMD_AUTH does, without counting a command: for a front end whose requests
+ * carry credentials (HTTP's bearer token).  Returns CMD_OK (s->authed set),
+ * CMD_ERR_WRONGPASS or CMD_ERR_NOPASS. */
+enum cmd_status cmd_login(const struct cmd_ctx *ctx, struct cmd_session *s,
+                          const char *pass, size_t passlen);
+
 /* Parse a decimal int64 the way Redis does (no sign but '-', no spaces, no
  * leading zeros, nothing after).  Returns 0 and sets *out, or -1. */
 int cmd_parse_i64(const char *s, size_t len, int64_t *out);

@@ -3,13 +3,16 @@
  * the daemon's event loop, routing, bearer-token authentication, and the
  * endpoints that are not counters (/healthz, /readyz, /metrics).
  *
- * Each request is routed by path and method (a wrong method is a 405 with
- * Allow), authenticated, and handed on: the counter endpoints are in
- * http_counter.c, which parses them into a struct cmd_req and runs it
- * through the command layer (src/cmd); http_reply.c encodes answers and
- * problems and holds each answer through the daemon's proto_waiter until it
- * is durable.  The Prometheus text lives in metrics.c; http_int.h lists what
- * the files share; docs/http.md and docs/openapi.yaml describe the API.
+ * Each request has its Host checked, is routed by path and method (a wrong
+ * method is a 405 with Allow; OPTIONS answers CORS preflights), gets its
+ * CORS headers, has a change's Origin and Content-Type checked (these
+ * browser rules are in http_guard.c), is authenticated, and is handed on:
+ * the counter endpoints are in http_counter.c, which parses them into a
+ * struct cmd_req and runs it through the command layer (src/cmd);
+ * http_reply.c encodes answers and problems and holds each answer through
+ * the daemon's proto_waiter until it is durable.  The Prometheus text lives
+ * in metrics.c; http_int.h lists what the files share; docs/http.md and
+ * docs/openapi.yaml describe the API.
  */
 #include "http_int.h"
 
@@ -43,20 +46,23 @@
 /* ---- Routing ---------------------------------------------------------- */
 
 #define M(x) EVHTTP_REQ_##x
-/* Methods each route accepts, and the Allow header a 405 carries. */
+/* Methods each route accepts, the Allow header a 405 or an OPTIONS carries,
+ * and whether a page on any origin may read its answers (a public route,
+ * http_guard_cors). */
 static const struct {
     unsigned methods;
     const char *allow;
+    int public_route;
 } http_allowed[] = {
-    [HTTP_R_NONE] = {0, ""},
-    [HTTP_R_HEALTHZ] = {M(GET) | M(HEAD), "GET, HEAD"},
-    [HTTP_R_READYZ] = {M(GET) | M(HEAD), "GET, HEAD"},
-    [HTTP_R_METRICS] = {M(GET) | M(HEAD), "GET, HEAD"},
-    [HTTP_R_LIST] = {M(GET) | M(HEAD), "GET, HEAD"},
+    [HTTP_R_NONE] = {0, "", 0},
+    [HTTP_R_HEALTHZ] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
+    [HTTP_R_READYZ] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 0},
+    [HTTP_R_METRICS] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 0},
+    [HTTP_R_LIST] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 0},
     [HTTP_R_COUNTER] = {M(GET) | M(HEAD) | M(PUT) | M(DELETE),
-                        "GET, HEAD, PUT, DELETE"},
-    [HTTP_R_INCR] = {M(POST), "POST"},
-    [HTTP_R_DECR] = {M(POST), "POST"},
+                        "GET, HEAD, PUT, DELETE, OPTIONS", 1},
+    [HTTP_R_INCR] = {M(POST), "POST, OPTIONS", 0},
+    [HTTP_R_DECR] = {M(POST), "POST, OPTIONS", 0},
 };
 #undef M
 
@@ -129,8 +135,10 @@ static void http_metrics(struct http_front *h, struct evhttp_request *req)
 }
 
 /* With a password set, authenticate the request's session from its bearer
- * token through CMD_AUTH (a constant-time compare in the command layer).
- * Returns 0 if the session may go on, or -1 after sending a 401. */
+ * token (a constant-time compare in the command layer).  The token is every
+ * byte after "Bearer" and its one space, so a password that starts with a
+ * space works as it does over RESP.  Returns 0 if the session may go on, or
+ * -1 after sending a 401. */
 static int http_auth(struct http_front *h, struct evhttp_request *req,
                      struct cmd_session *s)
 {
@@ -148,11 +156,8 @@ static int http_auth(struct http_front *h, struct evhttp_request *req,
         return -1;
     }
     a += sizeof scheme - 1;
-    while (*a == ' ')
-        a++;
-    struct cmd_req c = {.op = CMD_AUTH, .pass = a, .passlen = strlen(a)};
-    struct cmd_res res = {0};
-    if (cmd_exec(h->ctx, s, &c, &res) != CMD_OK) {
+    /* Credentials on a request are no AUTH command: not counted as one. */
+    if (cmd_login(h->ctx, s, a, strlen(a)) != CMD_OK) {
         evhttp_add_header(out, "WWW-Authenticate",
                           "Bearer realm=\"tally\", error=\"invalid_token\"");
         http_problem(req, 401, "unauthorized", "Authentication required",
@@ -192,13 +197,24 @@ static void http_on_request(struct evhttp_request *req, void *arg)
                      "accepted", urilen, HTTP_MAX_URI);
         return;
     }
+    if (http_guard_host(&h->guard, req) != 0)
+        return;
     if (r == HTTP_R_NONE) {
         http_problem(req, 404, "no-route", "Not found",
                      "no such endpoint; counters are under /v1/counters/"
                      "{key}, with a '/' in a key written as %%2F");
         return;
     }
-    if (!(evhttp_request_get_command(req) & http_allowed[r].methods)) {
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (m == EVHTTP_REQ_OPTIONS) {
+        /* Before authentication: a preflight never carries credentials. */
+        http_guard_options(&h->guard, req, http_allowed[r].allow);
+        return;
+    }
+    http_guard_cors(&h->guard, req,
+                    http_allowed[r].public_route &&
+                    (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD));
+    if (!(m & http_allowed[r].methods)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
                           http_allowed[r].allow);
         http_problem(req, 405, "method-not-allowed", "Method not allowed",
@@ -215,6 +231,9 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     default:
         break;
     }
+    if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD &&
+        http_guard_change(&h->guard, req) != 0)
+        return;
     if (http_auth(h, req, &s) != 0)
         return;
     if (r == HTTP_R_METRICS) {
@@ -232,11 +251,13 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 
 struct http_front *http_front_new(struct event_base *base, struct cmd_ctx *ctx,
                                   const struct proto_waiter *waiter,
-                                  const char *bind, int port, char *err)
+                                  const char *bind, int port,
+                                  const struct http_options *opt, char *err)
 {
     struct http_front *h = xcalloc(1, sizeof *h);
     h->ctx = ctx;
     h->waiter = waiter;
+    http_guard_init(&h->guard, opt, bind);
     h->http = evhttp_new(base);
     if (!h->http) {
         snprintf(err, 256, "cannot create the HTTP server (evhttp_new)");

@@ -15,11 +15,31 @@
 struct event_base;
 struct http_front;
 
-/* Listen on bind:port on base.  ctx and waiter are borrowed and must outlive
- * the front end.  Returns NULL with a message in err (256 bytes) on failure. */
+/* What browsers may do (docs/http.md, "Browsers"; http_guard.c).  Each list
+ * holds lower-case entries as tallyd's flags checked them; a "*" entry
+ * turns its check off.  The front end copies the struct but borrows the
+ * lists and their strings, which must outlive it. */
+struct http_options {
+    const char *const *cors_origins; /* --http-cors-origin: origins such as
+                                        "https://app.example:8443" that may
+                                        change counters and read answers */
+    size_t ncors;
+    const char *const *allowed_hosts; /* --http-allowed-host: names (no
+                                         port) the Host header may carry */
+    size_t nhosts;
+};
+
+/* Listen on bind:port on base.  ctx, waiter and opt are borrowed and must
+ * outlive the front end; opt may be NULL (no origins, no extra hosts).
+ * Returns NULL with a message in err (256 bytes) on failure. */
 struct http_front *http_front_new(struct event_base *base, struct cmd_ctx *ctx,
                                   const struct proto_waiter *waiter,
-                                  const char *bind, int port, char *err);
+                                  const char *bind, int port,
+                                  const struct http_options *opt, char *err);
+
+/* True if bind (an address or name as --bind takes it; NULL = all) is a
+ * loopback address, where the Host check needs no list. */
+int http_bind_is_loopback(const char *bind);
 
 /* Stop taking work, for a graceful shutdown: close the listening socket, so
  * new connections are refused, and answer every request that arrives after

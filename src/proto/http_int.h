@@ -8,6 +8,8 @@
  * holding answers until they are durable (http_finish).
  * http_counter.c: the counter endpoints: keys, JSON bodies, the
  * Idempotency-Key header and listing.
+ * http_guard.c: what browsers may do: the Host check against DNS
+ * rebinding, Origin checks and CORS, and the Content-Type rule for changes.
  */
 #ifndef TALLY_HTTP_INT_H
 #define TALLY_HTTP_INT_H
@@ -26,6 +28,17 @@
 #define HTTP_JSON "application/json"
 #define HTTP_IDEM_REPLAYED "Idempotent-Replayed" /* response header */
 
+/* The browser rules' settings (http_guard.c), from struct http_options. */
+struct http_guard {
+    const char *const *origins; /* --http-cors-origin, borrowed */
+    size_t norigins;
+    int any_origin;             /* "*" was listed (tallyd requires a password) */
+    const char *const *hosts;   /* --http-allowed-host, borrowed */
+    size_t nhosts;
+    int any_host;               /* "*" was listed: no Host check */
+    int loopback;               /* the listener is on a loopback address */
+};
+
 struct http_front {
     struct evhttp *http;
     struct evhttp_bound_socket *bound; /* the listener; NULL once stopped */
@@ -34,6 +47,7 @@ struct http_front {
     const struct proto_waiter *waiter; /* borrowed */
     uint64_t next_session;
     struct metrics_idem idem; /* Idempotency-Key outcomes, for /metrics */
+    struct http_guard guard;
 };
 
 /* What a path names. */
@@ -74,6 +88,32 @@ void http_bad(struct evhttp_request *req, const char *fmt, ...)
  * until res->ticket is durable; errors leave at once. */
 void http_finish(struct http_front *h, struct evhttp_request *req,
                  const struct cmd_res *res, int ok_code);
+
+/* ---- Browser rules (http_guard.c) ----------------------------------------
+ *
+ * http.c calls them in this order for each request; each returns 0 to go on
+ * or -1 after it sent the refusal (req is then gone). */
+
+/* Fill g from opt (may be NULL) for a listener on bind. */
+void http_guard_init(struct http_guard *g, const struct http_options *opt,
+                     const char *bind);
+/* The Host check against DNS rebinding: -1 after a 421 problem. */
+int http_guard_host(const struct http_guard *g, struct evhttp_request *req);
+/* Add the CORS headers every answer on a known route carries (Vary: Origin;
+ * Access-Control-Allow-Origin and -Expose-Headers for an origin that may
+ * read it; "*" on a public route, one a page on any origin may read
+ * without credentials). */
+void http_guard_cors(const struct http_guard *g, struct evhttp_request *req,
+                     int public_route);
+/* Answer OPTIONS: a CORS preflight from an allowed origin, or a plain
+ * OPTIONS, is a 204 listing allow (the route's methods); a preflight from
+ * any other origin is a 403.  Always sends. */
+void http_guard_options(const struct http_guard *g,
+                        struct evhttp_request *req, const char *allow);
+/* For a request that changes something (POST, PUT, DELETE): -1 after a 403
+ * problem when its Origin (or Sec-Fetch-Site: cross-site) is not allowed,
+ * or a 415 problem when its Content-Type is not application/json. */
+int http_guard_change(const struct http_guard *g, struct evhttp_request *req);
 
 /* ---- Counter endpoints (http_counter.c) --------------------------------- */
 

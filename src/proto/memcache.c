@@ -100,31 +100,83 @@ static int tok_is(const struct mc_tok *t, const char *s)
     return t->len == n && memcmp(t->p, s, n) == 0;
 }
 
-/* ---- Numbers (shared with memcache_meta.c) ----------------------------- */
+/* ---- Numbers (shared with memcache_meta.c) -----------------------------
+ *
+ * memcached reads every number of a command line with C's strtoull or strtol
+ * inside its safe_strtoull/safe_strtoul/safe_strtol (util.c), and tally takes
+ * exactly the tokens those take, on a 64-bit system: optional leading white
+ * space (a space would have ended the token, so \t \n \v \f \r), one optional
+ * '+' or '-', at least one decimal digit (leading zeros are fine), no
+ * overflow of 64 bits, then the token's end, a NUL (where memcached's string
+ * ends) or white space (what follows is ignored).  So "+5", "05", "\t5" and
+ * "5\r" are numbers; "-+5", "--5", "0x5", "5x" and "" are not.  An unsigned
+ * number's '-' negates it modulo 2^64 as strtoull does, and memcached refuses
+ * the result only when it is 2^63 or more: "-0" is 0 and "-5" is refused. */
+
+static int mc_isspace(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' ||
+           ch == '\r';
+}
+
+/* Read s[0, len) as strtoull would and memcached's wrappers check: *mag
+ * gets the digits' value and *neg the sign.  0, or -1 if it is no number. */
+static int mc_scan(const char *s, size_t len, uint64_t *mag, int *neg)
+{
+    size_t i = 0, digits;
+    uint64_t v = 0;
+
+    while (i < len && mc_isspace(s[i]))
+        i++;
+    *neg = i < len && s[i] == '-';
+    if (i < len && (s[i] == '+' || s[i] == '-'))
+        i++;
+    for (digits = i; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1; /* ERANGE */
+        v = v * 10 + d;
+    }
+    if (i == digits || (i < len && s[i] != '\0' && !mc_isspace(s[i])))
+        return -1;
+    *mag = v;
+    return 0;
+}
 
 int mc_parse_u64(const char *s, size_t len, uint64_t *out)
 {
-    if (len && s[0] == '+')
-        return cmd_parse_u64(s + 1, len - 1, out);
-    return cmd_parse_u64(s, len, out);
+    uint64_t mag;
+    int neg;
+    if (mc_scan(s, len, &mag, &neg) < 0)
+        return -1;
+    uint64_t v = neg ? 0 - mag : mag;
+    /* safe_strtoull's test, which looks for a '-' anywhere in the token. */
+    if (v > (uint64_t)INT64_MAX && memchr(s, '-', len))
+        return -1;
+    *out = v;
+    return 0;
 }
 
 int mc_parse_i64(const char *s, size_t len, int64_t *out)
 {
-    uint64_t u;
-    int neg = len && s[0] == '-';
-    if (mc_parse_u64(s + neg, len - (size_t)neg, &u) < 0 ||
-        u > (uint64_t)INT64_MAX + (uint64_t)neg)
-        return -1;
-    *out = neg ? (int64_t)(0 - u) : (int64_t)u;
+    uint64_t mag;
+    int neg;
+    if (mc_scan(s, len, &mag, &neg) < 0 ||
+        mag > (uint64_t)INT64_MAX + (uint64_t)neg)
+        return -1; /* strtol's ERANGE */
+    *out = neg ? (int64_t)(0 - mag) : (int64_t)mag;
     return 0;
 }
 
 int mc_parse_datalen(const struct mc_tok *t, uint64_t *out)
 {
-    if (t->len == 0 || t->p[0] == '-')
+    int64_t v;
+    /* memcached's own range check after safe_strtol (INT_MAX - 2, so that
+     * the length and its CRLF fit an int). */
+    if (mc_parse_i64(t->p, t->len, &v) < 0 || v < 0 || v > INT32_MAX - 2)
         return -1;
-    return mc_parse_u64(t->p, t->len, out);
+    *out = (uint64_t)v;
+    return 0;
 }
 
 /* The cas unique of a value.  There is no per-change version to show (the
@@ -358,7 +410,7 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
     struct mc_tok t[3];
     size_t n = mc_tokenize(line, len, t, 3);
     size_t first = touch ? 2 : 1;
-    if (n <= first) {
+    if (n < 2) {
         mc_reply(r, "ERROR");
         return;
     }
@@ -368,6 +420,10 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
             mc_reply(r, "CLIENT_ERROR invalid exptime argument");
             return;
         }
+    }
+    if (n <= first) { /* "gat <exptime>" without keys, as memcached has it */
+        mc_reply(r, "END");
+        return;
     }
     const char *p = t[first].p, *end = line + len;
     /* Check every key before any work, so an error leaves no half reply. */
@@ -464,7 +520,7 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
     }
     r->noreply = n == want + 1 && tok_is(&t[n - 1], "noreply");
     if (t[1].len > MC_KEY_MAX ||
-        mc_parse_u64(t[2].p, t[2].len, &flags) < 0 || flags > UINT32_MAX ||
+        mc_parse_u64(t[2].p, t[2].len, &flags) < 0 ||
         mc_parse_i64(t[3].p, t[3].len, &exptime) < 0 ||
         mc_parse_datalen(&t[4], &bytes) < 0 ||
         (kind == MC_CAS && mc_parse_u64(t[5].p, t[5].len, &unique) < 0)) {
@@ -798,6 +854,30 @@ static void mc_cmd_verbosity(struct mc_req *r, const struct mc_tok *t,
 
 /* ---- Dispatch ---------------------------------------------------------- */
 
+/* Does line[0, len), whose command tally does not know, look like an HTTP
+ * request line ("GET / HTTP/1.0", "DELETE HTTP/1.1")?  memcached's rule
+ * (proto_text.c): its last token begins with "HTTP/".  A web page can make
+ * a browser send such a request to this port, and the lines of its body
+ * would then run as commands (cross-protocol scripting), so the answer is
+ * to hang up at once, without a reply and without reading further. */
+static int mc_looks_like_http(const char *line, size_t len)
+{
+    size_t end = len, start;
+    while (end > 0 && line[end - 1] == ' ')
+        end--;
+    for (start = end; start > 0 && line[start - 1] != ' '; start--)
+        ;
+    return end - start >= 5 && memcmp(line + start, "HTTP/", 5) == 0;
+}
+
+/* Hang up on an HTTP request line (see above).  Returns the bytes consumed:
+ * all of them, so nothing after it runs. */
+static size_t mc_hang_up_on_http(struct proto_out *out, size_t len)
+{
+    out->flags |= PROTO_ATTACK | PROTO_CLOSE;
+    return len;
+}
+
 /* A get-family line may grow past MC_LINE_MAX (a large multiget). */
 static int mc_is_multiget(const char *in, size_t len)
 {
@@ -854,6 +934,11 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
     }
     int is_set = tok_is(cmd, "set");
     if (!is_set && !cmd_authorized(c->ctx, c->s)) {
+        /* Before login only set and quit are commands, so memcached's HTTP
+         * rule applies to every other line: hanging up also keeps a web
+         * page from guessing the password through a body of set lines. */
+        if (mc_looks_like_http(in, l))
+            return mc_hang_up_on_http(out, len);
         mc_reply(&r, "CLIENT_ERROR unauthenticated");
         return linelen;
     }
@@ -904,6 +989,8 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
         mc_cmd_flush(&r, t, n);
     else if (tok_is(cmd, "verbosity"))
         mc_cmd_verbosity(&r, t, n);
+    else if (mc_looks_like_http(in, l))
+        return mc_hang_up_on_http(out, len);
     else
         mc_reply(&r, "ERROR");
     return linelen;

@@ -79,15 +79,16 @@ struct mc_req {
 
 /* ---- Numbers ----------------------------------------------------------- */
 
-/* Unsigned decimal (an optional '+', then digits), as memcached's
- * safe_strtoull takes it minus the surrounding spaces.  0 or -1. */
-int mc_parse_u64(const char *s, size_t len, uint64_t *out);
-
-/* Signed decimal (exptime, TTL tokens, data lengths).  0 or -1. */
-int mc_parse_i64(const char *s, size_t len, int64_t *out);
-
-/* The <bytes> of a storage line (set, cas, ms, ...): a non-negative decimal.
- * 0, or -1 with *out unspecified. */
+/* The numbers of a command line, taken exactly as memcached 1.6 takes them
+ * (memcache.c spells the rule out).  Each returns 0, or -1 with *out
+ * unspecified. */
+int mc_parse_u64(const char *s, size_t len, uint64_t *out); /* safe_strtoull,
+                           also flags: memcached truncates them, tally ignores
+                           them */
+int mc_parse_i64(const char *s, size_t len, int64_t *out);  /* safe_strtol:
+                           exptime, TTL tokens, flush_all's delay */
+/* The <bytes> of a storage line (set, cas, ms, ...): a signed number as
+ * mc_parse_i64 reads it, from 0 to INT32_MAX - 2 as memcached checks it. */
 int mc_parse_datalen(const struct mc_tok *t, uint64_t *out);
 
 /* The cas unique shown for a counter holding v (see memcache.c). */

@@ -41,10 +41,14 @@ static int meta_has(const struct mc_meta *m, char f)
     return (m->seen >> (f - 'A')) & 1;
 }
 
-/* Parse flag tokens t[0, n) that may use the letters in `allowed`. */
+/* Parse flag tokens t[0, n) that may use the letters in `allowed`.  As in
+ * memcached's _meta_flag_preparse, an unknown or repeated flag ends the
+ * parse at once, while a bad number is noted and the parse goes on, so a
+ * later unknown flag is what gets reported ("mg k T 5": invalid flag). */
 static enum mc_meta_err mc_meta_parse(const struct mc_tok *t, size_t n,
                                       const char *allowed, struct mc_meta *m)
 {
+    enum mc_meta_err bad = MF_OK;
     memset(m, 0, sizeof *m);
     m->flags = t;
     m->nflags = n;
@@ -65,16 +69,18 @@ static enum mc_meta_err mc_meta_parse(const struct mc_tok *t, size_t n,
         switch (f) {
         case 'T': case 'N':
             if (mc_parse_i64(arg, alen, &ttl) < 0)
-                return MF_BADTOKEN;
+                bad = MF_BADTOKEN;
             break;
         case 'D': case 'J': case 'C':
             if (mc_parse_u64(arg, alen, &u) < 0)
-                return MF_BADTOKEN;
-            *(f == 'D' ? &m->delta : f == 'J' ? &m->initial : &m->cas) = u;
+                bad = MF_BADTOKEN;
+            else
+                *(f == 'D' ? &m->delta : f == 'J' ? &m->initial : &m->cas) = u;
             break;
         case 'F':
-            if (mc_parse_u64(arg, alen, &u) < 0 || u > UINT32_MAX)
-                return MF_BADFLAGS;
+            /* memcached words a bad F only when no other number was bad. */
+            if (mc_parse_u64(arg, alen, &u) < 0 && bad == MF_OK)
+                bad = MF_BADFLAGS;
             break;
         case 'M':
             if (alen != 1)
@@ -87,7 +93,7 @@ static enum mc_meta_err mc_meta_parse(const struct mc_tok *t, size_t n,
             break;
         }
     }
-    return MF_OK;
+    return bad;
 }
 
 /* ---- Replies ----------------------------------------------------------- */

@@ -20,6 +20,11 @@
 /* out->flags, set by a front end after a request. */
 #define PROTO_CLOSE 0x1    /* close the connection once the reply is sent */
 #define PROTO_SHUTDOWN 0x2 /* the client asked the daemon to shut down */
+#define PROTO_ATTACK 0x4   /* the request looks like HTTP sent to this port by
+                              a web page (cross-protocol scripting): nothing
+                              of it ran, no reply was written, PROTO_CLOSE is
+                              set too, and the daemon logs it (front ends
+                              never log) */
 
 struct proto_out {
     struct buf *buf;     /* the daemon's; the reply is appended here */

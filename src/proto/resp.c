@@ -697,6 +697,18 @@ static void conn_free(void *conn)
     free(c);
 }
 
+/* Is this request a line of HTTP, sent to the RESP port by a web page
+ * (cross-protocol scripting)?  A browser's POST carries a body the page
+ * chose, and without this check every line of it would run as a command.
+ * Redis treats "POST" and "Host:" as command names that end the connection
+ * (server.c, processCommand); tally does the same, before authentication,
+ * since an HTTP request has no business on this port at all. */
+static int looks_like_http(const struct resp_conn *c)
+{
+    return c->args.argc > 0 &&
+           (resp_arg_is(c, 0, "post") || resp_arg_is(c, 0, "host:"));
+}
+
 static size_t handle(void *conn, const char *in, size_t len,
                      struct proto_out *out)
 {
@@ -714,6 +726,11 @@ static size_t handle(void *conn, const char *in, size_t len,
     if (n < 0) {
         resp_error(&c->out, "%s", err);
         out->flags |= PROTO_CLOSE;
+        return len;
+    }
+    if (looks_like_http(c)) {
+        /* Hang up without a reply; the rest of the buffer must not run. */
+        out->flags |= PROTO_ATTACK | PROTO_CLOSE;
         return len;
     }
     if (c->args.argc > 0)

@@ -17,7 +17,13 @@
  *         dropped), split on blanks with Redis's sdssplitargs() rules:
  *         "double quotes" with \n \r \t \b \a \xHH and \<any> escapes,
  *         'single quotes' with \' only; a closing quote must be followed by
- *         a blank or the end of the line.
+ *         a blank or the end of the line.  A line is at most RESP_INLINE_MAX
+ *         bytes (Redis's PROTO_INLINE_MAX_SIZE) and max_request.
+ *
+ * Both forms keep the same argument limits, said once in argc_refusal()
+ * and bulk_refusal() below: max_args and max_bulk, and Redis's tighter ones
+ * before AUTH (RESP_UNAUTH_MAX_ARGS, RESP_UNAUTH_MAX_BULK).  An array is
+ * checked on its headers, an inline line as each argument is split off.
  *
  * Every refusal comes with Redis's own "ERR Protocol error: ..." text, and
  * the caller closes the connection after sending it, as Redis does.
@@ -31,6 +37,11 @@
 /* Longest "*<n>" or "$<len>" header Redis would still wait on; a count is
  * at most 20 digits and a sign, so 32 bytes without a CRLF is garbage. */
 #define RESP_HDR_MAX 32
+
+/* The longest inline line, its newline included (Redis's
+ * PROTO_INLINE_MAX_SIZE): an inline request needs no more, and a stranger
+ * must not make the server buffer a megabyte while it waits for a newline. */
+#define RESP_INLINE_MAX (64 * 1024)
 
 void resp_args_free(struct resp_args *a)
 {
@@ -56,6 +67,28 @@ static ssize_t fail(char *err, const char *msg)
 {
     snprintf(err, RESP_ERRMAX, "ERR Protocol error: %s", msg);
     return -1;
+}
+
+/* Why a request may not carry n arguments, or NULL if it may. */
+static const char *argc_refusal(const struct proto_limits *lim, int authed,
+                                int64_t n)
+{
+    if (!authed && n > RESP_UNAUTH_MAX_ARGS)
+        return "unauthenticated multibulk length";
+    if ((uint64_t)n > lim->max_args)
+        return "invalid multibulk length";
+    return NULL;
+}
+
+/* Why one argument may not be n bytes long, or NULL if it may. */
+static const char *bulk_refusal(const struct proto_limits *lim, int authed,
+                                int64_t n)
+{
+    if (n < 0 || (uint64_t)n > lim->max_bulk)
+        return "invalid bulk length";
+    if (!authed && n > RESP_UNAUTH_MAX_BULK)
+        return "unauthenticated bulk length";
+    return NULL;
 }
 
 /* Read the number of the header line at in[pos] ('*' or '$' already
@@ -88,6 +121,7 @@ static ssize_t parse_array(const char *in, size_t len,
 {
     int64_t n;
     size_t pos;
+    const char *why;
     int rc = header(in, len, 0, &n, &pos);
 
     if (rc == 0)
@@ -99,10 +133,8 @@ static ssize_t parse_array(const char *in, size_t len,
     a->argc = 0;
     if (n <= 0)
         return (ssize_t)pos;
-    if (!authed && n > RESP_UNAUTH_MAX_ARGS)
-        return fail(err, "unauthenticated multibulk length");
-    if ((uint64_t)n > lim->max_args)
-        return fail(err, "invalid multibulk length");
+    if ((why = argc_refusal(lim, authed, n)) != NULL)
+        return fail(err, why);
     args_reserve(a, (size_t)n);
     for (size_t i = 0; i < (size_t)n; i++) {
         int64_t blen;
@@ -119,10 +151,10 @@ static ssize_t parse_array(const char *in, size_t len,
             return 0;
         if (rc == -1)
             return fail(err, "too big bulk count string");
-        if (rc == -2 || blen < 0 || (uint64_t)blen > lim->max_bulk)
+        if (rc == -2)
             return fail(err, "invalid bulk length");
-        if (!authed && blen > RESP_UNAUTH_MAX_BULK)
-            return fail(err, "unauthenticated bulk length");
+        if ((why = bulk_refusal(lim, authed, blen)) != NULL)
+            return fail(err, why);
         /* Refuse an oversized request on its headers, before buffering. */
         if (pos + (size_t)blen + 2 > lim->max_request)
             return fail(err, "too big request");
@@ -148,10 +180,11 @@ static int is_blank(char ch)
  * text is never longer than the line, so scratch is sized once and the
  * argument pointers into it stay valid.  Returns 0 or -1 with err set. */
 static int split_inline(const char *p, size_t n,
-                        const struct proto_limits *lim, struct resp_args *a,
-                        char *err)
+                        const struct proto_limits *lim, int authed,
+                        struct resp_args *a, char *err)
 {
     size_t i = 0;
+    const char *why;
     char *w;
 
     buf_clear(&a->scratch);
@@ -214,8 +247,11 @@ static int split_inline(const char *p, size_t n,
             if (!end)
                 i++;
         }
-        if (a->argc == lim->max_args) {
-            fail(err, "invalid multibulk length");
+        why = argc_refusal(lim, authed, (int64_t)a->argc + 1);
+        if (!why)
+            why = bulk_refusal(lim, authed, (int64_t)(w - start));
+        if (why) {
+            fail(err, why);
             return -1;
         }
         args_reserve(a, a->argc + 1);
@@ -229,20 +265,21 @@ unbalanced:
 }
 
 static ssize_t parse_inline(const char *in, size_t len,
-                            const struct proto_limits *lim,
+                            const struct proto_limits *lim, int authed,
                             struct resp_args *a, char *err)
 {
-    size_t look = len < lim->max_request ? len : lim->max_request;
+    size_t max = lim->max_request < RESP_INLINE_MAX ? lim->max_request
+                                                    : RESP_INLINE_MAX;
+    size_t look = len < max ? len : max;
     const char *nl = memchr(in, '\n', look);
     size_t n;
 
     if (!nl)
-        return len >= lim->max_request ? fail(err, "too big inline request")
-                                       : 0;
+        return len >= max ? fail(err, "too big inline request") : 0;
     n = (size_t)(nl - in);
     if (n && in[n - 1] == '\r')
         n--;
-    if (split_inline(in, n, lim, a, err) != 0)
+    if (split_inline(in, n, lim, authed, a, err) != 0)
         return -1;
     return (ssize_t)(nl - in) + 1;
 }
@@ -255,5 +292,5 @@ ssize_t resp_parse(const char *in, size_t len, const struct proto_limits *lim,
         return 0;
     if (in[0] == '*')
         return parse_array(in, len, lim, authed, a, err);
-    return parse_inline(in, len, lim, a, err);
+    return parse_inline(in, len, lim, authed, a, err);
 }

@@ -39,6 +39,15 @@ static const char usage[] =
     "                         around each fsync instead of sleeping: faster\n"
     "                         replies, some CPU while busy, none while idle\n"
     "                         (default on)\n"
+    "  --http-cors-origin O   an origin (scheme://host[:port]) whose pages may\n"
+    "                         change counters and read answers from a browser;\n"
+    "                         repeat it or give a comma list; '*' (any origin)\n"
+    "                         only with a password (default: none)\n"
+    "  --http-allowed-host H  a name the HTTP Host header may carry, any port;\n"
+    "                         repeat it or give a comma list.  Always allowed:\n"
+    "                         localhost, 127.0.0.1, [::1], and, when --bind is\n"
+    "                         not loopback, any IP address.  '*': any name (no\n"
+    "                         protection against DNS rebinding)\n"
     "  --help, --version\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";
@@ -46,7 +55,8 @@ static const char usage[] =
 enum {
     OPT_DIR = 256, OPT_BIND, OPT_PORT, OPT_HTTP_PORT, OPT_MC_PORT, OPT_FSYNC,
     OPT_PASS, OPT_PASSFILE, OPT_MAXCLIENTS, OPT_LOGLEVEL, OPT_FLUSH,
-    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_HELP, OPT_VERSION
+    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CORS, OPT_HOSTS, OPT_HELP,
+    OPT_VERSION
 };
 
 static const struct option options[] = {
@@ -64,6 +74,8 @@ static const struct option options[] = {
     {"snapshot-min-log", required_argument, NULL, OPT_SNAPMIN},
     {"idempotency-ttl", required_argument, NULL, OPT_ONCE_TTL},
     {"spin", required_argument, NULL, OPT_SPIN},
+    {"http-cors-origin", required_argument, NULL, OPT_CORS},
+    {"http-allowed-host", required_argument, NULL, OPT_HOSTS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -151,6 +163,15 @@ static int read_password(struct conf *c, const char *path, char *err)
         rc = -1;
         goto done;
     }
+    /* Passwords are text (as Redis's requirepass and --requirepass): one
+     * holding a NUL is most likely a binary file given by mistake, and
+     * would be cut short by every C string on the way. */
+    if (memchr(line, '\0', (size_t)n)) {
+        snprintf(err, 256, "--password-file %s: the first line holds a NUL "
+                 "byte; a password must be text", path);
+        rc = -1;
+        goto done;
+    }
     free(c->password);
     c->password = xstrdup(line);
     c->passlen = (size_t)n;
@@ -158,6 +179,91 @@ done:
     free(line);
     fclose(f);
     return rc;
+}
+
+/* Whether item (lower case, trimmed, not empty) is an origin as browsers
+ * send it: scheme "://" host [":" port], nothing after.  Returns 0, or -1
+ * with the reason in err. */
+static int check_origin(char *item, char *err)
+{
+    const char *sep = strstr(item, "://");
+    size_t sl = sep ? (size_t)(sep - item) : 0;
+    if (strcmp(item, "*") == 0)
+        return 0;
+    if (strcmp(item, "null") == 0) {
+        snprintf(err, 256, "--http-cors-origin: 'null' is the origin of any "
+                 "sandboxed or local page and cannot be allowed");
+        return -1;
+    }
+    if (!sep || sl == 0 || strspn(item, "abcdefghijklmnopqrstuvwxyz"
+                                        "0123456789+.-") != sl ||
+        sep[3] == '\0' || strpbrk(sep + 3, "/?#@ \t")) {
+        snprintf(err, 256, "--http-cors-origin '%.100s' is not an origin: "
+                 "write scheme://host[:port], no path, no trailing '/'", item);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether item (lower case, trimmed, not empty) is a host name or address
+ * without a port: what --http-allowed-host takes.  One trailing dot is
+ * dropped ("name." is "name", as the Host check sees it).  Returns 0, or
+ * -1 with the reason in err. */
+static int check_host(char *item, char *err)
+{
+    size_t n = strlen(item);
+    if (strcmp(item, "*") == 0)
+        return 0;
+    if (n > 1 && item[n - 1] == '.')
+        item[--n] = '\0';
+    int ipv6 = item[0] == '[';
+    if (ipv6 ? n < 3 || item[n - 1] != ']' || strcspn(item + 1, "[]") != n - 2
+             : strpbrk(item, ":[]") != NULL) {
+        snprintf(err, 256, "--http-allowed-host '%.100s': give a name or "
+                 "address without a port (any port is allowed), an IPv6 "
+                 "address in brackets", item);
+        return -1;
+    }
+    if (strpbrk(item, "/?#@ \t")) {
+        snprintf(err, 256, "--http-allowed-host '%.100s' is not a host name",
+                 item);
+        return -1;
+    }
+    return 0;
+}
+
+/* Add each comma-separated item of arg, trimmed and lower-cased, to the list
+ * *v (*n items) after check() accepts it.  Returns 0, or -1 with a message
+ * in err (the items before the bad one stay in the list). */
+static int add_list(char ***v, size_t *n, const char *flag, const char *arg,
+                    int (*check)(char *, char *), char *err)
+{
+    for (const char *p = arg;; p++) {
+        size_t len = strcspn(p, ",");
+        const char *q = p, *end = p + len;
+        while (q < end && (*q == ' ' || *q == '\t'))
+            q++;
+        while (end > q && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if (end == q) {
+            snprintf(err, 256, "%s wants a value (or a comma list without "
+                     "empty items), not '%.100s'", flag, arg);
+            return -1;
+        }
+        char *item = xmalloc((size_t)(end - q) + 1);
+        for (size_t i = 0; q + i < end; i++)
+            item[i] = (char)(q[i] >= 'A' && q[i] <= 'Z' ? q[i] + 32 : q[i]);
+        item[end - q] = '\0';
+        if (check(item, err) < 0) {
+            free(item);
+            return -1;
+        }
+        *v = xrealloc(*v, (*n + 1) * sizeof **v);
+        (*v)[(*n)++] = item;
+        p += len;
+        if (*p == '\0')
+            return 0;
+    }
 }
 
 static int set_port(int *port, const char *flag, const char *arg, int allow0,
@@ -253,6 +359,16 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             if ((c->spin = lookup(optarg, onoff_names, 2)) < 0)
                 goto bad_value;
             break;
+        case OPT_CORS:
+            if (add_list(&c->cors_origins, &c->ncors, "--http-cors-origin",
+                         optarg, check_origin, err) < 0)
+                return -1;
+            break;
+        case OPT_HOSTS:
+            if (add_list(&c->allowed_hosts, &c->nhosts, "--http-allowed-host",
+                         optarg, check_host, err) < 0)
+                return -1;
+            break;
         case OPT_HELP:
             fputs(usage, stdout);
             return 1;
@@ -276,14 +392,36 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
         snprintf(err, 256, "--port, --http-port and --memcache-port must differ");
         return -1;
     }
+    for (size_t k = 0; k < c->ncors; k++)
+        if (strcmp(c->cors_origins[k], "*") == 0 && !c->password) {
+            /* Any page could then change counters from a visitor's
+             * browser; a password is what a foreign page cannot know. */
+            snprintf(err, 256, "--http-cors-origin '*' needs a password "
+                     "(--requirepass or --password-file)");
+            return -1;
+        }
     return 0;
 bad_value:
     snprintf(err, 256, "bad value '%s' for --%s", optarg, options[idx].name);
     return -1;
 }
 
+/* Free list[n] and its strings. */
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
 void conf_free(struct conf *c)
 {
     free(c->password);
     c->password = NULL;
+    free_list(c->cors_origins, c->ncors);
+    c->cors_origins = NULL;
+    c->ncors = 0;
+    free_list(c->allowed_hosts, c->nhosts);
+    c->allowed_hosts = NULL;
+    c->nhosts = 0;
 }

@@ -238,6 +238,12 @@ static void conn_process(struct conn *c)
             outbox_hold(c, start, o.ticket);
         if (o.flags & PROTO_CLOSE)
             c->closing = 1;
+        if (o.flags & PROTO_ATTACK)
+            slog(&c->srv->log, SLOG_WARN, "Possible SECURITY ATTACK detected: "
+                 "client %s sent an HTTP request to the %s port, as a web page "
+                 "can make a browser do (cross-protocol scripting); nothing of "
+                 "it ran and the connection was closed. Keep tallyd's ports "
+                 "unreachable from untrusted pages and hosts", c->peer, ops->name);
         if ((o.flags & PROTO_SHUTDOWN) && !c->srv->stopping) {
             slog(&c->srv->log, SLOG_INFO, "client %s asked for a shutdown", c->peer);
             srv_shutdown(c->srv);

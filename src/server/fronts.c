@@ -31,10 +31,26 @@ int fronts_start(struct server *srv, char *err)
     }
 
     if (c->http_port) {
+        struct http_options ho = {
+            .cors_origins = (const char *const *)c->cors_origins,
+            .ncors = c->ncors,
+            .allowed_hosts = (const char *const *)c->allowed_hosts,
+            .nhosts = c->nhosts,
+        };
         srv->http = http_front_new(srv->base, &srv->cmd, &srv->waiter, c->bind,
-                                   c->http_port, err);
+                                   c->http_port, &ho, err);
         if (!srv->http)
             return -1;
+        if (c->passlen && (c->password[c->passlen - 1] == ' ' ||
+                           c->password[c->passlen - 1] == '\t'))
+            slog(&srv->log, SLOG_WARN, "the password ends in a space or tab: "
+                 "HTTP drops blanks at the end of a header, so HTTP clients "
+                 "cannot send it (RESP and memcached can)");
+        if (!c->nhosts && !http_bind_is_loopback(c->bind))
+            slog(&srv->log, SLOG_INFO, "HTTP on %s: requests that name this "
+                 "server by a host name get 421 unless the name is given "
+                 "with --http-allowed-host; IP addresses and localhost "
+                 "always work", c->bind);
         srv->info.http_port = c->http_port;
     }
     return 0;

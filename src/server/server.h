@@ -71,6 +71,10 @@ struct conf {
     uint64_t snapshot_min_log; /* 0: the engine's default */
     uint64_t once_ttl_ms;      /* idempotency id retention; 0: default */
     int spin;                  /* poll briefly around syncs (main.c) */
+    char **cors_origins;       /* --http-cors-origin, lower case; owned */
+    size_t ncors;
+    char **allowed_hosts;      /* --http-allowed-host, lower case; owned */
+    size_t nhosts;
 };
 
 /* Parse argv into *c.  Returns 0 to run, 1 if --help or --version was printed

@@ -75,7 +75,8 @@ def free_port():
 
 def _flag_args(flags):
     """{"fsync": "no", "allow_flush": True} -> ["--fsync", "no", "--allow-flush"].
-    False and None leave a flag out."""
+    False and None leave a flag out; a list or tuple repeats the flag once
+    per item ({"http_cors_origin": ["a", "b"]})."""
     args = []
     for name, value in flags.items():
         if value is None or value is False:
@@ -83,6 +84,9 @@ def _flag_args(flags):
         opt = "--" + name.replace("_", "-")
         if value is True:
             args.append(opt)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                args += [opt, str(item)]
         else:
             args += [opt, str(value)]
     return args

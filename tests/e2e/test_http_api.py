@@ -128,17 +128,19 @@ def test_bad_increment_body_is_400_and_changes_nothing(tallyd, s, key, body,
                                   b'{"by": 10}', b"[10]"])
 def test_bad_put_body_is_400_and_changes_nothing(tallyd, s, key, body):
     s.put(counter_url(tallyd, key()), json={"value": 7}, timeout=TIMEOUT)
-    r = s.put(counter_url(tallyd, key()), data=body, timeout=TIMEOUT)
+    r = s.put(counter_url(tallyd, key()), data=body,
+              headers={"Content-Type": "application/json"}, timeout=TIMEOUT)
     assert_problem(r, 400, "bad-request")
     assert get_value(s, tallyd, key()) == 7
 
 
 def test_detail_names_the_problem(tallyd, s, key):
     r = s.post(counter_url(tallyd, key(), "increment"), data=b'{"by": 1.5}',
-               timeout=TIMEOUT)
+               headers={"Content-Type": "application/json"}, timeout=TIMEOUT)
     assert "integer" in assert_problem(r, 400)["detail"]
     r = s.post(counter_url(tallyd, key(), "increment"),
-               data=b'{"by": 99999999999999999999}', timeout=TIMEOUT)
+               data=b'{"by": 99999999999999999999}',
+               headers={"Content-Type": "application/json"}, timeout=TIMEOUT)
     assert "9223372036854775807" in assert_problem(r, 400)["detail"]
 
 
@@ -164,7 +166,7 @@ def test_decrement_by_int64_min_is_400(tallyd, s, key):
 def test_body_over_64k_is_413_problem(tallyd, s, key):
     body = b'{"by": 1' + b" " * 100_000 + b"}"
     r = s.post(counter_url(tallyd, key(), "increment"), data=body,
-               timeout=TIMEOUT)
+               headers={"Content-Type": "application/json"}, timeout=TIMEOUT)
     assert_problem(r, 413, "too-large")
     assert get_value(s, tallyd, key()) is None
 
@@ -229,15 +231,15 @@ def test_unknown_paths_are_404(tallyd, s, path):
 
 
 @pytest.mark.parametrize("method,path,allow", [
-    ("POST", "/v1/counters/k", "GET, HEAD, PUT, DELETE"),
-    ("PATCH", "/v1/counters/k", "GET, HEAD, PUT, DELETE"),
-    ("GET", "/v1/counters/k/increment", "POST"),
-    ("PUT", "/v1/counters/k/decrement", "POST"),
-    ("POST", "/v1/counters", "GET, HEAD"),
-    ("DELETE", "/healthz", "GET, HEAD"),
-    ("POST", "/readyz", "GET, HEAD"),
-    ("PUT", "/metrics", "GET, HEAD"),
-    ("OPTIONS", "/v1/counters/k", "GET, HEAD, PUT, DELETE"),
+    ("POST", "/v1/counters/k", "GET, HEAD, PUT, DELETE, OPTIONS"),
+    ("PATCH", "/v1/counters/k", "GET, HEAD, PUT, DELETE, OPTIONS"),
+    ("GET", "/v1/counters/k/increment", "POST, OPTIONS"),
+    ("PUT", "/v1/counters/k/decrement", "POST, OPTIONS"),
+    ("POST", "/v1/counters", "GET, HEAD, OPTIONS"),
+    ("DELETE", "/healthz", "GET, HEAD, OPTIONS"),
+    ("POST", "/readyz", "GET, HEAD, OPTIONS"),
+    ("PUT", "/metrics", "GET, HEAD, OPTIONS"),
+    ("TRACE", "/v1/counters/k", "GET, HEAD, PUT, DELETE, OPTIONS"),
 ])
 def test_wrong_method_is_405_with_allow(tallyd, s, method, path, allow):
     r = s.request(method, tallyd.url + path, timeout=TIMEOUT)

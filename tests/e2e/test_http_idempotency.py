@@ -249,7 +249,8 @@ def send_at_once(server, target, idem, n):
     """Send the same POST with Idempotency-Key idem on n connections opened
     beforehand, back to back from one thread, so the server reads them all
     within microseconds (well inside one fsync); return the n responses."""
-    req = (f"POST {target} HTTP/1.1\r\nHost: tally\r\n"
+    req = (f"POST {target} HTTP/1.1\r\n"
+           f"Host: {server.host}:{server.http_port}\r\n"
            f"Idempotency-Key: {idem}\r\nContent-Length: 0\r\n"
            "Connection: close\r\n").encode()
     if server.password:

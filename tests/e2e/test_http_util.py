@@ -81,7 +81,8 @@ def raw_request(server, method, target, headers=None, body=None):
     escapes and http.client refuses raw bytes); adds the server's bearer
     token.  headers is a dict, or a list of (name, value) pairs to send a
     header twice; values may be bytes, sent as they are."""
-    hdrs = {"Host": "tally", "Connection": "close"}
+    hdrs = {"Host": f"{server.host}:{server.http_port}",
+            "Connection": "close"}
     if server.password:
         hdrs["Authorization"] = f"Bearer {server.password}"
     if body is not None:

@@ -78,16 +78,21 @@ def raw_until(port, data, end, host="127.0.0.1", timeout=10):
 
 
 class Memcached:
-    """A real memcached on a free loopback port (the reference server)."""
+    """A real memcached on a free loopback port (the reference server).
+    Subclasses start another reference server by overriding argv()."""
 
     def __init__(self):
         self.port = free_port()
         self.proc = None
 
-    def start(self):
+    def argv(self):
         argv = [MEMCACHED, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"]
         if os.geteuid() == 0:
             argv += ["-u", "nobody"]  # memcached refuses to run as root
+        return argv
+
+    def start(self):
+        argv = self.argv()
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -97,7 +102,8 @@ class Memcached:
                 return self
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("memcached did not start")
+        self.stop()
+        raise RuntimeError(f"{argv[0]} did not start")
 
     def restart(self):
         self.proc.kill()

@@ -596,6 +596,113 @@ static void test_password_login_through_set(void **state)
            "STORED\r\nSTORED\r\nVALUE a 0 1\r\n3\r\nEND\r\n");
 }
 
+/* ---- Cross-protocol attacks and numbers (issue 8) ---------------------- */
+
+/* A web page can make a browser send HTTP to the memcached port; memcached
+ * hangs up, without a reply, on an unknown command whose last token begins
+ * with "HTTP/", and nothing after it may run. */
+static void test_http_request_lines_hang_up(void **state)
+{
+    struct fx *f = *state;
+    static const char *const attacks[] = {
+        "GET / HTTP/1.0\r\n",
+        "PUT /asdf/asd/fasdfasdf/sadf HTTP/1.1\r\n",
+        "DELETE HTTP/1.1\r\n",
+        "POST / HTTP/1.1\r\nHost: evil\r\n\r\nincr k 1\r\n",
+        "OPTIONS * HTTP/2  \r\n",
+    };
+    for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
+        EXPECT(f, attacks[i], "");
+        assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    }
+    EXPECT(f, "set k 0 0 1\r\n5\r\nGET / HTTP/1.0\r\nincr k 1\r\n",
+           "STORED\r\n");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    /* A command tally knows is that command; lower-case http/ is no HTTP. */
+    EXPECT(f, "get / HTTP/1.0\r\nFOO http/1.1\r\nFOO HTTPX\r\nget k\r\n",
+           "END\r\nERROR\r\nERROR\r\nVALUE k 0 1\r\n5\r\nEND\r\n");
+    assert_int_equal(f->flags, 0);
+}
+
+/* Before login as well: a body of set lines must not get to guess the
+ * password. */
+static void test_http_request_hangs_up_before_login(void **state)
+{
+    struct fx *f = *state;
+    mc_ops.conn_free(f->conn);
+    cmd_init(&f->c.ctx, f->c.db, "sesame", 6, &f->c.info);
+    f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
+    EXPECT(f, "POST / HTTP/1.1\r\nset a 0 0 11\r\nuser sesame\r\n", "");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    assert_int_equal(f->c.s.authed, 0);
+}
+
+struct num_case {
+    const char *tok;
+    int ok;        /* memcached 1.6.18 takes it */
+    int64_t value; /* what it reads, if ok */
+};
+
+/* Numbers used to be read with a '+' and a '-' stripped separately, so
+ * "-+5" was 5.  These are what memcached's safe_strtoull and safe_strtol
+ * make of each token (checked against memcached 1.6.18; the e2e test
+ * test_wire_attacks.py repeats the comparison live). */
+static void test_numbers_read_as_memcached_reads_them(void **state)
+{
+    struct fx *f = *state;
+    static const struct num_case delta[] = { /* incr: safe_strtoull */
+        {"5", 1, 5}, {"+5", 1, 5}, {"05", 1, 5}, {"\t5", 1, 5},
+        {"5\t", 1, 5}, {"\v5", 1, 5}, {"5\r", 1, 5}, {"-0", 1, 0},
+        {"+0", 1, 0}, {"-18446744073709551615", 1, 1},
+        {"-5", 0, 0}, {"-+5", 0, 0}, {"+-5", 0, 0}, {"--5", 0, 0},
+        {"++5", 0, 0}, {"0x5", 0, 0}, {"5x", 0, 0}, {"+", 0, 0},
+        {"-", 0, 0}, {"\t", 0, 0}, {"18446744073709551616", 0, 0},
+    };
+    static const struct num_case exptime[] = { /* touch: safe_strtol */
+        {"5", 1, 0}, {"+5", 1, 0}, {"-5", 1, 0}, {"05", 1, 0},
+        {"\t-5", 1, 0}, {"-0", 1, 0}, {"9223372036854775807", 1, 0},
+        {"-9223372036854775808", 1, 0},
+        {"-+5", 0, 0}, {"+-5", 0, 0}, {"--5", 0, 0}, {"5x", 0, 0},
+        {"9223372036854775808", 0, 0}, {"-9223372036854775809", 0, 0},
+        {"18446744073709551615", 0, 0},
+    };
+    char line[128], want[64];
+
+    for (size_t i = 0; i < sizeof delta / sizeof delta[0]; i++) {
+        EXPECT(f, "set n 0 0 1\r\n0\r\n", "STORED\r\n");
+        snprintf(line, sizeof line, "incr n %s\r\n", delta[i].tok);
+        if (delta[i].ok)
+            snprintf(want, sizeof want, "%lld\r\n", (long long)delta[i].value);
+        else
+            snprintf(want, sizeof want,
+                     "CLIENT_ERROR invalid numeric delta argument\r\n");
+        assert_string_equal(feed(f, line), want);
+    }
+    for (size_t i = 0; i < sizeof exptime / sizeof exptime[0]; i++) {
+        snprintf(line, sizeof line, "touch n %s\r\n", exptime[i].tok);
+        assert_string_equal(feed(f, line), exptime[i].ok
+                            ? "TOUCHED\r\n"
+                            : "CLIENT_ERROR invalid exptime argument\r\n");
+    }
+    /* Flags are read as safe_strtoul reads them, which on a 64-bit system
+     * takes 64 bits (memcached then truncates them; tally ignores them). */
+    EXPECT(f, "set n 4294967296 0 1\r\n1\r\nset n -0 +0 +1\r\n2\r\n"
+              "set n -+1 0 1\r\n3\r\nset n 0 -+1 1\r\n3\r\n"
+              "set n 0 0 -+1\r\n3\r\nset n 0 0 -1\r\n3\r\nget n\r\n",
+           "STORED\r\nSTORED\r\n"
+           "CLIENT_ERROR bad command line format\r\nERROR\r\n"
+           "CLIENT_ERROR bad command line format\r\nERROR\r\n"
+           "CLIENT_ERROR bad command line format\r\nERROR\r\n"
+           "CLIENT_ERROR bad command line format\r\nERROR\r\n"
+           "VALUE n 0 1\r\n2\r\nEND\r\n");
+    /* The meta commands' number flags use the same readers. */
+    EXPECT(f, "ma n D-+5\r\nma n D+5 v\r\nmg n v T-+5\r\nmg n v T+5\r\n"
+              "ms n 1 F4294967296\r\n7\r\nms n +1 T-5\r\n8\r\nmg n v\r\n",
+           "CLIENT_ERROR invalid or duplicate flag\r\nVA 1\r\n7\r\n"
+           "CLIENT_ERROR bad token in command line format\r\nVA 1\r\n7\r\n"
+           "HD\r\nHD\r\nVA 1\r\n8\r\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +730,9 @@ int main(void)
         T(test_every_split),
         T(test_input_ending_at_a_guard_page),
         T(test_password_login_through_set),
+        T(test_http_request_lines_hang_up),
+        T(test_http_request_hangs_up_before_login),
+        T(test_numbers_read_as_memcached_reads_them),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

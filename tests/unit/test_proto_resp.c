@@ -767,6 +767,124 @@ static void test_auth_one_argument_then_quit(void **state)
     assert_int_equal(f->flags, PROTO_CLOSE);
 }
 
+/* ---- Cross-protocol attacks and inline limits (issue 8) --------------- */
+
+/* A web page can make a browser POST to the RESP port; the body's lines
+ * must not run.  "POST" or "Host:" as a command name hangs up at once, with
+ * no reply, and takes the rest of the buffer with it. */
+static void test_http_post_body_does_not_run(void **state)
+{
+    struct fx *f = *state;
+    static const char *const attacks[] = {
+        "POST / HTTP/1.1\r\nHost: evil\r\n\r\nINCR k\r\n",
+        "post /x HTTP/1.0\r\nINCR k\r\n",
+        "Host: evil\r\nINCR k\r\n",
+        "HOST: evil\r\nINCR k\r\n",
+        "*1\r\n$4\r\nPOST\r\n*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n",
+        "*2\r\n$5\r\nhost:\r\n$4\r\nevil\r\n*2\r\n$4\r\nINCR\r\n$1\r\nk\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++) {
+        EXPECT(f, attacks[i], "");
+        assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    }
+    /* What came before it in the same buffer ran and is answered. */
+    EXPECT(f, "SET a 1\r\nPOST / HTTP/1.1\r\nINCR a\r\n", "+OK\r\n");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    /* GET is a command, so an HTTP GET line is a wrong-arity error and the
+     * Host: line that follows it hangs up. */
+    EXPECT(f, "GET / HTTP/1.1\r\nHost: evil\r\nINCR k\r\n",
+           "-ERR wrong number of arguments for 'get' command\r\n");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    /* "Host" without its colon, and POST as an argument, are not HTTP. */
+    EXPECT(f, "echo POST\r\n", "$4\r\nPOST\r\n");
+    EXPECT(f, "host\r\n", "-ERR unknown command 'host', with args beginning "
+                          "with: \r\n");
+    assert_int_equal(f->flags, 0);
+    EXPECT(f, "get k\r\nget a\r\n", "$-1\r\n$1\r\n1\r\n");
+}
+
+/* Before AUTH too: no NOAUTH reply, a hang-up. */
+static void test_http_post_hangs_up_before_auth(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "POST / HTTP/1.1\r\nAUTH sekret\r\nINCR k\r\n", "");
+    assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
+    assert_int_equal(f->c.s.authed, 0);
+}
+
+/* Inline commands used to skip the limits for unauthenticated clients: a
+ * stranger could send 1,024 arguments on a 1 MiB line. */
+static void test_inline_unauthenticated_limits(void **state)
+{
+    struct fx *f = *state;
+    char *big = xcalloc(1, 16400);
+
+    EXPECT(f, "auth 1 2 3 4 5 6 7 8 9\r\n",
+           "-ERR syntax error\r\n"); /* 10 arguments are fine */
+    expect_closed(f, "auth 1 2 3 4 5 6 7 8 9 10\r\n",
+                  strlen("auth 1 2 3 4 5 6 7 8 9 10\r\n"),
+                  "-ERR Protocol error: unauthenticated multibulk length\r\n");
+    memcpy(big, "auth ", 5);
+    memset(big + 5, 'a', 16385);
+    memcpy(big + 5 + 16385, "\r\n", 2);
+    expect_closed(f, big, 5 + 16385 + 2,
+                  "-ERR Protocol error: unauthenticated bulk length\r\n");
+    /* 16384 bytes is Redis's limit, not over it. */
+    memcpy(big + 5 + 16384, "\r\n", 2);
+    big[5 + 16384 + 2] = 0;
+    EXPECT(f, big, "-WRONGPASS invalid username-password pair or user is "
+                   "disabled.\r\n");
+    /* A quoted argument counts by what it resolves to. */
+    memcpy(big, "auth \"", 6);
+    memset(big + 6, 'a', 16383);
+    memcpy(big + 6 + 16383, "\\x41\"\r\n", 7);
+    assert_int_equal(strlen("\\x41\""), 5);
+    big[6 + 16383 + 7] = 0;
+    EXPECT(f, big, "-WRONGPASS invalid username-password pair or user is "
+                   "disabled.\r\n");
+    free(big);
+    assert_int_equal(f->c.s.authed, 0);
+}
+
+/* An inline argument over max_bulk was accepted (only arrays checked it). */
+static void test_inline_argument_over_max_bulk(void **state)
+{
+    struct fx *f = *state;
+
+    f->lim.max_bulk = 8; /* conn_new copied the limits: reopen */
+    resp_ops.conn_free(f->conn);
+    f->conn = resp_ops.conn_new(NULL, &f->c.ctx, &f->c.s, &f->lim, "x");
+    EXPECT(f, "echo 12345678\r\n", "$8\r\n12345678\r\n");
+    expect_closed(f, "echo 123456789\r\n", strlen("echo 123456789\r\n"),
+                  "-ERR Protocol error: invalid bulk length\r\n");
+}
+
+/* An inline line could grow to max_request (1 MiB) before it was refused;
+ * Redis stops at 64 KiB. */
+static void test_inline_line_capped_at_64_kib(void **state)
+{
+    struct fx *f = *state;
+    size_t max = 64 * 1024;
+    char *line = xmalloc(max + 1);
+    struct proto_out o = {&f->out, 0, 0};
+
+    assert_true(f->lim.max_request > max);
+    memset(line, 'a', max + 1);
+    buf_clear(&f->out);
+    assert_int_equal(resp_ops.handle(f->conn, line, max - 1, &o), 0);
+    expect_closed(f, line, max,
+                  "-ERR Protocol error: too big inline request\r\n");
+    /* A line of exactly 64 KiB, its newline included, is still read. */
+    memcpy(line, "echo ", 5);
+    line[max - 1] = '\n';
+    buf_clear(&f->out);
+    assert_int_equal(resp_ops.handle(f->conn, line, max, &o), max);
+    assert_memory_equal(f->out.p, "$65530\r\n", 8);
+    free(line);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -795,6 +913,11 @@ int main(void)
         T(test_auth_without_password),
         TP(test_auth_with_password),
         TP(test_auth_one_argument_then_quit),
+        T(test_http_post_body_does_not_run),
+        TP(test_http_post_hangs_up_before_auth),
+        TP(test_inline_unauthenticated_limits),
+        T(test_inline_argument_over_max_bulk),
+        T(test_inline_line_capped_at_64_kib),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
