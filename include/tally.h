@@ -139,7 +139,13 @@ int tally_close(tally *db);
  * For every change: ticket NULL blocks until the change is durable (and
  * returns TALLY_EFAILED if the write path failed meanwhile); a non-NULL
  * ticket returns at once with *ticket set.  On any error nothing changed
- * and the outputs are untouched. */
+ * and the outputs are untouched, with one exception: an error that reveals
+ * state sets *ticket as a read of that state would (TALLY_EOVERFLOW: the
+ * ticket of the value the sum overflowed; TALLY_EIDREUSED: that of the
+ * id's first request), because a crash before it is durable could take
+ * that state back and make the error a lie.  Show such an error only once
+ * *ticket is durable; with a NULL ticket the call waits for it (and returns
+ * TALLY_ENOTDURABLE if the write path fails first). */
 
 /* Add delta (negative to subtract) to key, creating it at 0 first if missing.
  * *value (may be NULL) gets the new value. */
@@ -159,6 +165,14 @@ int tally_del(tally *db, const void *key, size_t klen, tally_ticket *ticket);
 int tally_mset(tally *db, size_t n, const void *const *keys,
                const size_t *klens, const int64_t *values,
                tally_ticket *ticket);
+
+/* Delete n counters as one atomic change: after a crash either all of the
+ * ones that existed are gone or none is.  *deleted (may be NULL) gets how
+ * many existed (a key given twice counts once).  If none existed, nothing
+ * is written and *ticket says when those absences are durable, as for
+ * tally_del.  On an error nothing changed. */
+int tally_mdel(tally *db, size_t n, const void *const *keys,
+               const size_t *klens, uint64_t *deleted, tally_ticket *ticket);
 
 /* Read key into *value.  Returns TALLY_OK or TALLY_NOTFOUND; *ticket (or the
  * blocking wait, when NULL) covers the value or the absence. */

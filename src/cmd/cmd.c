@@ -9,9 +9,13 @@
  *
  * Every engine call is made with a ticket pointer, so nothing here blocks on
  * a sync (SAVE excepted, which is a blocking command by definition); callers
- * hold the reply until tally_durable() reaches res->ticket.  For the same
+ * hold the reply until tally_durable() reaches res->ticket.  Every engine
+ * ticket is taken, an error's too: an overflow or a reused idempotency id
+ * shows state that may still be syncing (include/tally.h), and NOTSET,
+ * EXISTS, MGET and a DEL that found nothing show reads.  For the same
  * reason a repeat of an idempotency id whose first request is not durable
- * yet is CMD_ERR_INFLIGHT rather than a wait.
+ * yet is CMD_ERR_INFLIGHT rather than a wait (it shows nothing a crash
+ * could take back: the retry it asks for is then a first attempt).
  */
 #include <string.h>
 
@@ -100,9 +104,9 @@ static enum cmd_status get_one(struct cmd_ctx *ctx, const char *key,
     int64_t v = 0;
     int rc = tally_get(ctx->db, key, klen, &v, &t);
 
+    take_ticket(res, t);
     if (rc < 0)
         return from_tally(ctx, res, rc);
-    take_ticket(res, t);
     res->found = rc == TALLY_OK;
     res->value = res->found ? v : 0;
     return res->found ? CMD_OK : CMD_NOTFOUND;
@@ -128,9 +132,9 @@ static enum cmd_status do_set(struct cmd_ctx *ctx, const struct cmd_req *req,
             return CMD_NOTSET;
     }
     rc = tally_set(ctx->db, req->key, req->klen, req->num, &t);
+    take_ticket(res, t);
     if (rc < 0)
         return from_tally(ctx, res, rc);
-    take_ticket(res, t);
     return CMD_OK;
 }
 
@@ -145,13 +149,13 @@ static enum cmd_status do_getdel(struct cmd_ctx *ctx,
     if (st != CMD_OK)
         return st;
     rc = tally_del(ctx->db, req->key, req->klen, &t);
+    take_ticket(res, t);
     if (rc < 0)
         return from_tally(ctx, res, rc);
-    take_ticket(res, t);
     return CMD_OK;
 }
 
-/* DEL, EXISTS and MGET: one engine call per key, tickets combined. */
+/* EXISTS and MGET: one read per key, tickets combined. */
 static enum cmd_status do_multi(struct cmd_ctx *ctx, const struct cmd_req *req,
                                 struct cmd_res *res)
 {
@@ -162,12 +166,10 @@ static enum cmd_status do_multi(struct cmd_ctx *ctx, const struct cmd_req *req,
     for (size_t i = 0; i < req->nkeys; i++) {
         tally_ticket t = 0;
         int64_t v = 0;
-        int rc = req->op == CMD_DEL
-                     ? tally_del(ctx->db, req->keys[i], req->klens[i], &t)
-                     : tally_get(ctx->db, req->keys[i], req->klens[i], &v, &t);
+        int rc = tally_get(ctx->db, req->keys[i], req->klens[i], &v, &t);
+        take_ticket(res, t);
         if (rc < 0)
             return from_tally(ctx, res, rc);
-        take_ticket(res, t);
         if (req->op == CMD_MGET) {
             res->values[i] = rc == TALLY_OK ? v : 0;
             res->founds[i] = rc == TALLY_OK;
@@ -178,9 +180,12 @@ static enum cmd_status do_multi(struct cmd_ctx *ctx, const struct cmd_req *req,
     return CMD_OK;
 }
 
-static enum cmd_status do_mset(struct cmd_ctx *ctx, const struct cmd_req *req,
-                               struct cmd_res *res)
+/* DEL and MSET: one atomic change each (tally_mdel, tally_mset), so a
+ * refused one changed nothing and a crash keeps all of it or none. */
+static enum cmd_status do_batch(struct cmd_ctx *ctx, const struct cmd_req *req,
+                                struct cmd_res *res)
 {
+    const void *const *keys = (const void *const *)req->keys;
     tally_ticket t = 0;
     int rc;
 
@@ -188,12 +193,12 @@ static enum cmd_status do_mset(struct cmd_ctx *ctx, const struct cmd_req *req,
         return CMD_ERR_ARGS;
     if (!keys_ok(req))
         return CMD_ERR_KEYLEN;
-    rc = tally_mset(ctx->db, req->nkeys, (const void *const *)req->keys,
-                    req->klens, req->nums, &t);
-    if (rc < 0)
-        return from_tally(ctx, res, rc);
+    rc = req->op == CMD_DEL
+             ? tally_mdel(ctx->db, req->nkeys, keys, req->klens, &res->n, &t)
+             : tally_mset(ctx->db, req->nkeys, keys, req->klens, req->nums,
+                          &t);
     take_ticket(res, t);
-    return CMD_OK;
+    return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
 }
 
 /* What SCAN and KEYS hand the engine's scan: the caller's callback behind
@@ -239,9 +244,9 @@ static enum cmd_status do_scan(struct cmd_ctx *ctx, const struct cmd_req *req,
                                           : SCAN_DEFAULT_COUNT;
         int rc = tally_scan(ctx->db, cursor, prefix, plen, count, scan_visit,
                             &f, &next, &t);
+        take_ticket(res, t);
         if (rc < 0)
             return from_tally(ctx, res, rc);
-        take_ticket(res, t);
         if (rc > 0) { /* stopped by the caller */
             res->n = req->op == CMD_SCAN ? req->cursor : 0;
             return CMD_OK;
@@ -358,9 +363,9 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
     default:
         return CMD_ERR_ARGS;
     }
+    take_ticket(res, t); /* also EIDREUSED's: the first request's */
     if (rc < 0)
         return from_tally(ctx, res, rc);
-    take_ticket(res, t);
     /* GETDEL answers a miss as NOTFOUND; DEL's miss is n = 0. */
     return rc == TALLY_NOTFOUND && req->op == CMD_GETDEL ? CMD_NOTFOUND
                                                          : CMD_OK;
@@ -389,19 +394,19 @@ static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
     case CMD_INCRBY:
         rc = tally_incr(ctx->db, req->key, req->klen, req->num, &res->value,
                         &t);
+        take_ticket(res, t); /* also an overflow's: it shows the value */
         if (rc < 0)
             return from_tally(ctx, res, rc);
-        take_ticket(res, t);
         res->found = 1;
         return CMD_OK;
     case CMD_SET:
         return do_set(ctx, req, res);
     case CMD_GETDEL:
         return do_getdel(ctx, req, res);
-    case CMD_DEL: case CMD_EXISTS: case CMD_MGET:
+    case CMD_DEL: case CMD_MSET:
+        return do_batch(ctx, req, res);
+    case CMD_EXISTS: case CMD_MGET:
         return do_multi(ctx, req, res);
-    case CMD_MSET:
-        return do_mset(ctx, req, res);
     case CMD_DBSIZE:
         /* The count may include a creation or deletion still being synced;
          * waiting for everything so far keeps the number from being taken

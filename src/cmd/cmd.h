@@ -10,7 +10,11 @@
  *
  * The durability rule lives in the result: every cmd_res carries a ticket and
  * the caller must not let the reply leave before tally_durable() reaches it
- * (src/server holds replies for that).
+ * (src/server holds replies for that).  Errors too: every result that
+ * depends on state carries the ticket of that state, whatever its status
+ * (CMD_ERR_OVERFLOW shows a value, CMD_ERR_IDREUSED an id; NOTFOUND,
+ * NOTSET, EXISTS and DEL's count show reads).  An error that shows no
+ * state has ticket 0, so holding every reply by res->ticket costs nothing.
  *
  * Exactly once: a front end that receives an idempotency id with a change
  * (RESP's INCRBY.ONCE, an HTTP Idempotency-Key header) puts it in
@@ -41,7 +45,7 @@ enum cmd_op {
     CMD_SET,     /* key, num = value, flags CMD_F_NX/XX/GET -> OK, NOTSET;
                     with CMD_F_GET: found/value hold the old value */
     CMD_GETDEL,  /* key -> old value or NOTFOUND; deletes */
-    CMD_DEL,     /* keys[nkeys] -> n = how many existed */
+    CMD_DEL,     /* keys[nkeys] -> n = how many existed; atomic */
     CMD_EXISTS,  /* keys[nkeys] -> n = how many exist (repeats count again) */
     CMD_MGET,    /* keys[nkeys] -> values[i], founds[i] (caller's arrays) */
     CMD_MSET,    /* keys[nkeys], nums[nkeys]; atomic */
@@ -149,7 +153,8 @@ typedef int (*cmd_item_fn)(void *ctx, const char *key, size_t klen,
 
 struct cmd_res {
     enum cmd_status status;
-    tally_ticket ticket;      /* the reply may leave once durable */
+    tally_ticket ticket;      /* the reply may leave once durable (errors
+                                 included: see the top of this file) */
     int found;                /* value holds a value */
     int64_t value;
     uint64_t n;               /* counts, DBSIZE, SCAN's next cursor */

@@ -174,8 +174,11 @@ int db_change_finish(tally *db, uint64_t t, tally_ticket *ticket)
     return 0;
 }
 
-/* Finish a read that depends on the log up to lsn. */
-static int read_finish(tally *db, uint64_t lsn, tally_ticket *ticket)
+/* Finish a read that depends on the log up to lsn: set *ticket to lsn, or
+ * block until it is durable when ticket is NULL.  Returns 0, or
+ * TALLY_ENOTDURABLE if the write path failed before lsn became durable.
+ * Also for errors that reveal state (engine.h). */
+int db_read_finish(tally *db, uint64_t lsn, tally_ticket *ticket)
 {
     if (lsn > tally_durable(db) && tally_health(db) == TALLY_EFAILED)
         return db_err(db, TALLY_ENOTDURABLE,
@@ -188,6 +191,20 @@ static int read_finish(tally *db, uint64_t lsn, tally_ticket *ticket)
         return db_err(db, TALLY_ENOTDURABLE,
                       "value depends on a change that was never made durable");
     return 0;
+}
+
+/* The overflow of e's value + delta.  The error shows e's value, so it
+ * carries that value's ticket, as a read of it would (tally.h). */
+int db_overflow(tally *db, const struct table_entry *e, int64_t delta,
+                tally_ticket *ticket)
+{
+    int64_t v = e ? e->value : 0;
+    int rc = db_read_finish(db, e ? e->lsn : 0, ticket);
+
+    if (rc)
+        return rc;
+    return db_err(db, TALLY_EOVERFLOW, "%lld + %lld leaves int64",
+                  (long long)v, (long long)delta);
 }
 
 /* Encode, emit and apply one PUT or DEL; returns the ticket via *t. */
@@ -219,8 +236,7 @@ int tally_incr(tally *db, const void *key, size_t klen, int64_t delta,
     e = table_find(&db->table, table_hash(db->table.seed, key, klen), key,
                    klen);
     if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
-        return db_err(db, TALLY_EOVERFLOW, "%lld + %lld leaves int64",
-                      (long long)(e ? e->value : 0), (long long)delta);
+        return db_overflow(db, e, delta, ticket);
     rc = change_op(db, &op, &t);
     if (rc == 0)
         rc = db_change_finish(db, t, ticket);
@@ -253,7 +269,7 @@ int tally_del(tally *db, const void *key, size_t klen, tally_ticket *ticket)
         return rc;
     if (!table_find(&db->table, table_hash(db->table.seed, key, klen), key,
                     klen)) {
-        rc = read_finish(db, db->last_del, ticket);
+        rc = db_read_finish(db, db->last_del, ticket);
         return rc ? rc : TALLY_NOTFOUND;
     }
     rc = change_op(db, &op, &t);
@@ -316,7 +332,7 @@ int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
         return rc;
     e = table_find(&db->table, table_hash(db->table.seed, key, klen), key,
                    klen);
-    rc = read_finish(db, e ? e->lsn : db->last_del, ticket);
+    rc = db_read_finish(db, e ? e->lsn : db->last_del, ticket);
     if (rc)
         return rc;
     if (!e)
@@ -358,7 +374,7 @@ int tally_scan(tally *db, uint64_t cursor, const void *prefix, size_t plen,
         return db_err(db, TALLY_EINVAL, "bad scan arguments");
     nx = table_scan(&db->table, cursor, count, prefix, plen, scan_one, &sc,
                     &stop);
-    rc = read_finish(db, sc.maxlsn, ticket);
+    rc = db_read_finish(db, sc.maxlsn, ticket);
     if (rc)
         return rc;
     if (stop)

@@ -155,6 +155,15 @@ int db_change_start(tally *db, size_t reclen);
 uint64_t db_change_emit(tally *db, const unsigned char *rec, size_t len,
                         unsigned changes);
 int db_change_finish(tally *db, uint64_t t, tally_ticket *ticket);
+/* A result (or an error) that shows the log up to lsn: *ticket = lsn, or for
+ * a NULL ticket wait until lsn is durable.  0, or TALLY_ENOTDURABLE (errmsg
+ * set) if the write path failed first.  Errors that reveal state go through
+ * it too (TALLY_EOVERFLOW, TALLY_EIDREUSED: include/tally.h). */
+int db_read_finish(tally *db, uint64_t lsn, tally_ticket *ticket);
+/* TALLY_EOVERFLOW for e's value (e may be NULL: 0) + delta, with the
+ * ticket of e's value, through db_read_finish. */
+int db_overflow(tally *db, const struct table_entry *e, int64_t delta,
+                tally_ticket *ticket);
 /* Set the handle's error detail; returns code. */
 int db_err(tally *db, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -280,16 +280,20 @@ struct call {
 };
 
 /* Answer a repeat of a known id from its entry (see tally.h).  Outputs
- * are untouched on an error. */
+ * are untouched on an error, but for TALLY_EIDREUSED's ticket: that answer
+ * shows the id is known, which is durable only with the first request. */
 static int replay(tally *db, const struct once_entry *e, struct call *c)
 {
     uint64_t t = e->ticket;
     int64_t v = e->value;
     int code = e->code;
 
-    if (e->fp != c->once->fingerprint)
-        return db_err(db, TALLY_EIDREUSED, "idempotency id already used "
-                      "for a different request; nothing was applied");
+    if (e->fp != c->once->fingerprint) {
+        int rc = db_read_finish(db, t, c->ticket);
+        return rc ? rc : db_err(db, TALLY_EIDREUSED, "idempotency id already "
+                                "used for a different request; nothing was "
+                                "applied");
+    }
     if (t > tally_durable(db)) {
         if (tally_health(db) == TALLY_EFAILED)
             return db_err(db, TALLY_ENOTDURABLE, "the first request with "
@@ -389,8 +393,7 @@ int tally_incr_once(tally *db, const tally_once *once, const void *key,
         return rc;
     e = counter(db, key, klen);
     if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
-        return db_err(db, TALLY_EOVERFLOW, "%lld + %lld leaves int64",
-                      (long long)(e ? e->value : 0), (long long)delta);
+        return db_overflow(db, e, delta, ticket);
     return record(db, &c, &op, TALLY_OK, op.value);
 }
 

@@ -250,18 +250,15 @@ static void http_send_durable(struct http_front *h,
 }
 
 /* Answer a command's result: OK with the body built by the caller, or the
- * problem for its status.  Results (found or not) wait for their ticket;
- * errors changed nothing and show nothing, so they leave at once. */
+ * problem for its status.  Every answer waits for its ticket, errors too: an
+ * overflow or a reused idempotency key shows state that may still be
+ * syncing (cmd.h); an error that shows none has ticket 0 and leaves at
+ * once. */
 void http_finish(struct http_front *h, struct evhttp_request *req,
                  const struct cmd_res *res, int ok_code)
 {
-    if (res->status == CMD_OK) {
-        http_send_durable(h, req, ok_code, res->ticket);
-        return;
-    }
-    int code = http_cmd_problem(req, res->status, res->detail);
-    if (res->status == CMD_NOTFOUND)
-        http_send_durable(h, req, code, res->ticket);
-    else
-        http_send(req, code);
+    int code = res->status == CMD_OK
+                   ? ok_code
+                   : http_cmd_problem(req, res->status, res->detail);
+    http_send_durable(h, req, code, res->ticket);
 }

@@ -39,7 +39,9 @@
 
 #define MC_LINE_MAX 2048    /* memcached closes a connection whose line grows
                                past this without a newline (multigets aside) */
-#define MC_FLUSH_BATCH 1024 /* keys per CMD_DEL while flushing */
+#define MC_FLUSH_BATCH 512  /* keys per CMD_DEL while flushing: a DEL is one
+                               log record of at most 1 MiB, and 512 keys of
+                               TALLY_KEY_MAX bytes fit in one */
 
 /* ---- Listener-wide state (struct mc_front: memcache_int.h) ------------- */
 

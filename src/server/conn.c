@@ -167,6 +167,9 @@ int conn_flush(struct conn *c)
         c->wpending = 0;
     }
     if (c->sent == c->out.len) {
+        /* A held change that wrote nothing may keep an empty mark at the
+         * end: it moves to the start with the bytes. */
+        outbox_shift(c, c->sent);
         if (c->out.cap > CONN_KEEP)
             buf_free(&c->out);
         else
@@ -185,7 +188,7 @@ int conn_flush(struct conn *c)
         if (c->backlog)
             runq_add(c);
     }
-    if (c->closing && c->out.len == 0 && !c->backlog) {
+    if (c->closing && c->out.len == 0 && !c->nmarks && !c->backlog) {
         conn_close(c, "done");
         return -1;
     }
@@ -234,8 +237,9 @@ static void conn_process(struct conn *c)
         if (n == 0)
             break;
         pos += n;
-        if (c->out.len > start)
-            outbox_hold(c, start, o.ticket);
+        /* Also when the request wrote nothing (memcached noreply, meta q):
+         * its change still holds every reply after it (outbox.c). */
+        outbox_hold(c, start, o.ticket);
         if (o.flags & PROTO_CLOSE)
             c->closing = 1;
         if (o.flags & PROTO_ATTACK)

@@ -10,6 +10,9 @@
  * goes on the server's holding list; a reply after a held one extends the
  * last mark when its ticket is not newer, so marks stay in strictly
  * increasing ticket order and a later reply never overtakes an earlier one.
+ * A request that wrote nothing (memcached noreply, meta q) is held all the
+ * same: its mark covers no bytes, and the replies after it join it, so an
+ * `mn` sent after a batch of quiet changes says they are all durable.
  * When the engine's notify fd fires, outbox_release() walks only the holding
  * list, pops the marks now durable and writes what they cover.
  *

@@ -120,7 +120,9 @@ struct conn {
     size_t sent;
     /* The durability hold (outbox.c).  While nmarks > 0, out[ready, len)
      * waits: marks[mhead..] in order, tickets strictly increasing, the last
-     * one ending at out.len.  While nmarks == 0 all of out may leave. */
+     * one ending at out.len.  A mark may cover no bytes (a change whose
+     * reply was suppressed): it still holds every reply after it.  While
+     * nmarks == 0 all of out may leave. */
     size_t ready;
     struct mark *marks;
     size_t mhead, nmarks, mcap;
@@ -176,7 +178,10 @@ struct outbox {
 };
 
 /* The reply of one request now occupies c->out[start, out.len) and may leave
- * once ticket t is durable.  Costs nothing when it already is. */
+ * once ticket t is durable.  Called for every request, also one that wrote
+ * nothing (start == out.len: memcached noreply, meta q): a change that is not
+ * durable yet then keeps an empty mark, so whatever is answered after it
+ * waits for it too.  Costs nothing when t is already durable. */
 void outbox_hold(struct conn *c, size_t start, tally_ticket t);
 /* How much of c->out may be written now. */
 static inline size_t outbox_ready(const struct conn *c)

@@ -436,6 +436,17 @@ TT_API int tt_fx_teardown(void **state)
 
 #define TT_DIR(state) (((tt_fx *)*(state))->dir)
 
+/* In a forked child that reports to its parent through a struct with a
+ * char array `why`: unless cond holds, write the message there and return
+ * (cmocka's asserts cannot cross the fork). */
+#define CHILD_CHECK(r, cond, ...)                                          \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            snprintf((r)->why, sizeof((r)->why), __VA_ARGS__);             \
+            return;                                                        \
+        }                                                                  \
+    } while (0)
+
 /* ---- Opening the engine ------------------------------------------------- */
 
 /* Collects what the engine logs (it may call from its sync thread). */

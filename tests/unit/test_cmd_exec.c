@@ -97,6 +97,34 @@ static void test_incrby_creates_adds_and_refuses_overflow(void **state)
     assert_true(v == INT64_MAX); /* nothing changed */
 }
 
+/* An error computed from state that may still be syncing carries that
+ * state's ticket, so a front end holds it as it would a read (cmd.h). */
+static void test_errors_that_show_state_carry_its_ticket(void **state)
+{
+    struct cmdfx *f = *state;
+    struct cmd_req set = {.op = CMD_SET, .key = "big", .klen = 3,
+                          .num = INT64_MAX};
+    struct cmd_req inc = {.op = CMD_INCRBY, .key = "big", .klen = 3, .num = 1};
+    struct cmd_req first = {.op = CMD_INCRBY, .key = "k", .klen = 1, .num = 5,
+                            .once = "id", .oncelen = 2};
+    struct cmd_req reused = first;
+    struct cmd_res res;
+    tally_ticket set_t, first_t;
+
+    assert_int_equal(exec(f, &set, &res), CMD_OK);
+    set_t = res.ticket;
+    assert_int_equal(exec(f, &first, &res), CMD_OK);
+    first_t = res.ticket;
+    assert_true(set_t > 0 && first_t > set_t);
+    /* The overflow shows big's value: the SET's ticket. */
+    assert_int_equal(exec(f, &inc, &res), CMD_ERR_OVERFLOW);
+    assert_int_equal(res.ticket, set_t);
+    /* "Same id, other request" shows the id: its first request's ticket. */
+    reused.num = 6;
+    assert_int_equal(exec(f, &reused, &res), CMD_ERR_IDREUSED);
+    assert_int_equal(res.ticket, first_t);
+}
+
 static void test_get_missing_is_a_result_not_an_error(void **state)
 {
     struct cmdfx *f = *state;
@@ -383,6 +411,7 @@ int main(void)
 #define TP(fn) cmocka_unit_test_setup_teardown(fn, setup_pass, teardown)
     const struct CMUnitTest tests[] = {
         T(test_incrby_creates_adds_and_refuses_overflow),
+        T(test_errors_that_show_state_carry_its_ticket),
         T(test_get_missing_is_a_result_not_an_error),
         T(test_set_conditions_and_old_value),
         T(test_getdel_returns_and_removes),

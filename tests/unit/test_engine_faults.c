@@ -54,14 +54,6 @@ static off_t largest_file(const char *dir)
     return max;
 }
 
-#define CHILD_CHECK(r, cond, ...)                                          \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            snprintf((r)->why, sizeof((r)->why), __VA_ARGS__);             \
-            return;                                                        \
-        }                                                                  \
-    } while (0)
-
 static void enospc_child(const char *dir, enospc_report *r)
 {
     uint8_t key[BIGKEY];

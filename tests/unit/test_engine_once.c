@@ -130,10 +130,12 @@ static void reused_id_is_refused_and_changes_nothing(void **state)
     assert_int_equal(tally_incr_once(db, &o, "k", 1, 6, &v, &rep, &t),
                      TALLY_EIDREUSED);
     assert_non_null(strstr(tally_errmsg(db), "different request"));
-    /* Outputs untouched, nothing applied, whatever the operation. */
+    /* Outputs untouched, nothing applied, whatever the operation; the
+     * ticket is the first request's (the answer shows that the id is
+     * known, which a crash before then could undo: include/tally.h). */
     assert_int_equal(v, 1234);
     assert_int_equal(rep, 77);
-    assert_int_equal(t, 99);
+    assert_int_equal(t, tally_head(db));
     assert_int_equal(tally_set_once(db, &o, "k", 1, 0, &rep, NULL),
                      TALLY_EIDREUSED);
     assert_int_equal(tally_del_once(db, &o, "k", 1, &v, &rep, NULL),
