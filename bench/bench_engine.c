@@ -23,60 +23,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "tally.h"
 
 #define NCOUNTERS 1000000u
 #define NINCRS 10000000u
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static tally *must_open(const char *dir, tally_sync sync)
-{
-    tally_options o;
-    char err[TALLY_ERRMAX];
-    tally *db;
-    int rc;
-
-    tally_options_init(&o);
-    o.sync = sync;
-    rc = tally_open(dir, &o, &db, err);
-    if (rc != TALLY_OK) {
-        fprintf(stderr, "open %s: %s: %s\n", dir, tally_strerror(rc), err);
-        exit(1);
-    }
-    return db;
-}
-
-static void must(int rc, tally *db, const char *what)
-{
-    if (rc != TALLY_OK) {
-        fprintf(stderr, "%s: %s: %s\n", what, tally_strerror(rc),
-                tally_errmsg(db));
-        exit(1);
-    }
-}
-
-static void rmdir_all(const char *dir)
-{
-    char cmd[4200];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
-}
-
-static size_t heap_used(void)
-{
-    struct mallinfo2 mi = mallinfo2();
-
-    return mi.uordblks + mi.hblkhd;
-}
 
 int main(int argc, char **argv)
 {
@@ -99,60 +50,60 @@ int main(int argc, char **argv)
 
     /* 1. Blocking, always. */
     snprintf(dir, sizeof(dir), "%s/blocking", base);
-    db = must_open(dir, TALLY_SYNC_ALWAYS);
-    t0 = now();
-    for (n = 0; (t = now()) - t0 < secs; n++)
-        must(tally_incr(db, "k", 1, 1, NULL, NULL), db, "incr");
+    db = bench_open(dir, TALLY_SYNC_ALWAYS, 0);
+    t0 = bench_now();
+    for (n = 0; (t = bench_now()) - t0 < secs; n++)
+        bench_must(tally_incr(db, "k", 1, 1, NULL, NULL), db, "incr");
     printf("%-52s %12.0f op/s\n", "blocking incr, always, 1 thread", n / (t - t0));
     tally_stats_get(db, &st);
     printf("%-52s %12.0f us\n", "  mean fdatasync latency",
            st.syncs ? (double)st.sync_us_sum / st.syncs : 0.0);
-    must(tally_close(db), db, "close");
+    bench_must(tally_close(db), db, "close");
 
     /* 2. Async with group commit, always. */
     snprintf(dir, sizeof(dir), "%s/async", base);
-    db = must_open(dir, TALLY_SYNC_ALWAYS);
-    t0 = now();
-    for (n = 0; (n & 1023) || (t = now()) - t0 < secs; n++) {
+    db = bench_open(dir, TALLY_SYNC_ALWAYS, 0);
+    t0 = bench_now();
+    for (n = 0; (n & 1023) || (t = bench_now()) - t0 < secs; n++) {
         snprintf(key, sizeof(key), "%016" PRIu64, n % 1000);
-        must(tally_incr(db, key, 16, 1, NULL, &tk), db, "incr");
+        bench_must(tally_incr(db, key, 16, 1, NULL, &tk), db, "incr");
     }
-    must(tally_wait(db, tk), db, "wait");
-    t = now();
+    bench_must(tally_wait(db, tk), db, "wait");
+    t = bench_now();
     tally_stats_get(db, &st);
     printf("%-52s %12.0f op/s\n", "async incr + group commit, always (durable)",
            n / (t - t0));
     printf("%-52s %12.1f\n", "  mean changes per fdatasync",
            st.syncs ? (double)st.batch_sum / st.syncs : 0.0);
-    must(tally_close(db), db, "close");
+    bench_must(tally_close(db), db, "close");
 
     /* 3. Reopen after 10M increments over 1M counters. */
     snprintf(dir, sizeof(dir), "%s/reopen", base);
-    db = must_open(dir, TALLY_SYNC_NO);
-    t0 = now();
+    db = bench_open(dir, TALLY_SYNC_NO, 0);
+    t0 = bench_now();
     for (n = 0; n < NINCRS; n++) {
         uint64_t i = n < NCOUNTERS ? n : (x ^= x << 13, x ^= x >> 7,
                                            x ^= x << 17, x % NCOUNTERS);
         snprintf(key, sizeof(key), "%016" PRIu64, i);
-        must(tally_incr(db, key, 16, 1, NULL, &tk), db, "incr");
+        bench_must(tally_incr(db, key, 16, 1, NULL, &tk), db, "incr");
         if ((n & 4095) == 0)
             tally_step(db, 1024);
     }
     while (tally_step(db, 65536) == 1)
         usleep(1000);
-    t = now();
+    t = bench_now();
     tally_stats_get(db, &st);
     printf("%-52s %12.0f op/s\n", "fill: async incr, sync=no, 1M keys",
            NINCRS / (t - t0));
     printf("%-52s %12" PRIu64 "\n", "  automatic snapshots during the fill",
            st.snapshots);
-    must(tally_close(db), db, "close");
+    bench_must(tally_close(db), db, "close");
 
-    before = heap_used();
-    t0 = now();
-    db = must_open(dir, TALLY_SYNC_ALWAYS);
-    t = now();
-    after = heap_used();
+    before = bench_heap_used();
+    t0 = bench_now();
+    db = bench_open(dir, TALLY_SYNC_ALWAYS, 0);
+    t = bench_now();
+    after = bench_heap_used();
     tally_stats_get(db, &st);
     printf("%-52s %12.3f s\n", "reopen 1M counters after 10M increments",
            t - t0);
@@ -166,7 +117,7 @@ int main(int argc, char **argv)
                 tally_count(db));
         return 1;
     }
-    must(tally_close(db), db, "close");
-    rmdir_all(base);
+    bench_must(tally_close(db), db, "close");
+    bench_rmdir_all(base);
     return 0;
 }

@@ -116,6 +116,11 @@ typedef struct tally_options {
                              sleeping thread can cost more than an fdatasync
                              on a virtual machine.  It never spins when no
                              batch came in.  Default 0: never */
+    /* The wall clock that counter expiry is measured on, in Unix ms; NULL
+     * (the default) reads CLOCK_REALTIME.  For tests: a clock the caller
+     * moves.  Called from the loop thread only.  See "Expiry" below. */
+    int64_t (*clock_ms)(void *clock_ctx);
+    void *clock_ctx;
 } tally_options;
 
 /* Fill *opts with the defaults above. */
@@ -179,8 +184,10 @@ int tally_mdel(tally *db, size_t n, const void *const *keys,
 int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
               tally_ticket *ticket);
 
-/* Number of counters. */
-uint64_t tally_count(const tally *db);
+/* Number of live counters.  Exact: counters whose expiry has passed are
+ * not counted (they are purged first, which costs a pass over the counters
+ * with an expiry when one has passed since the last pass). */
+uint64_t tally_count(tally *db);
 
 /* Called once per counter by tally_scan; return nonzero to stop early (the
  * scan then returns that value and *next is not meaningful). */
@@ -198,6 +205,93 @@ typedef int (*tally_scan_fn)(void *ctx, const void *key, size_t klen,
 int tally_scan(tally *db, uint64_t cursor, const void *prefix, size_t plen,
                size_t count, tally_scan_fn fn, void *ctx, uint64_t *next,
                tally_ticket *ticket);
+
+/* ---- Expiry -------------------------------------------------------------
+ *
+ * A counter may carry an expiry: an absolute wall-clock time in Unix
+ * milliseconds, 1..TALLY_EXPIRE_MAX, or 0 for none.  From the millisecond
+ * it names on (now >= expire_ms, now from opts.clock_ms) the counter is gone
+ * for every call: reads answer TALLY_NOTFOUND, scans skip it, tally_count
+ * leaves it out, and a change treats it as missing (tally_incr starts it
+ * again at 0, with no expiry).  The expiry is written to the log and the
+ * snapshot as that absolute time, so a restart neither extends nor shortens
+ * it, and recovery never brings back a counter whose time has passed.
+ *
+ * Which changes keep it: tally_incr and tally_incr_once keep a counter's
+ * expiry (Redis's INCR); tally_set, tally_set_once and tally_mset clear it
+ * (Redis's SET and MSET); tally_del removes it with the counter.
+ *
+ * A change that names an expiry at or before now deletes the counter (if it
+ * existed) instead of storing it: Redis's rule for a TTL of zero, negative
+ * or in the past.  It still returns TALLY_OK.
+ *
+ * Expired counters are also removed actively by tally_step (a bounded
+ * sample of the counters that carry an expiry, as Redis's active expiry
+ * cycle does).  Removing an expired counter writes nothing and syncs
+ * nothing: the absolute time that made it expire is already in the log.
+ * The absence it leaves has the ticket of the change that set that time,
+ * so a read that shows a counter as expired waits, like any read, until the
+ * change it depends on is durable.
+ *
+ * Clocks: expiry follows the wall clock.  A clock stepped forward expires
+ * counters early; stepped back, late (and a counter already removed stays
+ * removed only until the next restart replays its record), as in Redis.
+ *
+ * Memory: a counter without an expiry costs nothing extra; one with an
+ * expiry costs about 6 bytes in its entry (often none, in the entry's
+ * padding) plus a 4-byte slot in the list that active expiry samples. */
+
+#define TALLY_EXPIRE_NONE 0 /* no expiry */
+#define TALLY_EXPIRE_MAX (((int64_t)1 << 48) - 1) /* latest expiry: Unix ms
+                                                     in the year 10889 */
+
+/* What tally_incrx does with the counter's expiry. */
+#define TALLY_TTL_KEEP 0  /* keep it (what tally_incr does) */
+#define TALLY_TTL_SET 1   /* set it to expire_ms (0 clears it) */
+#define TALLY_TTL_IFNEW 2 /* set it to expire_ms only if this increment
+                             creates the counter, else keep it: a fixed-window
+                             rate limiter in one atomic change */
+
+/* The handle's clock: Unix ms (opts.clock_ms, or CLOCK_REALTIME). */
+int64_t tally_now_ms(const tally *db);
+
+/* tally_set with an expiry (0: none).  TALLY_EINVAL for expire_ms < 0 or
+ * above TALLY_EXPIRE_MAX.  An expiry at or before now deletes key. */
+int tally_setx(tally *db, const void *key, size_t klen, int64_t value,
+               int64_t expire_ms, tally_ticket *ticket);
+
+/* tally_incr with control of the expiry (ttl_mode TALLY_TTL_*; expire_ms
+ * as for tally_setx, ignored for TALLY_TTL_KEEP).  *value (may be NULL)
+ * gets the new value, *expire_out (may be NULL) the counter's expiry after
+ * the change (0: none).  If that expiry is at or before now the counter is
+ * deleted; *value still gets the value it would have had. */
+int tally_incrx(tally *db, const void *key, size_t klen, int64_t delta,
+                int ttl_mode, int64_t expire_ms, int64_t *value,
+                int64_t *expire_out, tally_ticket *ticket);
+
+/* Set key's expiry to expire_ms (0 removes it), keeping its value.
+ * Returns TALLY_NOTFOUND if key does not exist (*ticket then covers the
+ * absence).  An expiry at or before now deletes key (TALLY_OK).  Setting
+ * the expiry it already has writes nothing. */
+int tally_expire(tally *db, const void *key, size_t klen, int64_t expire_ms,
+                 tally_ticket *ticket);
+
+/* tally_get that also reports the expiry in *expire_ms (may be NULL; 0 for
+ * none). */
+int tally_getx(tally *db, const void *key, size_t klen, int64_t *value,
+               int64_t *expire_ms, tally_ticket *ticket);
+
+/* tally_scan whose callback also gets each counter's expiry (0: none). */
+typedef int (*tally_scanx_fn)(void *ctx, const void *key, size_t klen,
+                              int64_t value, int64_t expire_ms);
+int tally_scanx(tally *db, uint64_t cursor, const void *prefix, size_t plen,
+                size_t count, tally_scanx_fn fn, void *ctx, uint64_t *next,
+                tally_ticket *ticket);
+
+/* Number of live counters that carry an expiry (exact, as tally_count);
+ * *avg_ttl_ms (may be NULL) gets their mean remaining time in ms, 0 when
+ * there are none. */
+uint64_t tally_expires(tally *db, int64_t *avg_ttl_ms);
 
 /* ---- Exactly-once changes (idempotency ids) ----------------------------
  *
@@ -249,6 +343,19 @@ int tally_set_once(tally *db, const tally_once *once, const void *key,
 int tally_del_once(tally *db, const tally_once *once, const void *key,
                    size_t klen, int64_t *old, int *replayed,
                    tally_ticket *ticket);
+
+/* tally_incrx, once.  The fingerprint should cover ttl_mode and the
+ * expiry as the client sent it (a relative TTL, not the absolute time
+ * computed from it, so that a retry matches). */
+int tally_incrx_once(tally *db, const tally_once *once, const void *key,
+                     size_t klen, int64_t delta, int ttl_mode,
+                     int64_t expire_ms, int64_t *value, int *replayed,
+                     tally_ticket *ticket);
+
+/* tally_setx, once. */
+int tally_setx_once(tally *db, const tally_once *once, const void *key,
+                    size_t klen, int64_t value, int64_t expire_ms,
+                    int *replayed, tally_ticket *ticket);
 
 /* Fold n bytes into a fingerprint h: 64-bit FNV-1a (offset basis
  * 0xcbf29ce484222325, prime 0x100000001b3), unseeded and fixed forever, so
@@ -326,7 +433,9 @@ int tally_snapshot(tally *db);
 int tally_snapshot_begin(tally *db);
 
 /* Do a bounded slice of background work (about `budget` counters of a
- * snapshot in progress, then finishing it).  Returns 1 while more work is
+ * snapshot in progress, then finishing it; active expiry of about `budget`
+ * counters that carry an expiry, removing those whose time has passed; as
+ * many expired idempotency ids).  Returns 1 while more work is
  * pending, 0 when idle, or a negative code if the snapshot failed (it is
  * then abandoned; the log stays authoritative). */
 int tally_step(tally *db, unsigned budget);
@@ -337,7 +446,9 @@ int tally_step(tally *db, unsigned budget);
                                  2^(i-1) < v <= 2^i; bucket 0 counts v <= 1 */
 
 typedef struct tally_stats {
-    uint64_t counters;          /* live counters */
+    uint64_t counters;          /* counters in memory (may include some
+                                   whose expiry passed since the last purge;
+                                   tally_count is exact) */
     tally_ticket head;          /* newest change */
     tally_ticket durable;       /* durable up to here */
     uint64_t log_bytes;         /* bytes in the log files */
@@ -359,6 +470,12 @@ typedef struct tally_stats {
     uint64_t once_bytes;        /* heap they take (entries and buckets) */
     uint64_t once_replays;      /* once-requests answered as replays since
                                    open */
+    uint64_t expires;           /* counters that carry an expiry (may include
+                                   some whose time passed since the last
+                                   purge; tally_expires is exact) */
+    uint64_t expired;           /* counters removed by expiry since open
+                                   (active, lazy, or at open) */
+    uint64_t expire_bytes;      /* heap the expiry list takes */
 } tally_stats;
 
 /* Fill *st with a consistent-enough picture (histograms are read without a
@@ -370,8 +487,9 @@ void tally_stats_get(const tally *db, tally_stats *st);
 /* Verify every file in dir without changing anything (the directory must not
  * be in use).  Returns TALLY_OK, TALLY_ECORRUPT, TALLY_ELOCKED, ... and writes
  * a report to report (TALLY_ERRMAX bytes, may be NULL): on corruption the file
- * and byte offset, on success a summary (counters, files, a torn tail that
- * open would cut). */
+ * and byte offset, on success a summary (live counters, files, a torn tail
+ * that open would cut, counters whose expiry has passed but that are still
+ * in the files). */
 int tally_check(const char *dir, char *report);
 
 /* For an operator who accepts losing data: cut the log at the first bad

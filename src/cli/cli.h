@@ -60,6 +60,11 @@ const struct cli_cmd *cli_find(const char *name);
  * or -1 leaving *out untouched. */
 int cli_parse_i64(const char *s, int64_t *out);
 
+/* Parse a duration for --ttl: a positive integer with an optional unit,
+ * ms, s (the default), m, h or d ("90", "1500ms", "10m").  Returns 0 and
+ * sets *ms, or -1 leaving it untouched. */
+int cli_parse_duration(const char *s, int64_t *ms);
+
 /* ---- online.c: over the Redis protocol ------------------------------- */
 
 int cli_get(const struct cli_opts *o, int argc, char **argv);
@@ -87,8 +92,11 @@ void out_key_human(struct buf *b, const void *key, size_t klen);
 
 /* Print one counter: "key value\n" (key as out_key_human), or with json a
  * JSON line {"key": "...", "value": N}, the key as "key_b64" (base64) when
- * it is not valid UTF-8.  Returns 0, or -1 if stdout failed. */
-int out_counter(int json, const void *key, size_t klen, int64_t value);
+ * it is not valid UTF-8, and "expires_at" (Unix ms) when expire_ms is not
+ * 0 (the text form does not show it).  Returns 0, or -1 if stdout
+ * failed. */
+int out_counter(int json, const void *key, size_t klen, int64_t value,
+                int64_t expire_ms);
 
 /* Print a JSON value as one line on stdout and drop the caller's reference
  * to it (takes ownership).  Returns 0 or -1 if stdout failed. */
@@ -109,6 +117,7 @@ struct out_item {
     char *key; /* owned */
     size_t klen;
     int64_t value;
+    int64_t expire_ms; /* absolute expiry, Unix ms; 0: none */
     size_t seq; /* order of arrival, so that the newest of duplicates wins */
 };
 
@@ -118,9 +127,9 @@ struct out_items {
 };
 #define OUT_ITEMS_INIT {NULL, 0, 0}
 
-/* Add a counter (the key is copied). */
+/* Add a counter (the key is copied) with its expiry (Unix ms; 0: none). */
 void out_items_add(struct out_items *l, const void *key, size_t klen,
-                   int64_t value);
+                   int64_t value, int64_t expire_ms);
 
 /* Sort by key (bytewise, shorter first on a tie) and keep one item per key,
  * the one added last (SCAN may report a key twice).  Returns how many items

@@ -20,14 +20,19 @@ static const struct cli_cmd cmds[] = {
     {"get", 1, cli_get, "get KEY",
      "Print the counter's value.  Exit 1 if it does not exist.\n"
      "--json: {\"key\": \"KEY\", \"value\": N}.\n"},
-    {"incr", 1, cli_incr, "incr KEY [BY]",
+    {"incr", 1, cli_incr, "incr KEY [BY] [--ttl DURATION]",
      "Add BY (default 1, may be negative) to the counter, creating it at 0,\n"
-     "and print the new value.  --json: {\"key\": \"KEY\", \"value\": N}.\n"},
+     "and print the new value.  --json: {\"key\": \"KEY\", \"value\": N}.\n"
+     "--ttl: give the counter that expiry if it has none (a fixed window:\n"
+     "the first incr opens it, later ones count in it); DURATION is a\n"
+     "number with ms, s (default), m, h or d.\n"},
     {"decr", 1, cli_decr, "decr KEY [BY]",
      "Subtract BY (default 1) from the counter, creating it at 0, and print\n"
      "the new value.  --json: {\"key\": \"KEY\", \"value\": N}.\n"},
-    {"set", 1, cli_set, "set KEY VALUE",
+    {"set", 1, cli_set, "set KEY VALUE [--ttl DURATION]",
      "Set the counter to VALUE (a signed 64-bit integer), creating it.\n"
+     "Without --ttl it has no expiry afterwards; with it, it expires after\n"
+     "DURATION (a number with ms, s (default), m, h or d).\n"
      "Prints OK.  --json: {\"key\": \"KEY\", \"value\": VALUE}.\n"},
     {"del", 1, cli_del, "del KEY",
      "Delete the counter.  Exit 1 if it did not exist.\n"
@@ -45,19 +50,22 @@ static const struct cli_cmd cmds[] = {
      "Check that the server answers: prints PONG.  --json: {\"pong\": true}.\n"},
     {"check", 0, cli_check, "check --dir DIR",
      "Verify every file in the data directory of a stopped server without\n"
-     "changing anything.  Exit 0 with a summary if it is sound; exit 2 naming\n"
+     "changing anything.  Exit 0 with a summary if it is sound (it counts\n"
+     "the counters that have expired but are not purged yet); exit 2 naming\n"
      "the file and byte offset of the first damage otherwise.\n"
      "--json: {\"ok\": BOOL, \"report\": \"...\"}.\n"},
     {"dump", 0, cli_dump, "dump --dir DIR",
      "Print every counter of a stopped server's data directory as a JSON line\n"
      "{\"key\": \"KEY\", \"value\": N}, sorted by key; a key that is not valid\n"
-     "UTF-8 is written {\"key_b64\": \"BASE64\", \"value\": N} instead.  Opening\n"
-     "the directory recovers it as tallyd would (a torn log tail is cut).\n"},
+     "UTF-8 is written {\"key_b64\": \"BASE64\", \"value\": N} instead, and a\n"
+     "counter that expires has \"expires_at\": UNIX_MS too.  Opening the\n"
+     "directory recovers it as tallyd would (a torn log tail is cut).\n"},
     {"restore", 0, cli_restore, "restore --dir DIR  < DUMP",
      "Load a dump (JSON lines, as written by `tally dump`) into a data\n"
      "directory that holds no counters (created if missing).  The whole input\n"
-     "is checked before anything is written; then every counter is written\n"
-     "and a snapshot taken.  Prints the number of counters restored.  A\n"
+     "is checked before anything is written; then every counter is written,\n"
+     "with its expiry, and a snapshot taken (a counter whose expiry has\n"
+     "passed is skipped).  Prints the number of counters restored.  A\n"
      "directory that already holds counters is refused (exit 2); after any\n"
      "failure (exit 2) remove the directory and run it again.\n"},
     {"repair", 0, cli_repair, "repair --dir DIR [--yes]",
@@ -132,6 +140,33 @@ int cli_parse_i64(const char *s, int64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+int cli_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct { const char *unit; int64_t ms; } units[] = {
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+        {"d", 86400000},
+    };
+    size_t digits = strspn(s, "0123456789");
+    char num[24];
+    int64_t n;
+
+    if (digits == 0 || digits >= sizeof num)
+        return -1;
+    memcpy(num, s, digits);
+    num[digits] = 0;
+    if (cli_parse_i64(num, &n) < 0 || n == 0)
+        return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(s + digits, units[i].unit) != 0)
+            continue;
+        if (n > INT64_MAX / units[i].ms)
+            return -1;
+        *ms = n * units[i].ms;
+        return 0;
+    }
+    return -1;
 }
 
 static void print_usage(FILE *f)

@@ -5,8 +5,9 @@
  * Each takes the engine's lock on the directory (tally_open, tally_check and
  * tally_repair all do), so a tallyd running on it makes them fail at once
  * with TALLY_ELOCKED, reported as exit 2.  The dump format is out.c's JSON
- * line per counter; restore reads it back, checking the whole input before it
- * writes anything.  Verifying and cutting files is the engine's business
+ * line per counter, with the absolute expiry ("expires_at", Unix ms) of a
+ * counter that has one; restore reads it back, checking the whole input
+ * before it writes anything.  Verifying and cutting files is the engine's business
  * (tally_check, tally_repair); this file only reports what they say.
  */
 #include <stdlib.h>
@@ -178,10 +179,11 @@ int cli_repair(const struct cli_opts *o, int argc, char **argv)
     return print_report(o, "repair", 1, report);
 }
 
-/* Called by tally_scan for every counter. */
-static int dump_one(void *ctx, const void *key, size_t klen, int64_t value)
+/* Called by tally_scanx for every counter. */
+static int dump_one(void *ctx, const void *key, size_t klen, int64_t value,
+                    int64_t expire_ms)
 {
-    out_items_add(ctx, key, klen, value);
+    out_items_add(ctx, key, klen, value, expire_ms);
     return 0;
 }
 
@@ -200,8 +202,8 @@ int cli_dump(const struct cli_opts *o, int argc, char **argv)
     /* Nobody else can change the database while we hold it, so one pass
      * sees every counter exactly once; sorting makes dumps comparable. */
     do {
-        rc = tally_scan(db, cursor, NULL, 0, 4096, dump_one, &items, &cursor,
-                        NULL);
+        rc = tally_scanx(db, cursor, NULL, 0, 4096, dump_one, &items, &cursor,
+                         NULL);
         if (rc != TALLY_OK) {
             rc = dir_error("dump", a.dir, rc, tally_errmsg(db));
             goto done;
@@ -217,10 +219,11 @@ done:
     return rc;
 }
 
-/* Parse one dump line into *key and *value.  Returns 0, or -1 with a reason
- * in why (whylen bytes). */
+/* Parse one dump line into *key, *value and *expire_ms (0 when it has no
+ * "expires_at").  Returns 0, or -1 with a reason in why (whylen bytes). */
 static int restore_parse(const char *line, size_t len, struct buf *key,
-                         int64_t *value, char *why, size_t whylen)
+                         int64_t *value, int64_t *expire_ms, char *why,
+                         size_t whylen)
 {
     json_error_t jerr;
     const char *kwhy = NULL;
@@ -234,6 +237,7 @@ static int restore_parse(const char *line, size_t len, struct buf *key,
         return -1;
     }
     json_t *v = json_object_get(j, "value");
+    json_t *x = json_object_get(j, "expires_at");
     if (!json_is_object(j))
         snprintf(why, whylen, "not a JSON object");
     else if (out_json_key_parse(j, key, &kwhy) < 0)
@@ -243,13 +247,21 @@ static int restore_parse(const char *line, size_t len, struct buf *key,
                  TALLY_KEY_MAX);
     else if (!json_is_integer(v))
         snprintf(why, whylen, "\"value\" is missing or not an integer");
-    else if (json_object_size(j) != 2)
+    else if (x && (!json_is_integer(x) || json_integer_value(x) < 1 ||
+                   json_integer_value(x) > TALLY_EXPIRE_MAX))
+        snprintf(why, whylen, "\"expires_at\" is not Unix milliseconds "
+                              "(an integer from 1 to %lld)",
+                 (long long)TALLY_EXPIRE_MAX);
+    else if (json_object_size(j) != 2u + (x != NULL))
         snprintf(why, whylen, "unknown fields (want only \"key\" or "
-                              "\"key_b64\", and \"value\")");
+                              "\"key_b64\", \"value\" and perhaps "
+                              "\"expires_at\")");
     else
         rc = 0;
-    if (rc == 0)
+    if (rc == 0) {
         *value = json_integer_value(v);
+        *expire_ms = x ? json_integer_value(x) : 0;
+    }
     json_decref(j);
     return rc;
 }
@@ -266,17 +278,18 @@ static int restore_read(FILE *f, struct out_items *items)
 
     while ((n = getline(&line, &cap, f)) >= 0) {
         char why[256];
-        int64_t value;
+        int64_t value, expire_ms;
         lineno++;
         if (strspn(line, " \t\r\n") == (size_t)n)
             continue; /* blank lines are allowed, e.g. a trailing one */
         buf_clear(&key);
-        if (restore_parse(line, (size_t)n, &key, &value, why, sizeof why)) {
+        if (restore_parse(line, (size_t)n, &key, &value, &expire_ms, why,
+                          sizeof why)) {
             rc = cli_error("restore: line %zu of the input: %s; nothing "
                            "written", lineno, why);
             goto done;
         }
-        out_items_add(items, key.p ? key.p : "", key.len, value);
+        out_items_add(items, key.p ? key.p : "", key.len, value, expire_ms);
     }
     if (ferror(f))
         rc = cli_error("restore: cannot read the input: %m; nothing written");
@@ -286,38 +299,64 @@ done:
     return rc;
 }
 
-/* Write items into db in atomic batches, then snapshot.  Returns 0 or
- * CLI_EXIT_ERROR after a message. */
-static int restore_write(tally *db, const char *dir, struct out_items *items)
+/* How many of items have no expiry or one after now. */
+static size_t restore_live(const struct out_items *items, int64_t now)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < items->n; i++)
+        n += items->v[i].expire_ms == 0 || items->v[i].expire_ms > now;
+    return n;
+}
+
+/* Write items into db, then snapshot: counters without an expiry in atomic
+ * batches, those with one each with its absolute expiry (tally_mset takes
+ * none); one whose expiry has passed is skipped (*skipped counts them).
+ * Returns 0 or CLI_EXIT_ERROR after a message. */
+static int restore_write(tally *db, const char *dir, struct out_items *items,
+                         size_t *skipped)
 {
     const void *keys[RESTORE_BATCH];
     size_t klens[RESTORE_BATCH];
     int64_t values[RESTORE_BATCH];
+    int rc;
 
+    *skipped = 0;
     for (size_t i = 0; i < items->n;) {
         size_t n = 0, bytes = 0;
         /* A key is at most TALLY_KEY_MAX bytes, so one always fits. */
         while (i < items->n && n < RESTORE_BATCH &&
                bytes + items->v[i].klen + RESTORE_OP_COST <= RESTORE_BATCH_BYTES) {
-            keys[n] = items->v[i].key;
-            klens[n] = items->v[i].klen;
-            values[n] = items->v[i].value;
+            const struct out_item *it = &items->v[i++];
+            if (it->expire_ms) {
+                tally_ticket t; /* the snapshot below makes it durable */
+                if (it->expire_ms <= tally_now_ms(db))
+                    ++*skipped;
+                else if ((rc = tally_setx(db, it->key, it->klen, it->value,
+                                          it->expire_ms, &t)) != TALLY_OK)
+                    return dir_error("restore", dir, rc, tally_errmsg(db));
+                continue;
+            }
+            keys[n] = it->key;
+            klens[n] = it->klen;
+            values[n] = it->value;
             bytes += klens[n++] + RESTORE_OP_COST;
-            i++;
         }
-        int rc = tally_mset(db, n, keys, klens, values, NULL);
-        if (rc != TALLY_OK)
+        if (n && (rc = tally_mset(db, n, keys, klens, values, NULL)) != TALLY_OK)
             return dir_error("restore", dir, rc, tally_errmsg(db));
     }
-    /* The input named each key once, so anything but one counter per item
-     * means the engine lost or invented one: say so rather than report
-     * success. */
-    if (tally_count(db) != items->n)
+    /* The input named each key once, so anything but one counter per live
+     * item means the engine lost or invented one: say so rather than report
+     * success.  A counter may expire while this runs, hence the bounds. */
+    int64_t before = tally_now_ms(db);
+    uint64_t have = tally_count(db);
+    int64_t after = tally_now_ms(db);
+    if (have > restore_live(items, before) || have < restore_live(items, after))
         return cli_error("restore: wrote %zu counters but %s holds %llu",
-                         items->n, dir, (unsigned long long)tally_count(db));
+                         items->n - *skipped, dir, (unsigned long long)have);
     /* The snapshot makes the restored state durable and compact in one file:
      * when it returns, a restart loads it without replaying the batches. */
-    int rc = tally_snapshot(db);
+    rc = tally_snapshot(db);
     if (rc != TALLY_OK)
         return dir_error("restore", dir, rc, tally_errmsg(db));
     return 0;
@@ -328,6 +367,7 @@ int cli_restore(const struct cli_opts *o, int argc, char **argv)
     struct out_items items = OUT_ITEMS_INIT;
     struct dir_args a;
     tally *db = NULL;
+    size_t skipped = 0;
     int rc;
 
     if ((rc = parse_dir_args(argc, argv, 0, &a)))
@@ -358,7 +398,7 @@ int cli_restore(const struct cli_opts *o, int argc, char **argv)
                        (unsigned long long)had, tally_strerror(TALLY_ENOTEMPTY));
         goto done;
     }
-    if ((rc = restore_write(db, a.dir, &items)))
+    if ((rc = restore_write(db, a.dir, &items, &skipped)))
         goto done;
     int crc = tally_close(db);
     db = NULL;
@@ -366,12 +406,17 @@ int cli_restore(const struct cli_opts *o, int argc, char **argv)
         rc = dir_error("restore", a.dir, crc, NULL);
         goto done;
     }
-    uint64_t count = items.n;
+    uint64_t count = items.n - skipped;
     if (o->json) {
         json_t *obj = json_object();
         json_object_set_new(obj, "restored", json_integer((json_int_t)count));
+        json_object_set_new(obj, "expired",
+                            json_integer((json_int_t)skipped));
         if (out_json(obj))
             rc = CLI_EXIT_ERROR;
+    } else if (skipped) {
+        printf("restored %llu counters into %s (%zu more had expired and "
+               "were skipped)\n", (unsigned long long)count, a.dir, skipped);
     } else {
         printf("restored %llu counters into %s\n", (unsigned long long)count,
                a.dir);

@@ -1,6 +1,8 @@
 /*
  * online.c - the commands that talk to a running tallyd over the Redis
  * protocol, with hiredis: get, incr, decr, set, del, list, info, ping.
+ * set and incr take a trailing --ttl: SET ... PX, and INCRBY pipelined with
+ * PEXPIRE ... NX (the fixed window).
  *
  * Each command opens one blocking connection (AUTH first when a password is
  * known), sends its requests with redisCommandArgv so that keys go over the
@@ -184,20 +186,98 @@ int cli_get(const struct cli_opts *o, int argc, char **argv)
     return rc ? CLI_EXIT_ERROR : print_value(o, argv[1], v);
 }
 
+/* Take a trailing "--ttl DURATION" (or "--ttl=DURATION") off argv[0, *argc).
+ * It counts only after the key (from argv[2] on), so that a key spelled
+ * "--ttl" stays reachable.  *ms gets the duration, 0 without one.  Returns
+ * 0, or CLI_EXIT_ERROR after a message. */
+static int take_ttl(int *argc, char **argv, int64_t *ms)
+{
+    const char *v = NULL;
+
+    *ms = 0;
+    if (*argc >= 3 && strncmp(argv[*argc - 1], "--ttl=", 6) == 0) {
+        v = argv[*argc - 1] + 6;
+        *argc -= 1;
+    } else if (*argc >= 4 && strcmp(argv[*argc - 2], "--ttl") == 0) {
+        v = argv[*argc - 1];
+        *argc -= 2;
+    }
+    if (v && cli_parse_duration(v, ms) < 0)
+        return cli_error("%s: --ttl: bad duration \"%s\" (want a positive "
+                         "number with ms, s, m, h or d)", argv[0], v);
+    return 0;
+}
+
+/* INCRBY key by, then PEXPIRE key ms NX, pipelined on one connection: the
+ * rate limiter's fixed window (the first increment opens it, later ones
+ * count in it).  If the first succeeds and the second is lost, the next
+ * call sets the expiry, since the counter then has none.  Returns 0 with
+ * *v the new value, or CLI_EXIT_ERROR after a message. */
+static int add_with_ttl(const struct cli_opts *o, const char *op,
+                        const char *key, const char *by, int64_t ms,
+                        int64_t *v)
+{
+    char msbuf[24];
+    redisContext *c = conn_open(o);
+    redisReply *r = NULL;
+    int rc = CLI_EXIT_ERROR;
+
+    if (!c)
+        return CLI_EXIT_ERROR;
+    snprintf(msbuf, sizeof msbuf, "%lld", (long long)ms);
+    const char *incr[] = {op, key, by};
+    const char *expire[] = {"PEXPIRE", key, msbuf, "NX"};
+    if (redisAppendCommandArgv(c, 3, incr, NULL) != REDIS_OK ||
+        redisAppendCommandArgv(c, 4, expire, NULL) != REDIS_OK) {
+        cli_error("%s: %s", op, c->errstr);
+        goto out;
+    }
+    for (int i = 0; i < 2; i++) {
+        void *p = NULL;
+        if (redisGetReply(c, &p) != REDIS_OK) {
+            cli_error("%s: %s", i ? "PEXPIRE" : op,
+                      c->errstr[0] ? c->errstr : "connection lost");
+            goto out;
+        }
+        r = p;
+        if (r->type == REDIS_REPLY_ERROR) {
+            cli_error("server error: %.*s", (int)r->len, r->str);
+            goto out;
+        }
+        if (i == 0 && reply_i64(r, v))
+            goto out;
+        freeReplyObject(r);
+        r = NULL;
+    }
+    rc = 0;
+out:
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return rc;
+}
+
 /* incr and decr: INCRBY or DECRBY with BY checked here, so that a typo is a
  * usage error before anything is sent. */
 static int add(const struct cli_opts *o, int argc, char **argv, const char *op)
 {
     redisReply *r;
-    int64_t by, v;
+    int64_t by, v, ttl;
     int rc;
 
+    if ((rc = take_ttl(&argc, argv, &ttl)))
+        return rc;
     if (argc < 2 || argc > 3)
         return cli_usage_error(cli_find(argv[0]));
     if (argc == 3 && cli_parse_i64(argv[2], &by) < 0)
         return cli_error("%s: \"%s\" is not a signed 64-bit integer", argv[0],
                          argv[2]);
     const char *args[] = {op, argv[1], argc == 3 ? argv[2] : "1"};
+    if (ttl) {
+        if ((rc = add_with_ttl(o, op, args[1], args[2], ttl, &v)))
+            return rc;
+        return print_value(o, argv[1], v);
+    }
     if ((rc = call_once(o, 3, args, -1, &r)))
         return rc;
     rc = reply_i64(r, &v);
@@ -218,15 +298,19 @@ int cli_decr(const struct cli_opts *o, int argc, char **argv)
 int cli_set(const struct cli_opts *o, int argc, char **argv)
 {
     redisReply *r;
-    int64_t v;
+    int64_t v, ttl;
+    char msbuf[24];
     int rc;
 
+    if ((rc = take_ttl(&argc, argv, &ttl)))
+        return rc;
     if (argc != 3)
         return cli_usage_error(cli_find("set"));
     if (cli_parse_i64(argv[2], &v) < 0)
         return cli_error("set: \"%s\" is not a signed 64-bit integer", argv[2]);
-    const char *args[] = {"SET", argv[1], argv[2]};
-    if ((rc = call_once(o, 3, args, REDIS_REPLY_STATUS, &r)))
+    snprintf(msbuf, sizeof msbuf, "%lld", (long long)ttl);
+    const char *args[] = {"SET", argv[1], argv[2], "PX", msbuf};
+    if ((rc = call_once(o, ttl ? 5 : 3, args, REDIS_REPLY_STATUS, &r)))
         return rc;
     int ok = strcmp(r->str, "OK") == 0;
     freeReplyObject(r);
@@ -301,7 +385,7 @@ static int list_fetch(redisContext *c, struct out_items *l, redisReply **keys,
             continue; /* deleted since SCAN saw it */
         if (reply_i64(r->element[i], &v))
             goto out;
-        out_items_add(l, keys[i]->str, keys[i]->len, v);
+        out_items_add(l, keys[i]->str, keys[i]->len, v, 0);
     }
     rc = 0;
 out:

@@ -170,12 +170,15 @@ int out_json(json_t *v)
     return 0;
 }
 
-int out_counter(int json, const void *key, size_t klen, int64_t value)
+int out_counter(int json, const void *key, size_t klen, int64_t value,
+                int64_t expire_ms)
 {
     if (json) {
         json_t *o = json_object();
         out_json_key(o, key, klen);
         json_object_set_new(o, "value", json_integer(value));
+        if (expire_ms)
+            json_object_set_new(o, "expires_at", json_integer(expire_ms));
         return out_json(o);
     }
     struct buf b = BUF_INIT;
@@ -189,7 +192,7 @@ int out_counter(int json, const void *key, size_t klen, int64_t value)
 }
 
 void out_items_add(struct out_items *l, const void *key, size_t klen,
-                   int64_t value)
+                   int64_t value, int64_t expire_ms)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 256;
@@ -201,6 +204,7 @@ void out_items_add(struct out_items *l, const void *key, size_t klen,
         memcpy(it->key, key, klen);
     it->klen = klen;
     it->value = value;
+    it->expire_ms = expire_ms;
     it->seq = l->n++;
 }
 
@@ -246,7 +250,8 @@ int out_items_print(struct out_items *l, int json)
 {
     out_items_sort(l, NULL);
     for (size_t i = 0; i < l->n; i++)
-        if (out_counter(json, l->v[i].key, l->v[i].klen, l->v[i].value))
+        if (out_counter(json, l->v[i].key, l->v[i].klen, l->v[i].value,
+                        l->v[i].expire_ms))
             return -1;
     return 0;
 }

@@ -96,45 +96,194 @@ static int keys_ok(const struct cmd_req *req)
     return 1;
 }
 
-/* Read one counter into res (found/value), taking its ticket. */
+/* Read one counter into res (found/value/expire_at), taking its ticket. */
 static enum cmd_status get_one(struct cmd_ctx *ctx, const char *key,
                                size_t klen, struct cmd_res *res)
 {
     tally_ticket t = 0;
-    int64_t v = 0;
-    int rc = tally_get(ctx->db, key, klen, &v, &t);
+    int64_t v = 0, x = 0;
+    int rc = tally_getx(ctx->db, key, klen, &v, &x, &t);
 
     take_ticket(res, t);
     if (rc < 0)
         return from_tally(ctx, res, rc);
     res->found = rc == TALLY_OK;
     res->value = res->found ? v : 0;
+    res->expire_at = res->found ? x : 0;
     return res->found ? CMD_OK : CMD_NOTFOUND;
 }
 
-/* SET with its conditions.  The read and the write run back to back on one
- * handle, which only one thread uses, so nothing can slip in between. */
+int64_t cmd_now_ms(const struct cmd_ctx *ctx)
+{
+    return tally_now_ms(ctx->db);
+}
+
+void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
+                  int64_t *avg_ttl_ms)
+{
+    *expires = tally_expires(ctx->db, avg_ttl_ms);
+    *keys = tally_count(ctx->db);
+}
+
+/* The absolute expiry a request names (CMD_F_PX: now + ms, CMD_F_PXAT: as
+ * given) into *when, which may be at or before now (or negative): the
+ * caller then deletes.  CMD_ERR_EXPIRE on overflow or past
+ * TALLY_EXPIRE_MAX. */
+static enum cmd_status resolve_expire(struct cmd_ctx *ctx,
+                                      const struct cmd_req *req,
+                                      int64_t *when)
+{
+    int64_t now = tally_now_ms(ctx->db);
+
+    if (req->flags & CMD_F_PXAT)
+        *when = req->expire;
+    else if (__builtin_add_overflow(now, req->expire, when))
+        return CMD_ERR_EXPIRE;
+    return *when > TALLY_EXPIRE_MAX ? CMD_ERR_EXPIRE : CMD_OK;
+}
+
+/* What the engine is given for an expiry `when`: when itself, or 1 (long
+ * past) for one at or before now, which makes the engine delete. */
+static int64_t engine_expire(struct cmd_ctx *ctx, int64_t when)
+{
+    return when <= tally_now_ms(ctx->db) ? 1 : when;
+}
+
+static int has_expire(const struct cmd_req *req)
+{
+    return (req->flags & (CMD_F_PX | CMD_F_PXAT)) != 0;
+}
+
+/* SET with its conditions and expiry.  The read and the write run back to
+ * back on one handle, which only one thread uses, so nothing can slip in
+ * between. */
 static enum cmd_status do_set(struct cmd_ctx *ctx, const struct cmd_req *req,
                               struct cmd_res *res)
 {
     unsigned cond = req->flags & (CMD_F_NX | CMD_F_XX);
+    int keep = (req->flags & CMD_F_KEEPTTL) != 0;
     tally_ticket t = 0;
+    int64_t x = 0;
+    enum cmd_status st;
     int rc;
 
-    if (cond == (CMD_F_NX | CMD_F_XX))
+    if (cond == (CMD_F_NX | CMD_F_XX) || (keep && has_expire(req)) ||
+        (req->flags & (CMD_F_PX | CMD_F_PXAT)) == (CMD_F_PX | CMD_F_PXAT))
         return CMD_ERR_ARGS;
-    if (cond || (req->flags & CMD_F_GET)) {
-        enum cmd_status st = get_one(ctx, req->key, req->klen, res);
+    if (has_expire(req)) {
+        if ((st = resolve_expire(ctx, req, &x)) != CMD_OK)
+            return st;
+        x = engine_expire(ctx, x);
+    }
+    if (cond || keep || (req->flags & CMD_F_GET)) {
+        st = get_one(ctx, req->key, req->klen, res);
         if (st != CMD_OK && st != CMD_NOTFOUND)
             return st;
         if ((cond == CMD_F_NX && res->found) ||
             (cond == CMD_F_XX && !res->found))
             return CMD_NOTSET;
+        if (keep)
+            x = res->expire_at;
     }
-    rc = tally_set(ctx->db, req->key, req->klen, req->num, &t);
-    take_ticket(res, t);
+    rc = tally_setx(ctx->db, req->key, req->klen, req->num, x, &t);
+    take_ticket(res, t); /* also an error's: it may show state */
     if (rc < 0)
         return from_tally(ctx, res, rc);
+    /* With GET, value/found show the old counter; expire_at the new one. */
+    res->expire_at = x > tally_now_ms(ctx->db) ? x : 0;
+    return CMD_OK;
+}
+
+/* INCRBY, keeping the expiry or setting it (always, or if it creates). */
+static enum cmd_status do_incr(struct cmd_ctx *ctx, const struct cmd_req *req,
+                               struct cmd_res *res)
+{
+    tally_ticket t = 0;
+    int mode = TALLY_TTL_KEEP;
+    int64_t x = 0;
+    enum cmd_status st;
+    int rc;
+
+    if (has_expire(req)) {
+        if ((st = resolve_expire(ctx, req, &x)) != CMD_OK)
+            return st;
+        x = engine_expire(ctx, x);
+        mode = req->flags & CMD_F_TTL_IFNEW ? TALLY_TTL_IFNEW : TALLY_TTL_SET;
+    }
+    rc = tally_incrx(ctx->db, req->key, req->klen, req->num, mode, x,
+                     &res->value, &res->expire_at, &t);
+    take_ticket(res, t); /* also an error's: it may show state */
+    if (rc < 0)
+        return from_tally(ctx, res, rc);
+    res->found = 1;
+    return CMD_OK;
+}
+
+/* EXPIRE's conditions (Redis 7): may an expiry `when` replace `cur` (0 for
+ * none, which counts as later than any time)? */
+static int expire_allowed(unsigned flags, int64_t cur, int64_t when)
+{
+    if ((flags & CMD_F_NX) && cur)
+        return 0;
+    if ((flags & CMD_F_XX) && !cur)
+        return 0;
+    if ((flags & CMD_F_GT) && (!cur || when <= cur))
+        return 0;
+    if ((flags & CMD_F_LT) && cur && when >= cur)
+        return 0;
+    return 1;
+}
+
+/* EXPIRE, PERSIST, TTL and GETEX: read the counter, then change its expiry
+ * if the operation and its conditions say so. */
+static enum cmd_status do_ttl_op(struct cmd_ctx *ctx,
+                                 const struct cmd_req *req,
+                                 struct cmd_res *res)
+{
+    unsigned f = req->flags;
+    int64_t when = 0, now;
+    tally_ticket t = 0;
+    enum cmd_status st;
+    int rc;
+
+    if (((f & CMD_F_NX) && (f & (CMD_F_XX | CMD_F_GT | CMD_F_LT))) ||
+        ((f & CMD_F_GT) && (f & CMD_F_LT)) ||
+        (req->op == CMD_EXPIRE && !has_expire(req)) ||
+        ((f & CMD_F_PX) && (f & CMD_F_PXAT)) ||
+        ((f & CMD_F_PERSIST) && has_expire(req)))
+        return CMD_ERR_ARGS;
+    if (has_expire(req) && (st = resolve_expire(ctx, req, &when)) != CMD_OK)
+        return st;
+    st = get_one(ctx, req->key, req->klen, res);
+    if (st != CMD_OK)
+        return st == CMD_NOTFOUND && req->op != CMD_GETEX &&
+                       req->op != CMD_TTL ? CMD_OK : st;
+    now = tally_now_ms(ctx->db);
+    switch (req->op) {
+    case CMD_TTL:
+        res->ttl_ms = res->expire_at ? res->expire_at - now : -1;
+        return CMD_OK;
+    case CMD_EXPIRE:
+        if (!expire_allowed(f, res->expire_at, when))
+            return CMD_OK;
+        break;
+    case CMD_PERSIST:
+        if (!res->expire_at)
+            return CMD_OK;
+        when = 0;
+        break;
+    default: /* CMD_GETEX */
+        if (!has_expire(req) && !((f & CMD_F_PERSIST) && res->expire_at))
+            return CMD_OK;
+        break;
+    }
+    rc = tally_expire(ctx->db, req->key, req->klen,
+                      when ? engine_expire(ctx, when) : 0, &t);
+    take_ticket(res, t); /* also an error's: it may show state */
+    if (rc < 0)
+        return from_tally(ctx, res, rc);
+    res->n = 1;
+    res->expire_at = when > now ? when : 0;
     return CMD_OK;
 }
 
@@ -208,15 +357,19 @@ struct scan_filter {
     size_t plen;
     int all;
     cmd_item_fn fn;
+    cmd_itemx_fn fnx;
     void *ctx;
 };
 
-static int scan_visit(void *arg, const void *key, size_t klen, int64_t value)
+static int scan_visit(void *arg, const void *key, size_t klen, int64_t value,
+                      int64_t expire_ms)
 {
     struct scan_filter *f = arg;
 
     if (!f->all && !cmd_glob_match(f->pat, f->plen, key, klen))
         return 0;
+    if (f->fnx)
+        return f->fnx(f->ctx, key, klen, value, expire_ms);
     return f->fn ? f->fn(f->ctx, key, klen, value) : 0;
 }
 
@@ -227,11 +380,15 @@ static enum cmd_status do_scan(struct cmd_ctx *ctx, const struct cmd_req *req,
                                struct cmd_res *res)
 {
     char prefix[TALLY_KEY_MAX];
-    struct scan_filter f = {req->match, req->matchlen, 0, res->item,
+    struct scan_filter f = {req->match, req->matchlen, 0, NULL, NULL,
                             res->item_ctx};
     size_t plen = 0;
     uint64_t cursor = req->op == CMD_SCAN ? req->cursor : 0;
 
+    if (req->flags & CMD_F_ITEMX)
+        f.fnx = res->itemx;
+    else
+        f.fn = res->item;
     f.all = glob_matches_all(req->match, req->matchlen);
     if (!f.all)
         plen = glob_literal_prefix(req->match, req->matchlen, prefix,
@@ -242,8 +399,8 @@ static enum cmd_status do_scan(struct cmd_ctx *ctx, const struct cmd_req *req,
         size_t count = req->op == CMD_KEYS ? KEYS_STEP
                        : req->count       ? req->count
                                           : SCAN_DEFAULT_COUNT;
-        int rc = tally_scan(ctx->db, cursor, prefix, plen, count, scan_visit,
-                            &f, &next, &t);
+        int rc = tally_scanx(ctx->db, cursor, prefix, plen, count,
+                             scan_visit, &f, &next, &t);
         take_ticket(res, t);
         if (rc < 0)
             return from_tally(ctx, res, rc);
@@ -321,7 +478,8 @@ uint64_t cmd_once_fingerprint(const struct cmd_req *req)
     h = hash_le(h, klen, 4);
     h = tally_once_hash(h, key, klen);
     h = hash_le(h, (uint64_t)arg, 8);
-    return hash_le(h, req->flags, 4);
+    h = hash_le(h, req->flags, 4);
+    return has_expire(req) ? hash_le(h, (uint64_t)req->expire, 8) : h;
 }
 
 /* A change with an idempotency id: the engine's once-forms.  Only the
@@ -332,19 +490,29 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
 {
     tally_once once = {req->once, req->oncelen, cmd_once_fingerprint(req)};
     tally_ticket t = 0;
-    int rc;
+    int64_t x = 0;
+    enum cmd_status st;
+    int rc, mode = TALLY_TTL_KEEP;
 
+    if (has_expire(req)) {
+        if ((req->flags & CMD_F_PX) && (req->flags & CMD_F_PXAT))
+            return CMD_ERR_ARGS;
+        if ((st = resolve_expire(ctx, req, &x)) != CMD_OK)
+            return st;
+        x = engine_expire(ctx, x);
+        mode = req->flags & CMD_F_TTL_IFNEW ? TALLY_TTL_IFNEW : TALLY_TTL_SET;
+    }
     switch (req->op) {
     case CMD_INCRBY:
-        rc = tally_incr_once(ctx->db, &once, req->key, req->klen, req->num,
-                             &res->value, &res->replayed, &t);
+        rc = tally_incrx_once(ctx->db, &once, req->key, req->klen, req->num,
+                              mode, x, &res->value, &res->replayed, &t);
         res->found = rc == TALLY_OK;
         break;
     case CMD_SET:
-        if (req->flags)
+        if (req->flags & ~(unsigned)(CMD_F_PX | CMD_F_PXAT))
             return CMD_ERR_ARGS;
-        rc = tally_set_once(ctx->db, &once, req->key, req->klen, req->num,
-                            &res->replayed, &t);
+        rc = tally_setx_once(ctx->db, &once, req->key, req->klen, req->num, x,
+                             &res->replayed, &t);
         break;
     case CMD_GETDEL:
         rc = tally_del_once(ctx->db, &once, req->key, req->klen, &res->value,
@@ -375,11 +543,11 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
 static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
                            const struct cmd_req *req, struct cmd_res *res)
 {
-    tally_ticket t = 0;
     int rc;
 
     switch (req->op) {
     case CMD_GET: case CMD_INCRBY: case CMD_SET: case CMD_GETDEL:
+    case CMD_EXPIRE: case CMD_PERSIST: case CMD_TTL: case CMD_GETEX:
         if (!key_ok(req->klen))
             return CMD_ERR_KEYLEN;
         break;
@@ -392,13 +560,7 @@ static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
     case CMD_GET:
         return get_one(ctx, req->key, req->klen, res);
     case CMD_INCRBY:
-        rc = tally_incr(ctx->db, req->key, req->klen, req->num, &res->value,
-                        &t);
-        take_ticket(res, t); /* also an overflow's: it shows the value */
-        if (rc < 0)
-            return from_tally(ctx, res, rc);
-        res->found = 1;
-        return CMD_OK;
+        return do_incr(ctx, req, res);
     case CMD_SET:
         return do_set(ctx, req, res);
     case CMD_GETDEL:
@@ -424,6 +586,8 @@ static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
         return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
     case CMD_AUTH:
         return do_auth(ctx, s, req);
+    case CMD_EXPIRE: case CMD_PERSIST: case CMD_TTL: case CMD_GETEX:
+        return do_ttl_op(ctx, req, res);
     case CMD_OP_COUNT:
         break;
     }
@@ -458,6 +622,8 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
     res->value = 0;
     res->n = 0;
     res->replayed = 0;
+    res->expire_at = 0;
+    res->ttl_ms = -1;
     res->detail[0] = 0;
     if (req->op < 0 || req->op >= CMD_OP_COUNT)
         res->status = CMD_ERR_ARGS;
@@ -479,6 +645,8 @@ const char *cmd_op_name(enum cmd_op op)
         [CMD_DBSIZE] = "dbsize", [CMD_SCAN] = "scan",
         [CMD_KEYS] = "keys",     [CMD_SAVE] = "save",
         [CMD_BGSAVE] = "bgsave", [CMD_AUTH] = "auth",
+        [CMD_EXPIRE] = "expire", [CMD_PERSIST] = "persist",
+        [CMD_TTL] = "ttl",       [CMD_GETEX] = "getex",
     };
     return op >= 0 && op < CMD_OP_COUNT ? names[op] : "unknown";
 }
@@ -513,6 +681,7 @@ const char *cmd_status_name(enum cmd_status st)
         [CMD_ERR_IDREUSED] = "idreused",
         [CMD_ERR_INFLIGHT] = "inflight",
         [CMD_ERR_IDLEN] = "idlen",
+        [CMD_ERR_EXPIRE] = "expire",
     };
     return st >= 0 && st < CMD_STATUS_COUNT ? names[st] : "unknown";
 }

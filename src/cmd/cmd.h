@@ -18,14 +18,43 @@
  *
  * Exactly once: a front end that receives an idempotency id with a change
  * (RESP's INCRBY.ONCE, an HTTP Idempotency-Key header) puts it in
- * req->once/oncelen and sends the request as usual.  CMD_INCRBY, CMD_SET
- * (no flags), CMD_DEL (one key) and CMD_GETDEL accept one.  The first
- * request with an id is applied; a repeat of the same request gets the
+ * req->once/oncelen and sends the request as usual.  CMD_INCRBY (also with
+ * an expiry), CMD_SET (no flags but CMD_F_PX/PXAT), CMD_DEL (one key) and
+ * CMD_GETDEL accept one.  The first request with an id is applied; a repeat of the same request gets the
  * first one's result with res->replayed = 1 and applies nothing;
  * CMD_ERR_IDREUSED means the id came with another request,
  * CMD_ERR_INFLIGHT that the first is not durable yet (ask the client to
  * retry shortly), CMD_ERR_IDLEN that the id is empty or too long.  The
  * engine side is in include/tally.h ("Exactly-once changes").
+ *
+ * Expiry.  A front end passes an expiry as the client wrote it and lets
+ * this layer resolve it: CMD_F_PX means req->expire is a TTL in ms from now
+ * (Redis EX/PX/SETEX, memcached exptime up to 30 days, HTTP ttl_ms; the
+ * front end multiplies seconds by 1000 and reports CMD_ERR_EXPIRE itself if
+ * that overflows), CMD_F_PXAT that it is an absolute Unix time in ms (Redis
+ * EXAT/PXAT/EXPIREAT, memcached exptime above 30 days, HTTP expires_at).
+ * The layer adds the engine's clock (tally_now_ms) to a TTL and refuses a
+ * result outside 1..TALLY_EXPIRE_MAX or an overflow with CMD_ERR_EXPIRE
+ * (Redis's "invalid expire time in '<cmd>' command").  A TTL of zero or
+ * below, or an absolute time at or before now, deletes the counter, as in
+ * Redis 7 (front ends that must refuse a non-positive TTL instead, as
+ * Redis's SET EX 0 does, check that while parsing).  Which ops take what:
+ *   CMD_SET     CMD_F_PX / CMD_F_PXAT set the expiry, CMD_F_KEEPTTL keeps
+ *               the counter's, neither clears it (Redis: a plain SET clears
+ *               the TTL); combines with NX/XX/GET.
+ *   CMD_INCRBY  keeps the expiry unless CMD_F_PX / CMD_F_PXAT is given: then
+ *               it sets it, or with CMD_F_TTL_IFNEW sets it only when this
+ *               increment creates the counter (HTTP's and memcached ma N's
+ *               fixed window in one atomic change).
+ *   CMD_EXPIRE  CMD_F_PX / CMD_F_PXAT required; conditions CMD_F_NX (only
+ *               if it has no expiry), CMD_F_XX (only if it has one),
+ *               CMD_F_GT / CMD_F_LT (only if later / earlier than the
+ *               current one, none counting as infinitely late), Redis 7
+ *               rules; NX with XX, GT or LT, or GT with LT, is
+ *               CMD_ERR_ARGS.
+ *   CMD_GETEX   optional CMD_F_PX / CMD_F_PXAT, or CMD_F_PERSIST.
+ * Every result that shows a counter also carries its expiry in
+ * res->expire_at (Unix ms, 0 for none) so front ends can report it.
  */
 #ifndef TALLY_CMD_H
 #define TALLY_CMD_H
@@ -56,13 +85,34 @@ enum cmd_op {
     CMD_SAVE,    /* write a snapshot now (blocks) */
     CMD_BGSAVE,  /* start a background snapshot; BUSY if one is running */
     CMD_AUTH,    /* pass, passlen -> OK, or ERR_WRONGPASS / ERR_NOPASS */
+    CMD_EXPIRE,  /* key, expire + CMD_F_PX/PXAT, flags NX/XX/GT/LT -> n = 1
+                    if the expiry was set (or the counter deleted because
+                    it is in the past), 0 if the counter is missing or the
+                    condition failed */
+    CMD_PERSIST, /* key -> n = 1 if an expiry was removed, else 0 */
+    CMD_TTL,     /* key -> NOTFOUND, or OK with expire_at (0: none) and
+                    ttl_ms (ms left, -1 for none) */
+    CMD_GETEX,   /* key, optional expire + CMD_F_PX/PXAT or CMD_F_PERSIST
+                    -> value (before an expiry in the past deletes it) or
+                    NOTFOUND */
     CMD_OP_COUNT
 };
 
-/* Flags for CMD_SET. */
-#define CMD_F_NX 0x1  /* only if the counter does not exist */
-#define CMD_F_XX 0x2  /* only if it exists */
+/* Flags for CMD_SET (and CMD_EXPIRE: NX, XX, GT, LT). */
+#define CMD_F_NX 0x1  /* only if the counter does not exist (EXPIRE: only
+                         if it has no expiry) */
+#define CMD_F_XX 0x2  /* only if it exists (EXPIRE: only if it has one) */
 #define CMD_F_GET 0x4 /* report the old value (found/value) */
+/* Expiry flags (see "Expiry" above). */
+#define CMD_F_PX 0x8          /* req->expire: ms from now */
+#define CMD_F_PXAT 0x10       /* req->expire: absolute Unix ms */
+#define CMD_F_KEEPTTL 0x20    /* SET: keep the counter's expiry */
+#define CMD_F_PERSIST 0x40    /* GETEX: remove the expiry */
+#define CMD_F_GT 0x80         /* EXPIRE: only if later than the current */
+#define CMD_F_LT 0x100        /* EXPIRE: only if earlier than the current */
+#define CMD_F_TTL_IFNEW 0x200 /* INCRBY: the expiry only if it creates */
+#define CMD_F_ITEMX 0x400     /* SCAN, KEYS: call res->itemx (which also
+                                 gets each expiry) instead of res->item */
 
 enum cmd_status {
     CMD_OK = 0,
@@ -88,6 +138,8 @@ enum cmd_status {
     CMD_ERR_INFLIGHT,   /* the first request with this id is not durable
                            yet; nothing changed, retry shortly */
     CMD_ERR_IDLEN,      /* idempotency id empty or over TALLY_ID_MAX bytes */
+    CMD_ERR_EXPIRE,     /* expiry out of range (Redis: "invalid expire
+                           time in '<cmd>' command"); nothing changed */
     CMD_STATUS_COUNT
 };
 
@@ -132,6 +184,8 @@ struct cmd_req {
     size_t klen;
     int64_t num;              /* INCRBY delta, SET value */
     unsigned flags;           /* CMD_F_* */
+    int64_t expire;           /* with CMD_F_PX: ms from now; with
+                                 CMD_F_PXAT: Unix ms (see "Expiry") */
     size_t nkeys;             /* DEL, EXISTS, MGET, MSET */
     const char *const *keys;
     const size_t *klens;
@@ -147,9 +201,12 @@ struct cmd_req {
     size_t oncelen;
 };
 
-/* Called per counter for SCAN and KEYS; nonzero stops the walk. */
+/* Called per counter for SCAN and KEYS; nonzero stops the walk.  The x
+ * form also gets the counter's expiry (Unix ms, 0 for none). */
 typedef int (*cmd_item_fn)(void *ctx, const char *key, size_t klen,
                            int64_t value);
+typedef int (*cmd_itemx_fn)(void *ctx, const char *key, size_t klen,
+                            int64_t value, int64_t expire_at);
 
 struct cmd_res {
     enum cmd_status status;
@@ -161,15 +218,30 @@ struct cmd_res {
     int64_t *values;          /* MGET: caller's nkeys-long arrays */
     unsigned char *founds;
     cmd_item_fn item;         /* SCAN, KEYS: caller's callback */
+    cmd_itemx_fn itemx;       /* or this one, with CMD_F_ITEMX (read only
+                                 then) */
     void *item_ctx;
     char detail[160];         /* extra words for ERR_IO and friends, or "" */
     int replayed;             /* a repeat of a request with the same
                                  idempotency id: the first one's result */
+    int64_t expire_at;        /* the counter's expiry shown (Unix ms), 0 for
+                                 none (GET, INCRBY, SET, GETEX, TTL, EXPIRE) */
+    int64_t ttl_ms;           /* TTL: ms left, -1 for no expiry */
 };
 
 /* Set up ctx over an open database (borrowed).  password may be NULL. */
 void cmd_init(struct cmd_ctx *ctx, tally *db, const char *password,
               size_t passlen, const struct cmd_serverinfo *info);
+
+/* The command layer's clock for expiry (the engine's, tally_now_ms): front
+ * ends that report relative times (memcached's mg t) use it to agree with
+ * what expire_at means. */
+int64_t cmd_now_ms(const struct cmd_ctx *ctx);
+
+/* INFO keyspace and stats: live counters, those with an expiry and their
+ * mean remaining ms (exact; purges what has expired first). */
+void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
+                  int64_t *avg_ttl_ms);
 
 /* Run one request.  The caller fills res->values/founds (MGET) and
  * res->item/item_ctx (SCAN, KEYS) before the call; everything else in *res is
@@ -207,7 +279,9 @@ int cmd_parse_u64(const char *s, size_t len, uint64_t *out);
  * FNV-1a, unseeded) over, in order, one tag byte for the operation ('i'
  * INCRBY, 's' SET, 'd' DEL, 'g' GETDEL), the key's length (u32 LE), the
  * key, the argument (i64 LE: INCRBY's delta, SET's value, 0 otherwise) and
- * the flags (u32 LE).  Fixed so that ids recorded on disk keep matching
+ * the flags (u32 LE), then, only when CMD_F_PX or CMD_F_PXAT is set, the
+ * expire argument as sent (i64 LE; a TTL, not the time computed from it,
+ * so a retry matches).  Fixed so that ids recorded on disk keep matching
  * across restarts and versions. */
 uint64_t cmd_once_fingerprint(const struct cmd_req *req);
 

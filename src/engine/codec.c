@@ -8,7 +8,8 @@
  *
  * File header, 32 bytes, in both kinds of file:
  *    0  8  magic "TALLYLOG" (log) or "TALLYSNP" (snapshot)
- *    8  4  u32 format version = 1 (larger: TALLY_EVERSION)
+ *    8  4  u32 format version = 2 (1 is still read: it has no PUTX;
+ *            larger: TALLY_EVERSION)
  *   12  4  u32 flags = 0
  *   16  8  u64 LSN: log = LSN of the file's first record byte;
  *                   snapshot = S, the LSN replay starts from
@@ -23,7 +24,7 @@
  *          1 PUT:   u16 klen, i64 value, key[klen]
  *          2 DEL:   u16 klen, key[klen]
  *          3 BATCH: u32 n, then n x (u32 sublen, sub-body of type PUT,
- *                   DEL or IDEM) -- applied atomically
+ *                   PUTX, DEL or IDEM) -- applied atomically
  *          4 END:   u64 number of PUT and IDEM records in this snapshot
  *                   (snapshot only, the last record)
  *          6 IDEM:  u16 idlen (1..256), u64 fingerprint, i64 created_ms
@@ -33,7 +34,12 @@
  *                   standalone (a snapshot's ids, a once-change that changed
  *                   no counter) or inside a BATCH beside the change it
  *                   records, so both survive a crash or neither does
- *          5, 7..255 reserved; a record with a valid CRC and such a type
+ *          5 PUTX:  u16 klen, i64 value, i64 expire (Unix ms of the wall
+ *                   clock, 1 .. 2^48-1), key[klen] -- a PUT whose counter
+ *                   expires at that absolute time (version 2); recovery
+ *                   drops a counter whose time has passed.  Expiry writes
+ *                   no record: the time is already here
+ *          7..255 reserved; a record with a valid CRC and such a type
  *                   means a newer format (TALLY_EVERSION)
  *
  * An LSN is a byte position in the logical stream of log records (file
@@ -126,7 +132,7 @@ int codec_header_check(const unsigned char *p, size_t n, int kind,
         *why = "written by a newer format version";
         return TALLY_EVERSION;
     }
-    if (codec_get32(p + 8) != CODEC_VERSION || codec_get32(p + 12) != 0) {
+    if (codec_get32(p + 8) < CODEC_VERSION_MIN || codec_get32(p + 12) != 0) {
         *why = "unknown version or flags";
         return TALLY_ECORRUPT;
     }
@@ -140,6 +146,18 @@ int codec_header_check(const unsigned char *p, size_t n, int kind,
 size_t codec_put_size(size_t klen)
 {
     return CODEC_REC_HDR + 11 + klen;
+}
+
+size_t codec_putx_size(size_t klen)
+{
+    return CODEC_REC_HDR + 19 + klen;
+}
+
+size_t codec_op_size(const struct codec_op *op)
+{
+    if (op->type == CODEC_DEL)
+        return codec_del_size(op->klen);
+    return op->expire ? codec_putx_size(op->klen) : codec_put_size(op->klen);
 }
 
 size_t codec_del_size(size_t klen)
@@ -157,15 +175,25 @@ size_t codec_idem_size(size_t idlen)
 
 size_t codec_batch_op_size(size_t klen, int type)
 {
-    return 4 + (type == CODEC_PUT ? 11 : type == CODEC_IDEM ? IDEM_FIXED : 3) +
+    return 4 + (type == CODEC_PUT    ? 11
+                : type == CODEC_PUTX ? 19
+                : type == CODEC_IDEM ? IDEM_FIXED
+                                     : 3) +
            klen;
 }
 
-/* Write the body of a PUT or DEL at p; returns its length. */
+/* Write the body of a PUT, PUTX or DEL at p; returns its length. */
 static size_t op_body(unsigned char *p, const struct codec_op *op)
 {
     p[0] = (unsigned char)op->type;
     put16(p + 1, (uint16_t)op->klen);
+    if (op->type == CODEC_PUT && op->expire) {
+        p[0] = CODEC_PUTX;
+        codec_put64(p + 3, (uint64_t)op->value);
+        codec_put64(p + 11, (uint64_t)op->expire);
+        memcpy(p + 19, op->key, op->klen);
+        return 19 + op->klen;
+    }
     if (op->type == CODEC_PUT) {
         codec_put64(p + 3, (uint64_t)op->value);
         memcpy(p + 11, op->key, op->klen);
@@ -259,17 +287,28 @@ static int idem_parse(const unsigned char *b, size_t n,
     return 0;
 }
 
-/* Parse a PUT or DEL body of exactly n bytes. */
+/* Parse a PUT, PUTX or DEL body of exactly n bytes (a PUTX gives type
+ * CODEC_PUT with expire set). */
 static int op_parse(const unsigned char *b, size_t n, struct codec_op *op)
 {
     size_t klen;
 
-    if (n < 3 || (b[0] != CODEC_PUT && b[0] != CODEC_DEL))
+    if (n < 3 || (b[0] != CODEC_PUT && b[0] != CODEC_DEL &&
+                  b[0] != CODEC_PUTX))
         return -1;
     klen = get16(b + 1);
-    op->type = b[0];
+    op->type = b[0] == CODEC_DEL ? CODEC_DEL : CODEC_PUT;
     op->klen = klen;
-    if (b[0] == CODEC_PUT) {
+    op->expire = 0;
+    if (b[0] == CODEC_PUTX) {
+        if (n != 19 + klen)
+            return -1;
+        op->value = (int64_t)codec_get64(b + 3);
+        op->expire = (int64_t)codec_get64(b + 11);
+        op->key = b + 19;
+        if (op->expire <= 0 || op->expire > TALLY_EXPIRE_MAX)
+            return -1;
+    } else if (b[0] == CODEC_PUT) {
         if (n != 11 + klen)
             return -1;
         op->value = (int64_t)codec_get64(b + 3);
@@ -369,11 +408,13 @@ int codec_decode(const unsigned char *p, size_t avail, struct codec_rec *r,
     *used = CODEC_REC_HDR + len;
     switch (b[0]) {
     case CODEC_PUT:
+    case CODEC_PUTX:
     case CODEC_DEL:
         if (op_parse(b, len, &r->op) != 0) {
             *why = "malformed record body";
             return CODEC_EBODY;
         }
+        r->type = r->op.type; /* a PUTX is a PUT with an expiry */
         return CODEC_OK;
     case CODEC_IDEM:
         if (idem_parse(b, len, &r->idem) != 0) {

@@ -12,7 +12,8 @@
 #define CODEC_FILE_HDR 32          /* file header bytes */
 #define CODEC_REC_HDR 8            /* crc + len */
 #define CODEC_MAX_BODY (1u << 20)  /* longest record body */
-#define CODEC_VERSION 1
+#define CODEC_VERSION 2     /* written; 1 (no PUTX) is still read */
+#define CODEC_VERSION_MIN 1
 
 /* Record types. */
 #define CODEC_PUT 1
@@ -20,6 +21,8 @@
 #define CODEC_BATCH 3
 #define CODEC_END 4
 #define CODEC_IDEM 6 /* an idempotency id and the outcome of its request */
+#define CODEC_PUTX 5 /* a PUT with an expiry; decoded as CODEC_PUT with
+                        op.expire set */
 
 /* File kinds. */
 #define CODEC_LOG 0
@@ -41,6 +44,8 @@ struct codec_op {
     const void *key;
     size_t klen;
     int64_t value;        /* PUT only */
+    int64_t expire;       /* PUT only: absolute Unix ms, 0 for none (a
+                             nonzero one is encoded as a PUTX) */
 };
 
 /* One IDEM: an idempotency id and what its first request answered. */
@@ -73,11 +78,14 @@ int codec_header_check(const unsigned char *p, size_t n, int kind,
 
 /* Encoded sizes, record header included. */
 size_t codec_put_size(size_t klen);
+size_t codec_putx_size(size_t klen);
+size_t codec_op_size(const struct codec_op *op); /* PUT, PUTX or DEL */
 size_t codec_del_size(size_t klen);
 size_t codec_idem_size(size_t idlen);
 #define CODEC_END_SIZE (CODEC_REC_HDR + 9)
 #define CODEC_BATCH_HDR (CODEC_REC_HDR + 5) /* before the first sub-record */
-/* What one op adds to a batch (u32 sublen + sub-body). */
+/* What one op adds to a batch (u32 sublen + sub-body); type CODEC_PUT,
+ * CODEC_PUTX, CODEC_DEL or CODEC_IDEM. */
 size_t codec_batch_op_size(size_t klen, int type);
 
 /* Encoders: write one record at out (room for its size), return its size. */

@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -89,11 +90,39 @@ int db_key_check(tally *db, const void *key, size_t klen)
     return 0;
 }
 
+int64_t tally_now_ms(const tally *db)
+{
+    struct timespec ts;
+
+    if (db->opts.clock_ms)
+        return db->opts.clock_ms(db->opts.clock_ctx);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct table_entry *db_live(tally *db, const void *key, size_t klen,
+                            int64_t now)
+{
+    uint64_t h = table_hash(db->table.seed, key, klen);
+    struct table_entry *e = table_find(&db->table, h, key, klen);
+
+    if (!e || !table_expired(e, now))
+        return e;
+    /* Lazy expiry: nothing to write (the time is in e's record), but the
+     * absence depends on that record being durable. */
+    if (e->lsn > db->last_del)
+        db->last_del = e->lsn;
+    table_unlink(&db->table, h, e);
+    db->table.expired++;
+    return NULL;
+}
+
 int db_apply(struct table *t, uint64_t *last_del, const struct codec_op *op,
              uint64_t lsn)
 {
     uint64_t h = table_hash(t->seed, op->key, op->klen);
     struct table_entry *e;
+    int existed = 1;
 
     if (op->type == CODEC_DEL) {
         /* Recorded even when the key is already gone (a replay over a
@@ -105,13 +134,14 @@ int db_apply(struct table *t, uint64_t *last_del, const struct codec_op *op,
     e = table_find(t, h, op->key, op->klen);
     if (!e) {
         e = table_insert(t, h, op->key, op->klen);
-        e->value = op->value;
-        e->lsn = lsn;
-        return 0;
+        existed = 0;
     }
     e->value = op->value;
     e->lsn = lsn;
-    return 1;
+    /* A PUT states the whole counter: its expiry, or none. */
+    if (op->expire || (e->kbits & TE_TTL))
+        table_set_expire(t, h, &e, op->expire);
+    return existed;
 }
 
 void db_apply_rec(tally *db, const struct codec_rec *r, uint64_t lsn)
@@ -210,9 +240,8 @@ int db_overflow(tally *db, const struct table_entry *e, int64_t delta,
 /* Encode, emit and apply one PUT or DEL; returns the ticket via *t. */
 static int change_op(tally *db, const struct codec_op *op, uint64_t *t)
 {
-    unsigned char rec[CODEC_REC_HDR + 11 + TALLY_KEY_MAX];
-    size_t len = op->type == CODEC_PUT ? codec_put_size(op->klen)
-                                       : codec_del_size(op->klen);
+    unsigned char rec[CODEC_REC_HDR + 19 + TALLY_KEY_MAX];
+    size_t len = codec_op_size(op);
     int rc = db_change_start(db, len);
 
     if (rc)
@@ -223,59 +252,132 @@ static int change_op(tally *db, const struct codec_op *op, uint64_t *t)
     return 0;
 }
 
+/* Check a key and an expiry argument (0 or 1..TALLY_EXPIRE_MAX). */
+static int keyx_check(tally *db, const void *key, size_t klen,
+                      int64_t expire_ms)
+{
+    int rc = db_key_check(db, key, klen);
+
+    if (rc == 0 && (expire_ms < 0 || expire_ms > TALLY_EXPIRE_MAX))
+        rc = db_err(db, TALLY_EINVAL, "expiry %lld out of range",
+                    (long long)expire_ms);
+    return rc;
+}
+
+/* One PUT or DEL from start to finish. */
+static int change(tally *db, const struct codec_op *op, tally_ticket *ticket)
+{
+    uint64_t t;
+    int rc = change_op(db, op, &t);
+
+    return rc ? rc : db_change_finish(db, t, ticket);
+}
+
+/* Delete e's counter (a DEL record), or, if there is none, answer with the
+ * absence's ticket: what a change whose expiry has passed does. */
+static int expire_now(tally *db, const void *key, size_t klen,
+                      const struct table_entry *e, tally_ticket *ticket)
+{
+    struct codec_op op = {CODEC_DEL, key, klen, 0, 0};
+
+    return e ? change(db, &op, ticket) : db_read_finish(db, db->last_del, ticket);
+}
+
+int tally_incrx(tally *db, const void *key, size_t klen, int64_t delta,
+                int ttl_mode, int64_t expire_ms, int64_t *value,
+                int64_t *expire_out, tally_ticket *ticket)
+{
+    struct table_entry *e;
+    struct codec_op op = {CODEC_PUT, key, klen, 0, 0};
+    int64_t now;
+    int rc = keyx_check(db, key, klen,
+                        ttl_mode == TALLY_TTL_KEEP ? 0 : expire_ms);
+
+    if (rc == 0 && ttl_mode != TALLY_TTL_KEEP && ttl_mode != TALLY_TTL_SET &&
+        ttl_mode != TALLY_TTL_IFNEW)
+        rc = db_err(db, TALLY_EINVAL, "unknown ttl mode %d", ttl_mode);
+    if (rc)
+        return rc;
+    now = tally_now_ms(db);
+    e = db_live(db, key, klen, now);
+    if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
+        return db_overflow(db, e, delta, ticket);
+    op.expire = e ? table_expire_of(e) : 0;
+    if (ttl_mode == TALLY_TTL_SET || (ttl_mode == TALLY_TTL_IFNEW && !e))
+        op.expire = expire_ms;
+    if (op.expire && op.expire <= now)
+        rc = expire_now(db, key, klen, e, ticket);
+    else
+        rc = change(db, &op, ticket);
+    if (rc == 0 && value)
+        *value = op.value;
+    if (rc == 0 && expire_out)
+        *expire_out = op.expire;
+    return rc;
+}
+
 int tally_incr(tally *db, const void *key, size_t klen, int64_t delta,
                int64_t *value, tally_ticket *ticket)
 {
-    struct table_entry *e;
-    struct codec_op op = {CODEC_PUT, key, klen, 0};
-    uint64_t t;
-    int rc = db_key_check(db, key, klen);
+    return tally_incrx(db, key, klen, delta, TALLY_TTL_KEEP, 0, value, NULL,
+                       ticket);
+}
+
+int tally_setx(tally *db, const void *key, size_t klen, int64_t value,
+               int64_t expire_ms, tally_ticket *ticket)
+{
+    struct codec_op op = {CODEC_PUT, key, klen, value, expire_ms};
+    int64_t now;
+    int rc = keyx_check(db, key, klen, expire_ms);
 
     if (rc)
         return rc;
-    e = table_find(&db->table, table_hash(db->table.seed, key, klen), key,
-                   klen);
-    if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
-        return db_overflow(db, e, delta, ticket);
-    rc = change_op(db, &op, &t);
-    if (rc == 0)
-        rc = db_change_finish(db, t, ticket);
-    if (rc == 0 && value)
-        *value = op.value;
-    return rc;
+    if (expire_ms && expire_ms <= (now = tally_now_ms(db)))
+        return expire_now(db, key, klen, db_live(db, key, klen, now), ticket);
+    return change(db, &op, ticket);
 }
 
 int tally_set(tally *db, const void *key, size_t klen, int64_t value,
               tally_ticket *ticket)
 {
-    struct codec_op op = {CODEC_PUT, key, klen, value};
-    uint64_t t;
-    int rc = db_key_check(db, key, klen);
+    return tally_setx(db, key, klen, value, 0, ticket);
+}
 
-    if (rc == 0)
-        rc = change_op(db, &op, &t);
-    if (rc == 0)
-        rc = db_change_finish(db, t, ticket);
-    return rc;
+int tally_expire(tally *db, const void *key, size_t klen, int64_t expire_ms,
+                 tally_ticket *ticket)
+{
+    struct table_entry *e;
+    struct codec_op op = {CODEC_PUT, key, klen, 0, expire_ms};
+    int64_t now;
+    int rc = keyx_check(db, key, klen, expire_ms);
+
+    if (rc)
+        return rc;
+    now = tally_now_ms(db);
+    if ((e = db_live(db, key, klen, now)) == NULL) {
+        rc = db_read_finish(db, db->last_del, ticket);
+        return rc ? rc : TALLY_NOTFOUND;
+    }
+    if (table_expire_of(e) == expire_ms) /* nothing to change */
+        return db_read_finish(db, e->lsn, ticket);
+    if (expire_ms && expire_ms <= now)
+        return expire_now(db, key, klen, e, ticket);
+    op.value = e->value;
+    return change(db, &op, ticket);
 }
 
 int tally_del(tally *db, const void *key, size_t klen, tally_ticket *ticket)
 {
-    struct codec_op op = {CODEC_DEL, key, klen, 0};
-    uint64_t t;
+    struct codec_op op = {CODEC_DEL, key, klen, 0, 0};
     int rc = db_key_check(db, key, klen);
 
     if (rc)
         return rc;
-    if (!table_find(&db->table, table_hash(db->table.seed, key, klen), key,
-                    klen)) {
+    if (!db_live(db, key, klen, tally_now_ms(db))) {
         rc = db_read_finish(db, db->last_del, ticket);
         return rc ? rc : TALLY_NOTFOUND;
     }
-    rc = change_op(db, &op, &t);
-    if (rc == 0)
-        rc = db_change_finish(db, t, ticket);
-    return rc;
+    return change(db, &op, ticket);
 }
 
 int tally_mset(tally *db, size_t n, const void *const *keys,
@@ -310,28 +412,27 @@ int tally_mset(tally *db, size_t n, const void *const *keys,
     }
     pos = CODEC_BATCH_HDR;
     for (i = 0; i < n; i++) {
-        op = (struct codec_op){CODEC_PUT, keys[i], klens[i], values[i]};
+        op = (struct codec_op){CODEC_PUT, keys[i], klens[i], values[i], 0};
         pos += codec_batch_add(db->scratch + pos, &op);
     }
     codec_batch_close(db->scratch, pos, (uint32_t)n);
     t = db_change_emit(db, db->scratch, pos, (unsigned)n);
     for (i = 0; i < n; i++) {
-        op = (struct codec_op){CODEC_PUT, keys[i], klens[i], values[i]};
+        op = (struct codec_op){CODEC_PUT, keys[i], klens[i], values[i], 0};
         db_apply(&db->table, &db->last_del, &op, t);
     }
     return db_change_finish(db, t, ticket);
 }
 
-int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
-              tally_ticket *ticket)
+int tally_getx(tally *db, const void *key, size_t klen, int64_t *value,
+               int64_t *expire_ms, tally_ticket *ticket)
 {
     struct table_entry *e;
     int rc = db_key_check(db, key, klen);
 
     if (rc)
         return rc;
-    e = table_find(&db->table, table_hash(db->table.seed, key, klen), key,
-                   klen);
+    e = db_live(db, key, klen, tally_now_ms(db));
     rc = db_read_finish(db, e ? e->lsn : db->last_del, ticket);
     if (rc)
         return rc;
@@ -339,48 +440,106 @@ int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
         return TALLY_NOTFOUND;
     if (value)
         *value = e->value;
+    if (expire_ms)
+        *expire_ms = table_expire_of(e);
     return TALLY_OK;
 }
 
-uint64_t tally_count(const tally *db)
+int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
+              tally_ticket *ticket)
 {
+    return tally_getx(db, key, klen, value, NULL, ticket);
+}
+
+void db_expire_all(tally *db)
+{
+    table_expire_all(&db->table, tally_now_ms(db), &db->last_del);
+}
+
+/* DEBT: after an expiry has passed, a count walks the whole expiry list
+ * (O(counters with a TTL), a few ms per million); an index ordered by
+ * expiry time (a heap or timer wheel over the same handles) would make it
+ * O(expired). */
+uint64_t tally_count(tally *db)
+{
+    db_expire_all(db);
     return db->table.count;
+}
+
+uint64_t tally_expires(tally *db, int64_t *avg_ttl_ms)
+{
+    int64_t now = tally_now_ms(db);
+    const struct table *t = &db->table;
+
+    table_expire_all(&db->table, now, &db->last_del);
+    if (avg_ttl_ms)
+        *avg_ttl_ms = t->xcount
+                          ? (int64_t)(t->xsum / t->xcount) - now
+                          : 0;
+    return t->xcount;
 }
 
 struct scan_ctx {
     tally_scan_fn fn;
+    tally_scanx_fn fnx;
     void *ctx;
     uint64_t maxlsn;
+    int64_t now;
 };
 
 static int scan_one(void *arg, const struct table_entry *e)
 {
     struct scan_ctx *sc = arg;
 
+    /* Not shown once expired, but its absence rests on e's record. */
     if (e->lsn > sc->maxlsn)
         sc->maxlsn = e->lsn;
-    return sc->fn(sc->ctx, e->key, e->klen, e->value);
+    if (table_expired(e, sc->now))
+        return 0;
+    if (sc->fnx)
+        return sc->fnx(sc->ctx, e->key, table_klen(e), e->value,
+                       table_expire_of(e));
+    return sc->fn(sc->ctx, e->key, table_klen(e), e->value);
 }
 
-int tally_scan(tally *db, uint64_t cursor, const void *prefix, size_t plen,
-               size_t count, tally_scan_fn fn, void *ctx, uint64_t *next,
-               tally_ticket *ticket)
+static int scan(tally *db, uint64_t cursor, const void *prefix, size_t plen,
+                size_t count, struct scan_ctx *sc, uint64_t *next,
+                tally_ticket *ticket)
 {
-    struct scan_ctx sc = {fn, ctx, db->last_del};
     uint64_t nx;
     int stop, rc;
 
-    if ((!prefix && plen) || !fn || !next)
+    if ((!prefix && plen) || (!sc->fn && !sc->fnx) || !next)
         return db_err(db, TALLY_EINVAL, "bad scan arguments");
-    nx = table_scan(&db->table, cursor, count, prefix, plen, scan_one, &sc,
+    sc->maxlsn = db->last_del;
+    sc->now = tally_now_ms(db);
+    nx = table_scan(&db->table, cursor, count, prefix, plen, scan_one, sc,
                     &stop);
-    rc = db_read_finish(db, sc.maxlsn, ticket);
+    rc = db_read_finish(db, sc->maxlsn, ticket);
     if (rc)
         return rc;
     if (stop)
         return stop;
     *next = nx;
     return TALLY_OK;
+}
+
+int tally_scan(tally *db, uint64_t cursor, const void *prefix, size_t plen,
+               size_t count, tally_scan_fn fn, void *ctx, uint64_t *next,
+               tally_ticket *ticket)
+{
+    struct scan_ctx sc = {fn, NULL, ctx, 0, 0};
+
+    return scan(db, cursor, prefix, plen, count, &sc, next, ticket);
+}
+
+int tally_scanx(tally *db, uint64_t cursor, const void *prefix, size_t plen,
+                size_t count, tally_scanx_fn fn, void *ctx, uint64_t *next,
+                tally_ticket *ticket)
+{
+    struct scan_ctx sc = {NULL, fn, ctx, 0, 0};
+
+    return scan(db, cursor, prefix, plen, count, &sc, next, ticket);
 }
 
 tally_ticket tally_durable(const tally *db)

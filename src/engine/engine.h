@@ -49,6 +49,8 @@ struct snap_state {
     uint64_t cursor;         /* [loop] table scan cursor */
     int ids;                 /* [loop] counters done, writing the ids */
     uint64_t puts;           /* [loop] PUT and IDEM records written so far */
+    int64_t now;             /* [loop] the clock for this slice (expired
+                                counters are left out); 0: keep them */
     unsigned char *buf;      /* [loop] records not yet written */
     size_t len, cap;
     uint64_t auto_after;     /* [loop] no automatic snapshot before head
@@ -141,6 +143,12 @@ struct tally {
  * Returns 1 if the key existed before, else 0. */
 int db_apply(struct table *t, uint64_t *last_del, const struct codec_op *op,
              uint64_t lsn);
+/* The live entry for key, or NULL: an entry expired at now is removed
+ * first (lazy expiry, nothing written; last_del rises to its lsn). */
+struct table_entry *db_live(tally *db, const void *key, size_t klen,
+                            int64_t now);
+/* Remove every counter expired now (after recovery, before a count). */
+void db_expire_all(tally *db);
 /* Apply every op of a decoded record (PUT, DEL, IDEM or BATCH) to db's
  * counters and ids. */
 void db_apply_rec(tally *db, const struct codec_rec *r, uint64_t lsn);

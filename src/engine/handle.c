@@ -100,6 +100,9 @@ int tally_open(const char *dir, const tally_options *opts, tally **dbp,
     }
     if ((rc = recover_open(db, err)) != 0)
         goto fail;
+    /* Replay brought back counters whose time has passed: drop them before
+     * anyone can see them (nothing to write, their time is on disk). */
+    db_expire_all(db);
     db->recovery_ns = log_now_ns() - t0;
     if ((rc = log_start_thread(db)) != 0) {
         if (err)
@@ -162,4 +165,7 @@ void tally_stats_get(const tally *db, tally_stats *st)
     st->once_ids = db->once.count;
     st->once_bytes = once_memory(&db->once);
     st->once_replays = db->once.replays;
+    st->expires = db->table.xcount;
+    st->expired = db->table.expired;
+    st->expire_bytes = table_expire_memory(&db->table);
 }

@@ -14,10 +14,11 @@
 #include "engine.h"
 #include "mem.h"
 
+/* An expired counter does not exist (db_live removes it, raising
+ * last_del to the record that set its time). */
 static int exists(tally *db, const void *key, size_t klen)
 {
-    return table_find(&db->table, table_hash(db->table.seed, key, klen), key,
-                      klen) != NULL;
+    return db_live(db, key, klen, tally_now_ms(db)) != NULL;
 }
 
 int tally_mdel(tally *db, size_t n, const void *const *keys,
@@ -56,7 +57,7 @@ int tally_mdel(tally *db, size_t n, const void *const *keys,
         db->scratch_cap = total;
     }
     for (i = 0; i < n; i++) {
-        struct codec_op op = {CODEC_DEL, keys[i], klens[i], 0};
+        struct codec_op op = {CODEC_DEL, keys[i], klens[i], 0, 0};
         if (exists(db, keys[i], klens[i]))
             pos += codec_batch_add(db->scratch + pos, &op);
     }
@@ -65,7 +66,7 @@ int tally_mdel(tally *db, size_t n, const void *const *keys,
     /* Missing keys too: for them db_apply only moves last_del to t, where
      * the batch's own deletes put it anyway. */
     for (i = 0; i < n; i++) {
-        struct codec_op op = {CODEC_DEL, keys[i], klens[i], 0};
+        struct codec_op op = {CODEC_DEL, keys[i], klens[i], 0, 0};
         gone += (uint64_t)db_apply(&db->table, &db->last_del, &op, t);
     }
     if ((rc = db_change_finish(db, t, ticket)) != 0)

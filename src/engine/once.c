@@ -343,7 +343,7 @@ static int once_start(tally *db, struct call *c, const void *key,
 static int record(tally *db, struct call *c, const struct codec_op *op,
                   int32_t code, int64_t outvalue)
 {
-    unsigned char rec[CODEC_BATCH_HDR + 4 + 11 + TALLY_KEY_MAX + 4 + 31 +
+    unsigned char rec[CODEC_BATCH_HDR + 4 + 19 + TALLY_KEY_MAX + 4 + 31 +
                       TALLY_ID_MAX];
     struct codec_idem idem = {c->once->id, c->once->idlen,
                               c->once->fingerprint, c->now, code, outvalue};
@@ -373,39 +373,89 @@ static int record(tally *db, struct call *c, const struct codec_op *op,
     return code;
 }
 
-/* The counter key names, or NULL. */
+/* The live counter key names, or NULL. */
 static struct table_entry *counter(tally *db, const void *key, size_t klen)
 {
-    return table_find(&db->table, table_hash(db->table.seed, key, klen), key,
-                      klen);
+    return db_live(db, key, klen, tally_now_ms(db));
+}
+
+/* Record a PUT of op, or, if its expiry has passed, a DEL of a counter e
+ * that exists (or no change at all): the once-forms' version of what
+ * tally_setx and tally_incrx do. */
+static int record_put(tally *db, struct call *c, struct codec_op *op,
+                      const struct table_entry *e)
+{
+    if (op->expire && op->expire <= tally_now_ms(db)) {
+        int64_t v = op->value;
+        op->type = CODEC_DEL;
+        return record(db, c, e ? op : NULL, TALLY_OK, v);
+    }
+    return record(db, c, op, TALLY_OK, op->value);
+}
+
+static int ttl_args(tally *db, int ttl_mode, int64_t expire_ms)
+{
+    if (ttl_mode != TALLY_TTL_KEEP && ttl_mode != TALLY_TTL_SET &&
+        ttl_mode != TALLY_TTL_IFNEW)
+        return db_err(db, TALLY_EINVAL, "unknown ttl mode %d", ttl_mode);
+    if (ttl_mode != TALLY_TTL_KEEP &&
+        (expire_ms < 0 || expire_ms > TALLY_EXPIRE_MAX))
+        return db_err(db, TALLY_EINVAL, "expiry %lld out of range",
+                      (long long)expire_ms);
+    return 0;
+}
+
+int tally_incrx_once(tally *db, const tally_once *once, const void *key,
+                     size_t klen, int64_t delta, int ttl_mode,
+                     int64_t expire_ms, int64_t *value, int *replayed,
+                     tally_ticket *ticket)
+{
+    struct call c = {once, value, replayed, ticket, 0};
+    struct codec_op op = {CODEC_PUT, key, klen, 0, 0};
+    struct table_entry *e;
+    int done, rc = ttl_args(db, ttl_mode, expire_ms);
+
+    if (rc)
+        return rc;
+    rc = once_start(db, &c, key, klen, &done);
+    if (done)
+        return rc;
+    e = counter(db, key, klen);
+    if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
+        return db_overflow(db, e, delta, ticket);
+    op.expire = e ? table_expire_of(e) : 0;
+    if (ttl_mode == TALLY_TTL_SET || (ttl_mode == TALLY_TTL_IFNEW && !e))
+        op.expire = expire_ms;
+    return record_put(db, &c, &op, e);
 }
 
 int tally_incr_once(tally *db, const tally_once *once, const void *key,
                     size_t klen, int64_t delta, int64_t *value, int *replayed,
                     tally_ticket *ticket)
 {
-    struct call c = {once, value, replayed, ticket, 0};
-    struct codec_op op = {CODEC_PUT, key, klen, 0};
-    struct table_entry *e;
-    int done, rc = once_start(db, &c, key, klen, &done);
+    return tally_incrx_once(db, once, key, klen, delta, TALLY_TTL_KEEP, 0,
+                            value, replayed, ticket);
+}
 
-    if (done)
+int tally_setx_once(tally *db, const tally_once *once, const void *key,
+                    size_t klen, int64_t value, int64_t expire_ms,
+                    int *replayed, tally_ticket *ticket)
+{
+    struct call c = {once, NULL, replayed, ticket, 0};
+    struct codec_op op = {CODEC_PUT, key, klen, value, expire_ms};
+    int done, rc = ttl_args(db, TALLY_TTL_SET, expire_ms);
+
+    if (rc)
         return rc;
-    e = counter(db, key, klen);
-    if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
-        return db_overflow(db, e, delta, ticket);
-    return record(db, &c, &op, TALLY_OK, op.value);
+    rc = once_start(db, &c, key, klen, &done);
+    return done ? rc : record_put(db, &c, &op, counter(db, key, klen));
 }
 
 int tally_set_once(tally *db, const tally_once *once, const void *key,
                    size_t klen, int64_t value, int *replayed,
                    tally_ticket *ticket)
 {
-    struct call c = {once, NULL, replayed, ticket, 0};
-    struct codec_op op = {CODEC_PUT, key, klen, value};
-    int done, rc = once_start(db, &c, key, klen, &done);
-
-    return done ? rc : record(db, &c, &op, TALLY_OK, value);
+    return tally_setx_once(db, once, key, klen, value, 0, replayed, ticket);
 }
 
 int tally_del_once(tally *db, const tally_once *once, const void *key,
@@ -413,7 +463,7 @@ int tally_del_once(tally *db, const tally_once *once, const void *key,
                    tally_ticket *ticket)
 {
     struct call c = {once, old, replayed, ticket, 0};
-    struct codec_op op = {CODEC_DEL, key, klen, 0};
+    struct codec_op op = {CODEC_DEL, key, klen, 0, 0};
     struct table_entry *e;
     int done, rc = once_start(db, &c, key, klen, &done);
 

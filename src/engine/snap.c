@@ -77,9 +77,14 @@ static void buf_room(struct snap_state *ss, size_t n)
 static int put_entry(void *arg, const struct table_entry *e)
 {
     struct snap_state *ss = arg;
-    struct codec_op op = {CODEC_PUT, e->key, e->klen, e->value};
+    struct codec_op op = {CODEC_PUT, e->key, table_klen(e), e->value,
+                          table_expire_of(e)};
 
-    buf_room(ss, codec_put_size(e->klen));
+    /* An expired counter is left out; a live one keeps its absolute
+     * expiry (PUTX). */
+    if (ss->now && table_expired(e, ss->now))
+        return 0;
+    buf_room(ss, codec_op_size(&op));
     ss->len += codec_op(ss->buf + ss->len, &op);
     ss->puts++;
     return 0;
@@ -240,6 +245,7 @@ static int walk(tally *db, unsigned budget)
     if (!budget)
         budget = 1;
     if (!ss->ids) {
+        ss->now = tally_now_ms(db);
         ss->cursor = table_scan(&db->table, ss->cursor, budget, NULL, 0,
                                 put_entry, ss, &stop);
         ss->ids = ss->cursor == 0;
@@ -400,8 +406,15 @@ int tally_step(tally *db, unsigned budget)
 {
     int more = once_expire(&db->once, once_now_ms(), once_ttl(db),
                            budget ? budget : 1);
+    size_t sample = budget ? budget : 1;
+    /* Active expiry: as Redis's cycle, keep going (on the next step) while
+     * more than a quarter of a sample had expired. */
+    size_t removed = table_expire_step(&db->table, tally_now_ms(db), sample,
+                                       &db->last_del);
     int rc = snap_step(db, budget);
 
+    if (removed > sample / 4 && removed > 0)
+        more = 1;
     return rc == 0 && more ? 1 : rc;
 }
 

@@ -18,6 +18,22 @@
  * of milliseconds on the caller's thread; an incremental rehash with two
  * arrays, as in Redis's dict.c, would remove it).  It never shrinks.
  *
+ * Expiry.  An entry's expiry (Unix ms, below 2^48) is kept in 6 bytes after
+ * its key, flagged TE_TTL in the spare top bits of the key length; a slot
+ * whose padding has 6 spare bytes is marked TE_ROOM at once, others move to
+ * the next size class when they first get an expiry (and keep the room
+ * after losing it).  Counters without an expiry pay nothing.  Active expiry
+ * samples a separate list of 4-byte handles (chunk index << 13 | offset /
+ * 8, so at most 2^19 chunks, 32 GiB of slabs, carry expiries) rather than
+ * the whole table, as Redis samples its expires dict.  The list is lazy: a
+ * handle is added when an unlisted entry gets an expiry (TE_LISTED) and is
+ * dropped only when sampling meets a slot without TE_TTL (persisted, freed
+ * or reused), so it may hold stale or repeated handles; slots are never
+ * split or given back while the table lives, so a stale handle always
+ * names the start of a slot whose kbits tell the truth (a freed slot has
+ * kbits 0).  The list is compacted (stale and repeated handles dropped)
+ * when it holds more than twice the entries with an expiry.
+ *
  * Scanning uses Redis's reverse-binary cursor (dict.c dictScan): the cursor's
  * bits are incremented from the top, so every bucket index visited before a
  * doubling maps to indices that are also "before" the cursor afterwards, and
@@ -26,6 +42,7 @@
 #include "table.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,15 +106,59 @@ uint64_t table_hash(uint64_t seed, const void *key, size_t klen)
     return fold_mul(h ^ K1, s ^ (uint64_t)klen);
 }
 
+#define EXP_BYTES 6
+#define HANDLE_SHIFT 13 /* offset / 8 within a 64 KiB chunk */
+#define HANDLE_CHUNKS ((size_t)1 << (32 - HANDLE_SHIFT))
+
 static size_t entry_size(size_t klen)
 {
     return (TABLE_HDR + klen + 7) & ~(size_t)7;
+}
+
+/* The slot size of e, as allocated. */
+static size_t slot_size(const struct table_entry *e)
+{
+    return entry_size(table_klen(e) + (e->kbits & TE_ROOM ? EXP_BYTES : 0));
 }
 
 static void slab_free_entry(struct table *t, struct table_entry *e, size_t sz)
 {
     e->next = t->freel[sz / 8];
     t->freel[sz / 8] = e;
+}
+
+/* Free a slot that held an entry: kbits 0 marks it free for stale expiry
+ * handles. */
+static void free_slot(struct table *t, struct table_entry *e)
+{
+    size_t sz = slot_size(e);
+
+    e->kbits = 0;
+    slab_free_entry(t, e, sz);
+}
+
+/* Remember a new chunk in the index (by number and by address). */
+static void chunk_index_add(struct table *t, void *chunk)
+{
+    size_t lo = 0, hi = t->nchunks, mid;
+
+    if (t->nchunks == t->chunkcap) {
+        t->chunkcap = t->chunkcap ? 2 * t->chunkcap : 64;
+        t->chunkv = mem_realloc(t->chunkv, t->chunkcap * sizeof(*t->chunkv));
+        t->csorted = mem_realloc(t->csorted,
+                                 t->chunkcap * sizeof(*t->csorted));
+    }
+    while (lo < hi) {
+        mid = (lo + hi) / 2;
+        if ((uintptr_t)t->chunkv[t->csorted[mid]] < (uintptr_t)chunk)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(t->csorted + lo + 1, t->csorted + lo,
+            (t->nchunks - lo) * sizeof(*t->csorted));
+    t->csorted[lo] = (uint32_t)t->nchunks;
+    t->chunkv[t->nchunks++] = chunk;
 }
 
 static struct table_entry *slab_alloc(struct table *t, size_t sz)
@@ -116,6 +177,7 @@ static struct table_entry *slab_alloc(struct table *t, size_t sz)
         chunk = mem_alloc(TABLE_CHUNK);
         *chunk = t->chunks;
         t->chunks = chunk;
+        chunk_index_add(t, chunk);
         t->cur = (unsigned char *)chunk + 16;
         t->left = TABLE_CHUNK - 16;
         t->slab_bytes += TABLE_CHUNK;
@@ -136,6 +198,7 @@ void table_init(struct table *t, uint64_t seed, uint64_t hint)
     t->b = mem_calloc(n, sizeof(*t->b));
     t->mask = n - 1;
     t->seed = seed;
+    t->xmin = INT64_MAX;
 }
 
 void table_free(struct table *t)
@@ -148,12 +211,15 @@ void table_free(struct table *t)
         c = next;
     }
     free(t->b);
+    free(t->chunkv);
+    free(t->csorted);
+    free(t->xs);
     memset(t, 0, sizeof(*t));
 }
 
 static int key_eq(const struct table_entry *e, const void *key, size_t klen)
 {
-    return e->klen == klen && memcmp(e->key, key, klen) == 0;
+    return table_klen(e) == klen && memcmp(e->key, key, klen) == 0;
 }
 
 struct table_entry *table_find(const struct table *t, uint64_t h,
@@ -177,7 +243,7 @@ static void table_grow(struct table *t)
     for (i = 0; i <= t->mask; i++) {
         for (e = t->b[i]; e; e = next) {
             next = e->next;
-            h = table_hash(t->seed, e->key, e->klen);
+            h = table_hash(t->seed, e->key, table_klen(e));
             e->next = nb[h & (n - 1)];
             nb[h & (n - 1)] = e;
         }
@@ -190,12 +256,17 @@ static void table_grow(struct table *t)
 struct table_entry *table_insert(struct table *t, uint64_t h, const void *key,
                                  size_t klen)
 {
-    struct table_entry *e = slab_alloc(t, entry_size(klen));
+    size_t sz = entry_size(klen), szx = entry_size(klen + EXP_BYTES);
+    /* Slots with room for an expiry, freed by expired counters, serve keys
+     * of the class below too (so memory given back by expiry is reused by
+     * counters without one) when that class has none free. */
+    int room = sz == szx || (!t->freel[sz / 8] && t->freel[szx / 8]);
+    struct table_entry *e = slab_alloc(t, room ? szx : sz);
     struct table_entry **head;
 
     e->value = 0;
     e->lsn = 0;
-    e->klen = (uint16_t)klen;
+    e->kbits = (uint16_t)(klen | (room ? TE_ROOM : 0));
     memcpy(e->key, key, klen);
     head = &t->b[h & t->mask];
     e->next = *head;
@@ -206,6 +277,16 @@ struct table_entry *table_insert(struct table *t, uint64_t h, const void *key,
     return e;
 }
 
+/* Forget e's expiry in the totals (its bytes stay). */
+static void ttl_forget(struct table *t, struct table_entry *e)
+{
+    if (!(e->kbits & TE_TTL))
+        return;
+    t->xcount--;
+    t->xsum -= (uint64_t)table_expire_of(e);
+    e->kbits &= (uint16_t)~TE_TTL;
+}
+
 int table_remove(struct table *t, uint64_t h, const void *key, size_t klen)
 {
     struct table_entry **pp = &t->b[h & t->mask], *e;
@@ -214,11 +295,217 @@ int table_remove(struct table *t, uint64_t h, const void *key, size_t klen)
         if (key_eq(e, key, klen)) {
             *pp = e->next;
             t->count--;
-            slab_free_entry(t, e, entry_size(e->klen));
+            ttl_forget(t, e);
+            free_slot(t, e);
             return 1;
         }
     }
     return 0;
+}
+
+void table_unlink(struct table *t, uint64_t h, struct table_entry *e)
+{
+    struct table_entry **pp = &t->b[h & t->mask];
+
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (!*pp)
+        return; /* not in the table: a caller bug, but harmless */
+    *pp = e->next;
+    t->count--;
+    ttl_forget(t, e);
+    free_slot(t, e);
+}
+
+/* ---- Expiry ---- */
+
+int64_t table_expire_of(const struct table_entry *e)
+{
+    const unsigned char *p = e->key + table_klen(e);
+    uint64_t v = 0;
+
+    if (!(e->kbits & TE_TTL))
+        return 0;
+    for (int i = EXP_BYTES - 1; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return (int64_t)v;
+}
+
+static void store_expire(struct table_entry *e, int64_t exp)
+{
+    unsigned char *p = e->key + table_klen(e);
+
+    for (int i = 0; i < EXP_BYTES; i++)
+        p[i] = (unsigned char)((uint64_t)exp >> (8 * i));
+}
+
+/* The handle of slot e: its chunk's index and its offset there. */
+static uint32_t handle_of(const struct table *t, const struct table_entry *e)
+{
+    size_t lo = 0, hi = t->nchunks, mid;
+    uintptr_t a = (uintptr_t)e, c;
+
+    /* The last chunk starting at or below e. */
+    while (hi - lo > 1) {
+        mid = (lo + hi) / 2;
+        if ((uintptr_t)t->chunkv[t->csorted[mid]] <= a)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    c = (uintptr_t)t->chunkv[t->csorted[lo]];
+    if (t->csorted[lo] >= HANDLE_CHUNKS) {
+        /* DEBT: 32-bit handles reach 32 GiB of slabs; wider handles (or
+         * bigger chunks) would lift it. */
+        fprintf(stderr, "libtally: more than 32 GiB of counters with an "
+                "expiry are not supported\n");
+        abort();
+    }
+    return (uint32_t)(t->csorted[lo] << HANDLE_SHIFT) |
+           (uint32_t)((a - c) >> 3);
+}
+
+static struct table_entry *handle_entry(const struct table *t, uint32_t h)
+{
+    return (struct table_entry *)((unsigned char *)t->chunkv[h >> HANDLE_SHIFT]
+                                  + ((size_t)(h & ((1u << HANDLE_SHIFT) - 1))
+                                     << 3));
+}
+
+/* Drop stale and repeated handles. */
+static void expire_compact(struct table *t)
+{
+    size_t i, n = 0;
+    struct table_entry *e;
+
+    for (i = 0; i < t->xn; i++) {
+        e = handle_entry(t, t->xs[i]);
+        if (!(e->kbits & TE_TTL)) {
+            e->kbits &= (uint16_t)~TE_LISTED;
+        } else if ((e->kbits & TE_LISTED) && !(e->kbits & TE_MARK)) {
+            e->kbits |= TE_MARK;
+            t->xs[n++] = t->xs[i];
+        }
+    }
+    for (i = 0; i < n; i++)
+        handle_entry(t, t->xs[i])->kbits &= (uint16_t)~TE_MARK;
+    t->xn = n;
+    t->xcur = 0;
+}
+
+static void expire_list(struct table *t, struct table_entry *e)
+{
+    if (e->kbits & TE_LISTED)
+        return;
+    if (t->xn > 2 * t->xcount + 64)
+        expire_compact(t);
+    if (t->xn == t->xcap) {
+        t->xcap = t->xcap ? t->xcap + t->xcap / 2 : 64;
+        t->xs = mem_realloc(t->xs, t->xcap * sizeof(*t->xs));
+    }
+    t->xs[t->xn++] = handle_of(t, e);
+    e->kbits |= TE_LISTED;
+}
+
+/* Move e to a slot with room for an expiry, relinking its chain. */
+static struct table_entry *grow_slot(struct table *t, uint64_t h,
+                                     struct table_entry *e)
+{
+    size_t klen = table_klen(e);
+    struct table_entry *n = slab_alloc(t, entry_size(klen + EXP_BYTES));
+    struct table_entry **pp = &t->b[h & t->mask];
+
+    memcpy(n, e, TABLE_HDR + klen);
+    n->kbits = (uint16_t)((e->kbits & ~(TE_LISTED | TE_MARK)) | TE_ROOM);
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = n;
+    free_slot(t, e);
+    return n;
+}
+
+void table_set_expire(struct table *t, uint64_t h, struct table_entry **ep,
+                      int64_t exp)
+{
+    struct table_entry *e = *ep;
+
+    ttl_forget(t, e);
+    if (exp <= 0)
+        return;
+    if (!(e->kbits & TE_ROOM))
+        *ep = e = grow_slot(t, h, e);
+    store_expire(e, exp);
+    e->kbits |= TE_TTL;
+    t->xcount++;
+    t->xsum += (uint64_t)exp;
+    if (exp < t->xmin)
+        t->xmin = exp;
+    expire_list(t, e);
+}
+
+/* Look at handle i: remove its entry if expired at now, drop the handle if
+ * stale.  Returns 1 if the handle at i was replaced (look at i again), 0 if
+ * it stays; *removed counts removals. */
+static int expire_one(struct table *t, size_t i, int64_t now,
+                      uint64_t *maxlsn, size_t *removed)
+{
+    struct table_entry *e = handle_entry(t, t->xs[i]);
+
+    if (e->kbits & TE_TTL) {
+        if (table_expire_of(e) > now)
+            return 0;
+        if (e->lsn > *maxlsn)
+            *maxlsn = e->lsn;
+        table_unlink(t, table_hash(t->seed, e->key, table_klen(e)), e);
+        t->expired++;
+        (*removed)++;
+    } else {
+        e->kbits &= (uint16_t)~TE_LISTED;
+    }
+    t->xs[i] = t->xs[--t->xn];
+    return 1;
+}
+
+size_t table_expire_step(struct table *t, int64_t now, size_t budget,
+                         uint64_t *maxlsn)
+{
+    size_t removed = 0;
+
+    while (budget-- > 0 && t->xn > 0) {
+        if (t->xcur >= t->xn)
+            t->xcur = 0;
+        if (!expire_one(t, t->xcur, now, maxlsn, &removed))
+            t->xcur++;
+    }
+    if (t->xcount == 0)
+        t->xmin = INT64_MAX;
+    return removed;
+}
+
+void table_expire_all(struct table *t, int64_t now, uint64_t *maxlsn)
+{
+    size_t i = 0, removed = 0;
+    int64_t min = INT64_MAX, x;
+
+    if (t->xmin > now)
+        return;
+    while (i < t->xn) {
+        if (expire_one(t, i, now, maxlsn, &removed))
+            continue;
+        x = table_expire_of(handle_entry(t, t->xs[i]));
+        if (x < min)
+            min = x;
+        i++;
+    }
+    t->xmin = min;
+    t->xcur = 0;
+}
+
+size_t table_expire_memory(const struct table *t)
+{
+    return t->xcap * sizeof(*t->xs) +
+           t->chunkcap * (sizeof(*t->chunkv) + sizeof(*t->csorted));
 }
 
 static uint64_t rev64(uint64_t v)
@@ -245,7 +532,8 @@ uint64_t table_scan(const struct table *t, uint64_t cursor, size_t count,
     *stop = 0;
     do {
         for (e = t->b[v & m]; e; e = e->next) {
-            if (e->klen < plen || (plen && memcmp(e->key, prefix, plen) != 0))
+            if (table_klen(e) < plen ||
+                (plen && memcmp(e->key, prefix, plen) != 0))
                 continue;
             r = fn(ctx, e);
             if (r) {

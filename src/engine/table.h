@@ -14,16 +14,29 @@
 #include <stdint.h>
 
 /* One counter.  The key is stored inline; the header is 26 bytes, so an
- * entry with a 16-byte key takes 48 bytes of slab (see table.c). */
+ * entry with a 16-byte key takes 48 bytes of slab (see table.c).  An entry
+ * with an expiry keeps it in 6 more bytes after the key (TE_ROOM), and a
+ * handle to it in the table's expiry list. */
 struct table_entry {
     struct table_entry *next; /* chain, or slab free list when free */
     int64_t value;
     uint64_t lsn;             /* ticket of the entry's last change */
-    uint16_t klen;
+    uint16_t kbits;           /* key length (TABLE_KLEN_MASK) | TE_* */
     unsigned char key[];
 };
 
-#define TABLE_CLASSES 134 /* size classes of 8 bytes up to 26 + 1024 */
+#define TABLE_KLEN_MASK 0x07ffu
+#define TE_MARK 0x1000u   /* scratch bit of the expiry list's compaction */
+#define TE_LISTED 0x2000u /* a handle to this slot is in the expiry list */
+#define TE_ROOM 0x4000u   /* the slot has the 6 bytes an expiry needs */
+#define TE_TTL 0x8000u    /* the entry carries an expiry */
+
+static inline size_t table_klen(const struct table_entry *e)
+{
+    return e->kbits & TABLE_KLEN_MASK;
+}
+
+#define TABLE_CLASSES 135 /* size classes of 8 bytes up to 26 + 1024 + 6 */
 
 struct table {
     struct table_entry **b; /* bucket array, mask + 1 long */
@@ -37,6 +50,17 @@ struct table {
     size_t left;             /* bytes left after cur */
     size_t slab_bytes;       /* bytes of chunks allocated */
     struct table_entry *freel[TABLE_CLASSES];
+    void **chunkv;           /* chunks by index (expiry handles name them) */
+    uint32_t *csorted;       /* chunk indices in address order */
+    size_t nchunks, chunkcap;
+    /* Expiry: the list of handles that active expiry samples (see
+     * table.c), which may hold stale and repeated handles. */
+    uint32_t *xs;
+    size_t xn, xcap, xcur;   /* used, allocated, sampling position */
+    uint64_t xcount;         /* entries with TE_TTL */
+    unsigned __int128 xsum;  /* sum of their expiry times */
+    int64_t xmin;            /* no entry expires before this */
+    uint64_t expired;        /* entries removed by expiry */
 };
 
 /* Called by table_scan for each entry shown; nonzero stops the scan. */
@@ -59,6 +83,30 @@ struct table_entry *table_insert(struct table *t, uint64_t h, const void *key,
                                  size_t klen);
 /* Remove key; returns 1 if it was there, 0 if not. */
 int table_remove(struct table *t, uint64_t h, const void *key, size_t klen);
+/* Remove entry e (of hash h) that is in the table. */
+void table_unlink(struct table *t, uint64_t h, struct table_entry *e);
+
+/* The expiry of e (Unix ms), 0 for none. */
+int64_t table_expire_of(const struct table_entry *e);
+/* Is e expired at now? */
+static inline int table_expired(const struct table_entry *e, int64_t now)
+{
+    return (e->kbits & TE_TTL) && table_expire_of(e) <= now;
+}
+/* Set e's expiry to exp (0: none).  The entry may move to a larger slot:
+ * *ep is then the new one (h is its hash). */
+void table_set_expire(struct table *t, uint64_t h, struct table_entry **ep,
+                      int64_t exp);
+/* Active expiry: look at up to budget handles of the expiry list from where
+ * the last call stopped, removing entries expired at now (raising *maxlsn to
+ * each one's lsn).  Returns how many it removed. */
+size_t table_expire_step(struct table *t, int64_t now, size_t budget,
+                         uint64_t *maxlsn);
+/* Remove every entry expired at now, if any may be (t->xmin <= now); then
+ * t->xmin is exact. */
+void table_expire_all(struct table *t, int64_t now, uint64_t *maxlsn);
+/* Bytes the expiry list and chunk index take. */
+size_t table_expire_memory(const struct table *t);
 
 /* One step of a resumable scan with Redis's reverse-binary cursor: visits
  * whole buckets from `cursor` until about `count` matching entries were shown

@@ -63,6 +63,7 @@ static const struct {
                         "GET, HEAD, PUT, DELETE, OPTIONS", 1},
     [HTTP_R_INCR] = {M(POST), "POST, OPTIONS", 0},
     [HTTP_R_DECR] = {M(POST), "POST, OPTIONS", 0},
+    [HTTP_R_EXPIRE] = {M(POST), "POST, OPTIONS", 0},
 };
 #undef M
 
@@ -94,6 +95,8 @@ static enum http_route http_route(const char *path, const char **seg,
         return HTTP_R_INCR;
     if (strcmp(slash, "/decrement") == 0)
         return HTTP_R_DECR;
+    if (strcmp(slash, "/expire") == 0)
+        return HTTP_R_EXPIRE;
     return HTTP_R_NONE;
 }
 

@@ -1,7 +1,7 @@
 /*
  * http_counter.c - the counter endpoints of the HTTP front end:
- * GET/HEAD/PUT/DELETE /v1/counters/{key}, POST .../increment and
- * .../decrement, and the listing GET /v1/counters.  It turns the key, the
+ * GET/HEAD/PUT/DELETE /v1/counters/{key}, POST .../increment,
+ * .../decrement and .../expire, and the listing GET /v1/counters.  It turns the key, the
  * JSON body, the Idempotency-Key header and the list query into a struct
  * cmd_req, runs it with cmd_exec() and builds the JSON answer, which
  * http_finish() (http_reply.c) holds until it is durable.
@@ -16,13 +16,21 @@
  * commands.  The engine records the first outcome; a replay is encoded
  * exactly like the first answer, marked "Idempotent-Replayed: true", and
  * waits for the first request's ticket like any answer.  Outcomes are
- * counted in struct metrics_idem for /metrics.  Routing is in http.c;
- * docs/http.md describes the API.
+ * counted in struct metrics_idem for /metrics.
+ *
+ * Expiry: PUT, increment and decrement take "ttl_ms" or "expires_at" (RFC
+ * 3339 or Unix ms) and pass it on as the client wrote it (CMD_F_PX or
+ * CMD_F_PXAT); increment and decrement also take "ttl_if_new"
+ * (CMD_F_TTL_IFNEW, the fixed window in one change); POST .../expire sets
+ * or (null) removes one.  Answers show "expires_at" in RFC 3339.  Routing
+ * is in http.c; docs/http.md describes the API.
  */
 #include "http_int.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -62,9 +70,13 @@ static void http_base64(const unsigned char *p, size_t n, struct buf *out)
     }
 }
 
+static json_t *http_rfc3339(int64_t ms);
+
 /* {"key": ..., "value": v}, or {"key_b64": ...} when the key is not valid
- * UTF-8 (JSON strings cannot carry arbitrary bytes). */
-static json_t *http_counter_json(const char *key, size_t klen, int64_t v)
+ * UTF-8 (JSON strings cannot carry arbitrary bytes), with "expires_at" (RFC
+ * 3339, UTC, ms) when expire_at (Unix ms) is not 0. */
+static json_t *http_counter_json(const char *key, size_t klen, int64_t v,
+                                 int64_t expire_at)
 {
     json_t *o = json_object();
     json_t *s = json_stringn(key, klen); /* NULL: not valid UTF-8 */
@@ -77,6 +89,8 @@ static json_t *http_counter_json(const char *key, size_t klen, int64_t v)
         buf_free(&b);
     }
     json_object_set_new(o, "value", json_integer(v));
+    if (expire_at)
+        json_object_set_new(o, "expires_at", http_rfc3339(expire_at));
     return o;
 }
 
@@ -103,14 +117,149 @@ int http_unescape(const char *s, size_t n, int plus, struct buf *out)
     return 0;
 }
 
-/* Parse the body as a JSON object whose only member may be `name`, an
- * integer.  An empty body leaves *out as it is unless required.  Returns 0,
- * or -1 after sending a 400 or 413 problem. */
-int http_body_int(struct evhttp_request *req, const char *name,
-                  int required, int64_t *out)
+/* ---- Times ------------------------------------------------------------ */
+
+/* The latest expires_at accepted: 9999-12-31T23:59:59.999Z, the last
+ * instant RFC 3339's four-digit year can write. */
+#define HTTP_EXPIRE_AT_MAX INT64_C(253402300799999)
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+ * (Howard Hinnant's days_from_civil). */
+static int64_t http_days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* n decimal digits at s as a number, or -1 if one is not a digit. */
+static int http_digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* An RFC 3339 date-time ("2026-12-01T12:00:00Z", "...T12:00:00.250+01:00";
+ * 't' and 'z' may be lower case) as Unix ms.  Digits of a fraction beyond
+ * the millisecond are dropped.  Returns 0, or -1 if s[0, n) is not one. */
+static int http_parse_rfc3339(const char *s, size_t n, int64_t *ms)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't')
+        || s[13] != ':' || s[16] != ':')
+        return -1;
+    int y = http_digits(s, 4), mo = http_digits(s + 5, 2);
+    int d = http_digits(s + 8, 2), h = http_digits(s + 11, 2);
+    int mi = http_digits(s + 14, 2), sec = http_digits(s + 17, 2);
+    if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h < 0 ||
+        h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
+        return -1;
+    if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
+        return -1;
+    size_t i = 19;
+    int frac = 0;
+    if (i < n && s[i] == '.') {
+        int digits = 0;
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+            if (digits < 3)
+                frac = frac * 10 + (s[i] - '0');
+        if (digits == 0)
+            return -1;
+        for (; digits < 3; digits++)
+            frac *= 10;
+    }
+    int64_t off = 0;
+    if (i + 1 == n && (s[i] == 'Z' || s[i] == 'z')) {
+        off = 0;
+    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        int oh = http_digits(s + i + 1, 2), om = http_digits(s + i + 4, 2);
+        if (oh < 0 || oh > 23 || om < 0 || om > 59)
+            return -1;
+        off = (s[i] == '-' ? -1 : 1) * (oh * 60 + om) * 60;
+    } else {
+        return -1;
+    }
+    int64_t secs = http_days_from_civil(y, mo, d) * 86400 + h * 3600 +
+                   mi * 60 + sec - off;
+    *ms = secs * 1000 + frac;
+    return 0;
+}
+
+/* Unix ms as RFC 3339 in UTC with milliseconds: "2026-12-01T12:00:00.000Z". */
+static json_t *http_rfc3339(int64_t ms)
+{
+    char out[48];
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm))
+        return json_integer(ms); /* cannot happen for a valid expiry */
+    snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    return json_string(out);
+}
+
+/* The member "ttl_ms" or "expires_at" (v) into b.  Returns 0, or -1 after
+ * sending a 400. */
+static int http_body_ttl(struct evhttp_request *req, const char *mname,
+                         json_t *v, unsigned allow, struct http_body *b)
+{
+    int ttl = mname[0] == 't';
+    if (json_is_null(v) && (allow & HB_CLEAR)) {
+        b->clear = 1;
+        return 0;
+    }
+    if (ttl) {
+        if (!json_is_integer(v) || json_integer_value(v) < 1) {
+            http_bad(req, "\"ttl_ms\" must be a positive integer: the "
+                     "milliseconds until the counter expires%s",
+                     allow & HB_CLEAR ? ", or null for none" : "");
+            return -1;
+        }
+        b->exp_flags = CMD_F_PX;
+        b->expire = json_integer_value(v);
+        return 0;
+    }
+    int64_t at = 0;
+    if (json_is_integer(v)) {
+        at = json_integer_value(v);
+    } else if (!json_is_string(v) ||
+               http_parse_rfc3339(json_string_value(v), json_string_length(v),
+                                  &at) != 0) {
+        http_bad(req, "\"expires_at\" must be an RFC 3339 date-time "
+                 "(\"2026-12-01T12:00:00Z\") or Unix milliseconds%s",
+                 allow & HB_CLEAR ? ", or null for none" : "");
+        return -1;
+    }
+    if (at < 1 || at > HTTP_EXPIRE_AT_MAX) {
+        http_bad(req, "\"expires_at\" must lie between 1970-01-01T00:00:00."
+                 "001Z and 9999-12-31T23:59:59.999Z");
+        return -1;
+    }
+    b->exp_flags = CMD_F_PXAT;
+    b->expire = at;
+    return 0;
+}
+
+/* Parse the body as a JSON object whose members may be `name` (an integer;
+ * NULL: none), the expiry members `allow` names, and nothing else.  An
+ * empty body is {}.  `name` is required if `required`; with HB_CLEAR a TTL
+ * member is.  Returns 0, or -1 after sending a 400 or 413 problem (*b then
+ * holds what was parsed so far). */
+int http_body_parse(struct evhttp_request *req, const char *name,
+                    int required, unsigned allow, struct http_body *b)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
+    const char *example = name ? name : "ttl_ms";
     if (len > HTTP_MAX_BODY) {
         http_problem(req, 413, "too-large", "Content too large",
                      "the body has %zu bytes; at most %d are accepted", len,
@@ -121,7 +270,7 @@ int http_body_int(struct evhttp_request *req, const char *name,
         if (!required)
             return 0;
         http_bad(req, "the body must be a JSON object like {\"%s\": 10}",
-                 name);
+                 example);
         return -1;
     }
     json_error_t jerr;
@@ -130,34 +279,71 @@ int http_body_int(struct evhttp_request *req, const char *name,
     if (!doc) {
         if (json_error_code(&jerr) == json_error_numeric_overflow)
             http_bad(req, "\"%s\" must be between -9223372036854775808 and "
-                     "9223372036854775807", name);
+                     "9223372036854775807", example);
         else
             http_bad(req, "the body is not valid JSON: %s (line %d, column "
                      "%d)", jerr.text, jerr.line, jerr.column);
         return -1;
     }
-    int rc = -1;
-    json_t *v = json_object_get(doc, name);
+    int rc = -1, has_num = 0, has_ttl = 0, has_at = 0;
+    const char *mname;
+    json_t *v;
     if (!json_is_object(doc)) {
         http_bad(req, "the body must be a JSON object like {\"%s\": 10}",
-                 name);
-    } else if (json_object_size(doc) > (v ? 1u : 0u)) {
-        http_bad(req, "unknown member in the body; only \"%s\" is accepted",
-                 name);
-    } else if (!v) {
-        if (!required)
-            rc = 0;
-        else
-            http_bad(req, "the body must hold \"%s\", an integer", name);
-    } else if (json_is_integer(v)) {
-        *out = json_integer_value(v);
-        rc = 0;
-    } else if (json_is_real(v)) {
-        http_bad(req, "\"%s\" must be an integer (no fraction, no "
-                 "exponent)", name);
-    } else {
-        http_bad(req, "\"%s\" must be a JSON integer", name);
+                 example);
+        goto done;
     }
+    json_object_foreach(doc, mname, v) {
+        if (name && strcmp(mname, name) == 0) {
+            if (json_is_integer(v)) {
+                b->num = json_integer_value(v);
+                has_num = 1;
+                continue;
+            }
+            if (json_is_real(v))
+                http_bad(req, "\"%s\" must be an integer (no fraction, no "
+                         "exponent)", name);
+            else
+                http_bad(req, "\"%s\" must be a JSON integer", name);
+            goto done;
+        }
+        if ((allow & HB_TTL) && (strcmp(mname, "ttl_ms") == 0 ||
+                                 strcmp(mname, "expires_at") == 0)) {
+            if (http_body_ttl(req, mname, v, allow, b) != 0)
+                goto done;
+            *(mname[0] == 't' ? &has_ttl : &has_at) = 1;
+            continue;
+        }
+        if ((allow & HB_IFNEW) && strcmp(mname, "ttl_if_new") == 0) {
+            if (!json_is_boolean(v)) {
+                http_bad(req, "\"ttl_if_new\" must be true or false");
+                goto done;
+            }
+            b->if_new = json_is_true(v);
+            continue;
+        }
+        http_bad(req, "unknown member in the body; only %s%s%s%s are "
+                 "accepted", name ? "\"" : "", name ? name : "",
+                 name ? "\"" : "",
+                 !(allow & HB_TTL) ? "" : (allow & HB_IFNEW)
+                     ? ", \"ttl_ms\", \"expires_at\", \"ttl_if_new\""
+                     : name ? ", \"ttl_ms\", \"expires_at\""
+                            : "\"ttl_ms\", \"expires_at\"");
+        goto done;
+    }
+    if (has_ttl && has_at) {
+        http_bad(req, "give \"ttl_ms\" or \"expires_at\", not both");
+    } else if (required && name && !has_num) {
+        http_bad(req, "the body must hold \"%s\", an integer", name);
+    } else if ((allow & HB_CLEAR) && !has_ttl && !has_at) {
+        http_bad(req, "the body must hold \"ttl_ms\" or \"expires_at\" "
+                 "(null for no expiry)");
+    } else if (b->if_new && !b->exp_flags) {
+        http_bad(req, "\"ttl_if_new\" needs \"ttl_ms\" or \"expires_at\"");
+    } else {
+        rc = 0;
+    }
+done:
     json_decref(doc);
     return rc;
 }
@@ -327,9 +513,13 @@ done:
 
 /* ---- Endpoints -------------------------------------------------------- */
 
-/* One counter route: GET, PUT, DELETE on the key, or POST increment or
- * decrement.  The changes take an Idempotency-Key; GET and HEAD are safe
- * anyway and ignore one. */
+/* One counter route: GET, PUT, DELETE on the key, POST increment or
+ * decrement, or POST expire.  PUT, increment and decrement take an
+ * expiry (ttl_ms or expires_at; increment and decrement also ttl_if_new),
+ * expire sets or (null) removes one.  The changes but expire take an
+ * Idempotency-Key; GET and HEAD are safe anyway and ignore one, and so does
+ * expire, whose cmd_op takes none (an expires_at makes it idempotent by
+ * itself). */
 void http_counter(struct http_front *h, struct evhttp_request *req,
                   struct cmd_session *s, enum http_route r, const char *seg,
                   size_t seglen)
@@ -338,6 +528,7 @@ void http_counter(struct http_front *h, struct evhttp_request *req,
     struct buf key = BUF_INIT, id = BUF_INIT;
     struct cmd_req c = {0};
     struct cmd_res res = {0};
+    struct http_body b = {0};
     int ok_code = 200;
 
     if (http_unescape(seg, seglen, 0, &key) != 0) {
@@ -348,9 +539,10 @@ void http_counter(struct http_front *h, struct evhttp_request *req,
     c.key = key.p;
     c.klen = key.len;
     if (r == HTTP_R_INCR || r == HTTP_R_DECR) {
-        int64_t by = 1;
-        if (http_body_int(req, "by", 0, &by) != 0)
+        b.num = 1;
+        if (http_body_parse(req, "by", 0, HB_TTL | HB_IFNEW, &b) != 0)
             goto done;
+        int64_t by = b.num;
         if (r == HTTP_R_DECR && by == INT64_MIN) {
             http_bad(req, "\"by\" must be above -9223372036854775808 for a "
                      "decrement");
@@ -360,10 +552,22 @@ void http_counter(struct http_front *h, struct evhttp_request *req,
          * DECRBY.ONCE k n is INCRBY.ONCE k -n over RESP. */
         c.op = CMD_INCRBY;
         c.num = r == HTTP_R_DECR ? -by : by;
+        c.flags = b.exp_flags | (b.if_new ? CMD_F_TTL_IFNEW : 0);
+        c.expire = b.expire;
+    } else if (r == HTTP_R_EXPIRE) {
+        if (http_body_parse(req, NULL, 1, HB_TTL | HB_CLEAR, &b) != 0)
+            goto done;
+        c.op = CMD_GETEX;
+        c.flags = b.clear ? CMD_F_PERSIST : b.exp_flags;
+        c.expire = b.expire;
     } else if (m == EVHTTP_REQ_PUT) {
-        if (http_body_int(req, "value", 1, &c.num) != 0)
+        /* No expiry in the body leaves none (Redis's SET). */
+        if (http_body_parse(req, "value", 1, HB_TTL, &b) != 0)
             goto done;
         c.op = CMD_SET;
+        c.num = b.num;
+        c.flags = b.exp_flags;
+        c.expire = b.expire;
     } else if (m == EVHTTP_REQ_DELETE) {
         c.op = CMD_DEL;
         c.nkeys = 1;
@@ -374,7 +578,7 @@ void http_counter(struct http_front *h, struct evhttp_request *req,
         c.op = CMD_GET;
     }
 
-    if (c.op != CMD_GET) {
+    if (c.op != CMD_GET && c.op != CMD_GETEX) {
         int has;
         if (http_idem_key(req, &id, &has) != 0) {
             h->idem.n[METRICS_IDEM_INVALID]++;
@@ -395,7 +599,12 @@ void http_counter(struct http_front *h, struct evhttp_request *req,
         /* A replay's value is the first request's (the engine's record),
          * so its body is the first answer's byte for byte. */
         int64_t v = c.op == CMD_SET ? c.num : res.value;
-        http_json_body(req, http_counter_json(c.key, c.klen, v), HTTP_JSON);
+        /* The engine records only the value with an idempotency id, so a
+         * replay could not show the first answer's expiry: a change sent
+         * with an Idempotency-Key shows none, first time or replay (GET
+         * shows it). */
+        int64_t x = c.once ? 0 : res.expire_at;
+        http_json_body(req, http_counter_json(c.key, c.klen, v, x), HTTP_JSON);
     }
     if (res.replayed)
         evhttp_add_header(evhttp_request_get_output_headers(req),
@@ -412,10 +621,11 @@ struct http_items {
 };
 
 static int http_list_item(void *arg, const char *key, size_t klen,
-                          int64_t value)
+                          int64_t value, int64_t expire_at)
 {
     struct http_items *it = arg;
-    json_array_append_new(it->arr, http_counter_json(key, klen, value));
+    json_array_append_new(it->arr,
+                          http_counter_json(key, klen, value, expire_at));
     it->n++;
     return 0;
 }
@@ -454,9 +664,10 @@ void http_list(struct http_front *h, struct evhttp_request *req,
     for (int calls = 0; calls < HTTP_LIST_CALLS; calls++) {
         struct cmd_req c = {.op = CMD_SCAN, .cursor = cursor,
                             .match = glob.p, .matchlen = glob.len,
+                            .flags = CMD_F_ITEMX,
                             .count = (size_t)lq.limit - it.n};
         memset(&res, 0, sizeof res);
-        res.item = http_list_item;
+        res.itemx = http_list_item;
         res.item_ctx = &it;
         if (cmd_exec(h->ctx, s, &c, &res) != CMD_OK) {
             http_finish(h, req, &res, 200);

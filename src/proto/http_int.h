@@ -59,7 +59,8 @@ enum http_route {
     HTTP_R_LIST,     /* /v1/counters */
     HTTP_R_COUNTER,  /* /v1/counters/{key} */
     HTTP_R_INCR,     /* /v1/counters/{key}/increment */
-    HTTP_R_DECR      /* /v1/counters/{key}/decrement */
+    HTTP_R_DECR,     /* /v1/counters/{key}/decrement */
+    HTTP_R_EXPIRE    /* /v1/counters/{key}/expire */
 };
 
 /* ---- Answers (http_reply.c) ---------------------------------------------
@@ -117,8 +118,9 @@ int http_guard_change(const struct http_guard *g, struct evhttp_request *req);
 
 /* ---- Counter endpoints (http_counter.c) --------------------------------- */
 
-/* GET, HEAD, PUT, DELETE on a counter, or POST increment/decrement (route
- * r).  seg[0, seglen) is the key's path segment, still percent-encoded. */
+/* GET, HEAD, PUT, DELETE on a counter, POST increment/decrement, or POST
+ * expire (route r).  seg[0, seglen) is the key's path segment, still
+ * percent-encoded. */
 void http_counter(struct http_front *h, struct evhttp_request *req,
                   struct cmd_session *s, enum http_route r, const char *seg,
                   size_t seglen);
@@ -136,11 +138,27 @@ void http_list(struct http_front *h, struct evhttp_request *req,
  * strings).  Returns 0, or -1 at a '%' not followed by two hex digits (out
  * then holds a prefix of the result). */
 int http_unescape(const char *s, size_t n, int plus, struct buf *out);
-/* Parse req's body as a JSON object whose only member may be `name`, an
- * integer, into *out.  An empty body leaves *out as it is unless required.
- * Returns 0, or -1 after sending a 400 or 413 problem. */
-int http_body_int(struct evhttp_request *req, const char *name, int required,
-                  int64_t *out);
+/* Which members a route's body takes besides its number. */
+#define HB_TTL 0x1   /* "ttl_ms" or "expires_at" */
+#define HB_IFNEW 0x2 /* "ttl_if_new": true (with a TTL) */
+#define HB_CLEAR 0x4 /* "ttl_ms": null or "expires_at": null (no expiry) */
+
+/* A counter request's body, parsed. */
+struct http_body {
+    int64_t num;        /* `name`'s integer, if given */
+    unsigned exp_flags; /* CMD_F_PX (expire: ms from now) or CMD_F_PXAT
+                           (Unix ms); 0: none given */
+    int64_t expire;
+    int clear;          /* a null TTL: remove the expiry */
+    int if_new;         /* ttl_if_new: CMD_F_TTL_IFNEW */
+};
+/* Parse req's body as a JSON object whose members may be `name` (an
+ * integer; NULL: none), the expiry members `allow` names, and nothing
+ * else.  An empty body is {}.  `name` is required if `required`; with
+ * HB_CLEAR a TTL member is.  Returns 0, or -1 after sending a 400 or 413
+ * problem (*b then holds what was parsed so far). */
+int http_body_parse(struct evhttp_request *req, const char *name,
+                    int required, unsigned allow, struct http_body *b);
 /* Read req's Idempotency-Key header into id: 0 with *has = 0 (none) or 1,
  * or -1 after sending a 400 problem. */
 int http_idem_key(struct evhttp_request *req, struct buf *id, int *has);

@@ -77,6 +77,9 @@ static const struct http_map {
     [CMD_ERR_IDLEN] = {400, "bad-idempotency-key", "Bad idempotency key",
                        "an Idempotency-Key must be 1 to 256 bytes (inside "
                        "the quotes, when sent as a quoted string)"},
+    [CMD_ERR_EXPIRE] = {400, "bad-expiry", "Bad expiry",
+                        "the expiry lies beyond the latest time a counter "
+                        "can keep"},
 };
 
 static const char *http_reason(int code)

@@ -11,8 +11,10 @@
  * a change means, its limits and its durability come from the command layer
  * (src/cmd) through cmd_exec().  Values are signed 64-bit counters, so data
  * blocks must be decimal integers and every VALUE carries flags 0; the rules
- * that map memcached's unsigned, expiring items onto durable counters (decr
- * floors, overflow, exptime, cas uniques) are spelled out in docs/memcache.md.
+ * that map memcached's unsigned items onto durable counters (decr floors,
+ * overflow, cas uniques) are spelled out in docs/memcache.md.  An exptime
+ * becomes the counter's durable expiry (mc_parse_exptime); the command layer
+ * resolves it and decides what it means.
  *
  * Framing: one request is a line ended by "\n" (a "\r" before it is dropped),
  * tokens separated by single or repeated spaces; storage commands (set, cas,
@@ -181,6 +183,40 @@ int mc_parse_datalen(const struct mc_tok *t, uint64_t *out)
     return 0;
 }
 
+/* memcached's REALTIME_MAXDELTA: the longest exptime taken as relative. */
+#define MC_EXPTIME_MAXDELTA (60 * 60 * 24 * 30)
+
+int mc_parse_exptime(const char *s, size_t len, struct mc_exp *e)
+{
+    int64_t l;
+    if (mc_parse_i64(s, len, &l) < 0)
+        return -1;
+    /* memcached's safe_strtol stores strtol's long in an int32_t, so what
+     * does not fit wraps (4294967296 is 0: never); so does it here. */
+    int32_t t = (int32_t)(uint32_t)(uint64_t)l;
+    if (t == 0) {
+        e->flags = 0;
+        e->expire = 0;
+    } else if (t < 0) {
+        /* memcached stores the item already expired; the command layer
+         * deletes on a TTL at or below zero, which reads the same. */
+        e->flags = CMD_F_PX;
+        e->expire = -1;
+    } else {
+        e->flags = t <= MC_EXPTIME_MAXDELTA ? CMD_F_PX : CMD_F_PXAT;
+        e->expire = (int64_t)t * 1000;
+    }
+    return 0;
+}
+
+int64_t mc_ttl_left(struct mc_req *r, int64_t expire_at)
+{
+    if (expire_at == 0)
+        return -1;
+    int64_t left = expire_at - cmd_now_ms(r->c->ctx);
+    return left <= 0 ? 0 : (left + 999) / 1000;
+}
+
 /* The cas unique of a value.  There is no per-change version to show (the
  * engine's tickets are positions in a log shared by all counters), so the
  * unique is derived from the value alone: a bijective 64-bit mix, so two
@@ -261,10 +297,24 @@ enum cmd_status mc_get(struct mc_req *r, const struct mc_tok *key,
 }
 
 enum cmd_status mc_set(struct mc_req *r, const struct mc_tok *key, int64_t v,
-                       unsigned flags, struct cmd_res *res)
+                       unsigned flags, const struct mc_exp *e,
+                       struct cmd_res *res)
 {
     struct cmd_req q = {.op = CMD_SET, .key = key->p, .klen = key->len,
                         .num = v, .flags = flags};
+    if (e) {
+        q.flags |= e->flags;
+        q.expire = e->expire;
+    }
+    return mc_exec(r, &q, res);
+}
+
+enum cmd_status mc_touch(struct mc_req *r, const struct mc_tok *key,
+                         const struct mc_exp *e, struct cmd_res *res)
+{
+    struct cmd_req q = {.op = CMD_GETEX, .key = key->p, .klen = key->len,
+                        .flags = e->flags ? e->flags : CMD_F_PERSIST,
+                        .expire = e->expire};
     return mc_exec(r, &q, res);
 }
 
@@ -330,7 +380,8 @@ enum mc_rmw mc_arith(struct mc_req *r, const struct mc_tok *key, int incr,
                 res->status = CMD_ERR_OVERFLOW;
                 return MC_RMW_ERR;
             }
-            if (mc_set(r, key, (int64_t)n, CMD_F_XX, res) != CMD_OK)
+            if (mc_set(r, key, (int64_t)n, CMD_F_XX | CMD_F_KEEPTTL, NULL,
+                       res) != CMD_OK)
                 return MC_RMW_ERR;
             *value = (int64_t)n;
             return MC_RMW_OK;
@@ -416,12 +467,10 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
         mc_reply(r, "ERROR");
         return;
     }
-    if (touch) {
-        int64_t exptime;
-        if (mc_parse_i64(t[1].p, t[1].len, &exptime) < 0) {
-            mc_reply(r, "CLIENT_ERROR invalid exptime argument");
-            return;
-        }
+    struct mc_exp exp = {0, 0};
+    if (touch && mc_parse_exptime(t[1].p, t[1].len, &exp) < 0) {
+        mc_reply(r, "CLIENT_ERROR invalid exptime argument");
+        return;
     }
     if (n <= first) { /* "gat <exptime>" without keys, as memcached has it */
         mc_reply(r, "END");
@@ -451,7 +500,8 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
         while (p < end && *p == ' ')
             p++;
         struct cmd_res res;
-        enum cmd_status st = mc_get(r, &key, &res);
+        enum cmd_status st = touch ? mc_touch(r, &key, &exp, &res)
+                                   : mc_get(r, &key, &res);
         if (st == CMD_NOTFOUND) {
             misses++;
             continue;
@@ -515,7 +565,7 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
 {
     size_t want = kind == MC_CAS ? 6 : 5;
     uint64_t flags, bytes, unique = 0;
-    int64_t exptime;
+    struct mc_exp exp;
     if (n != want && n != want + 1) {
         mc_reply(r, "ERROR");
         return linelen;
@@ -523,7 +573,7 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
     r->noreply = n == want + 1 && tok_is(&t[n - 1], "noreply");
     if (t[1].len > MC_KEY_MAX ||
         mc_parse_u64(t[2].p, t[2].len, &flags) < 0 ||
-        mc_parse_i64(t[3].p, t[3].len, &exptime) < 0 ||
+        mc_parse_exptime(t[3].p, t[3].len, &exp) < 0 ||
         mc_parse_datalen(&t[4], &bytes) < 0 ||
         (kind == MC_CAS && mc_parse_u64(t[5].p, t[5].len, &unique) < 0)) {
         mc_reply(r, "CLIENT_ERROR bad command line format");
@@ -572,7 +622,7 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
             break;
         }
     }
-    enum cmd_status st = mc_set(r, &t[1], v, f, &res);
+    enum cmd_status st = mc_set(r, &t[1], v, f, &exp, &res);
     if (st == CMD_OK) {
         MC_COUNT(r, total_items);
         mc_reply(r, "STORED");
@@ -664,27 +714,28 @@ static void mc_cmd_delete(struct mc_req *r, const struct mc_tok *t, size_t n)
     }
 }
 
-/* touch <key> <exptime> [noreply]: counters never expire, so touching one
- * that exists only answers TOUCHED. */
+/* touch <key> <exptime> [noreply]: a new expiry (0: none) for a counter
+ * that exists, its value untouched. */
 static void mc_cmd_touch(struct mc_req *r, const struct mc_tok *t, size_t n)
 {
-    int64_t exptime;
+    struct mc_exp exp;
     if (mc_key_arg_head(r, t, n) < 0)
         return;
-    if (mc_parse_i64(t[2].p, t[2].len, &exptime) < 0) {
+    if (mc_parse_exptime(t[2].p, t[2].len, &exp) < 0) {
         mc_reply(r, "CLIENT_ERROR invalid exptime argument");
         return;
     }
     struct cmd_res res;
     MC_COUNT(r, cmd_touch);
-    if (mc_one_key(r, CMD_EXISTS, &t[1], &res) != CMD_OK) {
-        mc_reply_status(r, &res);
-    } else if (res.n) {
+    enum cmd_status st = mc_touch(r, &t[1], &exp, &res);
+    if (st == CMD_OK) {
         MC_COUNT(r, touch_hits);
         mc_reply(r, "TOUCHED");
-    } else {
+    } else if (st == CMD_NOTFOUND) {
         MC_COUNT(r, touch_misses);
         mc_reply(r, "NOT_FOUND");
+    } else {
+        mc_reply_status(r, &res);
     }
 }
 
@@ -818,12 +869,20 @@ static void mc_cmd_stats(struct mc_req *r, const struct mc_tok *t, size_t n)
             (const uint64_t *)((const char *)&r->c->front->n + rows[i].off);
         stat_u64(b, rows[i].name, __atomic_load_n(f, __ATOMIC_RELAXED));
     }
-    /* Counters never expire and are never evicted or flushed behind the
-     * client's back: memcached's expiry and eviction counts are 0 by design. */
-    stat_u64(b, "get_expired", 0);
+    /* Counters are never evicted.  Expired ones are removed by the engine
+     * (on access, by its active expiry cycle, or when it opens the
+     * directory): that is memory reclaimed from expired entries, memcached's
+     * "reclaimed".  curr_items and tally_expires are exact (expired counters
+     * are purged before they are counted). */
+    uint64_t items, expires;
+    int64_t avg_ttl_ms;
+    cmd_keyspace(r->c->ctx, &items, &expires, &avg_ttl_ms);
     stat_u64(b, "evictions", 0);
-    stat_u64(b, "curr_items", st.counters);
+    stat_u64(b, "reclaimed", st.expired);
+    stat_u64(b, "curr_items", items);
     stat_u64(b, "total_items", MC_READ(r, total_items));
+    stat_u64(b, "tally_expires", expires);
+    stat_u64(b, "tally_avg_ttl_ms", avg_ttl_ms > 0 ? (uint64_t)avg_ttl_ms : 0);
     stat_u64(b, "tally_durable", st.durable);
     stat_u64(b, "tally_head", st.head);
     stat_u64(b, "tally_changes", st.changes);

@@ -94,6 +94,30 @@ int mc_parse_datalen(const struct mc_tok *t, uint64_t *out);
 /* The cas unique shown for a counter holding v (see memcache.c). */
 uint64_t mc_cas_of(int64_t v);
 
+/* ---- Expiry ------------------------------------------------------------ */
+
+/* An expiry in the command layer's terms (cmd.h, "Expiry"): flags 0 for
+ * none, CMD_F_PX with expire in ms from now, or CMD_F_PXAT with expire in
+ * Unix ms.  The command layer resolves it on the engine's clock; this front
+ * end only translates what the client wrote. */
+struct mc_exp {
+    unsigned flags;
+    int64_t expire;
+};
+
+/* memcached's exptime (protocol.txt, "Expiration times") as an mc_exp: 0
+ * never; 1 to 2,592,000 (30 days) seconds from now; above that a Unix time
+ * in seconds; negative: already expired (a TTL below zero, which deletes).
+ * memcached reads it as a 64-bit decimal and keeps the low 32 bits as a
+ * signed number, and so does this.  Returns 0, or -1 (not a number) with *e
+ * untouched. */
+int mc_parse_exptime(const char *s, size_t len, struct mc_exp *e);
+
+/* The seconds left that memcached's t flag shows for an expiry at expire_at
+ * (Unix ms, on the command layer's clock): -1 for none (0), rounded up so
+ * that "T60" reads back as 60, and 0 once it has passed. */
+int64_t mc_ttl_left(struct mc_req *r, int64_t expire_at);
+
 /* ---- Replies and the command layer ------------------------------------- */
 
 /* Append line and "\r\n" to the reply, unless the request said noreply. */
@@ -107,11 +131,22 @@ void mc_reply_status(struct mc_req *r, const struct cmd_res *res);
 enum cmd_status mc_exec(struct mc_req *r, const struct cmd_req *req,
                         struct cmd_res *res);
 
-/* CMD_GET and CMD_SET (flags CMD_F_NX / CMD_F_XX) of one key; OUT res. */
+/* CMD_GET and CMD_SET (flags CMD_F_NX / CMD_F_XX / CMD_F_KEEPTTL) of one
+ * key; OUT res.  mc_set gives the counter the expiry e, or none when e is
+ * NULL or has no flags (a memcached store replaces the item, exptime
+ * included). */
 enum cmd_status mc_get(struct mc_req *r, const struct mc_tok *key,
                        struct cmd_res *res);
 enum cmd_status mc_set(struct mc_req *r, const struct mc_tok *key, int64_t v,
-                       unsigned flags, struct cmd_res *res);
+                       unsigned flags, const struct mc_exp *e,
+                       struct cmd_res *res);
+
+/* touch, gat, mg T, ma T: give key the expiry e (no flags: remove it)
+ * keeping its value, with CMD_GETEX; OUT res.  CMD_OK means the counter
+ * existed (res->value holds it, res->expire_at the new expiry; an expiry
+ * already past has deleted it after the read). */
+enum cmd_status mc_touch(struct mc_req *r, const struct mc_tok *key,
+                         const struct mc_exp *e, struct cmd_res *res);
 
 /* CMD_DEL or CMD_EXISTS on one key: res->n says whether it existed. */
 enum cmd_status mc_one_key(struct mc_req *r, enum cmd_op op,
@@ -135,8 +170,9 @@ enum mc_rmw mc_store_cas(struct mc_req *r, const struct mc_tok *key,
                          uint64_t unique, struct cmd_res *res);
 
 /* incr (incr != 0) or decr of key by delta, memcached's way on a signed
- * counter; with want_cas, only if the unique matches.  On MC_RMW_OK *value
- * holds the new value.  Counts nothing (see mc_count_arith). */
+ * counter; with want_cas, only if the unique matches.  The counter keeps its
+ * expiry.  On MC_RMW_OK *value holds the new value and res->expire_at the
+ * expiry.  Counts nothing (see mc_count_arith). */
 enum mc_rmw mc_arith(struct mc_req *r, const struct mc_tok *key, int incr,
                      uint64_t delta, const uint64_t *want_cas, int64_t *value,
                      struct cmd_res *res);

@@ -6,9 +6,10 @@
  * order.  mn, the tokenizer, framing and dispatch are in memcache.c; the
  * helpers both files use (replies, the command layer, the read-compare-change
  * steps shared with cas, incr and decr) are declared in memcache_int.h.
- * Counters never expire and carry no client flags, so T, N's TTL, F and the
- * proxy hints P and L are parsed and checked but change nothing
- * (docs/memcache.md).
+ * T and N's TTL become the counter's expiry through the command layer, and
+ * t shows the seconds left on the command layer's clock; counters carry no
+ * client flags, so F and the proxy hints P and L are parsed and checked but
+ * change nothing (docs/memcache.md).
  */
 #include <inttypes.h>
 #include <stddef.h>
@@ -34,6 +35,12 @@ struct mc_meta {
     uint64_t seen;              /* bit (c - 'A') for each flag given */
     uint64_t delta, initial, cas;
     char mode;
+    struct mc_exp ttl, viv;     /* T's and N's exptime */
+    /* What t shows: the expiry before the change a T (or, on a counter
+     * this request created, an N) makes, and after it; t shows the one in
+     * force at its place in the request, as memcached does. */
+    int64_t exp_before, exp_after;
+    int created;                /* ma made the counter (N) */
 };
 
 static int meta_has(const struct mc_meta *m, char f)
@@ -59,7 +66,6 @@ static enum mc_meta_err mc_meta_parse(const struct mc_tok *t, size_t n,
         char f = t[i].p[0];
         const char *arg = t[i].p + 1;
         size_t alen = t[i].len - 1;
-        int64_t ttl;
         uint64_t u;
         if (f < 'A' || f > 'z' || !strchr(allowed, f))
             return MF_INVALID;
@@ -68,7 +74,7 @@ static enum mc_meta_err mc_meta_parse(const struct mc_tok *t, size_t n,
         m->seen |= 1ULL << (f - 'A');
         switch (f) {
         case 'T': case 'N':
-            if (mc_parse_i64(arg, alen, &ttl) < 0)
+            if (mc_parse_exptime(arg, alen, f == 'T' ? &m->ttl : &m->viv) < 0)
                 bad = MF_BADTOKEN;
             break;
         case 'D': case 'J': case 'C':
@@ -119,6 +125,7 @@ static void mc_meta_reply(struct mc_req *r, const char *code,
     struct buf *b = r->out->buf;
     char num[24];
     size_t nlen = i64_to_dec(value, num);
+    int64_t shown = m->exp_before;
     if (what & MR_DATA)
         buf_printf(b, "VA %zu", nlen);
     else
@@ -148,9 +155,16 @@ static void mc_meta_reply(struct mc_req *r, const char *code,
             if (what & MR_ITEM)
                 buf_printf(b, " s%zu", nlen);
             break;
+        case 'T':
+            shown = m->exp_after;
+            break;
+        case 'N':
+            if (m->created)
+                shown = m->exp_after;
+            break;
         case 't':
             if (what & MR_ITEM)
-                buf_add(b, " t-1", 4);
+                buf_printf(b, " t%" PRId64, mc_ttl_left(r, shown));
             break;
         }
     }
@@ -210,31 +224,67 @@ static int mc_meta_head(struct mc_req *r, const struct mc_tok *t, size_t n,
     return -1;
 }
 
-/* mg <key> <flags>*: v k c q O s f t, plus T and u, which change nothing for
- * a counter that never expires and has no LRU, and P and L (proxy hints). */
+/* True if flag a comes before flag b in the request (both given). */
+static int meta_before(const struct mc_meta *m, char a, char b)
+{
+    for (size_t i = 0; i < m->nflags; i++) {
+        if (m->flags[i].p[0] == a)
+            return 1;
+        if (m->flags[i].p[0] == b)
+            return 0;
+    }
+    return 0;
+}
+
+/* mg <key> <flags>*: v k c q O s f t T, plus u, which changes nothing for a
+ * counter that has no LRU, and P and L (proxy hints).  T sets the expiry
+ * (T0 removes it) and t shows the seconds left, -1 for none. */
 void mc_cmd_mg(struct mc_req *r, const struct mc_tok *t, size_t n)
 {
     struct mc_meta m;
     struct cmd_res res;
     if (mc_meta_head(r, t, n, "vkcqOsftTuPL", 0, &m) < 0)
         return;
-    enum cmd_status st = mc_get(r, &t[1], &res);
+    int touch = meta_has(&m, 'T');
+    enum cmd_status st;
+    if (touch && meta_has(&m, 't') && meta_before(&m, 't', 'T')) {
+        /* t before T shows the expiry the T replaces. */
+        st = mc_get(r, &t[1], &res);
+        if (st != CMD_OK && st != CMD_NOTFOUND) {
+            mc_reply_status(r, &res);
+            return;
+        }
+        m.exp_before = res.expire_at;
+    }
+    st = touch ? mc_touch(r, &t[1], &m.ttl, &res) : mc_get(r, &t[1], &res);
     MC_COUNT(r, cmd_get);
+    if (touch)
+        MC_COUNT(r, cmd_touch);
     if (st == CMD_NOTFOUND) {
         MC_COUNT(r, get_misses);
+        if (touch)
+            MC_COUNT(r, touch_misses);
         if (!meta_has(&m, 'q'))
             mc_meta_reply(r, "EN", &m, &t[1], 0, 0);
     } else if (st != CMD_OK) {
         mc_reply_status(r, &res);
     } else {
         MC_COUNT(r, get_hits);
+        if (touch)
+            MC_COUNT(r, touch_hits);
+        else
+            m.exp_before = res.expire_at;
+        m.exp_after = res.expire_at;
         mc_meta_reply(r, "HD", &m, &t[1], mr_value(&m), res.value);
     }
 }
 
 /* ma <key> <flags>*: N J D T M q O k v t c C (and P L). q hides the reply of
  * a change to an existing counter, but not of an autovivification, nor
- * NF/NS/EX: memcached 1.6 does exactly that. */
+ * NF/NS/EX: memcached 1.6 does exactly that.  The change keeps the
+ * counter's expiry; T then sets a new one (T0 removes it).  A counter
+ * created by N gets N's TTL, or T's when T comes after N (memcached applies
+ * them in request order): one atomic change, the fixed window's start. */
 void mc_cmd_ma(struct mc_req *r, const struct mc_tok *t, size_t n)
 {
     struct mc_meta m;
@@ -254,6 +304,16 @@ void mc_cmd_ma(struct mc_req *r, const struct mc_tok *t, size_t n)
                      meta_has(&m, 'C') ? &m.cas : NULL, &v, &res)) {
     case MC_RMW_OK:
         mc_count_arith(r, incr, 1);
+        m.exp_before = m.exp_after = res.expire_at;
+        if (meta_has(&m, 'T')) {
+            /* Two changes, each durable before the reply leaves; a crash
+             * between them keeps the increment with the old expiry. */
+            if (mc_touch(r, &t[1], &m.ttl, &res) != CMD_OK) {
+                mc_reply_status(r, &res);
+                return;
+            }
+            m.exp_after = res.expire_at;
+        }
         if (!meta_has(&m, 'q'))
             mc_meta_reply(r, "HD", &m, &t[1], mr_value(&m), v);
         return;
@@ -276,7 +336,12 @@ void mc_cmd_ma(struct mc_req *r, const struct mc_tok *t, size_t n)
         mc_reply_status(r, &res);
         return;
     }
-    enum cmd_status st = mc_set(r, &t[1], (int64_t)m.initial, CMD_F_NX, &res);
+    const struct mc_exp *e = meta_has(&m, 'T') && meta_before(&m, 'N', 'T')
+                                 ? &m.ttl : &m.viv;
+    enum cmd_status st = mc_set(r, &t[1], (int64_t)m.initial, CMD_F_NX, e,
+                                &res);
+    m.created = st == CMD_OK;
+    m.exp_after = res.expire_at;
     if (st == CMD_NOTSET) {
         mc_meta_reply(r, "NS", &m, &t[1], 0, 0);
     } else if (st != CMD_OK) {
@@ -326,7 +391,7 @@ void mc_cmd_md(struct mc_req *r, const struct mc_tok *t, size_t n)
 }
 
 /* ms <key> <datalen> <flags>*: c C F k O q T M(S E R; A and P refused)
- * (and P L).  Once <datalen> is known the data block is always consumed,
+ * (and P L).  T is the stored counter's exptime.  Once <datalen> is known the data block is always consumed,
  * even when the flags are refused.  Returns bytes consumed, 0 to wait. */
 size_t mc_cmd_ms(struct mc_req *r, const struct mc_tok *t, size_t n,
                         const char *in, size_t len, size_t linelen)
@@ -402,7 +467,8 @@ size_t mc_cmd_ms(struct mc_req *r, const struct mc_tok *t, size_t n,
         }
         f |= CMD_F_XX;
     }
-    enum cmd_status st = mc_set(r, &t[1], v, f, &res);
+    /* Without T the store leaves no expiry, as memcached's ms does. */
+    enum cmd_status st = mc_set(r, &t[1], v, f, &m.ttl, &res);
     if (st == CMD_OK) {
         MC_COUNT(r, total_items);
         if (!meta_has(&m, 'q'))

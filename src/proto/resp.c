@@ -1,7 +1,8 @@
 /*
  * resp.c - the Redis protocol front end (resp.h): per-connection state, the
  * command table, dispatch, and the commands that map onto the command layer
- * (GET, SET, INCR..., SCAN...).  Each request is tokenized by resp_parse.c,
+ * (GET, INCR..., SCAN...; SET and the expiry commands are in
+ * resp_expire.c).  Each request is tokenized by resp_parse.c,
  * looked up here, checked for arity and authentication in Redis's order
  * (unknown command, then arity, then NOAUTH), run, and answered with Redis
  * 7's own reply and error texts (resp_reply.c encodes them).  Connection
@@ -25,10 +26,6 @@
 #include "resp.h"
 #include "resp_int.h"
 
-/* Redis's reply to a non-integer SET/MSET value, with the reason added. */
-#define ERR_NOTINT "ERR value is not an integer or out of range"
-#define ERR_NOTINT_VALUE \
-    ERR_NOTINT " (tally stores signed 64-bit integer counters only)"
 
 int resp_arg_is(const struct resp_conn *c, size_t i, const char *word)
 {
@@ -99,6 +96,7 @@ static void reply_status(struct resp_conn *c, const struct cmd_res *res)
         resp_error(o, "ERR idempotency id must be 1 to %d bytes",
                    TALLY_ID_MAX);
         break;
+    case CMD_ERR_EXPIRE: resp_err_expire(c); break;
     default: err_syntax(c); break;
     }
 }
@@ -194,65 +192,6 @@ static void cmd_incr(struct resp_conn *c)
     req.num = decr ? -by : by;
     if (run(c, &req, &res) < CMD_ERR_NOTINT)
         resp_int(&c->out, res.value);
-}
-
-/* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL], with the
- * option rules of Redis's parseExtendedStringArgumentsOrReply; GETSET is
- * SET ... GET; SET.ONCE key value id takes no options.  Expiry options
- * parse but are refused: counters never expire. */
-static void cmd_set(struct resp_conn *c)
-{
-    struct cmd_req req;
-    struct cmd_res res;
-    int getset = resp_arg_is(c, 0, "getset");
-    int expiry = 0;
-
-    single_key(c, &req, CMD_SET);
-    if (getset)
-        req.flags |= CMD_F_GET;
-    for (size_t j = take_once(c, &req) ? c->args.argc : 3; j < c->args.argc;
-         j++) {
-        int more = j + 1 < c->args.argc;
-        if (resp_arg_is(c, j, "nx") && !(req.flags & CMD_F_XX)) {
-            req.flags |= CMD_F_NX;
-        } else if (resp_arg_is(c, j, "xx") && !(req.flags & CMD_F_NX)) {
-            req.flags |= CMD_F_XX;
-        } else if (resp_arg_is(c, j, "get")) {
-            req.flags |= CMD_F_GET;
-        } else if (resp_arg_is(c, j, "keepttl") && !expiry) {
-            expiry = 1;
-        } else if ((resp_arg_is(c, j, "ex") || resp_arg_is(c, j, "px") ||
-                    resp_arg_is(c, j, "exat") || resp_arg_is(c, j, "pxat")) &&
-                   more && !expiry) {
-            expiry = 1;
-            j++;
-        } else {
-            cmd_refuse(c->ctx, c->s, CMD_SET, CMD_ERR_ARGS);
-            err_syntax(c);
-            return;
-        }
-    }
-    if (expiry) {
-        cmd_refuse(c->ctx, c->s, CMD_SET, CMD_ERR_ARGS);
-        resp_error(&c->out, "ERR tally counters never expire: EX, PX, EXAT, "
-                            "PXAT and KEEPTTL are not supported");
-        return;
-    }
-    if (arg_i64(c, 2, CMD_SET, ERR_NOTINT_VALUE, &req.num) != 0)
-        return;
-    enum cmd_status st = run(c, &req, &res);
-    if (st >= CMD_ERR_NOTINT)
-        return;
-    if (req.flags & CMD_F_GET) {
-        if (res.found)
-            resp_bulk_i64(&c->out, res.value);
-        else
-            resp_null(&c->out);
-    } else if (st == CMD_OK) {
-        resp_simple(&c->out, "OK");
-    } else {
-        resp_null(&c->out);
-    }
 }
 
 /* DEL, EXISTS and MGET take their keys straight from the argument vector. */
@@ -566,12 +505,54 @@ static void cmd_shutdown(struct resp_conn *c)
     c->flags |= PROTO_SHUTDOWN | PROTO_CLOSE;
 }
 
+/* ---- Shared with resp_expire.c (resp_int.h) ---------------------------- */
+
+enum cmd_status resp_run(struct resp_conn *c, const struct cmd_req *req,
+                         struct cmd_res *res)
+{
+    return run(c, req, res);
+}
+
+int resp_arg_i64(struct resp_conn *c, size_t i, enum cmd_op op,
+                 const char *errtext, int64_t *v)
+{
+    return arg_i64(c, i, op, errtext, v);
+}
+
+void resp_single_key(struct resp_conn *c, struct cmd_req *req,
+                     enum cmd_op op)
+{
+    single_key(c, req, op);
+}
+
+int resp_take_once(struct resp_conn *c, struct cmd_req *req)
+{
+    return take_once(c, req);
+}
+
+void resp_err_syntax(struct resp_conn *c)
+{
+    err_syntax(c);
+}
+
 /* ---- The table and dispatch ------------------------------------------- */
 
 const struct resp_command resp_commands[] = {
     {"get", 2, 0, cmd_get, "readonly fast", 1, 1, 1},
-    {"set", -3, 0, cmd_set, "write denyoom", 1, 1, 1},
-    {"getset", 3, 0, cmd_set, "write denyoom fast", 1, 1, 1},
+    {"set", -3, 0, resp_cmd_set, "write denyoom", 1, 1, 1},
+    {"getset", 3, 0, resp_cmd_set, "write denyoom fast", 1, 1, 1},
+    {"setex", 4, 0, resp_cmd_setex, "write denyoom", 1, 1, 1},
+    {"psetex", 4, 0, resp_cmd_setex, "write denyoom", 1, 1, 1},
+    {"getex", -2, 0, resp_cmd_getex, "write fast", 1, 1, 1},
+    {"expire", -3, 0, resp_cmd_expire, "write fast", 1, 1, 1},
+    {"pexpire", -3, 0, resp_cmd_expire, "write fast", 1, 1, 1},
+    {"expireat", -3, 0, resp_cmd_expire, "write fast", 1, 1, 1},
+    {"pexpireat", -3, 0, resp_cmd_expire, "write fast", 1, 1, 1},
+    {"ttl", 2, 0, resp_cmd_ttl, "readonly fast", 1, 1, 1},
+    {"pttl", 2, 0, resp_cmd_ttl, "readonly fast", 1, 1, 1},
+    {"expiretime", 2, 0, resp_cmd_ttl, "readonly fast", 1, 1, 1},
+    {"pexpiretime", 2, 0, resp_cmd_ttl, "readonly fast", 1, 1, 1},
+    {"persist", 2, 0, resp_cmd_persist, "write fast", 1, 1, 1},
     {"getdel", 2, 0, cmd_get, "write fast", 1, 1, 1},
     {"incr", 2, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
     {"decr", 2, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
@@ -590,7 +571,7 @@ const struct resp_command resp_commands[] = {
     /* tally's own: the last argument is an idempotency id. */
     {"incrby.once", 4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
     {"decrby.once", 4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
-    {"set.once", 4, 0, cmd_set, "write denyoom", 1, 1, 1},
+    {"set.once", 4, 0, resp_cmd_set, "write denyoom", 1, 1, 1},
     {"del.once", 3, 0, cmd_del, "write fast", 1, 1, 1},
     {"getdel.once", 3, 0, cmd_get, "write fast", 1, 1, 1},
     {"auth", -2, RESP_NOAUTH, cmd_auth,

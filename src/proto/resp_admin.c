@@ -512,14 +512,22 @@ static void info_section(struct resp_conn *c, struct buf *t, int sec,
                        (unsigned long long)info->total_connections,
                        (unsigned long long)info->rejected_connections);
         buf_printf(t, "total_commands_processed:%llu\r\n"
-                      "total_error_replies:%llu\r\n",
-                   (unsigned long long)calls, (unsigned long long)errors);
+                      "total_error_replies:%llu\r\n"
+                      "expired_keys:%llu\r\n",
+                   (unsigned long long)calls, (unsigned long long)errors,
+                   (unsigned long long)st->expired);
         break;
-    case SEC_KEYSPACE:
-        if (st->counters) /* Redis lists only databases holding keys */
-            buf_printf(t, "db0:keys=%llu,expires=0,avg_ttl=0\r\n",
-                       (unsigned long long)st->counters);
+    case SEC_KEYSPACE: {
+        uint64_t keys, expires;
+        int64_t avg;
+        /* Exact: counters whose time has passed are purged first. */
+        cmd_keyspace(c->ctx, &keys, &expires, &avg);
+        if (keys) /* Redis lists only databases holding keys */
+            buf_printf(t, "db0:keys=%llu,expires=%llu,avg_ttl=%lld\r\n",
+                       (unsigned long long)keys, (unsigned long long)expires,
+                       (long long)avg);
         break;
+    }
     case SEC_COMMANDSTATS:
         for (int o = 0; o < CMD_OP_COUNT; o++) {
             uint64_t n = 0, e = 0;

@@ -128,6 +128,37 @@ int resp_arg_is(const struct resp_conn *c, size_t i, const char *word);
 /* The wrong-arity error, worded as Redis 7 words it. */
 void resp_err_arity(struct resp_conn *c, const char *name);
 
+/* Redis's reply to a non-integer argument, and tally's to a non-integer
+ * SET/MSET value, with the reason added. */
+#define ERR_NOTINT "ERR value is not an integer or out of range"
+#define ERR_NOTINT_VALUE \
+    ERR_NOTINT " (tally stores signed 64-bit integer counters only)"
+
+/* resp.c's helpers for the handlers in other files: run a request through
+ * the command layer (taking its ticket, answering its errors; returns the
+ * status), parse argument i as an int64 (answering errtext and counting
+ * the refusal against op; 0 or -1), start a single-key request from
+ * argv[1], take a .ONCE command's id (1 if it is one), answer
+ * "ERR syntax error". */
+enum cmd_status resp_run(struct resp_conn *c, const struct cmd_req *req,
+                         struct cmd_res *res);
+int resp_arg_i64(struct resp_conn *c, size_t i, enum cmd_op op,
+                 const char *errtext, int64_t *v);
+void resp_single_key(struct resp_conn *c, struct cmd_req *req,
+                     enum cmd_op op);
+int resp_take_once(struct resp_conn *c, struct cmd_req *req);
+void resp_err_syntax(struct resp_conn *c);
+
+/* SET and the expiry commands (resp_expire.c). */
+void resp_cmd_set(struct resp_conn *c);     /* SET, GETSET, SET.ONCE */
+void resp_cmd_setex(struct resp_conn *c);   /* SETEX, PSETEX */
+void resp_cmd_getex(struct resp_conn *c);
+void resp_cmd_expire(struct resp_conn *c);  /* [P]EXPIRE[AT] */
+void resp_cmd_ttl(struct resp_conn *c);     /* [P]TTL, [P]EXPIRETIME */
+void resp_cmd_persist(struct resp_conn *c);
+/* "ERR invalid expire time in '<command>' command", as Redis words it. */
+void resp_err_expire(struct resp_conn *c);
+
 /* The connection and server commands (resp_admin.c). */
 void resp_cmd_hello(struct resp_conn *c);
 void resp_cmd_client(struct resp_conn *c);

@@ -22,7 +22,11 @@
 
 #define SRV_TICK_BUSY_MS 10     /* background snapshot work in progress */
 #define SRV_TICK_IDLE_MS 100    /* looking for an automatic snapshot */
-#define SRV_STEP_BUDGET 4096    /* counters per tally_step() slice */
+#define SRV_STEP_BUDGET 4096    /* counters per tally_step() slice: of a
+                                   snapshot, and of active expiry's sample
+                                   of the counters with a TTL (it asks for
+                                   the busy tick while a quarter of a
+                                   sample had expired) */
 #define SRV_STOP_GRACE_MS 10000 /* clients that will not read, at shutdown */
 #define SRV_SPIN_SYNC_US 150    /* the engine's sync thread, between batches */
 #define SRV_SPIN_MAX_US 1000    /* the loop, waiting for one fdatasync */

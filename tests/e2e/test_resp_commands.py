@@ -118,12 +118,11 @@ def test_set_nx_xx_get(tallyd, key):
         assert c.cmd("SET", k, 5, "NX", "XX") == RespError("ERR syntax error")
 
 
-def test_set_with_expiry_is_refused_clearly(tallyd, key):
-    # tally has no expiry; a client asking for one must not be told OK.
+def test_set_with_expiry_sets_the_ttl(tallyd, key):
+    # Counters expire now (issue 9; tests/e2e/test_resp_expire.py has the rest).
     with tallyd.raw() as c:
-        reply = c.cmd("SET", key(), 1, "EX", 10)
-        assert isinstance(reply, RespError) and reply.text.startswith("ERR"), reply
-        assert c.cmd("EXISTS", key()) == 0
+        assert c.cmd("SET", key(), 1, "EX", 10) == b"OK"
+        assert c.cmd("TTL", key()) == 10
 
 
 @pytest.mark.own_server

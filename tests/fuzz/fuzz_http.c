@@ -2,13 +2,15 @@
  * fuzz_http.c - libFuzzer target: the HTTP front end's request parsing
  * (src/proto/http_counter.c through http_int.h): percent-decoding of a key's
  * path segment, the list query string, the Idempotency-Key header and the
- * JSON bodies of PUT and increment/decrement (jansson underneath).
+ * JSON bodies of PUT, increment/decrement and expire (jansson underneath).
  *
  * Input: a mode byte, then four fields separated by NUL bytes: a path
  * segment, a query string, Idempotency-Key values (one header per line),
- * and the body (the rest, NULs included).  Mode bit 0: the body is required
- * (PUT); bit 1: the member is "by" (increment), else "value"; bit 2: the
- * header name is spelled in lower case.  Each parser gets a request of its
+ * and the body (the rest, NULs included).  Mode bit 0: the body's number
+ * is required (PUT); bit 1: it is "by" (increment), else "value"; bit 2:
+ * the header name is spelled in lower case; bits 3-5: the expiry members
+ * the body may hold (HB_TTL, HB_IFNEW, HB_CLEAR); bit 6: a body without a
+ * number (the expire route's).  Each parser gets a request of its
  * own, built with evhttp_request_new() as evhttp would hand it over; one
  * that refuses sends a problem, which without a connection frees the
  * request.  Properties, beyond "no crash, leak or undefined behaviour":
@@ -17,8 +19,8 @@
  *   - an accepted query's limit is 1..1000 (or the default);
  *   - an accepted Idempotency-Key id, quoted again as an sf-string, reads
  *     back as the same id;
- *   - an accepted body's integer, written back as {"name": v}, reads back
- *     as v.
+ *   - an accepted body, written back as JSON from what was parsed (the
+ *     number, ttl_ms or expires_at, ttl_if_new), parses the same.
  * Seeds: tests/fuzz/corpus/http/.
  */
 #include <stdint.h>
@@ -132,29 +134,49 @@ out:
     buf_free(&again);
 }
 
-static int body_int(const char *name, int required, const void *body,
-                    size_t n, int64_t *v)
+static int parse_body(const char *name, int required, unsigned allow,
+                      const void *p, size_t n, struct http_body *b)
 {
     struct evhttp_request *req = evhttp_request_new(NULL, NULL);
 
-    evbuffer_add(evhttp_request_get_input_buffer(req), body, n);
-    if (http_body_int(req, name, required, v) != 0)
+    evbuffer_add(evhttp_request_get_input_buffer(req), p, n);
+    if (http_body_parse(req, name, required, allow, b) != 0)
         return -1;
     evhttp_request_free(req);
     return 0;
 }
 
-static void check_body(const char *name, int required, const char *body,
-                       size_t n)
+/* An accepted body, written back as JSON from what was parsed, parses the
+ * same. */
+static void check_body(const char *name, int required, unsigned allow,
+                       const char *p, size_t n)
 {
-    int64_t v = 12345, again = 0;
-    char doc[64];
+    struct http_body b = {0}, again = {0};
+    struct buf doc = BUF_INIT;
 
-    if (body_int(name, required, body, n, &v) != 0)
+    if (parse_body(name, required, allow, p, n, &b) != 0)
         return;
-    snprintf(doc, sizeof doc, "{\"%s\": %lld}", name, (long long)v);
-    FZ_CHECK(body_int(name, 1, doc, strlen(doc), &again) == 0 && again == v,
-             "%s does not read back as %lld", doc, (long long)v);
+    buf_addc(&doc, '{');
+    if (name && required)
+        buf_printf(&doc, "\"%s\": %lld", name, (long long)b.num);
+    const char *sep = doc.len > 1 ? ", " : "";
+    if (b.clear)
+        buf_printf(&doc, "%s\"ttl_ms\": null", sep);
+    else if (b.exp_flags)
+        buf_printf(&doc, "%s\"%s\": %lld", sep,
+                   b.exp_flags == CMD_F_PX ? "ttl_ms" : "expires_at",
+                   (long long)b.expire);
+    if (b.if_new)
+        buf_adds(&doc, ", \"ttl_if_new\": true");
+    buf_addc(&doc, '}');
+    FZ_CHECK(parse_body(name, required, allow, doc.p, doc.len, &again) == 0 &&
+                 (!(name && required) || again.num == b.num) &&
+                 again.exp_flags == b.exp_flags &&
+                 again.expire == b.expire && again.clear == b.clear &&
+                 again.if_new == b.if_new,
+             "%.*s does not read back as what it was written from",
+             (int)doc.len, doc.p);
+    buf_free(&doc);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -171,7 +193,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *vals = field(data, size, &pos, &n, 0);
     check_idem(mode & 4 ? "idempotency-key" : "Idempotency-Key", vals);
     char *body = field(data, size, &pos, &n, 1);
-    check_body(mode & 2 ? "by" : "value", mode & 1, body, n);
+    check_body(mode & 64 ? NULL : mode & 2 ? "by" : "value",
+               mode & 1, (mode >> 3) & 7, body, n);
     free(seg);
     free(q);
     free(vals);

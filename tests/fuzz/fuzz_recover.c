@@ -17,8 +17,9 @@
  * record with a valid checksum in those files holds, found by decoding at
  * every offset, so that nothing which fails its CRC is ever served.
  *
- * Structured (bit 0 clear): the input describes a snapshot (PUT and IDEM
- * records, END), one or two log files (PUT, DEL, BATCH, IDEM records) and
+ * Structured (bit 0 clear): the input describes a snapshot (PUT, PUTX and
+ * IDEM records, END), one or two log files (PUT, PUTX, DEL, BATCH, IDEM
+ * records; the expiries lie days ahead, so the counters stay served) and
  * optional damage to one file: truncation, one flipped byte, zeros over a
  * range, or zeros appended (reserved log space).  The target writes the
  * files itself with the engine's encoders and correct CRCs, and keeps the
@@ -445,10 +446,14 @@ static void gen_op(struct rd *in, struct codec_op *op, char key[4],
 {
     unsigned b = get8(in);
 
+    memset(op, 0, sizeof *op);
     op->type = allow_del && (b & 0x80) ? CODEC_DEL : CODEC_PUT;
     op->klen = key_of(b & 0x7f, key);
     op->key = key;
     op->value = op->type == CODEC_PUT ? (int64_t)get64(in) : 0;
+    /* Sometimes an expiry (a PUTX), ten days ahead: still served. */
+    if (op->type == CODEC_PUT && (get8(in) & 1))
+        op->expire = (int64_t)time(NULL) * 1000 + 10LL * 86400 * 1000;
     int k = slot(key, op->klen);
     st->has[k] = op->type == CODEC_PUT;
     st->v[k] = op->value;

@@ -19,7 +19,8 @@
  * database, gets byte for byte the same replies (a front end must not care
  * how its input was cut).  That last check is skipped for sessions whose
  * replies depend on the clock, a background thread or the table's hash
- * seed (the words in `unsteady` below).
+ * seed (the words in `unsteady` below), and a reply that follows an
+ * expiry may differ twice before it counts.
  */
 #ifndef FUZZ_STREAM_H
 #define FUZZ_STREAM_H
@@ -135,9 +136,21 @@ static inline void fz_stream_run(const struct proto_ops *ops, void *front,
         return;
     unsigned cfg = data[0];
     uint32_t seed = (uint32_t)(cfg >> 2) * 2654435761u + 1;
-    fz_stream_once(ops, front, proto, cfg, seed, data + 1, size - 1, &pieces);
-    if (!fz_unsteady(data + 1, size - 1)) {
+    int steady = !fz_unsteady(data + 1, size - 1);
+    /* An expiry can tick over (a TTL in seconds, a counter that expires)
+     * between two runs; a front end that cares how its input was cut
+     * differs every time, so three differing attempts are needed. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        buf_clear(&pieces);
+        buf_clear(&whole);
+        fz_stream_once(ops, front, proto, cfg, seed, data + 1, size - 1,
+                       &pieces);
+        if (!steady)
+            break;
         fz_stream_once(ops, front, proto, cfg, 0, data + 1, size - 1, &whole);
+        if (pieces.len == whole.len &&
+            (whole.len == 0 || memcmp(pieces.p, whole.p, whole.len) == 0))
+            break;
         if (getenv("TALLY_FUZZ_DUMP")) { /* README.md: reproducing */
             fprintf(stderr, "---- in pieces:\n");
             fwrite(pieces.p, 1, pieces.len, stderr);
@@ -145,12 +158,9 @@ static inline void fz_stream_run(const struct proto_ops *ops, void *front,
             fwrite(whole.p, 1, whole.len, stderr);
             fprintf(stderr, "\n----\n");
         }
-        FZ_CHECK(pieces.len == whole.len &&
-                     (whole.len == 0 ||
-                      memcmp(pieces.p, whole.p, whole.len) == 0),
-                 "%s answers differently when the input comes in pieces "
-                 "(%zu reply bytes) than all at once (%zu)", ops->name,
-                 pieces.len, whole.len);
+        FZ_CHECK(attempt < 2, "%s answers differently when the input comes "
+                 "in pieces (%zu reply bytes) than all at once (%zu)",
+                 ops->name, pieces.len, whole.len);
     }
     buf_free(&pieces);
     buf_free(&whole);

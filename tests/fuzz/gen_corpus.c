@@ -232,6 +232,10 @@ int main(int argc, char **argv)
                  "BGSAVE\r\nDBSIZE\r\n"),
         T("limits", "\x02*20\r\n$3\r\nDEL\r\n*2\r\n$100\r\n"),
         T("errors", "\x18*1\r\n$x\r\nGET\r\n"),
+        T("expire", "\x04SET e 5 EX 100\r\nEXPIRE e 50 GT\r\nTTL e\r\n"
+                    "PTTL e\r\nPERSIST e\r\nSET f 1 PX 1\r\nINCRBY e 2\r\n"
+                    "PEXPIREAT e 99999999999999\r\nEXPIRETIME e\r\n"
+                    "SET e 6 KEEPTTL\r\nEXPIRE e 0\r\nGET e\r\n"),
         T("overflow", "\x1cSET m 9223372036854775807\r\nINCR m\r\n"
                      "DECRBY m -9223372036854775808\r\nINCRBY m abc\r\n"),
     };
@@ -253,6 +257,10 @@ int main(int argc, char **argv)
         T("meta", "\x0cms m 2\r\n42\r\nmg m v c t\r\nma m D5\r\n"
                  "ma m MD D100 N0 J7\r\nmg m v q\r\nmd m q\r\nmn\r\n"
                  "ms n 1 MA\r\n1\r\nmd n\r\n"),
+        T("expire", "\x04set e 0 100 1\r\n5\r\nmg e v t\r\ntouch e 0\r\n"
+                    "gat 50 e\r\nms f 1 T1\r\n2\r\nma g N100 J3 v t\r\n"
+                    "set h 0 4294967296 1\r\n1\r\nset i 0 -1 1\r\n1\r\n"
+                    "get h i\r\n"),
         T("noreply", "\x10set a 0 0 1 noreply\r\n5\r\nincr a 1 noreply\r\n"
                     "delete a noreply\r\nmn\r\n"),
         T("auth", "\x01get a\r\nset x 0 0 5\r\nu pw\r\nget a\r\n"),
@@ -267,6 +275,9 @@ int main(int argc, char **argv)
         T("incr", "\x02" "a%2Fb%20c\0cursor=5\0\"quoted\\\"id\"\0{\"by\": -7}"),
         T("plus", "\x06" "a+b\0prefix=a+b%21&limit=1000&cursor=0\0id1\nid2\0"
                   "{\"by\": 9223372036854775807}"),
+        T("ttl", "\x09k\0\0\0{\"value\": 3, \"ttl_ms\": 60000}"),
+        T("expire", "\x7ck\0\0\0{\"expires_at\": \"2026-12-01T12:00:00.250+01:00\"}"),
+        T("ifnew", "\x1ak\0\0\0{\"by\": 2, \"ttl_ms\": 5, \"ttl_if_new\": true}"),
         T("bad", "\x01%zz\0limit=0&x=1\0\"open\0{\"value\": 1.5, \"x\": 1}"),
         T("empty", "\x00\0\0\0"),
     };

@@ -116,16 +116,26 @@ TT_API uint32_t tt_crc32c(const void *data, size_t n)
 
 /* ---- Writing the format ------------------------------------------------- */
 
-TT_API void tt_file_header(tt_bytes *b, const char magic[8], uint64_t lsn,
-                           uint32_t hint)
+/* The format version tally writes (docs/format.md); tt_file_header writes
+ * version 1, which every version must still read. */
+#define TT_VERSION 2
+
+TT_API void tt_file_header_v(tt_bytes *b, const char magic[8], uint64_t lsn,
+                             uint32_t hint, uint32_t version)
 {
     size_t at = b->len;
     tt_put(b, magic, 8);
-    tt_put_le(b, 1, 4); /* version */
+    tt_put_le(b, version, 4);
     tt_put_le(b, 0, 4); /* flags */
     tt_put_le(b, lsn, 8);
     tt_put_le(b, hint, 4);
     tt_put_le(b, tt_crc32c(b->p + at, 28), 4);
+}
+
+TT_API void tt_file_header(tt_bytes *b, const char magic[8], uint64_t lsn,
+                           uint32_t hint)
+{
+    tt_file_header_v(b, magic, lsn, hint, 1);
 }
 
 /* Bodies, without the CRC and length in front (also BATCH sub-bodies). */
@@ -203,7 +213,8 @@ TT_API long tt_next_record(const uint8_t *p, size_t len, size_t off)
 TT_API int tt_header_ok(const uint8_t *p, size_t len, const char magic[8],
                         uint64_t *lsn)
 {
-    if (len < TT_HDR || memcmp(p, magic, 8) != 0 || tt_get_le(p + 8, 4) != 1 ||
+    if (len < TT_HDR || memcmp(p, magic, 8) != 0 || tt_get_le(p + 8, 4) < 1 ||
+        tt_get_le(p + 8, 4) > TT_VERSION ||
         tt_crc32c(p, 28) != (uint32_t)tt_get_le(p + 28, 4))
         return 0;
     if (lsn)

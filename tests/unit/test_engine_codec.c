@@ -60,7 +60,7 @@ static void put_and_del_round_trip(void **state)
         key[i] = (unsigned char)i; /* binary, with NULs */
     for (size_t klen = 0; klen <= TALLY_KEY_MAX; klen += klen < 20 ? 1 : 201) {
         for (size_t v = 0; v < 5; v++) {
-            op = (struct codec_op){CODEC_PUT, key, klen, values[v]};
+            op = (struct codec_op){CODEC_PUT, key, klen, values[v], 0};
             n = codec_op(buf, &op);
             assert_int_equal(n, codec_put_size(klen));
             r = decode_ok(buf, n);
@@ -70,7 +70,7 @@ static void put_and_del_round_trip(void **state)
             if (klen)
                 assert_memory_equal(r.op.key, key, klen);
         }
-        op = (struct codec_op){CODEC_DEL, key, klen, 0};
+        op = (struct codec_op){CODEC_DEL, key, klen, 0, 0};
         n = codec_op(buf, &op);
         assert_int_equal(n, codec_del_size(klen));
         r = decode_ok(buf, n);
@@ -84,7 +84,7 @@ static void put_and_del_round_trip(void **state)
 static void put_layout_is_the_documented_one(void **state)
 {
     unsigned char buf[64];
-    struct codec_op op = {CODEC_PUT, "ab", 2, -2};
+    struct codec_op op = {CODEC_PUT, "ab", 2, -2, 0};
     size_t n = codec_op(buf, &op);
 
     (void)state;
@@ -99,9 +99,9 @@ static void put_layout_is_the_documented_one(void **state)
 
 static size_t make_batch(unsigned char *buf, uint32_t *n)
 {
-    struct codec_op ops[3] = {{CODEC_PUT, "x", 1, 7},
-                              {CODEC_DEL, "yy", 2, 0},
-                              {CODEC_PUT, "", 0, -9}};
+    struct codec_op ops[3] = {{CODEC_PUT, "x", 1, 7, 0},
+                              {CODEC_DEL, "yy", 2, 0, 0},
+                              {CODEC_PUT, "", 0, -9, 0}};
     size_t pos = CODEC_BATCH_HDR;
 
     for (int i = 0; i < 3; i++)
@@ -200,7 +200,7 @@ static size_t seal(unsigned char *buf, const unsigned char *body, size_t blen)
 
 static void unknown_type_is_a_newer_version(void **state)
 {
-    unsigned char buf[64], body[] = {5, 1, 0, 'k'};
+    unsigned char buf[64], body[] = {7, 1, 0, 'k'};
     size_t used, claimed, n = seal(buf, body, sizeof(body));
     struct codec_rec r;
     const char *why = NULL;
@@ -209,6 +209,39 @@ static void unknown_type_is_a_newer_version(void **state)
     assert_int_equal(codec_decode(buf, n, &r, &used, &claimed, &why),
                      CODEC_ETYPE);
     assert_non_null(why);
+}
+
+/* A PUT with an expiry is a PUTX (type 5) and decodes as a PUT with it;
+ * an expiry of 0 or past 2^48-1 behind a valid CRC is a malformed body. */
+static void putx_round_trip_and_range(void **state)
+{
+    unsigned char buf[64];
+    struct codec_op op = {CODEC_PUT, "ab", 2, -2, 1700000000123};
+    struct codec_rec r;
+    size_t used, claimed, n = codec_op(buf, &op);
+    const char *why = NULL;
+
+    (void)state;
+    assert_int_equal(n, codec_putx_size(2));
+    assert_int_equal(n, codec_op_size(&op));
+    assert_int_equal(buf[8], CODEC_PUTX);
+    assert_int_equal(codec_decode(buf, n, &r, &used, &claimed, &why),
+                     CODEC_OK);
+    assert_int_equal(r.type, CODEC_PUT);
+    assert_int_equal(r.op.value, -2);
+    assert_int_equal(r.op.expire, 1700000000123);
+    assert_memory_equal(r.op.key, "ab", 2);
+    op.expire = 0;
+    assert_int_equal(codec_op(buf, &op), codec_put_size(2));
+    assert_int_equal(buf[8], CODEC_PUT);
+    for (int bad = 0; bad < 2; bad++) {
+        unsigned char body[19 + 1] = {CODEC_PUTX, 1, 0};
+        codec_put64(body + 11, bad ? (uint64_t)1 << 48 : 0);
+        body[19] = 'k';
+        n = seal(buf, body, sizeof(body));
+        assert_int_equal(codec_decode(buf, n, &r, &used, &claimed, &why),
+                         CODEC_EBODY);
+    }
 }
 
 static void malformed_bodies_behind_a_valid_crc(void **state)
@@ -283,7 +316,7 @@ static void headers(void **state)
     assert_memory_equal(h, "TALLYLOG", 8);
     assert_int_equal(codec_get32(h + 24), 0);
     /* A larger version with a valid CRC: a newer format. */
-    codec_put32(h + 8, 2);
+    codec_put32(h + 8, CODEC_VERSION + 1);
     codec_put32(h + 28, crc32c_extend(0, h, 28));
     assert_int_equal(codec_header_check(h, sizeof(h), CODEC_LOG, &lsn, &hint,
                                         &why), TALLY_EVERSION);
@@ -300,6 +333,7 @@ int main(void)
         cmocka_unit_test(every_truncation_is_short),
         cmocka_unit_test(every_flipped_bit_is_caught),
         cmocka_unit_test(unknown_type_is_a_newer_version),
+        cmocka_unit_test(putx_round_trip_and_range),
         cmocka_unit_test(malformed_bodies_behind_a_valid_crc),
         cmocka_unit_test(length_out_of_range),
         cmocka_unit_test(headers),

@@ -111,8 +111,8 @@ static int mark(void *ctx, const struct table_entry *e)
     struct seen *s = ctx;
     char k[32];
 
-    memcpy(k, e->key, e->klen);
-    k[e->klen] = 0;
+    memcpy(k, e->key, table_klen(e));
+    k[table_klen(e)] = 0;
     s->hit[strtoul(strchr(k, ':') + 1, NULL, 10)] = 1;
     s->shown++;
     return 0;

@@ -160,6 +160,19 @@ static void test_gets_cas_round_trip(void **state)
     EXPECT(f, "gats x c\r\n", "CLIENT_ERROR invalid exptime argument\r\n");
 }
 
+/* 2,592,000 s (30 days) is the longest relative exptime; its milliseconds
+ * do not fit 32 bits, which once made it an absolute time in 1970. */
+static void test_thirty_day_exptime_is_relative(void **state)
+{
+    struct fx *f = *state;
+    EXPECT(f, "set a 0 2592000 1\r\n1\r\nmg a t v\r\n",
+           "STORED\r\nVA 1 t2592000\r\n1\r\n");
+    EXPECT(f, "set a 0 2592001 1\r\n1\r\nmg a t v\r\n",
+           "STORED\r\nEN\r\n");
+    EXPECT(f, "set a 0 4294967296 1\r\n1\r\nmg a t v\r\n",
+           "STORED\r\nVA 1 t-1\r\n1\r\n");
+}
+
 static void test_add_replace_noreply(void **state)
 {
     struct fx *f = *state;
@@ -172,9 +185,11 @@ static void test_add_replace_noreply(void **state)
     /* A sixth token that is not "noreply" is ignored, as memcached does. */
     EXPECT(f, "set a 5 0 1 2\r\n1\r\nget a\r\n",
            "STORED\r\nVALUE a 0 1\r\n1\r\nEND\r\n");
-    /* Flags and exptime are accepted and ignored: counters never expire. */
-    EXPECT(f, "set a 4294967295 -1 1\r\n2\r\nget a\r\n",
+    /* Flags are accepted and ignored; a negative exptime stores a counter
+     * that has already expired, as memcached does. */
+    EXPECT(f, "set a 4294967295 0 1\r\n2\r\nget a\r\n",
            "STORED\r\nVALUE a 0 1\r\n2\r\nEND\r\n");
+    EXPECT(f, "set a 0 -1 1\r\n2\r\nget a\r\n", "STORED\r\nEND\r\n");
 }
 
 static void test_set_refuses_non_integers(void **state)
@@ -679,6 +694,8 @@ static void test_numbers_read_as_memcached_reads_them(void **state)
         assert_string_equal(feed(f, line), want);
     }
     for (size_t i = 0; i < sizeof exptime / sizeof exptime[0]; i++) {
+        /* A negative exptime (or one whose low 32 bits are) deletes n. */
+        EXPECT(f, "set n 0 0 1\r\n0\r\n", "STORED\r\n");
         snprintf(line, sizeof line, "touch n %s\r\n", exptime[i].tok);
         assert_string_equal(feed(f, line), exptime[i].ok
                             ? "TOUCHED\r\n"
@@ -697,7 +714,7 @@ static void test_numbers_read_as_memcached_reads_them(void **state)
            "VALUE n 0 1\r\n2\r\nEND\r\n");
     /* The meta commands' number flags use the same readers. */
     EXPECT(f, "ma n D-+5\r\nma n D+5 v\r\nmg n v T-+5\r\nmg n v T+5\r\n"
-              "ms n 1 F4294967296\r\n7\r\nms n +1 T-5\r\n8\r\nmg n v\r\n",
+              "ms n 1 F4294967296\r\n7\r\nms n +1 T+5\r\n8\r\nmg n v\r\n",
            "CLIENT_ERROR invalid or duplicate flag\r\nVA 1\r\n7\r\n"
            "CLIENT_ERROR bad token in command line format\r\nVA 1\r\n7\r\n"
            "HD\r\nHD\r\nVA 1\r\n8\r\n");
@@ -711,6 +728,7 @@ int main(void)
         T(test_set_reply_waits_for_its_ticket),
         T(test_gets_cas_round_trip),
         T(test_add_replace_noreply),
+        T(test_thirty_day_exptime_is_relative),
         T(test_set_refuses_non_integers),
         T(test_data_block_of_wrong_length),
         T(test_oversized_block_is_swallowed),

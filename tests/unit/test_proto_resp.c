@@ -255,8 +255,6 @@ static void test_set_options(void **state)
     const char *notint = "-ERR value is not an integer or out of range "
                          "(tally stores signed 64-bit integer counters "
                          "only)\r\n";
-    const char *noexp = "-ERR tally counters never expire: EX, PX, EXAT, "
-                        "PXAT and KEEPTTL are not supported\r\n";
 
     EXPECT(f, "set k 1\r\n", "+OK\r\n");
     EXPECT(f, "set k abc\r\n", notint);
@@ -273,12 +271,64 @@ static void test_set_options(void **state)
     EXPECT(f, "set k 1 foo\r\n", "-ERR syntax error\r\n");
     EXPECT(f, "set k 1 ex\r\n", "-ERR syntax error\r\n");
     EXPECT(f, "set k 1 ex 10 px 10\r\n", "-ERR syntax error\r\n");
-    EXPECT(f, "set k 1 ex 10\r\n", noexp);
-    EXPECT(f, "set k 1 PX 10\r\n", noexp);
-    EXPECT(f, "set k 1 keepttl\r\n", noexp);
     EXPECT(f, "set k\r\n",
            "-ERR wrong number of arguments for 'set' command\r\n");
     EXPECT(f, "get k\r\n", "$1\r\n3\r\n");
+    /* Expiry options (regression: they were refused, "counters never
+     * expire"). */
+    EXPECT(f, "set k 1 ex 10\r\n", "+OK\r\n");
+    EXPECT(f, "ttl k\r\n", ":10\r\n");
+    EXPECT(f, "set k 2 keepttl\r\n", "+OK\r\n");
+    EXPECT(f, "ttl k\r\n", ":10\r\n");
+    EXPECT(f, "set k 1 PX 10000 keepttl\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "set k 1 ex 0\r\n",
+           "-ERR invalid expire time in 'set' command\r\n");
+    EXPECT(f, "SET k 1 EX 9999999999999999\r\n",
+           "-ERR invalid expire time in 'set' command\r\n");
+    EXPECT(f, "set k 1 ex abc\r\n",
+           "-ERR value is not an integer or out of range\r\n");
+    EXPECT(f, "set k 3\r\n", "+OK\r\n");
+    EXPECT(f, "ttl k\r\n", ":-1\r\n");
+}
+
+/* The expiry commands' replies and Redis 7's error texts (more, against a
+ * real redis-server, in tests/e2e/test_resp_expire.py). */
+static void test_expiry_commands(void **state)
+{
+    struct fx *f = *state;
+
+    EXPECT(f, "setex k 100 5\r\n", "+OK\r\n");
+    EXPECT(f, "ttl k\r\n", ":100\r\n");
+    EXPECT(f, "pttl nokey\r\n", ":-2\r\n");
+    EXPECT(f, "expire k 10 nx gt\r\n",
+           "-ERR NX and XX, GT or LT options at the same time are not "
+           "compatible\r\n");
+    EXPECT(f, "expire k 10 gt lt\r\n",
+           "-ERR GT and LT options at the same time are not compatible\r\n");
+    EXPECT(f, "expire k 10 foo\r\n", "-ERR Unsupported option foo\r\n");
+    EXPECT(f, "expire k 9999999999999999\r\n",
+           "-ERR invalid expire time in 'expire' command\r\n");
+    EXPECT(f, "pexpire k 9223372036854775000\r\n",
+           "-ERR invalid expire time in 'pexpire' command\r\n");
+    EXPECT(f, "expire k 50 gt\r\n", ":0\r\n");
+    EXPECT(f, "expire k 50 lt\r\n", ":1\r\n");
+    EXPECT(f, "expire nokey 50\r\n", ":0\r\n");
+    EXPECT(f, "persist k\r\n", ":1\r\n");
+    EXPECT(f, "persist k\r\n", ":0\r\n");
+    EXPECT(f, "expiretime k\r\n", ":-1\r\n");
+    EXPECT(f, "psetex k 0 1\r\n",
+           "-ERR invalid expire time in 'psetex' command\r\n");
+    EXPECT(f, "getex k persist ex 10\r\n", "-ERR syntax error\r\n");
+    EXPECT(f, "getex nokey ex 0\r\n", "$-1\r\n");
+    EXPECT(f, "getex k ex 0\r\n",
+           "-ERR invalid expire time in 'getex' command\r\n");
+    EXPECT(f, "getex k px 5000\r\n", "$1\r\n5\r\n");
+    EXPECT(f, "ttl k\r\n", ":5\r\n");
+    EXPECT(f, "getex k exat 1\r\n", "$1\r\n5\r\n");
+    EXPECT(f, "exists k\r\n", ":0\r\n");
+    EXPECT(f, "set k 7\r\n", "+OK\r\n");
+    EXPECT(f, "expire k -1\r\n", ":1\r\n");
+    EXPECT(f, "get k\r\n", "$-1\r\n");
 }
 
 static void test_multi_key_commands(void **state)
@@ -895,6 +945,7 @@ int main(void)
         T(test_once_commands),
         T(test_once_in_flight_is_tryagain),
         T(test_set_options),
+        T(test_expiry_commands),
         T(test_multi_key_commands),
         T(test_key_over_limit),
         T(test_scan),
