@@ -270,14 +270,14 @@ int main(int argc, char **argv)
     /* fuzz_http: mode byte, then path segment, query, Idempotency-Key
      * lines and body, separated by NULs (written with explicit lengths). */
     static const struct text http[] = {
-        T("put", "\x01visits%3Ahome\0prefix=visits&limit=10\0abc-123\0"
+        T("put", "\x00visits%3Ahome\0prefix=visits&limit=10\0abc-123\0"
                  "{\"value\": 42}"),
-        T("incr", "\x02" "a%2Fb%20c\0cursor=5\0\"quoted\\\"id\"\0{\"by\": -7}"),
-        T("plus", "\x06" "a+b\0prefix=a+b%21&limit=1000&cursor=0\0id1\nid2\0"
+        T("incr", "\x01" "a%2Fb%20c\0cursor=5\0\"quoted\\\"id\"\0{\"by\": -7}"),
+        T("plus", "\x05" "a+b\0prefix=a+b%21&limit=1000&cursor=0\0id1\nid2\0"
                   "{\"by\": 9223372036854775807}"),
-        T("ttl", "\x09k\0\0\0{\"value\": 3, \"ttl_ms\": 60000}"),
-        T("expire", "\x7ck\0\0\0{\"expires_at\": \"2026-12-01T12:00:00.250+01:00\"}"),
-        T("ifnew", "\x1ak\0\0\0{\"by\": 2, \"ttl_ms\": 5, \"ttl_if_new\": true}"),
+        T("ttl", "\x00k\0\0\0{\"value\": 3, \"ttl_ms\": 60000}"),
+        T("expire", "\x06k\0\0\0{\"expires_at\": \"2026-12-01T12:00:00.250+01:00\"}"),
+        T("ifnew", "\x01k\0\0\0{\"by\": 2, \"ttl_ms\": 5, \"ttl_if_new\": true}"),
         T("bad", "\x01%zz\0limit=0&x=1\0\"open\0{\"value\": 1.5, \"x\": 1}"),
         T("empty", "\x00\0\0\0"),
     };
