@@ -38,7 +38,7 @@
 extern "C" {
 #endif
 
-#define TALLY_VERSION "0.1.0"
+#include "tally_version.h" /* TALLY_VERSION "x.y.z", from CMakeLists.txt */
 #define TALLY_KEY_MAX 1024 /* longest key, in bytes */
 #define TALLY_ERRMAX 512   /* size of the error buffers taken below */
 #define TALLY_ID_MAX 256   /* longest idempotency id, in bytes */
@@ -48,6 +48,8 @@ extern "C" {
 
 #define TALLY_OK 0        /* done */
 #define TALLY_NOTFOUND 1  /* no such counter (a result, not an error) */
+#define TALLY_TORN 2      /* tally_check: sound but for a torn log tail that
+                             opening would cut; no acknowledged change lost */
 
 #define TALLY_EINVAL (-1)     /* bad argument (NULL key with length, ...) */
 #define TALLY_EKEYLEN (-2)    /* key longer than TALLY_KEY_MAX bytes */
@@ -485,11 +487,16 @@ void tally_stats_get(const tally *db, tally_stats *st);
 /* ---- Offline tools ---------------------------------------------------- */
 
 /* Verify every file in dir without changing anything (the directory must not
- * be in use).  Returns TALLY_OK, TALLY_ECORRUPT, TALLY_ELOCKED, ... and writes
- * a report to report (TALLY_ERRMAX bytes, may be NULL): on corruption the file
- * and byte offset, on success a summary (live counters, files, a torn tail
- * that open would cut, counters whose expiry has passed but that are still
- * in the files). */
+ * be in use).  Returns one of three verdicts, or an error:
+ *   TALLY_OK       sound: tally_open changes nothing;
+ *   TALLY_TORN     sound but for the last write, which a crash interrupted:
+ *                  tally_open cuts it (it held no acknowledged change);
+ *   TALLY_ECORRUPT acknowledged data is damaged: tally_open refuses;
+ *   TALLY_EVERSION, TALLY_ELOCKED, TALLY_EIO, ...: could not verify.
+ * report (TALLY_ERRMAX bytes, may be NULL) gets a summary (live counters,
+ * files, what open would cut, counters whose expiry has passed but that are
+ * still in the files), or the file and byte offset of the damage, why it is
+ * not a torn write, and what tally_repair would drop. */
 int tally_check(const char *dir, char *report);
 
 /* For an operator who accepts losing data: cut the log at the first bad

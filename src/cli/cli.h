@@ -23,7 +23,13 @@
 #define CLI_EXIT_OK 0       /* done */
 #define CLI_EXIT_NOTFOUND 1 /* get or del of a counter that does not exist */
 #define CLI_EXIT_ERROR 2    /* bad usage, connection, server or I/O error,
-                               corrupt or busy data directory */
+                               busy data directory; corrupt one (but for
+                               check and repair: CLI_EXIT_CORRUPT) */
+/* check's (and repair's without --yes) verdicts beside CLI_EXIT_OK: */
+#define CLI_EXIT_TORN 1     /* a torn log tail that opening would cut; no
+                               acknowledged change is lost */
+#define CLI_EXIT_CORRUPT 3  /* acknowledged data is damaged: opening
+                               refuses, `repair --yes` would lose data */
 
 /* Everything the global options and the environment decided. */
 struct cli_opts {
@@ -32,6 +38,11 @@ struct cli_opts {
     const char *password; /* -a, TALLY_PASSWORD; NULL: do not AUTH */
     int timeout_ms;       /* --timeout; connect and per-reply limit, 0: none */
     int json;             /* --json: one JSON document (or JSON lines) */
+    int tls;              /* --tls */
+    const char *cacert;   /* --cacert: CAs the server's certificate must
+                             chain to; NULL: the system's */
+    const char *cert;     /* --cert, --key: a client certificate, or NULL */
+    const char *key;
 };
 
 /* A subcommand: argv[0] is its name, the arguments follow. */
@@ -42,6 +53,22 @@ struct cli_cmd {
     const char *usage; /* one line: "get KEY" */
     const char *help;  /* what it does, its output and exit codes */
 };
+
+/* ---- tls.c: the online commands over TLS ------------------------------- */
+
+struct redisContext;
+struct redisReply;
+struct ssl_st;
+
+/* Start TLS on c's connected socket as o asks (--cacert, --cert, --key; the
+ * certificate must name o->host).  Returns the connection (caller frees with
+ * cli_tls_close), or NULL after printing why. */
+struct ssl_st *cli_tls_open(struct redisContext *c, const struct cli_opts *o);
+/* redisCommandArgv over ssl: the reply (caller frees with freeReplyObject),
+ * or NULL with c->err and c->errstr set (errno EAGAIN after a timeout). */
+struct redisReply *cli_tls_call(struct ssl_st *ssl, struct redisContext *c,
+                                int argc, const char **argv, const size_t *lens);
+void cli_tls_close(struct ssl_st *ssl);
 
 /* ---- main.c ----------------------------------------------------------- */
 

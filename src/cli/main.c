@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "tally.h"
+#include "version.h"
 
 static const struct cli_cmd cmds[] = {
     {"get", 1, cli_get, "get KEY",
@@ -51,9 +52,11 @@ static const struct cli_cmd cmds[] = {
     {"check", 0, cli_check, "check --dir DIR",
      "Verify every file in the data directory of a stopped server without\n"
      "changing anything.  Exit 0 with a summary if it is sound (it counts\n"
-     "the counters that have expired but are not purged yet); exit 2 naming\n"
-     "the file and byte offset of the first damage otherwise.\n"
-     "--json: {\"ok\": BOOL, \"report\": \"...\"}.\n"},
+     "the counters that have expired but are not purged yet); exit 1 if\n"
+     "only a torn log tail (a write a crash cut short, never acknowledged)\n"
+     "would be cut on open; exit 3 naming the file and byte offset if\n"
+     "acknowledged data is damaged (open refuses); exit 2 if it cannot check.\n"
+     "--json: {\"ok\": BOOL, \"status\": \"clean|torn|corrupt\", \"report\": ...}.\n"},
     {"dump", 0, cli_dump, "dump --dir DIR",
      "Print every counter of a stopped server's data directory as a JSON line\n"
      "{\"key\": \"KEY\", \"value\": N}, sorted by key; a key that is not valid\n"
@@ -72,12 +75,13 @@ static const struct cli_cmd cmds[] = {
      "Make a damaged data directory open again by cutting the log at its\n"
      "first bad record (later log files are renamed *.corrupt) or rebuilding\n"
      "a damaged snapshot from its valid records.  This can lose counters, so\n"
-     "without --yes it only says what is wrong and changes nothing.\n"},
+     "without --yes it only says what is wrong and changes nothing (exit\n"
+     "codes as check's); with --yes it says how many records it dropped.\n"},
 };
 
 static const char usage_text[] =
     "usage: tally [-H HOST] [-p PORT] [-a PASSWORD] [--timeout SECS] [--json]\n"
-    "             COMMAND [ARGS]\n"
+    "             [--tls [--cacert FILE] [--cert FILE --key FILE]] COMMAND [ARGS]\n"
     "\n"
     "Online commands (talk to a running tallyd over the Redis protocol):\n"
     "%s"
@@ -92,6 +96,11 @@ static const char usage_text[] =
     "      --timeout SECS   give up on a connect or a reply after SECS\n"
     "                       (default 10; 0 waits for ever)\n"
     "      --json           print JSON instead of text\n"
+    "      --tls            talk TLS (tallyd --tls-port); the server's\n"
+    "                       certificate must name HOST and chain to:\n"
+    "      --cacert FILE    these CAs (PEM; default the system's)\n"
+    "      --cert FILE      a client certificate (PEM), with\n"
+    "      --key FILE       its key (default: in the --cert file)\n"
     "  -h, --help           this text; `tally COMMAND --help` for one command\n"
     "      --version        print the version\n"
     "\n"
@@ -225,7 +234,7 @@ static int parse_port(const char *s, const char *what, int *port)
 
 int main(int argc, char **argv)
 {
-    struct cli_opts o = {"127.0.0.1", 7379, NULL, 10000, 0};
+    struct cli_opts o = {.host = "127.0.0.1", .port = 7379, .timeout_ms = 10000};
     const char *env;
     int i;
 
@@ -246,7 +255,7 @@ int main(int argc, char **argv)
             print_usage(stdout);
             return out_finish();
         } else if (strcmp(a, "--version") == 0) {
-            printf("tally %s\n", TALLY_VERSION);
+            printf("tally %s (git %s)\n", TALLY_VERSION, version_git_rev);
             return out_finish();
         } else if (strcmp(a, "--json") == 0) {
             o.json = 1;
@@ -269,6 +278,15 @@ int main(int argc, char **argv)
             if (cli_parse_i64(v, &secs) < 0 || secs < 0 || secs > 86400)
                 return cli_error("--timeout: bad number of seconds \"%s\"", v);
             o.timeout_ms = (int)secs * 1000;
+        } else if (strcmp(a, "--tls") == 0) {
+            o.tls = 1;
+        } else if (opt_is(a, NULL, "--cacert") || opt_is(a, NULL, "--cert") ||
+                   opt_is(a, NULL, "--key")) {
+            if (!(v = opt_value(argc, argv, &i, a)))
+                return CLI_EXIT_ERROR;
+            *(opt_is(a, NULL, "--cacert") ? &o.cacert
+              : opt_is(a, NULL, "--cert") ? &o.cert : &o.key) = v;
+            o.tls = 1;
         } else {
             cli_error("unknown option %s", a);
             print_usage(stderr);

@@ -4,10 +4,12 @@
  *
  * Each takes the engine's lock on the directory (tally_open, tally_check and
  * tally_repair all do), so a tallyd running on it makes them fail at once
- * with TALLY_ELOCKED, reported as exit 2.  The dump format is out.c's JSON
- * line per counter, with the absolute expiry ("expires_at", Unix ms) of a
- * counter that has one; restore reads it back, checking the whole input
- * before it writes anything.  Verifying and cutting files is the engine's business
+ * with TALLY_ELOCKED, reported as exit 2.  check reports one of three
+ * verdicts (clean, torn tail, corrupt) as exit 0, 1 or 3 (cli.h).  The dump
+ * format is out.c's JSON line per counter, with the absolute expiry
+ * ("expires_at", Unix ms) of a counter that has one; restore reads it back,
+ * checking the whole input before it writes anything.  Verifying and
+ * cutting files is the engine's business
  * (tally_check, tally_repair); this file only reports what they say.
  */
 #include <stdlib.h>
@@ -120,14 +122,22 @@ static json_t *json_text(const char *s)
     return j;
 }
 
-/* Print the outcome of check or repair: {"ok": .., "report": ..} with
- * --json, else the report on stdout when ok and on stderr when not. */
-static int print_report(const struct cli_opts *o, const char *tool, int ok,
-                        const char *report)
+/* Print a verdict of check (tally_check's TALLY_OK, TALLY_TORN or
+ * TALLY_ECORRUPT): {"ok": .., "status": "clean"|"torn"|"corrupt",
+ * "report": ..} with --json, else the report on stdout when the directory
+ * opens and on stderr when it does not.  Returns the verdict's exit code. */
+static int print_verdict(const struct cli_opts *o, const char *tool, int rc,
+                         const char *report)
 {
+    int ok = rc != TALLY_ECORRUPT;
+
     if (o->json) {
         json_t *obj = json_object();
         json_object_set_new(obj, "ok", json_boolean(ok));
+        json_object_set_new(obj, "status",
+                            json_string(rc == TALLY_OK     ? "clean"
+                                        : rc == TALLY_TORN ? "torn"
+                                                           : "corrupt"));
         json_object_set_new(obj, "report", json_text(report));
         if (out_json(obj))
             return CLI_EXIT_ERROR;
@@ -136,7 +146,14 @@ static int print_report(const struct cli_opts *o, const char *tool, int ok,
     } else {
         cli_error("%s: %s", tool, report);
     }
-    return ok ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    return rc == TALLY_OK ? CLI_EXIT_OK
+           : rc == TALLY_TORN ? CLI_EXIT_TORN : CLI_EXIT_CORRUPT;
+}
+
+/* Is rc one of tally_check's three verdicts (not a failure to check)? */
+static int is_verdict(int rc)
+{
+    return rc == TALLY_OK || rc == TALLY_TORN || rc == TALLY_ECORRUPT;
 }
 
 int cli_check(const struct cli_opts *o, int argc, char **argv)
@@ -148,8 +165,8 @@ int cli_check(const struct cli_opts *o, int argc, char **argv)
     if ((rc = parse_dir_args(argc, argv, 0, &a)))
         return rc;
     rc = tally_check(a.dir, report);
-    if (rc == TALLY_OK || rc == TALLY_ECORRUPT)
-        return print_report(o, "check", rc == TALLY_OK, report);
+    if (is_verdict(rc))
+        return print_verdict(o, "check", rc, report);
     return dir_error("check", a.dir, rc, report);
 }
 
@@ -157,26 +174,29 @@ int cli_repair(const struct cli_opts *o, int argc, char **argv)
 {
     struct dir_args a;
     char report[TALLY_ERRMAX] = "";
-    int rc;
+    int rc, code;
 
     if ((rc = parse_dir_args(argc, argv, 1, &a)))
         return rc;
     if (!a.yes) {
         /* Say what is wrong and what --yes would do, but touch nothing. */
         rc = tally_check(a.dir, report);
-        if (rc == TALLY_OK)
-            return print_report(o, "repair", 1, report);
-        if (rc != TALLY_ECORRUPT)
+        if (!is_verdict(rc))
             return dir_error("repair", a.dir, rc, report);
-        print_report(o, "repair", 0, report);
-        return cli_error("repair: nothing changed; run `tally repair --dir %s "
-                         "--yes` to cut the damage (the counters' changes "
-                         "after it are lost)", a.dir);
+        code = print_verdict(o, "repair", rc, report);
+        if (rc == TALLY_TORN)
+            cli_error("repair: nothing changed; the torn tail holds no "
+                      "acknowledged change and opening cuts it anyway");
+        else if (rc == TALLY_ECORRUPT)
+            cli_error("repair: nothing changed; run `tally repair --dir %s "
+                      "--yes` to cut the damage (the intact records it "
+                      "names are lost)", a.dir);
+        return code;
     }
     rc = tally_repair(a.dir, report);
     if (rc != TALLY_OK)
         return dir_error("repair", a.dir, rc, report);
-    return print_report(o, "repair", 1, report);
+    return print_verdict(o, "repair", TALLY_OK, report);
 }
 
 /* Called by tally_scanx for every counter. */

@@ -9,7 +9,7 @@
  * wire byte for byte as they came in argv, and maps the replies onto output
  * and an exit code (cli.h): an error reply, a lost connection or a reply of
  * an unexpected type is exit 2 with the message on stderr.  Printing keys is
- * out.c's job.
+ * out.c's job.  With --tls the same requests go through tls.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,30 +26,56 @@
 /* SCAN's COUNT hint while listing. */
 #define LIST_SCAN_COUNT "1000"
 
-/* Connect to the server named by o and authenticate.  Returns the context
- * (caller frees with redisFree), or NULL after printing why. */
-static redisContext *conn_open(const struct cli_opts *o)
+/* One connection: hiredis's context, and TLS over its socket with --tls. */
+struct conn {
+    redisContext *rc;
+    struct ssl_st *ssl;        /* NULL: plain */
+};
+
+static void conn_close(struct conn *c)
+{
+    cli_tls_close(c->ssl);
+    redisFree(c->rc);
+    free(c);
+}
+
+/* Send a command, over TLS or not; NULL with c->rc->err set on failure. */
+static redisReply *conn_send(struct conn *c, int argc, const char **argv,
+                             const size_t *lens)
+{
+    return c->ssl ? cli_tls_call(c->ssl, c->rc, argc, argv, lens)
+                  : redisCommandArgv(c->rc, argc, argv, lens);
+}
+
+/* Connect to the server named by o and authenticate.  Returns the
+ * connection (caller frees with conn_close), or NULL after printing why. */
+static struct conn *conn_open(const struct cli_opts *o)
 {
     struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};
-    redisContext *c = o->timeout_ms ? redisConnectWithTimeout(o->host, o->port, tv)
-                                    : redisConnect(o->host, o->port);
+    struct conn *c = xcalloc(1, sizeof *c);
+    c->rc = o->timeout_ms ? redisConnectWithTimeout(o->host, o->port, tv)
+                          : redisConnect(o->host, o->port);
 
-    if (!c) {
+    if (!c->rc) {
         cli_error("cannot connect to %s:%d: out of memory", o->host, o->port);
+        free(c);
         return NULL;
     }
-    if (c->err) {
-        cli_error("cannot connect to %s:%d: %s", o->host, o->port, c->errstr);
+    if (c->rc->err) {
+        cli_error("cannot connect to %s:%d: %s", o->host, o->port, c->rc->errstr);
         goto fail;
     }
-    if (o->timeout_ms && redisSetTimeout(c, tv) != REDIS_OK) {
-        cli_error("cannot set the reply timeout: %s", c->errstr);
+    if (o->timeout_ms && redisSetTimeout(c->rc, tv) != REDIS_OK) {
+        cli_error("cannot set the reply timeout: %s", c->rc->errstr);
         goto fail;
     }
+    if (o->tls && !(c->ssl = cli_tls_open(c->rc, o)))
+        goto fail;
     if (o->password) {
-        redisReply *r = redisCommand(c, "AUTH %s", o->password);
+        const char *argv[] = {"AUTH", o->password};
+        redisReply *r = conn_send(c, 2, argv, NULL);
         if (!r) {
-            cli_error("%s:%d: %s", o->host, o->port, c->errstr);
+            cli_error("%s:%d: %s", o->host, o->port, c->rc->errstr);
             goto fail;
         }
         if (r->type == REDIS_REPLY_ERROR) {
@@ -61,7 +87,7 @@ static redisContext *conn_open(const struct cli_opts *o)
     }
     return c;
 fail:
-    redisFree(c);
+    conn_close(c);
     return NULL;
 }
 
@@ -69,19 +95,19 @@ fail:
  * when lens is NULL) and return its reply (caller frees with
  * freeReplyObject).  An error reply or a failed connection is printed and
  * gives NULL. */
-static redisReply *conn_call(redisContext *c, int argc, const char **argv,
+static redisReply *conn_call(struct conn *c, int argc, const char **argv,
                              const size_t *lens)
 {
-    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    redisReply *r = conn_send(c, argc, argv, lens);
 
     if (!r) {
         /* hiredis reports a read that hit SO_RCVTIMEO as a plain EAGAIN. */
-        if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (c->rc->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
             cli_error("%s: no reply from the server in time (see --timeout)",
                       argv[0]);
         else
             cli_error("%s: %s", argv[0],
-                      c->errstr[0] ? c->errstr : "connection lost");
+                      c->rc->errstr[0] ? c->rc->errstr : "connection lost");
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -115,13 +141,13 @@ static int reply_i64(const redisReply *r, int64_t *v)
 static int call_once(const struct cli_opts *o, int argc, const char **argv,
                      int want, redisReply **rp)
 {
-    redisContext *c = conn_open(o);
+    struct conn *c = conn_open(o);
 
     *rp = NULL;
     if (!c)
         return CLI_EXIT_ERROR;
     redisReply *r = conn_call(c, argc, argv, NULL);
-    redisFree(c);
+    conn_close(c);
     if (!r)
         return CLI_EXIT_ERROR;
     if (want >= 0 && r->type != want) {
@@ -208,18 +234,19 @@ static int take_ttl(int *argc, char **argv, int64_t *ms)
     return 0;
 }
 
-/* INCRBY key by, then PEXPIRE key ms NX, pipelined on one connection: the
- * rate limiter's fixed window (the first increment opens it, later ones
- * count in it).  If the first succeeds and the second is lost, the next
- * call sets the expiry, since the counter then has none.  Returns 0 with
- * *v the new value, or CLI_EXIT_ERROR after a message. */
+/* INCRBY key by, then PEXPIRE key ms NX on one connection: the rate
+ * limiter's fixed window (the first increment opens it, later ones count in
+ * it).  If the first succeeds and the second is lost, the next call sets the
+ * expiry, since the counter then has none.  (One round trip each: over TLS
+ * the CLI sends a command at a time.)  Returns 0 with *v the new value, or
+ * CLI_EXIT_ERROR after a message. */
 static int add_with_ttl(const struct cli_opts *o, const char *op,
                         const char *key, const char *by, int64_t ms,
                         int64_t *v)
 {
     char msbuf[24];
-    redisContext *c = conn_open(o);
-    redisReply *r = NULL;
+    struct conn *c = conn_open(o);
+    redisReply *r;
     int rc = CLI_EXIT_ERROR;
 
     if (!c)
@@ -227,33 +254,16 @@ static int add_with_ttl(const struct cli_opts *o, const char *op,
     snprintf(msbuf, sizeof msbuf, "%lld", (long long)ms);
     const char *incr[] = {op, key, by};
     const char *expire[] = {"PEXPIRE", key, msbuf, "NX"};
-    if (redisAppendCommandArgv(c, 3, incr, NULL) != REDIS_OK ||
-        redisAppendCommandArgv(c, 4, expire, NULL) != REDIS_OK) {
-        cli_error("%s: %s", op, c->errstr);
+    if (!(r = conn_call(c, 3, incr, NULL)))
         goto out;
-    }
-    for (int i = 0; i < 2; i++) {
-        void *p = NULL;
-        if (redisGetReply(c, &p) != REDIS_OK) {
-            cli_error("%s: %s", i ? "PEXPIRE" : op,
-                      c->errstr[0] ? c->errstr : "connection lost");
-            goto out;
-        }
-        r = p;
-        if (r->type == REDIS_REPLY_ERROR) {
-            cli_error("server error: %.*s", (int)r->len, r->str);
-            goto out;
-        }
-        if (i == 0 && reply_i64(r, v))
-            goto out;
-        freeReplyObject(r);
-        r = NULL;
-    }
+    int bad = reply_i64(r, v);
+    freeReplyObject(r);
+    if (bad || !(r = conn_call(c, 4, expire, NULL)))
+        goto out;
+    freeReplyObject(r);
     rc = 0;
 out:
-    if (r)
-        freeReplyObject(r);
-    redisFree(c);
+    conn_close(c);
     return rc;
 }
 
@@ -361,7 +371,7 @@ static void prefix_glob(struct buf *b, const char *prefix)
 
 /* Fetch the values of keys[0, n) with MGET and add the ones that still exist
  * to l.  Returns 0 or CLI_EXIT_ERROR after a message. */
-static int list_fetch(redisContext *c, struct out_items *l, redisReply **keys,
+static int list_fetch(struct conn *c, struct out_items *l, redisReply **keys,
                       size_t n)
 {
     const char *argv[LIST_MGET_MAX + 1] = {"MGET"};
@@ -394,7 +404,7 @@ out:
 }
 
 /* Walk SCAN to the end, fetching each page's values as it comes. */
-static int list_scan(redisContext *c, const char *prefix, struct out_items *l)
+static int list_scan(struct conn *c, const char *prefix, struct out_items *l)
 {
     struct buf pat = BUF_INIT;
     char cursor[32] = "0";
@@ -435,7 +445,7 @@ static int list_scan(redisContext *c, const char *prefix, struct out_items *l)
 int cli_list(const struct cli_opts *o, int argc, char **argv)
 {
     struct out_items l = OUT_ITEMS_INIT;
-    redisContext *c;
+    struct conn *c;
     int rc;
 
     if (argc > 2)
@@ -443,7 +453,7 @@ int cli_list(const struct cli_opts *o, int argc, char **argv)
     if (!(c = conn_open(o)))
         return CLI_EXIT_ERROR;
     rc = list_scan(c, argc == 2 ? argv[1] : "", &l);
-    redisFree(c);
+    conn_close(c);
     if (!rc && out_items_print(&l, o->json))
         rc = cli_error("cannot write the output: %m");
     out_items_free(&l);

@@ -145,6 +145,26 @@ enum cmd_status {
 
 /* Daemon-wide facts that INFO, stats and /metrics report.  The daemon owns
  * and updates it; the command layer and front ends only read it. */
+/* The daemon's settings, for RESP's CONFIG GET and CONFIG SET: filled by
+ * tallyd (src/server/conffile.c); absent in a process without settings. */
+enum cmd_config_status {
+    CMD_CONFIG_OK = 0,
+    CMD_CONFIG_UNKNOWN,        /* no such setting */
+    CMD_CONFIG_IMMUTABLE,      /* only at start: file or command line */
+    CMD_CONFIG_BADVALUE,       /* reason in err */
+};
+
+struct cmd_config {
+    void *self;
+    size_t count;              /* settings, named by index 0..count-1 */
+    /* The name of setting i (lower case, as its flag without "--"); its
+     * value as the daemon uses it is written into out (n bytes). */
+    const char *(*get)(void *self, size_t i, char *out, size_t n);
+    /* Change a setting now: a cmd_config_status, with the reason in err
+     * (256 bytes) for CMD_CONFIG_BADVALUE. */
+    int (*set)(void *self, const char *name, const char *value, char *err);
+};
+
 struct cmd_serverinfo {
     int64_t start_unix;        /* when tallyd started */
     int pid;
@@ -155,6 +175,8 @@ struct cmd_serverinfo {
     uint64_t maxclients;
     const char *dir;           /* data directory */
     const char *version;
+    const char *git_rev;       /* the build's git revision, or "unknown" */
+    const struct cmd_config *config; /* CONFIG GET/SET, or NULL */
 };
 
 /* Per-connection (or per-request, for HTTP) state the layer needs. */

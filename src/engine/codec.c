@@ -8,8 +8,8 @@
  *
  * File header, 32 bytes, in both kinds of file:
  *    0  8  magic "TALLYLOG" (log) or "TALLYSNP" (snapshot)
- *    8  4  u32 format version = 2 (1 is still read: it has no PUTX;
- *            larger: TALLY_EVERSION)
+ *    8  4  u32 format version = 3 (1 and 2 are still read: 1 has no PUTX,
+ *            neither has frames; larger: TALLY_EVERSION)
  *   12  4  u32 flags = 0
  *   16  8  u64 LSN: log = LSN of the file's first record byte;
  *                   snapshot = S, the LSN replay starts from
@@ -42,10 +42,29 @@
  *          7..255 reserved; a record with a valid CRC and such a type
  *                   means a newer format (TALLY_EVERSION)
  *
- * An LSN is a byte position in the logical stream of log records (file
- * headers not counted); a record's ticket is the LSN just past its end.
- * After the last record a log holds zeros (space reserved ahead), so a
- * record header of 8 zero bytes marks the end of the data.
+ * Frame, in log files of version 3 (versions 1 and 2 hold bare records):
+ *    0  4  magic "TLYF"
+ *    4  4  u32 len: payload bytes after this header, 0 .. 64 MiB; the
+ *          payload is whole records
+ *    8  8  u64 LSN of this header's first byte (its own position)
+ *   16  8  u64 synced: every LSN below it had been fdatasync'd before this
+ *          frame was written (<= the frame's LSN)
+ *   24  4  u32 zeros: how many of the pieces that the file's 512-byte
+ *          sectors cut the frame (header and payload) into are all zero as
+ *          written
+ *   28  4  u32 flags: 1 = CLOSE, the last write of a clean close (len 0,
+ *          synced = its own LSN)
+ *   32  4  u32 CRC of bytes 0..31
+ * One frame is one write(2) of the log: the sync thread's batch (or, for a
+ * batch that a rotation splits, each file's part of it).  Recovery's rule
+ * for a bad frame (torn write or corruption) is in recover.c and
+ * docs/format.md.
+ *
+ * An LSN is a byte position in the logical stream of frames and records
+ * (file headers not counted); a record's ticket is the LSN just past its
+ * end.  After the last frame a log holds zeros (space reserved ahead), so
+ * a frame header (versions 1, 2: record header) of zero bytes marks the end of
+ * the data.
  *
  * A record is valid when len is in range, the record fits in the file, the
  * CRC matches and the body parses exactly (klen consistent with len, an
@@ -61,6 +80,7 @@
 
 static const char log_magic[8] = {'T', 'A', 'L', 'L', 'Y', 'L', 'O', 'G'};
 static const char snap_magic[8] = {'T', 'A', 'L', 'L', 'Y', 'S', 'N', 'P'};
+static const char frame_magic[4] = {'T', 'L', 'Y', 'F'};
 
 void codec_put32(unsigned char *p, uint32_t v)
 {
@@ -141,6 +161,98 @@ int codec_header_check(const unsigned char *p, size_t n, int kind,
     if (hint)
         *hint = codec_get32(p + 24);
     return 0;
+}
+
+uint32_t codec_header_version(const unsigned char *p)
+{
+    return codec_get32(p + 8);
+}
+
+void codec_header_set_version(unsigned char *out, uint32_t version)
+{
+    codec_put32(out + 8, version);
+    codec_put32(out + 28, crc32c_extend(0, out, 28));
+}
+
+void codec_frame_open(unsigned char *out, uint64_t lsn)
+{
+    memset(out, 0, CODEC_FRAME_HDR);
+    memcpy(out, frame_magic, 4);
+    codec_put64(out + 8, lsn);
+}
+
+void codec_frame_set_len(unsigned char *out, uint32_t len)
+{
+    codec_put32(out + 4, len);
+}
+
+uint32_t codec_frame_len(const unsigned char *p)
+{
+    return codec_get32(p + 4);
+}
+
+uint32_t codec_zero_sectors(const unsigned char *p, size_t n,
+                            uint64_t file_off)
+{
+    uint32_t zeros = 0;
+    size_t at = 0, piece, i;
+
+    while (at < n) {
+        piece = CODEC_SECTOR - (size_t)((file_off + at) % CODEC_SECTOR);
+        if (piece > n - at)
+            piece = n - at;
+        /* Records start with a checksum, so a piece that holds data almost
+         * always shows it in its first bytes. */
+        for (i = 0; i < piece && !p[at + i]; i++)
+            ;
+        zeros += i == piece;
+        at += piece;
+    }
+    return zeros;
+}
+
+void codec_frame_seal(unsigned char *out, uint64_t file_off, uint64_t synced,
+                      uint32_t flags)
+{
+    size_t total = CODEC_FRAME_HDR + codec_frame_len(out);
+
+    codec_put64(out + 16, synced);
+    codec_put32(out + 28, flags);
+    /* The header is never zero (magic), so counting it before the count is
+     * filled in gives the same answer as counting it afterwards. */
+    codec_put32(out + 24, codec_zero_sectors(out, total, file_off));
+    codec_put32(out + 32, crc32c_extend(0, out, 32));
+}
+
+int codec_frame_check(const unsigned char *p, size_t avail,
+                      struct codec_frame *f, const char **why)
+{
+    static const unsigned char zero[CODEC_FRAME_HDR];
+
+    if (memcmp(p, zero, avail < CODEC_FRAME_HDR ? avail : CODEC_FRAME_HDR) ==
+        0)
+        return CODEC_ZERO;
+    if (avail < CODEC_FRAME_HDR) {
+        *why = "frame header runs past the end of the file";
+        return CODEC_ESHORT;
+    }
+    if (memcmp(p, frame_magic, 4) != 0 ||
+        codec_get32(p + 32) != crc32c_extend(0, p, 32)) {
+        *why = "frame header checksum mismatch";
+        return CODEC_ECRC;
+    }
+    f->len = codec_get32(p + 4);
+    f->lsn = codec_get64(p + 8);
+    f->synced = codec_get64(p + 16);
+    f->zeros = codec_get32(p + 24);
+    f->flags = codec_get32(p + 28);
+    if (f->len > CODEC_FRAME_MAX || f->synced > f->lsn ||
+        (f->flags & ~CODEC_FRAME_CLOSE) ||
+        ((f->flags & CODEC_FRAME_CLOSE) && f->len != 0)) {
+        *why = "malformed frame header";
+        return CODEC_ELEN;
+    }
+    return CODEC_OK;
 }
 
 size_t codec_put_size(size_t klen)

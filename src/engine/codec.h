@@ -12,8 +12,10 @@
 #define CODEC_FILE_HDR 32          /* file header bytes */
 #define CODEC_REC_HDR 8            /* crc + len */
 #define CODEC_MAX_BODY (1u << 20)  /* longest record body */
-#define CODEC_VERSION 2     /* written; 1 (no PUTX) is still read */
-#define CODEC_VERSION_MIN 1
+#define CODEC_VERSION 3           /* written */
+#define CODEC_VERSION_MIN 1       /* oldest still read: 1 has no PUTX */
+#define CODEC_VERSION_FRAMED 3    /* logs of this version on hold frames;
+                                     1 and 2 hold bare records */
 
 /* Record types. */
 #define CODEC_PUT 1
@@ -72,9 +74,58 @@ struct codec_rec {
 /* Write a file header of kind CODEC_LOG/CODEC_SNAP into out[32]. */
 void codec_header(unsigned char *out, int kind, uint64_t lsn, uint32_t hint);
 /* Check a header: returns 0 (filling *lsn and *hint, either may be NULL),
- * TALLY_EVERSION for a larger version, else TALLY_ECORRUPT with *why set. */
+ * TALLY_EVERSION for a larger version, else TALLY_ECORRUPT with *why set.
+ * codec_header_version gives the version of a header that checked out. */
 int codec_header_check(const unsigned char *p, size_t n, int kind,
                        uint64_t *lsn, uint32_t *hint, const char **why);
+uint32_t codec_header_version(const unsigned char *p);
+/* Rewrite the version of the header at out (and its CRC): for tools and
+ * tests that build version-1 or -2 (unframed) logs. */
+void codec_header_set_version(unsigned char *out, uint32_t version);
+
+/* ---- Frames (log files of version 2) ----
+ * Every write of the log (one pwrite of a group-commit batch, and the final
+ * write of a clean close) is one frame: a 36-byte frame header, then the
+ * records it covers.  The header says how much was written, what had been
+ * fdatasync'd before the write, and how many of its 512-byte sectors are
+ * zero as written, which is what lets recovery tell a write cut short from
+ * damage to data that reached the disk (docs/format.md, recover.c). */
+#define CODEC_FRAME_HDR 36
+#define CODEC_FRAME_MAX (64u << 20) /* most payload bytes in one frame */
+#define CODEC_SECTOR 512            /* the device's atomic write unit */
+#define CODEC_FRAME_CLOSE 1u        /* flag: written last by a clean close */
+
+struct codec_frame {
+    uint64_t lsn;     /* LSN of the frame header's first byte */
+    uint32_t len;     /* payload bytes (whole records) after the header */
+    uint64_t synced;  /* every LSN below this was fdatasync'd before this
+                         frame was written */
+    uint32_t zeros;   /* sectors of the frame that are all zero as written */
+    uint32_t flags;   /* CODEC_FRAME_CLOSE */
+};
+
+/* Start a frame at out (CODEC_FRAME_HDR bytes) for LSN lsn, payload empty. */
+void codec_frame_open(unsigned char *out, uint64_t lsn);
+/* Set the payload length of the frame at out. */
+void codec_frame_set_len(unsigned char *out, uint32_t len);
+/* The payload length of an opened or sealed frame at p. */
+uint32_t codec_frame_len(const unsigned char *p);
+/* Seal the frame at out, whose header and payload (already in place) will
+ * be written at file offset file_off: fill in synced, flags, the zero
+ * sector count and the header CRC. */
+void codec_frame_seal(unsigned char *out, uint64_t file_off, uint64_t synced,
+                      uint32_t flags);
+/* Check the frame header at p (avail bytes readable): CODEC_OK with *f set,
+ * CODEC_ZERO for all-zero bytes, CODEC_ESHORT if fewer than
+ * CODEC_FRAME_HDR bytes are left, CODEC_ECRC (bad magic or checksum) or
+ * CODEC_ELEN (a length above CODEC_FRAME_MAX, or synced past the frame)
+ * with *why set. */
+int codec_frame_check(const unsigned char *p, size_t avail,
+                      struct codec_frame *f, const char **why);
+/* How many of the pieces that the 512-byte sectors of the file cut
+ * p[0, n) into (p lying at file offset file_off) are all zero. */
+uint32_t codec_zero_sectors(const unsigned char *p, size_t n,
+                            uint64_t file_off);
 
 /* Encoded sizes, record header included. */
 size_t codec_put_size(size_t klen);

@@ -27,6 +27,7 @@ const char *tally_strerror(int code)
     switch (code) {
     case TALLY_OK: return "ok";
     case TALLY_NOTFOUND: return "not found";
+    case TALLY_TORN: return "torn log tail that opening would cut";
     case TALLY_EINVAL: return "invalid argument";
     case TALLY_EKEYLEN: return "key too long";
     case TALLY_EOVERFLOW: return "result out of the int64 range";

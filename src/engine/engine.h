@@ -30,6 +30,7 @@
 #include "tally.h"
 
 #define LOG_CHUNK (2u << 20) /* log space is reserved this much at a time */
+#define LOG_NO_FRAME ((size_t)-1) /* db->frame_at: no frame open */
 
 /* A snapshot being written (snap.c).  The loop thread fills the temp file;
  * the sync thread finishes it (job), as it must first sync the log. */
@@ -85,8 +86,11 @@ struct tally {
     pthread_mutex_t mu;
     pthread_cond_t work_cv;    /* the sync thread waits here for work */
     pthread_cond_t done_cv;    /* tally_wait and snapshot waiters */
-    unsigned char *pend;       /* records not yet taken by the sync thread */
+    unsigned char *pend;       /* frames not yet taken by the sync thread */
     size_t pend_len, pend_cap;
+    size_t frame_at;           /* offset in pend of the frame that appends
+                                  go into, or LOG_NO_FRAME (pend empty, or
+                                  a rotation starts a new file) */
     uint64_t pend_changes;
     int rot;                   /* a rotation is pending: */
     size_t rot_off;            /*   records from pend[rot_off] go to ... */
@@ -117,6 +121,9 @@ struct tally {
     uint64_t last_sync_ns;
     unsigned char *wbuf;       /* the batch being written */
     size_t wbuf_cap;
+    uint64_t closed_at;        /* the log ended with a CLOSE frame at open,
+                                  just before this LSN (else UINT64_MAX): a
+                                  close that wrote nothing adds none */
 
     /* Statistics.  [atomic] ones are updated by the sync thread. */
     uint64_t changes;          /* [loop] */
@@ -192,7 +199,9 @@ uint64_t once_ttl(const tally *db);
 /* [loop] Make sure len more bytes fit in the newest log file.  Returns 0,
  * TALLY_ENOSPC (health then says so) or TALLY_EIO; nothing changed. */
 int log_reserve(tally *db, size_t len);
-/* [loop] Queue an encoded record of `changes` changes; returns its ticket. */
+/* [loop] Queue an encoded record of `changes` changes; returns its ticket.
+ * The record goes into the open frame of pend, or a new frame starts
+ * (CODEC_FRAME_HDR bytes of LSN, which log_reserve counted). */
 uint64_t log_append(tally *db, const void *rec, size_t len, unsigned changes);
 /* [loop] Create log-<head>.tmp and queue a switch to it: records appended
  * from now on go there.  Returns 0 or a code with errmsg set. */
@@ -232,6 +241,47 @@ void snap_finish(tally *db, struct snap_job *job);
  * code. */
 int snap_write_table(int dirfd, const struct table *t,
                      const struct once_table *o, uint64_t s, char *msg);
+
+/* ---- tail.c ---- */
+
+/* Results of tail_frame. */
+#define TAIL_OK 0      /* a valid frame, every record in it valid */
+#define TAIL_END 1     /* zeros from here to the end of the file */
+#define TAIL_BAD 2     /* a bad frame: *d says where and what */
+#define TAIL_VERSION 3 /* a record of an unknown type (a newer format) */
+
+/* What is wrong with a frame, and what recovery may conclude. */
+struct tail_damage {
+    size_t at;             /* file offset of the first defect */
+    size_t cut;            /* file offset of the bad frame: where a cut goes */
+    const char *why;       /* what is wrong at `at` */
+    struct codec_frame frame; /* its header, when header_ok */
+    int header_ok;         /* the frame header itself checks out */
+    int past_eof;          /* ... and claims bytes past the end of the file */
+    uint64_t records;      /* valid records in the frame (before `at`) */
+    size_t claimed;        /* bytes the bad record claims (8 + its len) */
+    /* Set by tail_judge: */
+    int torn;              /* consistent with the interrupted last write */
+    uint64_t lost_records; /* intact records from `cut` on */
+    char proof[160];       /* when not torn: why the bytes were acknowledged */
+};
+
+/* Called for each valid record of a frame, in order, with its ticket. */
+typedef void (*tail_apply_fn)(void *ctx, const struct codec_rec *r,
+                              uint64_t lsn);
+/* Check the frame at file offset off of the mapped log p[0, n) whose first
+ * LSN is lsn, passing each valid record to apply (if not NULL) as it goes:
+ * TAIL_OK (*fr set, d->records its records), TAIL_END, or TAIL_BAD /
+ * TAIL_VERSION with *d set (the d->records records before the defect were
+ * applied). */
+int tail_frame(const unsigned char *p, size_t n, uint64_t lsn, size_t off,
+               struct codec_frame *fr, struct tail_damage *d,
+               tail_apply_fn apply, void *ctx);
+/* Judge the bad frame that tail_frame described in *d: torn write (d->torn)
+ * or damage to acknowledged data (d->proof says why).  newest: the file is
+ * the newest log, the only one where a write can have been in flight. */
+void tail_judge(const unsigned char *p, size_t n, uint64_t lsn, int newest,
+                struct tail_damage *d);
 
 /* ---- recover.c ---- */
 

@@ -6,6 +6,13 @@
  *
  * Group commit.  The loop thread appends encoded records to db->pend under
  * db->mu (held only for the memcpy) and wakes the sync thread if it sleeps.
+ * What one write will cover is one frame (codec.h): the first record
+ * appended to an empty pend (or after a rotation mark) opens a frame header
+ * in pend, which takes LSN bytes like a record, and each record after it
+ * updates the header's length; the writer seals the frames (what had been
+ * synced, zero sectors, CRC) just before its pwrite.  Close ends the log
+ * with a synced CLOSE frame (write_close), the proof recovery needs that no
+ * write was in flight.
  * The sync thread swaps pend with its own buffer, writes the whole batch
  * with one pwrite, and under TALLY_SYNC_ALWAYS fdatasyncs it; then it
  * publishes durable (an atomic store), broadcasts done_cv (tally_wait) and
@@ -130,7 +137,9 @@ static int reserve_range(int fd, uint64_t off, uint64_t len)
 
 int log_reserve(tally *db, size_t len)
 {
-    uint64_t need = db->head + len, want, off;
+    /* Room for a frame header this change may open, and for the CLOSE
+     * frame of a clean close after it. */
+    uint64_t need = db->head + len + 2 * CODEC_FRAME_HDR, want, off;
     int rc, ok = TALLY_ENOSPC, full = tally_health(db) == TALLY_ENOSPC;
 
     /* While the disk is full, every change probes for space again, so
@@ -177,19 +186,41 @@ static void wake_sync(tally *db)
         pthread_cond_signal(&db->work_cv);
 }
 
+/* Make room for len more bytes in pend; called with mu held. */
+static void pend_room(tally *db, size_t len)
+{
+    if (db->pend_cap - db->pend_len >= len)
+        return;
+    db->pend_cap = db->pend_cap * 2 > db->pend_len + len
+                       ? db->pend_cap * 2 : db->pend_len + len + 65536;
+    db->pend = mem_realloc(db->pend, db->pend_cap);
+}
+
 uint64_t log_append(tally *db, const void *rec, size_t len, unsigned changes)
 {
-    uint64_t t = db->head + len;
+    uint64_t t = db->head; /* only this thread writes head */
 
     pthread_mutex_lock(&db->mu);
-    if (db->pend_cap - db->pend_len < len) {
-        db->pend_cap = db->pend_cap * 2 > db->pend_len + len
-                           ? db->pend_cap * 2 : db->pend_len + len + 65536;
-        db->pend = mem_realloc(db->pend, db->pend_cap);
+    /* A batch the sync thread has not taken yet is one frame: only the
+     * record's bytes and a length store, so the framing costs the hot path
+     * nothing measurable. */
+    if (db->frame_at == LOG_NO_FRAME ||
+        db->pend_len - db->frame_at - CODEC_FRAME_HDR + len > CODEC_FRAME_MAX) {
+        pend_room(db, CODEC_FRAME_HDR + len);
+        db->frame_at = db->pend_len;
+        codec_frame_open(db->pend + db->pend_len, t);
+        db->pend_len += CODEC_FRAME_HDR;
+        t += CODEC_FRAME_HDR;
+    } else {
+        pend_room(db, len);
     }
     memcpy(db->pend + db->pend_len, rec, len);
     db->pend_len += len;
+    codec_frame_set_len(db->pend + db->frame_at,
+                        (uint32_t)(db->pend_len - db->frame_at -
+                                   CODEC_FRAME_HDR));
     db->pend_changes += changes;
+    t += len;
     __atomic_store_n(&db->head, t, __ATOMIC_RELEASE);
     if (!db->corked)
         wake_sync(db);
@@ -226,6 +257,7 @@ int log_rotate(tally *db)
     db->rot_off = db->pend_len;
     db->rot_fd = fd;
     db->rot_lsn = lsn;
+    db->frame_at = LOG_NO_FRAME; /* the new file starts with a new frame */
     wake_sync(db);
     pthread_mutex_unlock(&db->mu);
     db->res_fd = fd;
@@ -289,16 +321,64 @@ static int sync_data(tally *db)
     return 0;
 }
 
-/* [sync] Write n bytes of the batch at the log's write position. */
-static int sync_write(tally *db, const unsigned char *p, size_t n)
+/* [token] Seal the frames that tile p[0, n), to be written at file offset
+ * off: each says what was synced before this write. */
+static void seal_frames(tally *db, unsigned char *p, size_t n, uint64_t off)
 {
-    int rc = log_pwrite_all(db->log_fd, p, n,
-                            (off_t)(CODEC_FILE_HDR + db->written -
-                                    db->log_start));
+    size_t at = 0;
+
+    while (at < n) {
+        codec_frame_seal(p + at, off + at, db->synced, 0);
+        at += CODEC_FRAME_HDR + codec_frame_len(p + at);
+    }
+}
+
+/* [token] Seal and write n bytes of frames at the log's write position
+ * (the caller moves db->written). */
+static int write_frames(tally *db, unsigned char *p, size_t n)
+{
+    uint64_t off = CODEC_FILE_HDR + db->written - db->log_start;
+
+    seal_frames(db, p, n, off);
+    return log_pwrite_all(db->log_fd, p, n, (off_t)off);
+}
+
+/* [sync] Write n bytes of the batch at the log's write position. */
+static int sync_write(tally *db, unsigned char *p, size_t n)
+{
+    int rc = write_frames(db, p, n);
 
     if (rc == 0)
         db->written += n;
     return rc;
+}
+
+/* [sync] The last write of a clean close, after everything is synced: a
+ * CLOSE frame, synced too, so that the next open knows no write was in
+ * flight and treats any bad byte as damage.  Skipped when nothing was
+ * written since an open that found the log closed.  A failure here loses
+ * nothing (the next open applies the crash rule); it is logged. */
+static void write_close(tally *db)
+{
+    unsigned char f[CODEC_FRAME_HDR];
+    uint64_t off = CODEC_FILE_HDR + db->written - db->log_start;
+    int rc;
+
+    if (db->written == db->closed_at || db->synced != db->written)
+        return;
+    codec_frame_open(f, db->written);
+    codec_frame_seal(f, off, db->synced, CODEC_FRAME_CLOSE);
+    rc = log_pwrite_all(db->log_fd, f, sizeof(f), (off_t)off);
+    if (rc == 0 && fdatasync(db->log_fd) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        db_log(&db->opts, TALLY_LOG_WARN, "%s: cannot mark the log closed "
+               "(%s); the next open checks its tail as after a crash",
+               db->dir, strerror(-rc));
+        return;
+    }
+    db->written += sizeof(f);
+    db->synced = db->written;
 }
 
 /* [sync] Switch to the rotated file: old file complete and synced first. */
@@ -476,6 +556,7 @@ static void *sync_main(void *arg)
         db->pend = tmp;
         db->pend_cap = cap;
         db->pend_len = 0;
+        db->frame_at = LOG_NO_FRAME;
         changes = db->pend_changes;
         db->pend_changes = 0;
         rot = db->rot;
@@ -530,8 +611,11 @@ static void *sync_main(void *arg)
             pthread_mutex_unlock(&db->mu);
             publish(db, tally_durable(db));
         }
-        if (stop)
+        if (stop) {
+            if (tally_health(db) != TALLY_EFAILED)
+                write_close(db);
             return NULL;
+        }
     }
 }
 
@@ -555,6 +639,7 @@ int log_start_thread(tally *db)
     if (rc != 0)
         return db_err(db, TALLY_EIO, "cannot set up the sync thread's clock: "
                       "%s", strerror(rc));
+    db->frame_at = LOG_NO_FRAME;
     db->log_fd = db->res_fd;
     db->log_start = db->res_start;
     db->written = db->synced = db->head;
@@ -610,8 +695,7 @@ int tally_uncork(tally *db)
 
     /* pend is this thread's to write: only it appends, and the sync thread
      * leaves pend alone while the token is taken. */
-    rc = log_pwrite_all(db->log_fd, db->pend, len,
-                        (off_t)(CODEC_FILE_HDR + db->written - db->log_start));
+    rc = write_frames(db, db->pend, len);
     if (rc != 0)
         sync_fail(db, "write", -rc);
 
@@ -619,6 +703,7 @@ int tally_uncork(tally *db)
     db->writing = 0;
     db->pend_len = 0; /* written, or dropped as every batch after a failure */
     db->pend_changes = 0;
+    db->frame_at = LOG_NO_FRAME;
     if (rc == 0) {
         db->written += len;
         publish_locked(db, db->written);

@@ -11,11 +11,14 @@
  * snapshots and the log files wholly before it; replay
  * the log files from the one holding S through db_apply, the function live
  * changes use, checking that each file starts where the previous one's valid
- * data ended (a gap refuses, naming the missing range).  In the newest log
- * only, an invalid record with nothing but zeros after its own claimed
- * extent, and no valid record inside that extent, is a torn tail: it is cut
- * (ftruncate, fdatasync) with a warning.
- * Any other invalid record is corruption.  Recovery reads each file once
+ * data ended (a gap refuses, naming the missing range).  A log of format
+ * version 2 is walked frame by frame, each record applied once checked,
+ * and a bad frame judged by tail.c: a torn write (only possible in the
+ * newest log) is cut at its first bad record, its frame shortened to the
+ * records before it (ftruncate, fdatasync) with a warning, anything else is corruption, refused with the
+ * file, offset, why it was acknowledged and what repair would drop.  A
+ * version-1 or -2 log keeps its rule (walk_records), and such a newest log
+ * gets a framed log after it.  Recovery reads each file once
  * through mmap, so its cost follows the snapshot size plus the log written
  * since it (a snapshot is taken whenever the log outgrows the last one), not
  * the whole history.
@@ -61,6 +64,9 @@ struct rscan {
     char note[TALLY_ERRMAX];   /* what was (or would be) cut or removed */
     int dir_changed;           /* fsync the directory at the end */
     int cut;                   /* repair cut a log: later ones go aside */
+    int torn;                  /* a torn tail was (or would be) cut */
+    int closed;                /* the newest log ends with a CLOSE frame */
+    int newest_unframed;       /* ... or is of version 1 or 2 */
     int newest_fd;             /* open: the newest log, kept for appends */
     uint64_t newest_start, newest_size;
 };
@@ -362,9 +368,14 @@ static int load_snapshot(struct rscan *rs, const struct rfile *f)
     return 0;
 bad:
     mfile_close(&m, 0);
-    if (rs->mode != MODE_REPAIR || code == TALLY_EVERSION)
+    if (code == TALLY_EVERSION)
         return fail(rs, code, "%s/%s: bad record at offset %zu: %s", db->dir,
                     f->name, off, why);
+    if (rs->mode != MODE_REPAIR)
+        return fail(rs, code, "%s/%s: bad record at offset %zu: %s; `tally "
+                    "repair` would rebuild the snapshot from the %" PRIu64
+                    " valid records before it, dropping the rest", db->dir,
+                    f->name, off, why, puts);
     add_note(rs, "rebuilt %s from its %" PRIu64 " valid records (bad at "
              "offset %zu: %s)", f->name, puts, off, why);
     rc = snap_write_table(db->dirfd, &db->table, &db->once, f->lsn, rs->msg);
@@ -390,6 +401,127 @@ static int holds_valid_record(const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Version 1 and 2 (unframed) logs: walk the records from the header on, applying
+ * each, up to the end of the data or the first bad record, which *d then
+ * describes, judged by the version-1 rule (format.md): in the newest log,
+ * a bad record with only zeros after its own claimed extent and no valid
+ * record inside that extent is a torn tail.  *offp gets where the valid
+ * data ends.  Returns 0, or TALLY_EVERSION with the message set. */
+static int walk_records(struct rscan *rs, const struct rfile *f,
+                        const struct mfile *m, int newest, size_t *offp,
+                        struct tail_damage *d)
+{
+    tally *db = rs->db;
+    struct codec_rec r;
+    size_t off = CODEC_FILE_HDR, used, claimed, tail;
+    const char *why = "";
+    int rc;
+
+    for (;;) {
+        rc = codec_decode(m->p + off, m->n - off, &r, &used, &claimed, &why);
+        if (rc == CODEC_OK && r.type != CODEC_END) {
+            db_apply_rec(db, &r, f->lsn + (off + used - CODEC_FILE_HDR));
+            db->recovered_records++;
+            off += used;
+            continue;
+        }
+        break;
+    }
+    *offp = off;
+    memset(d, 0, sizeof(*d));
+    d->at = d->cut = off;
+    if (rc == CODEC_ZERO && all_zero(m->p + off, m->n - off))
+        return 0; /* the end of the data */
+    if (rc == CODEC_ETYPE)
+        return fail(rs, TALLY_EVERSION, "%s/%s: bad record at offset %zu: %s",
+                    db->dir, f->name, off, why);
+    d->why = rc == CODEC_ZERO ? "zeroed record header followed by data"
+             : rc == CODEC_OK ? "END record in a log" : why;
+    tail = claimed < m->n - off ? claimed : m->n - off;
+    d->torn = rc != CODEC_EBODY && rc != CODEC_OK && rc != CODEC_ZERO &&
+              newest && all_zero(m->p + off + tail, m->n - off - tail) &&
+              !holds_valid_record(m->p + off, tail);
+    if (!d->torn)
+        snprintf(d->proof, sizeof(d->proof), "%s", newest
+                 ? "not a torn write: data follows it, or its checksum holds"
+                 : "not the newest log file, so it was synced before the "
+                   "next one began");
+    return 0;
+}
+
+/* tail_apply_fn for recovery: replay one record. */
+static void apply_record(void *ctx, const struct codec_rec *r, uint64_t lsn)
+{
+    tally *db = ctx;
+
+    db_apply_rec(db, r, lsn);
+    db->recovered_records++;
+}
+
+/* Version 2 (framed) logs: walk the frames, applying the records of each
+ * valid one, up to the end of the data or the first bad frame, which *d
+ * then describes, judged by tail_judge.  *offp gets where the valid data
+ * ends; *closed is set if the data ends with a CLOSE frame.  Returns 0, or
+ * TALLY_EVERSION with the message set. */
+static int walk_frames(struct rscan *rs, const struct rfile *f,
+                       const struct mfile *m, int newest, size_t *offp,
+                       int *closed, struct tail_damage *d)
+{
+    tally *db = rs->db;
+    struct codec_frame fr;
+    size_t off = CODEC_FILE_HDR;
+    int rc;
+
+    *closed = 0;
+    for (;;) {
+        /* One pass: each record is applied once checked.  If the frame
+         * turns out bad, those before the defect stay applied: open and
+         * repair keep them (shorten_frame), check only reports. */
+        rc = tail_frame(m->p, m->n, f->lsn, off, &fr, d, apply_record, db);
+        if (rc == TAIL_END) {
+            d->why = NULL;
+            break;
+        }
+        if (rc == TAIL_VERSION)
+            return fail(rs, TALLY_EVERSION, "%s/%s: bad record at offset %zu: "
+                        "%s", db->dir, f->name, d->at, d->why);
+        if (rc == TAIL_BAD) {
+            tail_judge(m->p, m->n, f->lsn, newest, d);
+            break;
+        }
+        *closed = (fr.flags & CODEC_FRAME_CLOSE) != 0;
+        off += CODEC_FRAME_HDR + fr.len;
+    }
+    *offp = off;
+    return 0;
+}
+
+/* The bad frame at d->cut holds d->records valid records (applied) before
+ * the defect at d->at: rewrite the frame's header to cover just them, and
+ * move d->cut to d->at, where the log is then cut (open: a torn write;
+ * repair: any damage). */
+static int shorten_frame(struct rscan *rs, const struct rfile *f,
+                         const struct mfile *m, struct tail_damage *d)
+{
+    tally *db = rs->db;
+    size_t n = d->at - d->cut;
+    unsigned char *copy;
+    int rc;
+
+    copy = mem_alloc(n);
+    memcpy(copy, m->p + d->cut, n);
+    codec_frame_set_len(copy, (uint32_t)(n - CODEC_FRAME_HDR));
+    codec_frame_seal(copy, d->cut, d->frame.synced, d->frame.flags);
+    rc = log_pwrite_all(m->fd, copy, CODEC_FRAME_HDR, (off_t)d->cut);
+    free(copy);
+    if (rc != 0)
+        return fail(rs, TALLY_EIO, "%s/%s: cannot rewrite the frame at "
+                    "offset %zu: %s", db->dir, f->name, d->cut, strerror(-rc));
+    d->lost_records -= d->records;
+    d->cut = d->at;
+    return 0;
+}
+
 /* Replay one log file from its start.  *end gets the LSN where its valid
  * data ends.  newest: the last log file, where a torn tail may be cut. */
 static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
@@ -397,11 +529,12 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
 {
     tally *db = rs->db;
     struct mfile m;
-    struct codec_rec r;
-    size_t off = CODEC_FILE_HDR, used, claimed, tail;
+    struct tail_damage d;
+    size_t off = CODEC_FILE_HDR, lost;
     uint64_t lsn;
     const char *why = "";
-    int rc, writable = newest && rs->mode != MODE_CHECK;
+    size_t frame_off;
+    int rc, closed = 0, unframed, keep, writable = newest && rs->mode != MODE_CHECK;
 
     if ((rc = mfile_open(rs, f->name, writable || rs->mode == MODE_REPAIR,
                          &m)) != 0)
@@ -422,67 +555,73 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
         return fail(rs, rc, "%s/%s: bad header at offset 0: %s", db->dir,
                     f->name, why);
     }
-    for (;;) {
-        rc = codec_decode(m.p + off, m.n - off, &r, &used, &claimed, &why);
-        if (rc == CODEC_OK && r.type != CODEC_END) {
-            db_apply_rec(db, &r, f->lsn + (off + used - CODEC_FILE_HDR));
-            db->recovered_records++;
-            off += used;
-            continue;
-        }
-        if (rc == CODEC_ZERO) {
-            if (all_zero(m.p + off, m.n - off))
-                break; /* the end of the data */
-            why = "zeroed record header followed by data";
-            goto bad;
-        }
-        if (rc == CODEC_OK) {
-            why = "END record in a log";
-            goto bad;
-        }
-        if (rc == CODEC_ETYPE) {
-            mfile_close(&m, 0);
-            return fail(rs, TALLY_EVERSION, "%s/%s: bad record at offset "
-                        "%zu: %s", db->dir, f->name, off, why);
-        }
-        tail = claimed < m.n - off ? claimed : m.n - off;
-        if (rc != CODEC_EBODY && newest &&
-            all_zero(m.p + off + tail, m.n - off - tail) &&
-            !holds_valid_record(m.p + off, tail)) {
-            db->torn_bytes += tail;
-            if (rs->mode == MODE_CHECK) {
-                add_note(rs, "torn tail in %s at offset %zu (%zu bytes) "
-                         "would be cut", f->name, off, tail);
-                break;
-            }
-            db_log(&db->opts, TALLY_LOG_WARN, "%s/%s: torn tail at offset "
-                   "%zu (%zu bytes: %s) cut off", db->dir, f->name, off,
-                   tail, why);
-            add_note(rs, "cut a torn tail in %s at offset %zu (%zu bytes)",
-                     f->name, off, tail);
-            if ((rc = cut_file(rs, m.fd, f->name, off)) != 0)
-                goto out;
-            m.n = off; /* the file's new size */
-            break;
-        }
-        goto bad;
+    unframed = codec_header_version(m.p) < CODEC_VERSION_FRAMED;
+    rc = unframed ? walk_records(rs, f, &m, newest, &off, &d)
+                  : walk_frames(rs, f, &m, newest, &off, &closed, &d);
+    if (rc != 0 || !d.why)
+        goto out;
+    /* Only what held data counts: the zeros after it are reserved space. */
+    /* The valid records before the defect in a bad frame are kept: a cut
+     * (by open for a torn write, or by repair) shortens the frame to them
+     * and goes where the defect starts. */
+    frame_off = d.cut;
+    keep = !unframed && d.records > 0;
+    if (keep && (rs->mode == MODE_OPEN ? d.torn : rs->mode == MODE_REPAIR)) {
+        if ((rc = shorten_frame(rs, f, &m, &d)) != 0)
+            goto out;
+        off = d.cut;
+    } else if (keep) {
+        d.cut = d.at; /* where the cut would go */
+        d.lost_records -= d.records;
     }
-    rc = 0;
-    goto out;
-bad:
-    if (rs->mode != MODE_REPAIR) {
-        rc = fail(rs, TALLY_ECORRUPT, "%s/%s: bad record at offset %zu: %s",
-                  db->dir, f->name, off, why);
+    lost = data_len(m.p + d.cut, m.n - d.cut);
+    if (d.torn) {
+        db->torn_bytes += lost;
+        rs->torn = 1;
+        if (rs->mode == MODE_CHECK) {
+            add_note(rs, "torn tail in %s at offset %zu (%zu bytes: %s) would "
+                     "be cut; no acknowledged change is lost", f->name, d.cut,
+                     lost, d.why);
+            goto out;
+        }
+        db_log(&db->opts, TALLY_LOG_WARN, "%s/%s: torn tail at offset "
+               "%zu (%zu bytes: %s) cut off", db->dir, f->name, d.cut,
+               lost, d.why);
+        add_note(rs, "cut a torn tail in %s at offset %zu (%zu bytes)",
+                 f->name, d.cut, lost);
+        if ((rc = cut_file(rs, m.fd, f->name, d.cut)) != 0)
+            goto out;
+        m.n = d.cut; /* the file's new size */
         goto out;
     }
-    /* Count only what held data: the zeros after it are reserved space. */
-    add_note(rs, "cut %s at offset %zu (%s), losing %zu bytes", f->name,
-             off, why, data_len(m.p + off, m.n - off));
-    rc = cut_file(rs, m.fd, f->name, off);
-    m.n = off;
+    if (rs->mode != MODE_REPAIR) {
+        char in[48] = "";
+        if (frame_off != d.at)
+            snprintf(in, sizeof(in), " (in the write at offset %zu)",
+                     frame_off);
+        rc = fail(rs, TALLY_ECORRUPT, "%s/%s: bad record at offset %zu%s: "
+                  "%s; %s; `tally repair` would cut the log at offset %zu, "
+                  "dropping the damage and %s%" PRIu64 " intact records "
+                  "(%zu bytes)",
+                  db->dir, f->name, d.at, in, d.why, d.proof, d.cut,
+                  unframed ? "the rest: at least " : "", d.lost_records, lost);
+        goto out;
+    }
+    add_note(rs, "cut %s at offset %zu (%s at offset %zu), losing %" PRIu64
+             " intact records (%zu bytes)", f->name, d.cut, d.why, d.at,
+             d.lost_records, lost);
+    rc = cut_file(rs, m.fd, f->name, d.cut);
+    m.n = d.cut;
     rs->cut = 1;
+    closed = 0;
 out:
     *end = f->lsn + (off - CODEC_FILE_HDR);
+    if (rc == 0 && newest) {
+        rs->newest_unframed = unframed;
+        rs->closed = closed && !d.why; /* no torn write after the mark */
+        if (closed)
+            db->closed_at = *end; /* the data ends with it (after a cut) */
+    }
     if (rc == 0 && newest && rs->mode == MODE_OPEN) {
         rs->newest_fd = m.fd;
         rs->newest_start = f->lsn;
@@ -535,7 +674,6 @@ static int create_log(struct rscan *rs, uint64_t lsn)
     rs->newest_fd = fd;
     rs->newest_start = lsn;
     rs->newest_size = CODEC_FILE_HDR;
-    db->log_files = 1;
     return 0;
 }
 
@@ -551,6 +689,7 @@ static int replay_logs(struct rscan *rs, uint64_t s, uint64_t *end)
     *end = s;
     /* A newest log whose header never reached the disk held nothing. */
     if (l->n > 0 && torn_creation(rs, &l->v[l->n - 1])) {
+        rs->torn = 1;
         if (rs->mode == MODE_CHECK) {
             add_note(rs, "empty %s would be removed", l->v[l->n - 1].name);
         } else {
@@ -615,6 +754,7 @@ static int recover_dir(tally *db, int mode, char *msg)
     rs.mode = mode;
     rs.msg = msg;
     rs.newest_fd = -1;
+    db->closed_at = UINT64_MAX;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = log_now_ns() ^ ((uint64_t)getpid() << 32);
     db->table.seed = seed;
@@ -636,9 +776,28 @@ static int recover_dir(tally *db, int mode, char *msg)
     if ((rc = replay_logs(&rs, s, &end)) != 0)
         goto out;
     db->head = db->durable = end;
-    if (mode == MODE_OPEN && rs.newest_fd < 0 &&
-        (rc = create_log(&rs, end)) != 0)
+    if (mode == MODE_OPEN && rs.newest_fd >= 0 && rs.newest_unframed) {
+        /* Frames are never appended to an unframed log: a new one starts
+         * where its data ends (replacing it if it holds none), and the old
+         * one stays until a snapshot makes it obsolete. */
+        close(rs.newest_fd);
+        rs.newest_fd = -1;
+        if (end == rs.newest_start)
+            db->log_files--;
+    }
+    if (mode == MODE_OPEN && rs.newest_fd < 0) {
+        if ((rc = create_log(&rs, end)) != 0)
+            goto out;
+        db->log_files++;
+    }
+    /* The sync thread starts with everything up to end counted as synced,
+     * and every frame it writes will say so: make it true.  (After a
+     * process crash, the last writes may be in the page cache only.) */
+    if (mode == MODE_OPEN && fdatasync(rs.newest_fd) != 0) {
+        rc = fail(&rs, TALLY_EIO, "%s: fdatasync of the newest log: %s",
+                  db->dir, strerror(errno));
         goto out;
+    }
     if (rs.dir_changed && log_fsync_dir(db->dirfd) != 0) {
         rc = fail(&rs, TALLY_EIO, "%s: fsync of the directory: %s", db->dir,
                   strerror(errno));
@@ -662,10 +821,16 @@ static int recover_dir(tally *db, int mode, char *msg)
         size_t l = (size_t)snprintf(
             msg, TALLY_ERRMAX, "%s: %" PRIu64 " counters, %s%s, %" PRIu64
             " log files, %" PRIu64 " log records replayed",
-            mode == MODE_CHECK ? "ok" : "repaired", db->table.count,
+            mode == MODE_REPAIR ? "repaired" : rs.torn ? "torn tail" : "ok",
+            db->table.count,
             rs.snaps.n ? "snapshot " : "no snapshot",
             rs.snaps.n ? rs.snaps.v[rs.snaps.n - 1].name : "",
             db->log_files, db->recovered_records);
+        if (rs.closed && l < TALLY_ERRMAX)
+            l += (size_t)snprintf(msg + l, TALLY_ERRMAX - l,
+                                  ", closed cleanly");
+        if (l >= TALLY_ERRMAX)
+            l = TALLY_ERRMAX - 1;
         if (rs.note[0] && l + 3 < TALLY_ERRMAX) {
             memcpy(msg + l, "; ", 2);
             l += 2;
@@ -674,6 +839,8 @@ static int recover_dir(tally *db, int mode, char *msg)
             msg[l + n] = 0;
         }
     }
+    if (mode == MODE_CHECK && rs.torn)
+        rc = TALLY_TORN;
 out:
     if (rs.newest_fd >= 0)
         close(rs.newest_fd);

@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 
@@ -252,6 +255,54 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 
 /* ---- Life cycle ------------------------------------------------------- */
 
+/* One evhttp serving h's routes on bind:port.  HTTP and HTTPS each get one
+ * (evhttp makes every connection's bufferevent the same way), with the same
+ * limits and handlers.  Returns it, or NULL with err set. */
+static struct evhttp *http_server_new(struct http_front *h, struct event_base *base,
+                                      const char *bind, int port,
+                                      const struct http_options *opt, int tls,
+                                      struct evhttp_bound_socket **bound,
+                                      char *err)
+{
+    struct evhttp *http = evhttp_new(base);
+    if (!http) {
+        snprintf(err, 256, "cannot create the HTTP server (evhttp_new)");
+        return NULL;
+    }
+    /* Let every method reach the router so that a wrong one gets a 405 with
+     * Allow instead of evhttp's bare 501. */
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                               EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                               EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                               EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
+    evhttp_set_max_body_size(http, HTTP_MAX_BODY_HARD);
+    evhttp_set_max_headers_size(http, HTTP_MAX_HEADERS);
+    evhttp_set_timeout(http, HTTP_TIMEOUT_S);
+    /* Read (and drop) an oversized body before answering 413, so the client
+     * sees the answer instead of a connection reset mid-upload. */
+    evhttp_set_flags(http, EVHTTP_SERVER_LINGERING_CLOSE);
+    evhttp_set_gencb(http, http_on_request, h);
+    if (tls)
+        evhttp_set_bevcb(http, opt->bevcb, opt->bevcb_arg);
+    *bound = evhttp_bind_socket_with_handle(http, bind ? bind : "0.0.0.0",
+                                            (ev_uint16_t)port);
+    if (!*bound) {
+        snprintf(err, 256, "cannot listen for HTTP%s on %s:%d: %s",
+                 tls ? "S" : "", bind ? bind : "0.0.0.0", port, strerror(errno));
+        evhttp_free(http);
+        return NULL;
+    }
+    if (tls) {
+        /* bufferevent_openssl writes a response as several records; with
+         * Nagle the last one waits for the client's delayed ACK (40 ms).
+         * Accepted sockets inherit the option from the listener. */
+        int one = 1;
+        evutil_socket_t fd = evhttp_bound_socket_get_fd(*bound);
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    return http;
+}
+
 struct http_front *http_front_new(struct event_base *base, struct cmd_ctx *ctx,
                                   const struct proto_waiter *waiter,
                                   const char *bind, int port,
@@ -261,32 +312,13 @@ struct http_front *http_front_new(struct event_base *base, struct cmd_ctx *ctx,
     h->ctx = ctx;
     h->waiter = waiter;
     http_guard_init(&h->guard, opt, bind);
-    h->http = evhttp_new(base);
-    if (!h->http) {
-        snprintf(err, 256, "cannot create the HTTP server (evhttp_new)");
+    if (port > 0 &&
+        !(h->http = http_server_new(h, base, bind, port, opt, 0, &h->bound, err)))
         goto fail;
-    }
-    /* Let every method reach the router so that a wrong one gets a 405 with
-     * Allow instead of evhttp's bare 501. */
-    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                               EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                               EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                               EVHTTP_REQ_TRACE | EVHTTP_REQ_PATCH);
-    evhttp_set_max_body_size(h->http, HTTP_MAX_BODY_HARD);
-    evhttp_set_max_headers_size(h->http, HTTP_MAX_HEADERS);
-    evhttp_set_timeout(h->http, HTTP_TIMEOUT_S);
-    /* Read (and drop) an oversized body before answering 413, so the client
-     * sees the answer instead of a connection reset mid-upload. */
-    evhttp_set_flags(h->http, EVHTTP_SERVER_LINGERING_CLOSE);
-    evhttp_set_gencb(h->http, http_on_request, h);
-    h->bound = evhttp_bind_socket_with_handle(h->http,
-                                              bind ? bind : "0.0.0.0",
-                                              (ev_uint16_t)port);
-    if (!h->bound) {
-        snprintf(err, 256, "cannot listen for HTTP on %s:%d: %s",
-                 bind ? bind : "0.0.0.0", port, strerror(errno));
+    if (opt && opt->https_port > 0 &&
+        !(h->https = http_server_new(h, base, bind, opt->https_port, opt, 1,
+                                     &h->bound_tls, err)))
         goto fail;
-    }
     return h;
 fail:
     http_front_free(h);
@@ -296,12 +328,14 @@ fail:
 void http_front_stop(struct http_front *h)
 {
     h->stopping = 1;
-    if (!h->bound)
-        return;
     /* Closes the listening fd: a connect is refused from now on instead of
      * waiting in the backlog for a server that will not serve it. */
-    evhttp_del_accept_socket(h->http, h->bound);
+    if (h->bound)
+        evhttp_del_accept_socket(h->http, h->bound);
     h->bound = NULL;
+    if (h->bound_tls)
+        evhttp_del_accept_socket(h->https, h->bound_tls);
+    h->bound_tls = NULL;
 }
 
 void http_front_free(struct http_front *h)
@@ -310,5 +344,7 @@ void http_front_free(struct http_front *h)
         return;
     if (h->http)
         evhttp_free(h->http);
+    if (h->https)
+        evhttp_free(h->https);
     free(h);
 }

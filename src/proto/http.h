@@ -27,9 +27,15 @@ struct http_options {
     const char *const *allowed_hosts; /* --http-allowed-host: names (no
                                          port) the Host header may carry */
     size_t nhosts;
+    /* HTTPS beside (or instead of) HTTP: https_port > 0 listens there too,
+     * each connection's bufferevent made by bevcb(base, bevcb_arg) (the
+     * daemon's TLS, bufferevent_openssl). */
+    int https_port;
+    struct bufferevent *(*bevcb)(struct event_base *base, void *arg);
+    void *bevcb_arg;
 };
 
-/* Listen on bind:port on base.  ctx, waiter and opt are borrowed and must
+/* Listen on bind:port (if port > 0) and on opt->https_port on base.  ctx, waiter and opt are borrowed and must
  * outlive the front end; opt may be NULL (no origins, no extra hosts).
  * Returns NULL with a message in err (256 bytes) on failure. */
 struct http_front *http_front_new(struct event_base *base, struct cmd_ctx *ctx,

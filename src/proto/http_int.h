@@ -40,8 +40,10 @@ struct http_guard {
 };
 
 struct http_front {
-    struct evhttp *http;
+    struct evhttp *http;               /* plain HTTP, or NULL */
     struct evhttp_bound_socket *bound; /* the listener; NULL once stopped */
+    struct evhttp *https;              /* HTTPS (its own bufferevents), or NULL */
+    struct evhttp_bound_socket *bound_tls;
     int stopping;                      /* http_front_stop() was called */
     struct cmd_ctx *ctx;               /* borrowed */
     const struct proto_waiter *waiter; /* borrowed */

@@ -137,9 +137,13 @@ void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
     tally_stats_get(ctx->db, &st);
 
     metrics_family(out, "tally_build_info", "gauge",
-                   "Always 1; labels name the version and sync policy.");
-    buf_printf(out, "tally_build_info{version=\"%s\",sync=\"%s\"} 1\n",
-               TALLY_VERSION, metrics_sync_name(st.sync));
+                   "Always 1; labels name the version, the git revision of "
+                   "the build and the sync policy.");
+    buf_printf(out, "tally_build_info{version=\"%s\",revision=\"%s\","
+               "sync=\"%s\"} 1\n",
+               info && info->version ? info->version : TALLY_VERSION,
+               info && info->git_rev ? info->git_rev : "unknown",
+               metrics_sync_name(st.sync));
 
     metrics_commands(out, "tally_commands_total",
                      "Commands run, by protocol and command.",

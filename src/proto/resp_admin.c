@@ -1,6 +1,6 @@
 /*
  * resp_admin.c - the RESP connection and server commands that have no
- * counter behind them: HELLO, CLIENT, COMMAND, INFO and CONFIG GET.  They
+ * counter behind them: HELLO, CLIENT, COMMAND, INFO and CONFIG.  They
  * answer what clients and tools (redis-cli, redis-benchmark, redis-py) ask
  * before or beside their real work, in Redis 7's reply shapes and texts.
  * The facts they report come from the command layer (cmd_serverinfo,
@@ -8,6 +8,7 @@
  * a Redis field tally has no value for is left out rather than faked.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -339,7 +340,7 @@ void resp_cmd_command(struct resp_conn *c)
         run_sub(c, "command", subs, sizeof subs / sizeof subs[0]);
 }
 
-/* ---- CONFIG GET ----------------------------------------------------------- */
+/* ---- CONFIG GET and SET ---------------------------------------------------- */
 
 static const char *sync_name(tally_sync s)
 {
@@ -347,14 +348,18 @@ static const char *sync_name(tally_sync s)
            : s == TALLY_SYNC_EVERYSEC ? "everysec" : "no";
 }
 
-/* The parameters CONFIG GET knows, with what tally really does: no Redis
- * save points (snapshots follow the log's size), an append-only log that
- * is always on, the fsync policy, one database. */
+/* The Redis parameters CONFIG GET knows, with what tally really does: no
+ * Redis save points (snapshots follow the log's size), an append-only log
+ * that is always on, the fsync policy, one database.  The daemon's own
+ * settings (info->config, named as its flags) follow them; they include
+ * dir, port and maxclients, the last three here, which are shown from here
+ * only when there is no info->config. */
 static const char *const config_names[] = {
     "save", "appendonly", "appendfsync", "databases", "dir", "port",
     "maxclients",
 };
 #define CONFIG_N (sizeof config_names / sizeof config_names[0])
+#define CONFIG_REDIS_ONLY 4
 
 static void config_value(struct resp_conn *c, size_t i, char *out, size_t n)
 {
@@ -378,11 +383,26 @@ static void config_value(struct resp_conn *c, size_t i, char *out, size_t n)
     }
 }
 
+/* Name and value of parameter i: config_names first, then the daemon's. */
+static const char *config_param(struct resp_conn *c, size_t i, char *val,
+                                size_t n)
+{
+    const struct cmd_config *cf = c->ctx->info ? c->ctx->info->config : NULL;
+    size_t nredis = cf ? CONFIG_REDIS_ONLY : CONFIG_N;
+    if (i < nredis) {
+        config_value(c, i, val, n);
+        return config_names[i];
+    }
+    return cf->get(cf->self, i - nredis, val, n);
+}
+
 /* CONFIG GET pattern [pattern ...]: names matched case-insensitively as
  * globs, each at most once, as a map (a flat array in RESP2). */
 static void config_get(struct resp_conn *c)
 {
-    unsigned char hit[CONFIG_N] = {0};
+    const struct cmd_config *cf = c->ctx->info ? c->ctx->info->config : NULL;
+    size_t nparams = cf ? CONFIG_REDIS_ONLY + cf->count : CONFIG_N;
+    unsigned char *hit = xcalloc(nparams, 1);
     size_t nhit = 0;
     struct buf pat = BUF_INIT;
     char val[512];
@@ -393,9 +413,9 @@ static void config_get(struct resp_conn *c)
             char ch = c->args.argv[j][k];
             buf_addc(&pat, (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch));
         }
-        for (size_t i = 0; i < CONFIG_N; i++) {
-            if (!hit[i] && cmd_glob_match(pat.p, pat.len, config_names[i],
-                                          strlen(config_names[i]))) {
+        for (size_t i = 0; i < nparams; i++) {
+            const char *name = config_param(c, i, val, sizeof val);
+            if (!hit[i] && cmd_glob_match(pat.p, pat.len, name, strlen(name))) {
                 hit[i] = 1;
                 nhit++;
             }
@@ -403,13 +423,55 @@ static void config_get(struct resp_conn *c)
     }
     buf_free(&pat);
     resp_map(&c->out, nhit);
-    for (size_t i = 0; i < CONFIG_N; i++) {
+    for (size_t i = 0; i < nparams; i++) {
         if (!hit[i])
             continue;
-        config_value(c, i, val, sizeof val);
-        resp_bulks(&c->out, config_names[i]);
+        resp_bulks(&c->out, config_param(c, i, val, sizeof val));
         resp_bulks(&c->out, val);
     }
+    free(hit);
+}
+
+/* CONFIG SET parameter value: one at a time, and only what the daemon says
+ * may change while it runs; Redis's errors otherwise. */
+static void config_set(struct resp_conn *c)
+{
+    const struct cmd_config *cf = c->ctx->info ? c->ctx->info->config : NULL;
+    const struct resp_args *a = &c->args;
+    char name[64], value[512], why[256] = "", msg[400];
+
+    if (a->argc != 4) {
+        resp_error(&c->out, "ERR CONFIG SET takes one parameter and its value "
+                            "at a time here");
+        return;
+    }
+    snprintf(name, sizeof name, "%.*s", (int)a->argl[2], a->argv[2]);
+    for (char *p = name; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    int known = a->argl[2] < sizeof name && !memchr(a->argv[2], 0, a->argl[2]);
+    int ok = a->argl[3] < sizeof value && !memchr(a->argv[3], 0, a->argl[3]);
+    snprintf(value, sizeof value, "%.*s", (int)a->argl[3], a->argv[3]);
+    int st = !cf || !known ? CMD_CONFIG_UNKNOWN
+             : !ok ? CMD_CONFIG_BADVALUE
+             : cf->set(cf->self, name, value, why);
+    switch (st) {
+    case CMD_CONFIG_OK:
+        resp_simple(&c->out, "OK");
+        return;
+    case CMD_CONFIG_UNKNOWN:
+        snprintf(msg, sizeof msg, "ERR Unknown option or number of arguments "
+                 "for CONFIG SET - '%s'", name);
+        break;
+    case CMD_CONFIG_IMMUTABLE:
+        snprintf(msg, sizeof msg, "ERR CONFIG SET failed (possibly related to "
+                 "argument '%s') - can't set immutable config", name);
+        break;
+    default:
+        snprintf(msg, sizeof msg, "ERR CONFIG SET failed (possibly related to "
+                 "argument '%s') - %s", name, why[0] ? why : "bad value");
+        break;
+    }
+    resp_error(&c->out, "%s", msg);
 }
 
 static void config_help(struct resp_conn *c)
@@ -418,6 +480,8 @@ static void config_help(struct resp_conn *c)
         "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GET <pattern>",
         "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <parameter> <value>",
+        "    Set a parameter that may change at run time (log-level, maxclients).",
         "HELP", "    Print this help.", NULL};
     reply_help(c, lines);
 }
@@ -425,7 +489,8 @@ static void config_help(struct resp_conn *c)
 void resp_cmd_config(struct resp_conn *c)
 {
     static const struct sub subs[] = {
-        {"get", -3, config_get}, {"help", 2, config_help},
+        {"get", -3, config_get}, {"set", -4, config_set},
+        {"help", 2, config_help},
     };
     run_sub(c, "config", subs, sizeof subs / sizeof subs[0]);
 }
@@ -455,10 +520,13 @@ static void info_section(struct resp_conn *c, struct buf *t, int sec,
         }
     switch (sec) {
     case SEC_SERVER:
-        buf_printf(t, "redis_version:%s\r\nredis_mode:standalone\r\n"
-                      "tally_version:%s\r\narch_bits:%d\r\n",
+        buf_printf(t, "redis_version:%s\r\nredis_git_sha1:%s\r\n"
+                      "redis_mode:standalone\r\ntally_version:%s\r\n"
+                      "tally_git_revision:%s\r\narch_bits:%d\r\n",
                    RESP_REDIS_VERSION,
+                   info && info->git_rev ? info->git_rev : "unknown",
                    info && info->version ? info->version : TALLY_VERSION,
+                   info && info->git_rev ? info->git_rev : "unknown",
                    (int)(8 * sizeof(void *)));
         if (info)
             buf_printf(t, "process_id:%d\r\ntcp_port:%d\r\nhttp_port:%d\r\n"

@@ -1,10 +1,13 @@
 /*
  * config.c - tallyd's command-line flags: parsing, checking and --help.
- * Every setting the daemon has is a flag (there is no config file); defaults
- * are those in the help text below.  The result is a struct conf that main.c
- * turns into engine options, listeners and the command layer's password.
+ * Every setting the daemon has is a flag; defaults are those in the help
+ * text below.  The result is a struct conf that main.c turns into engine
+ * options, listeners and the command layer's password.  A --config file
+ * (conffile.c) is read as flags placed before the command line's, through
+ * the same option table, so every flag works there with no code of its own.
  */
 #include "server.h"
+#include "version.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -17,9 +20,12 @@ static const char usage[] =
     "tally's daemon: durable named 64-bit counters over the Redis protocol,\n"
     "HTTP/JSON and the memcached text protocol.\n"
     "\n"
+    "  --config FILE          read settings from FILE first, one 'name value'\n"
+    "                         a line (names as these flags); flags win over it\n"
     "  --dir DIR              data directory (default ./data; created if missing)\n"
     "  --bind ADDR            address to listen on (default 127.0.0.1)\n"
-    "  --port N               Redis protocol port (default 7379)\n"
+    "  --port N               Redis protocol port (default 7379; 0 = off, with\n"
+    "                         a --tls-port)\n"
     "  --http-port N          HTTP/JSON port (default 7380; 0 = off)\n"
     "  --memcache-port N      memcached text protocol port (default 0 = off)\n"
     "  --fsync POLICY         always (default): a reply means fsync'd;\n"
@@ -48,15 +54,32 @@ static const char usage[] =
     "                         localhost, 127.0.0.1, [::1], and, when --bind is\n"
     "                         not loopback, any IP address.  '*': any name (no\n"
     "                         protection against DNS rebinding)\n"
+    "  --tls-port N           RESP over TLS (default 0 = off; beside --port)\n"
+    "  --https-port N         the HTTP/JSON API over TLS (default 0 = off)\n"
+    "  --memcache-tls-port N  memcached over TLS (default 0 = off)\n"
+    "  --tls-cert-file FILE   the server's certificate chain (PEM)\n"
+    "  --tls-key-file FILE    its private key (PEM)\n"
+    "  --tls-ca-cert-file F   CA certificates that client certificates must\n"
+    "                         chain to (PEM)\n"
+    "  --tls-ca-cert-dir DIR  the same, as an OpenSSL hashed directory\n"
+    "  --tls-auth-clients M   yes (default): clients need a certificate of the\n"
+    "                         CA; optional: checked if sent; no: not asked\n"
+    "  --tls-protocols P      TLSv1.2 and/or TLSv1.3 (default both)\n"
+    "  --tls-ciphers LIST     TLS 1.2 ciphers, OpenSSL's syntax (default\n"
+    "                         OpenSSL's)\n"
     "  --help, --version\n"
     "\n"
-    "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n";
+    "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n"
+    "SIGHUP: reread --config FILE's log-level and maxclients, and the TLS\n"
+    "certificates and keys.\n";
 
 enum {
     OPT_DIR = 256, OPT_BIND, OPT_PORT, OPT_HTTP_PORT, OPT_MC_PORT, OPT_FSYNC,
     OPT_PASS, OPT_PASSFILE, OPT_MAXCLIENTS, OPT_LOGLEVEL, OPT_FLUSH,
-    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CORS, OPT_HOSTS, OPT_HELP,
-    OPT_VERSION
+    OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CORS, OPT_HOSTS, OPT_TLS_PORT,
+    OPT_HTTPS_PORT, OPT_MC_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
+    OPT_TLS_CADIR, OPT_TLS_AUTH, OPT_TLS_PROTOS, OPT_TLS_CIPHERS, OPT_CONFIG,
+    OPT_HELP, OPT_VERSION
 };
 
 static const struct option options[] = {
@@ -76,6 +99,17 @@ static const struct option options[] = {
     {"spin", required_argument, NULL, OPT_SPIN},
     {"http-cors-origin", required_argument, NULL, OPT_CORS},
     {"http-allowed-host", required_argument, NULL, OPT_HOSTS},
+    {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+    {"https-port", required_argument, NULL, OPT_HTTPS_PORT},
+    {"memcache-tls-port", required_argument, NULL, OPT_MC_TLS_PORT},
+    {"tls-cert-file", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key-file", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-ca-cert-file", required_argument, NULL, OPT_TLS_CA},
+    {"tls-ca-cert-dir", required_argument, NULL, OPT_TLS_CADIR},
+    {"tls-auth-clients", required_argument, NULL, OPT_TLS_AUTH},
+    {"tls-protocols", required_argument, NULL, OPT_TLS_PROTOS},
+    {"tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS},
+    {"config", required_argument, NULL, OPT_CONFIG},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -84,10 +118,27 @@ static const struct option options[] = {
 static const char *const sync_names[] = {"always", "everysec", "no"};
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 static const char *const onoff_names[] = {"off", "on"};
+static const char *const tls_auth_names[] = {"no", "optional", "yes"};
+
+const char *conf_tls_auth_name(int a)
+{
+    return (unsigned)a < 3 ? tls_auth_names[a] : "?";
+}
 
 const char *conf_sync_name(tally_sync s)
 {
     return (unsigned)s < 3 ? sync_names[s] : "?";
+}
+
+const char *conf_level_name(int level)
+{
+    return (unsigned)level < 4 ? level_names[level] : "?";
+}
+
+const struct option *conf_options(size_t *n)
+{
+    *n = sizeof options / sizeof options[0] - 1;
+    return options;
 }
 
 /* Parse a decimal in [lo, hi] into *out.  Returns 0 or -1. */
@@ -279,7 +330,7 @@ static int set_port(int *port, const char *flag, const char *arg, int allow0,
     return 0;
 }
 
-int conf_parse(struct conf *c, int argc, char **argv, char *err)
+static int parse_flags(struct conf *c, int argc, char **argv, char *err)
 {
     memset(c, 0, sizeof *c);
     c->dir = "./data";
@@ -291,12 +342,20 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
     c->maxclients = 10000;
     c->log_level = SLOG_INFO;
     c->spin = 1;
+    c->tls_auth = CONF_TLS_AUTH_YES; /* as Redis's tls-auth-clients */
+    c->tls_protocols = "TLSv1.2 TLSv1.3";
 
+    /* From here on argc/argv are the file's settings, then the command's. */
+    if (conffile_expand(c, argc, argv, err) < 0)
+        return -1;
+    argc = c->file->nargs;
+    argv = c->file->args;
     optind = 1;
     opterr = 0;
     int opt, i, idx = 0;
     uint64_t v;
     while ((opt = getopt_long(argc, argv, "", options, &idx)) != -1) {
+        conffile_note(c, opt == '?' ? -1 : idx, optarg, optind);
         switch (opt) {
         case OPT_DIR:
             if (!*optarg)
@@ -307,7 +366,7 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             c->bind = optarg;
             break;
         case OPT_PORT:
-            if (set_port(&c->port, "--port", optarg, 0, err) < 0)
+            if (set_port(&c->port, "--port", optarg, 1, err) < 0)
                 return -1;
             break;
         case OPT_HTTP_PORT:
@@ -369,11 +428,46 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
                          optarg, check_host, err) < 0)
                 return -1;
             break;
+        case OPT_TLS_PORT:
+            if (set_port(&c->tls_port, "--tls-port", optarg, 1, err) < 0)
+                return -1;
+            break;
+        case OPT_HTTPS_PORT:
+            if (set_port(&c->https_port, "--https-port", optarg, 1, err) < 0)
+                return -1;
+            break;
+        case OPT_MC_TLS_PORT:
+            if (set_port(&c->memcache_tls_port, "--memcache-tls-port", optarg,
+                         1, err) < 0)
+                return -1;
+            break;
+        case OPT_TLS_CERT:
+        case OPT_TLS_KEY:
+        case OPT_TLS_CA:
+        case OPT_TLS_CADIR:
+        case OPT_TLS_CIPHERS:
+            if (!*optarg)
+                goto bad_value;
+            *(opt == OPT_TLS_CERT ? &c->tls_cert : opt == OPT_TLS_KEY ? &c->tls_key
+              : opt == OPT_TLS_CA ? &c->tls_ca_file : opt == OPT_TLS_CADIR
+              ? &c->tls_ca_dir : &c->tls_ciphers) = optarg;
+            break;
+        case OPT_TLS_AUTH:
+            if ((c->tls_auth = lookup(optarg, tls_auth_names, 3)) < 0)
+                goto bad_value;
+            break;
+        case OPT_TLS_PROTOS:
+            c->tls_protocols = optarg; /* checked by tls.c */
+            break;
+        case OPT_CONFIG:
+            if (conffile_check_arg(c, optarg, err) < 0)
+                return -1;
+            break;
         case OPT_HELP:
             fputs(usage, stdout);
             return 1;
         case OPT_VERSION:
-            printf("tallyd %s\n", TALLY_VERSION);
+            printf("tallyd %s (git %s)\n", TALLY_VERSION, version_git_rev);
             return 1;
         default:
             if (optopt)
@@ -383,13 +477,35 @@ int conf_parse(struct conf *c, int argc, char **argv, char *err)
             return -1;
         }
     }
+    conffile_note(c, -1, NULL, 0);
     if (optind < argc) {
         snprintf(err, 256, "unexpected argument '%s'", argv[optind]);
         return -1;
     }
-    if (c->http_port == c->port || (c->memcache_port &&
-        (c->memcache_port == c->port || c->memcache_port == c->http_port))) {
-        snprintf(err, 256, "--port, --http-port and --memcache-port must differ");
+    const int ports[] = {c->port, c->http_port, c->memcache_port,
+                         c->tls_port, c->https_port, c->memcache_tls_port};
+    for (size_t a = 0; a < 6; a++)
+        for (size_t b = a + 1; b < 6; b++)
+            if (ports[a] && ports[a] == ports[b]) {
+                snprintf(err, 256, "--port, --http-port, --memcache-port, "
+                         "--tls-port, --https-port and --memcache-tls-port "
+                         "must differ");
+                return -1;
+            }
+    if (!c->port && !c->tls_port) {
+        snprintf(err, 256, "--port 0 (no plain RESP) needs a --tls-port");
+        return -1;
+    }
+    if ((c->tls_port || c->https_port || c->memcache_tls_port) &&
+        (!c->tls_cert || !c->tls_key)) {
+        snprintf(err, 256, "a TLS port needs --tls-cert-file and --tls-key-file");
+        return -1;
+    }
+    if ((c->tls_port || c->https_port || c->memcache_tls_port) &&
+        c->tls_auth != CONF_TLS_AUTH_NO && !c->tls_ca_file && !c->tls_ca_dir) {
+        snprintf(err, 256, "--tls-auth-clients %s needs --tls-ca-cert-file or "
+                 "--tls-ca-cert-dir (or --tls-auth-clients no)",
+                 tls_auth_names[c->tls_auth]);
         return -1;
     }
     for (size_t k = 0; k < c->ncors; k++)
@@ -414,6 +530,14 @@ static void free_list(char **list, size_t n)
     free(list);
 }
 
+int conf_parse(struct conf *c, int argc, char **argv, char *err)
+{
+    int rc = parse_flags(c, argc, argv, err);
+    if (rc < 0)
+        conffile_locate(c, err);
+    return rc;
+}
+
 void conf_free(struct conf *c)
 {
     free(c->password);
@@ -424,4 +548,5 @@ void conf_free(struct conf *c)
     free_list(c->allowed_hosts, c->nhosts);
     c->allowed_hosts = NULL;
     c->nhosts = 0;
+    conffile_free(c);
 }

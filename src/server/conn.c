@@ -17,6 +17,8 @@
  * srv->max_input bytes without completing a request is closed.  A
  * connection is freed only in conn_close(), never while a caller
  * still holds it: every function that may close returns -1 when it did.
+ * A TLS listener's connections read and write through tls.c (conn_recv,
+ * conn_send); everything above those two calls is the same for both.
  */
 #define _GNU_SOURCE /* accept4 */
 #include "server.h"
@@ -39,6 +41,18 @@
 #define CONN_COMPACT (1024 * 1024)          /* written bytes worth a memmove */
 #define ACCEPT_BATCH 64                     /* accepts per readable event */
 #define CONN_CORK_PASSES 8                  /* passes one engine batch may span */
+
+/* The I/O seam: a plain socket, or TLS with read(2)'s and send(2)'s
+ * conventions (tls.c). */
+static ssize_t conn_recv(struct conn *c, void *p, size_t n)
+{
+    return c->tls ? tls_read(c->tls, p, n) : read(c->fd, p, n);
+}
+
+static ssize_t conn_send(struct conn *c, const void *p, size_t n)
+{
+    return c->tls ? tls_write(c->tls, p, n) : send(c->fd, p, n, MSG_NOSIGNAL);
+}
 
 /* The run queue: connections with input conn_run() has not run yet, in the
  * order their bytes arrived. */
@@ -128,6 +142,7 @@ static void conn_close(struct conn *c, const char *why)
     ranq_remove(c);
     event_free(c->rev);
     event_free(c->wev);
+    tls_conn_free(c->tls);
     close(c->fd);
     c->ln->ops->conn_free(c->proto);
     if (c->prev)
@@ -146,7 +161,7 @@ int conn_flush(struct conn *c)
 {
     size_t ready = outbox_ready(c);
     while (c->sent < ready) {
-        ssize_t n = send(c->fd, c->out.p + c->sent, ready - c->sent, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, c->out.p + c->sent, ready - c->sent);
         if (n > 0) {
             c->sent += (size_t)n;
             continue;
@@ -200,9 +215,17 @@ int conn_flush(struct conn *c)
 static int conn_fill(struct conn *c)
 {
     buf_reserve(&c->in, CONN_READ);
-    ssize_t n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1);
+    ssize_t n = conn_recv(c, c->in.p + c->in.len, c->in.cap - c->in.len - 1);
     if (n > 0) {
         c->in.len += (size_t)n;
+        /* TLS may hold decrypted bytes that the socket will not signal. */
+        while (c->tls && tls_pending(c->tls)) {
+            buf_reserve(&c->in, CONN_READ);
+            n = tls_read(c->tls, c->in.p + c->in.len, c->in.cap - c->in.len - 1);
+            if (n <= 0)
+                break; /* the next readable event says the rest */
+            c->in.len += (size_t)n;
+        }
         c->in.p[c->in.len] = 0;
         return 1;
     }
@@ -382,6 +405,8 @@ static void conn_new(struct listener *ln, int fd, const struct sockaddr *sa)
     c->ln = ln;
     c->fd = fd;
     format_peer(sa, c->peer, sizeof c->peer);
+    if (ln->tls)
+        c->tls = tls_conn_new(srv, fd, c->peer);
     c->session.id = ++srv->next_session;
     c->session.proto = ln->proto;
     c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_read, c);
@@ -435,9 +460,11 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         if (srv->info.connected_clients >= srv->conf.maxclients) {
             /* Best effort: the socket is new, so the line fits its buffer. */
-            ssize_t w = send(fd, ln->reject, strlen(ln->reject),
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)w;
+            if (ln->reject) {
+                ssize_t w = send(fd, ln->reject, strlen(ln->reject),
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                (void)w;
+            }
             close(fd);
             srv->info.rejected_connections++;
             slog(&srv->log, SLOG_WARN, "refused a client: --maxclients %llu reached",

@@ -10,18 +10,38 @@
 #include "memcache.h"
 #include "resp.h"
 
+/* The last listener conn_listen() opened speaks TLS (tls.c). */
+static void last_listener_tls(struct server *srv)
+{
+    struct listener *ln = &srv->listeners[srv->nlisteners - 1];
+    ln->tls = 1;
+    ln->reject = NULL;
+}
+
 int fronts_start(struct server *srv, char *err)
 {
     const struct conf *c = &srv->conf;
 
-    if (conn_listen(srv, &resp_ops, NULL, CMD_PROTO_RESP, c->port,
-                    "-ERR max number of clients reached\r\n", err) < 0)
-        return -1;
-    srv->info.port = srv->listeners[srv->nlisteners - 1].port;
+    if (c->port) {
+        if (conn_listen(srv, &resp_ops, NULL, CMD_PROTO_RESP, c->port,
+                        "-ERR max number of clients reached\r\n", err) < 0)
+            return -1;
+        srv->info.port = srv->listeners[srv->nlisteners - 1].port;
+    }
+    if (c->tls_port) {
+        if (conn_listen(srv, &resp_ops, NULL, CMD_PROTO_RESP, c->tls_port,
+                        NULL, err) < 0)
+            return -1;
+        last_listener_tls(srv);
+        if (!c->port)
+            srv->info.port = c->tls_port;
+    }
 
-    if (c->memcache_port) {
+    if (c->memcache_port || c->memcache_tls_port) {
         struct mc_options mo = {.allow_flush = c->allow_flush};
         srv->mc = mc_front_new(&mo);
+    }
+    if (c->memcache_port) {
         if (conn_listen(srv, &mc_ops, srv->mc, CMD_PROTO_MEMCACHE,
                         c->memcache_port,
                         "SERVER_ERROR max number of clients reached\r\n",
@@ -29,13 +49,22 @@ int fronts_start(struct server *srv, char *err)
             return -1;
         srv->info.memcache_port = srv->listeners[srv->nlisteners - 1].port;
     }
+    if (c->memcache_tls_port) {
+        if (conn_listen(srv, &mc_ops, srv->mc, CMD_PROTO_MEMCACHE,
+                        c->memcache_tls_port, NULL, err) < 0)
+            return -1;
+        last_listener_tls(srv);
+    }
 
-    if (c->http_port) {
+    if (c->http_port || c->https_port) {
         struct http_options ho = {
             .cors_origins = (const char *const *)c->cors_origins,
             .ncors = c->ncors,
             .allowed_hosts = (const char *const *)c->allowed_hosts,
             .nhosts = c->nhosts,
+            .https_port = c->https_port,
+            .bevcb = tls_http_bev,
+            .bevcb_arg = srv,
         };
         srv->http = http_front_new(srv->base, &srv->cmd, &srv->waiter, c->bind,
                                    c->http_port, &ho, err);

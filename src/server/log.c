@@ -30,6 +30,11 @@ void slog_init(struct slog *l, int level)
 
 void slog_free(struct slog *l) { pthread_mutex_destroy(&l->mu); }
 
+void slog_set_level(struct slog *l, int level)
+{
+    __atomic_store_n(&l->level, level, __ATOMIC_RELAXED);
+}
+
 /* Decide under l->mu whether a line keyed by key is printed now.  Returns
  * the number of lines dropped since the last one printed, or -1 to drop this
  * one. */
@@ -92,7 +97,7 @@ static void emit(struct slog *l, int level, uint64_t key, const char *msg)
 
 void slog(struct slog *l, int level, const char *fmt, ...)
 {
-    if (level > l->level)
+    if (level > __atomic_load_n(&l->level, __ATOMIC_RELAXED))
         return;
     char msg[SLOG_LINE];
     va_list ap;
@@ -105,7 +110,8 @@ void slog(struct slog *l, int level, const char *fmt, ...)
 void slog_engine(void *arg, int level, const char *msg)
 {
     struct slog *l = arg;
-    if (level < SLOG_ERROR || level > SLOG_DEBUG || level > l->level)
+    if (level < SLOG_ERROR || level > SLOG_DEBUG ||
+        level > __atomic_load_n(&l->level, __ATOMIC_RELAXED))
         return;
     /* The engine's messages come pre-formatted, so the call site is not
      * known: key on the text up to the first digit, which groups "fsync of

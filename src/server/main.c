@@ -10,6 +10,7 @@
  * loop through tally_notify_fd() (docs/threading.md).
  */
 #include "server.h"
+#include "version.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -64,9 +65,19 @@ void srv_shutdown(struct server *srv)
     event_active(srv->stop_ev, EV_TIMEOUT, 0);
 }
 
+/* Tell the service manager state (notify.c); a failure is logged, once. */
+static void tell_manager(struct server *srv, const char *state)
+{
+    if (notify_send(state) < 0)
+        slog(&srv->log, SLOG_WARN, "cannot notify the service manager on "
+             "$NOTIFY_SOCKET: %s; a Type=notify unit will time out",
+             strerror(errno));
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
+    tell_manager(srv, "STOPPING=1");
     slog(&srv->log, SLOG_INFO, "shutting down: %llu clients connected; "
          "answering requests in flight, then syncing",
          (unsigned long long)srv->info.connected_clients);
@@ -74,6 +85,21 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     conn_listeners_close(srv);
     fronts_quiesce(srv);
     conn_drain_all(srv);
+}
+
+/* SIGHUP (systemctl reload): reread --config FILE (conffile.c).  Without a
+ * handler the default action would end the process. */
+static void on_hangup(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    char state[64];
+    snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%lld",
+             (long long)srv_now_us());
+    tell_manager(srv, state);
+    slog(&srv->log, SLOG_INFO, "received SIGHUP");
+    conffile_reload(srv);
+    tls_reload(srv);
+    tell_manager(srv, "READY=1");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -198,12 +224,14 @@ static int setup_loop(struct server *srv)
     srv->stop_ev = event_new(b, -1, 0, on_stop, srv);
     srv->sig_ev[0] = evsignal_new(b, SIGTERM, on_signal, srv);
     srv->sig_ev[1] = evsignal_new(b, SIGINT, on_signal, srv);
+    srv->hup_ev = evsignal_new(b, SIGHUP, on_hangup, srv);
     struct timeval tick = {0, SRV_TICK_IDLE_MS * 1000}, second = {1, 0};
     if (!srv->notify_ev || !srv->tick_ev || !srv->house_ev || !srv->stop_ev ||
-        !srv->sig_ev[0] || !srv->sig_ev[1] ||
+        !srv->sig_ev[0] || !srv->sig_ev[1] || !srv->hup_ev ||
         event_add(srv->notify_ev, NULL) < 0 || event_add(srv->tick_ev, &tick) < 0 ||
         event_add(srv->house_ev, &second) < 0 ||
-        event_add(srv->sig_ev[0], NULL) < 0 || event_add(srv->sig_ev[1], NULL) < 0) {
+        event_add(srv->sig_ev[0], NULL) < 0 || event_add(srv->sig_ev[1], NULL) < 0 ||
+        event_add(srv->hup_ev, NULL) < 0) {
         slog(&srv->log, SLOG_ERROR, "cannot set up the event loop's events");
         return -1;
     }
@@ -264,10 +292,20 @@ static void say_ready(struct server *srv, int64_t t0)
          (unsigned long long)st.recovered_records, st.recovery_ns / 1e6,
          (long long)(srv_now_ms() - t0), srv->conf.bind, srv->info.port, http,
          mc, conf_sync_name(srv->conf.sync), srv->info.pid);
+    const struct conf *c = &srv->conf;
+    if (srv->tls)
+        slog(&srv->log, SLOG_INFO, "TLS: resp port %d, https port %d, memcache "
+             "port %d (0: off); client certificates: %s", c->tls_port,
+             c->https_port, c->memcache_tls_port, conf_tls_auth_name(c->tls_auth));
     if (st.torn_bytes)
         slog(&srv->log, SLOG_WARN, "cut %llu bytes of a torn record off the "
              "log's tail (a write in flight when the process stopped)",
              (unsigned long long)st.torn_bytes);
+    char state[160];
+    snprintf(state, sizeof state, "READY=1\nMAINPID=%d\nSTATUS=ready: %llu "
+             "counters, resp port %d", srv->info.pid,
+             (unsigned long long)st.counters, srv->info.port);
+    tell_manager(srv, state);
 }
 
 static void free_event(struct event **ev)
@@ -288,9 +326,11 @@ static void teardown(struct server *srv)
     free_event(&srv->stop_ev);
     free_event(&srv->sig_ev[0]);
     free_event(&srv->sig_ev[1]);
+    free_event(&srv->hup_ev);
     if (srv->base)
         event_base_free(srv->base);
     outbox_free(&srv->outbox);
+    tls_free(srv);
 }
 
 int main(int argc, char **argv)
@@ -322,6 +362,8 @@ int main(int argc, char **argv)
     srv->info.maxclients = srv->conf.maxclients;
     srv->info.dir = srv->conf.dir;
     srv->info.version = TALLY_VERSION;
+    srv->info.git_rev = version_git_rev;
+    conffile_serve(srv);
     srv->limits = (struct proto_limits)PROTO_LIMITS_DEFAULT;
     srv->max_input = 2 * 1024 * 1024 + srv->limits.max_bulk;
     srv->outbox.durable = tally_durable(srv->db);
@@ -332,6 +374,10 @@ int main(int argc, char **argv)
 
     if (setup_loop(srv) < 0)
         goto close_db;
+    if (tls_init(srv, err) < 0) {
+        slog(&srv->log, SLOG_ERROR, "%s", err);
+        goto close_db;
+    }
     if (fronts_start(srv, err) < 0) {
         slog(&srv->log, SLOG_ERROR, "%s", err);
         goto close_db;

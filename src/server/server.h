@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 
@@ -51,6 +52,9 @@ void slog_free(struct slog *l);
  * how many were dropped. */
 void slog(struct slog *l, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Change the level at run time (CONFIG SET log-level, SIGHUP); the engine's
+ * threads read it too. */
+void slog_set_level(struct slog *l, int level);
 /* tally_options.log: the engine's warnings and errors, from any thread. */
 void slog_engine(void *l, int level, const char *msg);
 
@@ -75,6 +79,18 @@ struct conf {
     size_t ncors;
     char **allowed_hosts;      /* --http-allowed-host, lower case; owned */
     size_t nhosts;
+    int tls_port;              /* RESP over TLS; 0: off */
+    int https_port;            /* 0: off */
+    int memcache_tls_port;     /* 0: off */
+    const char *tls_cert, *tls_key; /* PEM files (borrowed) */
+    const char *tls_ca_file, *tls_ca_dir; /* client CAs, or NULL */
+    int tls_auth;              /* CONF_TLS_AUTH_* */
+    const char *tls_protocols; /* "TLSv1.2 TLSv1.3" */
+    const char *tls_ciphers;   /* NULL: OpenSSL's default */
+    int argc;                  /* the command line, kept for a reload */
+    char **argv;
+    struct conffile *file;     /* --config's settings and what was given;
+                                  owned (conffile.c) */
 };
 
 /* Parse argv into *c.  Returns 0 to run, 1 if --help or --version was printed
@@ -83,6 +99,43 @@ struct conf {
 int conf_parse(struct conf *c, int argc, char **argv, char *err);
 void conf_free(struct conf *c);
 const char *conf_sync_name(tally_sync s);
+const char *conf_level_name(int level);
+enum { CONF_TLS_AUTH_NO, CONF_TLS_AUTH_OPTIONAL, CONF_TLS_AUTH_YES };
+const char *conf_tls_auth_name(int a);
+/* The getopt table every flag is in (n entries, without the end marker). */
+struct option;
+const struct option *conf_options(size_t *n);
+
+/* ---- The configuration file (conffile.c) ---------------------------------- */
+
+/* What conf_parse() got: --config FILE's settings turned into flags, then the
+ * command line, and for every option of the table the value last given. */
+struct conffile {
+    const char *path;          /* --config FILE (borrowed), or NULL */
+    char **args;               /* argv[0], "--name=value" per setting of the
+                                  file, the rest of argv: what getopt reads */
+    int nargs;
+    int nfile;                 /* args[1..nfile] came from the file */
+    int *lines;                /* line of args[1 + i] in the file */
+    char **given;              /* per option: value last given (owned) */
+    size_t nopts;
+    int at;                    /* while parsing: index in args of the flag
+                                  being handled, else 0 */
+};
+
+/* Find --config in argv, read the file and fill c->file (owned by c) with
+ * the flags getopt is to read.  Returns 0, or -1 with "FILE:LINE: why" in err
+ * (256 bytes). */
+int conffile_expand(struct conf *c, int argc, char **argv, char *err);
+/* The flag at args[at - 1] is being handled: option index idx (-1: not an
+ * option, or parsing ended) with value (NULL for one without). */
+void conffile_note(struct conf *c, int idx, const char *value, int at);
+/* --config's value as getopt saw it must be the one expand() read.  Returns
+ * 0 or -1 with err set. */
+int conffile_check_arg(const struct conf *c, const char *value, char *err);
+/* Prefix err with "FILE:LINE: " if the flag that failed came from the file. */
+void conffile_locate(const struct conf *c, char *err);
+void conffile_free(struct conf *c);
 
 /* ---- Connections (conn.c) ------------------------------------------------ */
 
@@ -100,17 +153,22 @@ struct listener {
     const struct proto_ops *ops;
     enum cmd_proto proto;
     void *front;               /* the front end's listener state, or NULL */
-    const char *reject;        /* sent to a client over --maxclients */
+    const char *reject;        /* sent to a client over --maxclients, or
+                                  NULL (TLS: it would not be understood) */
+    int tls;                   /* connections speak TLS (tls.c) */
     int fd;                    /* -1: closed */
     int port;                  /* as bound (useful when asked for 0) */
     struct event *ev;          /* readable: accept */
     struct event *resume;      /* timer restarting accepts after EMFILE */
 };
 
+struct tls_conn;
+
 struct conn {
     struct server *srv;
     struct listener *ln;
     int fd;
+    struct tls_conn *tls;      /* NULL: plain TCP */
     struct event *rev, *wev;
     void *proto;               /* the front end's state for this stream */
     struct cmd_session session;
@@ -213,9 +271,40 @@ int fronts_start(struct server *srv, char *err);
 void fronts_quiesce(struct server *srv);
 void fronts_stop(struct server *srv);
 
+/* ---- TLS (tls.c) ------------------------------------------------------------ */
+
+/* Does c ask for any TLS port? */
+int tls_wanted(const struct conf *c);
+/* Build srv->tls from the flags if a TLS port is asked for.  Returns 0, or -1
+ * with err (256 bytes) naming the file and OpenSSL's reason. */
+int tls_init(struct server *srv, char *err);
+/* SIGHUP: load the certificate, key and CAs again; a failure keeps the
+ * ones in use and is logged. */
+void tls_reload(struct server *srv);
+void tls_free(struct server *srv);
+/* A TLS server connection on fd (peer is borrowed, for the log). */
+struct tls_conn *tls_conn_new(struct server *srv, int fd, const char *peer);
+/* As read(2) and send(2) on a non-blocking socket: bytes, 0 at the peer's
+ * close (read), or -1 with errno EAGAIN (wait for the socket) or another
+ * error (EPROTO: the TLS layer failed; logged once). */
+ssize_t tls_read(struct tls_conn *t, void *p, size_t n);
+ssize_t tls_write(struct tls_conn *t, const void *p, size_t n);
+/* Plaintext the TLS layer holds that no read has taken yet. */
+int tls_pending(const struct tls_conn *t);
+void tls_conn_free(struct tls_conn *t);
+struct bufferevent;
+/* evhttp's bufferevent callback for --https-port; arg is the server. */
+struct bufferevent *tls_http_bev(struct event_base *base, void *arg);
+
+/* ---- The service manager (notify.c) -------------------------------------- */
+
+/* Send state ("READY=1", "STOPPING=1", ...) to $NOTIFY_SOCKET.  Returns 0
+ * when sent, 1 when there is no $NOTIFY_SOCKET, -1 with errno set. */
+int notify_send(const char *state);
+
 /* ---- The server (main.c) ------------------------------------------------- */
 
-#define SRV_MAX_LISTENERS 2
+#define SRV_MAX_LISTENERS 4
 
 struct server {
     struct conf conf;
@@ -228,9 +317,11 @@ struct server {
     struct event_base *base;
     struct listener listeners[SRV_MAX_LISTENERS];
     size_t nlisteners;
+    struct tls *tls;           /* the TLS context, or NULL (tls.c) */
     struct http_front *http;
     struct mc_front *mc;
     struct proto_waiter waiter;
+    struct cmd_config config;  /* CONFIG GET/SET (conffile.c) */
     struct outbox outbox;
     struct conn *conns;        /* every open stream connection */
     struct conn *runq, *runq_tail; /* connections with input to run */
@@ -243,12 +334,19 @@ struct server {
     struct event *tick_ev;     /* background snapshot work */
     struct event *house_ev;    /* once a second */
     struct event *sig_ev[2];   /* SIGTERM, SIGINT */
+    struct event *hup_ev;      /* SIGHUP: reload */
     struct event *stop_ev;     /* activated to begin a graceful shutdown */
     int step_pending;          /* tally_step() said more work is pending */
     int stopping;
     int done;                  /* leave the event loop */
     int64_t stop_deadline_ms;  /* force close after this (monotonic) */
 };
+
+/* CONFIG GET/SET for the command layer (conffile.c): srv->config. */
+void conffile_serve(struct server *srv);
+/* SIGHUP: reread --config FILE and apply what may change at run time; a bad
+ * file keeps every setting as it was and logs why. */
+void conffile_reload(struct server *srv);
 
 /* Begin a graceful shutdown (SIGTERM, or a client's SHUTDOWN).  Safe to call
  * from inside any callback: the work runs from the event loop. */

@@ -2,7 +2,8 @@
 
 Each test runs the real binary ($TALLY_CLI, default build/tally) against a
 real tallyd started by conftest.py's fixtures, and checks what a shell script
-would see: stdout, stderr and the exit status (0 ok, 1 not found, 2 error).
+would see: stdout, stderr and the exit status (0 ok, 1 not found, 2 error;
+check: 0 clean, 1 torn tail, 3 corrupt).
 The online tests use keys unique to the test, so they also run against a
 server given by $TALLY_TEST_ADDR; the offline ones (check, dump, restore,
 repair) stop their own server and work on its data directory.
@@ -22,6 +23,7 @@ import pytest
 from conftest import TALLY_CLI, free_port
 
 OK, NOTFOUND, ERROR = 0, 1, 2
+TORN, CORRUPT = 1, 3  # check's verdicts beside OK
 
 
 def run(*args, server=None, input=None, env=None, timeout=60):
@@ -345,6 +347,68 @@ def test_check_passes_a_sound_directory(tallyd_factory):
     assert out(p).strip()
     p = run("--json", "check", "--dir", d.dir)
     assert json.loads(out(p))["ok"] is True
+    assert json.loads(out(p))["status"] == "clean"
+    assert "closed cleanly" in json.loads(out(p))["report"]
+
+
+def newest_log(d):
+    return max(log_files(d), key=lambda f: int(f.name[4:20], 16))
+
+
+@pytest.mark.own_server
+def test_check_exits_3_for_a_flipped_byte_of_the_last_record_after_a_stop(
+        tallyd_factory):
+    # Issue 16: SET, a graceful stop, one byte of that record's value
+    # flipped.  That is rot of an acknowledged change, not a torn write.
+    d = tallyd_factory()
+    d.redis().set("visits:home", 5)
+    d.stop()
+    log = newest_log(d.dir)
+    data = bytearray(log.read_bytes())
+    # The last frame is the clean stop's mark (36 bytes); before it, the
+    # frame holding the SET: its record ends with the key, the value is
+    # the 8 bytes before it.
+    end = len(data.rstrip(b"\0")) - 36
+    pos = end - len("visits:home") - 4
+    data[pos] ^= 0x01
+    log.write_bytes(data)
+
+    p = run("check", "--dir", d.dir)
+    assert p.returncode == CORRUPT, (out(p), err(p))
+    assert log.name in err(p) and "tally repair" in err(p), err(p)
+    p = run("repair", "--dir", d.dir)
+    assert p.returncode == CORRUPT
+    assert log.read_bytes() == bytes(data)
+    p = run("repair", "--dir", d.dir, "--yes")
+    assert p.returncode == OK, err(p)
+    assert "intact records" in out(p), out(p)
+    assert run("check", "--dir", d.dir).returncode == OK
+
+
+@pytest.mark.own_server
+def test_check_exits_1_for_a_torn_tail_that_open_cuts(tallyd_factory):
+    d = tallyd_factory()
+    d.redis().set("kept", 7)
+    d.stop()
+    # The stop's last write, its CLOSE mark, cut short as by a crash.
+    log = newest_log(d.dir)
+    data = log.read_bytes()
+    end = len(data.rstrip(b"\0"))
+    log.write_bytes(data[:end - 20])
+
+    p = run("check", "--dir", d.dir)
+    assert p.returncode == TORN, (out(p), err(p))
+    assert "torn tail" in out(p) and log.name in out(p), out(p)
+    p = run("--json", "check", "--dir", d.dir)
+    assert p.returncode == TORN
+    report = json.loads(out(p))
+    assert report["ok"] is True and report["status"] == "torn"
+    p = run("repair", "--dir", d.dir)
+    assert p.returncode == TORN
+    d.start()
+    assert d.redis().get("kept") == "7"
+    d.stop()
+    assert run("check", "--dir", d.dir).returncode == OK
 
 
 @pytest.mark.own_server
@@ -364,19 +428,21 @@ def test_check_names_the_file_and_offset_of_a_flipped_byte(tallyd_factory):
     log.write_bytes(data)
 
     p = run("check", "--dir", d.dir)
-    assert p.returncode == ERROR
+    assert p.returncode == CORRUPT
     msg = err(p)
     assert log.name in msg, msg
     offsets = [int(n) for n in re.findall(r"\b\d+\b", msg.replace(log.name, ""))]
     assert any(32 <= n <= pos for n in offsets), msg
+    assert "tally repair" in msg and "dropping" in msg, msg
     p = run("--json", "check", "--dir", d.dir)
-    assert p.returncode == ERROR
+    assert p.returncode == CORRUPT
     report = json.loads(out(p))
     assert report["ok"] is False and log.name in report["report"]
+    assert report["status"] == "corrupt"
 
     # repair without --yes says what is wrong and changes nothing.
     p = run("repair", "--dir", d.dir)
-    assert p.returncode == ERROR
+    assert p.returncode == CORRUPT
     assert log.name in err(p) and "--yes" in err(p)
     assert log.read_bytes() == bytes(data)
 

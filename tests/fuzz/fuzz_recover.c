@@ -9,7 +9,8 @@
  *
  * Raw (bit 0 set): the rest is split into a snapshot file and a log file:
  * a byte says which exist (bits 0, 1) and which get a valid 32-byte header
- * in front (bits 2, 3), so that mutations reach the records; then the
+ * in front (bits 2, 3; bit 4: a version 2 log header, bare records rather
+ * than format 3 frames), so that mutations reach the records; then the
  * snapshot's LSN S (8 bytes, big-endian; the log is named for S too, or 0
  * without a snapshot), the snapshot's size (2 bytes) and the header's
  * sizing hint (1 byte); the rest is the files' bytes.
@@ -404,6 +405,8 @@ static void raw(const char *dir, struct rd *in)
     put(&snap, in->p, split);
     if (cfg & 8) {
         codec_header(hdr, CODEC_LOG, (cfg & 1) ? lsn : 0, 0);
+        if (cfg & 16) /* bare records instead of frames */
+            codec_header_set_version(hdr, 2);
         put(&log, hdr, sizeof hdr);
     }
     put(&log, in->p + split, in->n - split);
@@ -569,11 +572,15 @@ static void structured(const char *dir, struct rd *in)
         k = nrec;
     }
     uint64_t lsn_b = s + end[k];
+    /* Version 2 logs hold bare records (format 3 frames them), which keeps
+     * the model's notion of "the records before the damage" simple. */
     codec_header(buf, CODEC_LOG, s, 0);
+    codec_header_set_version(buf, 2);
     put(&loga, buf, CODEC_FILE_HDR);
     put(&loga, recs.p, end[k]);
     if (two_logs) {
         codec_header(buf, CODEC_LOG, lsn_b, 0);
+        codec_header_set_version(buf, 2);
         put(&logb, buf, CODEC_FILE_HDR);
         put(&logb, recs.p + end[k], recs.n - end[k]);
     }

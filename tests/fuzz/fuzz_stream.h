@@ -109,7 +109,8 @@ static inline void fz_stream_once(const struct proto_ops *ops, void *front,
 /* Does data[0, size) name a command whose reply depends on the clock, on
  * a background thread (uptime, connection ages, a BGSAVE still running),
  * on the table's random hash seed (the order of SCAN and KEYS), or on how
- * fast the run went (an expiry a millisecond ahead)?  An expiry in whole
+ * fast the run went (an expiry a millisecond ahead, an idempotency id
+ * still in flight)?  An expiry in whole
  * seconds ticks over between two runs at most once: the retries in
  * fz_stream_run absorb it. */
 static inline int fz_unsteady(const uint8_t *data, size_t size)
@@ -117,7 +118,9 @@ static inline int fz_unsteady(const uint8_t *data, size_t size)
     static const char *const unsteady[] = {
         "info", "client", "stats", "save", "time", "hello", "scan", "keys",
         /* expiries in milliseconds, or at an instant that may be now */
-        "px", "pexpire", "pttl", "exat", "expireat"};
+        "px", "pexpire", "pttl", "exat", "expireat",
+        /* a repeated id is TRYAGAIN until the sync thread made it durable */
+        "once"};
 
     for (size_t w = 0; w < sizeof unsteady / sizeof unsteady[0]; w++) {
         size_t n = strlen(unsteady[w]);

@@ -78,10 +78,18 @@ static void codec_seeds(const char *tag, const struct buf *f)
 
     for (; off < f->len; i++) {
         struct codec_rec r;
+        struct codec_frame fr;
         size_t used, claimed;
         const char *why;
-        codec_decode((const unsigned char *)f->p + off, f->len - off, &r,
-                     &used, &claimed, &why);
+        if (codec_frame_check((const unsigned char *)f->p + off,
+                              f->len - off, &fr, &why) == CODEC_OK) {
+            off += CODEC_FRAME_HDR; /* a framed log: the records inside */
+            i--;
+            continue;
+        }
+        if (codec_decode((const unsigned char *)f->p + off, f->len - off, &r,
+                         &used, &claimed, &why) != CODEC_OK)
+            break;
         buf_clear(&s);
         buf_addc(&s, 0);
         buf_add(&s, f->p + off, used);

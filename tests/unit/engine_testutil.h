@@ -14,8 +14,12 @@
  *     u8 type; 1 PUT: u16 klen, i64 value, key; 2 DEL: u16 klen, key;
  *     3 BATCH: u32 n, n x (u32 sublen, PUT/DEL sub-body); 4 END: u64 count.
  *   After the last record a log holds zeros; 8 zero bytes mark the end.
+ * Version 3 (what the engine writes) frames a log's records: every write is
+ * a frame of a 36-byte header ("TLYF", u32 payload len, u64 LSN of the
+ * header, u64 synced, u32 zero sector pieces, u32 flags (1 = CLOSE), u32
+ * CRC of 0..31) and then its records; version 1 and 2 logs hold bare records.
  * A record's ticket is the LSN just past its end, so its file offset is
- * 32 + (LSN - the file's start LSN).
+ * 32 + (LSN - the file's start LSN); frame headers count as LSN bytes.
  *
  * Everything here is static and marked unused: each test includes the header
  * and uses a part of it.  Failures abort the test through cmocka asserts.
@@ -27,6 +31,7 @@
 #define _GNU_SOURCE /* nftw, and the tests' fork/pipe/rlimit helpers */
 #endif
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +55,9 @@
 #define TT_API static __attribute__((unused))
 
 #define TT_HDR 32 /* bytes in a file header */
+#define TT_FRAME 36 /* bytes in a frame header (version 2 logs) */
+#define TT_SECTOR 512
+#define TT_CLOSE 1 /* frame flag */
 #define TT_PUT 1
 #define TT_DEL 2
 #define TT_BATCH 3
@@ -116,9 +124,9 @@ TT_API uint32_t tt_crc32c(const void *data, size_t n)
 
 /* ---- Writing the format ------------------------------------------------- */
 
-/* The format version tally writes (docs/format.md); tt_file_header writes
- * version 1, which every version must still read. */
-#define TT_VERSION 2
+/* The format version tally writes (docs/format.md): framed logs.
+ * tt_file_header writes version 1, which every version must still read. */
+#define TT_VERSION 3
 
 TT_API void tt_file_header_v(tt_bytes *b, const char magic[8], uint64_t lsn,
                              uint32_t hint, uint32_t version)
@@ -132,10 +140,50 @@ TT_API void tt_file_header_v(tt_bytes *b, const char magic[8], uint64_t lsn,
     tt_put_le(b, tt_crc32c(b->p + at, 28), 4);
 }
 
+/* A version 1 header (hand-made files test that version 1 is still read). */
 TT_API void tt_file_header(tt_bytes *b, const char magic[8], uint64_t lsn,
                            uint32_t hint)
 {
     tt_file_header_v(b, magic, lsn, hint, 1);
+}
+
+/* How many of the pieces that 512-byte file sectors cut p[0, n) (at file
+ * offset off) into are all zero. */
+TT_API uint32_t tt_zero_pieces(const uint8_t *p, size_t n, uint64_t off)
+{
+    uint32_t zeros = 0;
+    for (size_t at = 0; at < n;) {
+        size_t piece = TT_SECTOR - (size_t)((off + at) % TT_SECTOR), i;
+        if (piece > n - at)
+            piece = n - at;
+        for (i = 0; i < piece && p[at + i] == 0; i++)
+            ;
+        zeros += i == piece;
+        at += piece;
+    }
+    return zeros;
+}
+
+/* Append to the log file image b (header included, so b->len is the file
+ * offset), whose first LSN is start, one frame holding recs. */
+TT_API void tt_frame(tt_bytes *b, uint64_t start, const tt_bytes *recs,
+                     uint64_t synced, uint32_t flags)
+{
+    size_t at = b->len;
+    tt_put(b, "TLYF", 4);
+    tt_put_le(b, recs->len, 4);
+    tt_put_le(b, start + (at - TT_HDR), 8);
+    tt_put_le(b, synced, 8);
+    tt_put_le(b, 0, 4); /* zero pieces, below */
+    tt_put_le(b, flags, 4);
+    tt_put_le(b, 0, 4); /* CRC, below */
+    tt_put(b, recs->p, recs->len);
+    uint32_t z = tt_zero_pieces(b->p + at, TT_FRAME + recs->len, at);
+    for (int i = 0; i < 4; i++)
+        b->p[at + 24 + i] = (uint8_t)(z >> (8 * i));
+    uint32_t crc = tt_crc32c(b->p + at, 32);
+    for (int i = 0; i < 4; i++)
+        b->p[at + 32 + i] = (uint8_t)(crc >> (8 * i));
 }
 
 /* Bodies, without the CRC and length in front (also BATCH sub-bodies). */
@@ -209,7 +257,24 @@ TT_API long tt_next_record(const uint8_t *p, size_t len, size_t off)
     return (long)(8 + blen);
 }
 
-/* Checks a file header; returns its LSN field through *lsn. */
+/* The frame at off: its total size (36 + len) if its header checks out, 0
+ * at zeros, -1 if it is invalid. */
+TT_API long tt_next_frame(const uint8_t *p, size_t len, size_t off)
+{
+    static const uint8_t zero[TT_FRAME];
+    if (len - off < TT_FRAME)
+        return 0;
+    if (memcmp(p + off, zero, TT_FRAME) == 0)
+        return 0;
+    if (memcmp(p + off, "TLYF", 4) != 0 ||
+        tt_crc32c(p + off, 32) != (uint32_t)tt_get_le(p + off + 32, 4) ||
+        tt_get_le(p + off + 4, 4) > len - off - TT_FRAME)
+        return -1;
+    return (long)(TT_FRAME + tt_get_le(p + off + 4, 4));
+}
+
+/* Checks a file header (version 1 .. TT_VERSION); returns its LSN field through
+ * *lsn. */
 TT_API int tt_header_ok(const uint8_t *p, size_t len, const char magic[8],
                         uint64_t *lsn)
 {
@@ -559,5 +624,73 @@ TT_API int64_t tt_incr(tally *db, const char *key, int64_t delta)
         fail_msg("tally_incr(%s) = %d (%s)", key, rc, tally_strerror(rc));
     return v;
 }
+
+/* ---- Finding records and naming offsets --------------------------------- */
+
+/* Does msg name the file `name` and the byte offset off (in decimal or as
+ * 0x hex)?  The name is blanked out first so that its hex digits cannot pass
+ * for the offset. */
+TT_API int tt_names_file_and_offset(const char *msg, const char *name, uint64_t off)
+{
+    char m[TALLY_ERRMAX];
+    snprintf(m, sizeof(m), "%s", msg);
+    char *at = strstr(m, name);
+    if (!at)
+        return 0;
+    memset(at, ' ', strlen(name));
+    for (char *p = m; *p; p++) {
+        if (!isdigit((unsigned char)*p) || (p > m && isalnum((unsigned char)p[-1])))
+            continue;
+        char *end;
+        int hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+        uint64_t v = strtoull(p, &end, hex ? 16 : 10);
+        if (v == off && !isalnum((unsigned char)*end))
+            return 1;
+        p = end - 1;
+    }
+    return 0;
+}
+
+TT_API void tt_assert_names(const char *msg, const char *name, uint64_t off)
+{
+    if (!tt_names_file_and_offset(msg, name, off))
+        fail_msg("message does not name %s and offset %" PRIu64 ": \"%s\"",
+                 name, off, msg);
+}
+
+/* Where the log record covering LSNs [from, to) lies: the log file holding it
+ * (the newest whose start is <= from), its offset there, and its bytes. */
+typedef struct tt_located {
+    char name[TT_NAME];
+    uint64_t start; /* the file's first LSN */
+    size_t off;     /* file offset of the record */
+    tt_bytes file;  /* the whole file */
+} tt_located;
+
+TT_API void tt_locate(const char *dir, tally_ticket from, tally_ticket to,
+                   tt_located *loc)
+{
+    char names[TT_FILES][TT_NAME];
+    int n = tt_list(dir, "log-", ".tly", names, TT_FILES);
+    int found = -1;
+    for (int i = 0; i < n; i++)
+        if (strtoull(names[i] + 4, NULL, 16) <= from)
+            found = i;
+    if (found < 0) {
+        fail_msg("no log file holds LSN %" PRIu64, (uint64_t)from);
+        return; /* not reached: fail_msg jumps out */
+    }
+    memcpy(loc->name, names[found], TT_NAME);
+    loc->start = strtoull(loc->name + 4, NULL, 16);
+    loc->off = TT_HDR + (size_t)(from - loc->start);
+    char path[PATH_MAX];
+    tt_path(path, dir, loc->name);
+    assert_int_equal(tt_read_file(path, &loc->file), 0);
+    uint64_t hdr_lsn;
+    assert_true(tt_header_ok(loc->file.p, loc->file.len, "TALLYLOG", &hdr_lsn));
+    assert_int_equal(hdr_lsn, loc->start);
+    assert_true(loc->off + (to - from) <= loc->file.len);
+}
+
 
 #endif /* ENGINE_TESTUTIL_H */

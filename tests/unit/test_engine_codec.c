@@ -322,6 +322,96 @@ static void headers(void **state)
                                         &why), TALLY_EVERSION);
 }
 
+/* Sector pieces: the intersections with the file's 512-byte sectors. */
+static void zero_sector_pieces(void **state)
+{
+    (void)state;
+    unsigned char b[2048];
+    memset(b, 1, sizeof(b));
+    assert_int_equal(codec_zero_sectors(b, sizeof(b), 0), 0);
+    memset(b, 0, sizeof(b));
+    assert_int_equal(codec_zero_sectors(b, 512, 0), 1);
+    assert_int_equal(codec_zero_sectors(b, 512, 100), 2); /* 412 + 100 */
+    assert_int_equal(codec_zero_sectors(b, 2048, 1), 5);
+    assert_int_equal(codec_zero_sectors(b, 0, 7), 0);
+    b[411] = 1; /* the last byte of the first piece at offset 100 */
+    assert_int_equal(codec_zero_sectors(b, 512, 100), 1);
+    b[411] = 0;
+    b[412] = 1; /* the first byte of the second */
+    assert_int_equal(codec_zero_sectors(b, 512, 100), 1);
+}
+
+/* A frame seals and checks; every flipped bit of its header is caught; a
+ * header that claims what it cannot is malformed. */
+static void frame_round_trip(void **state)
+{
+    (void)state;
+    unsigned char f[CODEC_FRAME_HDR + 600];
+    struct codec_frame fr;
+    const char *why;
+    memset(f, 0, sizeof(f));
+    codec_frame_open(f, 1000);
+    memset(f + CODEC_FRAME_HDR + 100, 7, 500); /* 100 zero bytes first */
+    codec_frame_set_len(f, 600);
+    assert_int_equal(codec_frame_len(f), 600);
+    codec_frame_seal(f, 32 + 1000, 900, 0);
+    assert_int_equal(codec_frame_check(f, sizeof(f), &fr, &why), CODEC_OK);
+    assert_int_equal(fr.lsn, 1000);
+    assert_int_equal(fr.len, 600);
+    assert_int_equal(fr.synced, 900);
+    assert_int_equal(fr.flags, 0);
+    /* At file offset 1032 the frame's pieces are [1032,1536), [1536,1668):
+     * the payload's zeros lie in the first, behind the header. */
+    assert_int_equal(fr.zeros, codec_zero_sectors(f, sizeof(f), 1032));
+    assert_int_equal(codec_frame_check(f, CODEC_FRAME_HDR - 1, &fr, &why),
+                     CODEC_ESHORT);
+    for (size_t i = 0; i < CODEC_FRAME_HDR * 8; i++) {
+        f[i / 8] ^= (unsigned char)(1u << (i % 8));
+        assert_int_not_equal(codec_frame_check(f, sizeof(f), &fr, &why),
+                             CODEC_OK);
+        f[i / 8] ^= (unsigned char)(1u << (i % 8));
+    }
+    unsigned char z[CODEC_FRAME_HDR] = {0};
+    assert_int_equal(codec_frame_check(z, sizeof(z), &fr, &why), CODEC_ZERO);
+    assert_int_equal(codec_frame_check(z, 5, &fr, &why), CODEC_ZERO);
+    /* synced past the frame's own LSN, a CLOSE with a payload, an unknown
+     * flag: malformed behind a valid checksum. */
+    codec_frame_seal(f, 1032, 1001, 0);
+    assert_int_equal(codec_frame_check(f, sizeof(f), &fr, &why), CODEC_ELEN);
+    codec_frame_seal(f, 1032, 1000, CODEC_FRAME_CLOSE);
+    assert_int_equal(codec_frame_check(f, sizeof(f), &fr, &why), CODEC_ELEN);
+    codec_frame_seal(f, 1032, 1000, 2);
+    assert_int_equal(codec_frame_check(f, sizeof(f), &fr, &why), CODEC_ELEN);
+    codec_frame_set_len(f, 0);
+    codec_frame_seal(f, 1032, 1000, CODEC_FRAME_CLOSE);
+    assert_int_equal(codec_frame_check(f, sizeof(f), &fr, &why), CODEC_OK);
+    assert_int_equal(fr.flags, CODEC_FRAME_CLOSE);
+}
+
+/* Version 3 is written; 1 and 2 are read; 4 is newer. */
+static void header_versions(void **state)
+{
+    (void)state;
+    unsigned char h[CODEC_FILE_HDR];
+    uint64_t lsn;
+    const char *why;
+    codec_header(h, CODEC_LOG, 5, 0);
+    assert_int_equal(codec_header_version(h), CODEC_VERSION);
+    assert_int_equal(CODEC_VERSION, 3);
+    for (uint32_t v = CODEC_VERSION_MIN; v < CODEC_VERSION_FRAMED; v++) {
+        codec_header_set_version(h, v);
+        assert_int_equal(codec_header_check(h, sizeof(h), CODEC_LOG, &lsn,
+                                            NULL, &why), 0);
+        assert_int_equal(codec_header_version(h), v);
+    }
+    codec_header_set_version(h, 0);
+    assert_int_equal(codec_header_check(h, sizeof(h), CODEC_LOG, &lsn, NULL,
+                                        &why), TALLY_ECORRUPT);
+    codec_header_set_version(h, CODEC_VERSION + 1);
+    assert_int_equal(codec_header_check(h, sizeof(h), CODEC_LOG, &lsn, NULL,
+                                        &why), TALLY_EVERSION);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +427,9 @@ int main(void)
         cmocka_unit_test(malformed_bodies_behind_a_valid_crc),
         cmocka_unit_test(length_out_of_range),
         cmocka_unit_test(headers),
+        cmocka_unit_test(zero_sector_pieces),
+        cmocka_unit_test(frame_round_trip),
+        cmocka_unit_test(header_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -287,12 +287,16 @@ static void no_policy_uncork_writes_at_once(void **state)
     assert_int_equal(tally_uncork(db), 1);
     assert_true(tally_durable(db) >= t);
     /* It is in the file (the OS's), not only in this process: a valid
-     * record of t - h0 bytes at offset 32 + h0 - start of the only log. */
+     * frame of t - h0 bytes at offset 32 + h0 - start of the only log,
+     * holding one record. */
     assert_true(tt_newest(TT_DIR(state), "log-", name, &start));
     tt_path(path, TT_DIR(state), name);
     assert_int_equal(tt_read_file(path, &log), 0);
-    assert_int_equal(tt_next_record(log.p, log.len, TT_HDR + (h0 - start)),
+    assert_int_equal(tt_next_frame(log.p, log.len, TT_HDR + (h0 - start)),
                      (long)(t - h0));
+    assert_int_equal(tt_next_record(log.p, log.len,
+                                    TT_HDR + (h0 - start) + TT_FRAME),
+                     (long)(t - h0 - TT_FRAME));
     tt_free(&log);
     tt_close(db);
 }

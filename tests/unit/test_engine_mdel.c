@@ -52,9 +52,13 @@ static void mdel_is_one_batch_record(void **state)
     assert_true(tt_newest(dir, "log-", name, &start));
     tt_path(path, dir, name);
     assert_int_equal(tt_read_file(path, &log), 0);
-    /* One record from `before` to t: a BATCH of two DELs, a and b. */
+    /* One frame (its own write) from `before` to t, holding one record: a
+     * BATCH of two DELs, a and b. */
     size_t off = TT_HDR + (size_t)(before - start);
-    assert_int_equal(tt_next_record(log.p, log.len, off), (long)(t - before));
+    assert_int_equal(tt_next_frame(log.p, log.len, off), (long)(t - before));
+    off += TT_FRAME;
+    assert_int_equal(tt_next_record(log.p, log.len, off),
+                     (long)(t - before - TT_FRAME));
     assert_int_equal(log.p[off + 8], TT_BATCH);
     assert_int_equal(tt_get_le(log.p + off + 9, 4), 2);
     tt_free(&log);

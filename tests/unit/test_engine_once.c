@@ -543,8 +543,8 @@ static void idem_record_is_the_documented_bytes(void **state)
     assert_int_equal(tt_read_file(path, &b), 0);
     /* One BATCH record: u8 3, u32 n = 2, (u32 12, PUT k = -3), (u32 33,
      * IDEM). */
-    const uint8_t *r = b.p + TT_HDR, *s;
-    long n = tt_next_record(b.p, b.len, TT_HDR);
+    const uint8_t *r = b.p + TT_HDR + TT_FRAME, *s;
+    long n = tt_next_record(b.p, b.len, TT_HDR + TT_FRAME);
     assert_int_equal(n, 8 + 5 + 4 + 12 + 4 + 33);
     assert_int_equal(r[8], 3);
     assert_int_equal(tt_get_le(r + 9, 4), 2);
@@ -562,7 +562,9 @@ static void idem_record_is_the_documented_bytes(void **state)
     assert_int_equal(tt_get_le(s + 19, 4), TALLY_OK);      /* code */
     assert_int_equal((int64_t)tt_get_le(s + 23, 8), -3);   /* value */
     assert_memory_equal(s + 31, "ID", 2);
-    assert_int_equal(tt_next_record(b.p, b.len, TT_HDR + (size_t)n), 0);
+    /* Then the clean close's mark: a frame with no records. */
+    assert_int_equal(tt_next_frame(b.p, b.len, TT_HDR + TT_FRAME + (size_t)n),
+                     TT_FRAME);
     tt_free(&b);
 }
 

@@ -39,81 +39,34 @@ static void open_refused(const char *dir, int want, char err[TALLY_ERRMAX],
     assert_null(db);
 }
 
-/* Does msg name the file `name` and the byte offset off (in decimal or as
- * 0x hex)?  The name is blanked out first so that its hex digits cannot pass
- * for the offset. */
-static int names_file_and_offset(const char *msg, const char *name, uint64_t off)
-{
-    char m[TALLY_ERRMAX];
-    snprintf(m, sizeof(m), "%s", msg);
-    char *at = strstr(m, name);
-    if (!at)
-        return 0;
-    memset(at, ' ', strlen(name));
-    for (char *p = m; *p; p++) {
-        if (!isdigit((unsigned char)*p) || (p > m && isalnum((unsigned char)p[-1])))
-            continue;
-        char *end;
-        int hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
-        uint64_t v = strtoull(p, &end, hex ? 16 : 10);
-        if (v == off && !isalnum((unsigned char)*end))
-            return 1;
-        p = end - 1;
-    }
-    return 0;
-}
-
-static void assert_names(const char *msg, const char *name, uint64_t off)
-{
-    if (!names_file_and_offset(msg, name, off))
-        fail_msg("message does not name %s and offset %" PRIu64 ": \"%s\"",
-                 name, off, msg);
-}
-
-/* Where the log record covering LSNs [from, to) lies: the log file holding it
- * (the newest whose start is <= from), its offset there, and its bytes. */
-typedef struct located {
-    char name[TT_NAME];
-    uint64_t start; /* the file's first LSN */
-    size_t off;     /* file offset of the record */
-    tt_bytes file;  /* the whole file */
-} located;
-
-static void locate(const char *dir, tally_ticket from, tally_ticket to,
-                   located *loc)
-{
-    char names[TT_FILES][TT_NAME];
-    int n = tt_list(dir, "log-", ".tly", names, TT_FILES);
-    int found = -1;
-    for (int i = 0; i < n; i++)
-        if (strtoull(names[i] + 4, NULL, 16) <= from)
-            found = i;
-    if (found < 0) {
-        fail_msg("no log file holds LSN %" PRIu64, (uint64_t)from);
-        return; /* not reached: fail_msg jumps out */
-    }
-    memcpy(loc->name, names[found], TT_NAME);
-    loc->start = strtoull(loc->name + 4, NULL, 16);
-    loc->off = TT_HDR + (size_t)(from - loc->start);
-    char path[PATH_MAX];
-    tt_path(path, dir, loc->name);
-    assert_int_equal(tt_read_file(path, &loc->file), 0);
-    uint64_t hdr_lsn;
-    assert_true(tt_header_ok(loc->file.p, loc->file.len, "TALLYLOG", &hdr_lsn));
-    assert_int_equal(hdr_lsn, loc->start);
-    assert_true(loc->off + (to - from) <= loc->file.len);
-}
-
 /* The record [from, to) must be exactly `want` (a framed record). */
 static void assert_record(const char *dir, tally_ticket from, tally_ticket to,
                           const tt_bytes *want)
 {
-    located loc = {0};
-    locate(dir, from, to, &loc);
+    tt_located loc = {0};
+    tt_locate(dir, from, to, &loc);
     assert_int_equal(to - from, want->len);
     if (memcmp(loc.file.p + loc.off, want->p, want->len) != 0)
         fail_msg("record at %s offset %zu differs from the format", loc.name,
                  loc.off);
+    tt_free(&loc.file);
+}
+
+/* The frame at LSN lsn must be valid, total bytes long (header included),
+ * and say synced and flags as given. */
+static void assert_frame(const char *dir, tally_ticket lsn, size_t total,
+                         uint64_t synced, uint32_t flags)
+{
+    tt_located loc = {0};
+    tt_locate(dir, lsn, lsn + total, &loc);
+    const uint8_t *f = loc.file.p + loc.off;
+    assert_int_equal(tt_next_frame(loc.file.p, loc.file.len, loc.off),
+                     (long)total);
+    assert_int_equal(tt_get_le(f + 8, 8), lsn);
+    assert_int_equal(tt_get_le(f + 16, 8), synced);
+    assert_int_equal(tt_get_le(f + 24, 4),
+                     tt_zero_pieces(f, total, loc.off));
+    assert_int_equal(tt_get_le(f + 28, 4), flags);
     tt_free(&loc.file);
 }
 
@@ -365,16 +318,25 @@ static void handmade_log_is_replayed(void **state)
     assert_int_equal(tt_get(db, "e"), INT64_MAX);
     assert_int_equal(tally_count(db), 3);
 
-    /* The next change goes right after the last record: its ticket is the
-     * LSN past its end, and its bytes are a PUT as the format says. */
+    /* That was a version 1 log: the next change goes into a new, framed
+     * log starting right after the last record, in a frame of its own. */
     tally_ticket t = 0;
     assert_int_equal(tally_set(db, "x", 1, 9, &t), TALLY_OK);
     tt_rec_put(&want, "x", 9);
-    assert_int_equal(t, end + want.len);
+    assert_int_equal(t, end + TT_FRAME + want.len);
     assert_int_equal(tally_wait(db, t), TALLY_OK);
     assert_true(tally_durable(db) >= t);
     tt_close(db);
-    assert_record(dir, end, t, &want);
+    char names[TT_FILES][TT_NAME], name[TT_NAME];
+    assert_int_equal(tt_list(dir, "log-", ".tly", names, TT_FILES), 2);
+    assert_string_equal(names[1], logname(name, end));
+    assert_frame(dir, end, TT_FRAME + want.len, end, 0);
+    assert_record(dir, end + TT_FRAME, t, &want);
+    assert_frame(dir, t, TT_FRAME, t, TT_CLOSE);
+    db = tt_open(dir, NULL);
+    assert_int_equal(tt_get(db, "x"), 9);
+    assert_int_equal(tt_get(db, "d"), 4);
+    tt_close(db);
     tt_free(&recs), tt_free(&body), tt_free(&sub), tt_free(&want);
 }
 
@@ -409,7 +371,9 @@ static void handmade_snapshot_and_log_are_replayed(void **state)
 }
 
 /* What the engine writes is the format, byte for byte: incr is logged as a
- * PUT of the new value, mset as one BATCH, a binary key as its bytes. */
+ * PUT of the new value, mset as one BATCH, a binary key as its bytes; the
+ * changes of one write (here: one cork) are one frame, and a clean close
+ * ends the log with a CLOSE frame. */
 static void engine_writes_the_format(void **state)
 {
     const char *dir = TT_DIR(state);
@@ -419,7 +383,9 @@ static void engine_writes_the_format(void **state)
     size_t klens[2] = {1, 3};
     int64_t vals[2] = {2, -3};
     tally *db = tt_open(dir, NULL);
-    t[0] = tally_head(db);
+    tally_ticket frame = tally_head(db);
+    tally_cork(db);
+    t[0] = frame + TT_FRAME;
     assert_int_equal(tally_set(db, "a", 1, 1, &t[1]), TALLY_OK);
     assert_int_equal(tally_incr(db, "a", 1, 5, NULL, &t[2]), TALLY_OK);
     assert_int_equal(tally_del(db, "a", 1, &t[3]), TALLY_OK);
@@ -427,8 +393,10 @@ static void engine_writes_the_format(void **state)
     assert_int_equal(tally_set(db, "\0\xff", 2, 0x0102030405060708, &t[5]),
                      TALLY_OK);
     assert_int_equal(tally_head(db), t[5]);
+    tally_uncork(db);
     tt_close(db);
 
+    assert_frame(dir, frame, (size_t)(t[5] - frame), frame, 0);
     tt_rec_put(&want, "a", 1);
     assert_record(dir, t[0], t[1], &want);
     want.len = 0;
@@ -454,10 +422,13 @@ static void engine_writes_the_format(void **state)
     tt_record(&want, &body);
     assert_record(dir, t[4], t[5], &want);
 
-    /* And the end of the log is marked by zeros (or the end of the file). */
-    located loc = {0};
-    locate(dir, t[5], t[5], &loc);
-    assert_int_equal(tt_next_record(loc.file.p, loc.file.len, loc.off), 0);
+    /* Then the CLOSE frame, and the end of the log is marked by zeros (or
+     * the end of the file). */
+    assert_frame(dir, t[5], TT_FRAME, t[5], TT_CLOSE);
+    tt_located loc = {0};
+    tt_locate(dir, t[5], t[5], &loc);
+    assert_int_equal(tt_next_frame(loc.file.p, loc.file.len, loc.off + TT_FRAME),
+                     0);
     tt_free(&loc.file), tt_free(&want), tt_free(&body), tt_free(&sub);
 }
 
@@ -651,11 +622,15 @@ static void mset_sets_all_or_nothing(void **state)
     tt_close(db);
 }
 
-/* ---- A log tail torn at every byte of its last record --------------------
- * Before the last change: a=1, b=2, c=3, d=4.  The last change is one of the
- * ops below; whatever byte it is torn at, recovery must give back the state
- * before it (all of a batch or none), report the torn bytes, and take new
- * writes that survive another reopen. */
+/* ---- A log tail torn at every byte of its last write ---------------------
+ * Before the last change: a=1, b=2, c=3, d=4, each synced.  The last change
+ * is one of the ops below, written in a frame of its own; then the process
+ * "crashes" (the files are taken as they are while the handle is open, so
+ * there is no clean-close mark).  Whatever byte that write is cut at, and
+ * from whichever sector boundary on it is zero, recovery must give back the
+ * state before it (all of a batch or none), report the torn bytes, and take
+ * new writes that survive another reopen.  test_engine_tail.c tears batches
+ * in every other way the failure model allows. */
 static void last_set(tally *db, tally_ticket *t)
 {
     /* No zero byte in the value or key, so zeroing any tail changes it. */
@@ -700,23 +675,27 @@ static void tear_at_every_offset(const char *dir, void (*last)(tally *, tally_ti
     tally_ticket prev = tally_head(db), end = 0;
     last(db, &end);
     assert_true(end > prev);
-    tt_close(db);
-
-    located loc = {0};
-    locate(dir, prev, end, &loc);
-    const size_t from = loc.off, to = loc.off + (size_t)(end - prev);
-    assert_int_equal(tt_next_record(loc.file.p, loc.file.len, from), to - from);
-    assert_int_equal(tt_next_record(loc.file.p, loc.file.len, to), 0);
+    assert_int_equal(tally_wait(db, end), TALLY_OK);
     tt_image orig;
-    tt_image_load(&orig, dir);
+    tt_image_load(&orig, dir); /* what a crash leaves: no CLOSE frame */
+    tt_close(db);
+    tt_image_restore(&orig, dir);
+
+    tt_located loc = {0};
+    tt_locate(dir, prev, end, &loc);
+    const size_t from = loc.off, to = loc.off + (size_t)(end - prev);
+    assert_int_equal(tt_next_frame(loc.file.p, loc.file.len, from), to - from);
+    assert_int_equal(tt_next_frame(loc.file.p, loc.file.len, to), 0);
     char path[PATH_MAX];
     tt_path(path, dir, loc.name);
 
     for (int zero = 0; zero <= 1; zero++) {
         for (size_t off = from; off < to; off++) {
+            if (zero && off != from && off % TT_SECTOR != 0)
+                continue; /* a sector is written whole or not at all */
             tt_image_restore(&orig, dir);
             if (zero) {
-                static const uint8_t zeros[256];
+                static const uint8_t zeros[4096];
                 int fd = open(path, O_WRONLY);
                 assert_true(fd >= 0 && to - off <= sizeof(zeros));
                 assert_int_equal(pwrite(fd, zeros, to - off, (off_t)off),
@@ -725,11 +704,9 @@ static void tear_at_every_offset(const char *dir, void (*last)(tally *, tally_ti
             } else {
                 assert_int_equal(truncate(path, (off_t)off), 0);
             }
-            /* Torn means some of the record's bytes are left and they are not
-             * all zero (then they would read as the end mark). */
-            int torn = 0;
-            for (size_t i = from; i < off; i++)
-                torn |= loc.file.p[i] != 0;
+            /* Torn means some of the write's bytes are left (not zeroed:
+             * then it would read as the end mark). */
+            int torn = off > from;
 
             tt_log log = TT_LOG_INIT;
             tally_options o;
@@ -738,7 +715,7 @@ static void tear_at_every_offset(const char *dir, void (*last)(tally *, tally_ti
             db = tt_open(dir, &o);
             tally_stats_get(db, &st);
             if (torn && (st.torn_bytes == 0 || log.warnings == 0))
-                fail_msg("%s at %zu (record %zu..%zu of %s): torn_bytes %" PRIu64
+                fail_msg("%s at %zu (write %zu..%zu of %s): torn_bytes %" PRIu64
                          ", %d warnings",
                          zero ? "zeroed" : "truncated", off, from, to, loc.name,
                          st.torn_bytes, log.warnings);
@@ -820,8 +797,8 @@ static void flipped_bit_mid_log_is_refused(void **state)
     char err[TALLY_ERRMAX], missed[TALLY_ERRMAX] = "";
     int nmissed = 0;
     write_ten(dir, t);
-    located loc = {0};
-    locate(dir, t[3], t[4], &loc);
+    tt_located loc = {0};
+    tt_locate(dir, t[3], t[4], &loc);
     const size_t end = loc.off + (size_t)(t[4] - t[3]);
     tt_image orig, now;
     tt_image_load(&orig, dir);
@@ -844,10 +821,10 @@ static void flipped_bit_mid_log_is_refused(void **state)
                 continue;
             }
             assert_null(db);
-            assert_names(err, loc.name, loc.off);
+            tt_assert_names(err, loc.name, loc.off);
             if (bit == (int)(off % 8)) { /* check is slower: a bit a byte */
                 assert_int_equal(tally_check(dir, err), TALLY_ECORRUPT);
-                assert_names(err, loc.name, loc.off);
+                tt_assert_names(err, loc.name, loc.off);
             }
             tt_flip_bit(dir, loc.name, off, bit);
         }
@@ -904,10 +881,10 @@ static void flipped_bit_in_snapshot_is_refused(void **state)
             fail_msg("bit %d of snapshot byte %zu: open = %d (%s): %s", bit, off,
                      rc, tally_strerror(rc), err);
         assert_null(bad);
-        assert_names(err, name, rec);
+        tt_assert_names(err, name, rec);
         if (off % 5 == 0) {
             assert_int_equal(tally_check(dir, err), rc);
-            assert_names(err, name, rec);
+            tt_assert_names(err, name, rec);
         }
         tt_flip_bit(dir, name, off, bit);
     }
@@ -988,9 +965,9 @@ static void torn_record_in_an_older_log_is_refused(void **state)
     assert_int_equal(pwrite(fd, zeros, sizeof(zeros), end - rec / 2 - 4), 8);
     assert_int_equal(close(fd), 0);
     open_refused(dir, TALLY_ECORRUPT, err, "torn r02 at the end of %s", names[0]);
-    assert_names(err, names[0], (uint64_t)(end - rec));
+    tt_assert_names(err, names[0], (uint64_t)(end - rec));
     assert_int_equal(tally_check(dir, err), TALLY_ECORRUPT);
-    assert_names(err, names[0], (uint64_t)(end - rec));
+    tt_assert_names(err, names[0], (uint64_t)(end - rec));
 }
 
 /* ---- tally_check and tally_repair --------------------------------------- */
@@ -1011,21 +988,25 @@ static void check_passes_healthy_and_torn_dirs_unchanged(void **state)
     assert_true(tt_image_equal(&before, &now));
     tt_image_free(&now);
 
-    /* A torn tail is what open would cut: check says so but passes. */
-    located loc = {0};
-    locate(dir, t[8], t[9], &loc);
+    /* A torn tail is what open would cut: check says so (TALLY_TORN) and
+     * changes nothing.  Here the clean close's own write was cut short. */
+    tt_located loc = {0};
+    tt_locate(dir, t[9], t[9] + TT_FRAME, &loc);
     char path[PATH_MAX];
     tt_path(path, dir, loc.name);
     assert_int_equal(truncate(path, (off_t)loc.off + 5), 0);
     tt_image_free(&before);
     tt_image_load(&before, dir);
-    assert_int_equal(tally_check(dir, report), TALLY_OK);
-    assert_true(report[0] != 0);
+    assert_int_equal(tally_check(dir, report), TALLY_TORN);
+    if (!strstr(report, "torn tail") || !strstr(report, loc.name))
+        fail_msg("check report \"%s\" names no torn tail in %s", report,
+                 loc.name);
     tt_image_load(&now, dir);
     assert_true(tt_image_equal(&before, &now));
     tally *db = tt_open(dir, NULL);
-    check_first(db, 9);
+    check_first(db, 10);
     tt_close(db);
+    assert_int_equal(tally_check(dir, report), TALLY_OK);
     tt_image_free(&before), tt_image_free(&now), tt_free(&loc.file);
 }
 
@@ -1035,17 +1016,18 @@ static void repair_cuts_the_log_at_the_bad_record(void **state)
     char report[TALLY_ERRMAX];
     tally_ticket t[NREC];
     write_ten(dir, t);
-    located loc = {0};
-    locate(dir, t[3], t[4], &loc);
+    tt_located loc = {0};
+    tt_locate(dir, t[3], t[4], &loc);
     tt_flip_bit(dir, loc.name, loc.off + 12, 3); /* in record 4's body */
     open_refused(dir, TALLY_ECORRUPT, report, "bit flipped in record 4");
     report[0] = 0;
     assert_int_equal(tally_repair(dir, report), TALLY_OK);
-    /* What it says was lost is the records from the bad one on, not the
-     * space reserved after them. */
+    /* What it says was lost is the intact records after the bad one, and
+     * the bytes from the bad one on (the CLOSE frame too), not the space
+     * reserved after them. */
     char want[64];
-    snprintf(want, sizeof want, "losing %llu bytes",
-             (unsigned long long)(t[NREC - 1] - t[3]));
+    snprintf(want, sizeof want, "losing %d intact records (%llu bytes)",
+             NREC - 5, (unsigned long long)(t[NREC - 1] - t[3] + TT_FRAME));
     if (!strstr(report, want))
         fail_msg("repair report \"%s\" does not say \"%s\"", report, want);
     assert_int_equal(tally_check(dir, report), TALLY_OK);
