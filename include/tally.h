@@ -123,6 +123,15 @@ typedef struct tally_options {
      * moves.  Called from the loop thread only.  See "Expiry" below. */
     int64_t (*clock_ms)(void *clock_ctx);
     void *clock_ctx;
+    /* Told when a counter is removed because its expiry passed (by a call
+     * that found it expired, or by tally_step's active expiry), before it is
+     * gone: its key and the ticket its absence rests on (the record that
+     * set the expiry).  Loop thread only; it must not call into the handle.
+     * NULL (the default): not told.  For change events (keyspace
+     * notifications' "expired"). */
+    void (*expired)(void *expired_ctx, const void *key, size_t klen,
+                    tally_ticket ticket);
+    void *expired_ctx;
 } tally_options;
 
 /* Fill *opts with the defaults above. */
@@ -294,6 +303,44 @@ int tally_scanx(tally *db, uint64_t cursor, const void *prefix, size_t plen,
  * *avg_ttl_ms (may be NULL) gets their mean remaining time in ms, 0 when
  * there are none. */
 uint64_t tally_expires(tally *db, int64_t *avg_ttl_ms);
+
+/* ---- Atomic batches ----------------------------------------------------
+ *
+ * Several changes as one atomic, durable unit (a Redis MULTI/EXEC or
+ * script, an HTTP batch).  Between tally_batch_begin() and
+ * tally_batch_commit() every change on the handle (tally_incr*,
+ * tally_set*, tally_del, tally_mset, tally_mdel, tally_expire) is applied
+ * in memory at once, so reads on the handle see the batch's own earlier
+ * writes, but is written to the log only by the commit, as ONE record:
+ * after a crash either every change of the batch survives or none does.
+ *
+ * Inside a batch a change's *ticket is a ticket already issued (it says
+ * nothing about the batch) and a NULL ticket does not block: the commit's
+ * ticket covers every change of the batch and every read made in it.  A
+ * change that fails inside a batch (overflow, bad argument) changed
+ * nothing and the batch goes on: the caller decides whether to commit.
+ * Not allowed inside a batch: the once-forms (TALLY_EINVAL), snapshots
+ * (TALLY_EBUSY); tally_step does nothing until the commit.  A batch holds
+ * at most one record's worth of changes (1 MiB, some 30,000 increments of
+ * short keys); the change that would exceed it fails with TALLY_EINVAL.
+ * One batch at a time per handle; tally_close aborts an open one. */
+
+/* Open a batch.  TALLY_EINVAL if one is open already. */
+int tally_batch_begin(tally *db);
+
+/* Write the batch's changes as one record and close the batch.  *ticket
+ * (NULL: block until durable) gets its ticket, 0 if the batch changed
+ * nothing.  On failure (TALLY_ENOSPC, TALLY_EFAILED, ...) every change of
+ * the batch is undone in memory and nothing was written; the batch is
+ * closed either way. */
+int tally_batch_commit(tally *db, tally_ticket *ticket);
+
+/* Undo every change of the open batch (nothing was written) and close it;
+ * nothing happens if none is open. */
+void tally_batch_abort(tally *db);
+
+/* 1 while a batch is open on the handle. */
+int tally_batch_is_open(const tally *db);
 
 /* ---- Exactly-once changes (idempotency ids) ----------------------------
  *

@@ -140,6 +140,17 @@ enum cmd_status {
     CMD_ERR_IDLEN,      /* idempotency id empty or over TALLY_ID_MAX bytes */
     CMD_ERR_EXPIRE,     /* expiry out of range (Redis: "invalid expire
                            time in '<cmd>' command"); nothing changed */
+    /* Transactions (multi.c; "Transactions" below). */
+    CMD_ERR_NESTED,     /* MULTI inside MULTI */
+    CMD_ERR_NOMULTI,    /* EXEC or DISCARD without MULTI */
+    CMD_ERR_WATCHMULTI, /* WATCH inside MULTI */
+    CMD_ERR_EXECABORT,  /* EXEC after a queue-time error: nothing ran */
+    CMD_ERR_INBATCH,    /* an idempotency id inside a transaction or
+                           script (its outcome cannot be undone) */
+    CMD_ERR_DENIED,     /* refused by the configuration (FLUSH without
+                           --allow-flush) */
+    CMD_ERR_SCRIPTBUSY, /* another session's script has run past
+                           busy-reply-threshold (Redis's -BUSY) */
     CMD_STATUS_COUNT
 };
 
@@ -184,6 +195,8 @@ struct cmd_session {
     uint64_t id;              /* unique, set by the daemon */
     enum cmd_proto proto;
     int authed;               /* set by a successful CMD_AUTH */
+    struct cmd_multi *multi;  /* MULTI and WATCH state (multi.c), NULL when
+                                 none; freed by cmd_session_end */
 };
 
 /* Counted by cmd_exec() for every request. */
@@ -192,12 +205,41 @@ struct cmd_stats {
     uint64_t errors[CMD_PROTO_COUNT][CMD_OP_COUNT]; /* status >= ERR */
 };
 
+struct events;
+struct pubsub;
+
 struct cmd_ctx {
     tally *db;                      /* borrowed */
+    struct events *events;          /* borrowed, may be NULL: every change
+                                       is recorded there (events.h) */
+    struct pubsub *pubsub;          /* borrowed, may be NULL (pubsub.h) */
     const char *password;           /* NULL: no authentication */
     size_t passlen;
     const struct cmd_serverinfo *info; /* borrowed, may be NULL */
     struct cmd_stats stats;
+    struct cmd_watch_table *watch; /* watched keys (multi.c), NULL when
+                                      none is watched */
+    unsigned batch_depth;     /* open cmd_batch_begin calls */
+    uint64_t writes;          /* requests that changed something (a
+                                 script's time limit asks "has it
+                                 written?") */
+    struct cmd_scripts *scripts; /* the Lua state and loaded scripts
+                                    (script.c), NULL until first used */
+    int allow_flush;          /* FLUSHDB/FLUSHALL allowed (--allow-flush) */
+    /* Where scripts' redis.log lines go (levels TALLY_LOG_*, 3 for debug);
+     * NULL drops them.  Set by the daemon after cmd_init. */
+    void (*log)(void *log_ctx, int level, const char *msg);
+    void *log_ctx;
+    /* Scripts past busy-reply-threshold (script.c): busy_poll(busy_arg) is
+     * called every few ms so the daemon can answer other clients (they get
+     * CMD_ERR_SCRIPTBUSY from cmd_exec, or their front end's -BUSY) and
+     * take SCRIPT KILL; NULL: nobody is served and such a script that has
+     * not written is stopped instead.  busy_session is the session whose
+     * script runs, while script_busy is set. */
+    void (*busy_poll)(void *busy_arg);
+    void *busy_arg;
+    int script_busy;
+    const struct cmd_session *busy_session;
 };
 
 struct cmd_req {
@@ -255,6 +297,9 @@ struct cmd_res {
 void cmd_init(struct cmd_ctx *ctx, tally *db, const char *password,
               size_t passlen, const struct cmd_serverinfo *info);
 
+/* Free what the context made for itself (the Lua state of scripts). */
+void cmd_fini(struct cmd_ctx *ctx);
+
 /* The command layer's clock for expiry (the engine's, tally_now_ms): front
  * ends that report relative times (memcached's mg t) use it to agree with
  * what expire_at means. */
@@ -271,11 +316,22 @@ void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
 enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
                          const struct cmd_req *req, struct cmd_res *res);
 
+/* Record that the engine removed key because its expiry passed (the
+ * daemon's tally_options.expired calls it): an "expired" change event,
+ * released once ticket t is durable. */
+void cmd_note_expired(struct cmd_ctx *ctx, const void *key, size_t klen,
+                      tally_ticket t);
+
 /* Count a request that a front end refused before it could build a
  * cmd_req (an argument that cmd_parse_i64 rejects, say), so per-command
  * error statistics see it too.  Returns st. */
 enum cmd_status cmd_refuse(struct cmd_ctx *ctx, const struct cmd_session *s,
                            enum cmd_op op, enum cmd_status st);
+
+/* True while a script of another session than s has run past the
+ * threshold: only SCRIPT KILL may run (front ends answer -BUSY). */
+int cmd_script_busy_for(const struct cmd_ctx *ctx,
+                        const struct cmd_session *s);
 
 /* True if the session may run commands (no password, or authenticated).
  * Front ends check it for their own connection-level commands. */
@@ -315,5 +371,103 @@ int cmd_glob_match(const char *pat, size_t plen, const char *str, size_t slen);
 const char *cmd_op_name(enum cmd_op op);
 const char *cmd_proto_name(enum cmd_proto p);
 const char *cmd_status_name(enum cmd_status st);
+
+/* ---- Transactions (multi.c) -------------------------------------------
+ *
+ * Redis 7's MULTI/EXEC/DISCARD/WATCH/UNWATCH, for any front end.  The front
+ * end keeps its own encoding of a queued request (RESP: the argument
+ * vector) and hands it to the layer as bytes; at EXEC the layer gives each
+ * back to a callback that runs it as usual (through cmd_exec), all inside
+ * one atomic batch (include/tally.h "Atomic batches").  So a request's
+ * argument errors show when it runs, as in Redis, while the errors the
+ * front end finds at queue time (unknown command, wrong arity, NOAUTH, a
+ * command not allowed in a transaction) go to cmd_multi_fail and make EXEC
+ * answer CMD_ERR_EXECABORT.
+ *
+ * WATCH: every change cmd_exec makes to a watched key bumps that key's
+ * version (one hash lookup per changed key, only while something is
+ * watched); EXEC answers CMD_NOTSET (Redis's null reply) if a version moved
+ * or a key that existed at WATCH time has expired or gone since, and then
+ * runs nothing.  Its res->ticket covers the watched keys' state, which the
+ * null reply reveals.  EXEC and DISCARD unwatch everything. */
+
+/* MULTI: CMD_OK, or CMD_ERR_NESTED (which does not abort the one open). */
+enum cmd_status cmd_multi(struct cmd_ctx *ctx, struct cmd_session *s);
+/* 1 between MULTI and EXEC/DISCARD. */
+int cmd_in_multi(const struct cmd_session *s);
+/* Queue one request, copying len bytes of the front end's encoding. */
+void cmd_multi_queue(struct cmd_session *s, const void *req, size_t len);
+/* A queue-time error: the coming EXEC aborts. */
+void cmd_multi_fail(struct cmd_session *s);
+/* DISCARD: CMD_OK or CMD_ERR_NOMULTI. */
+enum cmd_status cmd_discard(struct cmd_ctx *ctx, struct cmd_session *s);
+/* WATCH n keys: CMD_OK, CMD_ERR_WATCHMULTI, CMD_ERR_KEYLEN (none watched). */
+enum cmd_status cmd_watch(struct cmd_ctx *ctx, struct cmd_session *s,
+                          size_t n, const char *const *keys,
+                          const size_t *klens);
+/* UNWATCH (also inside EXEC, where Redis queues it). */
+void cmd_unwatch(struct cmd_ctx *ctx, struct cmd_session *s);
+
+/* Runs one queued request (the bytes given to cmd_multi_queue). */
+typedef void (*cmd_multi_run_fn)(void *arg, const void *req, size_t len);
+
+/* EXEC.  Returns CMD_ERR_NOMULTI, CMD_ERR_EXECABORT, CMD_NOTSET (a watched
+ * key changed: nothing ran), or CMD_OK after calling run(arg, ...) once
+ * per queued request, in order, inside one batch; res->n is how many and
+ * res->ticket the batch's ticket, which the whole reply must wait for.  If
+ * the batch cannot be committed (disk full, write path failed) every
+ * change is undone and the status says why: the front end then drops the
+ * replies run() made and answers the error. */
+enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
+                               cmd_multi_run_fn run, void *arg,
+                               struct cmd_res *res);
+
+/* The session is going away: drop its queue and watches. */
+void cmd_session_end(struct cmd_ctx *ctx, struct cmd_session *s);
+
+/* An atomic batch around any run of cmd_exec calls (EXEC, scripts, HTTP
+ * batches); nested calls join the outer batch.  cmd_batch_commit returns
+ * CMD_OK with res->ticket set (the caller holds its reply for it), or an
+ * error status (detail in res) with every change of the batch undone. */
+void cmd_batch_begin(struct cmd_ctx *ctx);
+enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res);
+/* Undo every change of the batch and close it (all or nothing, HTTP's
+ * /v1/batch).  Only for an outermost batch: inside another one it closes
+ * this level and the outer batch keeps the changes. */
+void cmd_batch_abort(struct cmd_ctx *ctx);
+
+/* Called by cmd_exec after every request: count it in ctx->writes if it
+ * changed something, and bump the watched keys it changed. */
+void cmd_multi_touch(struct cmd_ctx *ctx, const struct cmd_req *req,
+                     const struct cmd_res *res);
+/* Every watched key changed (a flush). */
+void cmd_multi_touch_all(struct cmd_ctx *ctx);
+
+/* ---- Keyspace (keyspace.c) ---------------------------------------------
+ *
+ * Commands made of the ordinary requests, so statistics, WATCH and
+ * tickets follow; res->ticket covers everything they read and wrote. */
+
+/* RENAME (nx 0) / RENAMENX (nx 1) src to dst, keeping the value and the
+ * expiry, in one atomic batch.  CMD_NOTFOUND: no src; CMD_NOTSET: nx and
+ * dst exists (or is src); CMD_OK: renamed. */
+enum cmd_status cmd_rename(struct cmd_ctx *ctx, struct cmd_session *s,
+                           const char *src, size_t slen, const char *dst,
+                           size_t dlen, int nx, struct cmd_res *res);
+/* COPY src to dst with its expiry: res->n = 1 if copied, 0 if src is
+ * missing or dst exists and !replace.  The caller refuses src == dst. */
+enum cmd_status cmd_copy(struct cmd_ctx *ctx, struct cmd_session *s,
+                         const char *src, size_t slen, const char *dst,
+                         size_t dlen, int replace, struct cmd_res *res);
+/* FLUSHDB/FLUSHALL: delete every counter (in DELs of 512 keys, each one
+ * atomic; not the whole flush).  CMD_ERR_DENIED unless ctx->allow_flush;
+ * res->n = how many were deleted. */
+enum cmd_status cmd_flush(struct cmd_ctx *ctx, struct cmd_session *s,
+                          struct cmd_res *res);
+/* RANDOMKEY: some counter's key into key[0, *klen) (at most cap bytes);
+ * CMD_NOTFOUND if there is none. */
+enum cmd_status cmd_randomkey(struct cmd_ctx *ctx, struct cmd_session *s,
+                              char *key, size_t cap, size_t *klen,
+                              struct cmd_res *res);
 
 #endif /* TALLY_CMD_H */

@@ -113,6 +113,8 @@ struct table_entry *db_live(tally *db, const void *key, size_t klen,
      * absence depends on that record being durable. */
     if (e->lsn > db->last_del)
         db->last_del = e->lsn;
+    if (db->opts.expired)
+        db->opts.expired(db->opts.expired_ctx, key, klen, e->lsn);
     table_unlink(&db->table, h, e);
     db->table.expired++;
     return NULL;
@@ -192,6 +194,13 @@ uint64_t db_change_emit(tally *db, const unsigned char *rec, size_t len,
  * under write load without the caller's help. */
 int db_change_finish(tally *db, uint64_t t, tally_ticket *ticket)
 {
+    if (db->batch.open) {
+        /* Nothing of it is in the log yet: no snapshot slice, and nothing
+         * to wait for until the commit. */
+        if (ticket)
+            *ticket = t;
+        return 0;
+    }
     if (db->snap.running)
         snap_step(db, 16);
     else
@@ -241,16 +250,7 @@ int db_overflow(tally *db, const struct table_entry *e, int64_t delta,
 /* Encode, emit and apply one PUT or DEL; returns the ticket via *t. */
 static int change_op(tally *db, const struct codec_op *op, uint64_t *t)
 {
-    unsigned char rec[CODEC_REC_HDR + 19 + TALLY_KEY_MAX];
-    size_t len = codec_op_size(op);
-    int rc = db_change_start(db, len);
-
-    if (rc)
-        return rc;
-    codec_op(rec, op);
-    *t = db_change_emit(db, rec, len, 1);
-    db_apply(&db->table, &db->last_del, op, *t);
-    return 0;
+    return db_change_ops(db, op, 1, t, NULL);
 }
 
 /* Check a key and an expiry argument (0 or 1..TALLY_EXPIRE_MAX). */
@@ -281,7 +281,8 @@ static int expire_now(tally *db, const void *key, size_t klen,
 {
     struct codec_op op = {CODEC_DEL, key, klen, 0, 0};
 
-    return e ? change(db, &op, ticket) : db_read_finish(db, db->last_del, ticket);
+    return e ? change(db, &op, ticket)
+             : db_read_finish(db, db->last_del, ticket);
 }
 
 int tally_incrx(tally *db, const void *key, size_t klen, int64_t delta,
@@ -385,44 +386,26 @@ int tally_mset(tally *db, size_t n, const void *const *keys,
                const size_t *klens, const int64_t *values,
                tally_ticket *ticket)
 {
-    size_t i, total = CODEC_BATCH_HDR, pos;
-    struct codec_op op;
+    struct codec_op *ops;
     uint64_t t;
-    int rc;
+    int rc = 0;
 
     if (n && (!keys || !klens || !values))
         return db_err(db, TALLY_EINVAL, "NULL array for mset");
-    for (i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if ((rc = db_key_check(db, keys[i], klens[i])) != 0)
             return rc;
-        total += codec_batch_op_size(klens[i], CODEC_PUT);
-        if (total - CODEC_REC_HDR > CODEC_MAX_BODY)
-            return db_err(db, TALLY_EINVAL,
-                          "mset of %zu keys exceeds the 1 MiB record limit", n);
-    }
     if (n == 0) {
         if (ticket)
             *ticket = 0;
         return 0;
     }
-    if ((rc = db_change_start(db, total)) != 0)
-        return rc;
-    if (db->scratch_cap < total) {
-        db->scratch = mem_realloc(db->scratch, total);
-        db->scratch_cap = total;
-    }
-    pos = CODEC_BATCH_HDR;
-    for (i = 0; i < n; i++) {
-        op = (struct codec_op){CODEC_PUT, keys[i], klens[i], values[i], 0};
-        pos += codec_batch_add(db->scratch + pos, &op);
-    }
-    codec_batch_close(db->scratch, pos, (uint32_t)n);
-    t = db_change_emit(db, db->scratch, pos, (unsigned)n);
-    for (i = 0; i < n; i++) {
-        op = (struct codec_op){CODEC_PUT, keys[i], klens[i], values[i], 0};
-        db_apply(&db->table, &db->last_del, &op, t);
-    }
-    return db_change_finish(db, t, ticket);
+    ops = mem_alloc(n * sizeof *ops);
+    for (size_t i = 0; i < n; i++)
+        ops[i] = (struct codec_op){CODEC_PUT, keys[i], klens[i], values[i], 0};
+    rc = db_change_ops(db, ops, n, &t, NULL);
+    free(ops);
+    return rc ? rc : db_change_finish(db, t, ticket);
 }
 
 int tally_getx(tally *db, const void *key, size_t klen, int64_t *value,
@@ -454,7 +437,8 @@ int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
 
 void db_expire_all(tally *db)
 {
-    table_expire_all(&db->table, tally_now_ms(db), &db->last_del);
+    table_expire_all(&db->table, tally_now_ms(db), &db->last_del,
+                     db->opts.expired, db->opts.expired_ctx);
 }
 
 /* DEBT: after an expiry has passed, a count walks the whole expiry list
@@ -472,7 +456,8 @@ uint64_t tally_expires(tally *db, int64_t *avg_ttl_ms)
     int64_t now = tally_now_ms(db);
     const struct table *t = &db->table;
 
-    table_expire_all(&db->table, now, &db->last_del);
+    table_expire_all(&db->table, now, &db->last_del, db->opts.expired,
+                     db->opts.expired_ctx);
     if (avg_ttl_ms)
         *avg_ttl_ms = t->xcount
                           ? (int64_t)(t->xsum / t->xcount) - now

@@ -58,6 +58,20 @@ struct snap_state {
                                 reaches this (backoff after a failure) */
 };
 
+/* An open atomic batch (batch.c), [loop]. */
+struct batch_state {
+    int open;
+    unsigned char *buf;      /* the BATCH record: header room, sub-records */
+    size_t len, cap;         /* len includes CODEC_BATCH_HDR */
+    uint32_t n;              /* sub-records so far */
+    struct batch_undo *undo; /* what each op replaced, in order */
+    size_t nundo, undo_cap;
+    unsigned char *keys;     /* the undo entries' key bytes */
+    size_t keys_len, keys_cap;
+    uint64_t last_del;       /* db->last_del when the batch began */
+    uint64_t stamp;          /* provisional LSN of the batch's changes */
+};
+
 struct tally {
     tally_options opts;
     char *dir;
@@ -141,6 +155,7 @@ struct tally {
     uint64_t snapshots;        /* [loop] written since open */
 
     struct snap_state snap;    /* [loop] */
+    struct batch_state batch;  /* [loop] */
 };
 
 /* ---- db.c ---- */
@@ -185,6 +200,18 @@ int db_err(tally *db, int code, const char *fmt, ...)
 /* Send one line to opts.log, if set. */
 void db_log(const tally_options *opts, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* ---- batch.c ---- */
+
+/* Apply n PUT/DEL ops as one change: outside a batch one record (a BATCH
+ * when n > 1) is emitted and *t is its ticket; inside one they join the
+ * open batch (*t is then provisional, see batch.c).  *existed (may be NULL)
+ * gets how many of the ops found their key.  Returns 0, or a code with
+ * nothing changed.  The caller finishes with db_change_finish. */
+int db_change_ops(tally *db, const struct codec_op *ops, size_t n,
+                  uint64_t *t, uint64_t *existed);
+/* Abort an open batch and free the batch buffers (close). */
+void db_batch_free(tally *db);
 
 /* ---- once.c ---- */
 

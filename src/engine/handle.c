@@ -36,6 +36,7 @@ static tally *handle_new(const char *dir, const tally_options *opts)
 /* Free a handle whose sync thread is not running. */
 static void handle_free(tally *db)
 {
+    db_batch_free(db);
     table_free(&db->table);
     once_free(&db->once);
     if (db->log_fd >= 0)

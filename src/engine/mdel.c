@@ -3,9 +3,9 @@
  * atomic change, the way tally_mset (db.c) sets many.
  *
  * The deletes of the counters that exist are encoded as one BATCH record of
- * DEL sub-records (format in codec.c) and go through the one change path of
- * db.c (db_change_start, db_change_emit, db_change_finish).  So a refused
- * reservation (disk full) or a failed write path deletes nothing, and
+ * DEL sub-records (format in codec.c) and go through the one change path,
+ * batch.c's db_change_ops (which also lets them join an open tally_batch).
+ * So a refused reservation (disk full) or a failed write path deletes nothing, and
  * recovery applies all of the deletes or none: one torn record is cut whole.
  * A key given twice is written twice (replaying a DEL of a missing key does
  * nothing, db_apply) and counted once.
@@ -13,6 +13,8 @@
 #include "codec.h"
 #include "engine.h"
 #include "mem.h"
+
+#include <stdlib.h>
 
 /* An expired counter does not exist (db_live removes it, raising
  * last_del to the record that set its time). */
@@ -24,7 +26,8 @@ static int exists(tally *db, const void *key, size_t klen)
 int tally_mdel(tally *db, size_t n, const void *const *keys,
                const size_t *klens, uint64_t *deleted, tally_ticket *ticket)
 {
-    size_t i, total = CODEC_BATCH_HDR, pos = CODEC_BATCH_HDR;
+    size_t i, j = 0, total = CODEC_BATCH_HDR;
+    struct codec_op *ops;
     uint32_t nops = 0;
     uint64_t gone = 0, t;
     int rc;
@@ -50,25 +53,16 @@ int tally_mdel(tally *db, size_t n, const void *const *keys,
             *deleted = 0;
         return 0;
     }
-    if ((rc = db_change_start(db, total)) != 0)
-        return rc;
-    if (db->scratch_cap < total) {
-        db->scratch = mem_realloc(db->scratch, total);
-        db->scratch_cap = total;
-    }
-    for (i = 0; i < n; i++) {
-        struct codec_op op = {CODEC_DEL, keys[i], klens[i], 0, 0};
+    ops = mem_alloc(nops * sizeof *ops);
+    for (i = 0; i < n; i++)
         if (exists(db, keys[i], klens[i]))
-            pos += codec_batch_add(db->scratch + pos, &op);
-    }
-    codec_batch_close(db->scratch, pos, nops);
-    t = db_change_emit(db, db->scratch, pos, nops);
-    /* Missing keys too: for them db_apply only moves last_del to t, where
-     * the batch's own deletes put it anyway. */
-    for (i = 0; i < n; i++) {
-        struct codec_op op = {CODEC_DEL, keys[i], klens[i], 0, 0};
-        gone += (uint64_t)db_apply(&db->table, &db->last_del, &op, t);
-    }
+            ops[j++] = (struct codec_op){CODEC_DEL, keys[i], klens[i], 0, 0};
+    /* The missing keys need no op: their absence rests on last_del, which
+     * the deletes move to t anyway. */
+    rc = db_change_ops(db, ops, nops, &t, &gone);
+    free(ops);
+    if (rc)
+        return rc;
     if ((rc = db_change_finish(db, t, ticket)) != 0)
         return rc;
     if (deleted)

@@ -325,6 +325,9 @@ static int once_start(tally *db, struct call *c, const void *key,
     int rc = db_key_check(db, key, klen);
 
     *done = 1;
+    if (rc == 0 && db->batch.open)
+        rc = db_err(db, TALLY_EINVAL,
+                    "idempotency ids cannot be used inside a batch");
     if (rc == 0)
         rc = once_check(db, c->once);
     if (rc)

@@ -397,20 +397,34 @@ int snap_write_table(int dirfd, const struct table *t,
     return 0;
 }
 
+/* No snapshot while a batch is open (batch.c): it must not see a value the
+ * log may never get. */
+static int batch_busy(tally *db)
+{
+    return db->batch.open
+               ? db_err(db, TALLY_EBUSY, "a batch is open on the handle")
+               : 0;
+}
+
 int tally_snapshot_begin(tally *db)
 {
-    return snap_begin(db);
+    int rc = batch_busy(db);
+
+    return rc ? rc : snap_begin(db);
 }
 
 int tally_step(tally *db, unsigned budget)
 {
+    if (db->batch.open)
+        return 0;
     int more = once_expire(&db->once, once_now_ms(), once_ttl(db),
                            budget ? budget : 1);
     size_t sample = budget ? budget : 1;
     /* Active expiry: as Redis's cycle, keep going (on the next step) while
      * more than a quarter of a sample had expired. */
     size_t removed = table_expire_step(&db->table, tally_now_ms(db), sample,
-                                       &db->last_del);
+                                       &db->last_del, db->opts.expired,
+                                       db->opts.expired_ctx);
     int rc = snap_step(db, budget);
 
     if (removed > sample / 4 && removed > 0)
@@ -429,8 +443,10 @@ static void wait_job(tally *db)
 
 int tally_snapshot(tally *db)
 {
-    int rc;
+    int rc = batch_busy(db);
 
+    if (rc)
+        return rc;
     /* Let one already running finish, then take a fresh one. */
     while ((rc = snap_step(db, 65536)) == 1)
         if (db->snap.running == 2)

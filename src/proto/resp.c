@@ -45,7 +45,7 @@ static void err_syntax(struct resp_conn *c)
 }
 
 /* The error reply for a command-layer status (>= CMD_ERR_NOTINT). */
-static void reply_status(struct resp_conn *c, const struct cmd_res *res)
+void resp_reply_status(struct resp_conn *c, const struct cmd_res *res)
 {
     struct resp_out *o = &c->out;
 
@@ -97,6 +97,17 @@ static void reply_status(struct resp_conn *c, const struct cmd_res *res)
                    TALLY_ID_MAX);
         break;
     case CMD_ERR_EXPIRE: resp_err_expire(c); break;
+    case CMD_ERR_SCRIPTBUSY:
+        resp_error(o, "BUSY Redis is busy running a script. You can only "
+                      "call SCRIPT KILL or SHUTDOWN NOSAVE.");
+        break;
+    case CMD_ERR_DENIED:
+        resp_error(o, "ERR refused by tallyd's configuration");
+        break;
+    case CMD_ERR_INBATCH:
+        resp_error(o, "ERR idempotency ids cannot be used inside MULTI or a "
+                      "script");
+        break;
     default: err_syntax(c); break;
     }
 }
@@ -112,7 +123,7 @@ static enum cmd_status run(struct resp_conn *c, const struct cmd_req *req,
     if (res->ticket > c->ticket)
         c->ticket = res->ticket;
     if (st >= CMD_ERR_NOTINT)
-        reply_status(c, res);
+        resp_reply_status(c, res);
     return st;
 }
 
@@ -406,7 +417,7 @@ int resp_auth(struct resp_conn *c, const char *user, size_t ulen,
     /* tally has one user, Redis's "default". */
     if (user && !(ulen == 7 && memcmp(user, "default", 7) == 0)) {
         res.status = cmd_refuse(c->ctx, c->s, CMD_AUTH, CMD_ERR_WRONGPASS);
-        reply_status(c, &res);
+        resp_reply_status(c, &res);
         return -1;
     }
     st = cmd_exec(c->ctx, c->s, &req, &res);
@@ -415,7 +426,7 @@ int resp_auth(struct resp_conn *c, const char *user, size_t ulen,
      * error. */
     if (st == CMD_OK || (st == CMD_ERR_NOPASS && user))
         return 0;
-    reply_status(c, &res);
+    resp_reply_status(c, &res);
     return -1;
 }
 
@@ -438,6 +449,8 @@ static void cmd_ping(struct resp_conn *c)
 {
     if (c->args.argc > 2)
         resp_err_arity(c, "ping");
+    else if (resp_pubsub_ping(c))
+        return;
     else if (c->args.argc == 2)
         resp_bulk(&c->out, c->args.argv[1], c->args.argl[1]);
     else
@@ -565,9 +578,9 @@ const struct resp_command resp_commands[] = {
     {"dbsize", 1, 0, cmd_dbsize, "readonly fast", 0, 0, 0},
     {"scan", -2, 0, cmd_scan, "readonly", 0, 0, 0},
     {"keys", 2, 0, cmd_keys, "readonly", 0, 0, 0},
-    {"save", 1, 0, cmd_save, "admin noscript", 0, 0, 0},
+    {"save", 1, RESP_NOMULTI, cmd_save, "admin noscript", 0, 0, 0},
     {"bgsave", -1, 0, cmd_bgsave, "admin noscript", 0, 0, 0},
-    {"shutdown", -1, 0, cmd_shutdown, "admin noscript loading stale", 0, 0, 0},
+    {"shutdown", -1, RESP_NOMULTI, cmd_shutdown, "admin noscript loading stale", 0, 0, 0},
     /* tally's own: the last argument is an idempotency id. */
     {"incrby.once", 4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
     {"decrby.once", 4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
@@ -578,7 +591,7 @@ const struct resp_command resp_commands[] = {
      "noscript loading stale fast no_auth", 0, 0, 0},
     {"hello", -1, RESP_NOAUTH, resp_cmd_hello,
      "noscript loading stale fast no_auth", 0, 0, 0},
-    {"quit", -1, RESP_NOAUTH, cmd_quit,
+    {"quit", -1, RESP_NOAUTH | RESP_NOQUEUE, cmd_quit,
      "noscript loading stale fast no_auth", 0, 0, 0},
     {"ping", -1, 0, cmd_ping, "fast", 0, 0, 0},
     {"echo", 2, 0, cmd_echo, "fast", 0, 0, 0},
@@ -586,8 +599,58 @@ const struct resp_command resp_commands[] = {
     {"client", -2, 0, resp_cmd_client, "noscript loading stale", 0, 0, 0},
     {"command", -1, 0, resp_cmd_command, "loading stale", 0, 0, 0},
     {"info", -1, 0, resp_cmd_info, "loading stale", 0, 0, 0},
+    {"subscribe", -2, 0, resp_cmd_subscribe,
+     "pubsub noscript loading stale", 0, 0, 0},
+    {"psubscribe", -2, 0, resp_cmd_subscribe,
+     "pubsub noscript loading stale", 0, 0, 0},
+    {"unsubscribe", -1, 0, resp_cmd_subscribe,
+     "pubsub noscript loading stale", 0, 0, 0},
+    {"punsubscribe", -1, 0, resp_cmd_subscribe,
+     "pubsub noscript loading stale", 0, 0, 0},
+    {"publish", 3, 0, resp_cmd_publish, "pubsub loading stale fast", 0, 0, 0},
+    {"pubsub", -2, 0, resp_cmd_pubsub, "pubsub loading stale", 0, 0, 0},
     {"config", -2, 0, resp_cmd_config, "admin noscript loading stale", 0, 0,
      0},
+    /* Transactions (resp_multi.c). */
+    {"multi", 1, RESP_NOQUEUE, resp_cmd_multi,
+     "noscript loading stale fast allow_busy", 0, 0, 0},
+    {"exec", 1, RESP_NOQUEUE, resp_cmd_exec,
+     "noscript loading stale skip_slowlog", 0, 0, 0},
+    {"discard", 1, RESP_NOQUEUE, resp_cmd_discard,
+     "noscript loading stale fast allow_busy", 0, 0, 0},
+    {"watch", -2, RESP_NOQUEUE, resp_cmd_watch,
+     "noscript loading stale fast allow_busy", 1, -1, 1},
+    {"unwatch", 1, 0, resp_cmd_unwatch,
+     "noscript loading stale fast allow_busy", 0, 0, 0},
+    /* Scripts (resp_script.c). */
+    {"eval", -3, 0, resp_cmd_eval, "noscript stale skip_monitor movablekeys",
+     0, 0, 0},
+    {"evalsha", -3, 0, resp_cmd_eval,
+     "noscript stale skip_monitor movablekeys", 0, 0, 0},
+    {"eval_ro", -3, 0, resp_cmd_eval,
+     "readonly noscript stale skip_monitor movablekeys", 0, 0, 0},
+    {"evalsha_ro", -3, 0, resp_cmd_eval,
+     "readonly noscript stale skip_monitor movablekeys", 0, 0, 0},
+    {"script", -2, 0, resp_cmd_script, "noscript", 0, 0, 0},
+    {"function", -2, 0, resp_cmd_function, "noscript", 0, 0, 0},
+    /* Keys and server (resp_keys.c). */
+    {"flushdb", -1, 0, resp_cmd_flush, "write", 0, 0, 0},
+    {"flushall", -1, 0, resp_cmd_flush, "write", 0, 0, 0},
+    {"type", 2, 0, resp_cmd_type, "readonly fast", 1, 1, 1},
+    {"unlink", -2, 0, cmd_del, "write fast", 1, -1, 1},
+    {"touch", -2, 0, resp_cmd_touch, "readonly fast", 1, -1, 1},
+    {"rename", 3, 0, resp_cmd_rename, "write", 1, 2, 1},
+    {"renamenx", 3, 0, resp_cmd_rename, "write fast", 1, 2, 1},
+    {"copy", -3, 0, resp_cmd_copy, "write denyoom", 1, 2, 1},
+    {"randomkey", 1, 0, resp_cmd_randomkey, "readonly", 0, 0, 0},
+    {"object", -2, 0, resp_cmd_object, "readonly", 2, 2, 1},
+    {"memory", -2, 0, resp_cmd_memory, "readonly", 0, 0, 0},
+    {"wait", 3, 0, resp_cmd_wait, "", 0, 0, 0},
+    {"lastsave", 1, 0, resp_cmd_lastsave, "loading stale fast", 0, 0, 0},
+    {"time", 1, 0, resp_cmd_time, "loading stale fast", 0, 0, 0},
+    {"incrbyfloat", 3, 0, resp_cmd_not_integer, "write denyoom fast", 1, 1,
+     1},
+    {"append", 3, 0, resp_cmd_not_integer, "write denyoom", 1, 1, 1},
 };
 const size_t resp_ncommands = sizeof resp_commands / sizeof resp_commands[0];
 
@@ -620,7 +683,9 @@ static void err_unknown(struct resp_conn *c)
     buf_free(&args);
 }
 
-static void dispatch(struct resp_conn *c)
+/* Redis's order: unknown command, arity, NOAUTH; inside MULTI each of
+ * those errors also aborts the coming EXEC, and anything else is queued. */
+void resp_dispatch(struct resp_conn *c)
 {
     const struct resp_command *cmd =
         resp_lookup(c->args.argv[0], c->args.argl[0]);
@@ -628,17 +693,24 @@ static void dispatch(struct resp_conn *c)
 
     if (!cmd) {
         err_unknown(c);
+        resp_multi_flag(c);
         return;
     }
     if ((cmd->arity > 0 && argc != cmd->arity) ||
         (cmd->arity < 0 && argc < -cmd->arity)) {
-        resp_err_arity(c, cmd->name);
+        if (!resp_multi_exec_refused(c, cmd))
+            resp_err_arity(c, cmd->name);
+        resp_multi_flag(c);
         return;
     }
     if (!(cmd->flags & RESP_NOAUTH) && !cmd_authorized(c->ctx, c->s)) {
         resp_error(&c->out, "NOAUTH Authentication required.");
+        resp_multi_flag(c);
         return;
     }
+    if (resp_pubsub_allowed(c, cmd) != 0 || resp_script_busy(c, cmd) ||
+        resp_multi_intercept(c, cmd))
+        return;
     cmd->fn(c);
 }
 
@@ -666,6 +738,8 @@ static void conn_free(void *conn)
 
     if (!c)
         return;
+    cmd_session_end(c->ctx, c->s);
+    resp_pubsub_free(c);
     resp_args_free(&c->args);
     buf_free(&c->name);
     buf_free(&c->libname);
@@ -715,11 +789,17 @@ static size_t handle(void *conn, const char *in, size_t len,
         return len;
     }
     if (c->args.argc > 0)
-        dispatch(c);
+        resp_dispatch(c);
     if (c->ticket > out->ticket)
         out->ticket = c->ticket;
     out->flags |= c->flags;
     return (size_t)n;
 }
 
-const struct proto_ops resp_ops = {"resp", conn_new, conn_free, handle};
+static void set_push(void *conn, const struct proto_push *push)
+{
+    ((struct resp_conn *)conn)->push = *push;
+}
+
+const struct proto_ops resp_ops = {"resp", conn_new, conn_free, handle,
+                                   set_push};

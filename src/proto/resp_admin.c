@@ -224,12 +224,22 @@ static void client_help(struct resp_conn *c)
     reply_help(c, lines);
 }
 
+/* CLIENT NO-EVICT on|off: tally evicts nothing, so either holds. */
+static void client_onoff(struct resp_conn *c)
+{
+    if (resp_arg_is(c, 2, "on") || resp_arg_is(c, 2, "off"))
+        resp_simple(&c->out, "OK");
+    else
+        resp_error(&c->out, "ERR syntax error");
+}
+
 void resp_cmd_client(struct resp_conn *c)
 {
     static const struct sub subs[] = {
         {"id", 2, client_id},           {"getname", 2, client_getname},
         {"setname", 3, client_setname}, {"setinfo", 4, client_setinfo},
         {"info", 2, client_info},       {"help", 2, client_help},
+        {"no-evict", 3, client_onoff},
     };
     run_sub(c, "client", subs, sizeof subs / sizeof subs[0]);
 }

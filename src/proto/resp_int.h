@@ -98,13 +98,21 @@ struct resp_conn {
     int64_t *nums;
     unsigned char *founds;
     struct buf tmp;               /* SCAN/KEYS items, INFO text */
+    /* Pub/sub (resp_pubsub.c): the broker's client once the connection
+     * subscribed to anything, and how messages reach the socket. */
+    struct pubsub_client *sub;
+    struct proto_push push;
+    int push_failed;              /* push said the connection is closing */
+    struct buf msg;               /* one message being encoded */
 };
 
 /* A command handler: c->args holds the request (argv[0] is the name). */
 typedef void (*resp_handler)(struct resp_conn *c);
 
 /* Flags of a command table entry. */
-#define RESP_NOAUTH 0x1 /* may run before AUTH (AUTH, HELLO, QUIT) */
+#define RESP_NOAUTH 0x1  /* may run before AUTH (AUTH, HELLO, QUIT) */
+#define RESP_NOQUEUE 0x2 /* runs at once inside MULTI (EXEC, WATCH...) */
+#define RESP_NOMULTI 0x4 /* refused inside MULTI (SAVE, SHUTDOWN) */
 
 struct resp_command {
     const char *name;  /* lower case, as Redis's error texts spell it */
@@ -124,6 +132,50 @@ const struct resp_command *resp_lookup(const char *name, size_t n);
 
 /* Case-insensitive compare of an argument with a lower-case word. */
 int resp_arg_is(const struct resp_conn *c, size_t i, const char *word);
+
+/* Look up and run the request in c->args (resp.c): Redis's checks, then
+ * the handler, or the MULTI queue. */
+void resp_dispatch(struct resp_conn *c);
+
+/* The error reply for a command-layer error status (resp.c). */
+void resp_reply_status(struct resp_conn *c, const struct cmd_res *res);
+
+/* Transactions (resp_multi.c).  intercept queues the request (or refuses
+ * it) while the session is in MULTI and returns 1, else returns 0; flag
+ * marks a queue-time error. */
+int resp_multi_intercept(struct resp_conn *c, const struct resp_command *cmd);
+void resp_multi_flag(struct resp_conn *c);
+/* An EXEC refused for its arity inside MULTI discards the transaction with
+ * Redis's "EXECABORT ... because of:" reply; returns 1 if it did. */
+int resp_multi_exec_refused(struct resp_conn *c,
+                            const struct resp_command *cmd);
+void resp_cmd_multi(struct resp_conn *c);
+void resp_cmd_exec(struct resp_conn *c);
+void resp_cmd_discard(struct resp_conn *c);
+void resp_cmd_watch(struct resp_conn *c);
+void resp_cmd_unwatch(struct resp_conn *c);
+
+/* Scripts (resp_script.c). */
+void resp_cmd_eval(struct resp_conn *c);
+void resp_cmd_script(struct resp_conn *c);
+void resp_cmd_function(struct resp_conn *c);
+/* While another session's script is busy: answer -BUSY (anything but
+ * SCRIPT KILL) and return 1. */
+int resp_script_busy(struct resp_conn *c, const struct resp_command *cmd);
+
+/* Keys and server commands (resp_keys.c). */
+void resp_cmd_flush(struct resp_conn *c);
+void resp_cmd_type(struct resp_conn *c);
+void resp_cmd_touch(struct resp_conn *c);
+void resp_cmd_rename(struct resp_conn *c);
+void resp_cmd_copy(struct resp_conn *c);
+void resp_cmd_randomkey(struct resp_conn *c);
+void resp_cmd_object(struct resp_conn *c);
+void resp_cmd_memory(struct resp_conn *c);
+void resp_cmd_wait(struct resp_conn *c);
+void resp_cmd_lastsave(struct resp_conn *c);
+void resp_cmd_time(struct resp_conn *c);
+void resp_cmd_not_integer(struct resp_conn *c);
 
 /* The wrong-arity error, worded as Redis 7 words it. */
 void resp_err_arity(struct resp_conn *c, const char *name);
@@ -165,6 +217,17 @@ void resp_cmd_client(struct resp_conn *c);
 void resp_cmd_command(struct resp_conn *c);
 void resp_cmd_info(struct resp_conn *c);
 void resp_cmd_config(struct resp_conn *c);
+
+/* Pub/sub (resp_pubsub.c).  SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE and
+ * PUNSUBSCRIBE share one handler. */
+void resp_cmd_subscribe(struct resp_conn *c);
+void resp_cmd_publish(struct resp_conn *c);
+void resp_cmd_pubsub(struct resp_conn *c);
+/* RESP2 subscriber mode: 0 if cmd may run now, else -1 after the error. */
+int resp_pubsub_allowed(struct resp_conn *c, const struct resp_command *cmd);
+/* PING's reply in RESP2 subscriber mode; 0 if not in that mode. */
+int resp_pubsub_ping(struct resp_conn *c);
+void resp_pubsub_free(struct resp_conn *c);
 
 /* Run AUTH's check through the command layer for HELLO and AUTH.  user may
  * be NULL (the one-argument form).  Returns 0 when authenticated; otherwise

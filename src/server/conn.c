@@ -368,6 +368,41 @@ void conn_run(struct server *srv)
     }
 }
 
+static void on_accept(evutil_socket_t lfd, short what, void *arg);
+
+/* While a script runs past busy-reply-threshold (cmd.h busy_poll), from
+ * inside it: read what the other connections sent and run it, which the
+ * command layer and the front ends answer -BUSY (SCRIPT KILL excepted), and
+ * send what may leave.  The libevent loop cannot be entered again from
+ * here, so this accepts and reads the sockets itself (non-blocking). */
+void conn_busy_poll(void *arg)
+{
+    struct server *srv = arg;
+    const struct cmd_session *busy = srv->cmd.busy_session;
+    struct conn *c, *next;
+
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        if (srv->listeners[i].fd >= 0)
+            on_accept(srv->listeners[i].fd, EV_READ, &srv->listeners[i]);
+    for (c = srv->conns; c; c = next) {
+        next = c->next;
+        if (&c->session == busy || c->closing || c->rpaused)
+            continue;
+        int got = conn_fill(c);
+        if (got == -2) {
+            conn_close(c, strerror(errno));
+            continue;
+        }
+        if (c->in.len == 0)
+            continue;
+        conn_process(c);
+        if (conn_flush(c) != 0)
+            continue; /* closed */
+        if (c->backlog)
+            runq_add(c);
+    }
+}
+
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     conn_flush(arg);
@@ -416,6 +451,10 @@ static void conn_new(struct listener *ln, int fd, const struct sockaddr *sa)
         abort();
     }
     c->proto = ln->ops->conn_new(ln->front, &srv->cmd, &c->session, &srv->limits, c->peer);
+    if (ln->ops->set_push) {
+        struct proto_push push = conn_push_for(c);
+        ln->ops->set_push(c->proto, &push);
+    }
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;

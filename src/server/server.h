@@ -70,6 +70,7 @@ struct conf {
     char *password;            /* NULL: none; owned */
     size_t passlen;
     uint64_t maxclients;       /* stream connections at most */
+    uint64_t busy_ms;          /* --busy-reply-threshold; 0: default */
     int log_level;             /* SLOG_* */
     int allow_flush;           /* memcached flush_all */
     uint64_t snapshot_min_log; /* 0: the engine's default */
@@ -91,6 +92,10 @@ struct conf {
     char **argv;
     struct conffile *file;     /* --config's settings and what was given;
                                   owned (conffile.c) */
+    uint64_t events_window;    /* --events-window: events kept for resume */
+    const char *notify;        /* --notify-keyspace-events (borrowed) */
+    uint64_t sub_limit;        /* --subscriber-output-limit, bytes */
+    int keepalive_ms;          /* --events-keepalive, SSE comments */
 };
 
 /* Parse argv into *c.  Returns 0 to run, 1 if --help or --version was printed
@@ -212,10 +217,20 @@ void conn_run(struct server *srv);
 /* Write what may leave.  Returns 0, or -1 if the connection was closed (and
  * freed) meanwhile, after a write error or because it was closing. */
 int conn_flush(struct conn *c);
+/* Answer the other connections while a script is busy (cmd_ctx.busy_poll). */
+void conn_busy_poll(void *arg);
 /* Stop reading from every connection; close each once its replies are out. */
 void conn_drain_all(struct server *srv);
 /* Close every connection now (the shutdown deadline passed). */
 void conn_close_all(struct server *srv);
+
+/* ---- Pushing to subscribers (push.c) ----------------------------------- */
+
+/* The struct proto_push a stream connection's front end gets: appends to
+ * c->out and has it written on the next loop pass; past
+ * conf.sub_limit unsent bytes the connection is cut off (counted in the
+ * event hub's statistics for /metrics). */
+struct proto_push conn_push_for(struct conn *c);
 
 /* ---- The durability hold (outbox.c) -------------------------------------- */
 
@@ -323,6 +338,8 @@ struct server {
     struct proto_waiter waiter;
     struct cmd_config config;  /* CONFIG GET/SET (conffile.c) */
     struct outbox outbox;
+    struct events *events;     /* the change-event hub (src/cmd/events.h) */
+    struct pubsub *pubsub;     /* pub/sub and keyspace notifications */
     struct conn *conns;        /* every open stream connection */
     struct conn *runq, *runq_tail; /* connections with input to run */
     size_t nrunq;

@@ -16,6 +16,7 @@ unique to the test so they cannot disturb the data already there.
 
 import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -381,6 +382,38 @@ def tallyd(request, tmp_path):
     finally:
         d.cleanup()
     d.check_sanitizers()
+
+
+@pytest.fixture(scope="module")
+def real_redis(tmp_path_factory):
+    """A real redis-server 7 without persistence on a free port, for tests
+    that compare tally's replies with Redis's: a redis.Redis client with
+    decode_responses=True, whose .raw() opens a RawResp to the same server;
+    skipped if the binary is missing."""
+    server = shutil.which("redis-server")
+    if not server:
+        pytest.skip("redis-server not installed")
+    port = free_port()
+    d = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(d)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
+    for _ in range(100):
+        try:
+            r.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not start")
+    r.raw = lambda: RawResp("127.0.0.1", port)
+    yield r
+    r.close()
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture

@@ -12,46 +12,13 @@ the service was asked for with a TTL far in the future, across SIGTERM and
 SIGKILL.
 """
 
-import shutil
-import subprocess
 import time
 
 import pytest
 import redis
 
-from conftest import free_port
-
-REDIS_SERVER = shutil.which("redis-server")
 FAR = 10 * 365 * 24 * 3600  # ten years, in seconds
 RESTARTS = [pytest.param(False, id="sigterm"), pytest.param(True, id="sigkill")]
-
-
-@pytest.fixture(scope="module")
-def real_redis(tmp_path_factory):
-    """A redis-server 7 without persistence on a free port; skipped if the
-    binary is missing."""
-    if not REDIS_SERVER:
-        pytest.skip("redis-server not installed")
-    port = free_port()
-    d = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(d)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
-    for _ in range(100):
-        try:
-            r.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not start")
-    yield r
-    r.close()
-    proc.kill()
-    proc.wait()
 
 
 def reply(r, args):

@@ -47,7 +47,7 @@ static inline void fz_stream_once(const struct proto_ops *ops, void *front,
         .memcache_port = 11211, .maxclients = 10000, .version = "fuzz"};
     struct proto_limits lim = PROTO_LIMITS_DEFAULT;
     struct cmd_serverinfo in = info;
-    struct cmd_session s = {1, proto, 0};
+    struct cmd_session s = {.id = 1, .proto = proto};
     struct buf pending = BUF_INIT, reply = BUF_INIT;
     struct cmd_ctx ctx;
     uint32_t rnd = piece_seed;
@@ -100,6 +100,7 @@ static inline void fz_stream_once(const struct proto_ops *ops, void *front,
         }
     }
     ops->conn_free(conn);
+    cmd_session_end(&ctx, &s); /* MULTI and WATCH state */
     buf_free(&pending);
     buf_free(&reply);
     FZ_CHECK(tally_close(db) == TALLY_OK, "tally_close");

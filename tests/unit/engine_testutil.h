@@ -400,6 +400,33 @@ TT_API int tt_newest(const char *dir, const char *prefix, char name[TT_NAME],
     return 1;
 }
 
+/* The one record of the newest log file that spans tickets from..to (the
+ * head before a change and its ticket), written by a write of its own:
+ * asserts that from..to is exactly one frame holding exactly one record and
+ * returns the record's type; *n (may be NULL) gets a BATCH's sub-record
+ * count. */
+TT_API int tt_record_between(const char *dir, uint64_t from, uint64_t to,
+                             uint32_t *n)
+{
+    char name[TT_NAME], path[PATH_MAX];
+    tt_bytes log = {0};
+    uint64_t start = 0;
+
+    assert_true(tt_newest(dir, "log-", name, &start));
+    tt_path(path, dir, name);
+    assert_int_equal(tt_read_file(path, &log), 0);
+    size_t off = TT_HDR + (size_t)(from - start);
+    assert_int_equal(tt_next_frame(log.p, log.len, off), (long)(to - from));
+    off += TT_FRAME;
+    assert_int_equal(tt_next_record(log.p, log.len, off),
+                     (long)(to - from - TT_FRAME));
+    int type = log.p[off + 8];
+    if (n)
+        *n = type == TT_BATCH ? (uint32_t)tt_get_le(log.p + off + 9, 4) : 0;
+    tt_free(&log);
+    return type;
+}
+
 /* A picture of every regular file in a directory, so that a test can put a
  * directory back after damaging it, or see that nothing changed.  Trailing
  * zeros (the log's reserved space) are kept as a size, not as bytes, so a log
@@ -522,6 +549,52 @@ TT_API int tt_fx_teardown(void **state)
             return;                                                        \
         }                                                                  \
     } while (0)
+
+/* For a forked child (it changes the process's RLIMIT_FSIZE and ignores
+ * SIGXFSZ): fill db's log with 1 KiB changes until the disk is "full",
+ * then allow `room` bytes past the end of the data.  *saved gets the
+ * limit to put back.  Returns NULL, or what went wrong. */
+#include <signal.h>
+#include <sys/resource.h>
+TT_API const char *tt_fill_disk(tally *db, const char *dir, size_t room,
+                                struct rlimit *saved)
+{
+    static uint8_t big[1024];
+    char logname[TT_NAME], path[PATH_MAX];
+    uint64_t start = 0;
+    struct rlimit low;
+    tally_ticket t = 0;
+    int rc;
+
+    memset(big, 'b', sizeof big);
+    if (!tt_newest(dir, "log-", logname, &start))
+        return "no log file";
+    tt_path(path, dir, logname);
+    signal(SIGXFSZ, SIG_IGN);
+    if (getrlimit(RLIMIT_FSIZE, saved) != 0)
+        return "getrlimit";
+    low = (struct rlimit){(rlim_t)(tt_file_size(path) + (64 << 10)),
+                          saved->rlim_max};
+    if (setrlimit(RLIMIT_FSIZE, &low) != 0)
+        return "setrlimit";
+    /* Until a 1 KiB change is refused: from then on the engine reserves
+     * exactly what each change needs. */
+    for (long i = 0;; i++) {
+        rc = tally_set(db, big, sizeof big, i, &t);
+        if (rc != TALLY_OK)
+            break;
+        if (i >= 100000)
+            return "no ENOSPC";
+    }
+    if (rc != TALLY_ENOSPC)
+        return "filling did not end in ENOSPC";
+    if (tally_wait(db, tally_head(db)) != TALLY_OK)
+        return "wait";
+    low.rlim_cur = (rlim_t)(TT_HDR + (tally_head(db) - start) + room);
+    if (setrlimit(RLIMIT_FSIZE, &low) != 0)
+        return "setrlimit room";
+    return NULL;
+}
 
 /* ---- Opening the engine ------------------------------------------------- */
 

@@ -21,7 +21,6 @@
 #include "cmd.h"
 
 #define NDEL 200     /* keys one DEL names */
-#define BIGKEY 1024  /* key of the changes that fill the disk */
 #define ROOM 100     /* bytes left after the data: a few DEL records */
 
 static void del_key(char out[8], int i)
@@ -64,7 +63,7 @@ static enum cmd_status del_keys(tally *db, int n, struct cmd_res *res)
     static const char *keys[NDEL];
     static size_t klens[NDEL];
     struct cmd_ctx ctx;
-    struct cmd_session s = {1, CMD_PROTO_RESP, 0};
+    struct cmd_session s = {1, CMD_PROTO_RESP, 0, NULL};
     for (int i = 0; i < n; i++) {
         del_key(names[i], i);
         keys[i] = names[i];
@@ -87,37 +86,15 @@ struct full_report {
 
 static void full_child(const char *dir, struct full_report *r)
 {
-    uint8_t big[BIGKEY];
-    char logname[TT_NAME], path[PATH_MAX];
-    uint64_t start = 0;
-    struct rlimit lim, low;
+    struct rlimit lim;
     struct cmd_res res;
-    tally_ticket t = 0;
     tally *db = tt_open(dir, NULL);
-    int rc;
+    const char *why;
 
-    memset(big, 'b', sizeof big);
     set_keys(db, NDEL);
-    CHILD_CHECK(r, tt_newest(dir, "log-", logname, &start), "no log file");
-    tt_path(path, dir, logname);
-    signal(SIGXFSZ, SIG_IGN);
-    CHILD_CHECK(r, getrlimit(RLIMIT_FSIZE, &lim) == 0, "getrlimit");
-    low = (struct rlimit){(rlim_t)(tt_file_size(path) + (64 << 10)),
-                          lim.rlim_max};
-    CHILD_CHECK(r, setrlimit(RLIMIT_FSIZE, &low) == 0, "setrlimit");
-    /* Fill the log until a 1 KiB change is refused: from then on the
-     * engine reserves exactly what each change needs. */
-    for (long i = 0;; i++) {
-        rc = tally_set(db, big, BIGKEY, i, &t);
-        if (rc != TALLY_OK)
-            break;
-        CHILD_CHECK(r, i < 100000, "no ENOSPC");
-    }
-    CHILD_CHECK(r, rc == TALLY_ENOSPC, "filling: %d", rc);
-    CHILD_CHECK(r, tally_wait(db, tally_head(db)) == TALLY_OK, "wait");
     /* Room for ROOM more bytes: a few 15-byte DEL records, not NDEL. */
-    low.rlim_cur = (rlim_t)(TT_HDR + (tally_head(db) - start) + ROOM);
-    CHILD_CHECK(r, setrlimit(RLIMIT_FSIZE, &low) == 0, "setrlimit room");
+    why = tt_fill_disk(db, dir, ROOM, &lim);
+    CHILD_CHECK(r, why == NULL, "%s", why);
     r->status = del_keys(db, NDEL, &res);
     r->left = count_keys(db, NDEL);
     CHILD_CHECK(r, setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit back");
