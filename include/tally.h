@@ -123,6 +123,15 @@ typedef struct tally_options {
      * moves.  Called from the loop thread only.  See "Expiry" below. */
     int64_t (*clock_ms)(void *clock_ctx);
     void *clock_ctx;
+    /* Told when a counter is removed because its expiry passed (by a call
+     * that found it expired, or by tally_step's active expiry), before it is
+     * gone: its key and the ticket its absence rests on (the record that
+     * set the expiry).  Loop thread only; it must not call into the handle.
+     * NULL (the default): not told.  For change events (keyspace
+     * notifications' "expired"). */
+    void (*expired)(void *expired_ctx, const void *key, size_t klen,
+                    tally_ticket ticket);
+    void *expired_ctx;
 } tally_options;
 
 /* Fill *opts with the defaults above. */

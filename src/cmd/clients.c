@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "cmd.h"
+#include "pubsub.h"
 #include "util.h"
 
 int cmd_client_type_parse(const char *s, size_t n, enum cmd_client_type *out)
@@ -20,7 +21,7 @@ int cmd_client_type_parse(const char *s, size_t n, enum cmd_client_type *out)
     } types[] = {
         {"normal", CMD_CLIENT_NORMAL}, {"master", CMD_CLIENT_NONE},
         {"replica", CMD_CLIENT_NONE},  {"slave", CMD_CLIENT_NONE},
-        {"pubsub", CMD_CLIENT_NONE},
+        {"pubsub", CMD_CLIENT_PUBSUB},
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (strlen(types[i].name) == n && strncasecmp(s, types[i].name, n) == 0) {
@@ -29,6 +30,18 @@ int cmd_client_type_parse(const char *s, size_t n, enum cmd_client_type *out)
         }
     }
     return -1;
+}
+
+size_t cmd_client_subs(const struct cmd_session *s, int pattern)
+{
+    return s->sub ? pubsub_client_count(s->sub, pattern) : 0;
+}
+
+/* As Redis: a pubsub client while it has a subscription. */
+enum cmd_client_type cmd_client_type_of(const struct cmd_session *s)
+{
+    return cmd_client_subs(s, 0) + cmd_client_subs(s, 1) ? CMD_CLIENT_PUBSUB
+                                                         : CMD_CLIENT_NORMAL;
 }
 
 static int same(const char *want, size_t n, const char *have)
@@ -48,8 +61,8 @@ int cmd_client_match(const struct cmd_client_filter *f,
         return 0;
     if (f->laddr && !same(f->laddr, f->laddrlen, cl->laddr))
         return 0;
-    /* Every tally client is a normal one: no replicas, no Pub/Sub. */
-    if (f->type == CMD_CLIENT_NONE)
+    /* No replicas or masters: CMD_CLIENT_NONE matches nobody. */
+    if (f->type != CMD_CLIENT_ANY && f->type != cmd_client_type_of(cl->session))
         return 0;
     if (f->maxage > 0 && cl->age_s < f->maxage)
         return 0;

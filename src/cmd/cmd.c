@@ -17,11 +17,14 @@
  * yet is CMD_ERR_INFLIGHT rather than a wait (it shows nothing a crash
  * could take back: the retry it asks for is then a first attempt).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
+#include "events.h"
 #include "glob.h"
 #include "script.h"
+#include "util.h"
 
 /* How many counters KEYS asks the engine for per scan step. */
 #define KEYS_STEP 1024
@@ -96,6 +99,15 @@ static void take_ticket(struct cmd_res *res, tally_ticket t)
         res->ticket = t;
 }
 
+/* Note one change for the event hub; it leaves once t is durable. */
+static void changed(struct cmd_ctx *ctx, const char *key, size_t klen,
+                    enum events_kind kind, enum events_op op, int64_t value,
+                    tally_ticket t)
+{
+    if (ctx->events)
+        events_record(ctx->events, key, klen, kind, op, value, t);
+}
+
 static int key_ok(size_t klen) { return klen <= TALLY_KEY_MAX; }
 
 /* True if every key of a multi-key request is within the limit, so that a
@@ -166,6 +178,43 @@ static int has_expire(const struct cmd_req *req)
     return (req->flags & (CMD_F_PX | CMD_F_PXAT)) != 0;
 }
 
+/* The events of a SET (or INCRBY: op) that gave the counter expiry x as the
+ * engine was given it (0 none, 1 already past): as Redis 7 notifies them,
+ * the change, then "expire" if it carries one, then "expired" at once if
+ * that time had passed. */
+static void set_changed(struct cmd_ctx *ctx, const struct cmd_req *req,
+                        enum events_op op, int64_t value, int64_t x,
+                        tally_ticket t)
+{
+    changed(ctx, req->key, req->klen, EVENTS_VALUE, op, value, t);
+    if (x)
+        changed(ctx, req->key, req->klen, EVENTS_VALUE, EVENTS_OP_EXPIRE,
+                value, t);
+    if (x == 1)
+        changed(ctx, req->key, req->klen, EVENTS_EXPIRED, EVENTS_OP_EXPIRED, 0,
+                t);
+}
+
+/* The event of EXPIRE, PERSIST or GETEX that set the expiry to when (0:
+ * removed it): "expire", "persist", or for a time already past "del", as
+ * Redis 7 notifies an EXPIRE into the past. */
+static void expiry_changed(struct cmd_ctx *ctx, const char *key, size_t klen,
+                           int64_t when, int64_t now, int64_t value,
+                           tally_ticket t)
+{
+    if (when && when <= now)
+        changed(ctx, key, klen, EVENTS_DELETED, EVENTS_OP_DEL, 0, t);
+    else
+        changed(ctx, key, klen, EVENTS_VALUE,
+                when ? EVENTS_OP_EXPIRE : EVENTS_OP_PERSIST, value, t);
+}
+
+void cmd_note_expired(struct cmd_ctx *ctx, const void *key, size_t klen,
+                      tally_ticket t)
+{
+    changed(ctx, key, klen, EVENTS_EXPIRED, EVENTS_OP_EXPIRED, 0, t);
+}
+
 /* SET with its conditions and expiry.  The read and the write run back to
  * back on one handle, which only one thread uses, so nothing can slip in
  * between. */
@@ -201,6 +250,7 @@ static enum cmd_status do_set(struct cmd_ctx *ctx, const struct cmd_req *req,
     take_ticket(res, t); /* also an error's: it may show state */
     if (rc < 0)
         return from_tally(ctx, res, rc);
+    set_changed(ctx, req, EVENTS_OP_SET, req->num, x, t);
     /* With GET, value/found show the old counter; expire_at the new one. */
     res->expire_at = x > tally_now_ms(ctx->db) ? x : 0;
     return CMD_OK;
@@ -228,6 +278,9 @@ static enum cmd_status do_incr(struct cmd_ctx *ctx, const struct cmd_req *req,
     if (rc < 0)
         return from_tally(ctx, res, rc);
     res->found = 1;
+    /* IFNEW sets the expiry only if this increment created the counter. */
+    set_changed(ctx, req, EVENTS_OP_INCRBY, res->value,
+                mode == TALLY_TTL_SET || res->expire_at == x ? x : 0, t);
     return CMD_OK;
 }
 
@@ -296,6 +349,7 @@ static enum cmd_status do_ttl_op(struct cmd_ctx *ctx,
         return from_tally(ctx, res, rc);
     res->n = 1;
     res->expire_at = when > now ? when : 0;
+    expiry_changed(ctx, req->key, req->klen, when, now, res->value, t);
     return CMD_OK;
 }
 
@@ -313,6 +367,7 @@ static enum cmd_status do_getdel(struct cmd_ctx *ctx,
     take_ticket(res, t);
     if (rc < 0)
         return from_tally(ctx, res, rc);
+    changed(ctx, req->key, req->klen, EVENTS_DELETED, EVENTS_OP_GETDEL, 0, t);
     return CMD_OK;
 }
 
@@ -341,12 +396,34 @@ static enum cmd_status do_multi(struct cmd_ctx *ctx, const struct cmd_req *req,
     return CMD_OK;
 }
 
+/* Which of a DEL's keys it will delete, for their events: those that
+ * exist now, each once (the handle is this thread's, so nothing changes
+ * between this look and the DEL).  Caller frees. */
+static unsigned char *deleted_keys(struct cmd_ctx *ctx,
+                                   const struct cmd_req *req)
+{
+    unsigned char *gone = xcalloc(req->nkeys, 1);
+
+    for (size_t i = 0; i < req->nkeys; i++) {
+        tally_ticket t = 0;
+        int64_t v;
+        size_t j = 0;
+        while (j < i && !(req->klens[j] == req->klens[i] &&
+                          memcmp(req->keys[j], req->keys[i], req->klens[i]) == 0))
+            j++;
+        gone[i] = j == i && tally_get(ctx->db, req->keys[i], req->klens[i],
+                                      &v, &t) == TALLY_OK;
+    }
+    return gone;
+}
+
 /* DEL and MSET: one atomic change each (tally_mdel, tally_mset), so a
  * refused one changed nothing and a crash keeps all of it or none. */
 static enum cmd_status do_batch(struct cmd_ctx *ctx, const struct cmd_req *req,
                                 struct cmd_res *res)
 {
     const void *const *keys = (const void *const *)req->keys;
+    unsigned char *gone = NULL;
     tally_ticket t = 0;
     int rc;
 
@@ -354,12 +431,26 @@ static enum cmd_status do_batch(struct cmd_ctx *ctx, const struct cmd_req *req,
         return CMD_ERR_ARGS;
     if (!keys_ok(req))
         return CMD_ERR_KEYLEN;
+    if (req->op == CMD_DEL && ctx->events)
+        gone = deleted_keys(ctx, req);
     rc = req->op == CMD_DEL
              ? tally_mdel(ctx->db, req->nkeys, keys, req->klens, &res->n, &t)
              : tally_mset(ctx->db, req->nkeys, keys, req->klens, req->nums,
                           &t);
     take_ticket(res, t);
-    return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
+    if (rc < 0) {
+        free(gone);
+        return from_tally(ctx, res, rc);
+    }
+    for (size_t i = 0; i < req->nkeys; i++)
+        if (req->op == CMD_MSET)
+            changed(ctx, req->keys[i], req->klens[i], EVENTS_VALUE,
+                    EVENTS_OP_MSET, req->nums[i], t);
+        else if (gone && gone[i])
+            changed(ctx, req->keys[i], req->klens[i], EVENTS_DELETED,
+                    EVENTS_OP_DEL, 0, t);
+    free(gone);
+    return CMD_OK;
 }
 
 /* What SCAN and KEYS hand the engine's scan: the caller's callback behind
@@ -494,6 +585,23 @@ uint64_t cmd_once_fingerprint(const struct cmd_req *req)
     return has_expire(req) ? hash_le(h, (uint64_t)req->expire, 8) : h;
 }
 
+/* The event for a first (not replayed) once-form change. */
+static void once_changed(struct cmd_ctx *ctx, const struct cmd_req *req,
+                         const struct cmd_res *res, int rc, int64_t x,
+                         tally_ticket t)
+{
+    if (req->op == CMD_INCRBY)
+        set_changed(ctx, req, EVENTS_OP_INCRBY, res->value, x, t);
+    else if (req->op == CMD_SET)
+        set_changed(ctx, req, EVENTS_OP_SET, req->num, x, t);
+    else if (rc == TALLY_OK && req->op == CMD_GETDEL)
+        changed(ctx, req->key, req->klen, EVENTS_DELETED, EVENTS_OP_GETDEL, 0,
+                t);
+    else if (rc == TALLY_OK)
+        changed(ctx, req->keys[0], req->klens[0], EVENTS_DELETED,
+                EVENTS_OP_DEL, 0, t);
+}
+
 /* A change with an idempotency id: the engine's once-forms.  Only the
  * plain forms take one (SET's conditions and MSET would need the condition
  * or every key in the fingerprint and the outcome; not needed yet). */
@@ -546,6 +654,8 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
     take_ticket(res, t); /* also EIDREUSED's: the first request's */
     if (rc < 0)
         return from_tally(ctx, res, rc);
+    if (!res->replayed)
+        once_changed(ctx, req, res, rc, x, t);
     /* GETDEL answers a miss as NOTFOUND; DEL's miss is n = 0. */
     return rc == TALLY_NOTFOUND && req->op == CMD_GETDEL ? CMD_NOTFOUND
                                                          : CMD_OK;
@@ -653,8 +763,10 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
 
 void cmd_batch_begin(struct cmd_ctx *ctx)
 {
-    if (ctx->batch_depth++ == 0)
+    if (ctx->batch_depth++ == 0) {
         tally_batch_begin(ctx->db); /* cannot fail: none is open */
+        events_batch_begin(ctx->events);
+    }
 }
 
 enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
@@ -665,14 +777,18 @@ enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
     if (ctx->batch_depth == 0 || --ctx->batch_depth > 0)
         return CMD_OK; /* the outer batch commits */
     rc = tally_batch_commit(ctx->db, &t);
+    /* The batch's events leave with its record, or never if it failed. */
+    events_batch_end(ctx->events, rc < 0 ? 0 : t);
     take_ticket(res, t);
     return rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
 }
 
 void cmd_batch_abort(struct cmd_ctx *ctx)
 {
-    if (ctx->batch_depth > 0 && --ctx->batch_depth == 0)
+    if (ctx->batch_depth > 0 && --ctx->batch_depth == 0) {
         tally_batch_abort(ctx->db);
+        events_batch_end(ctx->events, 0);
+    }
 }
 
 const char *cmd_op_name(enum cmd_op op)

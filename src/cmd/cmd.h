@@ -238,7 +238,8 @@ struct cmd_clients {
 enum cmd_client_type {
     CMD_CLIENT_ANY = 0,
     CMD_CLIENT_NORMAL,
-    CMD_CLIENT_NONE,          /* master, replica, pubsub: tally has none */
+    CMD_CLIENT_PUBSUB,        /* subscribed to a channel or pattern */
+    CMD_CLIENT_NONE,          /* master, replica: tally has none */
 };
 
 struct cmd_client_filter {
@@ -253,6 +254,10 @@ struct cmd_client_filter {
 /* Redis's client type names (normal, master, replica/slave, pubsub) to
  * *out; -1 for an unknown one. */
 int cmd_client_type_parse(const char *s, size_t n, enum cmd_client_type *out);
+/* What type the session is now (never CMD_CLIENT_ANY). */
+enum cmd_client_type cmd_client_type_of(const struct cmd_session *s);
+/* How many channels (pattern 0) or patterns (1) it is subscribed to. */
+size_t cmd_client_subs(const struct cmd_session *s, int pattern);
 /* Does cl pass f (caller is the connection asking)? */
 int cmd_client_match(const struct cmd_client_filter *f,
                      const struct cmd_client *cl,
@@ -285,6 +290,8 @@ struct cmd_session {
     const char *last_sub;     /* static: its subcommand (CLIENT LIST's
                                  "list"), or NULL */
     int resp;                 /* RESP version spoken, 0: not RESP */
+    const struct pubsub_client *sub; /* its subscriptions (pubsub.h), or
+                                        NULL */
 };
 
 /* Counted by cmd_exec() for every request. */
@@ -293,8 +300,14 @@ struct cmd_stats {
     uint64_t errors[CMD_PROTO_COUNT][CMD_OP_COUNT]; /* status >= ERR */
 };
 
+struct events;
+struct pubsub;
+
 struct cmd_ctx {
     tally *db;                      /* borrowed */
+    struct events *events;          /* borrowed, may be NULL: every change
+                                       is recorded there (events.h) */
+    struct pubsub *pubsub;          /* borrowed, may be NULL (pubsub.h) */
     const char *password;           /* NULL: no authentication */
     size_t passlen;
     const struct cmd_serverinfo *info; /* borrowed, may be NULL */
@@ -397,6 +410,12 @@ void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
  * set by it.  Returns res->status.  Never fails for lack of memory (aborts). */
 enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
                          const struct cmd_req *req, struct cmd_res *res);
+
+/* Record that the engine removed key because its expiry passed (the
+ * daemon's tally_options.expired calls it): an "expired" change event,
+ * released once ticket t is durable. */
+void cmd_note_expired(struct cmd_ctx *ctx, const void *key, size_t klen,
+                      tally_ticket t);
 
 /* Count a request that a front end refused before it could build a
  * cmd_req (an argument that cmd_parse_i64 rejects, say), so per-command

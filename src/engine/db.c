@@ -113,6 +113,8 @@ struct table_entry *db_live(tally *db, const void *key, size_t klen,
      * absence depends on that record being durable. */
     if (e->lsn > db->last_del)
         db->last_del = e->lsn;
+    if (db->opts.expired)
+        db->opts.expired(db->opts.expired_ctx, key, klen, e->lsn);
     table_unlink(&db->table, h, e);
     db->table.expired++;
     return NULL;
@@ -435,7 +437,8 @@ int tally_get(tally *db, const void *key, size_t klen, int64_t *value,
 
 void db_expire_all(tally *db)
 {
-    table_expire_all(&db->table, tally_now_ms(db), &db->last_del);
+    table_expire_all(&db->table, tally_now_ms(db), &db->last_del,
+                     db->opts.expired, db->opts.expired_ctx);
 }
 
 /* DEBT: after an expiry has passed, a count walks the whole expiry list
@@ -453,7 +456,8 @@ uint64_t tally_expires(tally *db, int64_t *avg_ttl_ms)
     int64_t now = tally_now_ms(db);
     const struct table *t = &db->table;
 
-    table_expire_all(&db->table, now, &db->last_del);
+    table_expire_all(&db->table, now, &db->last_del, db->opts.expired,
+                     db->opts.expired_ctx);
     if (avg_ttl_ms)
         *avg_ttl_ms = t->xcount
                           ? (int64_t)(t->xsum / t->xcount) - now

@@ -803,7 +803,7 @@ static int recover_dir(tally *db, int mode, char *msg)
         /* Counters whose expiry has passed are still in the files; open
          * purges them.  Say how many, and leave them out of the count. */
         uint64_t n = db->table.count, lsn = 0;
-        table_expire_all(&db->table, tally_now_ms(db), &lsn);
+        table_expire_all(&db->table, tally_now_ms(db), &lsn, NULL, NULL);
         if (n > db->table.count)
             add_note(&rs, "%" PRIu64 " expired counters not yet purged (open "
                      "removes them)", n - db->table.count);

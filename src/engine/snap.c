@@ -423,7 +423,8 @@ int tally_step(tally *db, unsigned budget)
     /* Active expiry: as Redis's cycle, keep going (on the next step) while
      * more than a quarter of a sample had expired. */
     size_t removed = table_expire_step(&db->table, tally_now_ms(db), sample,
-                                       &db->last_del);
+                                       &db->last_del, db->opts.expired,
+                                       db->opts.expired_ctx);
     int rc = snap_step(db, budget);
 
     if (removed > sample / 4 && removed > 0)

@@ -448,7 +448,8 @@ void table_set_expire(struct table *t, uint64_t h, struct table_entry **ep,
  * stale.  Returns 1 if the handle at i was replaced (look at i again), 0 if
  * it stays; *removed counts removals. */
 static int expire_one(struct table *t, size_t i, int64_t now,
-                      uint64_t *maxlsn, size_t *removed)
+                      uint64_t *maxlsn, size_t *removed, table_gone_fn gone,
+                      void *gone_ctx)
 {
     struct table_entry *e = handle_entry(t, t->xs[i]);
 
@@ -457,6 +458,8 @@ static int expire_one(struct table *t, size_t i, int64_t now,
             return 0;
         if (e->lsn > *maxlsn)
             *maxlsn = e->lsn;
+        if (gone)
+            gone(gone_ctx, e->key, table_klen(e), e->lsn);
         table_unlink(t, table_hash(t->seed, e->key, table_klen(e)), e);
         t->expired++;
         (*removed)++;
@@ -468,14 +471,14 @@ static int expire_one(struct table *t, size_t i, int64_t now,
 }
 
 size_t table_expire_step(struct table *t, int64_t now, size_t budget,
-                         uint64_t *maxlsn)
+                         uint64_t *maxlsn, table_gone_fn gone, void *gone_ctx)
 {
     size_t removed = 0;
 
     while (budget-- > 0 && t->xn > 0) {
         if (t->xcur >= t->xn)
             t->xcur = 0;
-        if (!expire_one(t, t->xcur, now, maxlsn, &removed))
+        if (!expire_one(t, t->xcur, now, maxlsn, &removed, gone, gone_ctx))
             t->xcur++;
     }
     if (t->xcount == 0)
@@ -483,7 +486,8 @@ size_t table_expire_step(struct table *t, int64_t now, size_t budget,
     return removed;
 }
 
-void table_expire_all(struct table *t, int64_t now, uint64_t *maxlsn)
+void table_expire_all(struct table *t, int64_t now, uint64_t *maxlsn,
+                      table_gone_fn gone, void *gone_ctx)
 {
     size_t i = 0, removed = 0;
     int64_t min = INT64_MAX, x;
@@ -491,7 +495,7 @@ void table_expire_all(struct table *t, int64_t now, uint64_t *maxlsn)
     if (t->xmin > now)
         return;
     while (i < t->xn) {
-        if (expire_one(t, i, now, maxlsn, &removed))
+        if (expire_one(t, i, now, maxlsn, &removed, gone, gone_ctx))
             continue;
         x = table_expire_of(handle_entry(t, t->xs[i]));
         if (x < min)

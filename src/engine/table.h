@@ -97,14 +97,21 @@ static inline int table_expired(const struct table_entry *e, int64_t now)
  * *ep is then the new one (h is its hash). */
 void table_set_expire(struct table *t, uint64_t h, struct table_entry **ep,
                       int64_t exp);
+/* Told of each entry active expiry removes, just before (table_expire_step;
+ * tally_options.expired). */
+typedef void (*table_gone_fn)(void *ctx, const void *key, size_t klen,
+                              uint64_t lsn);
+
 /* Active expiry: look at up to budget handles of the expiry list from where
  * the last call stopped, removing entries expired at now (raising *maxlsn to
- * each one's lsn).  Returns how many it removed. */
+ * each one's lsn, and telling gone(gone_ctx, ...) if gone is not NULL).
+ * Returns how many it removed. */
 size_t table_expire_step(struct table *t, int64_t now, size_t budget,
-                         uint64_t *maxlsn);
+                         uint64_t *maxlsn, table_gone_fn gone, void *gone_ctx);
 /* Remove every entry expired at now, if any may be (t->xmin <= now); then
  * t->xmin is exact. */
-void table_expire_all(struct table *t, int64_t now, uint64_t *maxlsn);
+void table_expire_all(struct table *t, int64_t now, uint64_t *maxlsn,
+                      table_gone_fn gone, void *gone_ctx);
 /* Bytes the expiry list and chunk index take. */
 size_t table_expire_memory(const struct table *t);
 

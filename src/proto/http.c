@@ -68,6 +68,12 @@ static const struct {
     [HTTP_R_DECR] = {M(POST), "POST, OPTIONS", 0},
     [HTTP_R_EXPIRE] = {M(POST), "POST, OPTIONS", 0},
     [HTTP_R_BATCH] = {M(POST), "POST, OPTIONS", 0},
+    /* Change streams and badges are reads, public as GET of a counter. */
+    [HTTP_R_KEY_EVENTS] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
+    [HTTP_R_EVENTS] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
+    [HTTP_R_BADGE] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 1},
+    /* The dashboard is for this origin only: no CORS. */
+    [HTTP_R_PAGE] = {M(GET) | M(HEAD), "GET, HEAD, OPTIONS", 0},
 };
 #undef M
 
@@ -87,6 +93,10 @@ static enum http_route http_route(const char *path, const char **seg,
         return HTTP_R_LIST;
     if (strcmp(path, "/v1/batch") == 0)
         return HTTP_R_BATCH;
+    if (strcmp(path, "/v1/events") == 0)
+        return HTTP_R_EVENTS;
+    if (http_page_exists(path))
+        return HTTP_R_PAGE;
     if (strncmp(path, pfx, sizeof pfx - 1) != 0)
         return HTTP_R_NONE;
     const char *k = path + sizeof pfx - 1;
@@ -103,6 +113,10 @@ static enum http_route http_route(const char *path, const char **seg,
         return HTTP_R_DECR;
     if (strcmp(slash, "/expire") == 0)
         return HTTP_R_EXPIRE;
+    if (strcmp(slash, "/events") == 0)
+        return HTTP_R_KEY_EVENTS;
+    if (strcmp(slash, "/badge.svg") == 0)
+        return HTTP_R_BADGE;
     return HTTP_R_NONE;
 }
 
@@ -237,6 +251,10 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     case HTTP_R_READYZ:
         http_readyz(h, req);
         return;
+    case HTTP_R_PAGE:
+        /* The page holds no data: the API calls it makes authenticate. */
+        http_page(req, path);
+        return;
     default:
         break;
     }
@@ -255,6 +273,14 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     }
     if (r == HTTP_R_BATCH) {
         http_batch(h, req, &s);
+        return;
+    }
+    if (r == HTTP_R_EVENTS || r == HTTP_R_KEY_EVENTS) {
+        http_events(h, req, &s, r == HTTP_R_EVENTS ? NULL : seg, seglen);
+        return;
+    }
+    if (r == HTTP_R_BADGE) {
+        http_badge(h, req, &s, seg, seglen);
         return;
     }
     http_counter(h, req, &s, r, seg, seglen);
@@ -319,6 +345,7 @@ struct http_front *http_front_new(struct event_base *base, struct cmd_ctx *ctx,
     h->ctx = ctx;
     h->waiter = waiter;
     http_guard_init(&h->guard, opt, bind);
+    http_events_init(h, base, opt);
     if (port > 0 &&
         !(h->http = http_server_new(h, base, bind, port, opt, 0, &h->bound, err)))
         goto fail;
@@ -335,6 +362,7 @@ fail:
 void http_front_stop(struct http_front *h)
 {
     h->stopping = 1;
+    http_events_stop(h);
     /* Closes the listening fd: a connect is refused from now on instead of
      * waiting in the backlog for a server that will not serve it. */
     if (h->bound)
@@ -349,6 +377,7 @@ void http_front_free(struct http_front *h)
 {
     if (!h)
         return;
+    http_events_stop(h);
     if (h->http)
         evhttp_free(h->http);
     if (h->https)

@@ -33,6 +33,10 @@ struct http_options {
     int https_port;
     struct bufferevent *(*bevcb)(struct event_base *base, void *arg);
     void *bevcb_arg;
+    uint64_t sub_limit;               /* --subscriber-output-limit: unsent
+                                         bytes before an SSE client is cut
+                                         off (0: 8 MiB) */
+    int keepalive_ms;                 /* SSE keep-alive comments (0: 15 s) */
 };
 
 /* Listen on bind:port (if port > 0) and on opt->https_port on base.  ctx, waiter and opt are borrowed and must

@@ -70,13 +70,11 @@ static void http_base64(const unsigned char *p, size_t n, struct buf *out)
     }
 }
 
-static json_t *http_rfc3339(int64_t ms);
-
 /* {"key": ..., "value": v}, or {"key_b64": ...} when the key is not valid
  * UTF-8 (JSON strings cannot carry arbitrary bytes), with "expires_at" (RFC
  * 3339, UTC, ms) when expire_at (Unix ms) is not 0. */
-static json_t *http_counter_json(const char *key, size_t klen, int64_t v,
-                                 int64_t expire_at)
+json_t *http_counter_json(const char *key, size_t klen, int64_t v,
+                          int64_t expire_at)
 {
     json_t *o = json_object();
     json_t *s = json_stringn(key, klen); /* NULL: not valid UTF-8 */
@@ -99,7 +97,7 @@ static json_t *http_counter_json(const char *key, size_t klen, int64_t v,
 /* Percent-decode s[0, n) onto out; with plus, '+' means a space (query
  * strings).  Returns 0, or -1 at a '%' not followed by two hex digits (out
  * then holds a prefix of the result). */
-static int http_unescape(const char *s, size_t n, int plus, struct buf *out)
+int http_unescape(const char *s, size_t n, int plus, struct buf *out)
 {
     buf_reserve(out, n);
     for (size_t i = 0; i < n; i++) {
@@ -193,8 +191,7 @@ static int http_parse_rfc3339(const char *s, size_t n, int64_t *ms)
     return 0;
 }
 
-/* Unix ms as RFC 3339 in UTC with milliseconds: "2026-12-01T12:00:00.000Z". */
-static json_t *http_rfc3339(int64_t ms)
+json_t *http_rfc3339(int64_t ms)
 {
     char out[48];
     time_t secs = (time_t)(ms / 1000);

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include <event2/http.h>
 #include <jansson.h>
@@ -50,6 +51,13 @@ struct http_front {
     uint64_t next_session;
     struct metrics_idem idem; /* Idempotency-Key outcomes, for /metrics */
     struct http_guard guard;
+    /* Change streams (http_events.c). */
+    TAILQ_HEAD(, http_stream) streams;
+    struct event *keepalive;          /* a comment on every stream */
+    struct event *flush;              /* sends what streams queued */
+    struct buf text;                  /* the last event's text, for every */
+    uint64_t text_id;                 /* stream it goes to; its id */
+    uint64_t sub_limit;               /* unsent bytes before a cut-off */
 };
 
 /* What a path names. */
@@ -63,7 +71,11 @@ enum http_route {
     HTTP_R_INCR,     /* /v1/counters/{key}/increment */
     HTTP_R_DECR,     /* /v1/counters/{key}/decrement */
     HTTP_R_EXPIRE,   /* /v1/counters/{key}/expire */
-    HTTP_R_BATCH     /* /v1/batch */
+    HTTP_R_BATCH,    /* /v1/batch */
+    HTTP_R_KEY_EVENTS, /* /v1/counters/{key}/events */
+    HTTP_R_EVENTS,   /* /v1/events?prefix= */
+    HTTP_R_BADGE,    /* /v1/counters/{key}/badge.svg */
+    HTTP_R_PAGE      /* the dashboard: / and its files */
 };
 
 /* ---- Answers (http_reply.c) ---------------------------------------------
@@ -130,8 +142,42 @@ void http_counter(struct http_front *h, struct evhttp_request *req,
 /* POST /v1/batch: operations as one atomic change (http_batch.c). */
 void http_batch(struct http_front *h, struct evhttp_request *req,
                 struct cmd_session *s);
+/* Percent-decode s[0, n) onto out; with plus, '+' means a space (query
+ * strings).  Returns 0, or -1 at a '%' not followed by two hex digits. */
+int http_unescape(const char *s, size_t n, int plus, struct buf *out);
+/* {"key": ..., "value": v}, or "key_b64" for a key that is not UTF-8, with
+ * "expires_at" when expire_at (Unix ms) is not 0. */
+json_t *http_counter_json(const char *key, size_t klen, int64_t v,
+                          int64_t expire_at);
+/* Unix ms as RFC 3339 in UTC with milliseconds: "2026-12-01T12:00:00.000Z". */
+json_t *http_rfc3339(int64_t ms);
+
 /* GET /v1/counters?prefix=&limit=&cursor=. */
 void http_list(struct http_front *h, struct evhttp_request *req,
                struct cmd_session *s);
+
+
+/* ---- Change streams (http_events.c) -------------------------------------- */
+
+struct event_base;
+
+/* GET /v1/counters/{key}/events (seg: the key, percent-encoded) or
+ * /v1/events?prefix= (seg NULL): start a Server-Sent Events stream. */
+void http_events(struct http_front *h, struct evhttp_request *req,
+                 struct cmd_session *s, const char *seg, size_t seglen);
+void http_events_init(struct http_front *h, struct event_base *base,
+                      const struct http_options *opt);
+/* End every stream (shutdown) and stop the keep-alive timer. */
+void http_events_stop(struct http_front *h);
+
+/* ---- Badge and dashboard (http_page.c) ----------------------------------- */
+
+/* GET /v1/counters/{key}/badge.svg?label=&color=. */
+void http_badge(struct http_front *h, struct evhttp_request *req,
+                struct cmd_session *s, const char *seg, size_t seglen);
+/* True if path names one of the dashboard's embedded files. */
+int http_page_exists(const char *path);
+/* GET / and the dashboard's files. */
+void http_page(struct evhttp_request *req, const char *path);
 
 #endif /* TALLY_HTTP_INT_H */

@@ -16,6 +16,7 @@
 #include <inttypes.h>
 
 #include "cmd.h"
+#include "events.h"
 #include "tally.h"
 
 /* "# HELP" and "# TYPE" lines that open one metric family. */
@@ -128,6 +129,33 @@ static void metrics_once(struct buf *out, const tally_stats *st,
                    " %" PRIu64 "\n", outcome[i], idem->n[i]);
 }
 
+/* The change-event hub: events released and dropped, subscribers, and
+ * subscribers cut off for not reading (docs/events.md). */
+static void metrics_events(struct buf *out, const struct events *hub)
+{
+    struct events_stats es;
+
+    if (!hub)
+        return;
+    events_stats_get(hub, &es);
+    metrics_u64(out, "tally_events_released_total", "counter",
+                "Change events made durable and sent to subscribers.",
+                es.released);
+    metrics_u64(out, "tally_events_dropped_total", "counter",
+                "Change events never sent because their sync failed.",
+                es.dropped);
+    metrics_u64(out, "tally_events_subscribers", "gauge",
+                "Subscriptions to change events (SSE streams, and one for "
+                "keyspace notifications).", es.subscribers);
+    metrics_family(out, "tally_subscribers_cut_off_total", "counter",
+                   "Subscribers disconnected past "
+                   "--subscriber-output-limit, by protocol.");
+    for (int p = 0; p < CMD_PROTO_COUNT; p++)
+        buf_printf(out, "tally_subscribers_cut_off_total{proto=\"%s\"} %"
+                   PRIu64 "\n", cmd_proto_name((enum cmd_proto)p),
+                   es.cutoff[p]);
+}
+
 void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
                     const struct metrics_idem *idem)
 {
@@ -208,6 +236,7 @@ void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
                 "Bytes cut off a torn log tail at open.", st.torn_bytes);
 
     metrics_once(out, &st, idem);
+    metrics_events(out, ctx->events);
 
     metrics_u64(out, "tally_healthy", "gauge",
                 "1 while changes are accepted, 0 after a failed fsync or "

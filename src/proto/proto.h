@@ -44,6 +44,18 @@ struct proto_limits {
 struct cmd_ctx;
 struct cmd_session;
 
+/* How a front end sends bytes nobody asked for just now (pub/sub messages)
+ * on one of its connections: push(self, p, n) appends them after whatever
+ * the connection already has to send, and the daemon writes them without
+ * holding up anything else.  Returns 0, or -1 when the connection is past
+ * the daemon's subscriber output limit: the bytes were dropped, the
+ * connection is being closed, and the front end should push nothing more
+ * (conn_free still follows). */
+struct proto_push {
+    int (*push)(void *self, const void *p, size_t n);
+    void *self;
+};
+
 /* A stream front end, as the daemon sees it.  conn_new gets the front end's
  * own state for this listener (`front`: what the daemon made with that front
  * end's constructor, e.g. mc_front_new(); NULL for one that keeps none), the
@@ -53,7 +65,8 @@ struct cmd_session;
  * in[0, len) and returns the bytes it consumed: 0 means the request is not
  * complete yet (the daemon waits for more bytes).  A request that breaks the
  * protocol or a limit gets an error reply, PROTO_CLOSE, and len is returned.
- * A request that needs no reply (memcached noreply) appends nothing. */
+ * A request that needs no reply (memcached noreply) appends nothing.  A
+ * front end with subscribers also gets a struct proto_push (set_push). */
 struct proto_ops {
     const char *name; /* "resp", "memcache" */
     void *(*conn_new)(void *front, struct cmd_ctx *ctx, struct cmd_session *s,
@@ -61,6 +74,9 @@ struct proto_ops {
     void (*conn_free)(void *conn);
     size_t (*handle)(void *conn, const char *in, size_t len,
                      struct proto_out *out);
+    /* Optional (NULL: the front end never pushes): called once right after
+     * conn_new with the connection's push channel (copied). */
+    void (*set_push)(void *conn, const struct proto_push *push);
 };
 
 /* How a front end that is not a byte stream (HTTP) holds a response until

@@ -449,6 +449,8 @@ static void cmd_ping(struct resp_conn *c)
 {
     if (c->args.argc > 2)
         resp_err_arity(c, "ping");
+    else if (resp_pubsub_ping(c))
+        return;
     else if (c->args.argc == 2)
         resp_bulk(&c->out, c->args.argv[1], c->args.argl[1]);
     else
@@ -597,6 +599,16 @@ const struct resp_command resp_commands[] = {
     {"client", -2, 0, resp_cmd_client, "noscript loading stale", 0, 0, 0},
     {"command", -1, 0, resp_cmd_command, "loading stale", 0, 0, 0},
     {"info", -1, 0, resp_cmd_info, "loading stale", 0, 0, 0},
+    {"subscribe", -2, 0, resp_cmd_subscribe,
+     "pubsub noscript loading stale", 0, 0, 0},
+    {"psubscribe", -2, 0, resp_cmd_subscribe,
+     "pubsub noscript loading stale", 0, 0, 0},
+    {"unsubscribe", -1, 0, resp_cmd_subscribe,
+     "pubsub noscript loading stale", 0, 0, 0},
+    {"punsubscribe", -1, 0, resp_cmd_subscribe,
+     "pubsub noscript loading stale", 0, 0, 0},
+    {"publish", 3, 0, resp_cmd_publish, "pubsub loading stale fast", 0, 0, 0},
+    {"pubsub", -2, 0, resp_cmd_pubsub, "pubsub loading stale", 0, 0, 0},
     {"config", -2, 0, resp_cmd_config, "admin noscript loading stale", 0, 0,
      0},
     /* Transactions (resp_multi.c). */
@@ -698,7 +710,8 @@ void resp_dispatch(struct resp_conn *c)
     }
     c->s->last_cmd = cmd->name;
     c->s->last_sub = NULL;
-    if (resp_script_busy(c, cmd) || resp_multi_intercept(c, cmd))
+    if (resp_pubsub_allowed(c, cmd) != 0 || resp_script_busy(c, cmd) ||
+        resp_multi_intercept(c, cmd))
         return;
     cmd->fn(c);
 }
@@ -729,6 +742,7 @@ static void conn_free(void *conn)
     if (!c)
         return;
     cmd_session_end(c->ctx, c->s);
+    resp_pubsub_free(c);
     resp_args_free(&c->args);
     buf_free(&c->name);
     buf_free(&c->libname);
@@ -785,4 +799,10 @@ static size_t handle(void *conn, const char *in, size_t len,
     return (size_t)n;
 }
 
-const struct proto_ops resp_ops = {"resp", conn_new, conn_free, handle};
+static void set_push(void *conn, const struct proto_push *push)
+{
+    ((struct resp_conn *)conn)->push = *push;
+}
+
+const struct proto_ops resp_ops = {"resp", conn_new, conn_free, handle,
+                                   set_push};

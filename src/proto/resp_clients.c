@@ -25,7 +25,7 @@ void resp_session_sync(struct resp_conn *c)
 }
 
 /* One client's line, in Redis's field order (networking.c), with the fields
- * that mean something in tally: no Pub/Sub (sub, psub, ssub are 0), one
+ * that mean something in tally: no sharded Pub/Sub (ssub is 0), one
  * database, one user.  tally keeps one input and one growable reply buffer
  * per connection, no reply list: qbuf is the input not yet run, argv-mem 0
  * (arguments point into that input), obl the reply bytes not yet written
@@ -35,6 +35,9 @@ static void client_line(struct buf *t, const struct cmd_client *cl)
 {
     const struct cmd_session *s = cl->session;
     int64_t multi = cmd_multi_queued(s);
+    const char *flags = cmd_client_type_of(s) == CMD_CLIENT_PUBSUB ? "P"
+                        : multi >= 0                              ? "x"
+                                                                  : "N";
     char cmd[64];
 
     if (!s->last_cmd)
@@ -44,14 +47,14 @@ static void client_line(struct buf *t, const struct cmd_client *cl)
     else
         snprintf(cmd, sizeof cmd, "%s", s->last_cmd);
     buf_printf(t, "id=%llu addr=%s laddr=%s fd=%d name=%.*s age=%lld "
-                  "idle=%lld flags=%s db=0 sub=0 psub=0 ssub=0 multi=%lld "
+                  "idle=%lld flags=%s db=0 sub=%zu psub=%zu ssub=0 multi=%lld "
                   "qbuf=%llu qbuf-free=%llu argv-mem=0 obl=%llu oll=0 "
                   "omem=%llu tot-mem=%llu events=%s cmd=%s user=default "
                   "redir=-1 resp=%d lib-name=%.*s lib-ver=%.*s\n",
                (unsigned long long)s->id, cl->addr, cl->laddr, cl->fd,
                (int)s->namelen, s->name ? s->name : "", (long long)cl->age_s,
-               (long long)cl->idle_s, multi >= 0 ? "x" : "N",
-               (long long)multi, (unsigned long long)cl->qbuf,
+               (long long)cl->idle_s, flags, cmd_client_subs(s, 0),
+               cmd_client_subs(s, 1), (long long)multi, (unsigned long long)cl->qbuf,
                (unsigned long long)cl->qbuf_free, (unsigned long long)cl->obl,
                (unsigned long long)cl->omem, (unsigned long long)cl->tot_mem,
                cl->events ? cl->events : "", cmd, s->resp,
@@ -72,7 +75,8 @@ static int list_one(void *arg, const struct cmd_client *cl)
     struct list *l = arg;
     int want = !l->ids && !l->only;
 
-    if (cl->killed || l->type == CMD_CLIENT_NONE)
+    if (cl->killed ||
+        (l->type != CMD_CLIENT_ANY && l->type != cmd_client_type_of(cl->session)))
         return 0;
     for (size_t i = 0; i < l->nids; i++)
         want |= l->ids[i] == cl->session->id;

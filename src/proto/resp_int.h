@@ -98,6 +98,12 @@ struct resp_conn {
     int64_t *nums;
     unsigned char *founds;
     struct buf tmp;               /* SCAN/KEYS items, INFO text */
+    /* Pub/sub (resp_pubsub.c): the broker's client once the connection
+     * subscribed to anything, and how messages reach the socket. */
+    struct pubsub_client *sub;
+    struct proto_push push;
+    int push_failed;              /* push said the connection is closing */
+    struct buf msg;               /* one message being encoded */
 };
 
 /* A command handler: c->args holds the request (argv[0] is the name). */
@@ -218,6 +224,17 @@ void resp_session_sync(struct resp_conn *c);
 void resp_cmd_command(struct resp_conn *c);
 void resp_cmd_info(struct resp_conn *c);
 void resp_cmd_config(struct resp_conn *c);
+
+/* Pub/sub (resp_pubsub.c).  SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE and
+ * PUNSUBSCRIBE share one handler. */
+void resp_cmd_subscribe(struct resp_conn *c);
+void resp_cmd_publish(struct resp_conn *c);
+void resp_cmd_pubsub(struct resp_conn *c);
+/* RESP2 subscriber mode: 0 if cmd may run now, else -1 after the error. */
+int resp_pubsub_allowed(struct resp_conn *c, const struct resp_command *cmd);
+/* PING's reply in RESP2 subscriber mode; 0 if not in that mode. */
+int resp_pubsub_ping(struct resp_conn *c);
+void resp_pubsub_free(struct resp_conn *c);
 
 /* Run AUTH's check through the command layer for HELLO and AUTH.  user may
  * be NULL (the one-argument form).  Returns 0 when authenticated; otherwise

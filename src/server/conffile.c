@@ -19,10 +19,12 @@
  * know which element came from which line.
  *
  * Which settings may change at run time (CONFIG SET, SIGHUP) is the table
- * `runtime` below: log-level and maxclients.  Everything else is read once
+ * `runtime` below: log-level, maxclients and notify-keyspace-events.  Everything else is read once
  * at start (ports, directory, fsync policy, password, ...) and refused.
  */
 #include "server.h"
+
+#include "pubsub.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -404,6 +406,13 @@ static void effective(const struct conf *c, const char *name,
         join(c->cors_origins, c->ncors, out, n);
     else if (!strcmp(name, "http-allowed-host"))
         join(c->allowed_hosts, c->nhosts, out, n);
+    else if (!strcmp(name, "events-window"))
+        snprintf(out, n, "%llu", (unsigned long long)c->events_window);
+    else if (!strcmp(name, "subscriber-output-limit"))
+        snprintf(out, n, "%llu", (unsigned long long)c->sub_limit);
+    else if (!strcmp(name, "events-keepalive"))
+        snprintf(out, n, "%d",
+                 (c->keepalive_ms ? c->keepalive_ms : 15000) / 1000);
     else
         /* DEBT: a flag without a case here shows the value it was given, or
          * "" for its default; a case that formats its field removes that. */
@@ -420,7 +429,11 @@ static const char *config_get(void *self, size_t i, char *out, size_t n)
         if (not_a_setting(opts[k].name))
             continue;
         if (i-- == 0) {
-            effective(&srv->conf, opts[k].name, srv->conf.file->given[k], out, n);
+            if (!strcmp(opts[k].name, "notify-keyspace-events") && n >= 32)
+                pubsub_notify_string(srv->pubsub, out); /* as Redis says it */
+            else
+                effective(&srv->conf, opts[k].name, srv->conf.file->given[k],
+                          out, n);
             return opts[k].name;
         }
     }
@@ -440,13 +453,18 @@ static int apply(struct server *srv, const char *name, const struct conf *from)
         /* Clients over a lowered limit stay; new ones are refused. */
         srv->conf.maxclients = from->maxclients;
         srv->info.maxclients = from->maxclients;
+    } else if (!strcmp(name, "notify-keyspace-events")) {
+        /* The letters were checked by conf_parse. */
+        const char *v = from->notify ? from->notify : "";
+        pubsub_set_notify(srv->pubsub, v, strlen(v));
     } else {
         return -1;
     }
     return 0;
 }
 
-static const char *const runtime[] = {"log-level", "maxclients"};
+static const char *const runtime[] = {"log-level", "maxclients",
+                                      "notify-keyspace-events"};
 
 static int is_runtime(const char *name)
 {

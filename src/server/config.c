@@ -7,6 +7,8 @@
  * the same option table, so every flag works there with no code of its own.
  */
 #include "server.h"
+
+#include "pubsub.h"
 #include "version.h"
 
 #include <errno.h>
@@ -70,6 +72,15 @@ static const char usage[] =
     "                         OpenSSL's)\n"
     "  --busy-reply-threshold MS  while a script runs longer, other clients\n"
     "                         get -BUSY and SCRIPT KILL is taken (default 5000)\n"
+    "  --events-window N      change events kept for SSE clients that reconnect\n"
+    "                         with Last-Event-ID (default 65536; 0 = none)\n"
+    "  --notify-keyspace-events CLASSES\n"
+    "                         Redis keyspace notifications over pub/sub, with\n"
+    "                         Redis's class letters, e.g. KEA (default: off)\n"
+    "  --subscriber-output-limit N\n"
+    "                         unsent bytes a pub/sub or SSE subscriber may have\n"
+    "                         before it is disconnected (default 8388608)\n"
+    "  --events-keepalive S   seconds between SSE keep-alive comments (default 15)\n"
     "  --help, --version\n"
     "\n"
     "SIGTERM or SIGINT: stop accepting, answer requests in flight, sync, exit 0.\n"
@@ -82,7 +93,8 @@ enum {
     OPT_SNAPMIN, OPT_ONCE_TTL, OPT_SPIN, OPT_CORS, OPT_HOSTS, OPT_TLS_PORT,
     OPT_HTTPS_PORT, OPT_MC_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
     OPT_TLS_CADIR, OPT_TLS_AUTH, OPT_TLS_PROTOS, OPT_TLS_CIPHERS, OPT_CONFIG,
-    OPT_BUSY, OPT_HELP, OPT_VERSION
+    OPT_BUSY, OPT_EVWINDOW, OPT_NOTIFY, OPT_SUBLIMIT, OPT_KEEPALIVE,
+    OPT_HELP, OPT_VERSION
 };
 
 static const struct option options[] = {
@@ -114,6 +126,10 @@ static const struct option options[] = {
     {"tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"busy-reply-threshold", required_argument, NULL, OPT_BUSY},
+    {"events-window", required_argument, NULL, OPT_EVWINDOW},
+    {"notify-keyspace-events", required_argument, NULL, OPT_NOTIFY},
+    {"subscriber-output-limit", required_argument, NULL, OPT_SUBLIMIT},
+    {"events-keepalive", required_argument, NULL, OPT_KEEPALIVE},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -348,6 +364,8 @@ static int parse_flags(struct conf *c, int argc, char **argv, char *err)
     c->spin = 1;
     c->tls_auth = CONF_TLS_AUTH_YES; /* as Redis's tls-auth-clients */
     c->tls_protocols = "TLSv1.2 TLSv1.3";
+    c->events_window = 65536;
+    c->sub_limit = 8 * 1024 * 1024;
 
     /* From here on argc/argv are the file's settings, then the command's. */
     if (conffile_expand(c, argc, argv, err) < 0)
@@ -470,6 +488,24 @@ static int parse_flags(struct conf *c, int argc, char **argv, char *err)
         case OPT_CONFIG:
             if (conffile_check_arg(c, optarg, err) < 0)
                 return -1;
+            break;
+        case OPT_EVWINDOW:
+            if (parse_u64(optarg, 0, 16 * 1024 * 1024, &c->events_window) < 0)
+                goto bad_value;
+            break;
+        case OPT_NOTIFY:
+            if (pubsub_notify_valid(optarg, strlen(optarg)) < 0)
+                goto bad_value;
+            c->notify = optarg;
+            break;
+        case OPT_SUBLIMIT:
+            if (parse_u64(optarg, 1024, UINT64_MAX / 2, &c->sub_limit) < 0)
+                goto bad_value;
+            break;
+        case OPT_KEEPALIVE:
+            if (parse_u64(optarg, 1, 3600, &v) < 0)
+                goto bad_value;
+            c->keepalive_ms = (int)v * 1000;
             break;
         case OPT_HELP:
             fputs(usage, stdout);

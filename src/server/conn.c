@@ -465,6 +465,10 @@ static void conn_new(struct listener *ln, int fd, const struct sockaddr *sa)
         abort();
     }
     c->proto = ln->ops->conn_new(ln->front, &srv->cmd, &c->session, &srv->limits, c->peer);
+    if (ln->ops->set_push) {
+        struct proto_push push = conn_push_for(c);
+        ln->ops->set_push(c->proto, &push);
+    }
     c->next = srv->conns;
     if (srv->conns)
         srv->conns->prev = c;

@@ -65,6 +65,8 @@ int fronts_start(struct server *srv, char *err)
             .https_port = c->https_port,
             .bevcb = tls_http_bev,
             .bevcb_arg = srv,
+            .sub_limit = c->sub_limit,
+            .keepalive_ms = c->keepalive_ms,
         };
         srv->http = http_front_new(srv->base, &srv->cmd, &srv->waiter, c->bind,
                                    c->http_port, &ho, err);

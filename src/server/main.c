@@ -13,6 +13,9 @@
 #include "version.h"
 #include "script.h"
 
+#include "events.h"
+#include "pubsub.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -174,6 +177,16 @@ static void raise_nofile(struct server *srv)
              (unsigned long long)srv->conf.maxclients);
 }
 
+/* tally_options.expired: an "expired" change event (nothing before the
+ * command layer's hub exists: recovery). */
+static void on_expired(void *arg, const void *key, size_t klen,
+                       tally_ticket t)
+{
+    struct server *srv = arg;
+
+    cmd_note_expired(&srv->cmd, key, klen, t);
+}
+
 static int open_db(struct server *srv)
 {
     tally_options opts;
@@ -182,6 +195,8 @@ static int open_db(struct server *srv)
     opts.spin_us = srv->conf.spin ? SRV_SPIN_SYNC_US : 0;
     opts.log = slog_engine;
     opts.log_ctx = &srv->log;
+    opts.expired = on_expired;
+    opts.expired_ctx = srv;
     if (srv->conf.snapshot_min_log)
         opts.snapshot_min_log = srv->conf.snapshot_min_log;
     if (srv->conf.once_ttl_ms)
@@ -321,6 +336,10 @@ static void teardown(struct server *srv)
     conn_close_all(srv);
     conn_listeners_close(srv);
     fronts_stop(srv);
+    pubsub_free(srv->pubsub);
+    srv->pubsub = NULL;
+    events_free(srv->events);
+    srv->events = NULL;
     free_event(&srv->notify_ev);
     free_event(&srv->tick_ev);
     free_event(&srv->house_ev);
@@ -379,6 +398,13 @@ int main(int argc, char **argv)
     srv->cmd.busy_arg = srv;
     srv->cmd.log = slog_engine;
     srv->cmd.log_ctx = &srv->log;
+    srv->events = events_new(srv->conf.events_window);
+    srv->pubsub = pubsub_new(srv->events);
+    srv->cmd.events = srv->events;
+    srv->cmd.pubsub = srv->pubsub;
+    if (srv->conf.notify) /* checked by conf_parse */
+        pubsub_set_notify(srv->pubsub, srv->conf.notify,
+                          strlen(srv->conf.notify));
 
     if (setup_loop(srv) < 0)
         goto close_db;
@@ -403,6 +429,9 @@ int main(int argc, char **argv)
             goto close_db;
         }
         conn_run(srv);
+        /* Events whose ticket was durable when they were recorded (an
+         * expiry found by a read or by tally_step) wait for no sync. */
+        events_release(srv->events, srv->outbox.durable, 0);
         if (!srv->nrunq && !srv->corked)
             poll_durable(srv);
     }

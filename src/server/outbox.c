@@ -27,6 +27,8 @@
  */
 #include "server.h"
 
+#include "events.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +257,8 @@ void outbox_release(struct server *srv)
         struct owait w = heap_pop(ob);
         w.fn(w.arg, w.ticket <= ob->durable ? TALLY_OK : TALLY_EFAILED);
     }
+    /* Change events follow the same rule as replies (src/cmd/events.h). */
+    events_release(srv->events, ob->durable, failed);
 }
 
 void outbox_on_notify(evutil_socket_t fd, short what, void *arg)

@@ -92,6 +92,10 @@ struct conf {
     char **argv;
     struct conffile *file;     /* --config's settings and what was given;
                                   owned (conffile.c) */
+    uint64_t events_window;    /* --events-window: events kept for resume */
+    const char *notify;        /* --notify-keyspace-events (borrowed) */
+    uint64_t sub_limit;        /* --subscriber-output-limit, bytes */
+    int keepalive_ms;          /* --events-keepalive, SSE comments */
 };
 
 /* Parse argv into *c.  Returns 0 to run, 1 if --help or --version was printed
@@ -228,6 +232,14 @@ void conn_close_all(struct server *srv);
  * (cmd.h "Connected clients"), and point srv->info.clients at it. */
 void conn_clients_serve(struct server *srv);
 
+/* ---- Pushing to subscribers (push.c) ----------------------------------- */
+
+/* The struct proto_push a stream connection's front end gets: appends to
+ * c->out and has it written on the next loop pass; past
+ * conf.sub_limit unsent bytes the connection is cut off (counted in the
+ * event hub's statistics for /metrics). */
+struct proto_push conn_push_for(struct conn *c);
+
 /* ---- The durability hold (outbox.c) -------------------------------------- */
 
 struct owait {                 /* an HTTP response waiting for durability */
@@ -335,6 +347,8 @@ struct server {
     struct cmd_config config;  /* CONFIG GET/SET (conffile.c) */
     struct cmd_clients clients; /* CLIENT LIST/KILL (conn.c) */
     struct outbox outbox;
+    struct events *events;     /* the change-event hub (src/cmd/events.h) */
+    struct pubsub *pubsub;     /* pub/sub and keyspace notifications */
     struct conn *conns;        /* every open stream connection */
     struct conn *runq, *runq_tail; /* connections with input to run */
     size_t nrunq;

@@ -223,11 +223,28 @@ def test_bad_percent_encoding_is_400(tallyd, path):
     assert_problem(raw_request(tallyd, method, path), 400, "bad-request")
 
 
-@pytest.mark.parametrize("path", ["/", "/v1", "/v1/counters/", "/v1/counter/x",
+@pytest.mark.parametrize("path", ["/ui/", "/ui/nope.js", "/v1",
+                                  "/v1/counters/", "/v1/counter/x",
                                   "/v1/counters/a/b", "/v1/counters/a/inc",
-                                  "/v1/counters/a/increment/x", "/nope"])
+                                  "/v1/counters/a/increment/x", "/nope",
+                                  "/v1/events/x"])
 def test_unknown_paths_are_404(tallyd, s, path):
     assert_problem(s.get(tallyd.url + path, timeout=TIMEOUT), 404, "no-route")
+
+
+def test_root_is_the_dashboard_with_its_files(tallyd, s):
+    r = s.get(tallyd.url + "/", timeout=TIMEOUT)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/html")
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    for path, ctype in (("/ui/app.js", "text/javascript"),
+                        ("/ui/app.css", "text/css")):
+        r = s.get(tallyd.url + path, timeout=TIMEOUT)
+        assert r.status_code == 200 and r.text, path
+        assert r.headers["Content-Type"].startswith(ctype), path
+        # No request leaves the server: nothing names another origin.
+    page = s.get(tallyd.url + "/", timeout=TIMEOUT).text
+    assert "http://" not in page and "https://" not in page
 
 
 @pytest.mark.parametrize("method,path,allow", [

@@ -124,6 +124,10 @@ EXPECTED = {
     "tally_once_bytes": "gauge",
     "tally_once_replays_total": "counter",
     "tally_http_idempotency_requests_total": "counter",
+    "tally_events_released_total": "counter",
+    "tally_events_dropped_total": "counter",
+    "tally_events_subscribers": "gauge",
+    "tally_subscribers_cut_off_total": "counter",
 }
 
 

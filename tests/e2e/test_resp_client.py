@@ -81,11 +81,17 @@ def test_client_id_setname_getname(tallyd):
 
 
 def wait_closed(sock, timeout=5):
+    """Read (and drop) what is left until the server closes: True, or
+    False if it does not within timeout."""
     sock.settimeout(timeout)
     try:
-        return sock.recv(1) == b""
+        while sock.recv(65536):
+            pass
+        return True
     except ConnectionResetError:
         return True
+    except socket.timeout:
+        return False
 
 
 def test_client_kill_by_id_closes_the_other(tallyd):
@@ -187,3 +193,17 @@ def test_client_list_fields_match_redis(tallyd, real_redis):
 def test_client_errors_match_redis(tallyd, real_redis, cmd):
     with real_redis.raw() as ref, tallyd.raw() as t:
         assert t.cmd(*cmd) == ref.cmd(*cmd)
+
+
+def test_client_list_pubsub_type(tallyd):
+    r = tallyd.redis()
+    with tallyd.raw() as t:
+        t.cmd("CLIENT", "SETNAME", "sub")
+        t.cmd("SUBSCRIBE", "ch1", "ch2")
+        t.cmd("PSUBSCRIBE", "p*")
+        (s,) = by_name(r, "sub")
+        assert (s["flags"], s["sub"], s["psub"]) == ("P", "2", "1")
+        assert [c["name"] for c in r.client_list(_type="pubsub")] == ["sub"]
+        assert "sub" not in [c["name"] for c in r.client_list(_type="normal")]
+        assert r.client_kill_filter(_type="pubsub") == 1
+        assert wait_closed(t.sock)
