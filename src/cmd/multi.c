@@ -200,6 +200,11 @@ int cmd_in_multi(const struct cmd_session *s)
     return s->multi && s->multi->active;
 }
 
+int64_t cmd_multi_queued(const struct cmd_session *s)
+{
+    return cmd_in_multi(s) ? (int64_t)s->multi->nqueued : -1;
+}
+
 enum cmd_status cmd_multi(struct cmd_ctx *ctx, struct cmd_session *s)
 {
     struct cmd_multi *m;

@@ -713,6 +713,8 @@ void resp_dispatch(struct resp_conn *c)
         resp_multi_flag(c);
         return;
     }
+    c->s->last_cmd = cmd->name;
+    c->s->last_sub = NULL;
     if (resp_pubsub_allowed(c, cmd) != 0 || resp_script_busy(c, cmd) ||
         resp_multi_intercept(c, cmd))
         return;
@@ -730,6 +732,7 @@ static void *conn_new(void *front, struct cmd_ctx *ctx, struct cmd_session *s,
     c->lim = *lim;
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
     c->created_unix = (int64_t)time(NULL);
+    resp_session_sync(c);
     c->keys = xcalloc(n, sizeof *c->keys);
     c->klens = xcalloc(n, sizeof *c->klens);
     c->nums = xcalloc(n, sizeof *c->nums);

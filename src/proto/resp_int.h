@@ -217,6 +217,13 @@ void resp_err_expire(struct resp_conn *c);
 /* The connection and server commands (resp_admin.c). */
 void resp_cmd_hello(struct resp_conn *c);
 void resp_cmd_client(struct resp_conn *c);
+/* CLIENT LIST, INFO and KILL (resp_clients.c). */
+void resp_client_list(struct resp_conn *c);
+void resp_client_info(struct resp_conn *c);
+void resp_client_kill(struct resp_conn *c);
+/* Copy the connection's name, library and protocol into its session, where
+ * CLIENT LIST reads them. */
+void resp_session_sync(struct resp_conn *c);
 void resp_cmd_command(struct resp_conn *c);
 void resp_cmd_info(struct resp_conn *c);
 void resp_cmd_config(struct resp_conn *c);

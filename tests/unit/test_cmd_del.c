@@ -63,7 +63,7 @@ static enum cmd_status del_keys(tally *db, int n, struct cmd_res *res)
     static const char *keys[NDEL];
     static size_t klens[NDEL];
     struct cmd_ctx ctx;
-    struct cmd_session s = {1, CMD_PROTO_RESP, 0, NULL};
+    struct cmd_session s = {.id = 1, .proto = CMD_PROTO_RESP};
     for (int i = 0; i < n; i++) {
         del_key(names[i], i);
         keys[i] = names[i];

@@ -526,7 +526,7 @@ static void test_admin_commands(void **state)
     EXPECT(f, "client\r\n",
            "-ERR wrong number of arguments for 'client' command\r\n");
     r = send(f, "client info\r\n");
-    assert_non_null(strstr(r, "id=42 addr=127.0.0.1:5555 name=app "));
+    assert_non_null(strstr(r, "id=42 addr=127.0.0.1:5555 laddr= fd=-1 name=app "));
     assert_non_null(strstr(r, "lib-name=redis-py lib-ver=5.0.1\n\r\n"));
 
     EXPECT(f, "config get save\r\n", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
