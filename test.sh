@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Install what is missing, build, and run every test:
 #   1. unit and crash tests (cmocka, ctest) on the normal -Werror build;
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Install the Debian 12 packages tally needs that this machine lacks.
 #   scripts/deps.sh build   - what building needs
 #   scripts/deps.sh test    - that, plus what the tests and benchmarks use

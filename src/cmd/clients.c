@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * clients.c - CLIENT LIST and CLIENT KILL's meaning, for any front end: the
  * client types Redis names, the filters of CLIENT KILL, and the walk over the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cmd.c - the command layer (cmd.h): what every counter operation means,
  * whichever front end asked.  It checks authentication and limits, runs the

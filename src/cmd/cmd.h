@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cmd.h - the command layer: what each counter command means, whatever the
  * protocol.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * multi.c - transactions for every front end (cmd.h "Transactions"):
  * MULTI's queue, EXEC's rules, DISCARD, WATCH/UNWATCH and the per-key

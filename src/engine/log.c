@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * log.c - the write path to the log: space reservation and record hand-over
  * on the loop thread, and the sync thread that writes, syncs and publishes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * recover.c - turning a data directory back into a table: the LOCK file,
  * recovery at open, and the offline tools tally_check (verify, change

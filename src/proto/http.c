@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http.c - the HTTP/JSON front end: its life cycle on libevent's evhttp and
  * the daemon's event loop, routing, bearer-token authentication, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http_counter.c - the counter endpoints of the HTTP front end:
  * GET/HEAD/PUT/DELETE /v1/counters/{key}, POST .../increment,

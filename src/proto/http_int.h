@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http_int.h - what the three files of the HTTP front end share; nothing
  * here is seen outside src/proto/http*.c (the daemon sees http.h only).

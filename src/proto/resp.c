@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp.c - the Redis protocol front end (resp.h): per-connection state, the
  * command table, dispatch, and the commands that map onto the command layer

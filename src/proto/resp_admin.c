@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_admin.c - the RESP connection and server commands that have no
  * counter behind them: HELLO, CLIENT, COMMAND, INFO and CONFIG.  They

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_clients.c - CLIENT LIST, CLIENT KILL and CLIENT INFO: Redis 7's
  * syntax, errors and "key=value ..." lines over the connections the daemon

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_expire.c - the RESP commands that set, show or take an expiry: SET
  * (and GETSET, SET.ONCE) with EX/PX/EXAT/PXAT/KEEPTTL, the expiry options

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_int.h - what the files of the RESP front end share among themselves
  * (resp.c: connections, dispatch and the counter commands; resp_parse.c:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_pubsub.c - RESP's publish/subscribe commands: SUBSCRIBE, PSUBSCRIBE,
  * UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB CHANNELS/NUMSUB/NUMPAT, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * conn.c - listeners and stream connections for any struct proto_ops (RESP,
  * memcached): accept, read, hand bytes to the front end, write replies.

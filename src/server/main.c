@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * main.c - tallyd's lifecycle: parse flags, open (and recover) the database,
  * start the event loop with its listeners, timers and signal handlers, say

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * server.h - the daemon's one process-wide struct and the functions its files
  * share.  tallyd is split by job: config.c (flags), log.c (stderr lines),

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """CLIENT LIST, CLIENT KILL, CLIENT ID/INFO/SETNAME/GETNAME (issue 10):
 the connection registry of tallyd as redis-py sees it, and the shape of the
 lines beside a real redis-server's.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Exactly-once changes that carry an expiry, over RESP (issue 9):
 INCRBY.ONCE / DECRBY.ONCE key n id [EX s|PX ms|EXAT t|PXAT t] [NX] and
 SET.ONCE key n id [EX|PX|EXAT|PXAT|KEEPTTL].

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_codec.c - libFuzzer target: the engine's record and header decoder
  * (codec_decode(), codec_batch_next_idem() and codec_header_check() in

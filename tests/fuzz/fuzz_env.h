@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_env.h - what the libFuzzer targets in tests/fuzz/ share: a fresh,
  * flat data directory per input (on tmpfs when there is one, so that the

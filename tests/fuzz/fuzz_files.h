@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_files.h - reading the engine's own files in the targets that see
  * its internals (fuzz_recover.c) and in gen_corpus.c, which cuts the files

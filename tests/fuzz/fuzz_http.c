@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_http.c - libFuzzer target: the HTTP front end's request parsing
  * (src/proto/http_counter.c through http_int.h): percent-decoding of a key's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_memcache.c - libFuzzer target: the memcached front end, classic and
  * meta commands (src/proto/memcache*.c through mc_ops.handle(), the command

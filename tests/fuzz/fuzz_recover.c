@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_recover.c - libFuzzer target: recovery (tally_open over src/engine/
  * recover.c, codec.c, db.c, once.c) opening a data directory built from the

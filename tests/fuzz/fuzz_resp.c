@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_resp.c - libFuzzer target: the whole RESP front end (src/proto/resp*.c
  * through resp_ops.handle(), the command layer and a real engine in a fresh

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_resp_parse.c - libFuzzer target: the RESP tokenizer alone
  * (resp_parse() in src/proto/resp_parse.c), over a pipeline of requests.

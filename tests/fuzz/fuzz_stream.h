@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fuzz_stream.h - drives a stream front end (struct proto_ops, proto.h) the
  * way src/server/conn.c does, for fuzz_resp.c and fuzz_memcache.c: a real

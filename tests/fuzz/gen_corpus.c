@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * gen_corpus.c - writes the seed corpora of tests/fuzz/corpus/<target>/:
  * log and snapshot files the engine itself wrote (for fuzz_codec and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Build the libFuzzer targets with clang into build/fuzz and run each for
 # TALLY_FUZZ_SECONDS (default 60), TALLY_FUZZ_JOBS (default 2) at a time, on
 # a copy of its checked-in corpus (tests/fuzz/corpus/<target>/ is never

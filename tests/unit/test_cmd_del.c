@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_cmd_del.c - a multi-key DEL through the command layer is one atomic
  * change: all of its deletes happen or none does, whether the disk is full

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_cmd_multi.c - transactions in the command layer (multi.c), with no
  * front end: the queued "requests" are indexes into a table of cmd_reqs

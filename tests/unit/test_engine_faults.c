@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_faults.c - the engine under resource faults: a full disk
  * (emulated with RLIMIT_FSIZE in a forked child, which works without

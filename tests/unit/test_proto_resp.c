@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_proto_resp.c - the Redis protocol front end (src/proto/resp*.c)
  * driven through resp_ops.handle() over a real engine in a temporary
