@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Build everything into build/ (installing missing Debian packages first) and
 # start tallyd on ./data in the foreground.  Extra arguments go to tallyd,
 # e.g. ./run.sh --port 7400 --fsync everysec

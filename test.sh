@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Install what is missing, build, and run every test:
 #   1. unit and crash tests (cmocka, ctest) on the normal -Werror build;
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the engine's tests under ThreadSanitizer (the engine syncs on a thread);
-#   4. black-box tests (pytest) against the real tallyd with real clients.
-# TALLY_CRASH_KILLS sets how many SIGKILLs the crash test deals (default 200).
+#   4. the unit tests on a gcc Release build (-O3, as distributions build);
+#   5. the unit tests on a clang build under ASan+UBSan (clang warns, and
+#      checks, what gcc does not);
+#   6. black-box tests (pytest) against the real tallyd with real clients;
+#   7. the libFuzzer targets, TALLY_FUZZ_SECONDS (default 60) each
+#      (tests/fuzz/run.sh; tests/fuzz/README.md).
+# TALLY_CRASH_KILLS sets how many SIGKILLs the crash test deals (default 200;
+# fewer on the extra builds).
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/deps.sh test
@@ -29,6 +36,17 @@ echo "== engine tests under TSan"
 build build/tsan -DTALLY_TSAN=ON
 (cd build/tsan && TALLY_CRASH_KILLS=20 ctest --output-on-failure -j"$jobs" -L engine)
 
+echo "== unit tests on a gcc Release build"
+build build/release -DCMAKE_BUILD_TYPE=Release
+(cd build/release && TALLY_CRASH_KILLS=${TALLY_CRASH_KILLS_EXTRA:-20} ctest --output-on-failure -j"$jobs")
+
+echo "== unit tests on a clang build under ASan+UBSan"
+build build/clang -DCMAKE_C_COMPILER=clang -DTALLY_SANITIZE=ON
+(cd build/clang && TALLY_CRASH_KILLS=${TALLY_CRASH_KILLS_EXTRA:-20} ctest --output-on-failure -j"$jobs")
+
 echo "== black-box tests"
 TALLYD=$PWD/build/tallyd TALLY_CLI=$PWD/build/tally \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
+
+echo "== fuzzing, ${TALLY_FUZZ_SECONDS:-60} s per target"
+tests/fuzz/run.sh

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_engine.c - libtally's numbers, printed as a table:
  *   1. blocking incr under the default policy (always: each call waits for

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_expire.c - what expiry costs in libtally, printed as tables:
  *   1. memory per counter without and with an expiry, for 14- and 16-byte

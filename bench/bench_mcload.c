@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_mcload.c - a memcached text-protocol load generator: N connections,
  * each keeping P requests in flight (P = 1: request, wait, repeat), sending

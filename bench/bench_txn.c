@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_txn.c - a RESP load generator for transactions and scripts: N
  * connections, each with one request in flight, for a fixed time.  A

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * bench_util.h - what the engine benchmarks (bench_*.c) share: a monotonic
  * clock, opening a database or exiting, checking a result or exiting, the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-3-Clause
 """events_sse.py - what change streams cost writers, and how soon an event
 follows durability.
 

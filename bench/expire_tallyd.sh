@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # expire_tallyd.sh - what active expiry costs a running tallyd: 1,000,000
 # counters loaded with `SET k v PX t` (t random in 5-10 s, via redis-cli
 # --pipe), then

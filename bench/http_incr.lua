@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: BSD-3-Clause
 -- http_incr.lua - wrk script for bench/http_wrk.sh: every request is
 -- POST /v1/counters/bench:<n>/increment with n random in [1, KEYS] (env,
 -- default 100000) and an empty body (by 1).  TOKEN (env), if set, is sent as

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # http_wrk.sh - the HTTP front end under load: wrk drives
 # POST /v1/counters/bench:<random>/increment (bench/http_incr.lua) against a
 # tallyd this script starts, at 1 and at 50 connections, and prints

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # shellcheck shell=bash
 # bench/lib.sh - what the bench scripts (resp_vs_redis.sh,
 # memcache_vs_memcached.sh, http_wrk.sh) share; sourced right after their

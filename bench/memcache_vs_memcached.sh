@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # memcache_vs_memcached.sh - tallyd's memcached port against a real memcached,
 # same load, same run, printed as one table.
 #

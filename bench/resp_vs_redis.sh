@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # resp_vs_redis.sh - tallyd against redis-server with the same durability,
 # driven by redis-benchmark over RESP, printed as one table per fsync policy.
 #

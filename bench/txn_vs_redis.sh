@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # txn_vs_redis.sh - transactions and scripts, tallyd against redis-server
 # with the same durability (fsync always), in the same run.
 #

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * counter.c - the smallest use of libtally: open a data directory, add to
  * one counter, print its new value.  Uses the blocking API (NULL tickets),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * tally.h - durable named counters, as an embeddable C library (libtally).
  *

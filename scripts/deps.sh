@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Install the Debian 12 packages tally needs that this machine lacks.
 #   scripts/deps.sh build   - what building needs
 #   scripts/deps.sh test    - that, plus what the tests and benchmarks use
@@ -7,9 +8,12 @@ set -euo pipefail
 
 build_pkgs=(gcc libc6-dev make cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev
             libssl-dev scdoc liblua5.1-0-dev)
+# clang builds the second compiler's stage and the libFuzzer targets; the
+# fuzzer and sanitizer runtimes are only recommended by clang, and llvm
+# brings llvm-symbolizer for readable sanitizer reports.
 test_pkgs=(python3 python3-pytest python3-redis python3-requests python3-pymemcache python3-yaml
            redis-server redis-tools memcached wrk chromium chromium-driver python3-selenium
-           systemd openssl curl)
+           systemd openssl curl clang libclang-rt-14-dev llvm)
 
 want=("${build_pkgs[@]}")
 [[ ${1:-build} == test ]] && want+=("${test_pkgs[@]}")

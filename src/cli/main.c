@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * main.c - `tally`'s entry point: global options, the environment, usage
  * text and the table of subcommands.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * offline.c - the tools that work on a stopped server's data directory with
  * libtally directly: check, dump, restore and repair.

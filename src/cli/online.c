@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * online.c - the commands that talk to a running tallyd over the Redis
  * protocol, with hiredis: get, incr, decr, set, del, list, info, ping.

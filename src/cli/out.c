@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * out.c - how `tally` prints keys and counters, and reads keys back.
  *

@@ -94,7 +94,8 @@ fail:
 redisReply *cli_tls_call(SSL *ssl, redisContext *c, int argc, const char **argv,
                          const size_t *lens)
 {
-    char *cmd = NULL, buf[16 * 1024], why[256];
+    /* why is what c->errstr holds: a longer reason would be cut anyway. */
+    char *cmd = NULL, buf[16 * 1024], why[sizeof c->errstr];
     int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
     void *reply = NULL;
 

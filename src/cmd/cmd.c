@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cmd.c - the command layer (cmd.h): what every counter operation means,
  * whichever front end asked.  It checks authentication and limits, runs the
@@ -629,8 +630,16 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
         res->found = rc == TALLY_OK;
         break;
     case CMD_SET:
-        if (req->flags & ~(unsigned)(CMD_F_PX | CMD_F_PXAT))
+        if ((req->flags & ~(unsigned)(CMD_F_PX | CMD_F_PXAT | CMD_F_KEEPTTL)) ||
+            ((req->flags & CMD_F_KEEPTTL) && has_expire(req)))
             return CMD_ERR_ARGS;
+        /* KEEPTTL as do_set: the read and the write on one handle. */
+        if (req->flags & CMD_F_KEEPTTL) {
+            st = get_one(ctx, req->key, req->klen, res);
+            if (st != CMD_OK && st != CMD_NOTFOUND)
+                return st;
+            x = res->expire_at;
+        }
         rc = tally_setx_once(ctx->db, &once, req->key, req->klen, req->num, x,
                              &res->replayed, &t);
         break;

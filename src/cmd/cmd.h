@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cmd.h - the command layer: what each counter command means, whatever the
  * protocol.
@@ -188,7 +189,90 @@ struct cmd_serverinfo {
     const char *version;
     const char *git_rev;       /* the build's git revision, or "unknown" */
     const struct cmd_config *config; /* CONFIG GET/SET, or NULL */
+    const struct cmd_clients *clients; /* CLIENT LIST/KILL, or NULL */
 };
+
+/* ---- Connected clients (clients.c) -------------------------------------
+ *
+ * The daemon owns the connections; the command layer sees them only
+ * through this provider (cmd_serverinfo.clients), so CLIENT LIST and
+ * CLIENT KILL work without knowing how a connection is kept.  Only stream
+ * connections (RESP, memcached) are clients: an HTTP request is not one. */
+
+/* One connection as CLIENT LIST shows it; every pointer is borrowed for the
+ * duration of the callback. */
+struct cmd_client {
+    const struct cmd_session *session; /* id, name, last command, ... */
+    const char *addr;         /* peer "ip:port" */
+    const char *laddr;        /* local "ip:port" */
+    int fd;
+    int64_t age_s;            /* since it connected */
+    int64_t idle_s;           /* since its last request */
+    uint64_t qbuf;            /* input bytes buffered, not yet run */
+    uint64_t qbuf_free;       /* room left in the input buffer */
+    uint64_t obl;             /* reply bytes not yet written (held ones
+                                 included) */
+    uint64_t omem;            /* memory of the reply buffer */
+    uint64_t tot_mem;         /* the connection's buffers and state */
+    const char *events;       /* "r", "w", "rw" or "": what it waits for */
+    int killed;               /* killed, closing as soon as it can */
+};
+
+struct cmd_ctx;
+
+typedef int (*cmd_client_fn)(void *arg, const struct cmd_client *cl);
+
+struct cmd_clients {
+    void *self;
+    /* Call fn for every open connection, newest first; a nonzero return
+     * stops the walk and is returned. */
+    int (*each)(void *self, cmd_client_fn fn, void *arg);
+    /* Close connection id.  The caller's own connection (caller->id == id)
+     * is closed after its current reply is written; any other at once,
+     * dropping replies it has not written, held ones included.  Returns 1,
+     * or 0 if there is no such connection. */
+    int (*kill)(void *self, uint64_t id, const struct cmd_session *caller);
+};
+
+/* CLIENT KILL's filters, all of which must match; zero/NULL fields match
+ * everything. */
+enum cmd_client_type {
+    CMD_CLIENT_ANY = 0,
+    CMD_CLIENT_NORMAL,
+    CMD_CLIENT_PUBSUB,        /* subscribed to a channel or pattern */
+    CMD_CLIENT_NONE,          /* master, replica: tally has none */
+};
+
+struct cmd_client_filter {
+    uint64_t id;              /* 0: any */
+    const char *addr, *laddr; /* exact "ip:port", or NULL */
+    size_t addrlen, laddrlen;
+    enum cmd_client_type type;
+    int64_t maxage;           /* > 0: only those older than this (s) */
+    int skipme;               /* leave the caller's own connection alone */
+};
+
+/* Redis's client type names (normal, master, replica/slave, pubsub) to
+ * *out; -1 for an unknown one. */
+int cmd_client_type_parse(const char *s, size_t n, enum cmd_client_type *out);
+/* What type the session is now (never CMD_CLIENT_ANY). */
+enum cmd_client_type cmd_client_type_of(const struct cmd_session *s);
+/* How many channels (pattern 0) or patterns (1) it is subscribed to. */
+size_t cmd_client_subs(const struct cmd_session *s, int pattern);
+/* Does cl pass f (caller is the connection asking)? */
+int cmd_client_match(const struct cmd_client_filter *f,
+                     const struct cmd_client *cl,
+                     const struct cmd_session *caller);
+/* Walk the clients (CMD_ERR_DENIED when there is no provider, in a
+ * process without connections). */
+enum cmd_status cmd_clients_each(const struct cmd_ctx *ctx, cmd_client_fn fn,
+                                 void *arg);
+/* Kill every client f matches; *killed counts them.  CMD_OK or
+ * CMD_ERR_DENIED (no provider; *killed is 0). */
+enum cmd_status cmd_clients_kill(const struct cmd_ctx *ctx,
+                                 const struct cmd_client_filter *f,
+                                 const struct cmd_session *caller,
+                                 uint64_t *killed);
 
 /* Per-connection (or per-request, for HTTP) state the layer needs. */
 struct cmd_session {
@@ -197,6 +281,18 @@ struct cmd_session {
     int authed;               /* set by a successful CMD_AUTH */
     struct cmd_multi *multi;  /* MULTI and WATCH state (multi.c), NULL when
                                  none; freed by cmd_session_end */
+    /* What CLIENT LIST shows that only the front end knows; it keeps these
+     * current (pointers into its own state, NULL/0 when none). */
+    const char *name;         /* CLIENT SETNAME */
+    size_t namelen;
+    const char *libname, *libver; /* CLIENT SETINFO */
+    size_t libnamelen, libverlen;
+    const char *last_cmd;     /* static: the last command's name, or NULL */
+    const char *last_sub;     /* static: its subcommand (CLIENT LIST's
+                                 "list"), or NULL */
+    int resp;                 /* RESP version spoken, 0: not RESP */
+    const struct pubsub_client *sub; /* its subscriptions (pubsub.h), or
+                                        NULL */
 };
 
 /* Counted by cmd_exec() for every request. */
@@ -395,6 +491,8 @@ const char *cmd_status_name(enum cmd_status st);
 enum cmd_status cmd_multi(struct cmd_ctx *ctx, struct cmd_session *s);
 /* 1 between MULTI and EXEC/DISCARD. */
 int cmd_in_multi(const struct cmd_session *s);
+/* Requests queued since MULTI, or -1 outside MULTI (CLIENT LIST's multi). */
+int64_t cmd_multi_queued(const struct cmd_session *s);
 /* Queue one request, copying len bytes of the front end's encoding. */
 void cmd_multi_queue(struct cmd_session *s, const void *req, size_t len);
 /* A queue-time error: the coming EXEC aborts. */

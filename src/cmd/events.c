@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * events.c - the change-event hub (events.h): recorded changes wait in a
  * FIFO until their ticket is durable, then get an id, enter the window ring

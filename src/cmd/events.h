@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * events.h - the change-event hub: every change the command layer makes
  * (key, new value or deleted/expired, operation, time) becomes one event,

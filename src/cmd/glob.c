@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * glob.c - the two pieces of text handling every front end must agree on:
  * decimal int64 parsing exactly as Redis's string2ll() does it, and glob

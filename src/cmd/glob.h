@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * glob.h - helpers inside the command layer for MATCH patterns (glob.c).
  * The matcher itself, cmd_glob_match(), is public in cmd.h because front

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * keyspace.c - the key-level commands client libraries send (cmd.h
  * "Keyspace"): RENAME/RENAMENX and COPY (atomic, keeping the TTL),

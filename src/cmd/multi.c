@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * multi.c - transactions for every front end (cmd.h "Transactions"):
  * MULTI's queue, EXEC's rules, DISCARD, WATCH/UNWATCH and the per-key
@@ -198,6 +199,11 @@ static struct cmd_multi *state(struct cmd_session *s)
 int cmd_in_multi(const struct cmd_session *s)
 {
     return s->multi && s->multi->active;
+}
+
+int64_t cmd_multi_queued(const struct cmd_session *s)
+{
+    return cmd_in_multi(s) ? (int64_t)s->multi->nqueued : -1;
 }
 
 enum cmd_status cmd_multi(struct cmd_ctx *ctx, struct cmd_session *s)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * pubsub.c - the broker (pubsub.h): channels and patterns with their
  * subscribers, PUBLISH, and Redis's keyspace notifications fed by the event

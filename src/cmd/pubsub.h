@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * pubsub.h - publish/subscribe channels and Redis keyspace notifications,
  * whatever protocol carries them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * script.c - Lua scripts (script.h) on Debian's Lua 5.1, the version Redis
  * embeds, so scripts written for Redis (unpack, number semantics) run

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * script.h - Lua scripts as Redis 7 runs them (EVAL, EVALSHA, their _RO
  * forms, SCRIPT LOAD/EXISTS/FLUSH), in the command layer (script.c).

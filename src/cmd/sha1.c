@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * sha1.c - SHA-1 (FIPS 180-4) for script names: EVALSHA, SCRIPT LOAD and
  * redis.sha1hex name a script by the hex SHA-1 of its body, as Redis does.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * batch.c - atomic batches (include/tally.h "Atomic batches") and the one
  * function every counter change goes through, db_change_ops().

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * codec.c - the on-disk format of log and snapshot files, byte by byte
  * (also in docs/format.md, which tests rely on).  Pure encoding and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * codec.h - bytes <-> records and file headers of the log and snapshot
  * files.  The format is spelled out at the top of codec.c and in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * crc32c.h - CRC32C (Castagnoli), hardware-accelerated where the CPU allows.
  * crc32c_extend(0, p, n) is the standard CRC32C of p[0..n); pass a previous

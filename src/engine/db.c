@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * db.c - libtally's counter API (include/tally.h): argument checks, the
  * change path (check health, reserve log space, encode, apply in memory,

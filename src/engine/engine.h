@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * engine.h - the handle (struct tally) and what the engine's modules share.
  * db.c owns the public counter API and the apply function; once.c the

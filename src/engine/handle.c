@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * handle.c - a handle's life: tally_open (directory, lock, recovery, sync
  * thread), tally_close (final sync, thread stop, unlock) and statistics.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * log.c - the write path to the log: space reservation and record hand-over
  * on the loop thread, and the sync thread that writes, syncs and publishes
@@ -417,7 +418,10 @@ static int sync_batch(tally *db, size_t len, int rot, size_t rot_off,
         if ((rc = sync_rotate(db, rot_fd, rot_lsn)) != 0)
             return rc;
         *what = "write";
-        if ((rc = sync_write(db, db->wbuf + first, len - first)) != 0)
+        /* wbuf is still NULL when nothing was ever pending (a snapshot
+         * right after open), and NULL + 0 is undefined. */
+        if (len > first &&
+            (rc = sync_write(db, db->wbuf + first, len - first)) != 0)
             return rc;
     }
     *what = "fdatasync";

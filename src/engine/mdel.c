@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mdel.c - tally_mdel (include/tally.h): deleting many counters as one
  * atomic change, the way tally_mset (db.c) sets many.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mem.c - the engine's allocation wrapper (see mem.h): out-of-memory is not
  * a condition the engine can recover from halfway through a change, so it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mem.h - libtally's allocation wrapper.  Every allocation in the engine goes
  * through these; on out-of-memory they print one line to stderr and abort, so

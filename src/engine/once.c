@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * once.c - exactly-once changes (include/tally.h, "Exactly-once changes"):
  * the once-forms of incr, set and del, and the table of idempotency ids

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * once.h - the table of idempotency ids (once.c): which ids were used, with
  * which request fingerprint, what their first request answered and when.

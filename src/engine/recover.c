@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * recover.c - turning a data directory back into a table: the LOCK file,
  * recovery at open, and the offline tools tally_check (verify, change
@@ -176,7 +177,11 @@ static void rlist_add(struct rlist *l, uint64_t lsn, const char *name)
         l->v = mem_realloc(l->v, l->cap * sizeof(*l->v));
     }
     l->v[l->n].lsn = lsn;
-    snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", name);
+    /* Only names recover_parse_name() accepted get here, and those are 25
+     * bytes at most; one that did not fit would not be ours. */
+    if (snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", name) >=
+        (int)sizeof(l->v[l->n].name))
+        return;
     l->n++;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * snap.c - snapshots: a file holding one PUT record per counter and one
  * IDEM record per live idempotency id, so that recovery reads them once

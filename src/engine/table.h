@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * table.h - the in-memory counter table: a chained hash table keyed by a
  * seeded 64-bit hash, with entries carved from the table's own slabs.  It

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * tail.c - telling a write cut short by a crash from damage to data that
  * reached the disk, in a log file of format version 2 (framed: codec.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http.c - the HTTP/JSON front end: its life cycle on libevent's evhttp and
  * the daemon's event loop, routing, bearer-token authentication, and the
@@ -232,8 +233,8 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     const char *seg = NULL;
     size_t seglen = 0;
     enum http_route r = http_route(path ? path : "", &seg, &seglen);
-    struct cmd_session s = {h->next_session++ | HTTP_SESSION_BIT,
-                            CMD_PROTO_HTTP, 0, NULL};
+    struct cmd_session s = {.id = h->next_session++ | HTTP_SESSION_BIT,
+                            .proto = CMD_PROTO_HTTP};
 
     if (h->stopping) {
         /* Run nothing new while the daemon drains: it exits once no answer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http.h - the HTTP/JSON front end, on libevent's evhttp and the daemon's
  * event loop.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http_batch.c - POST /v1/batch: several counter operations as one atomic,
  * durable change (docs/http.md "Batches").  The body is

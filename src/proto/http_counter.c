@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http_counter.c - the counter endpoints of the HTTP front end:
  * GET/HEAD/PUT/DELETE /v1/counters/{key}, POST .../increment,
@@ -204,21 +205,6 @@ json_t *http_rfc3339(int64_t ms)
     return json_string(out);
 }
 
-/* Which members a route's body takes besides its number. */
-#define HB_TTL 0x1   /* "ttl_ms" or "expires_at" */
-#define HB_IFNEW 0x2 /* "ttl_if_new": true (with a TTL) */
-#define HB_CLEAR 0x4 /* "ttl_ms": null or "expires_at": null (no expiry) */
-
-/* A counter request's body, parsed. */
-struct http_body {
-    int64_t num;        /* `name`'s integer, if given */
-    unsigned exp_flags; /* CMD_F_PX (expire: ms from now) or CMD_F_PXAT
-                           (Unix ms); 0: none given */
-    int64_t expire;
-    int clear;          /* a null TTL: remove the expiry */
-    int if_new;         /* ttl_if_new: CMD_F_TTL_IFNEW */
-};
-
 /* The member "ttl_ms" or "expires_at" (v) into b.  Returns 0, or -1 after
  * sending a 400. */
 static int http_body_ttl(struct evhttp_request *req, const char *mname,
@@ -266,8 +252,8 @@ static int http_body_ttl(struct evhttp_request *req, const char *mname,
  * empty body is {}.  `name` is required if `required`; with HB_CLEAR a TTL
  * member is.  Returns 0, or -1 after sending a 400 or 413 problem (*b then
  * holds what was parsed so far). */
-static int http_body_parse(struct evhttp_request *req, const char *name,
-                           int required, unsigned allow, struct http_body *b)
+int http_body_parse(struct evhttp_request *req, const char *name,
+                    int required, unsigned allow, struct http_body *b)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -378,7 +364,7 @@ static void http_idem_bad(struct evhttp_request *req, const char *why)
  * *has = 1 (id holds the bytes), or -1 after sending a 400 problem (two such
  * headers, a malformed quoted string; id then holds a prefix).  An empty or
  * too long id is left to the command layer (CMD_ERR_IDLEN). */
-static int http_idem_key(struct evhttp_request *req, struct buf *id, int *has)
+int http_idem_key(struct evhttp_request *req, struct buf *id, int *has)
 {
     const struct evkeyvalq *hd = evhttp_request_get_input_headers(req);
     const char *v = NULL;
@@ -463,16 +449,10 @@ static int http_parse_u64(const char *s, size_t n, uint64_t max,
     return 0;
 }
 
-/* The list request's query: prefix, limit, cursor. */
-struct http_listq {
-    struct buf prefix;
-    uint64_t limit, cursor;
-};
-
 /* Parse "prefix=..&limit=..&cursor=.." (any order, each at most once, no
  * other names).  Returns 0, or -1 after sending a 400 problem. */
-static int http_list_query(struct evhttp_request *req, const char *q,
-                           struct http_listq *lq)
+int http_list_query(struct evhttp_request *req, const char *q,
+                    struct http_listq *lq)
 {
     struct buf name = BUF_INIT, val = BUF_INIT;
     unsigned seen = 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http_events.c - change streams as Server-Sent Events: GET
  * /v1/counters/{key}/events (one counter) and GET /v1/events?prefix=...

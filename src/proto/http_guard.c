@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http_guard.c - what the HTTP front end lets a web browser do: the Host
  * check against DNS rebinding, Origin checks on changes, CORS (preflights

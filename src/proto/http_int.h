@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http_int.h - what the three files of the HTTP front end share; nothing
  * here is seen outside src/proto/http*.c (the daemon sees http.h only).
@@ -156,6 +157,48 @@ json_t *http_rfc3339(int64_t ms);
 /* GET /v1/counters?prefix=&limit=&cursor=. */
 void http_list(struct http_front *h, struct evhttp_request *req,
                struct cmd_session *s);
+
+/* ---- Request parsing (http_counter.c) ------------------------------------
+ *
+ * Used by the counter endpoints, and here so that tests/fuzz/fuzz_http.c
+ * reaches them.  Those that take req and fail have sent a problem (req is
+ * then gone). */
+
+/* Which members a route's body takes besides its number. */
+#define HB_TTL 0x1   /* "ttl_ms" or "expires_at" */
+#define HB_IFNEW 0x2 /* "ttl_if_new": true (with a TTL) */
+#define HB_CLEAR 0x4 /* "ttl_ms": null or "expires_at": null (no expiry) */
+
+/* A counter request's body, parsed. */
+struct http_body {
+    int64_t num;        /* `name`'s integer, if given */
+    unsigned exp_flags; /* CMD_F_PX (expire: ms from now) or CMD_F_PXAT
+                           (Unix ms); 0: none given */
+    int64_t expire;
+    int clear;          /* a null TTL: remove the expiry */
+    int if_new;         /* ttl_if_new: CMD_F_TTL_IFNEW */
+};
+/* Parse req's body as a JSON object whose members may be `name` (an
+ * integer; NULL: none), the expiry members `allow` names, and nothing
+ * else.  An empty body is {}.  `name` is required if `required`; with
+ * HB_CLEAR a TTL member is.  Returns 0, or -1 after sending a 400 or 413
+ * problem (*b then holds what was parsed so far). */
+int http_body_parse(struct evhttp_request *req, const char *name,
+                    int required, unsigned allow, struct http_body *b);
+/* Read req's Idempotency-Key header into id: 0 with *has = 0 (none) or 1,
+ * or -1 after sending a 400 problem. */
+int http_idem_key(struct evhttp_request *req, struct buf *id, int *has);
+
+/* The list request's query: prefix, limit, cursor. */
+struct http_listq {
+    struct buf prefix;
+    uint64_t limit, cursor;
+};
+/* Parse the query q into lq ("prefix=..&limit=..&cursor=..", any order, each
+ * at most once, no other names).  Returns 0, or -1 after sending a 400
+ * problem. */
+int http_list_query(struct evhttp_request *req, const char *q,
+                    struct http_listq *lq);
 
 
 /* ---- Change streams (http_events.c) -------------------------------------- */

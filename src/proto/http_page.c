@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http_page.c - what the HTTP front end serves to look at rather than to
  * program against: the SVG badge of one counter and the dashboard's files.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * http_reply.c - how the HTTP front end answers: JSON bodies, RFC 9457
  * problem details (application/problem+json) for every command status, and

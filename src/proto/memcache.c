@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * memcache.c - the memcached text protocol front end: connections, framing,
  * the tokenizer and dispatch, and the classic commands (get, gets, gat, gats,

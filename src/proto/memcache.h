@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * memcache.h - the memcached text protocol front end (classic commands and
  * the meta commands), driven by the daemon through mc_ops (proto.h) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * memcache_int.h - what the two files of the memcached front end share
  * (memcache.c: connections, framing, the tokenizer and dispatch, the classic

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * memcache_meta.c - the memcached meta commands mg, ms, md and ma, as
  * memcached 1.6 speaks them (its doc/protocol.txt, proto_text.c): parsing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * metrics.c - renders /metrics: per-command counts from the command layer,
  * connection counts from the daemon and the engine's own statistics, as

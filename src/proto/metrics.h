@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * metrics.h - the daemon's statistics as Prometheus text (exposition format
  * 0.0.4), served by the HTTP front end at /metrics.

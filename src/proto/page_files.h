@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * page_files.h - the dashboard's files, embedded in the binary at build
  * time: page_files.c is generated in the build directory from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * proto.h - the contract every stream front end (RESP, memcached) keeps with
  * the daemon.

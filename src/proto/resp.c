@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp.c - the Redis protocol front end (resp.h): per-connection state, the
  * command table, dispatch, and the commands that map onto the command layer
@@ -14,7 +15,8 @@
  * (out->ticket); the daemon holds it until that ticket is durable.
  *
  * Exactly once: INCRBY.ONCE, DECRBY.ONCE, SET.ONCE, DEL.ONCE and GETDEL.ONCE
- * take a client-chosen idempotency id as their last argument and are
+ * take a client-chosen idempotency id after the key and the number (if the
+ * command takes one), then INCRBY/DECRBY/SET.ONCE an expiry; they are
  * handled by the plain commands' handlers with req.once set (docs/resp.md).
  */
 #include <stdio.h>
@@ -148,17 +150,18 @@ static void single_key(struct resp_conn *c, struct cmd_req *req,
     req->klen = c->args.argl[1];
 }
 
-/* Is this one of the .ONCE commands?  Then its last argument is the
- * idempotency id, which goes into req (and the table's fixed arity has
- * already checked that it is there). */
+/* Is this one of the .ONCE commands?  Then the idempotency id goes into
+ * req: argument 2 of DEL.ONCE and GETDEL.ONCE (arity exactly 3), argument
+ * 3 of INCRBY, DECRBY and SET.ONCE (at least 4, options after the id); the
+ * table's arity has already checked that it is there. */
 static int take_once(struct resp_conn *c, struct cmd_req *req)
 {
-    size_t n = c->args.argl[0];
+    size_t n = c->args.argl[0], i = c->args.argc == 3 ? 2 : 3;
 
     if (n < 5 || strncasecmp(c->args.argv[0] + n - 5, ".once", 5) != 0)
         return 0;
-    req->once = c->args.argv[c->args.argc - 1];
-    req->oncelen = c->args.argl[c->args.argc - 1];
+    req->once = c->args.argv[i];
+    req->oncelen = c->args.argl[i];
     return 1;
 }
 
@@ -181,7 +184,8 @@ static void cmd_get(struct resp_conn *c)
         resp_null(&c->out);
 }
 
-/* INCR, DECR, INCRBY, DECRBY and their .ONCE forms: the name's first
+/* INCR, DECR, INCRBY, DECRBY and their .ONCE forms (with an expiry after
+ * the id: resp_once_ttl, parsed first as SET's is): the name's first
  * letter and the argument count say which. */
 static void cmd_incr(struct resp_conn *c)
 {
@@ -191,7 +195,8 @@ static void cmd_incr(struct resp_conn *c)
     int64_t by = 1;
 
     single_key(c, &req, CMD_INCRBY);
-    take_once(c, &req);
+    if (take_once(c, &req) && resp_once_ttl(c, &req) != 0)
+        return;
     if (c->args.argc >= 3 && arg_i64(c, 2, CMD_INCRBY, ERR_NOTINT, &by) != 0)
         return;
     if (decr && by == INT64_MIN) {
@@ -581,10 +586,11 @@ const struct resp_command resp_commands[] = {
     {"save", 1, RESP_NOMULTI, cmd_save, "admin noscript", 0, 0, 0},
     {"bgsave", -1, 0, cmd_bgsave, "admin noscript", 0, 0, 0},
     {"shutdown", -1, RESP_NOMULTI, cmd_shutdown, "admin noscript loading stale", 0, 0, 0},
-    /* tally's own: the last argument is an idempotency id. */
-    {"incrby.once", 4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
-    {"decrby.once", 4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
-    {"set.once", 4, 0, resp_cmd_set, "write denyoom", 1, 1, 1},
+    /* tally's own: an idempotency id after the key (and number), then
+     * the expiry options. */
+    {"incrby.once", -4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"decrby.once", -4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"set.once", -4, 0, resp_cmd_set, "write denyoom", 1, 1, 1},
     {"del.once", 3, 0, cmd_del, "write fast", 1, 1, 1},
     {"getdel.once", 3, 0, cmd_get, "write fast", 1, 1, 1},
     {"auth", -2, RESP_NOAUTH, cmd_auth,
@@ -708,6 +714,8 @@ void resp_dispatch(struct resp_conn *c)
         resp_multi_flag(c);
         return;
     }
+    c->s->last_cmd = cmd->name;
+    c->s->last_sub = NULL;
     if (resp_pubsub_allowed(c, cmd) != 0 || resp_script_busy(c, cmd) ||
         resp_multi_intercept(c, cmd))
         return;
@@ -725,6 +733,7 @@ static void *conn_new(void *front, struct cmd_ctx *ctx, struct cmd_session *s,
     c->lim = *lim;
     snprintf(c->peer, sizeof c->peer, "%s", peer ? peer : "");
     c->created_unix = (int64_t)time(NULL);
+    resp_session_sync(c);
     c->keys = xcalloc(n, sizeof *c->keys);
     c->klens = xcalloc(n, sizeof *c->klens);
     c->nums = xcalloc(n, sizeof *c->nums);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp.h - the Redis protocol front end (RESP2, and RESP3 after HELLO 3).
  *

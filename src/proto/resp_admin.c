@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_admin.c - the RESP connection and server commands that have no
  * counter behind them: HELLO, CLIENT, COMMAND, INFO and CONFIG.  They
@@ -40,6 +41,7 @@ static void run_sub(struct resp_conn *c, const char *parent,
             resp_err_arity(c, full);
             return;
         }
+        c->s->last_sub = subs[i].name;
         subs[i].fn(c);
         return;
     }
@@ -81,6 +83,7 @@ static int set_name(struct resp_conn *c, struct buf *dst, const char *what,
     }
     buf_clear(dst);
     buf_add(dst, p, n);
+    resp_session_sync(c);
     return 0;
 }
 
@@ -130,8 +133,10 @@ void resp_cmd_hello(struct resp_conn *c)
     if (name && set_name(c, &c->name, "Client names", a->argv[name],
                          a->argl[name]) != 0)
         return;
-    if (ver)
+    if (ver) {
         c->out.resp3 = ver == 3;
+        resp_session_sync(c);
+    }
     resp_map(&c->out, 7);
     resp_bulks(&c->out, "server");
     resp_bulks(&c->out, "redis");
@@ -192,24 +197,6 @@ static void client_setinfo(struct resp_conn *c)
         resp_simple(&c->out, "OK");
 }
 
-/* CLIENT INFO: Redis's "key=value ..." line, with the fields tally knows. */
-static void client_info(struct resp_conn *c)
-{
-    struct buf *t = &c->tmp;
-    int64_t age = (int64_t)time(NULL) - c->created_unix;
-
-    buf_clear(t);
-    buf_printf(t, "id=%llu addr=%s name=%.*s age=%lld db=0 flags=N "
-                  "cmd=client|info user=default resp=%d lib-name=%.*s "
-                  "lib-ver=%.*s\n",
-               (unsigned long long)c->s->id, c->peer, (int)c->name.len,
-               c->name.len ? c->name.p : "", (long long)(age > 0 ? age : 0),
-               c->out.resp3 ? 3 : 2, (int)c->libname.len,
-               c->libname.len ? c->libname.p : "", (int)c->libver.len,
-               c->libver.len ? c->libver.p : "");
-    resp_verbatim(&c->out, t->p, t->len);
-}
-
 static void client_help(struct resp_conn *c)
 {
     static const char *const lines[] = {
@@ -217,6 +204,13 @@ static void client_help(struct resp_conn *c)
         "GETNAME", "    Return the name of the current connection.",
         "ID", "    Return the ID of the current connection.",
         "INFO", "    Return information about the current client connection.",
+        "KILL <ip:port>", "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]",
+        "    Kill connections. Options are: ID <client-id>, TYPE <normal|pubsub>,",
+        "    USER default, ADDR <ip:port>, LADDR <ip:port>, SKIPME (YES|NO),",
+        "    MAXAGE <seconds>.",
+        "LIST [TYPE <normal|pubsub>] [ID <client-id> [<client-id> ...]]",
+        "    Return information about client connections.",
         "SETNAME <name>", "    Assign the name <name> to the current connection.",
         "SETINFO <LIB-NAME|LIB-VER> <value>",
         "    Set client library name or version.",
@@ -238,7 +232,8 @@ void resp_cmd_client(struct resp_conn *c)
     static const struct sub subs[] = {
         {"id", 2, client_id},           {"getname", 2, client_getname},
         {"setname", 3, client_setname}, {"setinfo", 4, client_setinfo},
-        {"info", 2, client_info},       {"help", 2, client_help},
+        {"info", 2, resp_client_info},  {"help", 2, client_help},
+        {"list", -2, resp_client_list}, {"kill", -3, resp_client_kill},
         {"no-evict", 3, client_onoff},
     };
     run_sub(c, "client", subs, sizeof subs / sizeof subs[0]);

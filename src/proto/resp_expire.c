@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_expire.c - the RESP commands that set, show or take an expiry: SET
- * (and GETSET, SET.ONCE) with EX/PX/EXAT/PXAT/KEEPTTL, SETEX, PSETEX,
- * GETEX, EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT, TTL, PTTL,
- * EXPIRETIME, PEXPIRETIME and PERSIST.  Syntax, argument order and error
+ * (and GETSET, SET.ONCE) with EX/PX/EXAT/PXAT/KEEPTTL, the expiry options
+ * of INCRBY.ONCE and DECRBY.ONCE, SETEX, PSETEX, GETEX, EXPIRE, PEXPIRE,
+ * EXPIREAT, PEXPIREAT with NX/XX/GT/LT, TTL, PTTL, EXPIRETIME, PEXPIRETIME
+ * and PERSIST.  Syntax, argument order and error
  * texts are Redis 7's (t_string.c's option parser and expire conversion,
  * expire.c's EXPIRE family); what an expiry means is the command layer's
  * (cmd.h "Expiry"), which resolves relative times on the engine's clock.
@@ -61,12 +63,13 @@ static int expiry_arg(struct resp_conn *c, size_t i, enum xunit u,
     return 0;
 }
 
-/* Redis's parseExtendedStringArgumentsOrReply from argument `from` on: SET
- * takes NX, XX, GET, KEEPTTL and one of EX/PX/EXAT/PXAT (a repeat of the
- * same one wins); GETEX takes PERSIST or one of them.  Sets the condition
+/* Redis's parseExtendedStringArgumentsOrReply from argument `from` on, for
+ * the words `allow` names: SET takes NX, XX, GET, KEEPTTL and one of
+ * EX/PX/EXAT/PXAT (a repeat of the same one wins); GETEX takes PERSIST or
+ * one of them; SET.ONCE KEEPTTL or one; INCRBY.ONCE NX and one.  Sets the
  * flags in req and *u, *xi (the unit and argument index of the expiry).
  * Returns 0, or -1 with "ERR syntax error" answered. */
-static int string_opts(struct resp_conn *c, size_t from, int set,
+static int string_opts(struct resp_conn *c, size_t from, unsigned allow,
                        enum cmd_op op, struct cmd_req *req, enum xunit *u,
                        size_t *xi)
 {
@@ -80,15 +83,19 @@ static int string_opts(struct resp_conn *c, size_t from, int set,
         for (int k = X_EX; k <= X_PXAT; k++)
             if (resp_arg_is(c, j, units[k]))
                 which = k;
-        if (set && resp_arg_is(c, j, "nx") && !(*f & CMD_F_XX)) {
+        if ((allow & CMD_F_NX) && resp_arg_is(c, j, "nx") &&
+            !(*f & CMD_F_XX)) {
             *f |= CMD_F_NX;
-        } else if (set && resp_arg_is(c, j, "xx") && !(*f & CMD_F_NX)) {
+        } else if ((allow & CMD_F_XX) && resp_arg_is(c, j, "xx") &&
+                   !(*f & CMD_F_NX)) {
             *f |= CMD_F_XX;
-        } else if (set && resp_arg_is(c, j, "get")) {
+        } else if ((allow & CMD_F_GET) && resp_arg_is(c, j, "get")) {
             *f |= CMD_F_GET;
-        } else if (set && resp_arg_is(c, j, "keepttl") && *u == X_NONE) {
+        } else if ((allow & CMD_F_KEEPTTL) && resp_arg_is(c, j, "keepttl") &&
+                   *u == X_NONE) {
             *f |= CMD_F_KEEPTTL;
-        } else if (!set && resp_arg_is(c, j, "persist") && *u == X_NONE) {
+        } else if ((allow & CMD_F_PERSIST) && resp_arg_is(c, j, "persist") &&
+                   *u == X_NONE) {
             *f |= CMD_F_PERSIST;
         } else if (which && more && !(*f & (CMD_F_KEEPTTL | CMD_F_PERSIST)) &&
                    (*u == X_NONE || *u == (enum xunit)which)) {
@@ -103,6 +110,27 @@ static int string_opts(struct resp_conn *c, size_t from, int set,
     return 0;
 }
 
+/* INCRBY.ONCE / DECRBY.ONCE key n id [EX s|PX ms|EXAT t|PXAT t] [NX]: the
+ * expiry this increment sets, with NX only if it creates the counter
+ * (CMD_F_TTL_IFNEW; NX without an expiry is a syntax error).  Returns 0,
+ * or -1 with the error answered. */
+int resp_once_ttl(struct resp_conn *c, struct cmd_req *req)
+{
+    enum xunit u;
+    size_t xi;
+
+    if (string_opts(c, 4, CMD_F_NX, CMD_INCRBY, req, &u, &xi) != 0)
+        return -1;
+    if ((req->flags & CMD_F_NX) && u == X_NONE) {
+        cmd_refuse(c->ctx, c->s, CMD_INCRBY, CMD_ERR_ARGS);
+        resp_err_syntax(c);
+        return -1;
+    }
+    if (req->flags & CMD_F_NX)
+        req->flags = (req->flags & ~(unsigned)CMD_F_NX) | CMD_F_TTL_IFNEW;
+    return u != X_NONE ? expiry_arg(c, xi, u, CMD_INCRBY, req) : 0;
+}
+
 /* The value res shows as a bulk decimal, or null. */
 static void reply_value(struct resp_conn *c, const struct cmd_res *res)
 {
@@ -113,8 +141,9 @@ static void reply_value(struct resp_conn *c, const struct cmd_res *res)
 }
 
 /* SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]; GETSET
- * is SET ... GET; SET.ONCE key value id takes no options.  Redis's order:
- * options, then the expiry, then (tally's own) the integer value. */
+ * is SET ... GET; SET.ONCE key value id [EX|PX|EXAT|PXAT|KEEPTTL] takes
+ * only the expiry.  Redis's order: options, then the expiry, then (tally's
+ * own) the integer value. */
 void resp_cmd_set(struct resp_conn *c)
 {
     struct cmd_req req;
@@ -125,7 +154,10 @@ void resp_cmd_set(struct resp_conn *c)
     resp_single_key(c, &req, CMD_SET);
     if (resp_arg_is(c, 0, "getset"))
         req.flags |= CMD_F_GET;
-    if (string_opts(c, resp_take_once(c, &req) ? c->args.argc : 3, 1,
+    int once = resp_take_once(c, &req);
+    if (string_opts(c, once ? 4 : 3,
+                    once ? CMD_F_KEEPTTL
+                         : CMD_F_NX | CMD_F_XX | CMD_F_GET | CMD_F_KEEPTTL,
                     CMD_SET, &req, &u, &xi) != 0)
         return;
     if (u != X_NONE && expiry_arg(c, xi, u, CMD_SET, &req) != 0)
@@ -170,7 +202,7 @@ void resp_cmd_getex(struct resp_conn *c)
     size_t xi;
 
     resp_single_key(c, &req, CMD_GETEX);
-    if (string_opts(c, 2, 0, CMD_GETEX, &req, &u, &xi) != 0)
+    if (string_opts(c, 2, CMD_F_PERSIST, CMD_GETEX, &req, &u, &xi) != 0)
         return;
     if (u != X_NONE) {
         struct cmd_req get = req;

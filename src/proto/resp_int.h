@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_int.h - what the files of the RESP front end share among themselves
  * (resp.c: connections, dispatch and the counter commands; resp_parse.c:
@@ -208,12 +209,22 @@ void resp_cmd_getex(struct resp_conn *c);
 void resp_cmd_expire(struct resp_conn *c);  /* [P]EXPIRE[AT] */
 void resp_cmd_ttl(struct resp_conn *c);     /* [P]TTL, [P]EXPIRETIME */
 void resp_cmd_persist(struct resp_conn *c);
+/* The options of INCRBY.ONCE and DECRBY.ONCE after the id into req:
+ * 0, or -1 with the error answered. */
+int resp_once_ttl(struct resp_conn *c, struct cmd_req *req);
 /* "ERR invalid expire time in '<command>' command", as Redis words it. */
 void resp_err_expire(struct resp_conn *c);
 
 /* The connection and server commands (resp_admin.c). */
 void resp_cmd_hello(struct resp_conn *c);
 void resp_cmd_client(struct resp_conn *c);
+/* CLIENT LIST, INFO and KILL (resp_clients.c). */
+void resp_client_list(struct resp_conn *c);
+void resp_client_info(struct resp_conn *c);
+void resp_client_kill(struct resp_conn *c);
+/* Copy the connection's name, library and protocol into its session, where
+ * CLIENT LIST reads them. */
+void resp_session_sync(struct resp_conn *c);
 void resp_cmd_command(struct resp_conn *c);
 void resp_cmd_info(struct resp_conn *c);
 void resp_cmd_config(struct resp_conn *c);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_keys.c - the key and server commands client libraries and test
  * suites send besides the counter commands: FLUSHDB/FLUSHALL, TYPE, TOUCH,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_multi.c - MULTI, EXEC, DISCARD, WATCH and UNWATCH in RESP: only the
  * wire side.  What a transaction means (the queue, EXECABORT, WATCH

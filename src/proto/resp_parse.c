@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_parse.c - the RESP tokenizer: one request from a byte buffer into an
  * argument vector, as a pure function (it never reads a socket and keeps no

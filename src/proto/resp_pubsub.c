@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_pubsub.c - RESP's publish/subscribe commands: SUBSCRIBE, PSUBSCRIBE,
  * UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH and PUBSUB CHANNELS/NUMSUB/NUMPAT, and
@@ -77,8 +78,10 @@ void resp_cmd_subscribe(struct resp_conn *c)
         resp_error(&c->out, "ERR pub/sub is not available");
         return;
     }
-    if (!c->sub)
+    if (!c->sub) {
         c->sub = pubsub_client_new(c->ctx->pubsub, on_message, c);
+        c->s->sub = c->sub; /* CLIENT LIST's sub, psub and flags */
+    }
     if (unsub && a->argc == 1) {
         /* Everything, in subscription order; one null reply if nothing. */
         if (pubsub_client_count(c->sub, pattern) == 0)
@@ -188,5 +191,6 @@ void resp_pubsub_free(struct resp_conn *c)
 {
     pubsub_client_free(c->sub);
     c->sub = NULL;
+    c->s->sub = NULL;
     buf_free(&c->msg);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_reply.c - RESP reply encoding.  Each function appends one reply (or
  * the header of an aggregate) to o->b; the RESP2/RESP3 difference is kept

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * resp_script.c - EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT and FUNCTION
  * in RESP: the wire side of scripts.  Running them (Lua, the sandbox, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * config.c - tallyd's command-line flags: parsing, checking and --help.
  * Every setting the daemon has is a flag; defaults are those in the help

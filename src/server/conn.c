@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * conn.c - listeners and stream connections for any struct proto_ops (RESP,
  * memcached): accept, read, hand bytes to the front end, write replies.
@@ -78,6 +79,8 @@ static void runq_add(struct conn *c)
 static void ranq_add(struct conn *c)
 {
     struct server *srv = c->srv;
+    if (c->ran)
+        return; /* a CLIENT KILL put it there already */
     c->ran = 1;
     c->fprev = NULL;
     c->fnext = srv->ranq;
@@ -159,6 +162,10 @@ static void conn_close(struct conn *c, const char *why)
 
 int conn_flush(struct conn *c)
 {
+    if (c->killed) {
+        conn_close(c, "killed by CLIENT KILL");
+        return -1;
+    }
     size_t ready = outbox_ready(c);
     while (c->sent < ready) {
         ssize_t n = conn_send(c, c->out.p + c->sent, ready - c->sent);
@@ -263,6 +270,7 @@ static void conn_process(struct conn *c)
         /* Also when the request wrote nothing (memcached noreply, meta q):
          * its change still holds every reply after it (outbox.c). */
         outbox_hold(c, start, o.ticket);
+        c->active_ms = srv_now_ms();
         if (o.flags & PROTO_CLOSE)
             c->closing = 1;
         if (o.flags & PROTO_ATTACK)
@@ -440,6 +448,13 @@ static void conn_new(struct listener *ln, int fd, const struct sockaddr *sa)
     c->ln = ln;
     c->fd = fd;
     format_peer(sa, c->peer, sizeof c->peer);
+    struct sockaddr_storage ls;
+    socklen_t lsl = sizeof ls;
+    if (getsockname(fd, (struct sockaddr *)&ls, &lsl) == 0)
+        format_peer((struct sockaddr *)&ls, c->local, sizeof c->local);
+    else
+        snprintf(c->local, sizeof c->local, "unknown");
+    c->created_ms = c->active_ms = srv_now_ms();
     if (ln->tls)
         c->tls = tls_conn_new(srv, fd, c->peer);
     c->session.id = ++srv->next_session;
@@ -608,4 +623,64 @@ void conn_close_all(struct server *srv)
 {
     while (srv->conns)
         conn_close(srv->conns, "shutting down");
+}
+
+/* ---- The registry as the command layer sees it (CLIENT LIST/KILL) ------- */
+
+static int clients_each(void *self, cmd_client_fn fn, void *arg)
+{
+    struct server *srv = self;
+    int64_t now = srv_now_ms();
+    for (struct conn *c = srv->conns; c; c = c->next) {
+        struct cmd_client cl = {
+            .session = &c->session,
+            .addr = c->peer,
+            .laddr = c->local,
+            .fd = c->fd,
+            .age_s = (now - c->created_ms) / 1000,
+            .idle_s = (now - c->active_ms) / 1000,
+            .qbuf = c->in.len,
+            .qbuf_free = c->in.cap > c->in.len ? c->in.cap - c->in.len : 0,
+            .obl = c->out.len - c->sent,
+            .omem = c->out.cap,
+            .tot_mem = sizeof *c + c->in.cap + c->out.cap +
+                       c->mcap * sizeof *c->marks,
+            .events = c->reading ? (c->wpending ? "rw" : "r")
+                                 : (c->wpending ? "w" : ""),
+            .killed = c->killed,
+        };
+        int rc = fn(arg, &cl);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The connection is not freed here: its front end may be running (the
+ * caller's own, or a busy script's that a poll let this request in beside).
+ * It stops being read, and conn_run()'s flush of the ran list closes it. */
+static int clients_kill(void *self, uint64_t id, const struct cmd_session *caller)
+{
+    struct server *srv = self;
+    struct conn *c = srv->conns;
+    while (c && c->session.id != id)
+        c = c->next;
+    if (!c || c->killed)
+        return 0;
+    c->closing = 1;
+    if (!caller || caller->id != id)
+        c->killed = 1;
+    update_reading(c);
+    ranq_add(c);
+    slog(&srv->log, SLOG_INFO, "client %s (id %llu) killed by CLIENT KILL",
+         c->peer, (unsigned long long)id);
+    return 1;
+}
+
+void conn_clients_serve(struct server *srv)
+{
+    srv->clients.self = srv;
+    srv->clients.each = clients_each;
+    srv->clients.kill = clients_kill;
+    srv->info.clients = &srv->clients;
 }

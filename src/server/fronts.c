@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * fronts.c - which front ends tallyd runs, in one place: RESP on --port,
  * memcached on --memcache-port (mc_ops, with the listener state made by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * log.c - tallyd's log: one line per message on stderr,
  * "2026-11-24T13:00:00.123Z LEVEL message", written with a single write(2) so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * main.c - tallyd's lifecycle: parse flags, open (and recover) the database,
  * start the event loop with its listeners, timers and signal handlers, say
@@ -389,6 +390,7 @@ int main(int argc, char **argv)
     srv->info.version = TALLY_VERSION;
     srv->info.git_rev = version_git_rev;
     conffile_serve(srv);
+    conn_clients_serve(srv);
     srv->limits = (struct proto_limits)PROTO_LIMITS_DEFAULT;
     srv->max_input = 2 * 1024 * 1024 + srv->limits.max_bulk;
     srv->outbox.durable = tally_durable(srv->db);

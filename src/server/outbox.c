@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * outbox.c - the durability hold: no reply leaves tallyd before the change
  * (or the value) it shows is durable under the sync policy.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * push.c - the daemon's side of struct proto_push (proto.h): how a front end
  * sends a stream connection bytes nobody asked for just now (pub/sub

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * server.h - the daemon's one process-wide struct and the functions its files
  * share.  tallyd is split by job: config.c (flags), log.c (stderr lines),
@@ -178,6 +179,9 @@ struct conn {
     void *proto;               /* the front end's state for this stream */
     struct cmd_session session;
     char peer[64];
+    char local[64];            /* our end, "ip:port" (CLIENT LIST laddr) */
+    int64_t created_ms;        /* srv_now_ms() at accept */
+    int64_t active_ms;         /* srv_now_ms() at its last request */
     struct buf in;             /* bytes read, not yet handled */
     struct buf out;            /* replies; [0, sent) is already written */
     size_t sent;
@@ -202,6 +206,8 @@ struct conn {
     unsigned backlog : 1;      /* requests in `in` not yet run */
     unsigned eof : 1;          /* the peer will send nothing more */
     unsigned closing : 1;      /* close once out is all written */
+    unsigned killed : 1;       /* CLIENT KILL: close at the next flush,
+                                  written or not */
 };
 
 /* Bind and listen on conf.bind:port for ops; reject is what a client over
@@ -223,6 +229,9 @@ void conn_busy_poll(void *arg);
 void conn_drain_all(struct server *srv);
 /* Close every connection now (the shutdown deadline passed). */
 void conn_close_all(struct server *srv);
+/* Fill srv->clients, the connection registry as the command layer sees it
+ * (cmd.h "Connected clients"), and point srv->info.clients at it. */
+void conn_clients_serve(struct server *srv);
 
 /* ---- Pushing to subscribers (push.c) ----------------------------------- */
 
@@ -339,6 +348,7 @@ struct server {
     struct mc_front *mc;
     struct proto_waiter waiter;
     struct cmd_config config;  /* CONFIG GET/SET (conffile.c) */
+    struct cmd_clients clients; /* CLIENT LIST/KILL (conn.c) */
     struct outbox outbox;
     struct events *events;     /* the change-event hub (src/cmd/events.h) */
     struct pubsub *pubsub;     /* pub/sub and keyspace notifications */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * util.c - the allocation wrapper and byte buffer declared in util.h.
  */

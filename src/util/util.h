@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * util.h - small helpers shared by the layers above the engine: an
  * allocation wrapper that aborts on out-of-memory (so callers need not check)

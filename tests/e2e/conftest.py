@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Fixtures for the black-box tests: start the real tallyd, talk to it.
 
 This file owns how a test gets a server: the Tallyd class (free loopback

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """A small Server-Sent Events client for the change-stream tests (no tests
 here): requests streams the chunked response, this splits it into events."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """End-to-end tests of `tally`, the command-line client and offline tools.
 
 Each test runs the real binary ($TALLY_CLI, default build/tally) against a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """End-to-end tests of expiry in `tally`, the command-line client.
 
 `tally set ... --ttl` and `tally incr ... --ttl` give counters an expiry over

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The dashboard in a real headless chromium (the same setup as
 test_http_browser.py): load /, find a counter by prefix, see its value move
 after a redis-cli INCR (live, through the change stream), click increment

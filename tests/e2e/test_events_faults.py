@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The durability rule for change events, under the fsync shim
 (tests/fault/failsync.c, see test_faults.py): an event leaves only once its
 change is durable, so it is withheld while the sync is slow, and it is never

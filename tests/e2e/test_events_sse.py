@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Change streams over HTTP (Server-Sent Events, docs/events.md): one event
 per durable change with key, value (or deleted), op, time and id; resume
 with Last-Event-ID from the window without a gap, or a reset when too far

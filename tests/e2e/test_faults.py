@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Black-box stories of tallyd under a failing and a slow fsync.
 
 tallyd runs with tests/fault/failsync.c under LD_PRELOAD: while the test's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The durability hold in its corners: no reply may show what a crash could
 take back, also when the change it follows wrote no reply of its own
 (memcached noreply, meta quiet mode), when the reply is an error computed

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The HTTP/JSON API, endpoint by endpoint: each route and status code, bad
 bodies and numbers, oversized requests, odd keys, listing with a cursor, and
 the same counter seen over RESP and HTTP.  Durability across restarts and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The HTTP bearer token, byte for byte: a password that starts with a space
 works over HTTP as it does over RESP, and authenticating an HTTP request is
 not an AUTH command, so it shows in neither /metrics nor INFO commandstats.

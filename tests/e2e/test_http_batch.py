@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """POST /v1/batch (issue 10): several operations as one atomic change.
 
 All results come back in order, a "get" sees the batch's earlier writes,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Browser safety of the HTTP API (docs/http.md, "Browsers"): what a page on
 another origin can and cannot make a visitor's browser do to tally.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Over HTTP: the service's three promises across a graceful restart
 (SIGTERM) and a crash (SIGKILL), acknowledged increments surviving a crash
 in the middle of traffic, and bearer-token authentication."""

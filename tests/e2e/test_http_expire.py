@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """End-to-end tests of counter expiry over HTTP.
 
 PUT takes "ttl_ms" or "expires_at" (RFC 3339 or Unix ms), increment and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Exactly once over HTTP: the Idempotency-Key header on POST, PUT, DELETE.
 
 A client whose request timed out sends it again with the same key; the

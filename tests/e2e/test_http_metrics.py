@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """/metrics: the page parses as Prometheus text format 0.0.4 (with a small,
 strict parser written here), every family the docs promise is there with the
 right type, histograms are well formed, and the numbers move as operations

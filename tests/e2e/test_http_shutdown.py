@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Over HTTP, a graceful shutdown (SIGTERM) takes no new work but finishes
 what it holds: once tallyd says it is shutting down, a new HTTP connection is
 refused and a request on a connection already open is answered 503

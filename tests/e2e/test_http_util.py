@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Helpers the HTTP tests share (no tests here; the name keeps it among the
 HTTP files): a requests session for a Tallyd (with its
 bearer token when it has a password), counter URLs with the key

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """End-to-end tests of exptime on tallyd's memcached port.
 
 memcached's rules (doc/protocol.txt, "Expiration times"): an exptime of 0

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """End-to-end tests of tallyd's memcached text protocol port.
 
 Real clients against the real binary: pymemcache for the commands, a raw

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Authentication over RESP: --requirepass and --password-file, NOAUTH before
 AUTH, WRONGPASS, HELLO 3 AUTH, and AUTH against a server with no password,
 all with Redis 7's texts."""

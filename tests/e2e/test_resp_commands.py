@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Every Redis command tallyd answers, driven by real clients (redis-py,
 redis-cli) and, where the exact bytes matter, by RawResp: pipelining,
 multi-key commands, SET's options, connection commands, HELLO 3 / RESP3,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Many clients increment while the server is SIGKILLed and restarted over
 and over: every acknowledged increment must survive and none may count twice.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Wrong requests get Redis 7's error texts, and malformed or oversized input
 over a raw socket gets an error reply (or, past the size cut-off, a closed
 connection) while the server goes on serving everyone else."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Counters that expire, over RESP (issue 9).
 
 Every expiry command and option is run against tallyd and against a real

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The key and server commands client libraries and test suites send
 (issue 10): replies compared with a real redis-server where both can give
 the same answer, and tally's own rules (FLUSH only with --allow-flush,

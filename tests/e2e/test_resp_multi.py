@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """MULTI/EXEC/DISCARD/WATCH/UNWATCH over RESP (issue 10).
 
 redis-py's pipelines as applications use them (transaction=True is the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Exactly-once increments over RESP: INCRBY.ONCE key delta id.
 
 A client whose request timed out retries it with the same idempotency id;

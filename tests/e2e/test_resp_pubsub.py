@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """RESP publish/subscribe and keyspace notifications, side by side with a
 real redis-server started with the same notify-keyspace-events: redis-py's
 pubsub() must see the same messages from both for the same commands.  Also

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """SCAN over many counters: every matching key exactly once, a cursor that
 ends, MATCH and COUNT honoured; KEYS and DBSIZE agree with it."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The service's three promises over the Redis protocol, across a graceful
 restart (SIGTERM) and a crash (SIGKILL); plus the lifecycle around them:
 snapshots then restart, SHUTDOWN, the single-owner lock on the data

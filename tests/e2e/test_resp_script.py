@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Lua scripts over RESP (issue 10): EVAL, EVALSHA, their _RO forms, SCRIPT.
 
 The two scripts counter libraries ship, through redis-py's register_script

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Hostile bytes on tallyd's RESP and memcached ports (issue 8), black box.
 
 Cross-protocol attacks: a web page can make a browser send an HTTP request to

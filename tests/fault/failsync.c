@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * failsync.c - an LD_PRELOAD shim that makes tallyd's fsync and fdatasync
  * slow or failing on demand, so the black-box tests (tests/e2e/test_faults.py)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * cmd_fixture.h - the fixture shared by the unit tests that run the command
  * layer over a real engine (test_cmd_exec.c, test_cmd_once.c) and by those

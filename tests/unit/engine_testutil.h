@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * engine_testutil.h - helpers shared by the engine's black-box tests
  * (test_engine_recovery.c, test_engine_crash.c, test_engine_faults.c): temp

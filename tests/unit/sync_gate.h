@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * sync_gate.h - fdatasync under a unit test's control, at the libc
  * boundary (as test_engine_faults.c does): a test program that includes

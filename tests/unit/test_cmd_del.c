@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_cmd_del.c - a multi-key DEL through the command layer is one atomic
  * change: all of its deletes happen or none does, whether the disk is full
@@ -63,7 +64,7 @@ static enum cmd_status del_keys(tally *db, int n, struct cmd_res *res)
     static const char *keys[NDEL];
     static size_t klens[NDEL];
     struct cmd_ctx ctx;
-    struct cmd_session s = {1, CMD_PROTO_RESP, 0, NULL};
+    struct cmd_session s = {.id = 1, .proto = CMD_PROTO_RESP};
     for (int i = 0; i < n; i++) {
         del_key(names[i], i);
         keys[i] = names[i];

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_cmd_events.c - the change-event hub (src/cmd/events.h) and the
  * pub/sub broker over it (src/cmd/pubsub.h), without a database: tickets

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_cmd_exec.c - the command layer (src/cmd/cmd.c) over a real engine in
  * a temporary directory: every operation's result, status and ticket, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_cmd_expire.c - the command layer's expiry (cmd.h "Expiry"): SET with
  * an expiry, KEEPTTL and a plain SET, INCRBY keeping it or setting it only

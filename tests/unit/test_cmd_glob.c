@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_cmd_glob.c - cmd_parse_i64 against Redis's string2ll rules and
  * cmd_glob_match against Redis's stringmatchlen rules (src/cmd/glob.c),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_cmd_multi.c - transactions in the command layer (multi.c), with no
  * front end: the queued "requests" are indexes into a table of cmd_reqs
@@ -63,7 +64,7 @@ static void exec_runs_in_order_reads_own_writes_one_ticket(void **state)
 {
     tally *db = tt_open(TT_DIR(state), NULL);
     struct cmd_ctx ctx;
-    struct cmd_session s = {1, CMD_PROTO_RESP, 0, NULL};
+    struct cmd_session s = {.id = 1, .proto = CMD_PROTO_RESP};
     const struct cmd_req reqs[] = {INCR("a", 5), INCR("a", 2), GET("a"),
                                    INCR("b", INT64_MAX), INCR("b", 1)};
     struct runner r = {&ctx, &s, reqs, {{0}}, 0};
@@ -101,7 +102,7 @@ static void queue_time_error_aborts_and_discard_forgets(void **state)
 {
     tally *db = tt_open(TT_DIR(state), NULL);
     struct cmd_ctx ctx;
-    struct cmd_session s = {1, CMD_PROTO_RESP, 0, NULL};
+    struct cmd_session s = {.id = 1, .proto = CMD_PROTO_RESP};
     const struct cmd_req reqs[] = {INCR("a", 1)};
     struct runner r = {&ctx, &s, reqs, {{0}}, 0};
     struct cmd_res res;
@@ -126,8 +127,8 @@ static void watch_sees_changes_and_expiry_not_failed_conditions(void **state)
     tally_options o;
     tally *db;
     struct cmd_ctx ctx;
-    struct cmd_session s = {1, CMD_PROTO_RESP, 0, NULL};
-    struct cmd_session other = {2, CMD_PROTO_RESP, 0, NULL};
+    struct cmd_session s = {.id = 1, .proto = CMD_PROTO_RESP};
+    struct cmd_session other = {.id = 2, .proto = CMD_PROTO_RESP};
     const struct cmd_req reqs[] = {INCR("w", 1)};
     struct runner r = {&ctx, &s, reqs, {{0}}, 0};
     const char *w[] = {"w"};
@@ -199,7 +200,7 @@ static void full_child(const char *dir, struct full_report *rep)
     static char names[NTX][8];
     struct cmd_req reqs[NTX];
     struct cmd_ctx ctx;
-    struct cmd_session s = {1, CMD_PROTO_RESP, 0, NULL};
+    struct cmd_session s = {.id = 1, .proto = CMD_PROTO_RESP};
     struct runner r = {&ctx, &s, reqs, {{0}}, 0};
     struct cmd_res res;
     struct rlimit lim;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_cmd_once.c - idempotency ids through the command layer (cmd.h,
  * "Exactly once") over a real engine in a temporary directory: a repeat

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_batch.c - atomic batches (tally_batch_*): reads inside a
  * batch see its writes, the commit writes ONE BATCH record whose ticket

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_codec.c - unit tests of the engine's record and header codec
  * (src/engine/codec.c) and its CRC32C (crc32c.c): round trips of every

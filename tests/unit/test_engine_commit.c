@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_commit.c - the commit path's batching (tally_cork and
  * tally_uncork, include/tally.h): a corked change is not written or synced

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_crash.c - nothing acknowledged is lost, nothing is counted
  * twice, whenever the process dies.  A forked child opens a fresh data

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_expire.c - counters that expire (include/tally.h "Expiry"):
  * the absolute expiry survives snapshot and replay, a reopen after the time

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_faults.c - the engine under resource faults: a full disk
  * (emulated with RLIMIT_FSIZE in a forked child, which works without
@@ -30,7 +31,8 @@ typedef struct enospc_report {
     int64_t final;     /* its value when the child closed */
     uint64_t accepted; /* changes accepted before ENOSPC */
     int snapshot_rc;   /* tally_snapshot under the limit */
-    char why[400];     /* empty, or what went wrong in the child */
+    char why[TALLY_ERRMAX + 64]; /* empty, or what went wrong in the child:
+                                    room for a whole engine error message */
 } enospc_report;
 
 static void big_key(uint8_t key[BIGKEY])

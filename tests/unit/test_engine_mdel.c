@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_mdel.c - tally_mdel, deleting many counters as one change:
  * what it counts, that it writes one BATCH record of the keys that existed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_once.c - exactly-once changes (tally_*_once, include/tally.h):
  * a repeated id is answered as the first request was and applies nothing;

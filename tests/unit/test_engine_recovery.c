@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_recovery.c - black-box tests of what tally_open() makes of a
  * data directory: empty, snapshot only, log only, both; files written by

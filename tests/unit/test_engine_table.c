@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_table.c - unit tests of the engine's in-memory table
  * (src/engine/table.c): insert, lookup and delete with binary keys, growth,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_engine_tail.c - the rule that tells a torn write from damage to data
  * that reached the disk (src/engine/tail.c, docs/format.md "Torn writes and

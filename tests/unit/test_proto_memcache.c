@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_proto_memcache.c - unit tests of the memcached front end
  * (src/proto/memcache.c).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_proto_resp.c - the Redis protocol front end (src/proto/resp*.c)
  * driven through resp_ops.handle() over a real engine in a temporary
@@ -193,7 +194,7 @@ static void test_once_commands(void **state)
     /* Arguments: arity, numbers, id length, the DECRBY corner. */
     EXPECT(f, "incrby.once c 5\r\n",
            "-ERR wrong number of arguments for 'incrby.once' command\r\n");
-    EXPECT(f, "set.once k 1 id nx\r\n",
+    EXPECT(f, "set.once k 1\r\n",
            "-ERR wrong number of arguments for 'set.once' command\r\n");
     EXPECT(f, "del.once a b c\r\n",
            "-ERR wrong number of arguments for 'del.once' command\r\n");
@@ -288,6 +289,80 @@ static void test_set_options(void **state)
     EXPECT(f, "set k 1 ex abc\r\n",
            "-ERR value is not an integer or out of range\r\n");
     EXPECT(f, "set k 3\r\n", "+OK\r\n");
+    EXPECT(f, "ttl k\r\n", ":-1\r\n");
+}
+
+/* INCRBY.ONCE, DECRBY.ONCE and SET.ONCE with an expiry after the id: SET's
+ * option parser and Redis's texts for its mistakes; a refused request uses
+ * no id and creates nothing. */
+static void test_once_ttl_options(void **state)
+{
+    struct fx *f = *state;
+    static const char *const syntax[] = {
+        "incrby.once c 1 id ex\r\n",
+        "incrby.once c 1 id nx\r\n",
+        "incrby.once c 1 id ex 10 px 10\r\n",
+        "incrby.once c 1 id keepttl\r\n",
+        "incrby.once c 1 id xx ex 10\r\n",
+        "incrby.once c 1 id get\r\n",
+        "decrby.once c 1 id px 10 foo\r\n",
+        "set.once c 1 id nx\r\n",
+        "set.once c 1 id get\r\n",
+        "set.once c 1 id ex 10 keepttl\r\n",
+        "set.once c 1 id keepttl px 10\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof syntax / sizeof *syntax; i++)
+        EXPECT(f, syntax[i], "-ERR syntax error\r\n");
+    EXPECT(f, "incrby.once c 1 id ex 0\r\n",
+           "-ERR invalid expire time in 'incrby.once' command\r\n");
+    EXPECT(f, "INCRBY.ONCE c 1 id EX -5 NX\r\n",
+           "-ERR invalid expire time in 'incrby.once' command\r\n");
+    EXPECT(f, "incrby.once c 1 id exat 9999999999999999\r\n",
+           "-ERR invalid expire time in 'incrby.once' command\r\n");
+    EXPECT(f, "decrby.once c 1 id px 0\r\n",
+           "-ERR invalid expire time in 'decrby.once' command\r\n");
+    EXPECT(f, "set.once c 1 id pxat 0\r\n",
+           "-ERR invalid expire time in 'set.once' command\r\n");
+    EXPECT(f, "incrby.once c 1 id px abc\r\n",
+           "-ERR value is not an integer or out of range\r\n");
+    /* Options first, then the expiry, then the number, as SET. */
+    EXPECT(f, "incrby.once c x id px 0\r\n",
+           "-ERR invalid expire time in 'incrby.once' command\r\n");
+    EXPECT(f, "exists c\r\n", ":0\r\n");
+
+    /* The id was not used: it works, and sets the expiry. */
+    EXPECT(f, "incrby.once c 1 id ex 100\r\n", ":1\r\n");
+    EXPECT(f, "ttl c\r\n", ":100\r\n");
+    EXPECT(f, "incrby.once c 1 id EX 100\r\n", ":1\r\n"); /* a replay */
+    EXPECT(f, "incrby.once c 1 id px 100000\r\n", ":1\r\n"); /* the same */
+    EXPECT(f, "incrby.once c 1 id ex 200\r\n",
+           "-ERR idempotency id was already used for a different request; "
+           "nothing was applied\r\n");
+    EXPECT(f, "incrby.once c 1 id\r\n",
+           "-ERR idempotency id was already used for a different request; "
+           "nothing was applied\r\n");
+    /* NX: the expiry only when the increment creates the counter. */
+    EXPECT(f, "incrby.once c 1 id2 ex 50 nx\r\n", ":2\r\n");
+    EXPECT(f, "ttl c\r\n", ":100\r\n");
+    EXPECT(f, "decrby.once n 1 id3 NX PX 50000\r\n", ":-1\r\n");
+    EXPECT(f, "ttl n\r\n", ":50\r\n");
+    /* Without NX it sets it; with none it keeps it, as today. */
+    EXPECT(f, "incrby.once c 1 id4 ex 30\r\n", ":3\r\n");
+    EXPECT(f, "ttl c\r\n", ":30\r\n");
+    EXPECT(f, "incrby.once c 1 id5\r\n", ":4\r\n");
+    EXPECT(f, "ttl c\r\n", ":30\r\n");
+
+    /* SET.ONCE: an expiry, KEEPTTL, or none (which clears it, as SET). */
+    EXPECT(f, "set.once k 7 s1 px 20000\r\n", "+OK\r\n");
+    EXPECT(f, "ttl k\r\n", ":20\r\n");
+    EXPECT(f, "set.once k 8 s2 keepttl\r\n", "+OK\r\n");
+    EXPECT(f, "ttl k\r\n", ":20\r\n");
+    EXPECT(f, "get k\r\n", "$1\r\n8\r\n");
+    EXPECT(f, "set.once k 8 s2\r\n",
+           "-ERR idempotency id was already used for a different request; "
+           "nothing was applied\r\n");
+    EXPECT(f, "set.once k 9 s3\r\n", "+OK\r\n");
     EXPECT(f, "ttl k\r\n", ":-1\r\n");
 }
 
@@ -452,7 +527,7 @@ static void test_admin_commands(void **state)
     EXPECT(f, "client\r\n",
            "-ERR wrong number of arguments for 'client' command\r\n");
     r = send(f, "client info\r\n");
-    assert_non_null(strstr(r, "id=42 addr=127.0.0.1:5555 name=app "));
+    assert_non_null(strstr(r, "id=42 addr=127.0.0.1:5555 laddr= fd=-1 name=app "));
     assert_non_null(strstr(r, "lib-name=redis-py lib-ver=5.0.1\n\r\n"));
 
     EXPECT(f, "config get save\r\n", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
@@ -948,6 +1023,7 @@ int main(void)
         T(test_ping_echo_select_quit),
         T(test_counter_commands),
         T(test_once_commands),
+        T(test_once_ttl_options),
         T(test_once_in_flight_is_tryagain),
         T(test_set_options),
         T(test_expiry_commands),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * test_server_outbox.c - the durability hold (src/server/outbox.c) on its
  * own: which of a connection's reply bytes may leave as tally_durable()

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // tally's dashboard: the Counters view (search by prefix, live values over
 // the change stream, a sparkline of each counter's recent rate, and the
 // change buttons) and the Server view (/metrics, polled).  It uses only

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # embed.cmake - turn the dashboard's files into C arrays (page_files.c) at
 # build time, so tallyd serves them from the binary with no external
 # requests and the build needs nothing but CMake.  Run as
