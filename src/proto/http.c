@@ -191,10 +191,43 @@ static int http_auth(struct http_front *h, struct evhttp_request *req,
     return 0;
 }
 
+/* The response to the request http_count() counted is written.  evhttp
+ * reads at most one request of a connection at a time, so the connection
+ * has nothing else counted. */
+static void http_on_answered(struct evhttp_request *req, void *arg)
+{
+    struct http_front *h = arg;
+    h->unanswered--;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL,
+                                  NULL);
+}
+
+/* The connection closed before its counted request was answered (the
+ * client left, or a timeout): evhttp frees the request without calling
+ * http_on_answered(). */
+static void http_on_gone(struct evhttp_connection *evcon, void *arg)
+{
+    struct http_front *h = arg;
+    (void)evcon;
+    h->unanswered--;
+}
+
+/* Count req until its response is written or its connection is gone. */
+static void http_count(struct http_front *h, struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon)
+        return;
+    h->unanswered++;
+    evhttp_request_set_on_complete_cb(req, http_on_answered, h);
+    evhttp_connection_set_closecb(evcon, http_on_gone, h);
+}
+
 /* evhttp's callback for every request. */
 static void http_on_request(struct evhttp_request *req, void *arg)
 {
     struct http_front *h = arg;
+    http_count(h, req);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *seg = NULL;
@@ -372,6 +405,11 @@ void http_front_stop(struct http_front *h)
     if (h->bound_tls)
         evhttp_del_accept_socket(h->https, h->bound_tls);
     h->bound_tls = NULL;
+}
+
+unsigned http_front_unanswered(const struct http_front *h)
+{
+    return h->unanswered;
 }
 
 void http_front_free(struct http_front *h)

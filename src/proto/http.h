@@ -60,6 +60,13 @@ int http_bind_is_loopback(const char *bind);
  * it again does nothing. */
 void http_front_stop(struct http_front *h);
 
+/* How many requests were received but their responses not yet written to
+ * the socket: held for durability, or handed to evhttp, which writes them on
+ * a later pass of the event loop.  Freeing the front end before this is 0
+ * closes those connections without an answer; a connection that closes
+ * first stops counting. */
+unsigned http_front_unanswered(const struct http_front *h);
+
 /* Stop listening if still listening, close every connection and free;
  * requests still waiting for durability are answered first by the daemon's
  * waiter before it calls this. */

@@ -96,6 +96,11 @@ void fronts_quiesce(struct server *srv)
         http_front_stop(srv->http);
 }
 
+int fronts_unanswered(const struct server *srv)
+{
+    return srv->http && http_front_unanswered(srv->http) > 0;
+}
+
 /* Called after every connection is closed: the memcached listener state is
  * referenced by its connections until then. */
 void fronts_stop(struct server *srv)

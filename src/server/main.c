@@ -133,6 +133,11 @@ static void check_stopped(struct server *srv)
         tally_wait(srv->db, tally_head(srv->db));
         outbox_release(srv);
     }
+    /* Released responses, and 503s to requests that came in meanwhile, are
+     * only in evhttp's buffers: it writes them on a later pass of the loop,
+     * and freeing it first would close those connections unanswered. */
+    if (fronts_unanswered(srv) && srv_now_ms() < srv->stop_deadline_ms)
+        return;
     srv->done = 1;
 }
 

@@ -293,6 +293,8 @@ int fronts_start(struct server *srv, char *err);
 /* Shutdown begins: the HTTP front end stops accepting connections and
  * requests (the stream listeners are closed by conn_listeners_close). */
 void fronts_quiesce(struct server *srv);
+/* True while an HTTP response is held or not yet written (fronts.c). */
+int fronts_unanswered(const struct server *srv);
 void fronts_stop(struct server *srv);
 
 /* ---- TLS (tls.c) ------------------------------------------------------------ */
