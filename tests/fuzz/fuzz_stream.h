@@ -102,6 +102,7 @@ static inline void fz_stream_once(const struct proto_ops *ops, void *front,
     }
     ops->conn_free(conn);
     cmd_session_end(&ctx, &s); /* MULTI and WATCH state */
+    cmd_fini(&ctx);            /* scripts' Lua state, once EVAL made one */
     buf_free(&pending);
     buf_free(&reply);
     FZ_CHECK(tally_close(db) == TALLY_OK, "tally_close");
