@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * store.h - where counters live: the one interface the command layer
+ * (src/cmd) uses for them.  Implementations: the embedded engine
+ * (engine.c, libtally on --dir), PostgreSQL (pg*.c, --store postgresql://),
+ * and later Redis (--store redis://).  This layer knows nothing of commands,
+ * protocols or sessions: it knows counters, expiries, idempotency ids and
+ * what its backend promises about durability.
+ *
+ * One operation, one call.  A store_req names one atomic operation with all
+ * its conditions (SET NX/XX/GET/IFEQ, GETDEL, an increment with a floor or
+ * an expiry-if-new, multi-key DEL/MSET, an idempotency id): the store runs
+ * it as one indivisible step, which on PostgreSQL or Redis must hold with
+ * many tallyd instances on one database.  Composite commands that need
+ * several steps (MULTI/EXEC, scripts, RENAME) use a store batch.
+ *
+ * Asynchronous by contract.  store_exec() either completes at once
+ * (STORE_DONE: *res is filled; the engine always does) or returns
+ * STORE_PENDING: the store has copied everything of *req it needs (keys,
+ * values, the id; the caller's buffers may move on) and will call
+ * done(arg, res) exactly once, later, from the event loop, never from inside
+ * store_exec().  The caller keeps arg alive until then: a connection that
+ * closes with an operation in flight is freed only after its done() ran.
+ * The res given to done() and the arrays it points to belong to the store
+ * and are valid only during the call.
+ *
+ * Durability.  res->ticket says when the result may be shown: the reply
+ * leaves once store_durable() reaches it.  The engine gives its log ticket
+ * (tally.h).  A remote store completes only after its own commit (whatever
+ * that store promises: store_info() says it honestly), so its results carry
+ * ticket 0 (nothing to wait for).  Every result that shows state carries a
+ * ticket, errors too (overflow shows a value, IDREUSED an id).
+ *
+ * Expiry.  Expiry times are Unix ms.  A relative TTL (STORE_X_REL) is
+ * resolved by the store on its own clock (PostgreSQL's, so instances with
+ * skewed clocks agree), and a time at or before the store's now deletes
+ * the counter (Redis 7).  Results show res->expire_at (0: none) and
+ * res->now_ms, the store's clock when the operation ran, so TTL-left is
+ * expire_at - now_ms.
+ */
+#ifndef TALLY_STORE_H
+#define TALLY_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tally.h" /* TALLY_KEY_MAX, TALLY_ID_MAX, tally_ticket */
+
+struct event_base;
+
+/* ---- Operations -------------------------------------------------------- */
+
+enum store_opk {
+    STORE_GET = 0, /* key -> found, value, expire_at */
+    STORE_INCRBY,  /* key, num = delta, expiry -> value, expire_at (a
+                      missing counter starts at 0; STORE_F_FLOOR0: a
+                      result below 0 becomes 0, memcached's decr) */
+    STORE_SET,     /* key, num = value, conditions, expiry; STORE_F_GET:
+                      found/value hold the old counter -> n = 1 if set */
+    STORE_GETDEL,  /* key -> old found/value; deletes */
+    STORE_DEL,     /* keys[nkeys] -> n = how many existed; founds[i] which
+                      (each key once); atomic */
+    STORE_EXISTS,  /* keys[nkeys] -> n (repeats count again) */
+    STORE_MGET,    /* keys[nkeys] -> values[i], founds[i] */
+    STORE_MSET,    /* keys[nkeys], nums[nkeys]; atomic */
+    STORE_EXPIRE,  /* key, expiry (STORE_X_NONE: remove it), conditions
+                      NX/XX/GT/LT -> n = 1 if changed (or deleted because
+                      past); found/value/expire_at show the counter before
+                      (GETEX, EXPIRE, PERSIST; TTL is a STORE_GET) */
+    STORE_SCAN,    /* cursor, prefix (literal, may be empty), count -> items
+                      in keys/klens/values/expires[n_items], next cursor in
+                      n (0: done).  The cursor is an opaque integer the
+                      caller may pass back any time later */
+    STORE_COUNT,   /* -> n = live counters; expires_n, avg_ttl_ms */
+    STORE_FLUSH,   /* delete every counter -> n = how many */
+    STORE_SAVE,    /* engine: snapshot now (blocks); others: unsupported */
+    STORE_BGSAVE,  /* engine: background snapshot; others: unsupported */
+    STORE_OPK_COUNT
+};
+
+/* Conditions and modes (STORE_SET, STORE_INCRBY, STORE_EXPIRE). */
+#define STORE_F_NX 0x1      /* SET: only if missing; EXPIRE: only if none */
+#define STORE_F_XX 0x2      /* SET: only if present; EXPIRE: only if one */
+#define STORE_F_GET 0x4     /* SET: report the old counter */
+#define STORE_F_IFEQ 0x8    /* SET: only if present and value == req->cmp
+                               (memcached cas) */
+#define STORE_F_GT 0x10     /* EXPIRE: only if later than the current */
+#define STORE_F_LT 0x20     /* EXPIRE: only if earlier than the current */
+#define STORE_F_FLOOR0 0x40 /* INCRBY: clamp a negative result at 0 */
+#define STORE_F_MUSTEXIST 0x80 /* INCRBY: NOTFOUND instead of creating
+                                  (memcached incr/decr on a miss) */
+
+/* What a change does to the counter's expiry. */
+enum store_xmode {
+    STORE_X_KEEP = 0, /* leave it (INCRBY's default, SET KEEPTTL) */
+    STORE_X_NONE,     /* clear it (a plain SET; EXPIRE: PERSIST) */
+    STORE_X_REL,      /* req->expire ms from the store's now */
+    STORE_X_ABS,      /* req->expire is Unix ms */
+    STORE_X_REL_IFNEW,/* as REL/ABS, but only if this change creates the */
+    STORE_X_ABS_IFNEW /* counter (INCRBY: a fixed window) */
+};
+
+struct store_req {
+    enum store_opk op;
+    const char *key;           /* single-key ops */
+    size_t klen;
+    int64_t num;               /* delta, value */
+    int64_t cmp;               /* STORE_F_IFEQ: the value expected */
+    unsigned flags;            /* STORE_F_* */
+    enum store_xmode xmode;
+    int64_t expire;            /* with STORE_X_REL*: ms; _ABS*: Unix ms */
+    size_t nkeys;              /* DEL, EXISTS, MGET, MSET */
+    const char *const *keys;
+    const size_t *klens;
+    const int64_t *nums;       /* MSET */
+    uint64_t cursor;           /* SCAN */
+    const char *prefix;        /* SCAN: only keys starting so */
+    size_t plen;
+    size_t count;              /* SCAN: about how many */
+    /* Exactly once (INCRBY, SET without conditions, GETDEL, DEL of one
+     * key): the first request with id is applied; a repeat with the same
+     * fingerprint gets the first one's result with res->replayed = 1; one
+     * with another fingerprint STORE_EIDREUSED.  The id is recorded in the
+     * same atomic step (and, on a remote store, the same transaction) as
+     * the change, so a retry is recognised after any crash. */
+    const char *once;          /* NULL: none */
+    size_t oncelen;
+    uint64_t fingerprint;      /* the caller's hash of the request */
+};
+
+/* Results and errors (res->rc). */
+#define STORE_OK 0
+#define STORE_NOTFOUND 1       /* no such counter */
+#define STORE_NOTSET 2         /* a condition was not met; nothing changed */
+#define STORE_EINVAL (-1)      /* bad request (flag combination, ...) */
+#define STORE_EKEYLEN (-2)
+#define STORE_EOVERFLOW (-3)   /* would leave int64; nothing changed */
+#define STORE_EEXPIRE (-4)     /* expiry out of range; nothing changed */
+#define STORE_EIDREUSED (-5)
+#define STORE_EINFLIGHT (-6)   /* first request with the id not durable yet */
+#define STORE_EIDLEN (-7)
+#define STORE_ENOSPC (-8)      /* engine: disk full, nothing changed */
+#define STORE_EFAILED (-9)     /* engine: write path stopped (fsync failed) */
+#define STORE_ENOTDURABLE (-10)/* engine: value a failed sync may have lost */
+#define STORE_EBUSY (-11)      /* a snapshot already running */
+#define STORE_EIO (-12)        /* other failure; see detail */
+#define STORE_EUNAVAIL (-13)   /* the store cannot be reached now; nothing
+                                  was sent, nothing changed: retry (RESP
+                                  -TRYAGAIN, HTTP 503, SERVER_ERROR) */
+#define STORE_EUNKNOWN (-14)   /* the connection was lost after the change
+                                  was sent: it may or may not have been
+                                  applied.  Never reported as success; a
+                                  retry with an idempotency id resolves it */
+#define STORE_EUNSUPPORTED (-15) /* this store cannot do that (SAVE on
+                                    PostgreSQL) */
+
+struct store_res {
+    int rc;                    /* STORE_OK, STORE_NOTFOUND, ... */
+    tally_ticket ticket;       /* show the result once durable (0: now) */
+    int found;                 /* value holds a value */
+    int64_t value;
+    int64_t expire_at;         /* the counter's expiry shown, 0 for none */
+    int64_t now_ms;            /* the store's clock when it ran */
+    uint64_t n;                /* counts; SCAN's next cursor */
+    int replayed;              /* an idempotent repeat: the first result */
+    /* MGET, DEL (founds only), SCAN (all): arrays of n_items */
+    size_t n_items;
+    int64_t *values;
+    unsigned char *founds;
+    const char *const *keys;
+    const size_t *klens;
+    const int64_t *expires;
+    uint64_t expires_n;        /* STORE_COUNT: counters with an expiry */
+    int64_t avg_ttl_ms;
+    char detail[160];          /* one line saying more, or "" */
+};
+
+#define STORE_DONE 0
+#define STORE_PENDING 1
+
+typedef void (*store_done_fn)(void *arg, const struct store_res *res);
+
+/* ---- What every store provides ------------------------------------------ */
+
+struct store;
+
+struct store_info_kv {
+    const char *name;          /* "store", "store_durability", ... */
+    char value[128];
+};
+
+struct store_ops {
+    const char *name;          /* "engine", "postgresql", "redis" */
+    /* Run one operation: STORE_DONE (*res filled) or STORE_PENDING
+     * (done(arg, res) later; see the top of this file).  res->values and
+     * res->founds may be the caller's arrays for STORE_DONE (MGET, DEL):
+     * the caller sets them before the call, or leaves them NULL. */
+    int (*exec)(struct store *st, const struct store_req *req,
+                struct store_res *res, store_done_fn done, void *arg);
+    /* Atomic batches (MULTI/EXEC, scripts, RENAME, HTTP /v1/batch): every
+     * exec between begin and commit is one atomic step.  NULL when the
+     * store cannot (the command layer then refuses such commands with a
+     * clear error).  commit: STORE_DONE or STORE_PENDING as exec. */
+    int (*batch_begin)(struct store *st);
+    int (*batch_commit)(struct store *st, struct store_res *res,
+                        store_done_fn done, void *arg);
+    void (*batch_abort)(struct store *st);
+    /* Durability: the highest ticket durable now; a remote store returns
+     * UINT64_MAX (its results carry 0). */
+    tally_ticket (*durable)(const struct store *st);
+    /* The store's clock, Unix ms (for front ends that show relative times;
+     * a remote store gives its last known offset from the database). */
+    int64_t (*now_ms)(const struct store *st);
+    /* 1 if the store can serve now; else 0 with why (one line) in why. */
+    int (*ready)(const struct store *st, char *why, size_t n);
+    /* Facts for INFO and /metrics: at most max pairs into kv, returns how
+     * many.  Says honestly what a committed change survives ("fsync",
+     * "synchronous_commit=on, no synchronous standby", ...). */
+    size_t (*info)(const struct store *st, struct store_info_kv *kv,
+                   size_t max);
+    void (*close)(struct store *st);
+};
+
+struct store {
+    const struct store_ops *ops;
+    tally *db;                 /* the engine store's handle, else NULL */
+};
+
+#endif /* TALLY_STORE_H */
