@@ -16,9 +16,6 @@
  *   bench_txn [-h host] [-p port] [-c conns] [-d seconds] [-m multi|script]
  *             [-r keys] [-l label]
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_net.h"
 #include "util.h"
 
 #define RATE_LIMITER                                                        \
@@ -39,28 +37,6 @@ struct tconn {
     uint64_t sent_ns;
     size_t lines_left;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int dial(const char *host, int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-    if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        perror("bench_txn: connect");
-        exit(1);
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
 
 static void add_arg(struct buf *b, const char *s)
 {
@@ -179,19 +155,19 @@ int main(int argc, char **argv)
     char in[65536];
 
     for (int i = 0; i < conns; i++) {
-        c[i].fd = dial(host, port);
+        c[i].fd = bench_dial("bench_txn", host, port);
         pf[i].fd = c[i].fd;
         pf[i].events = POLLIN;
     }
     if (script)
         load_script(c[0].fd, sha);
-    uint64_t start = now_ns(), end = start + (uint64_t)secs * 1000000000u;
+    uint64_t start = bench_now_ns(), end = start + (uint64_t)secs * 1000000000u;
     for (int i = 0; i < conns; i++) {
         c[i].lines_left = request(&req, script, sha, keys, &seed);
-        c[i].sent_ns = now_ns();
+        c[i].sent_ns = bench_now_ns();
         send_all(c[i].fd, req.p, req.len);
     }
-    while (now_ns() < end) {
+    while (bench_now_ns() < end) {
         if (poll(pf, (nfds_t)conns, 100) < 0)
             break;
         for (int i = 0; i < conns; i++) {
@@ -210,7 +186,7 @@ int main(int argc, char **argv)
                 }
                 if (in[j] != '\n' || --c[i].lines_left > 0)
                     continue;
-                uint64_t t = now_ns();
+                uint64_t t = bench_now_ns();
                 if (n == cap) {
                     cap *= 2;
                     lat = xrealloc(lat, cap * sizeof *lat);
@@ -222,7 +198,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    double elapsed = (double)(now_ns() - start) / 1e9;
+    double elapsed = (double)(bench_now_ns() - start) / 1e9;
     qsort(lat, n, sizeof *lat, cmp_u64);
     printf("%-8s %-6s c=%-3d %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms\n",
            label, script ? "script" : "multi", conns, (double)n / elapsed,
