@@ -132,18 +132,27 @@ bench_cpu_share() {
   awk -v t="$1" -v us="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (us > 0) ? t * 1e8 / hz / us : 0 }'
 }
 
-# bench_cpu_run PID REQUESTS CMD...: run CMD, which prints "rps p50 p99"
-# (plus anything after), and print "rps p50 p99 cpu_us_per_req pct_core"
-# with PID's CPU over the run.  REQUESTS 0: take the count from rps times
-# the measured wall time.
+# bench_cpu_run PID REQUESTS CMD...: run CMD, which prints "rps p50 p99
+# [MORE...]", and print "rps p50 p99 cpu_us_per_req pct_core [MORE...]" with
+# PID's CPU over the run.  REQUESTS 0: take the count from rps times the
+# measured wall time.
 bench_cpu_run() {
-  local pid=$1 n=$2 c0 c1 t0 t1 rps p50 p99
+  local pid=$1 n=$2 c0 c1 t0 t1 rps p50 p99 more
   shift 2
   c0=$(bench_cpu_ticks "$pid") t0=$(bench_now_us)
-  read -r rps p50 p99 _ < <("$@") || return 1
+  read -r rps p50 p99 more < <("$@") || return 1
   c1=$(bench_cpu_ticks "$pid") t1=$(bench_now_us)
   if ((n == 0)); then
     n=$(awk -v r="$rps" -v us=$((t1 - t0)) 'BEGIN { printf "%d", r * us / 1e6 }')
   fi
-  echo "$rps $p50 $p99 $(bench_cpu_per_req $((c1 - c0)) "$n") $(bench_cpu_share $((c1 - c0)) $((t1 - t0)))"
+  echo "$rps $p50 $p99 $(bench_cpu_per_req $((c1 - c0)) "$n") $(bench_cpu_share $((c1 - c0)) $((t1 - t0)))${more:+ $more}"
+}
+
+# bench_median_col COLUMN ROW...: the median of one (1-based) column of rows
+# of space-separated numbers, such as bench_cpu_run's.
+bench_median_col() {
+  local col=$1 vals
+  shift
+  mapfile -t vals < <(printf '%s\n' "$@" | awk -v c="$col" '{ print $c }')
+  bench_median "${vals[@]}"
 }

@@ -66,6 +66,7 @@ start_servers() { # policy
   mkdir -p "$work/tally" "$work/redis"
   tally_port=$(bench_free_port)
   redis_port=$(bench_free_port)
+  # shellcheck disable=SC2086 # TALLYD_FLAGS is a list of flags on purpose
   "$tallyd" --dir "$work/tally" --bind 127.0.0.1 --port "$tally_port" \
     --http-port 0 --memcache-port 0 --fsync "$policy" --log-level warn \
     ${TALLYD_FLAGS:-} 2>"$work/tallyd.log" &
@@ -100,14 +101,6 @@ bench() {
   fi
 }
 
-# med COLUMN ROW...: the median of one column of the rows.
-med() {
-  local col=$1 vals
-  shift
-  mapfile -t vals < <(printf '%s\n' "$@" | awk -v c="$col" '{ print $c }')
-  bench_median "${vals[@]}"
-}
-
 configs=("-c 1" "-c 50" "-c 50 -P 16")
 [[ $rate == 0 ]] || configs=("rate $rate/s" "${configs[@]}")
 tally_version=$("$tallyd" --version 2>/dev/null | head -1 || true)
@@ -130,10 +123,10 @@ for policy in $policies; do
       t+=("$(bench "$tally_pid" "$tally_port" "$count" "$cfg")") || { echo "resp_vs_redis: run failed against tallyd ($cfg)" >&2; exit 1; }
       r+=("$(bench "$redis_pid" "$redis_port" "$count" "$cfg")") || { echo "resp_vs_redis: run failed against redis ($cfg)" >&2; exit 1; }
     done
-    tr=$(med 1 "${t[@]}") rr=$(med 1 "${r[@]}") tc=$(med 4 "${t[@]}") rc=$(med 4 "${r[@]}")
+    tr=$(bench_median_col 1 "${t[@]}") rr=$(bench_median_col 1 "${r[@]}") tc=$(bench_median_col 4 "${t[@]}") rc=$(bench_median_col 4 "${r[@]}")
     printf '%-12s | %8.0f %6.3f %6.3f %7.1f %5.1f | %8.0f %6.3f %6.3f %7.1f %5.1f | %5.2fx %5.2fx\n' "$cfg" \
-      "$tr" "$(med 2 "${t[@]}")" "$(med 3 "${t[@]}")" "$tc" "$(med 5 "${t[@]}")" \
-      "$rr" "$(med 2 "${r[@]}")" "$(med 3 "${r[@]}")" "$rc" "$(med 5 "${r[@]}")" \
+      "$tr" "$(bench_median_col 2 "${t[@]}")" "$(bench_median_col 3 "${t[@]}")" "$tc" "$(bench_median_col 5 "${t[@]}")" \
+      "$rr" "$(bench_median_col 2 "${r[@]}")" "$(bench_median_col 3 "${r[@]}")" "$rc" "$(bench_median_col 5 "${r[@]}")" \
       "$(bench_ratio "$tr" "$rr")" "$(bench_ratio "$tc" "$rc")"
   done
   bench_stop_all
