@@ -2,19 +2,22 @@
 /*
  * bench_txn.c - a RESP load generator for transactions and scripts: N
  * connections, each with one request in flight, for a fixed time.  A
- * request is either MULTI + 10 INCRs of random keys + EXEC (-m multi) or
+ * request is either MULTI + 10 INCRs of random keys + EXEC (-m multi),
  * one EVALSHA of a fixed-window rate limiter (INCR, and EXPIRE if the
- * count is 1; -m script), loaded with SCRIPT LOAD first.  Prints one table
- * row: requests/s and latency percentiles (p50, p99) from send to the
- * last byte of the reply.  bench/txn_vs_redis.sh runs it against tallyd
- * and redis-server.
+ * count is 1; -m script), loaded with SCRIPT LOAD first, or one INCRBY of
+ * a random key (-m incrby) or the same as INCRBY.ONCE with an id never used
+ * before (-m once: the process id, the start time and a sequence number;
+ * tally only).  Prints one table row: requests/s and latency percentiles
+ * (p50, p99) from send to the last byte of the reply.
+ * bench/txn_vs_redis.sh runs it against tallyd and redis-server,
+ * bench/once_vs_plain.sh against tallyd alone.
  *
  * Replies are counted by their "\r\n": every reply these requests get is
  * made of one-line parts (+OK, +QUEUED, *10, :n), 22 lines for a
  * transaction and 1 for the script.
  *
- *   bench_txn [-h host] [-p port] [-c conns] [-d seconds] [-m multi|script]
- *             [-r keys] [-l label]
+ *   bench_txn [-h host] [-p port] [-c conns] [-d seconds]
+ *             [-m multi|script|incrby|once] [-r keys] [-l label]
  */
 #include <poll.h>
 #include <stdint.h>
@@ -86,14 +89,34 @@ static void load_script(int fd, char sha[41])
     sha[40] = 0;
 }
 
+enum mode { MODE_MULTI, MODE_SCRIPT, MODE_INCRBY, MODE_ONCE };
+static const char *const mode_names[] = {"multi", "script", "incrby", "once"};
+
 /* One request into b; returns the reply lines it will get. */
-static size_t request(struct buf *b, int script, const char *sha,
+static size_t request(struct buf *b, enum mode mode, const char *sha,
                       unsigned keys, unsigned *seed)
 {
-    char key[32];
+    static unsigned long long seq;
+    static uint64_t run;
+    char key[32], id[64];
 
     buf_clear(b);
-    if (script) {
+    if (mode == MODE_INCRBY || mode == MODE_ONCE) {
+        snprintf(key, sizeof key, "ib:%u", (unsigned)rand_r(seed) % keys);
+        buf_adds(b, mode == MODE_ONCE ? "*4\r\n" : "*3\r\n");
+        add_arg(b, mode == MODE_ONCE ? "INCRBY.ONCE" : "INCRBY");
+        add_arg(b, key);
+        add_arg(b, "1");
+        if (mode == MODE_ONCE) {
+            if (!run)
+                run = bench_now_ns() ^ ((uint64_t)getpid() << 40);
+            snprintf(id, sizeof id, "%llx:%llu", (unsigned long long)run,
+                     seq++);
+            add_arg(b, id);
+        }
+        return 1;
+    }
+    if (mode == MODE_SCRIPT) {
         snprintf(key, sizeof key, "rl:%u", (unsigned)rand_r(seed) % keys);
         buf_adds(b, "*5\r\n");
         add_arg(b, "EVALSHA");
@@ -125,7 +148,8 @@ static int cmp_u64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *label = "server";
-    int port = 6379, conns = 1, secs = 3, script = 0, opt;
+    int port = 6379, conns = 1, secs = 3, opt;
+    enum mode mode = MODE_MULTI;
     unsigned keys = 100000, seed = 1;
     char sha[41] = "";
 
@@ -135,12 +159,21 @@ int main(int argc, char **argv)
         case 'p': port = atoi(optarg); break;
         case 'c': conns = atoi(optarg); break;
         case 'd': secs = atoi(optarg); break;
-        case 'm': script = strcmp(optarg, "script") == 0; break;
+        case 'm':
+            for (mode = MODE_MULTI; mode <= MODE_ONCE; mode++)
+                if (strcmp(optarg, mode_names[mode]) == 0)
+                    break;
+            if (mode > MODE_ONCE) {
+                fprintf(stderr, "bench_txn: -m multi, script, incrby or once\n");
+                return 2;
+            }
+            break;
         case 'r': keys = (unsigned)atoi(optarg); break;
         case 'l': label = optarg; break;
         default:
             fprintf(stderr, "usage: bench_txn [-h host] [-p port] [-c conns] "
-                            "[-d seconds] [-m multi|script] [-r keys] "
+                            "[-d seconds] [-m multi|script|incrby|once] "
+                            "[-r keys] "
                             "[-l label]\n");
             return 2;
         }
@@ -159,11 +192,11 @@ int main(int argc, char **argv)
         pf[i].fd = c[i].fd;
         pf[i].events = POLLIN;
     }
-    if (script)
+    if (mode == MODE_SCRIPT)
         load_script(c[0].fd, sha);
     uint64_t start = bench_now_ns(), end = start + (uint64_t)secs * 1000000000u;
     for (int i = 0; i < conns; i++) {
-        c[i].lines_left = request(&req, script, sha, keys, &seed);
+        c[i].lines_left = request(&req, mode, sha, keys, &seed);
         c[i].sent_ns = bench_now_ns();
         send_all(c[i].fd, req.p, req.len);
     }
@@ -192,7 +225,7 @@ int main(int argc, char **argv)
                     lat = xrealloc(lat, cap * sizeof *lat);
                 }
                 lat[n++] = t - c[i].sent_ns;
-                c[i].lines_left = request(&req, script, sha, keys, &seed);
+                c[i].lines_left = request(&req, mode, sha, keys, &seed);
                 c[i].sent_ns = t;
                 send_all(c[i].fd, req.p, req.len);
             }
@@ -201,7 +234,7 @@ int main(int argc, char **argv)
     double elapsed = (double)(bench_now_ns() - start) / 1e9;
     qsort(lat, n, sizeof *lat, cmp_u64);
     printf("%-8s %-6s c=%-3d %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms\n",
-           label, script ? "script" : "multi", conns, (double)n / elapsed,
+           label, mode_names[mode], conns, (double)n / elapsed,
            n ? (double)lat[n / 2] / 1e6 : 0.0,
            n ? (double)lat[n * 99 / 100] / 1e6 : 0.0);
     for (int i = 0; i < conns; i++)
