@@ -547,8 +547,8 @@ static void spin_work(tally *db)
     pthread_mutex_lock(&db->mu);
 }
 
-/* [sync] After publishing a batch handed over at kick (0: not known):
- * update the models of "Waiting" above. */
+/* [sync] Just before publishing a batch handed over at kick (0: not
+ * known): update the models of "Waiting" above. */
 static void learn(tally *db, uint64_t kick)
 {
     uint64_t now = log_now_ns(), hold, ewma;
@@ -677,14 +677,15 @@ static void *sync_main(void *arg)
         } else if (rot && rot_fd != db->log_fd) {
             close(rot_fd); /* dropped: the write path has stopped */
         }
-        /* Nothing is on its way by the time durable moves. */
+        /* The model learns, and nothing is on its way, by the time durable
+         * moves: a waiter woken by it sees both. */
+        if (len > 0)
+            learn(db, kick);
         __atomic_store_n(&db->flight_ns, 0, __ATOMIC_RELEASE);
         if (tally_health(db) != TALLY_EFAILED)
             publish(db, db->written);
         else
             publish(db, tally_durable(db));
-        if (len > 0)
-            learn(db, kick);
         if (job) {
             /* The snapshot may show values of changes still in flight; it
              * may replace the log only once they are on disk too. */
