@@ -34,9 +34,9 @@
  * pending rotation or snapshot job leaves the batch to the sync thread,
  * which alone rotates, so the order of writes and rotations never changes.
  *
- * Waiting.  A hand-over wakes the sync thread with a condition variable,
- * signalled after mu is released, and only when the thread sleeps; durable
- * comes back through the eventfd.  A sleep and a wake cost a few
+ * Waiting.  A hand-over wakes the sync thread (a futex on db->kicks) only
+ * when it sleeps, and after mu is released; durable comes back through the
+ * eventfd.  A sleep and a wake cost a few
  * microseconds of CPU (more on a virtual CPU that went idle), so polling
  * instead pays only when the wait is shorter than that, and the engine
  * measures how long waits are: when a batch was handed over (kick_ns), how
@@ -827,7 +827,11 @@ unsigned tally_sync_eta_us(const tally *db)
     if (!since || !hold)
         return UINT_MAX;
     now = log_now_ns();
-    return since + hold <= now ? 0 : (unsigned)((since + hold - now) / 1000u);
+    if (since + hold <= now)
+        return 0;
+    return since + hold - now >= (uint64_t)UINT_MAX * 1000u
+               ? UINT_MAX - 1
+               : (unsigned)((since + hold - now) / 1000u);
 }
 
 int tally_wait(tally *db, tally_ticket t)
