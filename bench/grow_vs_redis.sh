@@ -13,31 +13,43 @@
 # latency is the table's, plus one row per server at "everysec" (redis
 # --appendonly yes --appendfsync everysec).  Servers run one at a time, so
 # each has both cores (shared with whatever else runs); RSS is read from
-# /proc at the end of each row.
+# /proc at the end of each row; "max at" is the count of keys when the
+# slowest reply came (a one-shot rehash shows at a power of two).
+#
+# With -l it also prints libtally's own latency, in process (bench_growlib:
+# no network, and a CPU-clock column that the scheduler's other tenants do
+# not inflate), for this build and, if OLD_BENCH_GROWLIB is set, an older
+# one (build bench/bench_growlib.c against that libtally.a).
 #
 # Usage: bench/grow_vs_redis.sh [-n COUNTERS] [-w WINDOW] [-r REPEATS]
-#                               [-p "no everysec"]
+#                               [-p "no everysec"] [-l]
 #   -r: rounds, alternating servers; the table shows medians.
 # Env: TALLYD (default <repo>/build/tallyd), OLD_TALLYD (none by default),
-#      BENCH_GROW (default <repo>/build/bench/bench_grow), REDIS_SERVER.
+#      BENCH_GROW (default <repo>/build/bench/bench_grow), REDIS_SERVER,
+#      BENCH_GROWLIB (default <repo>/build/bench/bench_growlib),
+#      OLD_BENCH_GROWLIB (none by default).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 tallyd=${TALLYD:-$repo/build/tallyd}
 old_tallyd=${OLD_TALLYD:-}
 bench_grow=${BENCH_GROW:-$repo/build/bench/bench_grow}
+bench_growlib=${BENCH_GROWLIB:-$repo/build/bench/bench_growlib}
+old_bench_growlib=${OLD_BENCH_GROWLIB:-}
 redis_server=${REDIS_SERVER:-redis-server}
 
 n=10000000
 window=1
 repeats=1
 policies="no everysec"
-while getopts "n:w:r:p:h" opt; do
+lib=0
+while getopts "n:w:r:p:lh" opt; do
   case $opt in
     n) n=$OPTARG ;;
     w) window=$OPTARG ;;
     r) repeats=$OPTARG ;;
     p) policies=$OPTARG ;;
+    l) lib=1 ;;
     *) bench_usage ;;
   esac
 done
@@ -95,8 +107,8 @@ servers=(tally redis)
 [[ -n $old_tallyd ]] && servers=(old tally redis)
 echo "INCR of $n new keys, one connection, window $window (1: each reply awaited); latency in µs; median of $repeats round(s)"
 echo "tally: $tallyd${old_tallyd:+; old: $old_tallyd}; redis-server $("$redis_server" --version | awk '{print $3}' | sed 's/^v=//')"
-printf '%-8s %-16s | %9s %6s %6s %7s %9s %7s %8s\n' fsync server rps p50 p99 p99.9 max ">=1ms" "RSS MiB"
-printf '%.0s-' {1..84}
+printf '%-8s %-16s | %9s %6s %6s %7s %9s %9s %7s %8s\n' fsync server rps p50 p99 p99.9 max "max at" ">=1ms" "RSS MiB"
+printf '%.0s-' {1..94}
 echo
 for policy in $policies; do
   declare -A results=()
@@ -110,9 +122,24 @@ for policy in $policies; do
     for ((i = 0; i < repeats; i++)); do rows+=("${results[$s.$i]}"); done
     label=$s
     [[ $s == old ]] && label="tally (old)"
-    printf '%-8s %-16s | %9.0f %6.0f %6.0f %7.0f %9.0f %7.0f %8.0f\n' "$policy" "$label" \
+    printf '%-8s %-16s | %9.0f %6.0f %6.0f %7.0f %9.0f %9.0f %7.0f %8.0f\n' "$policy" "$label" \
       "$(column rows 1)" "$(column rows 2)" "$(column rows 3)" "$(column rows 4)" \
-      "$(column rows 5)" "$(column rows 7)" "$(column rows 8)"
+      "$(column rows 5)" "$(column rows 6)" "$(column rows 7)" "$(column rows 8)"
   done
   unset results
+done
+
+((lib)) || exit 0
+echo
+echo "libtally in process (bench_growlib, TALLY_SYNC_NO, log in $work): tally_incr of $n new keys; µs"
+printf '%-12s | %9s %6s %6s %7s %9s %7s %9s | %9s %9s %9s | %8s\n' build "calls/s" p50 p99 p99.9 max ">=1ms" "max at" "cpu p99.9" "cpu max" "at" "RSS MiB"
+printf '%.0s-' {1..120}
+echo
+libs=("new:$bench_growlib")
+[[ -n $old_bench_growlib ]] && libs=("old:$old_bench_growlib" "${libs[@]}")
+for l in "${libs[@]}"; do
+  [[ -x ${l#*:} ]] || { echo "$bench_name: no bench_growlib at ${l#*:}" >&2; exit 1; }
+  read -ra f < <(TMPDIR=$work "${l#*:}" "$n")
+  printf '%-12s | %9.0f %6.0f %6.0f %7.0f %9.0f %7.0f %9.0f | %9.0f %9.0f %9.0f | %8.0f\n' "${l%%:*}" \
+    "${f[1]}" "${f[2]}" "${f[3]}" "${f[4]}" "${f[5]}" "${f[6]}" "${f[7]}" "${f[8]}" "${f[9]}" "${f[10]}" "${f[11]}"
 done
