@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -23,6 +24,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench_util.h"
 
 #define HIST_US 1000000 /* 1 µs buckets up to 1 s; slower ones go in the last */
 #define MAX_W 256
@@ -83,18 +86,6 @@ static size_t reply_len(const char *buf, size_t n)
     return (size_t)(nl - buf) + 1;
 }
 
-static uint64_t percentile(const uint32_t *hist, uint64_t total, double q)
-{
-    uint64_t want = (uint64_t)((double)total * q), seen = 0;
-
-    for (uint64_t us = 0; us < HIST_US; us++) {
-        seen += hist[us];
-        if (seen > want)
-            return us;
-    }
-    return HIST_US;
-}
-
 int main(int argc, char **argv)
 {
     uint64_t n, sent = 0, done = 0, sent_at[MAX_W], max_ns = 0, at = 0;
@@ -152,12 +143,12 @@ int main(int argc, char **argv)
         have -= used;
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("%llu %.0f %llu %llu %llu %.0f %llu %llu\n", (unsigned long long)n,
-           (double)n / secs, (unsigned long long)percentile(hist, n, 0.5),
-           (unsigned long long)percentile(hist, n, 0.99),
-           (unsigned long long)percentile(hist, n, 0.999),
-           (double)max_ns / 1e3, (unsigned long long)at,
-           (unsigned long long)slow);
+    printf("%" PRIu64 " %.0f %" PRIu64 " %" PRIu64 " %" PRIu64 " %.0f %"
+           PRIu64 " %" PRIu64 "\n", n, (double)n / secs,
+           bench_hist_pct(hist, HIST_US, n, 0.5),
+           bench_hist_pct(hist, HIST_US, n, 0.99),
+           bench_hist_pct(hist, HIST_US, n, 0.999), (double)max_ns / 1e3, at,
+           slow);
     close(fd);
     free(hist);
     return 0;

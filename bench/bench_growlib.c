@@ -66,18 +66,6 @@ static double rss_mib(void)
     return kb / 1024;
 }
 
-static uint64_t pct(const uint32_t *hist, uint64_t total, double q)
-{
-    uint64_t want = (uint64_t)((double)total * q), seen = 0;
-
-    for (uint64_t us = 0; us < HIST_US; us++) {
-        seen += hist[us];
-        if (seen > want)
-            return us;
-    }
-    return HIST_US;
-}
-
 int main(int argc, char **argv)
 {
     uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 10000000;
@@ -118,9 +106,10 @@ int main(int argc, char **argv)
     t = bench_now();
     printf("%" PRIu64 " %.0f %" PRIu64 " %" PRIu64 " %" PRIu64 " %.0f %"
            PRIu64 " %" PRIu64 " %" PRIu64 " %.0f %" PRIu64 " %.0f\n", n,
-           (double)n / (t - start), pct(hist, n, 0.5), pct(hist, n, 0.99),
-           pct(hist, n, 0.999), max, slow, at, pct(chist, n, 0.999), cmax,
-           cat, rss_mib());
+           (double)n / (t - start), bench_hist_pct(hist, HIST_US, n, 0.5),
+           bench_hist_pct(hist, HIST_US, n, 0.99),
+           bench_hist_pct(hist, HIST_US, n, 0.999), max, slow, at,
+           bench_hist_pct(chist, HIST_US, n, 0.999), cmax, cat, rss_mib());
     if (tally_close(db) != TALLY_OK)
         fprintf(stderr, "bench_growlib: tally_close failed\n");
     bench_rmdir_all(dir);
