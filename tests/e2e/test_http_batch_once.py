@@ -11,8 +11,13 @@ batch records nothing.  See docs/http.md, "Batches".
 """
 
 import concurrent.futures
+import os
+import random
+import threading
+import time
 import uuid
 
+import pytest
 import requests
 
 from test_http_idempotency import (REPLAYED, assert_applied_once,
@@ -181,3 +186,62 @@ def test_batch_without_a_key_is_unchanged(tallyd, key):
         assert r.status_code == 200 and REPLAYED not in r.headers
         assert r.json()["results"][0]["value"] == i
     s.close()
+
+
+@pytest.mark.own_server
+def test_keyed_batches_under_random_sigkills_apply_exactly_once(
+        tallyd_factory):
+    """A client sends keyed transfers (1 from a to b, and a read of b) back
+    to back while tallyd is SIGKILLed at random moments, 30 times.  After
+    each restart it retries every key it sent, answered or not, until it
+    gets a 200.  Each transfer must count once, whether its record made it
+    before the crash or only with the retry: in the end b holds exactly as
+    many as there were keys, a the opposite, and a retry of an answered key
+    is its first answer."""
+    rng = random.Random(int(os.environ.get("TALLY_TEST_SEED", "10")))
+    server = tallyd_factory()
+    ops = [{"op": "decrement", "key": "a"}, {"op": "increment", "key": "b"},
+           {"op": "get", "key": "b"}]
+    sent, answered = [], {}
+
+    def sender(stop):
+        with session(server) as s:
+            while not stop.is_set():
+                idem = new_key()
+                sent.append(idem)
+                try:
+                    r = s.post(server.url + "/v1/batch", json={"ops": ops},
+                               headers={"Idempotency-Key": idem}, timeout=5)
+                except requests.RequestException:
+                    return
+                if r.status_code != 200:
+                    return
+                answered[idem] = r
+
+    for _ in range(30):
+        stop = threading.Event()
+        t = threading.Thread(target=sender, args=(stop,), daemon=True)
+        t.start()
+        time.sleep(rng.uniform(0.01, 0.08))
+        server.kill()
+        stop.set()
+        t.join(10)
+        assert not t.is_alive()
+        server.start()
+        with session(server) as s:
+            for idem in sent:
+                r = batch(s, server, ops, idem)
+                while r.status_code == 409:  # in flight: retry shortly
+                    time.sleep(0.01)
+                    r = batch(s, server, ops, idem)
+                if idem in answered:
+                    assert_replay(r, answered[idem])
+                else:
+                    assert r.status_code == 200, r.text
+                    answered[idem] = r
+    assert len(sent) > 30
+    assert values(server, "a", "b") == [-len(sent), len(sent)]
+    # Every transfer saw its own place in the sequence: no two answers the
+    # same value of b, and none is missing.
+    seen = sorted(r.json()["results"][2]["value"] for r in answered.values())
+    assert seen == list(range(1, len(sent) + 1))
