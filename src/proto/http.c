@@ -297,6 +297,10 @@ static void http_on_request(struct evhttp_request *req, void *arg)
         return;
     if (http_auth(h, req, &s) != 0)
         return;
+    /* The changes of every request evhttp hands over in this pass of the
+     * loop share one write and one sync. */
+    if (h->waiter->batch)
+        h->waiter->batch(h->waiter->self);
     if (r == HTTP_R_METRICS) {
         http_metrics(h, req);
         return;

@@ -287,7 +287,9 @@ static void poll_durable(struct server *srv)
     if (budget > SRV_SPIN_MAX_US)
         budget = SRV_SPIN_MAX_US;
     int64_t end = srv_now_us() + budget;
-    while ((ob->waiting || ob->nheap) && !srv->nrunq && !srv->done) {
+    /* A request evhttp ran meanwhile has corked: the loop must uncork. */
+    while ((ob->waiting || ob->nheap) && !srv->nrunq && !srv->corked &&
+           !srv->done) {
         if (tally_durable(srv->db) > ob->durable ||
             tally_health(srv->db) != ob->health)
             outbox_release(srv);
