@@ -363,14 +363,16 @@ static struct evhttp *http_server_new(struct http_front *h, struct event_base *b
         evhttp_free(http);
         return NULL;
     }
-    if (tls) {
-        /* bufferevent_openssl writes a response as several records; with
-         * Nagle the last one waits for the client's delayed ACK (40 ms).
-         * Accepted sockets inherit the option from the listener. */
-        int one = 1;
-        evutil_socket_t fd = evhttp_bound_socket_get_fd(*bound);
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    /* Accepted sockets inherit the option from the listener.  With Nagle,
+     * a response written while the one before it is unacknowledged waits
+     * for the client's delayed ACK (40 ms): the next answer on a pipelined
+     * connection, and over TLS the last of the records
+     * bufferevent_openssl writes one response as.  Every answer is one
+     * write here (headers and body in one buffer), so Nagle saves
+     * nothing. */
+    int one = 1;
+    evutil_socket_t fd = evhttp_bound_socket_get_fd(*bound);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return http;
 }
 
