@@ -223,10 +223,9 @@ static void http_count(struct http_front *h, struct evhttp_request *req)
     evhttp_connection_set_closecb(evcon, http_on_gone, h);
 }
 
-/* evhttp's callback for every request. */
-static void http_on_request(struct evhttp_request *req, void *arg)
+/* Route and answer one request (http_on_request). */
+static void http_handle(struct http_front *h, struct evhttp_request *req)
 {
-    struct http_front *h = arg;
     http_count(h, req);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -322,6 +321,17 @@ static void http_on_request(struct evhttp_request *req, void *arg)
         return;
     }
     http_counter(h, req, &s, r, seg, seglen);
+}
+
+/* evhttp's callback for every request.  While it runs, evhttp's own frames
+ * are on the stack: an answer sent from here is written by evhttp later
+ * (http_reply.c writes only released answers at once). */
+static void http_on_request(struct evhttp_request *req, void *arg)
+{
+    struct http_front *h = arg;
+    h->in_request = 1;
+    http_handle(h, req);
+    h->in_request = 0;
 }
 
 /* ---- Life cycle ------------------------------------------------------- */

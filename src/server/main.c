@@ -235,8 +235,8 @@ static int setup_loop(struct server *srv)
     /* epoll_ctl once per descriptor and pass, with the pass's net change:
      * evhttp stops reading a connection while its request waits and turns
      * reading and writing on and off around each response, which without
-     * the changelist was four epoll_ctl calls per HTTP request (three with
-     * it).  libevent's caveat, descriptors shared through dup(), does not
+     * the changelist was four epoll_ctl calls per HTTP request (two with
+     * it, as http_reply.c writes released responses at once).  libevent's caveat, descriptors shared through dup(), does not
      * apply: tallyd never dups a socket. */
     event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     srv->base = event_base_new_with_config(cfg);
