@@ -166,3 +166,36 @@ def test_requests_of_one_loop_pass_share_one_sync(faulty):
     assert min(t for _, _, t in got) - t0 >= SLOW
     faults.clear()
     assert metric(d, "tally_syncs_total") - syncs == 1
+
+
+@pytest.mark.parametrize("version,header", [
+    ("HTTP/1.1", "Connection: close\r\n"), ("HTTP/1.0", "")],
+    ids=["close", "http1.0"])
+def test_held_answer_on_a_closing_connection_is_sent_whole_then_closed(
+        faulty, version, header):
+    # Given slow syncs
+    d, faults = faulty()
+    faults.slow(SLOW)
+    # When a change comes on a connection that closes after its answer (the
+    # answer is written as the sync's release hands it over, and evhttp
+    # frees the connection right then)
+    c = Conn(d)
+    t0 = time.monotonic()
+    c.send(f"POST /v1/counters/closing/increment {version}\r\nHost: {c.host}"
+           f"\r\n{header}Content-Length: 0\r\n\r\n".encode())
+    got = b""
+    while chunk := c.sock.recv(65536):
+        got += chunk
+    t = time.monotonic()
+    c.close()
+    # Then the whole answer comes after the sync, the connection closes
+    # (an HTTP/1.0 answer has no Content-Length: its end is the close), and
+    # the server goes on serving
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(f"{version} 200 ".encode()), got
+    assert json.loads(body)["value"] == 1 and t - t0 >= SLOW
+    faults.clear()
+    c = Conn(d)
+    c.send(get(c.host, "closing"))
+    assert c.response()[:2] == (200, {"key": "closing", "value": 1})
+    c.close()
