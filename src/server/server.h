@@ -363,10 +363,6 @@ struct server {
     struct conn *ranq;         /* ran in this pass, to be written */
     int corked;                /* tally_cork is in force: never sleep */
     unsigned cork_passes;      /* passes since it was */
-    unsigned cork_hits;        /* of recent batches that waited a pass for
-                                  more, the share (of 256, 1/8 weight) whose
-                                  next pass brought requests (conn_run) */
-    unsigned cork_skips;       /* batches uncorked at once since one waited */
     unsigned corked_others;    /* requests conn_cork_request() added since
                                   conn_run() last looked */
     uint64_t next_session;
