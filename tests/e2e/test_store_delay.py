@@ -124,6 +124,10 @@ def test_memcached_over_a_store_that_answers_later(tallyd_factory):
     assert m.get_many(["m", "q", "nope"]) == {"m": b"0", "q": b"5"}
     assert m.delete("q") is True
     assert m.get("q") is None
+    # Each request is counted once, however often it ran.
+    st = m.stats()
+    assert (st[b"cmd_set"], st[b"cas_hits"], st[b"cas_badval"]) == (4, 1, 1)
+    assert (st[b"incr_hits"], st[b"incr_misses"], st[b"decr_hits"]) == (2, 1, 1)
 
 
 def test_http_keep_alive_over_a_store_that_answers_later(tallyd_factory):
