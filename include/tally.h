@@ -485,7 +485,9 @@ int tally_snapshot_begin(tally *db);
 /* Do a bounded slice of background work (about `budget` counters of a
  * snapshot in progress, then finishing it; active expiry of about `budget`
  * counters that carry an expiry, removing those whose time has passed; as
- * many expired idempotency ids).  Returns 1 while more work is
+ * many expired idempotency ids; about budget / 8 buckets of a resize of the
+ * counter or id table, which every change also advances, so the tables
+ * grow and shrink without a pause).  Returns 1 while more work is
  * pending, 0 when idle, or a negative code if the snapshot failed (it is
  * then abandoned; the log stays authoritative). */
 int tally_step(tally *db, unsigned budget);

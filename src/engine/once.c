@@ -24,7 +24,9 @@
  *
  * Memory: one malloc per id of 51 bytes plus the id, and 8-16 bytes of
  * bucket array (the load stays between 1/8 and 1; the array shrinks when
- * ids expire).
+ * ids expire).  The array grows and shrinks incrementally, as the counter
+ * table's (htab.c): a few buckets per add and pop and per tally_step(), so
+ * no request pays for rehashing millions of ids.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -76,24 +78,23 @@ void once_free(struct once_table *o)
         next = e->fnext;
         free(e);
     }
-    free(o->b);
+    htab_free(&o->h);
     once_init(o, o->seed);
 }
 
-/* Rehash into n buckets (a power of two). */
-static void resize(struct once_table *o, uint64_t n)
+static uint64_t entry_hash(const void *entry, uint64_t seed)
 {
-    struct once_entry **nb = mem_calloc(n, sizeof(*nb)), *e;
-    uint64_t h;
+    const struct once_entry *e = entry;
 
-    for (e = o->head; e; e = e->fnext) {
-        h = table_hash(o->seed, e->id, e->idlen) & (n - 1);
-        e->hnext = nb[h];
-        nb[h] = e;
-    }
-    free(o->b);
-    o->b = nb;
-    o->mask = n - 1;
+    return table_hash(seed, e->id, e->idlen);
+}
+
+/* Buckets moved per add and pop while a resize runs. */
+#define ONCE_REHASH_STEP 2
+
+int once_rehash_step(struct once_table *o, size_t budget)
+{
+    return htab_step(&o->h, budget, entry_hash, o->seed);
 }
 
 struct once_entry *once_find(const struct once_table *o, const void *id,
@@ -101,9 +102,9 @@ struct once_entry *once_find(const struct once_table *o, const void *id,
 {
     struct once_entry *e;
 
-    if (!o->b)
+    if (!o->h.b)
         return NULL;
-    e = o->b[table_hash(o->seed, id, idlen) & o->mask];
+    e = *htab_head(&o->h, table_hash(o->seed, id, idlen));
     for (; e; e = e->hnext)
         if (e->idlen == idlen && memcmp(e->id, id, idlen) == 0)
             return e;
@@ -114,12 +115,10 @@ struct once_entry *once_add(struct once_table *o,
                             const struct codec_idem *idem, uint64_t ticket)
 {
     struct once_entry *e = mem_alloc(ONCE_HDR + idem->idlen);
-    uint64_t h;
+    void **head;
 
-    if (!o->b)
-        resize(o, ONCE_MIN_BUCKETS);
-    else if (o->count >= o->mask + 1)
-        resize(o, 2 * (o->mask + 1));
+    if (!o->h.b)
+        htab_init(&o->h, ONCE_MIN_BUCKETS);
     e->fnext = NULL;
     e->fp = idem->fp;
     e->created_ms = idem->created_ms;
@@ -128,9 +127,9 @@ struct once_entry *once_add(struct once_table *o,
     e->idlen = (uint16_t)idem->idlen;
     e->code = (uint8_t)idem->code;
     memcpy(e->id, idem->id, idem->idlen);
-    h = table_hash(o->seed, e->id, e->idlen) & o->mask;
-    e->hnext = o->b[h];
-    o->b[h] = e;
+    head = htab_head(&o->h, table_hash(o->seed, e->id, e->idlen));
+    e->hnext = *head;
+    *head = e;
     if (o->tail)
         o->tail->fnext = e;
     else
@@ -138,18 +137,24 @@ struct once_entry *once_add(struct once_table *o,
     o->tail = e;
     o->count++;
     o->bytes += ONCE_HDR + e->idlen;
+    htab_maintain(&o->h, o->count, ONCE_MIN_BUCKETS, ONCE_REHASH_STEP,
+                  entry_hash, o->seed);
     return e;
 }
 
 /* Remove the oldest id. */
 static void pop_head(struct once_table *o)
 {
-    struct once_entry *e = o->head, **pp;
+    struct once_entry *e = o->head, *p;
+    void **head = htab_head(&o->h, table_hash(o->seed, e->id, e->idlen));
 
-    pp = &o->b[table_hash(o->seed, e->id, e->idlen) & o->mask];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
+    if (*head == e) {
+        *head = e->hnext;
+    } else {
+        for (p = *head; p->hnext != e; p = p->hnext)
+            ;
+        p->hnext = e->hnext;
+    }
     o->head = e->fnext;
     if (!o->head)
         o->tail = NULL;
@@ -162,6 +167,9 @@ static void pop_head(struct once_table *o)
     o->count--;
     o->bytes -= ONCE_HDR + e->idlen;
     free(e);
+    /* Gives the bucket array back as a burst of ids expires. */
+    htab_maintain(&o->h, o->count, ONCE_MIN_BUCKETS, ONCE_REHASH_STEP,
+                  entry_hash, o->seed);
 }
 
 int once_is_expired(int64_t created_ms, int64_t now_ms, uint64_t ttl_ms)
@@ -180,15 +188,8 @@ int once_expire(struct once_table *o, int64_t now_ms, uint64_t ttl_ms,
             return 1;
         pop_head(o);
     }
-    /* Give the bucket array back as a burst of ids expires (with room to
-     * spare, so a steady rate does not resize back and forth). */
-    if (o->b && o->mask + 1 > ONCE_MIN_BUCKETS && o->count < (o->mask + 1) / 8)
-        resize(o, (o->mask + 1) / 4);
-    if (o->count == 0 && o->b) {
-        free(o->b);
-        o->b = NULL;
-        o->mask = 0;
-    }
+    if (o->count == 0 && o->h.b)
+        htab_free(&o->h);
     return 0;
 }
 
@@ -213,7 +214,7 @@ const struct once_entry *once_walk_next(struct once_table *o)
 
 uint64_t once_memory(const struct once_table *o)
 {
-    return o->bytes + (o->b ? (o->mask + 1) * sizeof(*o->b) : 0);
+    return o->bytes + htab_memory(&o->h);
 }
 
 /* ---- Recovery ------------------------------------------------------------ */

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "htab.h"
+
 /* One remembered id: 51 bytes of header plus the id, one malloc each. */
 struct once_entry {
     struct once_entry *hnext; /* hash chain */
@@ -29,8 +31,8 @@ struct once_entry {
 };
 
 struct once_table {
-    struct once_entry **b;    /* bucket array, mask + 1 long; NULL if empty */
-    uint64_t mask;
+    struct htab h;            /* the chains (h.b NULL while empty), resized
+                                 incrementally */
     uint64_t count;
     uint64_t seed;            /* hash seed (the counter table's) */
     struct once_entry *head;  /* oldest */
@@ -64,6 +66,11 @@ int once_is_expired(int64_t created_ms, int64_t now_ms, uint64_t ttl_ms);
  * else 0. */
 int once_expire(struct once_table *o, int64_t now_ms, uint64_t ttl_ms,
                 unsigned max);
+
+/* Move up to budget buckets of a running resize of the bucket array;
+ * returns 1 if one still runs, else 0 (tally_step's share; every add and
+ * pop moves a few too). */
+int once_rehash_step(struct once_table *o, size_t budget);
 
 /* Snapshot walk: begin at the oldest id, end at the newest one now; next
  * returns the next id to write or NULL when the walk is done. */

@@ -430,6 +430,10 @@ int tally_step(tally *db, unsigned budget)
 
     if (removed > sample / 4 && removed > 0)
         more = 1;
+    /* Resizes of the hash tables, which changes also move (table.c). */
+    if (table_rehash_step(&db->table, sample / 8 + 1) |
+        once_rehash_step(&db->once, sample / 8 + 1))
+        more = 1;
     return rc == 0 && more ? 1 : rc;
 }
 
