@@ -237,16 +237,19 @@ static enum cmd_status do_get(struct cmd_ctx *ctx, const struct cmd_req *req,
 {
     struct store_req sr = {.op = req->op == CMD_GETDEL ? STORE_GETDEL
                                                        : STORE_GET,
-                           .key = req->key, .klen = req->klen};
+                           .key = req->key, .klen = req->klen,
+                           .cmp = req->cmp};
     struct store_res r;
 
     store_res_init(&r);
+    if (req->op == CMD_GETDEL && (req->flags & CMD_F_IFEQ))
+        sr.flags = STORE_F_IFEQ;
     if (call(ctx, &sr, &r, res))
         return CMD_PENDING;
-    res->found = r.rc == STORE_OK;
+    res->found = r.rc == STORE_OK || r.rc == STORE_NOTSET;
     res->value = res->found ? r.value : 0;
     res->expire_at = res->found ? r.expire_at : 0;
-    if (res->found && req->op == CMD_GETDEL)
+    if (r.rc == STORE_OK && req->op == CMD_GETDEL)
         changed(ctx, req->key, req->klen, EVENTS_DELETED, EVENTS_OP_GETDEL, 0,
                 r.ticket);
     return from_store(r.rc);
@@ -599,6 +602,8 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
                                               : xmode_of(req, STORE_X_NONE);
         break;
     case CMD_GETDEL:
+        if (req->flags & CMD_F_IFEQ)
+            return CMD_ERR_ARGS; /* not in the fingerprint's outcome */
         sr.op = STORE_GETDEL;
         break;
     case CMD_DEL:

@@ -271,6 +271,8 @@ static int op_getdel(tally *db, const struct store_req *req,
 
     if (rc != STORE_OK)
         return rc;
+    if ((req->flags & STORE_F_IFEQ) && res->value != req->cmp)
+        return STORE_NOTSET;
     rc = tally_del(db, req->key, req->klen, &t);
     take(res, t);
     return rc < 0 ? from_tally(db, res, rc) : STORE_OK;

@@ -58,7 +58,8 @@ enum store_opk {
                       result below 0 becomes 0, memcached's decr) */
     STORE_SET,     /* key, num = value, conditions, expiry; STORE_F_GET:
                       found/value hold the old counter -> n = 1 if set */
-    STORE_GETDEL,  /* key -> old found/value; deletes */
+    STORE_GETDEL,  /* key -> old found/value; deletes (STORE_F_IFEQ: only
+                      if it holds req->cmp, else NOTSET: memcached md C) */
     STORE_DEL,     /* keys[nkeys] -> n = how many existed; founds[i] which
                       (each key once); atomic */
     STORE_EXISTS,  /* keys[nkeys] -> n (repeats count again) */
@@ -83,8 +84,8 @@ enum store_opk {
 #define STORE_F_NX 0x1      /* SET: only if missing; EXPIRE: only if none */
 #define STORE_F_XX 0x2      /* SET: only if present; EXPIRE: only if one */
 #define STORE_F_GET 0x4     /* SET: report the old counter */
-#define STORE_F_IFEQ 0x8    /* SET: only if present and value == req->cmp
-                               (memcached cas) */
+#define STORE_F_IFEQ 0x8    /* SET, GETDEL: only if present and value ==
+                               req->cmp (memcached cas, md C) */
 #define STORE_F_GT 0x10     /* EXPIRE: only if later than the current */
 #define STORE_F_LT 0x20     /* EXPIRE: only if earlier than the current */
 #define STORE_F_FLOOR0 0x40 /* INCRBY: clamp a negative result at 0 */
