@@ -818,6 +818,60 @@ void cmd_batch_abort(struct cmd_ctx *ctx)
     }
 }
 
+enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
+                               const tally_once *once, cmd_batch_fn body,
+                               void *arg, struct cmd_res *res,
+                               const void **answer, size_t *alen)
+{
+    const struct store_ops *ops = ctx->store->ops;
+    struct store_req sr = {.once = once->id, .oncelen = once->idlen,
+                           .fingerprint = once->fingerprint};
+    struct store_res r;
+    enum cmd_status st;
+    int rc;
+
+    res->status = CMD_OK;
+    res->ticket = 0;
+    res->replayed = 0;
+    res->detail[0] = 0;
+    /* A replay runs no cmd_exec, so it checks what cmd_exec would. */
+    if (!cmd_authorized(ctx, s))
+        return res->status = CMD_ERR_NOAUTH;
+    if (cmd_script_busy_for(ctx, s))
+        return res->status = CMD_ERR_SCRIPTBUSY;
+    if (ctx->batch_depth > 0)
+        return res->status = CMD_ERR_INBATCH;
+    if (!cmd_batches_ok(ctx) || !ops->once_answer || !ops->batch_commit_once)
+        return res->status = unsupported(ctx, res->detail,
+                                         sizeof res->detail);
+    store_res_init(&r);
+    rc = ops->once_answer(ctx->store, &sr, answer, alen, &r);
+    take_ticket(res, r.ticket); /* also EIDREUSED's: the first request's */
+    if (rc == STORE_OK) {
+        res->replayed = 1;
+        return CMD_OK;
+    }
+    if (rc != STORE_NOTFOUND) {
+        memcpy(res->detail, r.detail, sizeof res->detail);
+        return res->status = from_store(rc);
+    }
+    cmd_batch_begin(ctx);
+    if ((st = body(arg, answer, alen)) != CMD_OK) {
+        cmd_batch_abort(ctx);
+        return res->status = st;
+    }
+    ctx->batch_depth = 0;
+    store_res_init(&r);
+    rc = ops->batch_commit_once(ctx->store, &sr, *answer, *alen, &r);
+    events_batch_end(ctx->events, rc < 0 ? 0 : r.ticket);
+    take_ticket(res, r.ticket);
+    if (rc < 0) {
+        memcpy(res->detail, r.detail, sizeof res->detail);
+        return res->status = from_store(rc);
+    }
+    return res->status = CMD_OK;
+}
+
 const char *cmd_op_name(enum cmd_op op)
 {
     static const char *const names[CMD_OP_COUNT] = {

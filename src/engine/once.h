@@ -17,7 +17,8 @@
 
 #include "htab.h"
 
-/* One remembered id: 51 bytes of header plus the id, one malloc each. */
+/* One remembered id: 56 bytes of header plus the id (and, for an id that
+ * keeps its answer, the answer after it), one malloc each. */
 struct once_entry {
     struct once_entry *hnext; /* hash chain */
     struct once_entry *fnext; /* FIFO: the next newer id */
@@ -27,6 +28,9 @@ struct once_entry {
     uint64_t ticket;          /* ticket of the record holding it */
     uint16_t idlen;
     uint8_t code;             /* its outcome: TALLY_OK or TALLY_NOTFOUND */
+    uint32_t alen;            /* bytes of answer after id[idlen] (an id
+                                 recorded with tally_batch_commit_once);
+                                 0: none */
     unsigned char id[];
 };
 
@@ -55,7 +59,8 @@ void once_free(struct once_table *o);
 /* The entry for id, or NULL. */
 struct once_entry *once_find(const struct once_table *o, const void *id,
                              size_t idlen);
-/* Append an id (which must be absent) as the newest. */
+/* Append an id (which must be absent) as the newest, with a copy of
+ * idem->answer if it has one. */
 struct once_entry *once_add(struct once_table *o,
                             const struct codec_idem *idem, uint64_t ticket);
 

@@ -266,6 +266,21 @@ struct store_ops {
     size_t (*info)(const struct store *st, struct store_info_kv *kv,
                    size_t max);
     void (*close)(struct store *st);
+    /* A whole batch under one idempotency id (HTTP /v1/batch with an
+     * Idempotency-Key; tally.h "A whole batch under one id"), both
+     * completing at once, both NULL when the store cannot (the command
+     * layer refuses such batches).  req carries once, oncelen and
+     * fingerprint.  once_answer: STORE_OK with the recorded answer in
+     * *answer (the store's, valid until its next call) and *alen, or
+     * STORE_NOTFOUND (run the batch), or an error (EIDREUSED, EINFLIGHT,
+     * ...), in res->rc and returned.  batch_commit_once: batch_commit that
+     * records the id and answer[0, alen) in the batch's atomic step. */
+    int (*once_answer)(struct store *st, const struct store_req *req,
+                       const void **answer, size_t *alen,
+                       struct store_res *res);
+    int (*batch_commit_once)(struct store *st, const struct store_req *req,
+                             const void *answer, size_t alen,
+                             struct store_res *res);
     /* The engine's own statistics (INFO persistence, /metrics, memcached
      * stats); NULL for a store that is not the engine. */
     void (*stats)(const struct store *st, tally_stats *out);

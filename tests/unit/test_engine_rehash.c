@@ -380,7 +380,8 @@ static struct once_entry *once_put(struct once_table *o, unsigned i,
                                    int64_t created)
 {
     char id[32];
-    struct codec_idem idem = {id, mkkey(id, "id-", i), i, created, 0, i};
+    struct codec_idem idem = {id, mkkey(id, "id-", i), i, created, 0, i,
+                              NULL, 0};
 
     return once_add(o, &idem, i + 1);
 }
