@@ -324,6 +324,7 @@ static size_t keys_param(struct pg_store *st, struct pg_batch *b, int slot,
 static int sel_hot(const struct pg_key *k) { return k->hot; }
 static int sel_lock(const struct pg_key *k) { return k->slow && k->write; }
 static int sel_read(const struct pg_key *k) { return k->slow && !k->write; }
+static int sel_lock_all(const struct pg_key *k) { return k->hot || sel_lock(k); }
 
 static void send_hot(struct pg_store *st, struct pg_batch *b)
 {
@@ -522,9 +523,14 @@ static void send_batch(struct pg_store *st)
     if (b->barrier) {
         send_barrier(st, b->barrier);
     } else {
+        /* Rows are locked in one order everywhere, so that instances never
+         * deadlock: every counter of the batch in key order (one
+         * statement), then every id in id order.  A batch with slow keys
+         * therefore locks its hot keys too, first, with the slow ones. */
+        if (b->has_slow)
+            send_keys(st, b, PG_S_LOCK, sel_lock_all);
         if (b->has_hot)
             send_hot(st, b);
-        send_keys(st, b, PG_S_LOCK, sel_lock);
         send_keys(st, b, PG_S_READ, sel_read);
         send_ids(st, b);
     }
@@ -570,7 +576,10 @@ static int64_t col_i64(const PGresult *r, int row, int col)
     return pg_get_i64(PQgetvalue(r, row, col));
 }
 
-static void rows_keys(struct pg_store *st, struct pg_batch *b, const PGresult *r)
+/* Rows of counters; only those of hot keys for the hot statement, of slow
+ * keys for the others (PG_S_LOCK returns the hot keys too). */
+static void rows_keys(struct pg_store *st, struct pg_batch *b, const PGresult *r,
+                      int hot)
 {
     for (int i = 0; i < PQntuples(r); i++) {
         size_t ki = pg_batch_key(b, PQgetvalue(r, i, 0),
@@ -579,7 +588,8 @@ static void rows_keys(struct pg_store *st, struct pg_batch *b, const PGresult *r
         note_now(st, b, now);
         /* NULL: no expiry (0 here); a time at or before now (a
          * placeholder's 0 too): no counter */
-        if (ki == SIZE_MAX || (!PQgetisnull(r, i, 2) && exp <= now))
+        if (ki == SIZE_MAX || b->keys[ki].hot != hot ||
+            (!PQgetisnull(r, i, 2) && exp <= now))
             continue;
         struct pg_key *k = &b->keys[ki];
         k->got = 1;
@@ -731,7 +741,7 @@ static void on_stmt(struct pg_store *st, enum pg_stmt s, const PGresult *r)
         }
     } else if (rs == PGRES_TUPLES_OK && b) {
         if (s == PG_S_HOT || s == PG_S_LOCK || s == PG_S_READ)
-            rows_keys(st, b, r);
+            rows_keys(st, b, r, s == PG_S_HOT);
         else if (s == PG_S_IDS)
             rows_ids(st, b, r);
         else if (b->barrier)
@@ -1034,7 +1044,11 @@ static void pipeline_results(struct pg_store *st)
         ExecStatusType rs = PQresultStatus(r);
         if (rs == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            if (st->exp[h].what != EXP_SYNC) {
+            /* After an error libpq may go straight to the Sync: the
+             * statements before it were skipped. */
+            while (st->exp_n && st->exp[st->exp_head].what != EXP_SYNC)
+                exp_pop(st);
+            if (!st->exp_n) {
                 conn_lost(st, "pipeline out of step");
                 return;
             }
@@ -1051,6 +1065,10 @@ static void pipeline_results(struct pg_store *st)
                 on_sync(st);
             }
             continue;
+        }
+        if (st->exp_got) { /* the head's result, then this without a NULL */
+            exp_pop(st);
+            h = st->exp_head;
         }
         st->exp_got = 1;
         if (st->exp[h].what == EXP_PREPARE) {
