@@ -1144,6 +1144,12 @@ static int pg_exec(struct store *s, const struct store_req *req,
             res->rc = STORE_EKEYLEN;
     if (res->rc)
         return STORE_DONE;
+    if (!done) { /* the caller cannot wait, and every answer here waits */
+        res->rc = STORE_EUNSUPPORTED;
+        snprintf(res->detail, sizeof res->detail,
+                 "postgresql: every operation waits for the database");
+        return STORE_DONE;
+    }
     if (st->state != PG_READY) {
         res->rc = STORE_EUNAVAIL;
         snprintf(res->detail, sizeof res->detail, "%s",

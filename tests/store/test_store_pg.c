@@ -518,6 +518,22 @@ static void conditional_and_multi_key_ops(void **state)
     assert_int_equal(c->res.n, 2);
     assert_int_equal(sql_int("SELECT count(*) FROM tally_counters"), 1);
     assert_int_equal(run(&f, &(struct store_req){.op = STORE_FLUSH})->res.n, 1);
+    /* memcached: cas of a missing item, incr of a missing one, decr's floor */
+    cas.cmp = 5;
+    assert_int_equal(run(&f, &cas)->res.rc, STORE_NOTSET);
+    struct store_req mc = incr("mc", 1);
+    mc.flags = STORE_F_MUSTEXIST;
+    assert_int_equal(run(&f, &mc)->res.rc, STORE_NOTFOUND);
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_SET, .key = "mc",
+                     .klen = 2, .num = 3, .xmode = STORE_X_NONE})->res.rc, STORE_OK);
+    mc.num = -5;
+    mc.flags = STORE_F_MUSTEXIST | STORE_F_FLOOR0;
+    assert_int_equal(run(&f, &mc)->res.value, 0);
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_SET, .key = "mc",
+                     .klen = 2, .num = -5, .xmode = STORE_X_NONE})->res.rc, STORE_OK);
+    c = run(&f, &mc);
+    assert_int_equal(c->res.value, -5); /* below the floor already: as it is */
+    assert_true(c->res.unchanged);
     fx_close(&f);
 }
 
