@@ -150,8 +150,9 @@ static struct store_req set(const char *k, int64_t v)
                               .num = v, .xmode = STORE_X_NONE};
 }
 
-/* A plain blocking query on a connection of the test's own. */
-static PGresult *sql(const char *q)
+/* A plain blocking query on a connection of the test's own; caller frees
+ * with PQclear. */
+static PGresult *sql_query(const char *q)
 {
     static PGconn *c;
     if (!c || PQstatus(c) != CONNECTION_OK) {
@@ -172,9 +173,14 @@ static PGresult *sql(const char *q)
     return r;
 }
 
+static void sql(const char *q)
+{
+    PQclear(sql_query(q));
+}
+
 static long long sql_int(const char *q)
 {
-    PGresult *r = sql(q);
+    PGresult *r = sql_query(q);
     long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     return v;
@@ -333,8 +339,8 @@ static void connection_lost_after_commit_sent_is_unknown(void **state)
     spin(&f, 300); /* the batch is sent and waits for the lock */
     assert_false(c[0].done);
     start(&f, &g, &c[1]); /* queued behind it */
-    PQclear(sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'tallyd'"));
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'tallyd'");
     finish(&f, c, 2);
     assert_int_equal(c[0].res.rc, STORE_EUNKNOWN);
     assert_non_null(strstr(c[0].res.detail, "may or may not"));
