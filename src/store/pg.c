@@ -587,7 +587,8 @@ static size_t pg_info(const struct store *s, struct store_info_kv *kv,
     KV("store_state", "%s", states[st->state]);
     if (st->state != PG_READY)
         KV("store_reason", "%.120s", st->why[0] ? st->why : "connecting");
-    KV("store_durability", "synchronous_commit=%s, %s",
+    /* No ',' or '=': redis-py reads such an INFO value as a dict. */
+    KV("store_durability", "synchronous_commit %s; %s",
        st->synchronous_commit[0] ? st->synchronous_commit
                                  : pg_sync_setting(st->sync_policy),
        !configured ? "no synchronous standby configured"
