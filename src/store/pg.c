@@ -508,7 +508,7 @@ static int pg_exec(struct store *s, const struct store_req *req,
                  "postgresql: snapshots are the database's (pg_dump, base backups)");
         return STORE_DONE;
     }
-    if (req->oncelen > TALLY_ID_MAX) {
+    if (req->once && (req->oncelen == 0 || req->oncelen > TALLY_ID_MAX)) {
         res->rc = STORE_EIDLEN;
         return STORE_DONE;
     }

@@ -318,6 +318,8 @@ static void ids_replay_across_a_reconnect(void **state)
     }
     r.fingerprint = 43;
     assert_int_equal(run(&f, &r)->res.rc, STORE_EIDREUSED);
+    r.oncelen = 0; /* an empty id is no id */
+    assert_int_equal(run(&f, &r)->res.rc, STORE_EIDLEN);
     assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'paid'"), 7);
     fx_close(&f);
 }
