@@ -801,6 +801,46 @@ void cmd_batch_abort(struct cmd_ctx *ctx)
     }
 }
 
+enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
+                               const tally_once *once, cmd_batch_fn body,
+                               void *arg, struct cmd_res *res,
+                               const void **answer, size_t *alen)
+{
+    tally_ticket t = 0;
+    enum cmd_status st;
+    int rc;
+
+    res->status = CMD_OK;
+    res->ticket = 0;
+    res->replayed = 0;
+    res->detail[0] = 0;
+    /* A replay runs no cmd_exec, so it checks what cmd_exec would. */
+    if (!cmd_authorized(ctx, s))
+        return res->status = CMD_ERR_NOAUTH;
+    if (cmd_script_busy_for(ctx, s))
+        return res->status = CMD_ERR_SCRIPTBUSY;
+    if (ctx->batch_depth > 0)
+        return res->status = CMD_ERR_INBATCH;
+    rc = tally_once_answer(ctx->db, once, answer, alen, &t);
+    take_ticket(res, t); /* also EIDREUSED's: the first request's */
+    if (rc == TALLY_OK) {
+        res->replayed = 1;
+        return CMD_OK;
+    }
+    if (rc != TALLY_NOTFOUND)
+        return res->status = from_tally(ctx, res, rc);
+    cmd_batch_begin(ctx);
+    if ((st = body(arg, answer, alen)) != CMD_OK) {
+        cmd_batch_abort(ctx);
+        return res->status = st;
+    }
+    ctx->batch_depth = 0;
+    rc = tally_batch_commit_once(ctx->db, once, *answer, *alen, &t);
+    events_batch_end(ctx->events, rc < 0 ? 0 : t);
+    take_ticket(res, t);
+    return res->status = rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
+}
+
 const char *cmd_op_name(enum cmd_op op)
 {
     static const char *const names[CMD_OP_COUNT] = {

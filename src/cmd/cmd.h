@@ -630,6 +630,33 @@ int cmd_batches_ok(const struct cmd_ctx *ctx);
  * this level and the outer batch keeps the changes. */
 void cmd_batch_abort(struct cmd_ctx *ctx);
 
+/* What cmd_batch_once runs inside the batch: the batch's requests through
+ * cmd_exec, then its answer (the front end's reply bytes, opaque here) in
+ * *answer and *alen, valid until cmd_batch_once returns.  Returns CMD_OK,
+ * or the status that fails the batch (then nothing is applied or
+ * recorded). */
+typedef enum cmd_status (*cmd_batch_fn)(void *arg, const void **answer,
+                                        size_t *alen);
+
+/* An atomic batch applied once under an idempotency id (HTTP's /v1/batch
+ * with an Idempotency-Key; include/tally.h "A whole batch under one id").
+ * once->fingerprint is the front end's hash of the batch's operations.
+ *   - New id: body(arg, ...) inside one batch, committed with the id and
+ *     the answer in its one record: CMD_OK, res->replayed 0.
+ *   - Known id, same operations: body is not called; *answer and *alen get
+ *     the first answer (borrowed until the next command), CMD_OK with
+ *     res->replayed 1.
+ *   - CMD_ERR_IDREUSED (another batch, or a single change, had the id),
+ *     CMD_ERR_INFLIGHT (the first is not durable yet), CMD_ERR_IDLEN,
+ *     CMD_ERR_INBATCH (inside another batch), body's status, or the
+ *     commit's (CMD_ERR_DISKFULL, ...; CMD_ERR_ARGS for an answer over
+ *     TALLY_ANSWER_MAX, which front ends check first): nothing applied.
+ * res->ticket is what the answer (or the error) waits for. */
+enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
+                               const tally_once *once, cmd_batch_fn body,
+                               void *arg, struct cmd_res *res,
+                               const void **answer, size_t *alen);
+
 /* Called by cmd_exec after every request: count it in ctx->writes if it
  * changed something, and bump the watched keys it changed. */
 void cmd_multi_touch(struct cmd_ctx *ctx, const struct cmd_req *req,

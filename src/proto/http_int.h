@@ -188,6 +188,8 @@ int http_body_parse(struct evhttp_request *req, const char *name,
 /* Read req's Idempotency-Key header into id: 0 with *has = 0 (none) or 1,
  * or -1 after sending a 400 problem. */
 int http_idem_key(struct evhttp_request *req, struct buf *id, int *has);
+/* Count how a request with an Idempotency-Key ended (for /metrics). */
+void http_idem_count(struct http_front *h, const struct cmd_res *res);
 
 /* The list request's query: prefix, limit, cursor. */
 struct http_listq {
