@@ -138,8 +138,9 @@ void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
                   int64_t *avg_ttl_ms)
 {
     struct store_req sr = {.op = STORE_COUNT, .flags = STORE_F_EXPIRES};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     cmd_store_call(ctx, NULL, &sr, &r);
     *keys = r.rc == STORE_OK ? r.n : 0;
     *expires = r.rc == STORE_OK ? r.expires_n : 0;
@@ -237,8 +238,9 @@ static enum cmd_status do_get(struct cmd_ctx *ctx, const struct cmd_req *req,
     struct store_req sr = {.op = req->op == CMD_GETDEL ? STORE_GETDEL
                                                        : STORE_GET,
                            .key = req->key, .klen = req->klen};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (call(ctx, &sr, &r, res))
         return CMD_PENDING;
     res->found = r.rc == STORE_OK;
@@ -260,8 +262,9 @@ static enum cmd_status do_set(struct cmd_ctx *ctx, const struct cmd_req *req,
     struct store_req sr = {.op = STORE_SET, .key = req->key,
                            .klen = req->klen, .num = req->num,
                            .expire = req->expire};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (cond == (CMD_F_NX | CMD_F_XX) || (keep && has_expire(req)) ||
         (req->flags & (CMD_F_PX | CMD_F_PXAT)) == (CMD_F_PX | CMD_F_PXAT) ||
         ((req->flags & CMD_F_IFEQ) && (req->flags & CMD_F_NX)))
@@ -292,8 +295,9 @@ static enum cmd_status do_incr(struct cmd_ctx *ctx, const struct cmd_req *req,
                            .klen = req->klen, .num = req->num,
                            .xmode = xmode_of(req, STORE_X_KEEP),
                            .expire = req->expire};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     sr.flags = (req->flags & CMD_F_MUSTEXIST ? STORE_F_MUSTEXIST : 0) |
                (req->flags & CMD_F_FLOOR0 ? STORE_F_FLOOR0 : 0);
     if (call(ctx, &sr, &r, res))
@@ -317,9 +321,10 @@ static enum cmd_status do_ttl_op(struct cmd_ctx *ctx,
     unsigned f = req->flags;
     struct store_req sr = {.op = STORE_EXPIRE, .key = req->key,
                            .klen = req->klen, .expire = req->expire};
-    struct store_res r = {0};
+    struct store_res r;
     enum cmd_status st;
 
+    store_res_init(&r);
     if (((f & CMD_F_NX) && (f & (CMD_F_XX | CMD_F_GT | CMD_F_LT))) ||
         ((f & CMD_F_GT) && (f & CMD_F_LT)) ||
         (req->op == CMD_EXPIRE && !has_expire(req)) ||
@@ -368,8 +373,9 @@ static enum cmd_status do_multi(struct cmd_ctx *ctx, const struct cmd_req *req,
                                                      : STORE_EXISTS,
                            .nkeys = req->nkeys, .keys = req->keys,
                            .klens = req->klens};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (req->nkeys == 0)
         return CMD_ERR_ARGS;
     if (!keys_ok(req))
@@ -394,9 +400,10 @@ static enum cmd_status do_batch(struct cmd_ctx *ctx, const struct cmd_req *req,
     struct store_req sr = {.op = req->op == CMD_DEL ? STORE_DEL : STORE_MSET,
                            .nkeys = req->nkeys, .keys = req->keys,
                            .klens = req->klens, .nums = req->nums};
-    struct store_res r = {0};
+    struct store_res r;
     unsigned char *gone = NULL;
 
+    store_res_init(&r);
     if (req->nkeys == 0)
         return CMD_ERR_ARGS;
     if (!keys_ok(req))
@@ -444,7 +451,9 @@ static enum cmd_status do_scan(struct cmd_ctx *ctx, const struct cmd_req *req,
                : req->count       ? req->count
                                   : SCAN_DEFAULT_COUNT;
     do {
-        struct store_res r = {0};
+        struct store_res r;
+
+        store_res_init(&r);
         if (call(ctx, &sr, &r, res))
             return CMD_PENDING;
         if (r.rc != STORE_OK)
@@ -570,8 +579,9 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
                            .num = req->num, .expire = req->expire,
                            .once = req->once, .oncelen = req->oncelen,
                            .fingerprint = cmd_once_fingerprint(req)};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (has_expire(req) && (req->flags & CMD_F_PX) &&
         (req->flags & CMD_F_PXAT))
         return CMD_ERR_ARGS;
@@ -626,8 +636,9 @@ static enum cmd_status do_plain(struct cmd_ctx *ctx, enum store_opk op,
                                 struct cmd_res *res)
 {
     struct store_req sr = {.op = op};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (call(ctx, &sr, &r, res))
         return CMD_PENDING;
     if (op == STORE_COUNT)
@@ -770,8 +781,9 @@ void cmd_batch_begin(struct cmd_ctx *ctx)
 
 enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
 {
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (ctx->batch_depth == 0 || --ctx->batch_depth > 0)
         return CMD_OK; /* the outer batch commits */
     if (ctx->batch_refused) {

@@ -163,7 +163,9 @@ struct store_res {
     int found;                 /* value holds a value */
     int64_t value;
     int64_t expire_at;         /* the counter's expiry shown, 0 for none */
-    int64_t now_ms;            /* the store's clock when it ran */
+    int64_t now_ms;            /* the store's clock when it ran (the
+                                  engine fills it only when expire_at is
+                                  set: TTL-left is all it is for) */
     uint64_t n;                /* counts; SCAN's next cursor */
     int replayed;              /* an idempotent repeat: the first result */
     /* What a change did to the expiry, for change events (SET, INCRBY,
@@ -187,6 +189,32 @@ struct store_res {
     int64_t avg_ttl_ms;
     char detail[160];          /* one line saying more, or "" */
 };
+
+/* Clear *r before a call: every field but detail's bytes after the first
+ * (cheaper than zeroing the whole struct on the engine's hot path). */
+static inline void store_res_init(struct store_res *r)
+{
+    r->rc = STORE_OK;
+    r->ticket = 0;
+    r->found = 0;
+    r->value = 0;
+    r->expire_at = 0;
+    r->now_ms = 0;
+    r->n = 0;
+    r->replayed = 0;
+    r->expire_set = 0;
+    r->expired = 0;
+    r->unchanged = 0;
+    r->n_items = 0;
+    r->values = NULL;
+    r->founds = NULL;
+    r->keys = NULL;
+    r->klens = NULL;
+    r->expires = NULL;
+    r->expires_n = 0;
+    r->avg_ttl_ms = 0;
+    r->detail[0] = 0;
+}
 
 #define STORE_DONE 0
 #define STORE_PENDING 1

@@ -124,6 +124,10 @@ def test_memcached_over_a_store_that_answers_later(tallyd_factory):
     assert m.get_many(["m", "q", "nope"]) == {"m": b"0", "q": b"5"}
     assert m.delete("q") is True
     assert m.get("q") is None
+    # Each request is counted once, however often it ran.
+    st = m.stats()
+    assert (st[b"cmd_set"], st[b"cas_hits"], st[b"cas_badval"]) == (4, 1, 1)
+    assert (st[b"incr_hits"], st[b"incr_misses"], st[b"decr_hits"]) == (2, 1, 1)
 
 
 def test_http_keep_alive_over_a_store_that_answers_later(tallyd_factory):
@@ -164,3 +168,28 @@ def test_connections_closed_with_operations_in_flight(tallyd_factory):
     # A graceful stop answers, syncs and frees everything (ASan's leak
     # check runs at exit).
     t.stop()
+
+
+def test_sse_reset_over_a_store_that_answers_later(tallyd_factory):
+    # A stream that has started cannot be run again: its reset says which
+    # counter to read again, without a value, and later changes follow.
+    from sse_util import SSE
+    t = delayed(tallyd_factory, events_window=10)
+    r = t.redis()
+    url = t.url + "/v1/counters/k/events"
+    sse = SSE(url)
+    r.incr("k")
+    first = int(sse.next()["id"])
+    sse.close()
+    for _ in range(30):
+        r.incr("k")
+    sse = SSE(url, last_id=first)
+    try:
+        ev = sse.next()
+        assert ev["event"] == "reset" and ev["data"] == {"key": "k"}
+        r.incr("k")
+        ev = sse.next()
+        assert (ev["event"], ev["data"]["value"]) == ("change", 32)
+    finally:
+        sse.close()
+    assert r.ping() is True
