@@ -813,11 +813,36 @@ void cmd_batch_abort(struct cmd_ctx *ctx)
     }
 }
 
+/* A libtally code of cmd_batch_once as a status, its message the detail
+ * (the other operations get theirs from the store, engine.c). */
+static enum cmd_status from_tally_once(tally *db, struct cmd_res *res, int rc)
+{
+    static const struct { int tally, store; } map[] = {
+        {TALLY_EINVAL, STORE_EINVAL},       {TALLY_EKEYLEN, STORE_EKEYLEN},
+        {TALLY_EOVERFLOW, STORE_EOVERFLOW}, {TALLY_EBUSY, STORE_EBUSY},
+        {TALLY_EIDREUSED, STORE_EIDREUSED}, {TALLY_EINFLIGHT, STORE_EINFLIGHT},
+        {TALLY_EIDLEN, STORE_EIDLEN},       {TALLY_ENOSPC, STORE_ENOSPC},
+        {TALLY_EFAILED, STORE_EFAILED},     {TALLY_ENOTDURABLE, STORE_ENOTDURABLE},
+    };
+    int sr = STORE_EIO;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i].tally == rc)
+            sr = map[i].store;
+    const char *msg = tally_errmsg(db);
+    snprintf(res->detail, sizeof res->detail, "%s",
+             msg && *msg ? msg : tally_strerror(rc));
+    for (char *p = res->detail; *p; p++)
+        if (*p == '\r' || *p == '\n')
+            *p = ' ';
+    return from_store(sr);
+}
+
 enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
                                const tally_once *once, cmd_batch_fn body,
                                void *arg, struct cmd_res *res,
                                const void **answer, size_t *alen)
 {
+    tally *db = ctx->store->db; /* keyed batches: the engine only */
     tally_ticket t = 0;
     enum cmd_status st;
     int rc;
@@ -833,24 +858,26 @@ enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
         return res->status = CMD_ERR_SCRIPTBUSY;
     if (ctx->batch_depth > 0)
         return res->status = CMD_ERR_INBATCH;
-    rc = tally_once_answer(ctx->db, once, answer, alen, &t);
+    if (!db || !store_has_batch(ctx->store))
+        return res->status = CMD_ERR_UNSUPPORTED;
+    rc = tally_once_answer(db, once, answer, alen, &t);
     take_ticket(res, t); /* also EIDREUSED's: the first request's */
     if (rc == TALLY_OK) {
         res->replayed = 1;
         return CMD_OK;
     }
     if (rc != TALLY_NOTFOUND)
-        return res->status = from_tally(ctx, res, rc);
+        return res->status = from_tally_once(db, res, rc);
     cmd_batch_begin(ctx);
     if ((st = body(arg, answer, alen)) != CMD_OK) {
         cmd_batch_abort(ctx);
         return res->status = st;
     }
     ctx->batch_depth = 0;
-    rc = tally_batch_commit_once(ctx->db, once, *answer, *alen, &t);
+    rc = tally_batch_commit_once(db, once, *answer, *alen, &t);
     events_batch_end(ctx->events, rc < 0 ? 0 : t);
     take_ticket(res, t);
-    return res->status = rc < 0 ? from_tally(ctx, res, rc) : CMD_OK;
+    return res->status = rc < 0 ? from_tally_once(db, res, rc) : CMD_OK;
 }
 
 const char *cmd_op_name(enum cmd_op op)
