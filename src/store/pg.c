@@ -385,9 +385,14 @@ static void connect_poll(struct pg_store *st)
 static void wait_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_store *st = arg;
-    if (st->state != PG_READY)
-        pg_fail_list(st, &st->queue, STORE_EUNAVAIL,
-                     st->why[0] ? st->why : "postgresql: connecting");
+    if (st->state == PG_READY)
+        return;
+    /* Take them off the queue first: a done() that asks again at once
+     * queues anew (and waits for a new timer), not onto this list. */
+    struct pg_opq late = TAILQ_HEAD_INITIALIZER(late);
+    TAILQ_CONCAT(&late, &st->queue, link);
+    pg_fail_list(st, &late, STORE_EUNAVAIL,
+                 st->why[0] ? st->why : "postgresql: connecting");
 }
 
 static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
