@@ -395,6 +395,10 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
                  st->why[0] ? st->why : "postgresql: connecting");
 }
 
+/* DEBT: no connect timeout: libpq's connect_timeout is not applied by
+ * PQconnectPoll, so a host that accepts and never answers holds the
+ * connect (and, first in a host list, the failover).  A timer that drops
+ * the attempt and starts the next with the following host would remove it. */
 static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_store *st = arg;
