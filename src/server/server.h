@@ -75,6 +75,8 @@ void stores_close(struct server *srv);
 struct conf {
     const char *dir;           /* data directory (borrowed from argv) */
     const char *store;         /* --store URI (borrowed), NULL: the engine */
+    const char *store_prefix;  /* --store-prefix (borrowed), NULL: default */
+    int store_wait_replicas;   /* --store-wait-replicas; 0: none */
     const char *bind;          /* address every listener binds */
     int port;                  /* RESP */
     int http_port;             /* 0: off */
