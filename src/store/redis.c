@@ -43,6 +43,8 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_WAIT_MS 2000  /* how long ops wait for a connect under way */
+#define REPLY_WAIT_MS 3000    /* a server silent this long with commands on
+                                 the wire is treated as lost */
 
 enum rstate { RS_DOWN = 0, RS_CONNECTING, RS_SETUP, RS_READY };
 
@@ -60,7 +62,7 @@ struct redis_store {
     enum rstate state;
     struct bufferevent *bev;
     redisReader *reader;
-    struct event *ev_flush, *ev_reconnect, *ev_wait;
+    struct event *ev_flush, *ev_reconnect, *ev_wait, *ev_silent;
     int flush_armed;
     int need_load;            /* a NOSCRIPT came: SCRIPT LOAD first */
     struct redis_opq pending; /* not sent yet */
@@ -155,6 +157,7 @@ static void conn_lost(struct redis_store *rs, const char *why)
     redisReaderFree(rs->reader);
     rs->reader = redisReaderCreate();
     event_del(rs->ev_wait);
+    event_del(rs->ev_silent);
     fail_list(rs, &rs->held, 1, why);
     fail_list(rs, &rs->wire, 1, why);
     fail_list(rs, &rs->pending, 0, why);
@@ -168,10 +171,25 @@ static void conn_lost(struct redis_store *rs, const char *why)
     rs->n_reconnects++;
 }
 
+/* (Re)arm the silence timer: REPLY_WAIT_MS from the last progress. */
+static void watch_silence(struct redis_store *rs)
+{
+    struct timeval tv = {REPLY_WAIT_MS / 1000, (REPLY_WAIT_MS % 1000) * 1000};
+
+    if (TAILQ_EMPTY(&rs->wire))
+        event_del(rs->ev_silent);
+    else
+        event_add(rs->ev_silent, &tv);
+}
+
 static void send_op(struct redis_store *rs, struct redis_op *op)
 {
+    int first = TAILQ_EMPTY(&rs->wire);
+
     bufferevent_write(rs->bev, op->cmd, op->cmdlen);
     TAILQ_INSERT_TAIL(&rs->wire, op, link);
+    if (first)
+        watch_silence(rs);
 }
 
 static struct redis_op *own_op(enum redis_kind kind, int argc,
@@ -371,6 +389,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct redis_store *rs = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     void *reply;
+    int progress = 0;
 
     while (evbuffer_get_length(in)) {
         struct evbuffer_iovec v;
@@ -394,7 +413,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
         freeReplyObject(reply);
         if (rs->state == RS_DOWN)
             return; /* the reply dropped the connection */
+        progress = 1;
     }
+    if (progress)
+        watch_silence(rs);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -443,6 +465,13 @@ static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     connect_start(arg);
+}
+
+static void silent_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_lost(arg, "no reply within 3 s");
 }
 
 /* The connect took too long: what waits for it gives up. */
@@ -611,6 +640,7 @@ static void r_close(struct store *st)
     event_free(rs->ev_flush);
     event_free(rs->ev_reconnect);
     event_free(rs->ev_wait);
+    event_free(rs->ev_silent);
     redisReaderFree(rs->reader);
     free(rs->prefix);
     free(rs->host);
@@ -736,6 +766,7 @@ int store_redis_open_opts(struct event_base *base, const char *uri,
     rs->ev_flush = event_new(base, -1, 0, flush_cb, rs);
     rs->ev_reconnect = evtimer_new(base, reconnect_cb, rs);
     rs->ev_wait = evtimer_new(base, wait_cb, rs);
+    rs->ev_silent = evtimer_new(base, silent_cb, rs);
     snprintf(rs->why, sizeof rs->why, "redis store: connecting");
     script_shas(rs);
     connect_start(rs);

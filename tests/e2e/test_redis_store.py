@@ -322,6 +322,27 @@ def test_connection_lost_mid_script_is_unknown_never_success(
     assert t.redis().info("store")["store_unknown_outcomes"] >= 1
 
 
+def test_a_silent_redis_gives_unknown_then_reconnects(tallyd_factory,
+                                                      redis_factory):
+    rs = redis_factory(*AOF_ALWAYS)
+    t = over(tallyd_factory, rs)
+    t.redis().set("s", 1)
+    rs.proc.send_signal(signal.SIGSTOP)  # alive, but never answers
+    try:
+        began = time.monotonic()
+        with pytest.raises(redis.ResponseError, match="(?i)unknown"):
+            t.redis().incr("s")
+        assert time.monotonic() - began < 6
+    finally:
+        rs.proc.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while requests.get(t.url + "/readyz", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, t.run_log()
+        time.sleep(0.05)
+    # The increment sent before the silence ran once: 2, and now 3.
+    assert t.redis().incr("s") == 3
+
+
 def test_custom_prefix_and_a_down_redis_at_start(tallyd_factory, redis_factory):
     port = free_port()
     t = tallyd_factory(store=f"redis://127.0.0.1:{port}", store_prefix="app:")
