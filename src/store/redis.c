@@ -592,8 +592,8 @@ static const char *promise(const struct redis_store *rs)
     if (!strcmp(rs->appendfsync, "always"))
         return "fsync: AOF fsynced before each answer";
     if (!strcmp(rs->appendfsync, "everysec"))
-        return "redis crash; about 1 s lost on power loss (AOF everysec)";
-    return "redis crash; power loss loses what the OS had (AOF no fsync)";
+        return "survives a redis crash; about 1 s lost on power loss";
+    return "survives a redis crash; power loss loses what the OS had";
 }
 
 static size_t r_info(const struct store *st, struct store_info_kv *kv,
