@@ -4,8 +4,8 @@
  * the function that opens it (src/store/store.h).  No --store: the engine
  * on --dir, which main.c opens.  postgresql:// and postgres://: the
  * PostgreSQL store (src/store/pg.h), when this tallyd was built with it.
- * redis://: the Redis store (src/store/redis.h), with --store-prefix and
- * --store-wait-replicas.  delay+engine[:DIR]: the test store (src/store/delay.h) over the engine,
+ * redis:// and rediss://: the Redis store (src/store/redis.h), with
+ * --store-prefix, --store-wait-replicas and --store-tls-*.  delay+engine[:DIR]: the test store (src/store/delay.h) over the engine,
  * answering every operation a loop pass later; not documented for users,
  * it exists so the black-box tests can drive the asynchronous path.
  *
@@ -71,9 +71,10 @@ int stores_open(struct server *srv, char *err)
 #ifdef TALLY_HAVE_REDIS
         char why[200] = "";
         struct store *rd = NULL;
-        struct store_redis_opts o = {srv->conf.store_prefix,
-                                     srv->conf.store_wait_replicas, 0,
-                                     srv->conf.once_ttl_ms};
+        const struct conf *c = &srv->conf;
+        struct store_redis_opts o = {c->store_prefix, c->store_wait_replicas,
+                                     0, c->once_ttl_ms, c->store_tls_ca,
+                                     c->store_tls_cert, c->store_tls_key};
         if (store_redis_open_opts(srv->base, uri, (int)srv->conf.sync, &o,
                                   &rd, why, sizeof why) < 0) {
             snprintf(err, 256, "--store: cannot use the Redis URI: %s", why);

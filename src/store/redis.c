@@ -9,7 +9,7 @@
  * Client.  Debian 12's hiredis is 0.14: its async context cannot do TLS
  * (that came with 1.0's SSL context) and owns its socket and event
  * handling.  So the transport is libevent's bufferevent (the loop tallyd
- * already runs; bufferevent_openssl would carry rediss:// the same way)
+ * already runs; bufferevent_openssl carries rediss://, redis_tls.c)
  * and only hiredis's two well-kept pure parts are used: the command
  * formatter (redisFormatCommandArgv) and the reply reader (redisReader).
  *
@@ -33,9 +33,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "redis.h"
 #include "redis_int.h"
@@ -55,6 +57,9 @@ struct redis_store {
     char *prefix;
     char *host, *user, *pass;
     int port, db;
+    int tls;                  /* rediss:// */
+    SSL_CTX *tls_ctx;
+    SSL *ssl;                 /* the connection's, owned by bev */
     int sync_policy;
     int wait_replicas, wait_timeout_ms;
     uint64_t once_ttl_ms;
@@ -71,7 +76,8 @@ struct redis_store {
     int setup_left;           /* handshake replies still to come */
     int backoff_ms;
     int64_t clock_off_ms;     /* Redis's clock minus ours */
-    char why[160];            /* ready() when not serving */
+    char why[200];            /* ready() when not serving */
+    char last_refusal[200];   /* the last connect failure logged */
     /* durability facts, read at connect */
     char appendonly[16], appendfsync[16], version[32];
     int waitaof;              /* the server has WAITAOF (7.2+) */
@@ -422,21 +428,27 @@ static void read_cb(struct bufferevent *bev, void *arg)
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct redis_store *rs = arg;
-    char why[120];
+    char why[200];
 
-    (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
         send_setup(rs);
         return;
     }
-    if (what & BEV_EVENT_EOF)
+    if (rs->tls && rs->state == RS_CONNECTING)
+        /* The handshake failed: say why (a certificate refused above all). */
+        redis_tls_why(rs->ssl, bufferevent_get_openssl_error(bev), why,
+                      sizeof why);
+    else if (what & BEV_EVENT_EOF)
         snprintf(why, sizeof why, "connection closed by the server");
     else
         snprintf(why, sizeof why, "%s",
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-    if (rs->state != RS_READY && rs->n_reconnects < 1)
+    if (rs->state != RS_READY && (rs->n_reconnects < 1 ||
+                                  strcmp(why, rs->last_refusal))) {
         fprintf(stderr, "tallyd: redis: cannot connect to %s:%d: %s\n",
                 rs->host, rs->port, why);
+        snprintf(rs->last_refusal, sizeof rs->last_refusal, "%s", why);
+    }
     conn_lost(rs, why);
 }
 
@@ -445,7 +457,20 @@ static void connect_start(struct redis_store *rs)
     struct timeval wait = {CONNECT_WAIT_MS / 1000,
                            (CONNECT_WAIT_MS % 1000) * 1000};
 
-    rs->bev = bufferevent_socket_new(rs->evb, -1, BEV_OPT_CLOSE_ON_FREE);
+    rs->ssl = NULL;
+    if (rs->tls) {
+        rs->ssl = redis_tls_ssl(rs->tls_ctx, rs->host);
+        rs->bev = rs->ssl ? bufferevent_openssl_socket_new(
+                                rs->evb, -1, rs->ssl,
+                                BUFFEREVENT_SSL_CONNECTING,
+                                BEV_OPT_CLOSE_ON_FREE) : NULL;
+        if (rs->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(rs->bev, 1);
+        else if (rs->ssl)
+            SSL_free(rs->ssl);
+    } else {
+        rs->bev = bufferevent_socket_new(rs->evb, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!rs->bev) {
         conn_lost(rs, "cannot make a socket");
         return;
@@ -541,7 +566,7 @@ static int r_exec(struct store *st, const struct store_req *req,
     }
     if (rs->state == RS_DOWN) {
         res->rc = STORE_EUNAVAIL;
-        snprintf(res->detail, sizeof res->detail, "%s", rs->why);
+        snprintf(res->detail, sizeof res->detail, "%.150s", rs->why);
         return STORE_DONE;
     }
     op = xcalloc(1, sizeof *op);
@@ -642,6 +667,8 @@ static void r_close(struct store *st)
     event_free(rs->ev_wait);
     event_free(rs->ev_silent);
     redisReaderFree(rs->reader);
+    if (rs->tls_ctx)
+        SSL_CTX_free(rs->tls_ctx);
     free(rs->prefix);
     free(rs->host);
     free(rs->user);
@@ -668,12 +695,16 @@ static int parse_uri(struct redis_store *rs, const char *uri, char *err,
 {
     const char *p, *at, *slash, *colon, *end;
 
-    if (strncmp(uri, "redis://", 8)) {
-        snprintf(err, errlen, "not a redis:// URI (rediss:// and "
-                 "redis+cluster:// are not supported yet)");
+    if (!strncmp(uri, "rediss://", 9)) {
+        rs->tls = 1;
+        p = uri + 9;
+    } else if (!strncmp(uri, "redis://", 8)) {
+        p = uri + 8;
+    } else {
+        snprintf(err, errlen, "not a redis:// or rediss:// URI "
+                 "(redis+cluster:// is not supported yet)");
         return -1;
     }
-    p = uri + 8;
     end = p + strlen(p);
     slash = strchr(p, '/');
     if (!slash)
@@ -740,7 +771,11 @@ int store_redis_open_opts(struct event_base *base, const char *uri,
         free(rs);
         return -1;
     }
-    if (parse_uri(rs, uri, err, errlen) < 0) {
+    if (parse_uri(rs, uri, err, errlen) < 0 ||
+        (rs->tls && !(rs->tls_ctx = redis_tls_ctx(
+                          opts ? opts->tls_ca_file : NULL,
+                          opts ? opts->tls_cert_file : NULL,
+                          opts ? opts->tls_key_file : NULL, err, errlen)))) {
         free(rs->host);
         free(rs->user);
         free(rs->pass);

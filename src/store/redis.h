@@ -19,16 +19,22 @@ struct store_redis_opts {
     int wait_replicas;         /* > 0: WAIT this many after each batch */
     int wait_timeout_ms;       /* WAIT's timeout; 0: 1000 */
     uint64_t once_ttl_ms;      /* how long an id is kept; 0: 24 h */
+    /* rediss:// */
+    const char *tls_ca_file;   /* NULL: the system's CAs */
+    const char *tls_cert_file; /* a client certificate, or NULL */
+    const char *tls_key_file;  /* its key; NULL: in the certificate file */
 };
 
-/* Open the store on redis://[user:password@]host:port[/db].  fsync_policy
+/* Open the store on redis://[user:password@]host:port[/db] (rediss://:
+ * the same over TLS; the certificate must chain to opts->tls_ca_file and
+ * name host).  fsync_policy
  * is a tally_sync value: under TALLY_SYNC_ALWAYS a server that cannot
  * fsync every write (AOF off, or appendfsync other than always) makes
  * ready() 0 with the reason and is logged at connect.  The connection is
  * made in the background: operations wait for it at most two seconds,
  * then answer STORE_EUNAVAIL, and it reconnects by itself with backoff.
  * Returns 0 with *out set (close with (*out)->ops->close), or -1 with the
- * reason in err and *out NULL. */
+ * reason in err and *out NULL (a bad URI or prefix, unreadable TLS files). */
 int store_redis_open(struct event_base *base, const char *uri,
                      int fsync_policy, struct store **out, char *err,
                      size_t errlen);

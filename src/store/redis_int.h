@@ -84,4 +84,17 @@ void redis_op_answer(const struct redis_keys *kp, struct redis_op *op,
 size_t redis_format(char **out, int argc, const char **argv,
                     const size_t *lens);
 
+/* redis_tls.c: rediss:// */
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX and SSL */
+struct ssl_st;
+/* The client context (ca NULL: the system's CAs; cert NULL: none; key
+ * NULL: in cert).  NULL with the reason in err. */
+struct ssl_ctx_st *redis_tls_ctx(const char *ca, const char *cert,
+                                 const char *key, char *err, size_t errlen);
+/* One connection's SSL: SNI and the name checked are host's.  NULL: no
+ * memory. */
+struct ssl_st *redis_tls_ssl(struct ssl_ctx_st *ctx, const char *host);
+/* Why a TLS connection failed (e: bufferevent_get_openssl_error's). */
+void redis_tls_why(struct ssl_st *ssl, unsigned long e, char *buf, size_t n);
+
 #endif /* TALLY_STORE_REDIS_INT_H */

@@ -89,7 +89,8 @@ AOF_ALWAYS = ("--appendonly", "yes", "--appendfsync", "always")
 
 def over(tallyd_factory, rs, **flags):
     """A tallyd on rs that has finished its handshake with it."""
-    t = tallyd_factory(store=rs.uri, **flags)
+    flags.setdefault("store", rs.uri)
+    t = tallyd_factory(**flags)
     deadline = time.monotonic() + 10
     while "redis: connected" not in t.run_log():
         assert time.monotonic() < deadline, t.run_log()
@@ -360,3 +361,140 @@ def test_custom_prefix_and_a_down_redis_at_start(tallyd_factory, redis_factory):
     bad.spawn()
     assert bad.wait_exit() != 0
     assert "prefix" in bad.run_log()
+
+
+# ---- rediss:// -------------------------------------------------------------
+
+def make_pki(d):
+    """A CA, a server certificate for 127.0.0.1 signed by it, and another
+    CA that signed nothing of ours: made with openssl for this test."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True,
+                       capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.crt", "-days", "2", "-subj", "/CN=tally test CA")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+        "other.key", "-out", "other.crt", "-days", "2", "-subj", "/CN=other")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+        "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey",
+        "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2",
+        "-extfile", "ext")
+    return {n: os.path.join(d, n) for n in
+            ("ca.crt", "other.crt", "server.crt", "server.key")}
+
+
+def redis_has_tls():
+    out = subprocess.run(["redis-server", "--port", "0", "--tls-port", "0",
+                          "--tls-cert-file", "/nonexistent", "--test-memory",
+                          "1"], capture_output=True, text=True)
+    return "Bad directive" not in (out.stdout + out.stderr)
+
+
+class TlsFront:
+    """A TLS terminator on a free port in front of a plain Redis, for a
+    redis-server built without TLS (Debian's is): what tally talks to is
+    TLS either way, as it would be to stunnel or a managed endpoint."""
+
+    def __init__(self, pki, backend_port):
+        import socket
+        import ssl
+        self.port = free_port()
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(pki["server.crt"], pki["server.key"])
+        self.lsock = socket.create_server(("127.0.0.1", self.port))
+        self.backend = backend_port
+        self.alive = True
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import socket
+        while self.alive:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            try:
+                s = self.ctx.wrap_socket(c, server_side=True)
+            except OSError:
+                c.close()
+                continue
+            b = socket.create_connection(("127.0.0.1", self.backend))
+            for src, dst in ((s, b), (b, s)):
+                threading.Thread(target=self.pipe, args=(src, dst),
+                                 daemon=True).start()
+
+    @staticmethod
+    def pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.alive = False
+        self.lsock.close()
+
+
+def test_rediss_with_an_acl_user_and_a_wrong_ca_refused(tallyd_factory,
+                                                        redis_factory,
+                                                        tmp_path):
+    pki = make_pki(str(tmp_path))
+    acl = ("--user", "tally", "on", ">s3cret", "~tally:*", "+@all",
+           "--user", "default", "off")
+    if redis_has_tls():
+        rs = redis_factory(*AOF_ALWAYS, *acl, "--tls-port", str(free_port()),
+                           "--tls-cert-file", pki["server.crt"],
+                           "--tls-key-file", pki["server.key"],
+                           "--tls-ca-file", pki["ca.crt"],
+                           "--tls-auth-clients", "no")
+        tls_port, front = rs.conf[rs.conf.index("--tls-port") + 1], None
+    else:
+        rs = RedisServer(str(tmp_path / "redis"), *AOF_ALWAYS, *acl)
+        rs.client = lambda: redis.Redis(port=rs.port, username="tally",
+                                        password="s3cret",
+                                        decode_responses=True)
+        rs.start()
+        front = TlsFront(pki, rs.port)
+        tls_port = front.port
+    try:
+        uri = f"rediss://tally:s3cret@127.0.0.1:{tls_port}"
+        t = over(tallyd_factory, rs, store=uri,
+                 store_tls_ca_file=pki["ca.crt"])
+        assert t.redis().incrby("secure", 3) == 3
+        assert rs.client().get("tally:{secure}") == "3"
+        # A CA that did not sign the server's certificate: refused, and
+        # said so in the log and /readyz; nothing was sent.
+        bad = tallyd_factory(store=uri, store_tls_ca_file=pki["other.crt"])
+        deadline = time.monotonic() + 10
+        while "certificate" not in bad.run_log():
+            assert time.monotonic() < deadline, bad.run_log()
+            time.sleep(0.02)
+        assert "certificate was refused" in bad.run_log()
+        r = requests.get(bad.url + "/readyz", timeout=10)
+        assert r.status_code == 503 and "certificate" in r.text
+        with pytest.raises(redis.ResponseError):
+            bad.redis().incr("secure")
+        assert rs.client().get("tally:{secure}") == "3"
+        # A wrong password: AUTH refused, said so.
+        nopw = tallyd_factory(store=f"rediss://tally:nope@127.0.0.1:{tls_port}",
+                              store_tls_ca_file=pki["ca.crt"])
+        deadline = time.monotonic() + 10
+        while "AUTH refused" not in nopw.run_log():
+            assert time.monotonic() < deadline, nopw.run_log()
+            time.sleep(0.02)
+    finally:
+        if front:
+            front.close()
+        rs.stop()
