@@ -498,3 +498,25 @@ def test_rediss_with_an_acl_user_and_a_wrong_ca_refused(tallyd_factory,
         if front:
             front.close()
         rs.stop()
+
+
+def test_wait_replicas_holds_answers_and_too_few_is_unknown(tallyd_factory,
+                                                           redis_factory):
+    primary = redis_factory(*AOF_ALWAYS)
+    replica = redis_factory("--replicaof", "127.0.0.1", str(primary.port))
+    deadline = time.monotonic() + 10
+    while replica.client().info("replication").get("master_link_status") != "up":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    t = over(tallyd_factory, primary, store_wait_replicas=1)
+    assert t.redis().incr("w") == 1
+    assert t.redis().info("store")["store_wait_replicas"] == 1
+    # The acknowledged increment is on the replica already.
+    assert replica.client().get("tally:{w}") == "1"
+    # Without the replica WAIT times out: applied on the primary, but not
+    # as promised, so never reported as a success.
+    replica.kill()
+    with pytest.raises(redis.ResponseError, match="(?i)unknown"):
+        t.redis().incr("w")
+    assert primary.client().get("tally:{w}") == "2"
+    assert t.redis().get("w") == "2"  # reads are not held
