@@ -97,18 +97,6 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void op_free(struct redis_op *op)
-{
-    free(op->cmd);
-    free(op->values);
-    free(op->founds);
-    free(op->rkeys);
-    free(op->rklens);
-    free(op->rexp);
-    free(op->rmem);
-    free(op);
-}
-
 static void op_finish(struct redis_store *rs, struct redis_op *op)
 {
     if (op->kind == R_USER && op->done) {
@@ -116,7 +104,7 @@ static void op_finish(struct redis_store *rs, struct redis_op *op)
             rs->clock_off_ms = op->res.now_ms - wall_ms();
         op->done(op->arg, &op->res);
     }
-    op_free(op);
+    redis_op_free(op);
 }
 
 /* Fail every op of q with rc, those that may have written (sent ones)
@@ -364,14 +352,14 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
     TAILQ_REMOVE(&rs->wire, op, link);
     if (op->kind == R_WAIT || op->kind == R_WAITAOF) {
         on_wait(rs, op, r);
-        op_free(op);
+        redis_op_free(op);
         return;
     }
     if (op->kind != R_USER) {
         if (on_setup(rs, op, r) == 0)
-            op_free(op);
+            redis_op_free(op);
         else
-            op_free(op);
+            redis_op_free(op);
         return;
     }
     if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
@@ -573,7 +561,7 @@ static int r_exec(struct store *st, const struct store_req *req,
     op->kind = R_USER;
     if ((rc = redis_op_format(&rs->keys, rs->sha, rs->once_ttl_ms, req,
                               op)) != STORE_OK) {
-        op_free(op);
+        redis_op_free(op);
         res->rc = rc;
         return STORE_DONE;
     }

@@ -77,6 +77,8 @@ struct redis_keys {
 int redis_op_format(const struct redis_keys *kp, char sha[][41],
                     uint64_t once_ttl_ms, const struct store_req *req,
                     struct redis_op *op);
+/* Free op (from malloc) and everything it owns. */
+void redis_op_free(struct redis_op *op);
 /* Fill op->res from the reply to its command. */
 void redis_op_answer(const struct redis_keys *kp, struct redis_op *op,
                      const struct redisReply *r);

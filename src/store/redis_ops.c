@@ -270,6 +270,18 @@ int redis_op_format(const struct redis_keys *kp, char sha[][41],
     return STORE_OK;
 }
 
+void redis_op_free(struct redis_op *op)
+{
+    free(op->cmd);
+    free(op->values);
+    free(op->founds);
+    free(op->rkeys);
+    free(op->rklens);
+    free(op->rexp);
+    free(op->rmem);
+    free(op);
+}
+
 /* ---- Replies ----------------------------------------------------------- */
 
 /* A decimal int64 from the bytes of a reply; -1 if it is none. */

@@ -27,59 +27,50 @@ static int has(const struct redis_op *op, const char *s)
     return memmem(op->cmd, op->cmdlen, s, strlen(s)) != NULL;
 }
 
-static void format(struct redis_op *op, const struct store_req *req)
+static struct redis_op *format(const struct store_req *req)
 {
-    memset(op, 0, sizeof *op);
-    assert_int_equal(redis_op_format(&kp, sha, 1000, req, op), STORE_OK);
-}
+    struct redis_op *op = calloc(1, sizeof *op);
 
-static void free_op(struct redis_op *op)
-{
-    free(op->cmd);
-    free(op->values);
-    free(op->founds);
-    free(op->rkeys);
-    free(op->rklens);
-    free(op->rexp);
-    free(op->rmem);
+    assert_int_equal(redis_op_format(&kp, sha, 1000, req, op), STORE_OK);
+    return op;
 }
 
 static void braces_in_a_key_keep_its_hash_tag_whole(void **state)
 {
     struct store_req req = {.op = STORE_INCRBY, .key = "a}b{%", .klen = 5,
                             .num = 1, .once = "id}", .oncelen = 3};
-    struct redis_op op;
+    struct redis_op *op;
 
     (void)state;
-    format(&op, &req);
-    assert_true(has(&op, "\r\ntally:{a%7Db%7B%25}\r\n"));
-    assert_true(has(&op, "\r\ntally:{a%7Db%7B%25}:id:id}\r\n"));
-    assert_true(op.writes);
-    free_op(&op);
+    op = format(&req);
+    assert_true(has(op, "\r\ntally:{a%7Db%7B%25}\r\n"));
+    assert_true(has(op, "\r\ntally:{a%7Db%7B%25}:id:id}\r\n"));
+    assert_true(op->writes);
+    redis_op_free(op);
 }
 
 static void the_empty_key_has_a_tag_of_its_own(void **state)
 {
     struct store_req req = {.op = STORE_GET, .key = "", .klen = 0};
-    struct redis_op op;
+    struct redis_op *op;
 
     (void)state;
-    format(&op, &req);
-    assert_true(has(&op, "\r\ntally:{%}\r\n"));
-    assert_false(op.writes);
-    free_op(&op);
+    op = format(&req);
+    assert_true(has(op, "\r\ntally:{%}\r\n"));
+    assert_false(op->writes);
+    redis_op_free(op);
 }
 
 static void scan_escapes_glob_characters_of_the_prefix(void **state)
 {
     struct store_req req = {.op = STORE_SCAN, .prefix = "a*[?{", .plen = 5,
                             .count = 10};
-    struct redis_op op;
+    struct redis_op *op;
 
     (void)state;
-    format(&op, &req);
-    assert_true(has(&op, "\r\ntally:{a\\*\\[\\?%7B*\r\n"));
-    free_op(&op);
+    op = format(&req);
+    assert_true(has(op, "\r\ntally:{a\\*\\[\\?%7B*\r\n"));
+    redis_op_free(op);
 }
 
 static void long_keys_and_ids_are_refused_before_anything_is_sent(void **s)
@@ -200,7 +191,11 @@ static void scan_unescapes_the_keys_it_returns(void **state)
     assert_memory_equal(op.res.keys[0], "x{y}", 4);
     assert_int_equal(op.res.klens[1], 0);
     assert_true(op.res.values[1] == -1 && op.res.expires[1] == 99);
-    free_op(&op);
+    free(op.values);
+    free(op.rkeys);
+    free(op.rklens);
+    free(op.rexp);
+    free(op.rmem);
 }
 
 int main(void)
