@@ -70,6 +70,7 @@ struct redis_store {
     struct event *ev_flush, *ev_reconnect, *ev_wait, *ev_silent;
     int flush_armed;
     int need_load;            /* a NOSCRIPT came: SCRIPT LOAD first */
+    struct redis_opq retry;   /* to send again first (NOSCRIPT), in order */
     struct redis_opq pending; /* not sent yet */
     struct redis_opq wire;    /* sent, reply not read, in order */
     struct redis_opq held;    /* answered, waiting for their WAIT */
@@ -154,6 +155,7 @@ static void conn_lost(struct redis_store *rs, const char *why)
     event_del(rs->ev_silent);
     fail_list(rs, &rs->held, 1, why);
     fail_list(rs, &rs->wire, 1, why);
+    fail_list(rs, &rs->retry, 0, why);
     fail_list(rs, &rs->pending, 0, why);
     {
         struct timeval tv = {rs->backoff_ms / 1000,
@@ -205,7 +207,8 @@ static void send_own(struct redis_store *rs, enum redis_kind kind, int argc,
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
     send_op(rs, own_op(kind, argc, argv, lens));
-    rs->setup_left += kind != R_WAIT && kind != R_WAITAOF;
+    rs->setup_left += rs->state != RS_READY && kind != R_WAIT &&
+                      kind != R_WAITAOF;
 }
 
 static void send_loads(struct redis_store *rs)
@@ -306,7 +309,8 @@ static int on_setup(struct redis_store *rs, struct redis_op *op,
             sscanf(rs->version, "%d.%d", &maj, &min) == 2)
             rs->waitaof = maj > 7 || (maj == 7 && min >= 2);
     }
-    if (--rs->setup_left == 0)
+    /* Loads after a NOSCRIPT come while serving: no handshake to end. */
+    if (rs->state == RS_SETUP && --rs->setup_left == 0)
         setup_done(rs);
     return 0;
 }
@@ -365,7 +369,7 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
     if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
         /* Nothing ran: load the scripts and send it again. */
         rs->need_load = 1;
-        TAILQ_INSERT_HEAD(&rs->pending, op, link);
+        TAILQ_INSERT_TAIL(&rs->retry, op, link);
         sched_flush(rs);
         return;
     }
@@ -507,11 +511,12 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     rs->flush_armed = 0;
+    TAILQ_CONCAT(&rs->retry, &rs->pending, link);
+    TAILQ_CONCAT(&rs->pending, &rs->retry, link);
     if (rs->state != RS_READY || TAILQ_EMPTY(&rs->pending))
         return;
     if (rs->need_load) {
         rs->need_load = 0;
-        rs->setup_left = 1 << 20; /* loads again: never a second setup */
         send_loads(rs);
     }
     while ((op = TAILQ_FIRST(&rs->pending))) {
@@ -649,6 +654,7 @@ static void r_close(struct store *st)
     rs->bev = NULL;
     fail_list(rs, &rs->held, 1, "store closed");
     fail_list(rs, &rs->wire, 1, "store closed");
+    fail_list(rs, &rs->retry, 0, "store closed");
     fail_list(rs, &rs->pending, 0, "store closed");
     event_free(rs->ev_flush);
     event_free(rs->ev_reconnect);
@@ -782,6 +788,7 @@ int store_redis_open_opts(struct event_base *base, const char *uri,
     rs->once_ttl_ms = opts && opts->once_ttl_ms ? opts->once_ttl_ms
                                                 : TALLY_ONCE_TTL_DEFAULT;
     rs->backoff_ms = BACKOFF_MIN_MS;
+    TAILQ_INIT(&rs->retry);
     TAILQ_INIT(&rs->pending);
     TAILQ_INIT(&rs->wire);
     TAILQ_INIT(&rs->held);

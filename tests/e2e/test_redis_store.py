@@ -520,3 +520,18 @@ def test_wait_replicas_holds_answers_and_too_few_is_unknown(tallyd_factory,
         t.redis().incr("w")
     assert primary.client().get("tally:{w}") == "2"
     assert t.redis().get("w") == "2"  # reads are not held
+
+
+def test_scripts_flushed_on_the_server_are_loaded_again(tallyd_factory,
+                                                        redis_factory):
+    rs = redis_factory(*AOF_ALWAYS)
+    t = over(tallyd_factory, rs)
+    r = t.redis()
+    assert r.incr("f") == 1
+    rs.client().script_flush()  # as after a failover to a fresh server
+    p = r.pipeline(transaction=False)
+    for _ in range(20):
+        p.incr("f")
+    assert p.execute() == list(range(2, 22))  # NOSCRIPT: loaded, sent again
+    assert r.execute_command("INCRBY.ONCE", "f", 1, "x") == 22
+    assert rs.client().get("tally:{f}") == "22"
