@@ -237,16 +237,19 @@ static enum cmd_status do_get(struct cmd_ctx *ctx, const struct cmd_req *req,
 {
     struct store_req sr = {.op = req->op == CMD_GETDEL ? STORE_GETDEL
                                                        : STORE_GET,
-                           .key = req->key, .klen = req->klen};
+                           .key = req->key, .klen = req->klen,
+                           .cmp = req->cmp};
     struct store_res r;
 
     store_res_init(&r);
+    if (req->op == CMD_GETDEL && (req->flags & CMD_F_IFEQ))
+        sr.flags = STORE_F_IFEQ;
     if (call(ctx, &sr, &r, res))
         return CMD_PENDING;
-    res->found = r.rc == STORE_OK;
+    res->found = r.rc == STORE_OK || r.rc == STORE_NOTSET;
     res->value = res->found ? r.value : 0;
     res->expire_at = res->found ? r.expire_at : 0;
-    if (res->found && req->op == CMD_GETDEL)
+    if (r.rc == STORE_OK && req->op == CMD_GETDEL)
         changed(ctx, req->key, req->klen, EVENTS_DELETED, EVENTS_OP_GETDEL, 0,
                 r.ticket);
     return from_store(r.rc);
@@ -599,6 +602,8 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
                                               : xmode_of(req, STORE_X_NONE);
         break;
     case CMD_GETDEL:
+        if (req->flags & CMD_F_IFEQ)
+            return CMD_ERR_ARGS; /* not in the fingerprint's outcome */
         sr.op = STORE_GETDEL;
         break;
     case CMD_DEL:
@@ -813,25 +818,15 @@ void cmd_batch_abort(struct cmd_ctx *ctx)
     }
 }
 
-/* An engine code of a keyed batch as a status. */
-static enum cmd_status once_status(int rc)
-{
-    switch (rc) {
-    case TALLY_EIDREUSED: return CMD_ERR_IDREUSED;
-    case TALLY_EINFLIGHT: return CMD_ERR_INFLIGHT;
-    case TALLY_EIDLEN: return CMD_ERR_IDLEN;
-    case TALLY_ENOSPC: return CMD_ERR_DISKFULL;
-    case TALLY_EFAILED: return CMD_ERR_WRITEFAIL;
-    default: return CMD_ERR_IO;
-    }
-}
-
 enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
                                const tally_once *once, cmd_batch_fn body,
                                void *arg, struct cmd_res *res,
                                const void **answer, size_t *alen)
 {
-    tally_ticket t = 0;
+    const struct store_ops *ops = ctx->store->ops;
+    struct store_req sr = {.once = once->id, .oncelen = once->idlen,
+                           .fingerprint = once->fingerprint};
+    struct store_res r;
     enum cmd_status st;
     int rc;
 
@@ -846,29 +841,35 @@ enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
         return res->status = CMD_ERR_SCRIPTBUSY;
     if (ctx->batch_depth > 0)
         return res->status = CMD_ERR_INBATCH;
-    /* A keyed batch is the engine's (its IDEMA record): another store
-     * refuses it.  DEBT: the merge of batchid and store left this on the
-     * engine handle; a store op for a keyed batch removes it. */
-    if (!ctx->store->db)
-        return res->status = CMD_ERR_UNSUPPORTED;
-    rc = tally_once_answer(ctx->store->db, once, answer, alen, &t);
-    take_ticket(res, t); /* also EIDREUSED's: the first request's */
-    if (rc == TALLY_OK) {
+    if (!cmd_batches_ok(ctx) || !ops->once_answer || !ops->batch_commit_once)
+        return res->status = unsupported(ctx, res->detail,
+                                         sizeof res->detail);
+    store_res_init(&r);
+    rc = ops->once_answer(ctx->store, &sr, answer, alen, &r);
+    take_ticket(res, r.ticket); /* also EIDREUSED's: the first request's */
+    if (rc == STORE_OK) {
         res->replayed = 1;
         return CMD_OK;
     }
-    if (rc != TALLY_NOTFOUND)
-        return res->status = once_status(rc);
+    if (rc != STORE_NOTFOUND) {
+        memcpy(res->detail, r.detail, sizeof res->detail);
+        return res->status = from_store(rc);
+    }
     cmd_batch_begin(ctx);
     if ((st = body(arg, answer, alen)) != CMD_OK) {
         cmd_batch_abort(ctx);
         return res->status = st;
     }
     ctx->batch_depth = 0;
-    rc = tally_batch_commit_once(ctx->store->db, once, *answer, *alen, &t);
-    events_batch_end(ctx->events, rc < 0 ? 0 : t);
-    take_ticket(res, t);
-    return res->status = rc < 0 ? once_status(rc) : CMD_OK;
+    store_res_init(&r);
+    rc = ops->batch_commit_once(ctx->store, &sr, *answer, *alen, &r);
+    events_batch_end(ctx->events, rc < 0 ? 0 : r.ticket);
+    take_ticket(res, r.ticket);
+    if (rc < 0) {
+        memcpy(res->detail, r.detail, sizeof res->detail);
+        return res->status = from_store(rc);
+    }
+    return res->status = CMD_OK;
 }
 
 const char *cmd_op_name(enum cmd_op op)

@@ -117,9 +117,10 @@ enum cmd_op {
 #define CMD_F_ITEMX 0x400     /* SCAN, KEYS: call res->itemx (which also
                                  gets each expiry) instead of res->item */
 /* Read-compare-change in one atomic store operation (memcached). */
-#define CMD_F_IFEQ 0x800      /* SET: only if the counter exists and holds
-                                 req->cmp (cas); else NOTSET, found saying
-                                 whether it exists */
+#define CMD_F_IFEQ 0x800      /* SET, GETDEL: only if the counter exists
+                                 and holds req->cmp (cas, md C); else
+                                 NOTSET (SET: found says whether it
+                                 exists; GETDEL: NOTFOUND if it does not) */
 #define CMD_F_MUSTEXIST 0x1000 /* INCRBY: NOTFOUND instead of creating */
 #define CMD_F_FLOOR0 0x2000   /* INCRBY: a result below 0 becomes 0, a
                                  counter already below 0 stays (decr) */
@@ -382,7 +383,8 @@ struct cmd_req {
     const char *key;          /* single-key ops */
     size_t klen;
     int64_t num;              /* INCRBY delta, SET value */
-    int64_t cmp;              /* SET with CMD_F_IFEQ: the value expected */
+    int64_t cmp;              /* SET, GETDEL with CMD_F_IFEQ: the value
+                                 expected */
     unsigned flags;           /* CMD_F_* */
     int64_t expire;           /* with CMD_F_PX: ms from now; with
                                  CMD_F_PXAT: Unix ms (see "Expiry") */

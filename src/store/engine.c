@@ -271,6 +271,8 @@ static int op_getdel(tally *db, const struct store_req *req,
 
     if (rc != STORE_OK)
         return rc;
+    if ((req->flags & STORE_F_IFEQ) && res->value != req->cmp)
+        return STORE_NOTSET;
     rc = tally_del(db, req->key, req->klen, &t);
     take(res, t);
     return rc < 0 ? from_tally(db, res, rc) : STORE_OK;
@@ -564,6 +566,33 @@ static void engine_batch_abort(struct store *st)
     tally_batch_abort(st->db);
 }
 
+static int engine_once_answer(struct store *st, const struct store_req *req,
+                              const void **answer, size_t *alen,
+                              struct store_res *res)
+{
+    tally_once once = {req->once, req->oncelen, req->fingerprint};
+    tally_ticket t = 0;
+    int rc = tally_once_answer(st->db, &once, answer, alen, &t);
+
+    take(res, t); /* also EIDREUSED's: the first request's */
+    res->replayed = rc == TALLY_OK;
+    return res->rc = rc < 0 ? from_tally(st->db, res, rc)
+                            : rc == TALLY_OK ? STORE_OK : STORE_NOTFOUND;
+}
+
+static int engine_batch_commit_once(struct store *st,
+                                    const struct store_req *req,
+                                    const void *answer, size_t alen,
+                                    struct store_res *res)
+{
+    tally_once once = {req->once, req->oncelen, req->fingerprint};
+    tally_ticket t = 0;
+    int rc = tally_batch_commit_once(st->db, &once, answer, alen, &t);
+
+    take(res, t);
+    return res->rc = rc < 0 ? from_tally(st->db, res, rc) : STORE_OK;
+}
+
 static tally_ticket engine_durable(const struct store *st)
 {
     return tally_durable(st->db);
@@ -647,6 +676,8 @@ static const struct store_ops store_engine_ops = {
     .batch_begin = engine_batch_begin,
     .batch_commit = engine_batch_commit,
     .batch_abort = engine_batch_abort,
+    .once_answer = engine_once_answer,
+    .batch_commit_once = engine_batch_commit_once,
     .durable = engine_durable,
     .now_ms = engine_now_ms,
     .ready = engine_ready,

@@ -193,3 +193,11 @@ def test_sse_reset_over_a_store_that_answers_later(tallyd_factory):
     finally:
         sse.close()
     assert r.ping() is True
+
+
+def test_an_unknown_store_scheme_stops_the_start(tallyd_factory):
+    t = tallyd_factory(start=False, store="redis://127.0.0.1:1")
+    t.spawn()
+    rc = t.wait_exit()
+    assert rc != 0
+    assert "--store: unknown scheme" in t.run_log()
