@@ -47,6 +47,7 @@ struct http_front {
     struct evhttp *https;              /* HTTPS (its own bufferevents), or NULL */
     struct evhttp_bound_socket *bound_tls;
     int stopping;                      /* http_front_stop() was called */
+    int in_request;                    /* inside evhttp's request callback */
     unsigned unanswered;               /* see http_front_unanswered() */
     struct cmd_ctx *ctx;               /* borrowed */
     const struct proto_waiter *waiter; /* borrowed */
