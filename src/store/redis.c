@@ -45,6 +45,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_WAIT_MS 2000  /* how long ops wait for a connect under way */
+#define RECHECK_MS 2000       /* how often the durability facts are read */
 #define REPLY_WAIT_MS 3000    /* a server silent this long with commands on
                                  the wire is treated as lost */
 
@@ -68,6 +69,7 @@ struct redis_store {
     struct bufferevent *bev;
     redisReader *reader;
     struct event *ev_flush, *ev_reconnect, *ev_wait, *ev_silent;
+    struct event *ev_recheck;  /* CONFIG GET again while serving */
     int flush_armed;
     int need_load;            /* a NOSCRIPT came: SCRIPT LOAD first */
     struct redis_opq retry;   /* to send again first (NOSCRIPT), in order */
@@ -153,6 +155,7 @@ static void conn_lost(struct redis_store *rs, const char *why)
     rs->reader = redisReaderCreate();
     event_del(rs->ev_wait);
     event_del(rs->ev_silent);
+    event_del(rs->ev_recheck);
     fail_list(rs, &rs->held, 1, why);
     fail_list(rs, &rs->wire, 1, why);
     fail_list(rs, &rs->retry, 0, why);
@@ -263,12 +266,14 @@ static int durable_enough(const struct redis_store *rs, char *why, size_t n)
 
 static void setup_done(struct redis_store *rs)
 {
+    struct timeval tick = {RECHECK_MS / 1000, (RECHECK_MS % 1000) * 1000};
     char why[200];
 
     rs->state = RS_READY;
     rs->backoff_ms = BACKOFF_MIN_MS;
     rs->why[0] = 0;
     event_del(rs->ev_wait);
+    event_add(rs->ev_recheck, &tick);
     fprintf(stderr, "tallyd: redis: connected to %s:%d (redis %s, "
             "appendonly %s, appendfsync %s)\n", rs->host, rs->port,
             rs->version, rs->appendonly, rs->appendfsync);
@@ -277,6 +282,21 @@ static void setup_done(struct redis_store *rs)
                 "appendonly yes and appendfsync always on the server, or "
                 "run with --fsync everysec)\n", why);
     sched_flush(rs);
+}
+
+/* What the server promises may change while it serves (CONFIG SET). */
+static void recheck_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_store *rs = arg;
+    const char *a[3] = {"CONFIG", "GET", "appendonly"};
+    const char *f[3] = {"CONFIG", "GET", "appendfsync"};
+
+    (void)fd;
+    (void)what;
+    if (rs->state != RS_READY)
+        return;
+    send_own(rs, R_CFG, 3, a);
+    send_own(rs, R_CFG, 3, f);
 }
 
 /* A handshake reply: 0, or -1 with the connection dropped. */
@@ -300,6 +320,13 @@ static int on_setup(struct redis_store *rs, struct redis_op *op,
         const redisReply *k = r->element[0], *v = r->element[1];
         char *dst = !strcmp(k->str, "appendonly") ? rs->appendonly
                                                   : rs->appendfsync;
+        if (rs->state == RS_READY && strcmp(dst, v->str)) {
+            fprintf(stderr, "tallyd: redis: %s is now %s (was %s)\n",
+                    k->str, v->str, dst);
+            snprintf(dst, sizeof rs->appendonly, "%s", v->str);
+            if (!durable_enough(rs, why, sizeof why))
+                fprintf(stderr, "tallyd: warning: %s\n", why);
+        }
         snprintf(dst, sizeof rs->appendonly, "%s", v->str);
     }
     if (op->kind == R_INFO && r->type == REDIS_REPLY_STRING) {
@@ -660,6 +687,7 @@ static void r_close(struct store *st)
     event_free(rs->ev_reconnect);
     event_free(rs->ev_wait);
     event_free(rs->ev_silent);
+    event_free(rs->ev_recheck);
     redisReaderFree(rs->reader);
     if (rs->tls_ctx)
         SSL_CTX_free(rs->tls_ctx);
@@ -797,6 +825,7 @@ int store_redis_open_opts(struct event_base *base, const char *uri,
     rs->ev_reconnect = evtimer_new(base, reconnect_cb, rs);
     rs->ev_wait = evtimer_new(base, wait_cb, rs);
     rs->ev_silent = evtimer_new(base, silent_cb, rs);
+    rs->ev_recheck = event_new(base, -1, EV_PERSIST, recheck_cb, rs);
     snprintf(rs->why, sizeof rs->why, "redis store: connecting");
     script_shas(rs);
     connect_start(rs);

@@ -535,3 +535,18 @@ def test_scripts_flushed_on_the_server_are_loaded_again(tallyd_factory,
     assert p.execute() == list(range(2, 22))  # NOSCRIPT: loaded, sent again
     assert r.execute_command("INCRBY.ONCE", "f", 1, "x") == 22
     assert rs.client().get("tally:{f}") == "22"
+
+
+def test_a_durability_change_on_the_server_is_noticed(tallyd_factory,
+                                                      redis_factory):
+    rs = redis_factory(*AOF_ALWAYS)
+    t = over(tallyd_factory, rs)
+    assert requests.get(t.url + "/readyz", timeout=10).status_code == 200
+    rs.client().config_set("appendfsync", "everysec")
+    deadline = time.monotonic() + 6
+    while t.redis().info("store")["store_redis_appendfsync"] != "everysec":
+        assert time.monotonic() < deadline, t.run_log()
+        time.sleep(0.1)
+    assert "appendfsync is now everysec" in t.run_log()
+    r = requests.get(t.url + "/readyz", timeout=10)
+    assert r.status_code == 503 and "everysec" in r.text
