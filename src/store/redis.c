@@ -26,6 +26,8 @@
  * server without the scripts) loads the scripts again and re-sends.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,6 +452,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     char why[200];
 
     if (what & BEV_EVENT_CONNECTED) {
+        /* Pipelined writes must not wait for the previous one's ACK
+         * (Nagle): hiredis and Redis itself set this too. */
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         send_setup(rs);
         return;
     }
