@@ -384,9 +384,7 @@ static void http_park(struct http_front *h, struct evhttp_request *req,
         evhttp_connection_set_closecb(evcon, http_parked_gone, p);
 }
 
-/* evhttp's callback for every request.  While it runs, evhttp's own frames
- * are on the stack: an answer sent from here is written by evhttp later
- * (http_reply.c writes only released answers at once). */
+/* evhttp's callback for every request. */
 static void http_on_request(struct evhttp_request *req, void *arg)
 {
     struct http_front *h = arg;
