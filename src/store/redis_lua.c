@@ -129,17 +129,22 @@ static const char lua_set[] = LUA_COMMON
     "id_save(r, ARGV[6], ARGV[7])\n"
     "return r\n";
 
-/* KEYS: counter [id].  ARGV: fp idttl. */
+/* KEYS: counter [id].  ARGV: flags cmp fp idttl (flags IFEQ: delete only
+ * if the counter holds cmp, else rc NOTSET showing it: memcached md C). */
 static const char lua_getdel[] = LUA_COMMON
-    "local r = id_check(ARGV[1]); if r then return r end\n"
+    "local r = id_check(ARGV[3]); if r then return r end\n"
     "local now = now_ms()\n"
     "local old = redis.call('GET', KEYS[1])\n"
     "r = {1, 0, '0', 0, now, 0, 0, 0, 0, 0}\n"
     "if old then\n"
-    "  r[1] = 0; r[2] = 1; r[3] = old; r[4] = exp_at(KEYS[1], now); r[6] = 1\n"
-    "  redis.call('DEL', KEYS[1])\n"
+    "  r[1] = 0; r[2] = 1; r[3] = old; r[4] = exp_at(KEYS[1], now)\n"
+    "  if bit.band(tonumber(ARGV[1]), 8) ~= 0 and old ~= ARGV[2] then\n"
+    "    r[1] = 2\n"
+    "  else\n"
+    "    r[6] = 1; redis.call('DEL', KEYS[1])\n"
+    "  end\n"
     "end\n"
-    "id_save(r, ARGV[1], ARGV[2])\n"
+    "id_save(r, ARGV[3], ARGV[4])\n"
     "return r\n";
 
 /* KEYS: counters... [id].  ARGV: has_id fp idttl.  The answer's fields

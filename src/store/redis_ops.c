@@ -199,7 +199,10 @@ int redis_op_format(const struct redis_keys *kp, char sha[][41],
         arg_key(&a, kp, req->key, req->klen);
         if (id)
             arg_idkey(&a, kp, req->key, req->klen, req);
-        if (req->op != STORE_GETDEL) {
+        if (req->op == STORE_GETDEL) {
+            arg_u64(&a, req->flags);
+            arg_i64(&a, req->cmp);
+        } else {
             arg_i64(&a, req->num);
             if (req->op == STORE_SET)
                 arg_i64(&a, req->cmp);

@@ -143,6 +143,17 @@ def test_commands_over_resp_http_and_memcached(tallyd_factory, redis_factory):
     assert m.decr("m", 100) == 0
     assert m.incr("missing", 1) is None
     assert rs.client().exists("tally:{missing}") == 0
+    # md with C deletes only if the counter still holds that value.
+    import socket
+    value, cas = m.gets("m")
+    c = socket.create_connection(("127.0.0.1", t.mc_port))
+    c.sendall(b"md m C12345\r\n")
+    assert c.recv(100) == b"EX\r\n"
+    assert m.get("m") == b"0"
+    c.sendall(b"md m C" + cas + b"\r\n")
+    assert c.recv(100) == b"HD\r\n"
+    c.close()
+    assert rs.client().exists("tally:{m}") == 0
 
 
 def test_counters_survive_a_tallyd_restart(tallyd_factory, redis_factory):
