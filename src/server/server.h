@@ -75,6 +75,11 @@ void stores_close(struct server *srv);
 struct conf {
     const char *dir;           /* data directory (borrowed from argv) */
     const char *store;         /* --store URI (borrowed), NULL: the engine */
+    const char *store_prefix;  /* --store-prefix (borrowed), NULL: default */
+    int store_wait_replicas;   /* --store-wait-replicas; 0: none */
+    const char *store_tls_ca;  /* --store-tls-*-file (borrowed), or NULL */
+    const char *store_tls_cert;
+    const char *store_tls_key;
     const char *bind;          /* address every listener binds */
     int port;                  /* RESP */
     int http_port;             /* 0: off */

@@ -4,7 +4,8 @@
  * the function that opens it (src/store/store.h).  No --store: the engine
  * on --dir, which main.c opens.  postgresql:// and postgres://: the
  * PostgreSQL store (src/store/pg.h), when this tallyd was built with it.
- * delay+engine[:DIR]: the test store (src/store/delay.h) over the engine,
+ * redis:// and rediss://: the Redis store (src/store/redis.h), with
+ * --store-prefix, --store-wait-replicas and --store-tls-*.  delay+engine[:DIR]: the test store (src/store/delay.h) over the engine,
  * answering every operation a loop pass later; not documented for users,
  * it exists so the black-box tests can drive the asynchronous path.
  *
@@ -19,6 +20,9 @@
 
 #include "delay.h"
 #include "server.h"
+#ifdef TALLY_HAVE_REDIS
+#include "redis.h"
+#endif
 #ifdef TALLY_HAVE_PG
 #include "pg.h"
 #endif
@@ -62,8 +66,30 @@ int stores_open(struct server *srv, char *err)
         return -1;
 #endif
     }
+    if (has_scheme(uri, "redis://") || has_scheme(uri, "rediss://") ||
+        has_scheme(uri, "redis+cluster://")) {
+#ifdef TALLY_HAVE_REDIS
+        char why[200] = "";
+        struct store *rd = NULL;
+        const struct conf *c = &srv->conf;
+        struct store_redis_opts o = {c->store_prefix, c->store_wait_replicas,
+                                     0, c->once_ttl_ms, c->store_tls_ca,
+                                     c->store_tls_cert, c->store_tls_key};
+        if (store_redis_open_opts(srv->base, uri, (int)srv->conf.sync, &o,
+                                  &rd, why, sizeof why) < 0) {
+            snprintf(err, 256, "--store: cannot use the Redis URI: %s", why);
+            return -1;
+        }
+        srv->store = rd;
+        return 0;
+#else
+        snprintf(err, 256, "--store %.40s...: this tallyd was built without "
+                 "the Redis store (src/store/redis.c)", uri);
+        return -1;
+#endif
+    }
     snprintf(err, 256, "--store: unknown scheme in '%.60s' (postgresql://, "
-             "postgres://, or no --store for the engine on --dir)", uri);
+             "postgres://, redis://, or no --store for the engine on --dir)", uri);
     return -1;
 }
 

@@ -196,7 +196,7 @@ def test_sse_reset_over_a_store_that_answers_later(tallyd_factory):
 
 
 def test_an_unknown_store_scheme_stops_the_start(tallyd_factory):
-    t = tallyd_factory(start=False, store="redis://127.0.0.1:1")
+    t = tallyd_factory(start=False, store="mongodb://127.0.0.1:1")
     t.spawn()
     rc = t.wait_exit()
     assert rc != 0
