@@ -15,6 +15,7 @@
  * nothing and so bumps nothing) is caught at EXEC by looking the key up.
  * With nothing watched, ctx->watch is NULL and cmd_exec pays one test.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,11 +273,17 @@ enum cmd_status cmd_discard(struct cmd_ctx *ctx, struct cmd_session *s)
     return CMD_OK;
 }
 
-/* Does key exist now?  *t gets the read's ticket. */
+/* Does key exist now?  *t gets the read's ticket.  Only on a store that
+ * answers at once (cmd_batches_ok: WATCH is refused on the others). */
 static int exists(struct cmd_ctx *ctx, const char *key, size_t klen,
                   tally_ticket *t)
 {
-    return tally_get(ctx->db, key, klen, NULL, t) == TALLY_OK;
+    struct store_req sr = {.op = STORE_GET, .key = key, .klen = klen};
+    struct store_res r = {0};
+
+    cmd_store_call(ctx, NULL, &sr, &r);
+    *t = r.ticket;
+    return r.rc == STORE_OK;
 }
 
 enum cmd_status cmd_watch(struct cmd_ctx *ctx, struct cmd_session *s,
@@ -289,6 +296,8 @@ enum cmd_status cmd_watch(struct cmd_ctx *ctx, struct cmd_session *s,
         return CMD_ERR_NOAUTH;
     if (cmd_in_multi(s))
         return CMD_ERR_WATCHMULTI;
+    if (!cmd_batches_ok(ctx))
+        return CMD_ERR_UNSUPPORTED;
     for (size_t i = 0; i < n; i++)
         if (klens[i] > TALLY_KEY_MAX)
             return CMD_ERR_KEYLEN;
@@ -354,6 +363,15 @@ enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
         cmd_unwatch(ctx, s);
         return CMD_ERR_EXECABORT;
     }
+    if (!cmd_batches_ok(ctx)) {
+        /* Queued, never run: a transaction is all or nothing. */
+        leave(m);
+        cmd_unwatch(ctx, s);
+        snprintf(res->detail, sizeof res->detail, "MULTI/EXEC is not "
+                 "supported by the %s store (it has no atomic batches); "
+                 "nothing ran", cmd_store_name(ctx));
+        return CMD_ERR_UNSUPPORTED;
+    }
     if (watch_dirty(ctx, m, &res->ticket)) {
         leave(m);
         cmd_unwatch(ctx, s);
@@ -382,6 +400,7 @@ enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
 
 void cmd_session_end(struct cmd_ctx *ctx, struct cmd_session *s)
 {
+    cmd_replay_end(s);
     if (!s->multi)
         return;
     cmd_unwatch(ctx, s);

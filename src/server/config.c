@@ -26,6 +26,17 @@ static const char usage[] =
     "  --config FILE          read settings from FILE first, one 'name value'\n"
     "                         a line (names as these flags); flags win over it\n"
     "  --dir DIR              data directory (default ./data; created if missing)\n"
+    "  --store URI            where counters live: postgresql://... or\n"
+    "                         postgres://... (any libpq URI), redis://[user:\n"
+    "                         password@]host:port[/db]; default: the engine\n"
+    "                         on --dir\n"
+    "  --store-prefix P       redis store: prefix of every key (default tally:)\n"
+    "  --store-wait-replicas N  redis store: after each batch of writes WAIT\n"
+    "                         for N replicas (default 0: none)\n"
+    "  --store-tls-ca-file F  rediss:// store: the CA its certificate chains to\n"
+    "                         (default: the system's)\n"
+    "  --store-tls-cert-file F, --store-tls-key-file F  rediss:// store: a\n"
+    "                         client certificate and its key\n"
     "  --bind ADDR            address to listen on (default 127.0.0.1)\n"
     "  --port N               Redis protocol port (default 7379; 0 = off, with\n"
     "                         a --tls-port)\n"
@@ -96,6 +107,8 @@ enum {
     OPT_HTTPS_PORT, OPT_MC_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
     OPT_TLS_CADIR, OPT_TLS_AUTH, OPT_TLS_PROTOS, OPT_TLS_CIPHERS, OPT_CONFIG,
     OPT_BUSY, OPT_EVWINDOW, OPT_NOTIFY, OPT_SUBLIMIT, OPT_KEEPALIVE,
+    OPT_STORE, OPT_STORE_PREFIX, OPT_STORE_WAIT, OPT_STORE_TLS_CA,
+    OPT_STORE_TLS_CERT, OPT_STORE_TLS_KEY,
     OPT_HELP, OPT_VERSION
 };
 
@@ -132,6 +145,12 @@ static const struct option options[] = {
     {"notify-keyspace-events", required_argument, NULL, OPT_NOTIFY},
     {"subscriber-output-limit", required_argument, NULL, OPT_SUBLIMIT},
     {"events-keepalive", required_argument, NULL, OPT_KEEPALIVE},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"store-prefix", required_argument, NULL, OPT_STORE_PREFIX},
+    {"store-wait-replicas", required_argument, NULL, OPT_STORE_WAIT},
+    {"store-tls-ca-file", required_argument, NULL, OPT_STORE_TLS_CA},
+    {"store-tls-cert-file", required_argument, NULL, OPT_STORE_TLS_CERT},
+    {"store-tls-key-file", required_argument, NULL, OPT_STORE_TLS_KEY},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -508,6 +527,30 @@ static int parse_flags(struct conf *c, int argc, char **argv, char *err)
             if (parse_u64(optarg, 1, 3600, &v) < 0)
                 goto bad_value;
             c->keepalive_ms = (int)v * 1000;
+            break;
+        case OPT_STORE:
+            /* The scheme is checked by stores_open(), which knows them. */
+            c->store = *optarg ? optarg : NULL;
+            /* The hidden test store names its directory itself. */
+            if (!strncmp(optarg, "delay+engine:", 13) && optarg[13])
+                c->dir = optarg + 13;
+            break;
+        case OPT_STORE_PREFIX:
+            c->store_prefix = optarg;
+            break;
+        case OPT_STORE_TLS_CA:
+            c->store_tls_ca = optarg;
+            break;
+        case OPT_STORE_TLS_CERT:
+            c->store_tls_cert = optarg;
+            break;
+        case OPT_STORE_TLS_KEY:
+            c->store_tls_key = optarg;
+            break;
+        case OPT_STORE_WAIT:
+            if (parse_u64(optarg, 0, 1000, &v) < 0)
+                goto bad_value;
+            c->store_wait_replicas = (int)v;
             break;
         case OPT_HELP:
             fputs(usage, stdout);

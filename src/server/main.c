@@ -349,6 +349,9 @@ static void teardown(struct server *srv)
     conn_close_all(srv);
     conn_listeners_close(srv);
     fronts_stop(srv);
+    /* After the connections: what is still in flight is answered to
+     * sessions already gone, which frees what they left (replay.c). */
+    stores_close(srv);
     pubsub_free(srv->pubsub);
     srv->pubsub = NULL;
     events_free(srv->events);
@@ -403,8 +406,9 @@ int main(int argc, char **argv)
     srv->outbox.durable = tally_durable(srv->db);
     srv->outbox.health = TALLY_OK;
     outbox_waiter_init(srv);
-    cmd_init(&srv->cmd, srv->db, srv->conf.password, srv->conf.passlen,
-             &srv->info);
+    store_engine_init(&srv->engine, srv->db);
+    cmd_init(&srv->cmd, &srv->engine.base, srv->conf.password,
+             srv->conf.passlen, &srv->info);
     cmd_script_set_limit(&srv->cmd, (unsigned)srv->conf.busy_ms);
     srv->cmd.allow_flush = srv->conf.allow_flush;
     srv->cmd.busy_poll = conn_busy_poll;
@@ -421,6 +425,11 @@ int main(int argc, char **argv)
 
     if (setup_loop(srv) < 0)
         goto close_db;
+    if (stores_open(srv, err) < 0) {
+        slog(&srv->log, SLOG_ERROR, "%s", err);
+        goto close_db;
+    }
+    srv->cmd.store = srv->store;
     if (tls_init(srv, err) < 0) {
         slog(&srv->log, SLOG_ERROR, "%s", err);
         goto close_db;
@@ -452,6 +461,7 @@ int main(int argc, char **argv)
 close_db:
     teardown(srv);
     cmd_fini(&srv->cmd);
+    store_close(&srv->engine.base);
     rc = tally_close(srv->db);
     if (rc < 0) {
         slog(&srv->log, SLOG_ERROR, "final sync failed: %s (%s); changes "

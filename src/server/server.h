@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "cmd.h"
+#include "engine.h"
 #include "proto.h"
 #include "tally.h"
 #include "util.h"
@@ -59,10 +60,26 @@ void slog_set_level(struct slog *l, int level);
 /* tally_options.log: the engine's warnings and errors, from any thread. */
 void slog_engine(void *l, int level, const char *msg);
 
+/* ---- Stores (stores.c) --------------------------------------------------- */
+
+struct server;
+
+/* Open what --store names into srv->store (after the loop exists).
+ * Returns 0, or -1 with err (256 bytes) set. */
+int stores_open(struct server *srv, char *err);
+/* Close it, unless it is the engine (closed with the handle). */
+void stores_close(struct server *srv);
+
 /* ---- Flags (config.c) ---------------------------------------------------- */
 
 struct conf {
     const char *dir;           /* data directory (borrowed from argv) */
+    const char *store;         /* --store URI (borrowed), NULL: the engine */
+    const char *store_prefix;  /* --store-prefix (borrowed), NULL: default */
+    int store_wait_replicas;   /* --store-wait-replicas; 0: none */
+    const char *store_tls_ca;  /* --store-tls-*-file (borrowed), or NULL */
+    const char *store_tls_cert;
+    const char *store_tls_key;
     const char *bind;          /* address every listener binds */
     int port;                  /* RESP */
     int http_port;             /* 0: off */
@@ -208,6 +225,9 @@ struct conn {
     unsigned closing : 1;      /* close once out is all written */
     unsigned killed : 1;       /* CLIENT KILL: close at the next flush,
                                   written or not */
+    unsigned storewait : 1;    /* its first request waits for the store
+                                  (cmd.h "Asynchronous stores"): not run,
+                                  not read, until the session's wake() */
 };
 
 /* Bind and listen on conf.bind:port for ops; reject is what a client over
@@ -341,6 +361,9 @@ struct server {
     struct conf conf;
     struct slog log;
     tally *db;
+    struct store_engine engine; /* the store over db (src/store/engine.h) */
+    struct store *store;       /* where counters live: &engine.base, or
+                                  what --store named (stores.c) */
     struct cmd_ctx cmd;
     struct cmd_serverinfo info;
     struct proto_limits limits;

@@ -26,6 +26,7 @@
 
 #include "cmd.h"
 #include "memcache.h"
+#include "memcache_int.h"
 #include "tally.h"
 
 #include "cmd_fixture.h"
@@ -137,6 +138,74 @@ static void test_set_reply_waits_for_its_ticket(void **state)
     EXPECT(f, "set t 0 0 1\r\n1\r\n", "STORED\r\n");
     assert_true(f->ticket > 0);
     assert_int_equal(f->ticket, tally_head(f->c.db));
+}
+
+/* A store that counts the operations it forwards to the engine store. */
+struct counting {
+    struct store base;
+    struct store *inner;
+    struct store_ops ops;
+    unsigned n;
+};
+
+static int counting_exec(struct store *st, const struct store_req *req,
+                         struct store_res *res, store_done_fn done, void *arg)
+{
+    struct counting *c = (struct counting *)st;
+    c->n++;
+    return store_exec(c->inner, req, res, done, arg);
+}
+
+static void count_ops(struct fx *f, struct counting *c)
+{
+    memset(c, 0, sizeof *c);
+    c->inner = f->c.ctx.store;
+    c->ops = *c->inner->ops;
+    c->ops.exec = counting_exec;
+    c->base.ops = &c->ops;
+    c->base.db = c->inner->db;
+    f->c.ctx.store = &c->base;
+}
+
+/* Regression: cas, incr, decr and md C were a read and then a change (two
+ * engine calls, atomic only because one thread owned the engine); each is
+ * now one store operation, so it stays atomic on a shared database. */
+static void test_cas_incr_decr_md_are_one_store_operation(void **state)
+{
+    struct fx *f = *state;
+    struct counting c;
+    char line[128];
+    unsigned long long cas;
+
+    EXPECT(f, "set c 0 0 1\r\n7\r\n", "STORED\r\n");
+    const char *r = feed(f, "gets c\r\n");
+    assert_int_equal(sscanf(r, "VALUE c 0 1 %llu\r\n7\r\nEND\r\n", &cas), 1);
+    count_ops(f, &c);
+    snprintf(line, sizeof line, "cas c 0 0 1 %llu\r\n8\r\n", cas);
+    EXPECT(f, line, "STORED\r\n");
+    assert_int_equal(c.n, 1);
+    EXPECT(f, line, "EXISTS\r\n");
+    assert_int_equal(c.n, 2);
+    EXPECT(f, "incr c 5\r\n", "13\r\n");
+    assert_int_equal(c.n, 3);
+    EXPECT(f, "decr c 100\r\n", "0\r\n");
+    assert_int_equal(c.n, 4);
+    EXPECT(f, "incr nope 1\r\n", "NOT_FOUND\r\n");
+    assert_int_equal(c.n, 5);
+    EXPECT(f, "decr c 18446744073709551615\r\n", "0\r\n");
+    assert_int_equal(c.n, 6);
+    /* md with C: delete only if the unique still matches. */
+    snprintf(line, sizeof line, "md c C%llu\r\n",
+             (unsigned long long)mc_cas_of(0) + 1);
+    EXPECT(f, line, "EX\r\n");
+    assert_int_equal(c.n, 7);
+    snprintf(line, sizeof line, "md c C%llu\r\n",
+             (unsigned long long)mc_cas_of(0));
+    EXPECT(f, line, "HD\r\n");
+    assert_int_equal(c.n, 8);
+    EXPECT(f, line, "NF\r\n");
+    assert_int_equal(c.n, 9);
+    f->c.ctx.store = c.inner;
 }
 
 static void test_gets_cas_round_trip(void **state)
@@ -601,7 +670,7 @@ static void test_password_login_through_set(void **state)
 {
     struct fx *f = *state;
     mc_ops.conn_free(f->conn);
-    cmd_init(&f->c.ctx, f->c.db, "sesame", 6, &f->c.info);
+    cmd_init(&f->c.ctx, &f->c.se.base, "sesame", 6, &f->c.info);
     f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     EXPECT(f, "get a\r\nincr a 1\r\nmg a v\r\n",
            "CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR unauthenticated\r\n"
@@ -646,7 +715,7 @@ static void test_http_request_hangs_up_before_login(void **state)
 {
     struct fx *f = *state;
     mc_ops.conn_free(f->conn);
-    cmd_init(&f->c.ctx, f->c.db, "sesame", 6, &f->c.info);
+    cmd_init(&f->c.ctx, &f->c.se.base, "sesame", 6, &f->c.info);
     f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     EXPECT(f, "POST / HTTP/1.1\r\nset a 0 0 11\r\nuser sesame\r\n", "");
     assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);
@@ -728,6 +797,7 @@ int main(void)
         T(test_get_missing_and_present),
         T(test_set_reply_waits_for_its_ticket),
         T(test_gets_cas_round_trip),
+        T(test_cas_incr_decr_md_are_one_store_operation),
         T(test_add_replace_noreply),
         T(test_thirty_day_exptime_is_relative),
         T(test_set_refuses_non_integers),

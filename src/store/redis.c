@@ -1,0 +1,850 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * redis.c - the Redis store's connection and the lives of its operations
+ * (redis.h).  One connection on the caller's libevent loop; every
+ * operation is one command (redis_ops.c), composite ones one Lua script
+ * (redis_lua.c), so each is atomic on the server with any number of
+ * tallyd instances sharing it.
+ *
+ * Client.  Debian 12's hiredis is 0.14: its async context cannot do TLS
+ * (that came with 1.0's SSL context) and owns its socket and event
+ * handling.  So the transport is libevent's bufferevent (the loop tallyd
+ * already runs; bufferevent_openssl carries rediss://, redis_tls.c)
+ * and only hiredis's two well-kept pure parts are used: the command
+ * formatter (redisFormatCommandArgv) and the reply reader (redisReader).
+ *
+ * Pipelining.  store_exec() formats the command and queues it; a flush
+ * event on the next loop pass writes everything queued in one write, and
+ * with --store-wait-replicas N a WAIT after the batch's writes, whose
+ * answers are held until WAIT says how many replicas have them.
+ *
+ * Faults.  Until the handshake is done, operations wait (two seconds at
+ * most); a store that is down answers STORE_EUNAVAIL at once.  A
+ * connection lost with commands on the wire fails those that may write
+ * with STORE_EUNKNOWN, never success, and reconnects with backoff (100 ms
+ * doubling to 5 s).  A NOSCRIPT answer (a SCRIPT FLUSH, a failover to a
+ * server without the scripts) loads the scripts again and re-sends.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "redis.h"
+#include "redis_int.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define CONNECT_WAIT_MS 2000  /* how long ops wait for a connect under way */
+#define RECHECK_MS 2000       /* how often the durability facts are read */
+#define REPLY_WAIT_MS 3000    /* a server silent this long with commands on
+                                 the wire is treated as lost */
+
+enum rstate { RS_DOWN = 0, RS_CONNECTING, RS_SETUP, RS_READY };
+
+struct redis_store {
+    struct store base;
+    struct event_base *evb;
+    struct redis_keys keys;
+    char *prefix;
+    char *host, *user, *pass;
+    int port, db;
+    int tls;                  /* rediss:// */
+    SSL_CTX *tls_ctx;
+    SSL *ssl;                 /* the connection's, owned by bev */
+    int sync_policy;
+    int wait_replicas, wait_timeout_ms;
+    uint64_t once_ttl_ms;
+    char sha[REDIS_S_COUNT_ALL][41];
+    enum rstate state;
+    struct bufferevent *bev;
+    redisReader *reader;
+    struct event *ev_flush, *ev_reconnect, *ev_wait, *ev_silent;
+    struct event *ev_recheck;  /* CONFIG GET again while serving */
+    int flush_armed;
+    int need_load;            /* a NOSCRIPT came: SCRIPT LOAD first */
+    struct redis_opq retry;   /* to send again first (NOSCRIPT), in order */
+    struct redis_opq pending; /* not sent yet */
+    struct redis_opq wire;    /* sent, reply not read, in order */
+    struct redis_opq held;    /* answered, waiting for their WAIT */
+    int setup_left;           /* handshake replies still to come */
+    int backoff_ms;
+    int64_t clock_off_ms;     /* Redis's clock minus ours */
+    char why[200];            /* ready() when not serving */
+    char last_refusal[200];   /* the last connect failure logged */
+    /* durability facts, read at connect */
+    char appendonly[16], appendfsync[16], version[32];
+    int waitaof;              /* the server has WAITAOF (7.2+) */
+    uint64_t n_ops, n_unknown, n_reconnects;
+};
+
+static struct redis_store *self(const struct store *st)
+{
+    return (struct redis_store *)(void *)st;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void op_finish(struct redis_store *rs, struct redis_op *op)
+{
+    if (op->kind == R_USER && op->done) {
+        if (op->res.now_ms)
+            rs->clock_off_ms = op->res.now_ms - wall_ms();
+        op->done(op->arg, &op->res);
+    }
+    redis_op_free(op);
+}
+
+/* Fail every op of q with rc, those that may have written (sent ones)
+ * with STORE_EUNKNOWN. */
+static void fail_list(struct redis_store *rs, struct redis_opq *q, int sent,
+                      const char *why)
+{
+    struct redis_op *op;
+
+    while ((op = TAILQ_FIRST(q))) {
+        TAILQ_REMOVE(q, op, link);
+        store_res_init(&op->res);
+        op->res.rc = sent && op->writes ? STORE_EUNKNOWN : STORE_EUNAVAIL;
+        if (op->res.rc == STORE_EUNKNOWN)
+            rs->n_unknown++;
+        snprintf(op->res.detail, sizeof op->res.detail, "redis: %s", why);
+        op_finish(rs, op);
+    }
+}
+
+static void sched_flush(struct redis_store *rs)
+{
+    if (!rs->flush_armed && rs->state == RS_READY) {
+        rs->flush_armed = 1;
+        event_active(rs->ev_flush, EV_TIMEOUT, 0);
+    }
+}
+
+/* ---- Connection -------------------------------------------------------- */
+
+static void connect_start(struct redis_store *rs);
+
+static void conn_lost(struct redis_store *rs, const char *why)
+{
+    if (rs->bev) {
+        bufferevent_free(rs->bev);
+        rs->bev = NULL;
+    }
+    if (rs->state == RS_READY)
+        fprintf(stderr, "tallyd: redis: %s; reconnecting\n", why);
+    snprintf(rs->why, sizeof rs->why, "redis store %s:%d: %s", rs->host,
+             rs->port, why);
+    rs->state = RS_DOWN;
+    redisReaderFree(rs->reader);
+    rs->reader = redisReaderCreate();
+    event_del(rs->ev_wait);
+    event_del(rs->ev_silent);
+    event_del(rs->ev_recheck);
+    fail_list(rs, &rs->held, 1, why);
+    fail_list(rs, &rs->wire, 1, why);
+    fail_list(rs, &rs->retry, 0, why);
+    fail_list(rs, &rs->pending, 0, why);
+    {
+        struct timeval tv = {rs->backoff_ms / 1000,
+                             (rs->backoff_ms % 1000) * 1000};
+        event_add(rs->ev_reconnect, &tv);
+    }
+    rs->backoff_ms = rs->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                         : rs->backoff_ms * 2;
+    rs->n_reconnects++;
+}
+
+/* (Re)arm the silence timer: REPLY_WAIT_MS from the last progress. */
+static void watch_silence(struct redis_store *rs)
+{
+    struct timeval tv = {REPLY_WAIT_MS / 1000, (REPLY_WAIT_MS % 1000) * 1000};
+
+    if (TAILQ_EMPTY(&rs->wire))
+        event_del(rs->ev_silent);
+    else
+        event_add(rs->ev_silent, &tv);
+}
+
+static void send_op(struct redis_store *rs, struct redis_op *op)
+{
+    int first = TAILQ_EMPTY(&rs->wire);
+
+    bufferevent_write(rs->bev, op->cmd, op->cmdlen);
+    TAILQ_INSERT_TAIL(&rs->wire, op, link);
+    if (first)
+        watch_silence(rs);
+}
+
+static struct redis_op *own_op(enum redis_kind kind, int argc,
+                               const char **argv, const size_t *lens)
+{
+    struct redis_op *op = xcalloc(1, sizeof *op);
+
+    op->kind = kind;
+    op->script = REDIS_S_NONE;
+    op->cmdlen = redis_format(&op->cmd, argc, argv, lens);
+    return op;
+}
+
+static void send_own(struct redis_store *rs, enum redis_kind kind, int argc,
+                     const char **argv)
+{
+    size_t lens[8];
+
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    send_op(rs, own_op(kind, argc, argv, lens));
+    rs->setup_left += rs->state != RS_READY && kind != R_WAIT &&
+                      kind != R_WAITAOF;
+}
+
+static void send_loads(struct redis_store *rs)
+{
+    for (int s = 0; s < REDIS_S_COUNT_ALL; s++) {
+        const char *v[3] = {"SCRIPT", "LOAD", redis_lua_text[s]};
+        send_own(rs, R_LOAD, 3, v);
+    }
+}
+
+/* The handshake, pipelined in one write: AUTH, SELECT, what the server
+ * promises, the scripts. */
+static void send_setup(struct redis_store *rs)
+{
+    char db[16];
+
+    rs->setup_left = 0;
+    if (rs->pass) {
+        const char *v[3] = {"AUTH", rs->user ? rs->user : rs->pass,
+                            rs->pass};
+        send_own(rs, R_AUTH, rs->user ? 3 : 2, v);
+    }
+    if (rs->db) {
+        const char *v[2] = {"SELECT", db};
+        snprintf(db, sizeof db, "%d", rs->db);
+        send_own(rs, R_SELECT, 2, v);
+    }
+    {
+        const char *a[3] = {"CONFIG", "GET", "appendonly"};
+        const char *f[3] = {"CONFIG", "GET", "appendfsync"};
+        const char *i[2] = {"INFO", "server"};
+        send_own(rs, R_CFG, 3, a);
+        send_own(rs, R_CFG, 3, f);
+        send_own(rs, R_INFO, 2, i);
+    }
+    send_loads(rs);
+    rs->state = RS_SETUP;
+}
+
+/* Whether the server can give what --fsync asked; if not, why. */
+static int durable_enough(const struct redis_store *rs, char *why, size_t n)
+{
+    if (rs->sync_policy != TALLY_SYNC_ALWAYS)
+        return 1;
+    if (!strcmp(rs->appendonly, "yes") && !strcmp(rs->appendfsync, "always"))
+        return 1;
+    snprintf(why, n, "--fsync always asked but the redis store has "
+             "appendonly %s appendfsync %s: acknowledged changes may be lost",
+             rs->appendonly, rs->appendfsync);
+    return 0;
+}
+
+static void setup_done(struct redis_store *rs)
+{
+    struct timeval tick = {RECHECK_MS / 1000, (RECHECK_MS % 1000) * 1000};
+    char why[200];
+
+    rs->state = RS_READY;
+    rs->backoff_ms = BACKOFF_MIN_MS;
+    rs->why[0] = 0;
+    event_del(rs->ev_wait);
+    event_add(rs->ev_recheck, &tick);
+    fprintf(stderr, "tallyd: redis: connected to %s:%d (redis %s, "
+            "appendonly %s, appendfsync %s)\n", rs->host, rs->port,
+            rs->version, rs->appendonly, rs->appendfsync);
+    if (!durable_enough(rs, why, sizeof why))
+        fprintf(stderr, "tallyd: warning: %s; /readyz reports it (set "
+                "appendonly yes and appendfsync always on the server, or "
+                "run with --fsync everysec)\n", why);
+    sched_flush(rs);
+}
+
+/* What the server promises may change while it serves (CONFIG SET). */
+static void recheck_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_store *rs = arg;
+    const char *a[3] = {"CONFIG", "GET", "appendonly"};
+    const char *f[3] = {"CONFIG", "GET", "appendfsync"};
+
+    (void)fd;
+    (void)what;
+    if (rs->state != RS_READY)
+        return;
+    send_own(rs, R_CFG, 3, a);
+    send_own(rs, R_CFG, 3, f);
+}
+
+/* A handshake reply: 0, or -1 with the connection dropped. */
+static int on_setup(struct redis_store *rs, struct redis_op *op,
+                    const redisReply *r)
+{
+    char why[160];
+
+    if (r->type == REDIS_REPLY_ERROR &&
+        (op->kind == R_AUTH || op->kind == R_SELECT || op->kind == R_LOAD)) {
+        snprintf(why, sizeof why, "%s refused: %.100s",
+                 op->kind == R_AUTH ? "AUTH" : op->kind == R_SELECT ?
+                 "SELECT" : "SCRIPT LOAD", r->str);
+        if (!rs->why[0] || rs->state != RS_READY)
+            fprintf(stderr, "tallyd: redis: %s\n", why);
+        conn_lost(rs, why);
+        return -1;
+    }
+    if (op->kind == R_CFG && r->type == REDIS_REPLY_ARRAY &&
+        r->elements == 2) {
+        const redisReply *k = r->element[0], *v = r->element[1];
+        char *dst = !strcmp(k->str, "appendonly") ? rs->appendonly
+                                                  : rs->appendfsync;
+        if (rs->state == RS_READY && strcmp(dst, v->str)) {
+            fprintf(stderr, "tallyd: redis: %s is now %s (was %s)\n",
+                    k->str, v->str, dst);
+            snprintf(dst, sizeof rs->appendonly, "%s", v->str);
+            if (!durable_enough(rs, why, sizeof why))
+                fprintf(stderr, "tallyd: warning: %s\n", why);
+        }
+        snprintf(dst, sizeof rs->appendonly, "%s", v->str);
+    }
+    if (op->kind == R_INFO && r->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(r->str, "redis_version:");
+        int maj = 0, min = 0;
+        if (p && sscanf(p + 14, "%31[0-9.]", rs->version) == 1 &&
+            sscanf(rs->version, "%d.%d", &maj, &min) == 2)
+            rs->waitaof = maj > 7 || (maj == 7 && min >= 2);
+    }
+    /* Loads after a NOSCRIPT come while serving: no handshake to end. */
+    if (rs->state == RS_SETUP && --rs->setup_left == 0)
+        setup_done(rs);
+    return 0;
+}
+
+/* WAIT's (or WAITAOF's) answer releases the batch's held answers; too few
+ * replicas make them STORE_EUNKNOWN: applied here, maybe lost with it. */
+static void on_wait(struct redis_store *rs, struct redis_op *op,
+                    const redisReply *r)
+{
+    struct redis_op *h;
+    long long got = -1;
+
+    if (r->type == REDIS_REPLY_INTEGER)
+        got = r->integer;
+    else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+             r->element[1]->type == REDIS_REPLY_INTEGER)
+        got = r->element[1]->integer;
+    if (op->kind == R_WAIT && rs->waitaof)
+        return; /* the WAITAOF after it decides */
+    while ((h = TAILQ_FIRST(&rs->held))) {
+        TAILQ_REMOVE(&rs->held, h, link);
+        if (got < rs->wait_replicas && h->res.rc >= 0 &&
+            !h->res.replayed) {
+            int64_t v = h->res.value;
+            store_res_init(&h->res);
+            h->res.value = v;
+            h->res.rc = STORE_EUNKNOWN;
+            rs->n_unknown++;
+            snprintf(h->res.detail, sizeof h->res.detail, "redis: applied "
+                     "but %lld of %d replicas acknowledged it in time",
+                     got < 0 ? 0 : got, rs->wait_replicas);
+        }
+        op_finish(rs, h);
+    }
+}
+
+static void on_reply(struct redis_store *rs, const redisReply *r)
+{
+    struct redis_op *op = TAILQ_FIRST(&rs->wire);
+
+    if (!op)
+        return;
+    TAILQ_REMOVE(&rs->wire, op, link);
+    if (op->kind == R_WAIT || op->kind == R_WAITAOF) {
+        on_wait(rs, op, r);
+        redis_op_free(op);
+        return;
+    }
+    if (op->kind != R_USER) {
+        if (on_setup(rs, op, r) == 0)
+            redis_op_free(op);
+        else
+            redis_op_free(op);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
+        /* Nothing ran: load the scripts and send it again. */
+        rs->need_load = 1;
+        TAILQ_INSERT_TAIL(&rs->retry, op, link);
+        sched_flush(rs);
+        return;
+    }
+    redis_op_answer(&rs->keys, op, r);
+    rs->n_ops++;
+    if (op->held) {
+        TAILQ_INSERT_TAIL(&rs->held, op, link);
+        return;
+    }
+    op_finish(rs, op);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    struct redis_store *rs = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    void *reply;
+    int progress = 0;
+
+    while (evbuffer_get_length(in)) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        if (redisReaderFeed(rs->reader, v.iov_base, v.iov_len) != REDIS_OK) {
+            conn_lost(rs, "protocol error");
+            return;
+        }
+        evbuffer_drain(in, v.iov_len);
+    }
+    for (;;) {
+        reply = NULL;
+        if (redisReaderGetReply(rs->reader, &reply) != REDIS_OK) {
+            conn_lost(rs, "protocol error");
+            return;
+        }
+        if (!reply)
+            break;
+        on_reply(rs, reply);
+        freeReplyObject(reply);
+        if (rs->state == RS_DOWN)
+            return; /* the reply dropped the connection */
+        progress = 1;
+    }
+    if (progress)
+        watch_silence(rs);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct redis_store *rs = arg;
+    char why[200];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        /* Pipelined writes must not wait for the previous one's ACK
+         * (Nagle): hiredis and Redis itself set this too. */
+        int one = 1;
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        if (fd >= 0)
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        send_setup(rs);
+        return;
+    }
+    if (rs->tls && rs->state == RS_CONNECTING)
+        /* The handshake failed: say why (a certificate refused above all). */
+        redis_tls_why(rs->ssl, bufferevent_get_openssl_error(bev), why,
+                      sizeof why);
+    else if (what & BEV_EVENT_EOF)
+        snprintf(why, sizeof why, "connection closed by the server");
+    else
+        snprintf(why, sizeof why, "%s",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    if (rs->state != RS_READY && (rs->n_reconnects < 1 ||
+                                  strcmp(why, rs->last_refusal))) {
+        fprintf(stderr, "tallyd: redis: cannot connect to %s:%d: %s\n",
+                rs->host, rs->port, why);
+        snprintf(rs->last_refusal, sizeof rs->last_refusal, "%s", why);
+    }
+    conn_lost(rs, why);
+}
+
+static void connect_start(struct redis_store *rs)
+{
+    struct timeval wait = {CONNECT_WAIT_MS / 1000,
+                           (CONNECT_WAIT_MS % 1000) * 1000};
+
+    rs->ssl = NULL;
+    if (rs->tls) {
+        rs->ssl = redis_tls_ssl(rs->tls_ctx, rs->host);
+        rs->bev = rs->ssl ? bufferevent_openssl_socket_new(
+                                rs->evb, -1, rs->ssl,
+                                BUFFEREVENT_SSL_CONNECTING,
+                                BEV_OPT_CLOSE_ON_FREE) : NULL;
+        if (rs->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(rs->bev, 1);
+        else if (rs->ssl)
+            SSL_free(rs->ssl);
+    } else {
+        rs->bev = bufferevent_socket_new(rs->evb, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!rs->bev) {
+        conn_lost(rs, "cannot make a socket");
+        return;
+    }
+    bufferevent_setcb(rs->bev, read_cb, NULL, event_cb, rs);
+    bufferevent_enable(rs->bev, EV_READ | EV_WRITE);
+    rs->state = RS_CONNECTING;
+    event_add(rs->ev_wait, &wait);
+    /* A NULL dns base: the name is resolved at once (getaddrinfo). */
+    if (bufferevent_socket_connect_hostname(rs->bev, NULL, AF_UNSPEC,
+                                            rs->host, rs->port) < 0)
+        conn_lost(rs, "cannot resolve the host");
+}
+
+static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    connect_start(arg);
+}
+
+static void silent_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_lost(arg, "no reply within 3 s");
+}
+
+/* The connect took too long: what waits for it gives up. */
+static void wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_store *rs = arg;
+
+    (void)fd;
+    (void)what;
+    fail_list(rs, &rs->pending, 0, "not connected yet");
+}
+
+/* One loop pass's operations in one write, WAIT after the writes. */
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_store *rs = arg;
+    struct redis_op *op;
+    int writes = 0;
+
+    (void)fd;
+    (void)what;
+    rs->flush_armed = 0;
+    TAILQ_CONCAT(&rs->retry, &rs->pending, link);
+    TAILQ_CONCAT(&rs->pending, &rs->retry, link);
+    if (rs->state != RS_READY || TAILQ_EMPTY(&rs->pending))
+        return;
+    if (rs->need_load) {
+        rs->need_load = 0;
+        send_loads(rs);
+    }
+    while ((op = TAILQ_FIRST(&rs->pending))) {
+        TAILQ_REMOVE(&rs->pending, op, link);
+        op->held = rs->wait_replicas > 0 && op->writes;
+        writes |= op->held;
+        send_op(rs, op);
+    }
+    if (writes) {
+        char n[16], t[16];
+        const char *w[3] = {"WAIT", n, t};
+        const char *wa[3] = {"WAITAOF", "1", n};
+        snprintf(n, sizeof n, "%d", rs->wait_replicas);
+        snprintf(t, sizeof t, "%d", rs->wait_timeout_ms);
+        send_own(rs, R_WAIT, 3, w);
+        if (rs->waitaof) {
+            const char *v[4] = {wa[0], wa[1], wa[2], t};
+            send_own(rs, R_WAITAOF, 4, v);
+        }
+    }
+}
+
+/* ---- store_ops ---------------------------------------------------------- */
+
+static int r_exec(struct store *st, const struct store_req *req,
+                  struct store_res *res, store_done_fn done, void *arg)
+{
+    struct redis_store *rs = self(st);
+    struct redis_op *op;
+    int rc;
+
+    store_res_init(res);
+    if (req->op == STORE_SAVE || req->op == STORE_BGSAVE) {
+        res->rc = STORE_EUNSUPPORTED;
+        return STORE_DONE;
+    }
+    if (!done) {
+        res->rc = STORE_EUNSUPPORTED;
+        return STORE_DONE;
+    }
+    if (rs->state == RS_DOWN) {
+        res->rc = STORE_EUNAVAIL;
+        snprintf(res->detail, sizeof res->detail, "%.150s", rs->why);
+        return STORE_DONE;
+    }
+    op = xcalloc(1, sizeof *op);
+    op->kind = R_USER;
+    if ((rc = redis_op_format(&rs->keys, rs->sha, rs->once_ttl_ms, req,
+                              op)) != STORE_OK) {
+        redis_op_free(op);
+        res->rc = rc;
+        return STORE_DONE;
+    }
+    op->done = done;
+    op->arg = arg;
+    TAILQ_INSERT_TAIL(&rs->pending, op, link);
+    sched_flush(rs);
+    return STORE_PENDING;
+}
+
+static tally_ticket r_durable(const struct store *st)
+{
+    (void)st;
+    return UINT64_MAX;
+}
+
+static int64_t r_now_ms(const struct store *st)
+{
+    return wall_ms() + self(st)->clock_off_ms;
+}
+
+static int r_ready(const struct store *st, char *why, size_t n)
+{
+    const struct redis_store *rs = self(st);
+
+    if (rs->state != RS_READY) {
+        snprintf(why, n, "%s", rs->why[0] ? rs->why : "redis store: "
+                 "connecting");
+        return 0;
+    }
+    return durable_enough(rs, why, n);
+}
+
+/* What a committed change survives on this server, in words. */
+static const char *promise(const struct redis_store *rs)
+{
+    if (!rs->appendonly[0] || !strcmp(rs->appendonly, "unknown"))
+        return "unknown (CONFIG GET refused)";
+    if (strcmp(rs->appendonly, "yes"))
+        return "none: no AOF; lost on a redis restart since the last RDB";
+    if (!strcmp(rs->appendfsync, "always"))
+        return "fsync: AOF fsynced before each answer";
+    if (!strcmp(rs->appendfsync, "everysec"))
+        return "survives a redis crash; about 1 s lost on power loss";
+    return "survives a redis crash; power loss loses what the OS had";
+}
+
+static size_t r_info(const struct store *st, struct store_info_kv *kv,
+                     size_t max)
+{
+    const struct redis_store *rs = self(st);
+    size_t n = 0;
+
+#define KV(k, ...)                                                          \
+    do {                                                                    \
+        if (n < max) {                                                      \
+            kv[n].name = k;                                                 \
+            snprintf(kv[n].value, sizeof kv[n].value, __VA_ARGS__);         \
+            n++;                                                            \
+        }                                                                   \
+    } while (0)
+    KV("store", "redis");
+    KV("store_durability", "%s", promise(rs));
+    KV("store_redis_version", "%s", rs->version[0] ? rs->version : "unknown");
+    KV("store_redis_appendonly", "%s", rs->appendonly[0] ? rs->appendonly
+                                                         : "unknown");
+    KV("store_redis_appendfsync", "%s", rs->appendfsync[0] ? rs->appendfsync
+                                                           : "unknown");
+    KV("store_wait_replicas", "%d", rs->wait_replicas);
+    KV("store_waitaof", "%s", rs->waitaof ? "yes" : "no");
+    KV("store_connected", "%s", rs->state == RS_READY ? "yes" : "no");
+    KV("store_ops", "%llu", (unsigned long long)rs->n_ops);
+    KV("store_unknown_outcomes", "%llu", (unsigned long long)rs->n_unknown);
+    KV("store_reconnects", "%llu", (unsigned long long)rs->n_reconnects);
+#undef KV
+    return n;
+}
+
+static void r_close(struct store *st)
+{
+    struct redis_store *rs = self(st);
+
+    if (rs->bev)
+        bufferevent_free(rs->bev);
+    rs->bev = NULL;
+    fail_list(rs, &rs->held, 1, "store closed");
+    fail_list(rs, &rs->wire, 1, "store closed");
+    fail_list(rs, &rs->retry, 0, "store closed");
+    fail_list(rs, &rs->pending, 0, "store closed");
+    event_free(rs->ev_flush);
+    event_free(rs->ev_reconnect);
+    event_free(rs->ev_wait);
+    event_free(rs->ev_silent);
+    event_free(rs->ev_recheck);
+    redisReaderFree(rs->reader);
+    if (rs->tls_ctx)
+        SSL_CTX_free(rs->tls_ctx);
+    free(rs->prefix);
+    free(rs->host);
+    free(rs->user);
+    free(rs->pass);
+    free(rs);
+}
+
+static const struct store_ops redis_ops = {
+    .name = "redis",
+    .sync_only = 0,
+    .exec = r_exec,
+    .durable = r_durable,
+    .now_ms = r_now_ms,
+    .ready = r_ready,
+    .info = r_info,
+    .close = r_close,
+};
+
+/* ---- Opening ------------------------------------------------------------ */
+
+/* redis://[user:password@]host:port[/db] into rs; -1 with err. */
+static int parse_uri(struct redis_store *rs, const char *uri, char *err,
+                     size_t errlen)
+{
+    const char *p, *at, *slash, *colon, *end;
+
+    if (!strncmp(uri, "rediss://", 9)) {
+        rs->tls = 1;
+        p = uri + 9;
+    } else if (!strncmp(uri, "redis://", 8)) {
+        p = uri + 8;
+    } else {
+        snprintf(err, errlen, "not a redis:// or rediss:// URI "
+                 "(redis+cluster:// is not supported yet)");
+        return -1;
+    }
+    end = p + strlen(p);
+    slash = strchr(p, '/');
+    if (!slash)
+        slash = end;
+    at = memchr(p, '@', (size_t)(slash - p));
+    if (at) {
+        const char *c = memchr(p, ':', (size_t)(at - p));
+        if (!c) {
+            rs->pass = strndup(p, (size_t)(at - p));
+        } else {
+            if (c > p)
+                rs->user = strndup(p, (size_t)(c - p));
+            rs->pass = strndup(c + 1, (size_t)(at - c - 1));
+        }
+        p = at + 1;
+    }
+    colon = memchr(p, ':', (size_t)(slash - p));
+    if (!colon || colon == p) {
+        snprintf(err, errlen, "write redis://[user:password@]host:port[/db]");
+        return -1;
+    }
+    rs->host = strndup(p, (size_t)(colon - p));
+    rs->port = atoi(colon + 1);
+    if (rs->port <= 0 || rs->port > 65535) {
+        snprintf(err, errlen, "bad port in the redis URI");
+        return -1;
+    }
+    if (*slash == '/' && slash[1]) {
+        char *e;
+        long db = strtol(slash + 1, &e, 10);
+        if (*e || db < 0 || db > 1000000) {
+            snprintf(err, errlen, "bad database number in the redis URI");
+            return -1;
+        }
+        rs->db = (int)db;
+    }
+    return 0;
+}
+
+static void script_shas(struct redis_store *rs)
+{
+    for (int s = 0; s < REDIS_S_COUNT_ALL; s++) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        const char *t = redis_lua_text[s];
+        EVP_Digest(t, strlen(t), md, &n, EVP_sha1(), NULL);
+        for (unsigned i = 0; i < n && i < 20; i++)
+            snprintf(rs->sha[s] + 2 * i, 3, "%02x", md[i]);
+    }
+}
+
+int store_redis_open_opts(struct event_base *base, const char *uri,
+                          int fsync_policy,
+                          const struct store_redis_opts *opts,
+                          struct store **out, char *err, size_t errlen)
+{
+    struct redis_store *rs = xcalloc(1, sizeof *rs);
+    const char *prefix = opts && opts->prefix ? opts->prefix : "tally:";
+
+    *out = NULL;
+    if (!*prefix || strpbrk(prefix, "{}")) {
+        snprintf(err, errlen, "--store-prefix must be non-empty, without "
+                 "'{' or '}' (they would move the hash tag)");
+        free(rs);
+        return -1;
+    }
+    if (parse_uri(rs, uri, err, errlen) < 0 ||
+        (rs->tls && !(rs->tls_ctx = redis_tls_ctx(
+                          opts ? opts->tls_ca_file : NULL,
+                          opts ? opts->tls_cert_file : NULL,
+                          opts ? opts->tls_key_file : NULL, err, errlen)))) {
+        free(rs->host);
+        free(rs->user);
+        free(rs->pass);
+        free(rs);
+        return -1;
+    }
+    rs->base.ops = &redis_ops;
+    rs->evb = base;
+    rs->prefix = xstrdup(prefix);
+    rs->keys.prefix = rs->prefix;
+    rs->keys.plen = strlen(prefix);
+    rs->sync_policy = fsync_policy;
+    rs->wait_replicas = opts ? opts->wait_replicas : 0;
+    rs->wait_timeout_ms = opts && opts->wait_timeout_ms ? opts->wait_timeout_ms
+                                                        : 1000;
+    rs->once_ttl_ms = opts && opts->once_ttl_ms ? opts->once_ttl_ms
+                                                : TALLY_ONCE_TTL_DEFAULT;
+    rs->backoff_ms = BACKOFF_MIN_MS;
+    TAILQ_INIT(&rs->retry);
+    TAILQ_INIT(&rs->pending);
+    TAILQ_INIT(&rs->wire);
+    TAILQ_INIT(&rs->held);
+    rs->reader = redisReaderCreate();
+    rs->ev_flush = event_new(base, -1, 0, flush_cb, rs);
+    rs->ev_reconnect = evtimer_new(base, reconnect_cb, rs);
+    rs->ev_wait = evtimer_new(base, wait_cb, rs);
+    rs->ev_silent = evtimer_new(base, silent_cb, rs);
+    rs->ev_recheck = event_new(base, -1, EV_PERSIST, recheck_cb, rs);
+    snprintf(rs->why, sizeof rs->why, "redis store: connecting");
+    script_shas(rs);
+    connect_start(rs);
+    *out = &rs->base;
+    return 0;
+}
+
+int store_redis_open(struct event_base *base, const char *uri,
+                     int fsync_policy, struct store **out, char *err,
+                     size_t errlen)
+{
+    return store_redis_open_opts(base, uri, fsync_policy, NULL, out, err,
+                                 errlen);
+}

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * redis_lua.c - the Lua scripts of the Redis store: every composite tally
+ * operation as one script, so it is one atomic step on the server however
+ * many tallyd instances share it (redis_ops.c builds their arguments and
+ * reads their answers; docs/redis-store.md lists the key layout).
+ *
+ * Numbers.  Lua's numbers are doubles, exact only to 2^53, so a counter's
+ * value never passes through one: arithmetic is Redis's own INCRBY (which
+ * also detects int64 overflow), values travel as the decimal strings GET
+ * returns, and a sign is read from the first character.  Times (Unix ms,
+ * below 2^48) and small counts are safe as numbers; tostring() of one may
+ * use an exponent, so every number put into a string goes through N().
+ *
+ * The answer of a single-key script is an array of ten fields,
+ *   { rc, found, value (string), expire_at, now_ms, n, replayed,
+ *     expire_set, expired, unchanged }
+ * and the idempotency record (KEYS[2], when present) holds the
+ * fingerprint followed by the same fields but replayed, space-separated,
+ * written with SET NX PX in the same script as the change.
+ */
+#include "redis_int.h"
+
+#define LUA_COMMON                                                          \
+    "local function N(x) return string.format('%d', x) end\n"              \
+    "local function now_ms()\n"                                             \
+    "  local t = redis.call('TIME')\n"                                      \
+    "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"  \
+    "end\n"                                                                 \
+    "local function exp_at(k, now)\n"                                       \
+    "  local p = redis.call('PTTL', k)\n"                                   \
+    "  if p > 0 then return now + p end\n"                                  \
+    "  return 0\n"                                                          \
+    "end\n"                                                                 \
+    "local function id_check(fp)\n"                                         \
+    "  if #KEYS < 2 then return nil end\n"                                  \
+    "  local rec = redis.call('GET', KEYS[2])\n"                            \
+    "  if not rec then return nil end\n"                                    \
+    "  local f = {}\n"                                                      \
+    "  for w in string.gmatch(rec, '%S+') do f[#f + 1] = w end\n"           \
+    "  if f[1] ~= fp then return {-5, 0, '0', 0, 0, 0, 0, 0, 0, 0} end\n"   \
+    "  return {tonumber(f[2]), tonumber(f[3]), f[4], tonumber(f[5]),\n"     \
+    "          tonumber(f[6]), tonumber(f[7]), 1, tonumber(f[8]),\n"        \
+    "          tonumber(f[9]), tonumber(f[10])}\n"                          \
+    "end\n"                                                                 \
+    "local function id_save(r, fp, ttl)\n"                                  \
+    "  if #KEYS < 2 then return end\n"                                      \
+    "  redis.call('SET', KEYS[2], fp .. ' ' .. N(r[1]) .. ' ' .. N(r[2]) ..\n" \
+    "    ' ' .. r[3] .. ' ' .. N(r[4]) .. ' ' .. N(r[5]) .. ' ' .. N(r[6]) ..\n" \
+    "    ' ' .. N(r[8]) .. ' ' .. N(r[9]) .. ' ' .. N(r[10]), 'NX', 'PX', ttl)\n" \
+    "end\n"                                                                 \
+    /* when(): the absolute expiry a request names, or nil for none */      \
+    "local function when(xm, ex, now)\n"                                    \
+    "  if xm == 2 or xm == 4 then return now + ex end\n"                    \
+    "  if xm == 3 or xm == 5 then return ex end\n"                          \
+    "  return nil\n"                                                        \
+    "end\n"                                                                 \
+    /* Give k the expiry w (at or before now: delete it); r[8], r[9]. */    \
+    "local function put_expiry(k, w, now, r)\n"                             \
+    "  r[8] = w\n"                                                          \
+    "  if w <= now then redis.call('DEL', k); r[9] = 1; r[8] = 1\n"         \
+    "  else redis.call('PEXPIREAT', k, w) end\n"                            \
+    "end\n"
+
+/* KEYS: counter [id].  ARGV: delta flags xmode expire fp idttl. */
+static const char lua_incr[] = LUA_COMMON
+    "local r = id_check(ARGV[5]); if r then return r end\n"
+    "local k, flags = KEYS[1], tonumber(ARGV[2])\n"
+    "local xm, ex = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local now = now_ms()\n"
+    "local w = when(xm, ex, now)\n"
+    "if w and w > 281474976710655 then return {-4, 0, '0', 0, now, 0, 0, 0, 0, 0} end\n"
+    "local old = redis.call('GET', k)\n"
+    "r = {0, 1, '0', 0, now, 0, 0, 0, 0, 0}\n"
+    "if not old and bit.band(flags, 128) ~= 0 then\n"
+    "  r[1] = 1; r[2] = 0; id_save(r, ARGV[5], ARGV[6]); return r\n"
+    "end\n"
+    "local delta = ARGV[1]\n"
+    "if bit.band(flags, 64) ~= 0 and string.sub(delta, 1, 1) == '-' then\n"
+    /* The floor: never below 0; a counter at or below it stays. */
+    "  local o = old or '0'\n"
+    "  if o == '0' or string.sub(o, 1, 1) == '-' then delta = '0'\n"
+    "  else\n"
+    "    local v = redis.pcall('INCRBY', k, delta)\n"
+    "    if type(v) == 'table' or v < 0 then\n"
+    "      redis.call('SET', k, '0', 'KEEPTTL')\n"
+    "    end\n"
+    "    delta = nil\n"
+    "  end\n"
+    "  if delta == '0' and not w and old then\n"
+    "    r[3] = old; r[4] = exp_at(k, now); r[10] = 1\n"
+    "    id_save(r, ARGV[5], ARGV[6]); return r\n"
+    "  end\n"
+    "end\n"
+    "if delta then\n"
+    "  local v = redis.pcall('INCRBY', k, delta)\n"
+    "  if type(v) == 'table' then\n"
+    "    r[1] = -3; r[2] = old and 1 or 0; r[3] = old or '0'\n"
+    "    r[4] = old and exp_at(k, now) or 0\n"
+    "    id_save(r, ARGV[5], ARGV[6]); return r\n"
+    "  end\n"
+    "end\n"
+    "r[3] = redis.call('GET', k) or '0'\n"
+    "if w and (xm <= 3 or not old) then put_expiry(k, w, now, r) end\n"
+    "if r[9] == 0 then r[4] = exp_at(k, now) end\n"
+    "id_save(r, ARGV[5], ARGV[6])\n"
+    "return r\n";
+
+/* KEYS: counter [id].  ARGV: value cmp flags xmode expire fp idttl. */
+static const char lua_set[] = LUA_COMMON
+    "local r = id_check(ARGV[6]); if r then return r end\n"
+    "local k, flags = KEYS[1], tonumber(ARGV[3])\n"
+    "local xm, ex = tonumber(ARGV[4]), tonumber(ARGV[5])\n"
+    "local now = now_ms()\n"
+    "local w = when(xm, ex, now)\n"
+    "if w and w > 281474976710655 then return {-4, 0, '0', 0, now, 0, 0, 0, 0, 0} end\n"
+    "local old = redis.call('GET', k)\n"
+    "r = {0, old and 1 or 0, old or '0', 0, now, 0, 0, 0, 0, 0}\n"
+    "local oldx = old and exp_at(k, now) or 0\n"
+    "if (bit.band(flags, 1) ~= 0 and old) or (bit.band(flags, 2) ~= 0 and not old)\n"
+    "   or (bit.band(flags, 8) ~= 0 and old ~= ARGV[2]) then\n"
+    "  r[1] = 2; r[4] = oldx; id_save(r, ARGV[6], ARGV[7]); return r\n"
+    "end\n"
+    "if xm == 0 then redis.call('SET', k, ARGV[1], 'KEEPTTL'); r[8] = oldx\n"
+    "else redis.call('SET', k, ARGV[1]) end\n"
+    "if w then put_expiry(k, w, now, r) end\n"
+    "r[6] = 1\n"
+    "if r[9] == 0 then r[4] = exp_at(k, now) end\n"
+    "id_save(r, ARGV[6], ARGV[7])\n"
+    "return r\n";
+
+/* KEYS: counter [id].  ARGV: flags cmp fp idttl (flags IFEQ: delete only
+ * if the counter holds cmp, else rc NOTSET showing it: memcached md C). */
+static const char lua_getdel[] = LUA_COMMON
+    "local r = id_check(ARGV[3]); if r then return r end\n"
+    "local now = now_ms()\n"
+    "local old = redis.call('GET', KEYS[1])\n"
+    "r = {1, 0, '0', 0, now, 0, 0, 0, 0, 0}\n"
+    "if old then\n"
+    "  r[1] = 0; r[2] = 1; r[3] = old; r[4] = exp_at(KEYS[1], now)\n"
+    "  if bit.band(tonumber(ARGV[1]), 8) ~= 0 and old ~= ARGV[2] then\n"
+    "    r[1] = 2\n"
+    "  else\n"
+    "    r[6] = 1; redis.call('DEL', KEYS[1])\n"
+    "  end\n"
+    "end\n"
+    "id_save(r, ARGV[3], ARGV[4])\n"
+    "return r\n";
+
+/* KEYS: counters... [id].  ARGV: has_id fp idttl.  The answer's fields
+ * after the ten are which keys existed. */
+static const char lua_del[] = LUA_COMMON
+    "local nk = #KEYS\n"
+    "if ARGV[1] == '1' then\n"
+    "  local r = id_check(ARGV[2]); if r then r[11] = r[6]; return r end\n"
+    "  nk = nk - 1\n"
+    "end\n"
+    "local r = {0, 0, '0', 0, 0, 0, 0, 0, 0, 0}\n"
+    "for i = 1, nk do\n"
+    "  local d = redis.call('DEL', KEYS[i])\n"
+    "  r[6] = r[6] + d; r[10 + i] = d\n"
+    "end\n"
+    "if r[6] == 0 and ARGV[1] == '1' then r[1] = 1 end\n"
+    "if ARGV[1] == '1' then id_save(r, ARGV[2], ARGV[3]) end\n"
+    "return r\n";
+
+/* KEYS: counter.  Answer as above (rc 1: missing). */
+static const char lua_get[] = LUA_COMMON
+    "local now = now_ms()\n"
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then return {1, 0, '0', 0, now, 0, 0, 0, 0, 0} end\n"
+    "return {0, 1, v, exp_at(KEYS[1], now), now, 0, 0, 0, 0, 0}\n";
+
+/* KEYS: counter.  ARGV: flags xmode expire.  Redis 7's EXPIRE conditions:
+ * no expiry counts as later than any time. */
+static const char lua_expire[] = LUA_COMMON
+    "local flags, xm, ex = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local now = now_ms()\n"
+    "local w = when(xm, ex, now)\n"
+    "if w and w > 281474976710655 then return {-4, 0, '0', 0, now, 0, 0, 0, 0, 0} end\n"
+    "local k = KEYS[1]\n"
+    "local v = redis.call('GET', k)\n"
+    "if not v then return {1, 0, '0', 0, now, 0, 0, 0, 0, 0} end\n"
+    "local cur = exp_at(k, now)\n"
+    "local r = {0, 1, v, cur, now, 0, 0, 0, 0, 0}\n"
+    "if xm == 1 then\n"
+    "  if cur ~= 0 then redis.call('PERSIST', k); r[6] = 1 end\n"
+    "  return r\n"
+    "end\n"
+    "if not w then return r end\n"
+    "if (bit.band(flags, 1) ~= 0 and cur ~= 0) or (bit.band(flags, 2) ~= 0 and cur == 0)\n"
+    "   or (bit.band(flags, 16) ~= 0 and (cur == 0 or w <= cur))\n"
+    "   or (bit.band(flags, 32) ~= 0 and cur ~= 0 and w >= cur) then return r end\n"
+    "put_expiry(k, w, now, r)\n"
+    "r[8] = w; r[6] = 1\n"
+    "return r\n";
+
+/* A counter's Redis key is prefix "{" escaped-key "}" (ARGV[4]: the
+ * prefix's length); id records have more after the "}". */
+#define LUA_IS_COUNTER                                                      \
+    "local pl = tonumber(ARGV[4])\n"                                        \
+    "local function is_counter(key)\n"                                      \
+    "  return string.find(key, '}', pl + 2, true) == #key\n"                \
+    "end\n"
+
+/* ARGV: cursor pattern count prefixlen.  Answer: { next cursor, now,
+ * key, value, expire_at, ... }. */
+static const char lua_scan[] = LUA_COMMON LUA_IS_COUNTER
+    "local s = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
+    "local now = now_ms()\n"
+    "local out = {s[1], now}\n"
+    "for _, key in ipairs(s[2]) do\n"
+    "  if is_counter(key) then\n"
+    "    local v = redis.call('GET', key)\n"
+    "    if v then\n"
+    "      out[#out + 1] = key; out[#out + 1] = v; out[#out + 1] = exp_at(key, now)\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* ARGV: "" pattern 1000 prefixlen [delete].  Answer: { counters, with an
+ * expiry, their average ms left }.  With ARGV[5] the counters are deleted.
+ * DEBT: a pass over the whole keyspace in one script blocks Redis for its
+ * length; a counter of counters kept by the scripts would make it O(1). */
+static const char lua_count[] = LUA_COMMON LUA_IS_COUNTER
+    "local cur, n, nx, sum = '0', 0, 0, 0\n"
+    "repeat\n"
+    "  local s = redis.call('SCAN', cur, 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
+    "  cur = s[1]\n"
+    "  for _, key in ipairs(s[2]) do\n"
+    "    if is_counter(key) then\n"
+    "      if ARGV[5] then n = n + redis.call('DEL', key)\n"
+    "      else\n"
+    "        n = n + 1\n"
+    "        local p = redis.call('PTTL', key)\n"
+    "        if p > 0 then nx = nx + 1; sum = sum + p end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "until cur == '0'\n"
+    "return {n, nx, nx > 0 and math.floor(sum / nx) or 0}\n";
+
+const char *const redis_lua_text[REDIS_S_COUNT_ALL] = {
+    [REDIS_S_INCR] = lua_incr,
+    [REDIS_S_SET] = lua_set,
+    [REDIS_S_GETDEL] = lua_getdel,
+    [REDIS_S_DEL] = lua_del,
+    [REDIS_S_GET] = lua_get,
+    [REDIS_S_EXPIRE] = lua_expire,
+    [REDIS_S_SCAN] = lua_scan,
+    [REDIS_S_COUNT] = lua_count,
+};

@@ -1,0 +1,513 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * redis_ops.c - one store_req as one Redis command, and its reply as a
+ * store_res.  The bytes are hiredis's: redisFormatCommandArgv writes the
+ * command, redisReader (in redis.c) parses the reply.
+ *
+ * Key layout (docs/redis-store.md):
+ *   counter         PREFIX "{" ESC(key) "}"          a decimal string,
+ *                                                    its expiry Redis's
+ *   idempotency id  PREFIX "{" ESC(key) "}:id:" ID   "FP RC FOUND VALUE
+ *                                                    EXPIRE_AT NOW N
+ *                                                    EXPIRE_SET EXPIRED
+ *                                                    UNCHANGED", PX the
+ *                                                    id's lifetime
+ * ESC keeps a key readable and its hash tag whole: '%', '{' and '}' become
+ * "%25", "%7B", "%7D", and the empty key is "%" (no escape is a lone
+ * '%'), so the tag between the first '{' and the next '}' is always the
+ * whole key, never empty, and a counter and its ids share a cluster slot.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "redis_int.h"
+
+/* The growing argv of one command: bytes in mem, argument i at off[i]. */
+struct args {
+    struct buf mem;
+    size_t *off, *lens;
+    size_t n, cap;
+};
+
+static void arg_begin(struct args *a)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 16;
+        a->off = xrealloc(a->off, a->cap * sizeof *a->off);
+        a->lens = xrealloc(a->lens, a->cap * sizeof *a->lens);
+    }
+    a->off[a->n] = a->mem.len;
+    a->lens[a->n++] = 0;
+}
+
+static void arg_more(struct args *a, const void *p, size_t n)
+{
+    buf_add(&a->mem, p, n);
+    a->lens[a->n - 1] += n;
+}
+
+static void arg_str(struct args *a, const char *s)
+{
+    arg_begin(a);
+    arg_more(a, s, strlen(s));
+}
+
+static void arg_i64(struct args *a, int64_t v)
+{
+    char d[24];
+
+    arg_begin(a);
+    arg_more(a, d, i64_to_dec(v, d));
+}
+
+static void arg_u64(struct args *a, uint64_t v)
+{
+    char d[24];
+
+    arg_begin(a);
+    arg_more(a, d, u64_to_dec(v, d));
+}
+
+/* ESC(key) as the top of this file says. */
+static void arg_esc(struct args *a, const char *k, size_t klen)
+{
+    size_t i, from = 0;
+
+    if (!klen) {
+        arg_more(a, "%", 1);
+        return;
+    }
+    for (i = 0; i < klen; i++) {
+        const char *e = k[i] == '%' ? "%25" : k[i] == '{' ? "%7B" :
+                        k[i] == '}' ? "%7D" : NULL;
+        if (!e)
+            continue;
+        arg_more(a, k + from, i - from);
+        arg_more(a, e, 3);
+        from = i + 1;
+    }
+    arg_more(a, k + from, klen - from);
+}
+
+static void arg_key(struct args *a, const struct redis_keys *kp,
+                    const char *k, size_t klen)
+{
+    arg_begin(a);
+    arg_more(a, kp->prefix, kp->plen);
+    arg_more(a, "{", 1);
+    arg_esc(a, k, klen);
+    arg_more(a, "}", 1);
+}
+
+static void arg_idkey(struct args *a, const struct redis_keys *kp,
+                      const char *k, size_t klen, const struct store_req *req)
+{
+    arg_key(a, kp, k, klen);
+    arg_more(a, ":id:", 4);
+    arg_more(a, req->once, req->oncelen);
+}
+
+/* SCAN's MATCH: the prefix's keys, glob characters escaped. */
+static void arg_pattern(struct args *a, const struct redis_keys *kp,
+                        const char *p, size_t plen)
+{
+    struct args e = {BUF_INIT, NULL, NULL, 0, 0};
+
+    arg_begin(&e);
+    if (plen) /* ESC("") is "%": not a prefix of the other keys */
+        arg_esc(&e, p, plen);
+    arg_begin(a);
+    for (size_t i = 0; i < kp->plen + e.mem.len; i++) {
+        char c = i < kp->plen ? kp->prefix[i] : e.mem.p[i - kp->plen];
+        if (strchr("*?[]\\", c) && c)
+            arg_more(a, "\\", 1);
+        arg_more(a, &c, 1);
+        if (i + 1 == kp->plen)
+            arg_more(a, "{", 1);
+    }
+    if (!kp->plen)
+        arg_more(a, "{", 1); /* not reached: the prefix is never empty */
+    arg_more(a, "*", 1);
+    buf_free(&e.mem);
+    free(e.off);
+    free(e.lens);
+}
+
+size_t redis_format(char **out, int argc, const char **argv,
+                    const size_t *lens)
+{
+    int n = redisFormatCommandArgv(out, argc, argv, lens);
+
+    if (n < 0)
+        abort(); /* only out of memory */
+    return (size_t)n;
+}
+
+static void args_format(struct args *a, struct redis_op *op)
+{
+    const char **v = xmalloc((a->n ? a->n : 1) * sizeof *v);
+
+    for (size_t i = 0; i < a->n; i++)
+        v[i] = a->mem.p + a->off[i];
+    op->cmdlen = redis_format(&op->cmd, (int)a->n, v, a->lens);
+    free(v);
+    buf_free(&a->mem);
+    free(a->off);
+    free(a->lens);
+}
+
+static void arg_eval(struct args *a, char sha[][41], int s, size_t nkeys)
+{
+    arg_str(a, "EVALSHA");
+    arg_str(a, sha[s]);
+    arg_u64(a, nkeys);
+}
+
+int redis_op_format(const struct redis_keys *kp, char sha[][41],
+                    uint64_t once_ttl_ms, const struct store_req *req,
+                    struct redis_op *op)
+{
+    struct args a = {BUF_INIT, NULL, NULL, 0, 0};
+    int id = req->once != NULL;
+    size_t i;
+
+    if (id && (!req->oncelen || req->oncelen > TALLY_ID_MAX))
+        return STORE_EIDLEN;
+    if (req->klen > TALLY_KEY_MAX)
+        return STORE_EKEYLEN;
+    for (i = 0; i < req->nkeys; i++)
+        if (req->klens[i] > TALLY_KEY_MAX)
+            return STORE_EKEYLEN;
+    op->op = req->op;
+    op->script = REDIS_S_NONE;
+    op->nkeys = req->nkeys;
+    op->writes = 1;
+    switch (req->op) {
+    case STORE_GET:
+        op->writes = 0;
+        arg_eval(&a, sha, op->script = REDIS_S_GET, 1);
+        arg_key(&a, kp, req->key, req->klen);
+        break;
+    case STORE_INCRBY:
+    case STORE_SET:
+    case STORE_GETDEL:
+        op->script = req->op == STORE_INCRBY ? REDIS_S_INCR :
+                     req->op == STORE_SET ? REDIS_S_SET : REDIS_S_GETDEL;
+        arg_eval(&a, sha, op->script, 1 + (size_t)id);
+        arg_key(&a, kp, req->key, req->klen);
+        if (id)
+            arg_idkey(&a, kp, req->key, req->klen, req);
+        if (req->op == STORE_GETDEL) {
+            arg_u64(&a, req->flags);
+            arg_i64(&a, req->cmp);
+        } else {
+            arg_i64(&a, req->num);
+            if (req->op == STORE_SET)
+                arg_i64(&a, req->cmp);
+            arg_u64(&a, req->flags);
+            arg_u64(&a, (uint64_t)req->xmode);
+            arg_i64(&a, req->expire);
+        }
+        arg_u64(&a, req->fingerprint);
+        arg_u64(&a, once_ttl_ms);
+        break;
+    case STORE_DEL:
+        if (id && req->nkeys != 1) {
+            free(a.off);
+            return STORE_EINVAL;
+        }
+        arg_eval(&a, sha, op->script = REDIS_S_DEL, req->nkeys + (size_t)id);
+        for (i = 0; i < req->nkeys; i++)
+            arg_key(&a, kp, req->keys[i], req->klens[i]);
+        if (id)
+            arg_idkey(&a, kp, req->keys[0], req->klens[0], req);
+        arg_str(&a, id ? "1" : "0");
+        arg_u64(&a, req->fingerprint);
+        arg_u64(&a, once_ttl_ms);
+        break;
+    case STORE_EXISTS:
+    case STORE_MGET:
+    case STORE_MSET:
+        op->writes = req->op == STORE_MSET;
+        arg_str(&a, req->op == STORE_EXISTS ? "EXISTS" :
+                    req->op == STORE_MGET ? "MGET" : "MSET");
+        for (i = 0; i < req->nkeys; i++) {
+            arg_key(&a, kp, req->keys[i], req->klens[i]);
+            if (req->op == STORE_MSET)
+                arg_i64(&a, req->nums[i]);
+        }
+        break;
+    case STORE_EXPIRE:
+        arg_eval(&a, sha, op->script = REDIS_S_EXPIRE, 1);
+        arg_key(&a, kp, req->key, req->klen);
+        arg_u64(&a, req->flags);
+        arg_u64(&a, (uint64_t)req->xmode);
+        arg_i64(&a, req->expire);
+        break;
+    case STORE_SCAN:
+        op->writes = 0;
+        arg_eval(&a, sha, op->script = REDIS_S_SCAN, 0);
+        arg_u64(&a, req->cursor);
+        arg_pattern(&a, kp, req->prefix, req->plen);
+        arg_u64(&a, req->count ? req->count : 10);
+        arg_u64(&a, kp->plen);
+        break;
+    case STORE_COUNT:
+    case STORE_FLUSH:
+        op->writes = req->op == STORE_FLUSH;
+        arg_eval(&a, sha, op->script = REDIS_S_COUNT, 0);
+        arg_str(&a, "");
+        arg_pattern(&a, kp, "", 0);
+        arg_str(&a, "1000");
+        arg_u64(&a, kp->plen);
+        if (req->op == STORE_FLUSH)
+            arg_str(&a, "1");
+        break;
+    default:
+        free(a.off);
+        return STORE_EUNSUPPORTED;
+    }
+    args_format(&a, op);
+    return STORE_OK;
+}
+
+void redis_op_free(struct redis_op *op)
+{
+    free(op->cmd);
+    free(op->values);
+    free(op->founds);
+    free(op->rkeys);
+    free(op->rklens);
+    free(op->rexp);
+    free(op->rmem);
+    free(op);
+}
+
+/* ---- Replies ----------------------------------------------------------- */
+
+/* A decimal int64 from the bytes of a reply; -1 if it is none. */
+static int parse_i64(const char *s, size_t n, int64_t *out)
+{
+    uint64_t v = 0, lim;
+    int neg = n && s[0] == '-';
+    size_t i = (size_t)neg;
+
+    if (i == n || n > 20)
+        return -1;
+    lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        if (v > (lim - (uint64_t)(s[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+static int reply_i64(const struct redisReply *r, int64_t *out)
+{
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *out = r->integer;
+        return 0;
+    }
+    if (r->type == REDIS_REPLY_STRING)
+        return parse_i64(r->str, r->len, out);
+    return -1;
+}
+
+static void set_err(struct store_res *res, int rc, const char *what,
+                    const struct redisReply *r)
+{
+    res->rc = rc;
+    snprintf(res->detail, sizeof res->detail, "redis: %s%s%.*s", what,
+             r && r->type == REDIS_REPLY_ERROR ? ": " : "",
+             r && r->type == REDIS_REPLY_ERROR ? (int)r->len : 0,
+             r && r->type == REDIS_REPLY_ERROR ? r->str : "");
+}
+
+/* The ten fields of a single-key script's answer (redis_lua.c). */
+static int answer_fields(struct store_res *res, const struct redisReply *r)
+{
+    int64_t f[10];
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 10)
+        return -1;
+    for (size_t i = 0; i < 10; i++)
+        if (reply_i64(r->element[i], &f[i]) < 0)
+            return -1;
+    res->rc = (int)f[0];
+    res->found = (int)f[1];
+    res->value = f[2];
+    res->expire_at = f[3];
+    res->now_ms = f[4];
+    res->n = (uint64_t)f[5];
+    res->replayed = (int)f[6];
+    res->expire_set = f[7];
+    res->expired = (int)f[8];
+    res->unchanged = (int)f[9];
+    return 0;
+}
+
+/* Decode ESC(key) of a counter's Redis key in place; its length. */
+static size_t unesc(char *s, size_t n)
+{
+    size_t i, o = 0;
+
+    if (n == 1 && s[0] == '%')
+        return 0;
+    for (i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hex_digit(s[i + 1]) >= 0 &&
+            hex_digit(s[i + 2]) >= 0) {
+            s[o++] = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+            i += 2;
+        } else {
+            s[o++] = s[i];
+        }
+    }
+    return o;
+}
+
+static int answer_scan(const struct redis_keys *kp, struct redis_op *op,
+                       const struct redisReply *r)
+{
+    struct store_res *res = &op->res;
+    size_t n, i, mem = 0;
+    int64_t cur;
+    char *p;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        (r->elements - 2) % 3 ||
+        reply_i64(r->element[0], &cur) < 0 ||
+        reply_i64(r->element[1], &res->now_ms) < 0)
+        return -1;
+    /* Redis's cursor is an unsigned 64-bit decimal. */
+    if (r->element[0]->type == REDIS_REPLY_STRING)
+        res->n = strtoull(r->element[0]->str, NULL, 10);
+    n = (r->elements - 2) / 3;
+    for (i = 0; i < n; i++)
+        mem += r->element[2 + 3 * i]->len;
+    op->rkeys = xmalloc((n ? n : 1) * sizeof *op->rkeys);
+    op->rklens = xmalloc((n ? n : 1) * sizeof *op->rklens);
+    op->values = xmalloc((n ? n : 1) * sizeof *op->values);
+    op->rexp = xmalloc((n ? n : 1) * sizeof *op->rexp);
+    p = op->rmem = xmalloc(mem ? mem : 1);
+    for (i = 0; i < n; i++) {
+        const struct redisReply *k = r->element[2 + 3 * i];
+        size_t skip = kp->plen + 1;
+        if (k->type != REDIS_REPLY_STRING || k->len < skip + 1 ||
+            reply_i64(r->element[3 + 3 * i], &op->values[i]) < 0 ||
+            reply_i64(r->element[4 + 3 * i], &op->rexp[i]) < 0)
+            return -1;
+        memcpy(p, k->str + skip, k->len - skip - 1);
+        op->rkeys[i] = p;
+        op->rklens[i] = unesc(p, k->len - skip - 1);
+        p += k->len - skip - 1;
+    }
+    res->n_items = n;
+    res->keys = op->rkeys;
+    res->klens = op->rklens;
+    res->values = op->values;
+    res->expires = op->rexp;
+    return 0;
+}
+
+static int answer_multi(struct redis_op *op, const struct redisReply *r)
+{
+    struct store_res *res = &op->res;
+    size_t i, n = op->nkeys;
+
+    switch (op->op) {
+    case STORE_EXISTS:
+        if (r->type != REDIS_REPLY_INTEGER)
+            return -1;
+        res->n = (uint64_t)r->integer;
+        return 0;
+    case STORE_MSET:
+        if (r->type != REDIS_REPLY_STATUS)
+            return -1;
+        res->n = n;
+        return 0;
+    case STORE_MGET:
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != n)
+            return -1;
+        op->values = xcalloc(n ? n : 1, sizeof *op->values);
+        op->founds = xcalloc(n ? n : 1, 1);
+        for (i = 0; i < n; i++) {
+            const struct redisReply *e = r->element[i];
+            if (e->type == REDIS_REPLY_NIL)
+                continue;
+            if (reply_i64(e, &op->values[i]) < 0)
+                return -1;
+            op->founds[i] = 1;
+            res->n++;
+        }
+        res->n_items = n;
+        res->values = op->values;
+        res->founds = op->founds;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+void redis_op_answer(const struct redis_keys *kp, struct redis_op *op,
+                     const struct redisReply *r)
+{
+    struct store_res *res = &op->res;
+    int bad = 0;
+
+    store_res_init(res);
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* An error from Redis itself: nothing of ours ran (a script that
+         * fails does so before its first write, or not at all). */
+        set_err(res, STORE_EIO, "error", r);
+        return;
+    }
+    switch (op->op) {
+    case STORE_SCAN:
+        bad = answer_scan(kp, op, r);
+        break;
+    case STORE_COUNT:
+    case STORE_FLUSH: {
+        int64_t f[3];
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+            bad = -1;
+        for (size_t i = 0; !bad && i < 3; i++)
+            bad = reply_i64(r->element[i], &f[i]);
+        if (!bad) {
+            res->n = (uint64_t)f[0];
+            res->expires_n = (uint64_t)f[1];
+            res->avg_ttl_ms = f[2];
+        }
+        break;
+    }
+    case STORE_EXISTS:
+    case STORE_MGET:
+    case STORE_MSET:
+        bad = answer_multi(op, r);
+        break;
+    default:
+        bad = answer_fields(res, r);
+        if (!bad && op->op == STORE_DEL) {
+            size_t n = op->nkeys;
+            op->founds = xcalloc(n ? n : 1, 1);
+            for (size_t i = 0; i < n && 10 + i < r->elements; i++) {
+                int64_t d = 0;
+                reply_i64(r->element[10 + i], &d);
+                op->founds[i] = d != 0;
+            }
+            res->founds = op->founds;
+            res->n_items = n;
+        }
+        break;
+    }
+    if (bad) {
+        store_res_init(res);
+        set_err(res, STORE_EIO, "unexpected reply (a counter written by "
+                "something else than tally?)", NULL);
+    }
+}

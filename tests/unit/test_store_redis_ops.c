@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_store_redis_ops.c - the Redis store's bytes without a server
+ * (src/store/redis_ops.c): keys escaped so a hash tag stays whole and never
+ * empty whatever the key holds, SCAN's pattern with glob characters
+ * escaped, and replies read exactly (int64 bounds, values Redis could hold
+ * that are no counter, SCAN's keys unescaped).
+ */
+#define _GNU_SOURCE 1 /* memmem */
+#include <stdarg.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "redis_int.h"
+
+static const struct redis_keys kp = {"tally:", 6};
+static char sha[REDIS_S_COUNT_ALL][41];
+
+static int has(const struct redis_op *op, const char *s)
+{
+    return memmem(op->cmd, op->cmdlen, s, strlen(s)) != NULL;
+}
+
+static struct redis_op *format(const struct store_req *req)
+{
+    struct redis_op *op = calloc(1, sizeof *op);
+
+    assert_int_equal(redis_op_format(&kp, sha, 1000, req, op), STORE_OK);
+    return op;
+}
+
+static void braces_in_a_key_keep_its_hash_tag_whole(void **state)
+{
+    struct store_req req = {.op = STORE_INCRBY, .key = "a}b{%", .klen = 5,
+                            .num = 1, .once = "id}", .oncelen = 3};
+    struct redis_op *op;
+
+    (void)state;
+    op = format(&req);
+    assert_true(has(op, "\r\ntally:{a%7Db%7B%25}\r\n"));
+    assert_true(has(op, "\r\ntally:{a%7Db%7B%25}:id:id}\r\n"));
+    assert_true(op->writes);
+    redis_op_free(op);
+}
+
+static void the_empty_key_has_a_tag_of_its_own(void **state)
+{
+    struct store_req req = {.op = STORE_GET, .key = "", .klen = 0};
+    struct redis_op *op;
+
+    (void)state;
+    op = format(&req);
+    assert_true(has(op, "\r\ntally:{%}\r\n"));
+    assert_false(op->writes);
+    redis_op_free(op);
+}
+
+static void scan_escapes_glob_characters_of_the_prefix(void **state)
+{
+    struct store_req req = {.op = STORE_SCAN, .prefix = "a*[?{", .plen = 5,
+                            .count = 10};
+    struct redis_op *op;
+
+    (void)state;
+    op = format(&req);
+    assert_true(has(op, "\r\ntally:{a\\*\\[\\?%7B*\r\n"));
+    redis_op_free(op);
+}
+
+static void long_keys_and_ids_are_refused_before_anything_is_sent(void **s)
+{
+    static char big[TALLY_KEY_MAX + 1];
+    struct store_req req = {.op = STORE_GET, .key = big, .klen = sizeof big};
+    struct redis_op op;
+
+    (void)s;
+    memset(&op, 0, sizeof op);
+    assert_int_equal(redis_op_format(&kp, sha, 1000, &req, &op),
+                     STORE_EKEYLEN);
+    req.klen = 1;
+    req.op = STORE_INCRBY;
+    req.once = "";
+    req.oncelen = 0;
+    assert_int_equal(redis_op_format(&kp, sha, 1000, &req, &op),
+                     STORE_EIDLEN);
+    assert_null(op.cmd);
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+static redisReply *str(const char *s)
+{
+    redisReply *r = calloc(1, sizeof *r);
+    r->type = REDIS_REPLY_STRING;
+    r->str = strdup(s);
+    r->len = strlen(s);
+    return r;
+}
+
+static redisReply *num(long long v)
+{
+    redisReply *r = calloc(1, sizeof *r);
+    r->type = REDIS_REPLY_INTEGER;
+    r->integer = v;
+    return r;
+}
+
+static redisReply *arr(size_t n, ...)
+{
+    va_list ap;
+    redisReply *r = calloc(1, sizeof *r);
+
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n, sizeof *r->element);
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++)
+        r->element[i] = va_arg(ap, redisReply *);
+    va_end(ap);
+    return r;
+}
+
+static void drop(redisReply *r)
+{
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        drop(r->element[i]);
+    free(r->element);
+    free(r->str);
+    free(r);
+}
+
+static void answer_with(const char *value, struct redis_op *op)
+{
+    redisReply *r = arr(10, num(0), num(1), str(value), num(0), num(5),
+                        num(0), num(0), num(0), num(0), num(0));
+    memset(op, 0, sizeof *op);
+    op->op = STORE_INCRBY;
+    redis_op_answer(&kp, op, r);
+    drop(r);
+}
+
+static void values_are_exact_to_the_int64_bounds(void **state)
+{
+    struct redis_op op;
+
+    (void)state;
+    answer_with("9223372036854775807", &op);
+    assert_int_equal(op.res.rc, STORE_OK);
+    assert_true(op.res.value == INT64_MAX);
+    answer_with("-9223372036854775808", &op);
+    assert_true(op.res.value == INT64_MIN);
+    assert_int_equal(op.res.now_ms, 5);
+}
+
+static void a_value_that_is_no_counter_is_an_io_error(void **state)
+{
+    const char *bad[] = {"9223372036854775808", "1.5", "", "-", "12a",
+                         "-9223372036854775809"};
+    struct redis_op op;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        answer_with(bad[i], &op);
+        assert_int_equal(op.res.rc, STORE_EIO);
+        assert_non_null(strstr(op.res.detail, "unexpected reply"));
+    }
+}
+
+static void scan_unescapes_the_keys_it_returns(void **state)
+{
+    redisReply *r = arr(8, str("42"), num(7), str("tally:{x%7By%7D}"),
+                        str("3"), num(0), str("tally:{%}"), str("-1"),
+                        num(99));
+    struct redis_op op;
+
+    (void)state;
+    memset(&op, 0, sizeof op);
+    op.op = STORE_SCAN;
+    redis_op_answer(&kp, &op, r);
+    drop(r);
+    assert_int_equal(op.res.rc, STORE_OK);
+    assert_int_equal(op.res.n, 42);
+    assert_int_equal(op.res.n_items, 2);
+    assert_int_equal(op.res.klens[0], 4);
+    assert_memory_equal(op.res.keys[0], "x{y}", 4);
+    assert_int_equal(op.res.klens[1], 0);
+    assert_true(op.res.values[1] == -1 && op.res.expires[1] == 99);
+    free(op.values);
+    free(op.rkeys);
+    free(op.rklens);
+    free(op.rexp);
+    free(op.rmem);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(braces_in_a_key_keep_its_hash_tag_whole),
+        cmocka_unit_test(the_empty_key_has_a_tag_of_its_own),
+        cmocka_unit_test(scan_escapes_glob_characters_of_the_prefix),
+        cmocka_unit_test(long_keys_and_ids_are_refused_before_anything_is_sent),
+        cmocka_unit_test(values_are_exact_to_the_int64_bounds),
+        cmocka_unit_test(a_value_that_is_no_counter_is_an_io_error),
+        cmocka_unit_test(scan_unescapes_the_keys_it_returns),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
