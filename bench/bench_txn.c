@@ -2,23 +2,23 @@
 /*
  * bench_txn.c - a RESP load generator for transactions and scripts: N
  * connections, each with one request in flight, for a fixed time.  A
- * request is either MULTI + 10 INCRs of random keys + EXEC (-m multi) or
+ * request is either MULTI + 10 INCRs of random keys + EXEC (-m multi),
  * one EVALSHA of a fixed-window rate limiter (INCR, and EXPIRE if the
- * count is 1; -m script), loaded with SCRIPT LOAD first.  Prints one table
- * row: requests/s and latency percentiles (p50, p99) from send to the
- * last byte of the reply.  bench/txn_vs_redis.sh runs it against tallyd
- * and redis-server.
+ * count is 1; -m script), loaded with SCRIPT LOAD first, or one INCRBY of
+ * a random key (-m incrby) or the same as INCRBY.ONCE with an id never used
+ * before (-m once: the process id, the start time and a sequence number;
+ * tally only).  Prints one table row: requests/s and latency percentiles
+ * (p50, p99) from send to the last byte of the reply.
+ * bench/txn_vs_redis.sh runs it against tallyd and redis-server,
+ * bench/once_vs_plain.sh against tallyd alone.
  *
  * Replies are counted by their "\r\n": every reply these requests get is
  * made of one-line parts (+OK, +QUEUED, *10, :n), 22 lines for a
  * transaction and 1 for the script.
  *
- *   bench_txn [-h host] [-p port] [-c conns] [-d seconds] [-m multi|script]
- *             [-r keys] [-l label]
+ *   bench_txn [-h host] [-p port] [-c conns] [-d seconds]
+ *             [-m multi|script|incrby|once] [-r keys] [-l label]
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_net.h"
 #include "util.h"
 
 #define RATE_LIMITER                                                        \
@@ -39,28 +40,6 @@ struct tconn {
     uint64_t sent_ns;
     size_t lines_left;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int dial(const char *host, int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-    if (fd < 0 || inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
-        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        perror("bench_txn: connect");
-        exit(1);
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
 
 static void add_arg(struct buf *b, const char *s)
 {
@@ -110,14 +89,34 @@ static void load_script(int fd, char sha[41])
     sha[40] = 0;
 }
 
+enum mode { MODE_MULTI, MODE_SCRIPT, MODE_INCRBY, MODE_ONCE };
+static const char *const mode_names[] = {"multi", "script", "incrby", "once"};
+
 /* One request into b; returns the reply lines it will get. */
-static size_t request(struct buf *b, int script, const char *sha,
+static size_t request(struct buf *b, enum mode mode, const char *sha,
                       unsigned keys, unsigned *seed)
 {
-    char key[32];
+    static unsigned long long seq;
+    static uint64_t run;
+    char key[32], id[64];
 
     buf_clear(b);
-    if (script) {
+    if (mode == MODE_INCRBY || mode == MODE_ONCE) {
+        snprintf(key, sizeof key, "ib:%u", (unsigned)rand_r(seed) % keys);
+        buf_adds(b, mode == MODE_ONCE ? "*4\r\n" : "*3\r\n");
+        add_arg(b, mode == MODE_ONCE ? "INCRBY.ONCE" : "INCRBY");
+        add_arg(b, key);
+        add_arg(b, "1");
+        if (mode == MODE_ONCE) {
+            if (!run)
+                run = bench_now_ns() ^ ((uint64_t)getpid() << 40);
+            snprintf(id, sizeof id, "%llx:%llu", (unsigned long long)run,
+                     seq++);
+            add_arg(b, id);
+        }
+        return 1;
+    }
+    if (mode == MODE_SCRIPT) {
         snprintf(key, sizeof key, "rl:%u", (unsigned)rand_r(seed) % keys);
         buf_adds(b, "*5\r\n");
         add_arg(b, "EVALSHA");
@@ -149,7 +148,8 @@ static int cmp_u64(const void *a, const void *b)
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *label = "server";
-    int port = 6379, conns = 1, secs = 3, script = 0, opt;
+    int port = 6379, conns = 1, secs = 3, opt;
+    enum mode mode = MODE_MULTI;
     unsigned keys = 100000, seed = 1;
     char sha[41] = "";
 
@@ -159,12 +159,21 @@ int main(int argc, char **argv)
         case 'p': port = atoi(optarg); break;
         case 'c': conns = atoi(optarg); break;
         case 'd': secs = atoi(optarg); break;
-        case 'm': script = strcmp(optarg, "script") == 0; break;
+        case 'm':
+            for (mode = MODE_MULTI; mode <= MODE_ONCE; mode++)
+                if (strcmp(optarg, mode_names[mode]) == 0)
+                    break;
+            if (mode > MODE_ONCE) {
+                fprintf(stderr, "bench_txn: -m multi, script, incrby or once\n");
+                return 2;
+            }
+            break;
         case 'r': keys = (unsigned)atoi(optarg); break;
         case 'l': label = optarg; break;
         default:
             fprintf(stderr, "usage: bench_txn [-h host] [-p port] [-c conns] "
-                            "[-d seconds] [-m multi|script] [-r keys] "
+                            "[-d seconds] [-m multi|script|incrby|once] "
+                            "[-r keys] "
                             "[-l label]\n");
             return 2;
         }
@@ -179,19 +188,19 @@ int main(int argc, char **argv)
     char in[65536];
 
     for (int i = 0; i < conns; i++) {
-        c[i].fd = dial(host, port);
+        c[i].fd = bench_dial("bench_txn", host, port);
         pf[i].fd = c[i].fd;
         pf[i].events = POLLIN;
     }
-    if (script)
+    if (mode == MODE_SCRIPT)
         load_script(c[0].fd, sha);
-    uint64_t start = now_ns(), end = start + (uint64_t)secs * 1000000000u;
+    uint64_t start = bench_now_ns(), end = start + (uint64_t)secs * 1000000000u;
     for (int i = 0; i < conns; i++) {
-        c[i].lines_left = request(&req, script, sha, keys, &seed);
-        c[i].sent_ns = now_ns();
+        c[i].lines_left = request(&req, mode, sha, keys, &seed);
+        c[i].sent_ns = bench_now_ns();
         send_all(c[i].fd, req.p, req.len);
     }
-    while (now_ns() < end) {
+    while (bench_now_ns() < end) {
         if (poll(pf, (nfds_t)conns, 100) < 0)
             break;
         for (int i = 0; i < conns; i++) {
@@ -210,22 +219,22 @@ int main(int argc, char **argv)
                 }
                 if (in[j] != '\n' || --c[i].lines_left > 0)
                     continue;
-                uint64_t t = now_ns();
+                uint64_t t = bench_now_ns();
                 if (n == cap) {
                     cap *= 2;
                     lat = xrealloc(lat, cap * sizeof *lat);
                 }
                 lat[n++] = t - c[i].sent_ns;
-                c[i].lines_left = request(&req, script, sha, keys, &seed);
+                c[i].lines_left = request(&req, mode, sha, keys, &seed);
                 c[i].sent_ns = t;
                 send_all(c[i].fd, req.p, req.len);
             }
         }
     }
-    double elapsed = (double)(now_ns() - start) / 1e9;
+    double elapsed = (double)(bench_now_ns() - start) / 1e9;
     qsort(lat, n, sizeof *lat, cmp_u64);
     printf("%-8s %-6s c=%-3d %10.0f req/s  p50 %7.3f ms  p99 %7.3f ms\n",
-           label, script ? "script" : "multi", conns, (double)n / elapsed,
+           label, mode_names[mode], conns, (double)n / elapsed,
            n ? (double)lat[n / 2] / 1e6 : 0.0,
            n ? (double)lat[n * 99 / 100] / 1e6 : 0.0);
     for (int i = 0; i < conns; i++)

@@ -5,7 +5,9 @@
 # tallyd this script starts, at 1 and at 50 connections, and prints
 # requests/s and p50/p99 latency beside the same increments sent over RESP
 # (redis-benchmark -t incr) to the same server, so the cost of HTTP+JSON is
-# visible.  bench/resp_vs_redis.sh compares RESP with Redis itself.
+# visible, with tallyd's CPU per request for each (utime+stime of all its
+# threads from /proc/PID/stat around the run, us).  bench/resp_vs_redis.sh
+# compares RESP with Redis itself.
 #
 # The data directory is on a real disk (under the repo's build/, or /var/tmp
 # if that is tmpfs): with --fsync always every answer waits for an fsync, and
@@ -79,19 +81,19 @@ for policy in $policies; do
   start_server "$policy"
   echo
   echo "fsync $policy"
-  printf '%-6s | %10s %8s %8s %7s | %10s %8s %8s | %9s\n' conns "http rps" p50 p99 errors "resp rps" p50 p99 "http/resp"
-  printf '%.0s-' {1..86}
+  printf '%-6s | %9s %7s %7s %6s %7s | %9s %7s %7s %7s | %9s\n' conns "http rps" p50 p99 errors "cpu us" "resp rps" p50 p99 "cpu us" "http/resp"
+  printf '%.0s-' {1..98}
   echo
   for conns in 1 50; do
-    read -r h_rps h_p50 h_p99 h_n h_err < <(http_run "$conns") ||
+    read -r h_rps h_p50 h_p99 h_cpu _ h_n h_err < <(bench_cpu_run "$pid" 0 http_run "$conns") ||
       { echo "http_wrk: wrk failed at -c $conns; log:" >&2; cat "$work/tallyd.log" >&2; exit 1; }
-    r_rps=0 r_p50=0 r_p99=0
+    r_rps=0 r_p50=0 r_p99=0 r_cpu=0
     if ((have_resp)); then
-      read -r r_rps r_p50 r_p99 < <(resp_run "$conns" "$h_n") ||
+      read -r r_rps r_p50 r_p99 r_cpu _ < <(bench_cpu_run "$pid" "$h_n" resp_run "$conns" "$h_n") ||
         { echo "http_wrk: redis-benchmark failed at -c $conns" >&2; exit 1; }
     fi
-    printf '%-6s | %10.0f %8.3f %8.3f %7d | %10.0f %8.3f %8.3f | %8.2fx\n' "$conns" \
-      "$h_rps" "$h_p50" "$h_p99" "$h_err" "$r_rps" "$r_p50" "$r_p99" \
+    printf '%-6s | %9.0f %7.3f %7.3f %6d %7.1f | %9.0f %7.3f %7.3f %7.1f | %8.2fx\n' "$conns" \
+      "$h_rps" "$h_p50" "$h_p99" "$h_err" "$h_cpu" "$r_rps" "$r_p50" "$r_p99" "$r_cpu" \
       "$(bench_ratio "$h_rps" "$r_rps")"
   done
   bench_stop_all

@@ -108,3 +108,51 @@ bench_incr_csv() {
   awk -F'","' '/^"INCR"/ { gsub(/"/, ""); split($0, f, ","); print f[2], f[5], f[7]; found = 1 }
                END { if (!found) exit 1 }'
 }
+
+# bench_cpu_ticks PID: print the CPU PID has used so far, all threads,
+# utime+stime from /proc/PID/stat, in clock ticks (getconf CLK_TCK).  The
+# command name in field 2 may hold spaces, so fields are counted after ')'.
+bench_cpu_ticks() {
+  sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
+# bench_now_us: print the monotonic-enough wall clock in microseconds.
+bench_now_us() {
+  echo $(( $(date +%s%N) / 1000 ))
+}
+
+# bench_cpu_per_req TICKS REQUESTS: print microseconds of CPU per request.
+bench_cpu_per_req() {
+  awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (n > 0) ? t * 1e6 / hz / n : 0 }'
+}
+
+# bench_cpu_share TICKS MICROSECONDS: print the % of one core TICKS are over
+# that wall time.
+bench_cpu_share() {
+  awk -v t="$1" -v us="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (us > 0) ? t * 1e8 / hz / us : 0 }'
+}
+
+# bench_cpu_run PID REQUESTS CMD...: run CMD, which prints "rps p50 p99
+# [MORE...]", and print "rps p50 p99 cpu_us_per_req pct_core [MORE...]" with
+# PID's CPU over the run.  REQUESTS 0: take the count from rps times the
+# measured wall time.
+bench_cpu_run() {
+  local pid=$1 n=$2 c0 c1 t0 t1 rps p50 p99 more
+  shift 2
+  c0=$(bench_cpu_ticks "$pid") t0=$(bench_now_us)
+  read -r rps p50 p99 more < <("$@") || return 1
+  c1=$(bench_cpu_ticks "$pid") t1=$(bench_now_us)
+  if ((n == 0)); then
+    n=$(awk -v r="$rps" -v us=$((t1 - t0)) 'BEGIN { printf "%d", r * us / 1e6 }')
+  fi
+  echo "$rps $p50 $p99 $(bench_cpu_per_req $((c1 - c0)) "$n") $(bench_cpu_share $((c1 - c0)) $((t1 - t0)))${more:+ $more}"
+}
+
+# bench_median_col COLUMN ROW...: the median of one (1-based) column of rows
+# of space-separated numbers, such as bench_cpu_run's.
+bench_median_col() {
+  local col=$1 vals
+  shift
+  mapfile -t vals < <(printf '%s\n' "$@" | awk -v c="$col" '{ print $c }')
+  bench_median "${vals[@]}"
+}

@@ -9,7 +9,9 @@
 # price of tally itself.  For each config (-c 1, -c 50, -c 50 -P 16),
 # bench_mcload sends "incr" on R random keys for D seconds against tally, then
 # memcached, REPEATS times alternating; the table shows medians of ops/s and
-# of p50/p99 latency (us) and tally/memcached.
+# of p50/p99 latency (us), each server's CPU per operation (utime+stime of
+# all its threads from /proc/PID/stat around the run, us) and share of one
+# core, and tally/memcached for ops/s and for CPU per operation.
 #
 # Usage: bench/memcache_vs_memcached.sh [-d SECONDS] [-r REPEATS] [-k KEYS]
 #                                       [-p "always everysec"]
@@ -87,28 +89,28 @@ run() {
 configs=("-c 1 -P 1" "-c 50 -P 1" "-c 50 -P 16")
 echo "tallyd vs $("$memcached" -V), data on $fs ($work)"
 echo "bench_mcload: incr on $keys random keys, ${secs}s per run, median of $repeats runs; latency in us"
+echo "cpu: server utime+stime per operation in us, and % of one core over the run"
 for policy in $policies; do
   start_servers "$policy"
   echo
   echo "tallyd --fsync $policy; memcached (in memory, no persistence)"
-  printf '%-12s | %10s %8s %8s | %10s %8s %8s | %9s\n' config "tally op/s" p50 p99 "mc op/s" p50 p99 "tally/mc"
-  printf '%.0s-' {1..86}
+  printf '%-12s | %9s %7s %7s %7s %5s | %9s %7s %7s %7s %5s | %6s %6s\n' config "tally/s" p50 p99 "cpu us" "%cpu" "mc/s" p50 p99 "cpu us" "%cpu" "ops" "cpu"
+  printf '%.0s-' {1..110}
   echo
   for cfg in "${configs[@]}"; do
-    t_ops=() t_p50=() t_p99=() m_ops=() m_p50=() m_p99=()
+    t=() m=()
     for ((i = 0; i < repeats; i++)); do
       # shellcheck disable=SC2086 # cfg is a list of flags on purpose
-      read -r a b c < <(run "$tally_mc" $cfg) || { echo "memcache_vs_memcached: run against tallyd failed ($cfg)" >&2; exit 1; }
-      t_ops+=("$a") t_p50+=("$b") t_p99+=("$c")
+      t+=("$(bench_cpu_run "$tally_pid" 0 run "$tally_mc" $cfg)") || { echo "memcache_vs_memcached: run against tallyd failed ($cfg)" >&2; exit 1; }
       # shellcheck disable=SC2086
-      read -r a b c < <(run "$mc_port" $cfg) || { echo "memcache_vs_memcached: run against memcached failed ($cfg)" >&2; exit 1; }
-      m_ops+=("$a") m_p50+=("$b") m_p99+=("$c")
+      m+=("$(bench_cpu_run "$mc_pid" 0 run "$mc_port" $cfg)") || { echo "memcache_vs_memcached: run against memcached failed ($cfg)" >&2; exit 1; }
     done
-    to=$(bench_median "${t_ops[@]}") mo=$(bench_median "${m_ops[@]}")
-    printf '%-12s | %10.0f %8.1f %8.1f | %10.0f %8.1f %8.1f | %8.2fx\n' "$cfg" \
-      "$to" "$(bench_median "${t_p50[@]}")" "$(bench_median "${t_p99[@]}")" \
-      "$mo" "$(bench_median "${m_p50[@]}")" "$(bench_median "${m_p99[@]}")" \
-      "$(bench_ratio "$to" "$mo")"
+    to=$(bench_median_col 1 "${t[@]}") mo=$(bench_median_col 1 "${m[@]}")
+    tc=$(bench_median_col 4 "${t[@]}") mc=$(bench_median_col 4 "${m[@]}")
+    printf '%-12s | %9.0f %7.1f %7.1f %7.2f %5.1f | %9.0f %7.1f %7.1f %7.2f %5.1f | %5.2fx %5.2fx\n' "$cfg" \
+      "$to" "$(bench_median_col 2 "${t[@]}")" "$(bench_median_col 3 "${t[@]}")" "$tc" "$(bench_median_col 5 "${t[@]}")" \
+      "$mo" "$(bench_median_col 2 "${m[@]}")" "$(bench_median_col 3 "${m[@]}")" "$mc" "$(bench_median_col 5 "${m[@]}")" \
+      "$(bench_ratio "$to" "$mo")" "$(bench_ratio "$tc" "$mc")"
   done
   bench_stop_all
 done

@@ -7,7 +7,9 @@
 # --https-port at once; redis-server on --port and --tls-port, with
 # --appendonly yes --appendfsync P --save ''.  Certificates are made with
 # openssl for the run (RSA 2048, TLS 1.3 negotiated).  Each cell is the
-# median of REPEATS runs; the last column is TLS/plain for the same server.
+# median of REPEATS runs, requests/s and the server's CPU per request
+# (utime+stime of all its threads from /proc/PID/stat around the run, us);
+# the last columns are TLS/plain for the same server.
 #
 # Usage: bench/tls_vs_plain.sh [-n REQUESTS] [-d WRK_SECONDS] [-r REPEATS]
 #                              [-p everysec]
@@ -66,53 +68,70 @@ r_port=$(bench_free_port) r_tls=$(bench_free_port)
 "$tallyd" --dir "$work/tally" --bind 127.0.0.1 --port "$t_port" --tls-port "$t_tls" \
   --http-port "$h_port" --https-port "$h_tls" --memcache-port 0 --fsync "$policy" \
   "${tls_files[@]}" >"$work/tallyd.log" 2>&1 &
+tally_pid=$!
 bench_started $!
 bench_wait_for "$work/tallyd.log" $! sh -c "redis-cli -p $t_port PING | grep -q PONG"
 "$redis_server" --bind 127.0.0.1 --port "$r_port" --tls-port "$r_tls" "${tls_files[@]}" \
   --dir "$work/redis" --appendonly yes --appendfsync "$policy" --save '' \
   --daemonize no --logfile "$work/redis.log" &
+redis_pid=$!
 bench_started $!
 bench_wait_for "$work/redis.log" $! sh -c "redis-cli -p $r_port PING | grep -q PONG"
 
-# resp PORT ARGS... -> requests/s (median of REPEATS)
-resp() {
-  local port=$1 i rps=() a b c
+# incr PORT ARGS... -> "rps p50 p99" of one redis-benchmark run
+incr() {
+  local port=$1
   shift
-  for ((i = 0; i < repeats; i++)); do
-    read -r a b c < <("$redis_benchmark" -h 127.0.0.1 -p "$port" -t incr -r 100000 \
-      --csv "$@" | bench_incr_csv) || { echo "tls_vs_plain: redis-benchmark failed on $port" >&2; exit 1; }
-    rps+=("$a")
-  done
-  bench_median "${rps[@]}"
+  "$redis_benchmark" -h 127.0.0.1 -p "$port" -t incr -r 100000 --csv "$@" | bench_incr_csv
 }
 
-# http URL CONNS -> requests/s (median of REPEATS)
+# resp PID PORT ARGS... -> "rps cpu_us" (medians of REPEATS)
+resp() {
+  local pid=$1 port=$2 i runs=()
+  shift 2
+  for ((i = 0; i < repeats; i++)); do
+    runs+=("$(bench_cpu_run "$pid" 0 incr "$port" "$@")") || { echo "tls_vs_plain: redis-benchmark failed on $port" >&2; exit 1; }
+  done
+  echo "$(bench_median_col 1 "${runs[@]}") $(bench_median_col 4 "${runs[@]}")"
+}
+
+# wrk1 URL CONNS -> "rps p50 p99" of one wrk run
+wrk1() {
+  local threads=$(( $2 < 2 ? 1 : 2 ))
+  KEYS=100000 "$wrk" -t "$threads" -c "$2" -d "${secs}s" --latency -s "$lua" "$1" |
+    awk '/^RESULT / { print $2, $3, $4; found = 1 } END { if (!found) exit 1 }'
+}
+
+# http URL CONNS -> "rps cpu_us" of tallyd (medians of REPEATS)
 http() {
-  local url=$1 conns=$2 i rps=() threads=$(( $2 < 2 ? 1 : 2 ))
+  local i runs=()
   for ((i = 0; i < repeats; i++)); do
-    rps+=("$(KEYS=100000 "$wrk" -t "$threads" -c "$conns" -d "${secs}s" --latency \
-      -s "$lua" "$url" | awk '/^RESULT / { print $2; found = 1 } END { if (!found) exit 1 }')")
+    runs+=("$(bench_cpu_run "$tally_pid" 0 wrk1 "$1" "$2")") || { echo "tls_vs_plain: wrk failed on $1" >&2; exit 1; }
   done
-  bench_median "${rps[@]}"
+  echo "$(bench_median_col 1 "${runs[@]}") $(bench_median_col 4 "${runs[@]}")"
 }
 
-row() { # label plain tls
-  printf '%-28s | %11.0f | %11.0f | %8.2fx\n' "$1" "$2" "$3" "$(bench_ratio "$3" "$2")"
+row() { # label "plain_rps plain_cpu" "tls_rps tls_cpu"
+  local p t
+  read -r -a p <<<"$2"
+  read -r -a t <<<"$3"
+  printf '%-28s | %9.0f %7.1f | %9.0f %7.1f | %8.2fx %6.2fx\n' "$1" "${p[0]}" "${p[1]}" "${t[0]}" "${t[1]}" \
+    "$(bench_ratio "${t[0]}" "${p[0]}")" "$(bench_ratio "${t[1]}" "${p[1]}")"
 }
 
 echo "$("$tallyd" --version | head -1) and redis-server $("$redis_server" --version | awk '{print $3}' | sed 's/^v=//'); fsync $policy; data on $(stat -f -c %T "$work")"
-echo "requests/s, median of $repeats runs; RESP: redis-benchmark -t incr -r 100000 -n $n ($n_c1 at -c 1); HTTP: wrk ${secs}s"
-printf '%-28s | %11s | %11s | %9s\n' "" plain TLS TLS/plain
-printf '%.0s-' {1..68}
+echo "requests/s and server CPU per request (us), median of $repeats runs; RESP: redis-benchmark -t incr -r 100000 -n $n ($n_c1 at -c 1); HTTP: wrk ${secs}s"
+printf '%-28s | %9s %7s | %9s %7s | %9s %7s\n' "" plain "cpu us" TLS "cpu us" "TLS/plain" cpu
+printf '%.0s-' {1..88}
 echo
 tls_args=(--tls --cacert "$work/ca.crt")
 for c in 1 50; do
   count=$n
   ((c == 1)) && count=$n_c1
-  row "tally RESP INCR -c $c" "$(resp "$t_port" -n "$count" -c "$c")" \
-    "$(resp "$t_tls" -n "$count" -c "$c" "${tls_args[@]}")"
-  row "redis RESP INCR -c $c" "$(resp "$r_port" -n "$count" -c "$c")" \
-    "$(resp "$r_tls" -n "$count" -c "$c" "${tls_args[@]}")"
+  row "tally RESP INCR -c $c" "$(resp "$tally_pid" "$t_port" -n "$count" -c "$c")" \
+    "$(resp "$tally_pid" "$t_tls" -n "$count" -c "$c" "${tls_args[@]}")"
+  row "redis RESP INCR -c $c" "$(resp "$redis_pid" "$r_port" -n "$count" -c "$c")" \
+    "$(resp "$redis_pid" "$r_tls" -n "$count" -c "$c" "${tls_args[@]}")"
   row "tally HTTP increment -c $c" "$(http "http://127.0.0.1:$h_port" "$c")" \
     "$(http "https://127.0.0.1:$h_tls" "$c")"
 done

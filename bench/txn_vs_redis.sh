@@ -10,7 +10,8 @@
 # EXPIRE if new), at 1 and 50 connections with one request in flight each,
 # bench_txn drives tally then Redis for SECONDS, REPEATS times alternating;
 # the table shows the median requests/s (a transaction or a script call is
-# one request) and tally/Redis.
+# one request), each server's CPU per request (utime+stime of all its
+# threads from /proc/PID/stat around the run, us) and tally/Redis for both.
 #
 # Usage: bench/txn_vs_redis.sh [-d SECONDS] [-r REPEATS]
 #   defaults: -d 3, 1 repeat.
@@ -50,24 +51,26 @@ redis_pid=$!
 bench_started "$redis_pid"
 bench_wait_for "$work/redis.log" "$redis_pid" sh -c "redis-cli -p $redis_port PING | grep -q PONG"
 
-rate() { # port mode conns -> req/s
-  "$bench_txn" -p "$1" -m "$2" -c "$3" -d "$secs" | awk '{print $4}'
+rate() { # port mode conns -> "req/s p50 p99"
+  "$bench_txn" -p "$1" -m "$2" -c "$3" -d "$secs" | awk '{print $4, $7, $10}'
 }
 
 echo "tallyd vs redis-server $("$redis_server" --version | awk '{print $3}' | sed 's/^v=//'), fsync always, data on $(stat -f -c %T "$work"); ${secs}s per run, median of $repeats"
-printf '%-24s | %10s | %10s | %11s\n' request "tally r/s" "redis r/s" "tally/redis"
-printf '%.0s-' {1..64}
+printf '%-24s | %10s %7s | %10s %7s | %6s %6s\n' request "tally r/s" "cpu us" "redis r/s" "cpu us" "r/s" "cpu"
+printf '%.0s-' {1..80}
 echo
 for mode in multi script; do
   for conns in 1 50; do
     t=() r=()
     for ((i = 0; i < repeats; i++)); do
-      t+=("$(rate "$tally_port" "$mode" "$conns")")
-      r+=("$(rate "$redis_port" "$mode" "$conns")")
+      t+=("$(bench_cpu_run "$tally_pid" 0 rate "$tally_port" "$mode" "$conns")")
+      r+=("$(bench_cpu_run "$redis_pid" 0 rate "$redis_port" "$mode" "$conns")")
     done
-    tm=$(bench_median "${t[@]}") rm_=$(bench_median "${r[@]}")
+    tm=$(bench_median_col 1 "${t[@]}") rm_=$(bench_median_col 1 "${r[@]}")
+    tc=$(bench_median_col 4 "${t[@]}") rc=$(bench_median_col 4 "${r[@]}")
     name="MULTI+10 INCR+EXEC"
     [[ $mode == script ]] && name="EVALSHA rate limiter"
-    printf '%-24s | %10.0f | %10.0f | %10.2fx\n' "$name -c $conns" "$tm" "$rm_" "$(bench_ratio "$tm" "$rm_")"
+    printf '%-24s | %10.0f %7.1f | %10.0f %7.1f | %5.2fx %5.2fx\n' "$name -c $conns" "$tm" "$tc" "$rm_" "$rc" \
+      "$(bench_ratio "$tm" "$rm_")" "$(bench_ratio "$tc" "$rc")"
   done
 done

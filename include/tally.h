@@ -474,13 +474,25 @@ int tally_wait(tally *db, tally_ticket t);
 
 /* A file descriptor (an eventfd) that becomes readable when tally_durable()
  * moves or the write path fails.  The caller drains it with read(2) of 8
- * bytes; it is owned by the handle. */
+ * bytes, or watches it edge-triggered (EPOLLET: every signal is a new edge,
+ * and its counter cannot fill in practice, 2^64 - 2 signals); it is owned
+ * by the handle. */
 int tally_notify_fd(const tally *db);
 
 /* A recent average of the log's fdatasync latency in microseconds (0 before
  * the first one): how long a loop that holds replies may expect to wait for
  * tally_durable() to move, e.g. to poll instead of sleep.  Any thread. */
 unsigned tally_sync_estimate_us(const tally *db);
+
+/* How many microseconds from now tally_durable() is expected to move for
+ * what has been handed to the sync thread (by tally_uncork, or by a change
+ * made uncorked): when that hand-over came, plus the recent average time
+ * from a hand-over to durable (wake-up, write and fdatasync, measured on
+ * this handle).  0 when it is due or overdue; UINT_MAX when nothing is on
+ * its way or nothing was measured yet.  For a loop deciding whether to
+ * poll for durable (worth it only for a few microseconds) or to sleep on
+ * tally_notify_fd().  Any thread. */
+unsigned tally_sync_eta_us(const tally *db);
 
 /* Batching (for an event loop).  Between tally_cork() and tally_uncork()
  * changes are applied and get their tickets as always, but do not wake the

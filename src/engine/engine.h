@@ -99,7 +99,6 @@ struct tally {
 
     /* Hand-over to the sync thread, [mu]. */
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;    /* the sync thread waits here for work */
     pthread_cond_t done_cv;    /* tally_wait and snapshot waiters */
     unsigned char *pend;       /* frames not yet taken by the sync thread */
     size_t pend_len, pend_cap;
@@ -113,16 +112,21 @@ struct tally {
     uint64_t rot_lsn;
     struct snap_job *job;      /* a snapshot to finish after this batch */
     int stop;                  /* close: write, sync and exit */
-    int sync_idle;             /* the sync thread waits on work_cv: 0 no,
+    int sync_idle;             /* the sync thread sleeps on kicks: 0 no,
                                   1 for work, 2 also for the everysec tick */
     int corked;                /* tally_cork: appends do not wake the sync
                                   thread, which leaves pend alone */
     unsigned waiters;          /* threads in tally_wait: a cork never makes
                                   them wait */
     int writing;               /* the write token is taken (see above) */
-    uint64_t kicks;            /* [atomic, written under mu] bumped by every
+    uint32_t kicks;            /* [atomic, written under mu] bumped by every
                                   hand-over, so a spinning sync thread sees
-                                  work without taking mu */
+                                  work without taking mu; the futex word the
+                                  sleeping one waits on (log.c wait_work) */
+    uint64_t kick_ns;          /* [atomic, written under mu] when the first
+                                  hand-over since the sync thread last took
+                                  a batch came (0: none yet); the models of
+                                  log.c's "Waiting" are measured from it */
     pthread_t thread;
     int thread_started;
 
@@ -147,6 +151,14 @@ struct tally {
     uint64_t batch_hist[TALLY_HIST_BUCKETS];   /* [atomic] */
     uint64_t sync_us_sum, batch_sum;           /* [atomic] */
     uint64_t sync_ewma_us;     /* [atomic] recent fdatasync latency (1/8) */
+    uint64_t hold_ewma_ns;     /* [atomic] recent time from a hand-over to
+                                  durable covering it (1/8) */
+    unsigned gap_hits;         /* [sync] of recent gaps between publishing
+                                  durable and the next hand-over, the share
+                                  (of 256, 1/8 weight) short enough to spin */
+    uint64_t pub_ns;           /* [sync] when durable was last published */
+    uint64_t flight_ns;        /* [atomic, written by sync] kick_ns of the
+                                  batch being written and synced, or 0 */
     uint64_t recovery_ns, recovered_records, torn_bytes; /* [loop] */
     uint64_t log_base;         /* [loop] first LSN of the oldest log file */
     uint64_t log_files;        /* [loop] log files on disk */

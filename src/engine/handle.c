@@ -29,7 +29,6 @@ static tally *handle_new(const char *dir, const tally_options *opts)
     db->dirfd = db->lockfd = db->efd = -1;
     db->res_fd = db->log_fd = -1;
     pthread_mutex_init(&db->mu, NULL);
-    pthread_cond_init(&db->work_cv, NULL);
     pthread_cond_init(&db->done_cv, NULL);
     return db;
 }
@@ -51,7 +50,6 @@ static void handle_free(tally *db)
     if (db->dirfd >= 0)
         close(db->dirfd);
     pthread_mutex_destroy(&db->mu);
-    pthread_cond_destroy(&db->work_cv);
     pthread_cond_destroy(&db->done_cv);
     free(db->pend);
     free(db->wbuf);

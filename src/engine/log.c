@@ -34,6 +34,22 @@
  * pending rotation or snapshot job leaves the batch to the sync thread,
  * which alone rotates, so the order of writes and rotations never changes.
  *
+ * Waiting.  A hand-over wakes the sync thread (a futex on db->kicks) only
+ * when it sleeps, and after mu is released; durable comes back through the
+ * eventfd.  A sleep and a wake cost a few
+ * microseconds of CPU (more on a virtual CPU that went idle), so polling
+ * instead pays only when the wait is shorter than that, and the engine
+ * measures how long waits are: when a batch was handed over (kick_ns), how
+ * long from then until durable covered it (hold_ewma_ns, behind
+ * tally_sync_eta_us, for a loop deciding to poll or to sleep), and whether
+ * the next hand-over came within spin_us of the publish before it
+ * (gap_hits).  The sync thread polls for the next batch, for at most
+ * spin_us, only after a batch of one or two changes and while at least
+ * half of the recent hand-overs came that soon: one client sending its
+ * next request as soon as it has the reply, over a fast loop; a client at
+ * a modest rate, whose requests are milliseconds apart, makes it sleep at
+ * once.
+ *
  * Space.  Log files are grown ahead by the loop thread with fallocate in
  * LOG_CHUNK steps, before the change that needs the space is applied, so a
  * full disk refuses a change (TALLY_ENOSPC) instead of failing a write the
@@ -59,10 +75,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,6 +90,8 @@
 #include "mem.h"
 
 #define LOG_SPIN_MAX_CHANGES 2 /* spin_us only after batches this small */
+#define LOG_GAP_HITS_ONE 32    /* db->gap_hits: one short gap, 1/8 of 256 */
+#define LOG_GAP_HITS_SPIN 128  /* spin while half the recent gaps were short */
 
 uint64_t log_now_ns(void)
 {
@@ -179,12 +200,30 @@ int log_reserve(tally *db, size_t len)
                   strerror(-rc));
 }
 
-/* Wake the sync thread if it sleeps, or end its spin; called with mu held. */
-static void wake_sync(tally *db)
+/* Hand work over to the sync thread, ending its spin or its sleep (it
+ * sleeps on the kicks word, wait_work); called with mu held.  Returns
+ * whether it sleeps, in which case the caller wakes it (wake_signal) once
+ * it has released mu: woken under mu, it would block on mu at once, a
+ * futex wait and wake more per hand-over. */
+static int wake_sync(tally *db)
 {
     __atomic_store_n(&db->kicks, db->kicks + 1, __ATOMIC_RELEASE);
-    if (db->sync_idle)
-        pthread_cond_signal(&db->work_cv);
+    return db->sync_idle != 0;
+}
+
+/* A batch is handed over (wake_sync follows): note when, for the models
+ * ("Waiting" above), once per batch; called with mu held. */
+static void note_batch(tally *db)
+{
+    if (!db->kick_ns)
+        __atomic_store_n(&db->kick_ns, log_now_ns(), __ATOMIC_RELEASE);
+}
+
+/* After mu is released: wake the sync thread if wake_sync said it sleeps. */
+static void wake_signal(tally *db, int sleeping)
+{
+    if (sleeping)
+        syscall(SYS_futex, &db->kicks, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* Make room for len more bytes in pend; called with mu held. */
@@ -200,6 +239,7 @@ static void pend_room(tally *db, size_t len)
 uint64_t log_append(tally *db, const void *rec, size_t len, unsigned changes)
 {
     uint64_t t = db->head; /* only this thread writes head */
+    int sleeping = 0;
 
     pthread_mutex_lock(&db->mu);
     /* A batch the sync thread has not taken yet is one frame: only the
@@ -223,9 +263,12 @@ uint64_t log_append(tally *db, const void *rec, size_t len, unsigned changes)
     db->pend_changes += changes;
     t += len;
     __atomic_store_n(&db->head, t, __ATOMIC_RELEASE);
-    if (!db->corked)
-        wake_sync(db);
+    if (!db->corked) {
+        note_batch(db);
+        sleeping = wake_sync(db);
+    }
     pthread_mutex_unlock(&db->mu);
+    wake_signal(db, sleeping);
     return t;
 }
 
@@ -234,7 +277,7 @@ int log_rotate(tally *db)
     char name[40];
     unsigned char hdr[CODEC_FILE_HDR];
     uint64_t lsn = db->head;
-    int fd, rc;
+    int fd, rc, sleeping;
 
     log_name(name, "log", lsn, "tmp");
     fd = openat(db->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
@@ -259,8 +302,9 @@ int log_rotate(tally *db)
     db->rot_fd = fd;
     db->rot_lsn = lsn;
     db->frame_at = LOG_NO_FRAME; /* the new file starts with a new frame */
-    wake_sync(db);
+    sleeping = wake_sync(db);
     pthread_mutex_unlock(&db->mu);
+    wake_signal(db, sleeping);
     db->res_fd = fd;
     db->res_start = lsn;
     db->res_end = lsn + LOG_CHUNK;
@@ -270,10 +314,13 @@ int log_rotate(tally *db)
 
 void log_queue_job(tally *db, struct snap_job *job)
 {
+    int sleeping;
+
     pthread_mutex_lock(&db->mu);
     db->job = job;
-    wake_sync(db);
+    sleeping = wake_sync(db);
     pthread_mutex_unlock(&db->mu);
+    wake_signal(db, sleeping);
 }
 
 static void hist_add(uint64_t *hist, uint64_t v)
@@ -485,7 +532,8 @@ static inline void cpu_relax(void)
  * that has work (the server, its clients) off a shared core. */
 static void spin_work(tally *db)
 {
-    uint64_t seen = db->kicks, end;
+    uint32_t seen = db->kicks;
+    uint64_t end;
 
     if (has_work(db))
         return;
@@ -499,36 +547,68 @@ static void spin_work(tally *db)
     pthread_mutex_lock(&db->mu);
 }
 
-/* [sync] Sleep until there is work; returns with mu held. */
+/* [sync] Just before publishing a batch handed over at kick (0: not
+ * known): update the models of "Waiting" above. */
+static void learn(tally *db, uint64_t kick)
+{
+    uint64_t now = log_now_ns(), hold, ewma;
+    int hit;
+
+    if (kick) {
+        hold = now > kick ? now - kick : 1;
+        ewma = db->hold_ewma_ns;
+        __atomic_store_n(&db->hold_ewma_ns,
+                         ewma ? ewma - ewma / 8 + hold / 8 : hold,
+                         __ATOMIC_RELAXED);
+        /* A hand-over that came while this batch was written waited no
+         * time at all. */
+        hit = kick <= db->pub_ns ||
+              kick - db->pub_ns <= (uint64_t)db->opts.spin_us * 1000u;
+        db->gap_hits = db->gap_hits - db->gap_hits / 8 +
+                       (hit ? LOG_GAP_HITS_ONE : 0);
+    }
+    db->pub_ns = now;
+}
+
+/* [sync] Sleep until there is work; returns with mu held.  Spins first
+ * only when most recent hand-overs came within spin_us of the publish
+ * before them ("Waiting" above).  It sleeps on the kicks word with a futex
+ * rather than on a condition variable: glibc marks the mutex contended
+ * when a condition wait takes it back, so every unlock after it would make
+ * a system call more.  Every waker bumps kicks under mu (wake_sync), so a
+ * wake-up between the unlock and the futex wait is not lost: the wait
+ * returns at once when kicks is no longer what was seen. */
 static void wait_work(tally *db, int spin)
 {
-    struct timespec ts;
-    uint64_t due;
+    struct timespec ts, *limit;
+    uint64_t due, now;
+    uint32_t seen;
 
-    if (spin && db->opts.spin_us && db->opts.sync == TALLY_SYNC_ALWAYS)
+    if (spin && db->opts.spin_us && db->opts.sync == TALLY_SYNC_ALWAYS &&
+        db->gap_hits >= LOG_GAP_HITS_SPIN)
         spin_work(db);
     while (!has_work(db)) {
+        seen = db->kicks;
+        limit = NULL;
         db->sync_idle = 1;
         if (db->opts.sync == TALLY_SYNC_EVERYSEC && db->synced < db->written &&
             !db->writing && tally_health(db) == TALLY_OK) {
             due = db->last_sync_ns + 1000000000u;
-            if (log_now_ns() >= due) {
+            now = log_now_ns();
+            if (now >= due) {
                 db->sync_idle = 0;
                 return; /* time for the once-a-second fdatasync */
             }
             db->sync_idle = 2;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            due -= log_now_ns();
-            ts.tv_sec += (time_t)(due / 1000000000u);
-            ts.tv_nsec += (long)(due % 1000000000u);
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&db->work_cv, &db->mu, &ts);
-        } else {
-            pthread_cond_wait(&db->work_cv, &db->mu);
+            /* FUTEX_WAIT's timeout is relative, on CLOCK_MONOTONIC. */
+            ts.tv_sec = (time_t)((due - now) / 1000000000u);
+            ts.tv_nsec = (long)((due - now) % 1000000000u);
+            limit = &ts;
         }
+        pthread_mutex_unlock(&db->mu);
+        syscall(SYS_futex, &db->kicks, FUTEX_WAIT_PRIVATE, seen, limit, NULL,
+                0);
+        pthread_mutex_lock(&db->mu);
         db->sync_idle = 0;
     }
 }
@@ -542,6 +622,7 @@ static void *sync_main(void *arg)
     int rot, rot_fd, stop, rc, held = 0, spin = 0;
     struct snap_job *job;
     const char *what;
+    uint64_t kick;
 
     for (;;) {
         pthread_mutex_lock(&db->mu);
@@ -568,6 +649,11 @@ static void *sync_main(void *arg)
         job = db->job;
         db->job = NULL;
         stop = db->stop;
+        /* flight_ns before kick_ns: tally_sync_eta_us reads them the other
+         * way round and so never sees neither. */
+        kick = db->kick_ns;
+        __atomic_store_n(&db->flight_ns, kick, __ATOMIC_RELEASE);
+        __atomic_store_n(&db->kick_ns, 0, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&db->mu);
         /* A batch of one or two changes: one or two clients, each waiting
          * for its reply and then sending the next request; the cores are
@@ -591,6 +677,11 @@ static void *sync_main(void *arg)
         } else if (rot && rot_fd != db->log_fd) {
             close(rot_fd); /* dropped: the write path has stopped */
         }
+        /* The model learns, and nothing is on its way, by the time durable
+         * moves: a waiter woken by it sees both. */
+        if (len > 0)
+            learn(db, kick);
+        __atomic_store_n(&db->flight_ns, 0, __ATOMIC_RELEASE);
         if (tally_health(db) != TALLY_EFAILED)
             publish(db, db->written);
         else
@@ -622,29 +713,14 @@ static void *sync_main(void *arg)
 
 int log_start_thread(tally *db)
 {
-    pthread_condattr_t ca;
     int rc;
 
-    /* wait_work's everysec deadline is on CLOCK_MONOTONIC, so work_cv must
-     * time out on that clock: with the default (CLOCK_REALTIME) every timed
-     * wait returned at once and the sync thread spun while data waited for
-     * its tick.  Nobody waits on work_cv before the thread starts. */
-    if ((rc = pthread_condattr_init(&ca)) == 0) {
-        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        if (rc == 0) {
-            pthread_cond_destroy(&db->work_cv);
-            rc = pthread_cond_init(&db->work_cv, &ca);
-        }
-        pthread_condattr_destroy(&ca);
-    }
-    if (rc != 0)
-        return db_err(db, TALLY_EIO, "cannot set up the sync thread's clock: "
-                      "%s", strerror(rc));
     db->frame_at = LOG_NO_FRAME;
     db->log_fd = db->res_fd;
     db->log_start = db->res_start;
     db->written = db->synced = db->head;
-    db->last_sync_ns = log_now_ns();
+    db->last_sync_ns = db->pub_ns = log_now_ns();
+    db->gap_hits = LOG_GAP_HITS_SPIN; /* spin until one gap proves long */
     rc = pthread_create(&db->thread, NULL, sync_main, db);
     if (rc != 0)
         return db_err(db, TALLY_EIO, "cannot start the sync thread: %s",
@@ -655,12 +731,15 @@ int log_start_thread(tally *db)
 
 void log_stop_thread(tally *db)
 {
+    int sleeping;
+
     if (!db->thread_started)
         return;
     pthread_mutex_lock(&db->mu);
     db->stop = 1;
-    wake_sync(db);
+    sleeping = wake_sync(db);
     pthread_mutex_unlock(&db->mu);
+    wake_signal(db, sleeping);
     pthread_join(db->thread, NULL);
     db->thread_started = 0;
 }
@@ -676,7 +755,7 @@ int tally_uncork(tally *db)
 {
     uint64_t changes;
     size_t len;
-    int rc;
+    int rc, sleeping = 0;
 
     pthread_mutex_lock(&db->mu);
     db->corked = 0;
@@ -685,9 +764,12 @@ int tally_uncork(tally *db)
         db->rot || db->job || tally_health(db) == TALLY_EFAILED) {
         /* Durable means synced, the sync thread holds the token, or it
          * must rotate first (it alone does): its job, woken once. */
-        if (len > 0)
-            wake_sync(db);
+        if (len > 0) {
+            note_batch(db);
+            sleeping = wake_sync(db);
+        }
         pthread_mutex_unlock(&db->mu);
+        wake_signal(db, sleeping);
         return 0;
     }
     db->writing = 1;
@@ -715,8 +797,9 @@ int tally_uncork(tally *db)
      * tick (or it waited for the token to come back). */
     if (db->sync_idle == 1 &&
         (db->opts.sync == TALLY_SYNC_EVERYSEC || has_work(db)))
-        pthread_cond_signal(&db->work_cv);
+        sleeping = wake_sync(db);
     pthread_mutex_unlock(&db->mu);
+    wake_signal(db, sleeping);
     if (rc != 0) {
         notify(db);
         return TALLY_EFAILED;
@@ -731,6 +814,26 @@ unsigned tally_sync_estimate_us(const tally *db)
     return (unsigned)__atomic_load_n(&db->sync_ewma_us, __ATOMIC_RELAXED);
 }
 
+unsigned tally_sync_eta_us(const tally *db)
+{
+    /* kick_ns before flight_ns: see sync_main. */
+    uint64_t kick = __atomic_load_n(&db->kick_ns, __ATOMIC_ACQUIRE);
+    uint64_t since = __atomic_load_n(&db->flight_ns, __ATOMIC_ACQUIRE);
+    uint64_t hold = __atomic_load_n(&db->hold_ewma_ns, __ATOMIC_RELAXED);
+    uint64_t now;
+
+    if (!since)
+        since = kick;
+    if (!since || !hold)
+        return UINT_MAX;
+    now = log_now_ns();
+    if (since + hold <= now)
+        return 0;
+    return since + hold - now >= (uint64_t)UINT_MAX * 1000u
+               ? UINT_MAX - 1
+               : (unsigned)((since + hold - now) / 1000u);
+}
+
 int tally_wait(tally *db, tally_ticket t)
 {
     if (t <= tally_durable(db))
@@ -739,8 +842,11 @@ int tally_wait(tally *db, tally_ticket t)
         return TALLY_EINVAL;
     pthread_mutex_lock(&db->mu);
     db->waiters++; /* overrides a cork: see has_work */
-    if (db->pend_len > 0)
-        wake_sync(db);
+    if (db->pend_len > 0) {
+        note_batch(db);
+        /* Signalled under mu: this thread waits on done_cv at once. */
+        wake_signal(db, wake_sync(db));
+    }
     while (tally_durable(db) < t && tally_health(db) != TALLY_EFAILED)
         pthread_cond_wait(&db->done_cv, &db->mu);
     db->waiters--;

@@ -34,8 +34,13 @@
                                    the busy tick while a quarter of a
                                    sample had expired) */
 #define SRV_STOP_GRACE_MS 10000 /* clients that will not read, at shutdown */
-#define SRV_SPIN_SYNC_US 150    /* the engine's sync thread, between batches */
-#define SRV_SPIN_MAX_US 1000    /* the loop, waiting for one fdatasync */
+#define SRV_SPIN_PAYS_US 10     /* a wait shorter than this is cheaper to
+                                   poll through than to sleep through: a
+                                   sleep and wake-up of a thread cost 3-4 us
+                                   of CPU and 6-9 us of latency on the team
+                                   machine, more on a virtual CPU that went
+                                   idle (measured with an eventfd ping-pong
+                                   between two threads) */
 
 int64_t srv_now_ms(void)
 {
@@ -198,7 +203,7 @@ static int open_db(struct server *srv)
     tally_options opts;
     tally_options_init(&opts);
     opts.sync = srv->conf.sync;
-    opts.spin_us = srv->conf.spin ? SRV_SPIN_SYNC_US : 0;
+    opts.spin_us = srv->conf.spin ? SRV_SPIN_PAYS_US : 0;
     opts.log = slog_engine;
     opts.log_ctx = &srv->log;
     opts.expired = on_expired;
@@ -246,8 +251,9 @@ static int setup_loop(struct server *srv)
         return -1;
     }
     struct event_base *b = srv->base;
-    srv->notify_ev = event_new(b, tally_notify_fd(srv->db), EV_READ | EV_PERSIST,
-                               outbox_on_notify, srv);
+    /* Edge-triggered, so the eventfd need not be read (outbox_on_notify). */
+    srv->notify_ev = event_new(b, tally_notify_fd(srv->db),
+                               EV_READ | EV_PERSIST | EV_ET, outbox_on_notify, srv);
     srv->tick_ev = evtimer_new(b, on_tick, srv);
     srv->house_ev = event_new(b, -1, EV_PERSIST, on_housekeeping, srv);
     srv->stop_ev = event_new(b, -1, 0, on_stop, srv);
@@ -267,33 +273,25 @@ static int setup_loop(struct server *srv)
     return 0;
 }
 
-/* Do replies wait for durable on behalf of one client only? */
-static int held_for_one(const struct outbox *ob)
-{
-    return ob->waiting ? !ob->waiting->wnext && !ob->nheap : ob->nheap == 1;
-}
-
-/* With replies held for an fdatasync under way, no request to run and one
- * client waiting, poll for the sync (and for new input, with non-blocking
- * passes) for about one fdatasync, the engine's recent average, instead of
- * sleeping in epoll_wait: on a virtual machine waking the idle loop thread
- * through the notify fd costs tens of microseconds per reply.  Only for one
- * client: that client is then idle, waiting for us, so the spin takes no
- * CPU it needs, while with many the cores are busy with the clients and
- * measurably slower when the loop spins too.  Nothing is held when the
- * server is idle, so it never spins then; a stalled disk costs at most
- * SRV_SPIN_MAX_US per sync. */
+/* With replies held for a sync under way and no request to run: poll for
+ * durable (and for new input, with non-blocking passes) instead of sleeping
+ * in epoll_wait, but only when the engine's measured model
+ * (tally_sync_eta_us) says durable moves within SRV_SPIN_PAYS_US, and then
+ * for at most that much past the expected time.  A longer wait is slept
+ * through: polling it would cost more CPU than the wake-up it saves (an
+ * fdatasync on a disk takes hundreds of microseconds), while a fast device
+ * (fdatasync of a few microseconds) gets its replies without a wake-up.
+ * Nothing is held when the server is idle, so it never polls then. */
 static void poll_durable(struct server *srv)
 {
     struct outbox *ob = &srv->outbox;
     if (!srv->conf.spin || srv->conf.sync != TALLY_SYNC_ALWAYS ||
-        srv->stopping || !held_for_one(ob))
+        srv->stopping || !(ob->waiting || ob->nheap))
         return;
-    int64_t budget = tally_sync_estimate_us(srv->db);
-    budget += budget / 2;
-    if (budget > SRV_SPIN_MAX_US)
-        budget = SRV_SPIN_MAX_US;
-    int64_t end = srv_now_us() + budget;
+    unsigned eta = tally_sync_eta_us(srv->db);
+    if (eta > SRV_SPIN_PAYS_US)
+        return;
+    int64_t end = srv_now_us() + eta + SRV_SPIN_PAYS_US;
     /* A request evhttp ran meanwhile has corked: the loop must uncork. */
     while ((ob->waiting || ob->nheap) && !srv->nrunq && !srv->corked &&
            !srv->done) {

@@ -15,6 +15,7 @@
  */
 #include "engine_testutil.h"
 
+#include <limits.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -420,6 +421,54 @@ static void no_spin_after_a_big_batch(void **state)
     tt_close(db);
 }
 
+/* No spin when the hand-overs come late: a client sending a change every
+ * 150 ms, each awaited, with a 100 ms spin_us.  The sync thread used to
+ * spin after every one of those small batches (up to 100 ms of CPU each:
+ * 450 ms in all measured on the team machine); once one hand-over came
+ * later than spin_us after the publish before it, it sleeps at once. */
+static void no_spin_when_hand_overs_come_late(void **state)
+{
+    tally *db = open_spinning(TT_DIR(state), 100000);
+    struct timespec c0, c1;
+    long used;
+
+    tt_incr(db, "a", 1);
+    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0), 0);
+    for (int i = 0; i < 10; i++) {
+        sleep_ms(150);
+        tt_incr(db, "a", 1);
+    }
+    assert_int_equal(clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1), 0);
+    used = (c1.tv_sec - c0.tv_sec) * 1000 + (c1.tv_nsec - c0.tv_nsec) / 1000000;
+    if (used > 300)
+        fail_msg("the process used %ld ms of CPU for 10 changes 150 ms apart "
+                 "with a 100 ms spin", used);
+    assert_int_equal(tt_get(db, "a"), 11);
+    tt_close(db);
+}
+
+/* tally_sync_eta_us: nothing on its way, UINT_MAX; once a hand-over was
+ * measured, an estimate that counts down from the hand-over. */
+static void sync_eta_counts_down_from_the_hand_over(void **state)
+{
+    tally *db = open_sync(TT_DIR(state), TALLY_SYNC_ALWAYS);
+    tally_ticket t;
+    unsigned eta;
+
+    assert_int_equal(tally_sync_eta_us(db), UINT_MAX);
+    tt_incr(db, "a", 1);
+    assert_int_equal(tally_sync_eta_us(db), UINT_MAX); /* nothing in flight */
+    tally_cork(db);
+    t = incr_async(db, "a", 1);
+    assert_int_equal(tally_uncork(db), 0);
+    eta = tally_sync_eta_us(db);
+    /* In flight or already durable (then nothing is on its way). */
+    assert_true(eta != UINT_MAX || tally_durable(db) >= t);
+    assert_int_equal(tally_wait(db, t), TALLY_OK);
+    assert_int_equal(tally_sync_eta_us(db), UINT_MAX);
+    tt_close(db);
+}
+
 /* Many passes of corked changes under everysec, with a thread in
  * tally_wait, the once-a-second tick and snapshots (rotation, job) in the
  * middle: the write token passes between the threads without a record lost
@@ -508,6 +557,8 @@ int main(void)
         T(spinning_sync_thread_takes_the_next_batch),
         T(spin_is_bounded),
         T(no_spin_after_a_big_batch),
+        T(no_spin_when_hand_overs_come_late),
+        T(sync_eta_counts_down_from_the_hand_over),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""What tallyd burns while it waits for an fsync (issue 15).
+
+Under --fsync always every reply waits for an fdatasync that takes hundreds
+of microseconds on a disk.  Waiting must cost (next to) nothing: tallyd used
+to poll through every sync, the loop for up to 1 ms and the sync thread for
+150 us after it, so one client at a modest rate kept a core a third busy.
+It polls now only when its measured model says durable is a few
+microseconds away (docs/threading.md, "Waiting for durable").  The fsync is
+slowed with the shim of test_faults.py, so the wait is long enough to see
+whatever is spent in it.
+"""
+
+import os
+import time
+
+import pytest
+
+from test_faults import faulty  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.own_server
+
+SLOW_S = 0.002  # each fdatasync takes at least this long
+REQUESTS = 250
+
+
+def cpu_seconds(pid):
+    """utime + stime of every thread of pid, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_waiting_for_a_slow_fsync_burns_no_cpu(faulty):  # noqa: F811
+    # Given tallyd under --fsync always with its default --spin on, and an
+    # fdatasync that takes 2 ms
+    d, faults = faulty()
+    r = d.redis()
+    r.incr("warm")
+    faults.slow(SLOW_S)
+    r.incr("warm")
+    # When one client sends INCRs one after the other, each awaiting its reply
+    c0, t0 = cpu_seconds(d.proc.pid), time.monotonic()
+    for _ in range(REQUESTS):
+        r.incr("k")
+    c1, t1 = cpu_seconds(d.proc.pid), time.monotonic()
+    # Then every reply was held for its sync
+    assert t1 - t0 >= REQUESTS * SLOW_S
+    # and tallyd used a small share of one core meanwhile: polling through
+    # each 2 ms sync, as it did, took half of one
+    share = (c1 - c0) / (t1 - t0)
+    assert share < 0.15, f"tallyd used {share:.0%} of a core waiting for syncs"
+    assert int(r.get("k")) == REQUESTS
