@@ -13,6 +13,14 @@ Binaries come from $TALLYD and $TALLY_CLI (default <repo>/build/tallyd and
 that is already running: tests marked `own_server` (they restart, kill, need
 special flags or an empty database) are skipped then, and the rest use keys
 unique to the test so they cannot disturb the data already there.
+
+$TALLY_TEST_STORE=postgresql runs the same tests with every tallyd the
+fixtures start on `--store postgresql://...`: a fresh database per test on
+one PostgreSQL server for the session (pgserver.py, which also gives the
+test_pg_* tests their servers).  Tests marked `engine_files` (they are about
+the engine's data directory: its files, torn tails, `tally check`,
+snapshots, the fsync shim on its log) are skipped then.  Unset, or
+"engine", every server runs on the embedded engine as always.
 """
 
 import itertools
@@ -28,10 +36,15 @@ from pathlib import Path
 import pytest
 import redis
 
+from pgserver import fresh_db, pg_db, pg_factory, pg_session  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[2]
 TALLYD = os.environ.get("TALLYD", str(REPO / "build" / "tallyd"))
 TALLY_CLI = os.environ.get("TALLY_CLI", str(REPO / "build" / "tally"))
 EXTERNAL_ADDR = os.environ.get("TALLY_TEST_ADDR")  # "host:port" or None
+STORE = os.environ.get("TALLY_TEST_STORE", "engine")
+if STORE not in ("engine", "postgresql"):
+    raise RuntimeError(f"TALLY_TEST_STORE={STORE!r}: say engine or postgresql")
 START_TIMEOUT = float(os.environ.get("TALLY_TEST_START_TIMEOUT", "30"))
 STOP_TIMEOUT = float(os.environ.get("TALLY_TEST_STOP_TIMEOUT", "30"))
 
@@ -46,16 +59,23 @@ def pytest_configure(config):
         "markers", "own_server: needs a tallyd this suite starts (restarts, "
         "kills, special flags or an empty database); skipped under "
         "TALLY_TEST_ADDR")
+    config.addinivalue_line(
+        "markers", "engine_files(why): about the embedded engine's data "
+        "directory (its files, torn tails, tally check, snapshots, the fsync "
+        "shim); skipped under TALLY_TEST_STORE=postgresql")
 
 
 def pytest_collection_modifyitems(config, items):
-    if not EXTERNAL_ADDR:
-        return
-    skip = pytest.mark.skip(reason="TALLY_TEST_ADDR is set: this test needs "
-                            "a tallyd it starts itself")
     for item in items:
-        if "own_server" in item.keywords:
-            item.add_marker(skip)
+        if EXTERNAL_ADDR and "own_server" in item.keywords:
+            item.add_marker(pytest.mark.skip(
+                reason="TALLY_TEST_ADDR is set: this test needs a tallyd it "
+                "starts itself"))
+        mark = item.get_closest_marker("engine_files")
+        if STORE != "engine" and mark is not None:
+            why = mark.args[0] if mark.args else "the engine's files"
+            item.add_marker(pytest.mark.skip(
+                reason=f"TALLY_TEST_STORE={STORE}: about {why}"))
 
 
 # Ports handed out in this process, so two servers of one test never get the
@@ -106,12 +126,15 @@ class Tallyd:
     <workdir>/tallyd.log, which log() reads.  env adds variables to (or,
     with None as the value, removes them from) the environment tallyd
     inherits, e.g. env={"LD_PRELOAD": shim}; it holds for every run.
+    store is a --store URI (postgresql://...); None runs on the engine in
+    dir, which is still passed (and made) either way.
     """
 
     host = "127.0.0.1"
 
     def __init__(self, workdir, dir=None, port=None, http_port=None,
-                 memcache_port=None, fsync="always", env=None, **flags):
+                 memcache_port=None, fsync="always", env=None, store=None,
+                 **flags):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.dir = Path(dir) if dir is not None else self.workdir / "data"
@@ -121,6 +144,7 @@ class Tallyd:
         self.mc_port = (memcache_port if memcache_port is not None
                         else free_port())
         self.fsync = fsync
+        self.store = store
         self.env = dict(env or {})
         self.flags = dict(flags)
         self.password = flags.get("requirepass")
@@ -149,6 +173,7 @@ class Tallyd:
         return [TALLYD, "--dir", str(self.dir), "--bind", self.host,
                 "--port", str(self.port), "--http-port", str(self.http_port),
                 "--memcache-port", str(self.mc_port), "--fsync", self.fsync,
+                *(["--store", self.store] if self.store else []),
                 *_flag_args(self.flags)]
 
     # ---- lifecycle ---------------------------------------------------------
@@ -346,17 +371,39 @@ class ExternalTallyd(Tallyd):
 _counter = itertools.count()
 
 
+def store_for_test(request):
+    """What --store a server of this test gets under $TALLY_TEST_STORE:
+    None for the engine, else a function of the data directory that gives
+    one fresh database per directory (two servers sharing a dir= share a
+    database)."""
+    if STORE == "engine":
+        return None
+    server = request.getfixturevalue("pg_session")
+    dbs = {}
+
+    def store_for(dir):
+        if dir not in dbs:
+            dbs[dir] = fresh_db(server)
+        return server.dsn(dbs[dir])
+    return store_for
+
+
 @pytest.fixture
-def tallyd_factory(tmp_path):
+def tallyd_factory(request, tmp_path):
     """tallyd_factory(start=True, **flags) -> a Tallyd (see its docstring for
-    flags; dir= shares a data directory between two servers).  Every server
-    made is killed when the test ends."""
+    flags; dir= shares a data directory, or under TALLY_TEST_STORE a
+    database, between two servers; store= names a store outright).  Every
+    server made is killed when the test ends."""
     if EXTERNAL_ADDR:
         pytest.skip("TALLY_TEST_ADDR is set: this test starts its own tallyd")
     made = []
+    store_for = store_for_test(request)
 
     def make(start=True, **flags):
-        d = Tallyd(tmp_path / f"tallyd{next(_counter)}", **flags)
+        workdir = tmp_path / f"tallyd{next(_counter)}"
+        if store_for and "store" not in flags:
+            flags["store"] = store_for(str(flags.get("dir", workdir / "data")))
+        d = Tallyd(workdir, **flags)
         made.append(d)
         return d.start() if start else d
 
@@ -370,13 +417,17 @@ def tallyd_factory(tmp_path):
 @pytest.fixture
 def tallyd(request, tmp_path):
     """A started tallyd with default flags (--fsync always) and a fresh data
-    directory; or the server at $TALLY_TEST_ADDR."""
+    directory (and, under TALLY_TEST_STORE, a fresh database); or the
+    server at $TALLY_TEST_ADDR."""
     if EXTERNAL_ADDR:
         d = ExternalTallyd(EXTERNAL_ADDR)
         yield d
         d.cleanup()
         return
-    d = Tallyd(tmp_path / f"tallyd{next(_counter)}")
+    workdir = tmp_path / f"tallyd{next(_counter)}"
+    store_for = store_for_test(request)
+    d = Tallyd(workdir,
+               store=store_for(str(workdir / "data")) if store_for else None)
     try:
         d.start()
         yield d
