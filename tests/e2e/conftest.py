@@ -63,10 +63,31 @@ def pytest_configure(config):
         "markers", "engine_files(why): about the embedded engine's data "
         "directory (its files, torn tails, tally check, snapshots, the fsync "
         "shim); skipped under TALLY_TEST_STORE=postgresql")
+    config.addinivalue_line(
+        "markers", "needs_store: runs tallyd with --store; skipped when "
+        "the tallyd has no such option")
+
+
+def _tallyd_has_store():
+    """Whether $TALLYD takes --store (asked once, at collection)."""
+    try:
+        out = subprocess.run([TALLYD, "--help"], capture_output=True,
+                             text=True, timeout=30)
+    except OSError:
+        return False
+    return "--store" in out.stdout + out.stderr
 
 
 def pytest_collection_modifyitems(config, items):
+    has_store = None
     for item in items:
+        if "needs_store" in item.keywords:
+            if has_store is None:
+                has_store = _tallyd_has_store()
+            if not has_store:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"{TALLYD} has no --store option (the "
+                    "PostgreSQL store is not in this build)"))
         if EXTERNAL_ADDR and "own_server" in item.keywords:
             item.add_marker(pytest.mark.skip(
                 reason="TALLY_TEST_ADDR is set: this test needs a tallyd it "
