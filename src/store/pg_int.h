@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * pg_int.h - what the files of the PostgreSQL store share: the queued
+ * operation, the batch (one transaction) and its per-key and per-id state.
+ * pg.c owns the connection, the queue and the batch's life; pg_batch.c
+ * decides which operations share a transaction and answers them from the
+ * rows that came back; pg_sql.c holds every SQL text and the array encoders.
+ * Nothing here is thread-safe: the event loop's thread is the only user.
+ */
+#ifndef TALLY_STORE_PG_INT_H
+#define TALLY_STORE_PG_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "store.h"
+#include "util.h"
+
+/* Operations that are not the caller's: the store's own maintenance. */
+enum pg_kind {
+    PG_USER = 0,
+    PG_PURGE,  /* delete a bounded batch of expired counters and ids */
+    PG_INFO    /* refresh the durability facts and the clock offset */
+};
+
+/* One operation, from store_exec until its done() ran.  It owns copies of
+ * every byte of the request (req points into mem) and the arrays its result
+ * points to. */
+struct pg_op {
+    TAILQ_ENTRY(pg_op) link;
+    enum pg_kind kind;
+    struct store_req req;     /* pointers into mem, keyv, klenv, numv */
+    char *mem;
+    const char **keyv;
+    size_t *klenv;
+    int64_t *numv;
+    store_done_fn done;
+    void *arg;
+    struct store_res res;     /* filled before done() */
+    /* result arrays (MGET, DEL, SCAN), freed after done() */
+    int64_t *values;
+    unsigned char *founds;
+    const char **rkeys;
+    size_t *rklens;
+    int64_t *rexp;
+    char *rmem;
+    /* batch scratch */
+    int force_slow;           /* an earlier try overflowed the hot bound */
+    int hot;                  /* answered from the coalesced statement */
+    int64_t prefix;           /* hot: this key's deltas summed up to here */
+    size_t hk;                /* hot: index in the batch's keys */
+};
+
+TAILQ_HEAD(pg_opq, pg_op);
+
+/* A key of a batch.  Hot keys take only coalesced increments (and plain
+ * reads after one); slow keys take everything else and are answered by
+ * pg_batch_apply() from their locked state.  A batch never has a key in
+ * both sets (pg_batch_build cuts the batch instead). */
+struct pg_key {
+    const char *k;
+    size_t klen;
+    int hot, slow, write;
+    int64_t sum, minp, maxp;  /* hot: sum of deltas, its lowest and highest
+                                 running value (0 included) */
+    /* state from the database, then as pg_batch_apply leaves it */
+    int got;                  /* a row came back */
+    int exists;
+    int64_t n, expire_at;     /* expire_at 0: none */
+};
+
+/* An idempotency id of a batch. */
+struct pg_id {
+    const char *id;
+    size_t len;
+    int live;                 /* a record (from the database or this batch) */
+    int dirty;                /* write it back */
+    uint64_t fp;
+    struct store_res res;     /* rc, found, value, expire_at, n */
+};
+
+struct pg_batch {
+    struct pg_opq ops;        /* submission order */
+    size_t nops;
+    struct pg_key *keys;
+    size_t nkeys, capkeys;
+    uint32_t *index;          /* open addressing over keys, 0: empty */
+    size_t indexcap;
+    struct pg_id *ids;
+    size_t nids, capids;
+    struct pg_op *barrier;    /* a batch of its own: SCAN, COUNT, ... */
+    int has_hot, has_slow, writes;
+    int64_t now_ms;           /* the database's clock (latest row) */
+    int attempt;              /* re-runs after 40001/40P01/23505 */
+};
+
+/* pg_batch.c */
+struct pg_batch *pg_batch_new(void);
+void pg_batch_free(struct pg_batch *b);
+/* Move operations from the head of q into a new batch, as many as may
+ * share one transaction (see the rules at the top of pg_batch.c). */
+struct pg_batch *pg_batch_build(struct pg_opq *q);
+/* Forget everything learned from the database (before a re-run). */
+void pg_batch_reset(struct pg_batch *b);
+/* The key's index, or SIZE_MAX. */
+size_t pg_batch_key(const struct pg_batch *b, const char *k, size_t klen);
+/* Run the slow operations in submission order over the state rows gave. */
+void pg_batch_apply(struct pg_batch *b);
+/* Answer the hot operations from the coalesced statement's rows; those of
+ * keys that came back without a row (the overflow bound) are moved, in
+ * order, to the front of q with force_slow set. */
+void pg_batch_answer_hot(struct pg_batch *b, struct pg_opq *q);
+/* Does this op change anything? */
+int pg_op_writes(const struct pg_op *op);
+
+/* pg_sql.c: SQL texts (one prepared statement each) and encoders. */
+enum pg_stmt {
+    PG_S_HOT = 0,  /* coalesced increments */
+    PG_S_LOCK,     /* lock-or-create the slow keys written */
+    PG_S_READ,     /* read the slow keys only read */
+    PG_S_IDS,      /* lock-or-create the ids */
+    PG_S_WRITE,    /* write back the slow keys */
+    PG_S_DELETE,   /* delete the slow keys that end absent */
+    PG_S_IDSAVE,   /* write back the ids */
+    PG_S_SCAN,
+    PG_S_COUNT,
+    PG_S_FLUSH,
+    PG_S_PURGE,
+    PG_S_INFO,
+    PG_S_COUNT_ALL
+};
+extern const char *const pg_sql_text[PG_S_COUNT_ALL];
+extern const char *const pg_sql_name[PG_S_COUNT_ALL];
+extern const char pg_sql_schema[];
+#define PG_SCHEMA_VERSION 1
+#define PG_PURGE_LIMIT 1000   /* rows per purge statement */
+
+/* Text-format array literals: '{"\\x6869",...}', '{1,NULL,...}'. */
+void pg_arr_bytea(struct buf *b, const char *const *v, const size_t *lens,
+                  size_t n);
+void pg_arr_i64(struct buf *b, const int64_t *v, const unsigned char *null,
+                size_t n);
+/* Binary-format result fields. */
+int64_t pg_get_i64(const char *p);
+int32_t pg_get_i32(const char *p);
+
+#endif /* TALLY_STORE_PG_INT_H */

@@ -1,0 +1,560 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_store_pg.c - the PostgreSQL store (src/store/pg*.c) through store.h
+ * against a real PostgreSQL that pg_server.sh started (TALLY_PG_URI,
+ * TALLY_PG_DIR, TALLY_PG_PORT, TALLY_PG_SERVER).  Each case opens its own
+ * store on its own event loop, drives it and looks at the tables with a
+ * plain blocking libpq connection.  Cases that stop or kill the server
+ * start it again before they return.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg.h"
+#include "store.h"
+
+/* ---- Fixture ------------------------------------------------------------- */
+
+struct call {
+    int done;
+    struct store_res res;
+    int64_t values[8];
+    unsigned char founds[8];
+    char keys[2048][16];   /* SCAN: the keys of the page, copied */
+    size_t nkeys;
+};
+
+struct fx {
+    struct event_base *evb;
+    struct store *st;
+};
+
+static void on_done(void *arg, const struct store_res *res)
+{
+    struct call *c = arg;
+    assert_false(c->done);
+    c->done = 1;
+    c->res = *res;
+    for (size_t i = 0; i < res->n_items && i < 8; i++) {
+        if (res->values)
+            c->values[i] = res->values[i];
+        if (res->founds)
+            c->founds[i] = res->founds[i];
+    }
+    if (res->keys)
+        for (size_t i = 0; i < res->n_items && c->nkeys < 2048; i++)
+            snprintf(c->keys[c->nkeys++], 16, "%.*s", (int)res->klens[i],
+                     res->keys[i]);
+    c->res.values = NULL;
+    c->res.founds = NULL;
+    c->res.keys = NULL;
+    c->res.klens = NULL;
+    c->res.expires = NULL;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void spin(struct fx *f, int ms)
+{
+    int64_t end = mono_ms() + ms;
+    while (mono_ms() < end) {
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(f->evb, &tv);
+        event_base_loop(f->evb, 0);
+    }
+}
+
+static void wait_ready(struct fx *f, int want)
+{
+    char why[200];
+    int64_t end = mono_ms() + 30000;
+    while (f->st->ops->ready(f->st, why, sizeof why) != want) {
+        assert_true(mono_ms() < end);
+        spin(f, 20);
+    }
+}
+
+static void fx_open(struct fx *f)
+{
+    f->evb = event_base_new();
+    assert_non_null(f->evb);
+    char err[200];
+    assert_int_equal(store_pg_open(f->evb, getenv("TALLY_PG_URI"),
+                                   TALLY_SYNC_ALWAYS, &f->st, err, sizeof err), 0);
+    wait_ready(f, 1);
+}
+
+static void fx_close(struct fx *f)
+{
+    f->st->ops->close(f->st);
+    event_base_free(f->evb);
+}
+
+/* Start one operation; the result lands in *c (at once or from the loop). */
+static void start(struct fx *f, const struct store_req *r, struct call *c)
+{
+    memset(c, 0, sizeof *c);
+    struct store_res res;
+    if (f->st->ops->exec(f->st, r, &res, on_done, c) == STORE_DONE)
+        on_done(c, &res);
+}
+
+static void finish(struct fx *f, struct call *c, size_t n)
+{
+    int64_t end = mono_ms() + 30000;
+    for (size_t i = 0; i < n; i++)
+        while (!c[i].done) {
+            assert_true(mono_ms() < end);
+            event_base_loop(f->evb, EVLOOP_ONCE);
+        }
+}
+
+static struct call *run(struct fx *f, const struct store_req *r)
+{
+    static struct call c;
+    start(f, r, &c);
+    finish(f, &c, 1);
+    return &c;
+}
+
+static struct store_req incr(const char *k, int64_t d)
+{
+    return (struct store_req){.op = STORE_INCRBY, .key = k, .klen = strlen(k),
+                              .num = d};
+}
+
+static struct store_req get(const char *k)
+{
+    return (struct store_req){.op = STORE_GET, .key = k, .klen = strlen(k)};
+}
+
+static struct store_req set(const char *k, int64_t v)
+{
+    return (struct store_req){.op = STORE_SET, .key = k, .klen = strlen(k),
+                              .num = v, .xmode = STORE_X_NONE};
+}
+
+/* A plain blocking query on a connection of the test's own. */
+static PGresult *sql(const char *q)
+{
+    static PGconn *c;
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        if (c)
+            PQfinish(c);
+        c = PQconnectdb(getenv("TALLY_PG_URI"));
+    }
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, q);
+    if (PQstatus(c) != CONNECTION_OK) { /* the server restarted since */
+        PQclear(r);
+        PQreset(c);
+        r = PQexec(c, q);
+    }
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", q, PQresultErrorMessage(r));
+    return r;
+}
+
+static long long sql_int(const char *q)
+{
+    PGresult *r = sql(q);
+    long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return v;
+}
+
+static void server(const char *verb)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s %s %s %s", getenv("TALLY_PG_SERVER"), verb,
+             getenv("TALLY_PG_DIR"), !strcmp(verb, "start")
+                 ? getenv("TALLY_PG_PORT") : !strcmp(verb, "stop") ? "fast" : "");
+    assert_int_equal(system(cmd), 0);
+}
+
+static const char *info(struct fx *f, const char *name)
+{
+    static struct store_info_kv kv[32];
+    size_t n = f->st->ops->info(f->st, kv, 32);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(kv[i].name, name))
+            return kv[i].value;
+    return "";
+}
+
+/* ---- Cases ---------------------------------------------------------------- */
+
+/* Fifty increments of one counter in one loop pass: one transaction, each
+ * caller a distinct value of a serial order. */
+static void hot_increments_coalesce_into_one_transaction(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters");
+    static struct call c[50];
+    struct store_req r = incr("hot", 1);
+    long long tx0 = atoll(info(&f, "store_pg_transactions"));
+    for (int i = 0; i < 50; i++)
+        start(&f, &r, &c[i]);
+    finish(&f, c, 50);
+    long long tx1 = atoll(info(&f, "store_pg_transactions"));
+    unsigned char seen[51] = {0};
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(c[i].res.rc, STORE_OK);
+        assert_true(c[i].res.value >= 1 && c[i].res.value <= 50);
+        assert_false(seen[c[i].res.value]);
+        seen[c[i].res.value] = 1;
+        assert_int_equal(c[i].res.value, i + 1); /* submission order */
+    }
+    assert_true(tx1 - tx0 <= 2); /* the batch, perhaps the store's purge */
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'hot'"), 50);
+    fx_close(&f);
+}
+
+/* One connection's pipeline INCR, SET, INCR, GET, GETDEL, INCR in one pass
+ * answers as if run one by one. */
+static void mixed_ops_in_one_pass_keep_submission_order(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters");
+    struct store_req r[7] = {incr("m", 2), set("m", 10), incr("m", 5), get("m"),
+                             {.op = STORE_GETDEL, .key = "m", .klen = 1},
+                             incr("m", 1), get("other")};
+    static struct call c[7];
+    for (int i = 0; i < 7; i++)
+        start(&f, &r[i], &c[i]);
+    finish(&f, c, 7);
+    assert_int_equal(c[0].res.value, 2);
+    assert_int_equal(c[1].res.rc, STORE_OK);
+    assert_int_equal(c[2].res.value, 15);
+    assert_int_equal(c[3].res.value, 15);
+    assert_int_equal(c[4].res.value, 15);
+    assert_int_equal(c[5].res.value, 1);
+    assert_int_equal(c[6].res.rc, STORE_NOTFOUND);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'm'"), 1);
+    fx_close(&f);
+}
+
+/* An increment that would leave int64 fails alone; the others of its pass,
+ * on the same counter and on another, succeed. */
+static void overflow_fails_alone_not_its_batch(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters");
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_SET, .key = "big",
+                     .klen = 3, .num = INT64_MAX - 1, .xmode = STORE_X_NONE})->res.rc,
+                     STORE_OK);
+    struct store_req r[4] = {incr("big", 1), incr("big", 1), incr("small", 1),
+                             incr("big", -5)};
+    static struct call c[4];
+    for (int i = 0; i < 4; i++)
+        start(&f, &r[i], &c[i]);
+    finish(&f, c, 4);
+    assert_int_equal(c[0].res.rc, STORE_OK);
+    assert_int_equal(c[0].res.value, INT64_MAX);
+    assert_int_equal(c[1].res.rc, STORE_EOVERFLOW);
+    assert_int_equal(c[2].res.rc, STORE_OK);
+    assert_int_equal(c[2].res.value, 1);
+    assert_int_equal(c[3].res.rc, STORE_OK);
+    assert_int_equal(c[3].res.value, INT64_MAX - 5);
+    assert_int_equal(c[1].res.value, INT64_MAX);
+    fx_close(&f);
+}
+
+/* The same id replays the first result, also on a new store (a tallyd
+ * restart or reconnect); another request with it is IDREUSED. */
+static void ids_replay_across_a_reconnect(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters; DELETE FROM tally_once");
+    struct store_req r = incr("paid", 7);
+    r.once = "order-1";
+    r.oncelen = 7;
+    r.fingerprint = 42;
+    struct call *c = run(&f, &r);
+    assert_int_equal(c->res.rc, STORE_OK);
+    assert_int_equal(c->res.value, 7);
+    assert_false(c->res.replayed);
+    c = run(&f, &r);
+    assert_int_equal(c->res.value, 7);
+    assert_true(c->res.replayed);
+    fx_close(&f);
+
+    fx_open(&f);
+    static struct call two[2];
+    start(&f, &r, &two[0]);
+    start(&f, &r, &two[1]);
+    finish(&f, two, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(two[i].res.rc, STORE_OK);
+        assert_int_equal(two[i].res.value, 7);
+        assert_true(two[i].res.replayed);
+    }
+    r.fingerprint = 43;
+    assert_int_equal(run(&f, &r)->res.rc, STORE_EIDREUSED);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'paid'"), 7);
+    fx_close(&f);
+}
+
+/* The connection dies while a batch's COMMIT is on its way (the increment
+ * waits for a row lock another session holds): the outcome is unknown,
+ * never success; a read after the reconnect is not. */
+static void connection_lost_after_commit_sent_is_unknown(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters; INSERT INTO tally_counters (k, n) VALUES ('locked', 1)");
+    PGconn *holder = PQconnectdb(getenv("TALLY_PG_URI"));
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    PQclear(PQexec(holder, "BEGIN; SELECT * FROM tally_counters WHERE k = 'locked' FOR UPDATE"));
+    static struct call c[2];
+    struct store_req r = incr("locked", 1), g = get("elsewhere");
+    start(&f, &r, &c[0]);
+    spin(&f, 300); /* the batch is sent and waits for the lock */
+    assert_false(c[0].done);
+    start(&f, &g, &c[1]); /* queued behind it */
+    PQclear(sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'tallyd'"));
+    finish(&f, c, 2);
+    assert_int_equal(c[0].res.rc, STORE_EUNKNOWN);
+    assert_non_null(strstr(c[0].res.detail, "may or may not"));
+    assert_int_equal(c[1].res.rc, STORE_EUNAVAIL);
+    PQclear(PQexec(holder, "ROLLBACK"));
+    PQfinish(holder);
+    wait_ready(&f, 1);
+    assert_int_equal(run(&f, &r)->res.value, 2);
+    assert_int_equal(atoll(info(&f, "store_pg_unknown_outcomes")), 1);
+    fx_close(&f);
+}
+
+/* With PostgreSQL stopped every operation fails at once with EUNAVAIL and
+ * ready() says why; the store reconnects by itself once it is back. */
+static void postgresql_down_fails_fast_then_reconnects(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    server("stop");
+    wait_ready(&f, 0);
+    char why[200];
+    assert_int_equal(f.st->ops->ready(f.st, why, sizeof why), 0);
+    assert_non_null(strstr(why, "postgresql"));
+    struct store_req r = incr("down", 1);
+    struct store_res res;
+    int64_t t0 = mono_ms();
+    assert_int_equal(f.st->ops->exec(f.st, &r, &res, on_done, NULL), STORE_DONE);
+    assert_int_equal(res.rc, STORE_EUNAVAIL);
+    assert_true(mono_ms() - t0 < 50);
+    assert_string_equal(info(&f, "store_state"), "down");
+    server("start");
+    wait_ready(&f, 1);
+    assert_int_equal(run(&f, &r)->res.rc, STORE_OK);
+    fx_close(&f);
+}
+
+/* The same after a crash (SIGKILL of the postmaster, immediate shutdown). */
+static void postgresql_killed_store_recovers(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters");
+    struct store_req r = incr("k9", 1);
+    assert_int_equal(run(&f, &r)->res.value, 1);
+    server("kill");
+    sleep(1);
+    server("start");
+    wait_ready(&f, 1);
+    spin(&f, 100);
+    struct call *c = run(&f, &r);
+    if (c->res.rc == STORE_EUNAVAIL) { /* the loss noticed only now */
+        wait_ready(&f, 1);
+        c = run(&f, &r);
+    }
+    assert_int_equal(c->res.rc, STORE_OK);
+    assert_int_equal(c->res.value, 2);
+    fx_close(&f);
+}
+
+/* An expired counter is gone for every read at once, and the purge deletes
+ * its row later. */
+static void expired_counters_invisible_then_purged(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters");
+    struct store_req s = set("ttl", 5);
+    s.xmode = STORE_X_REL;
+    s.expire = 300;
+    struct call *c = run(&f, &s);
+    assert_int_equal(c->res.rc, STORE_OK);
+    assert_true(c->res.expire_at > c->res.now_ms);
+    assert_true(c->res.expire_at - c->res.now_ms <= 300);
+    c = run(&f, &(struct store_req){.op = STORE_GET, .key = "ttl", .klen = 3});
+    assert_int_equal(c->res.value, 5);
+    assert_true(c->res.expire_at > 0);
+    usleep(400 * 1000);
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_GET, .key = "ttl",
+                                                 .klen = 3})->res.rc, STORE_NOTFOUND);
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_COUNT})->res.n, 0);
+    /* an increment of an expired counter starts from 0 without the TTL */
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_SET, .key = "ttl2",
+                     .klen = 4, .num = 9, .xmode = STORE_X_REL, .expire = 100})->res.rc,
+                     STORE_OK);
+    usleep(200 * 1000);
+    c = run(&f, &(struct store_req){.op = STORE_INCRBY, .key = "ttl2", .klen = 4, .num = 1});
+    assert_int_equal(c->res.value, 1);
+    assert_int_equal(c->res.expire_at, 0);
+    int64_t end = mono_ms() + 5000;
+    while (sql_int("SELECT count(*) FROM tally_counters WHERE k = 'ttl'") != 0) {
+        assert_true(mono_ms() < end);
+        spin(&f, 100);
+    }
+    fx_close(&f);
+}
+
+/* SCAN pages of about COUNT, a cursor redis-py can pass back, every key
+ * once, the prefix honoured. */
+static void scan_pages_cover_every_key(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters;"
+        "INSERT INTO tally_counters (k, n) SELECT convert_to('s' || i, 'UTF8'), i"
+        " FROM generate_series(1, 250) i;"
+        "INSERT INTO tally_counters (k, n) SELECT convert_to('x' || i, 'UTF8'), i"
+        " FROM generate_series(1, 30) i");
+    static struct call c;
+    static unsigned char seen[251];
+    memset(seen, 0, sizeof seen);
+    uint64_t cursor = 0;
+    int pages = 0;
+    size_t total = 0;
+    do {
+        struct store_req r = {.op = STORE_SCAN, .cursor = cursor, .count = 20,
+                              .prefix = "s", .plen = 1};
+        start(&f, &r, &c);
+        finish(&f, &c, 1);
+        assert_int_equal(c.res.rc, STORE_OK);
+        assert_true(c.nkeys <= 20);
+        for (size_t i = 0; i < c.nkeys; i++) {
+            assert_int_equal(c.keys[i][0], 's');
+            int v = atoi(c.keys[i] + 1);
+            assert_false(seen[v]);
+            seen[v] = 1;
+            total++;
+        }
+        cursor = c.res.n;
+        assert_true(cursor <= INT64_MAX);
+        pages++;
+    } while (cursor != 0 && pages < 100);
+    assert_int_equal(total, 250);
+    assert_true(pages >= 14);
+    fx_close(&f);
+}
+
+/* Conditional operations over many keys: SET NX/XX/IFEQ, MSET, MGET, DEL,
+ * EXISTS, EXPIRE GT. */
+static void conditional_and_multi_key_ops(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters");
+    struct store_req nx = set("a", 1);
+    nx.flags = STORE_F_NX;
+    assert_int_equal(run(&f, &nx)->res.rc, STORE_OK);
+    assert_int_equal(run(&f, &nx)->res.rc, STORE_NOTSET);
+    struct store_req xx = set("b", 1);
+    xx.flags = STORE_F_XX;
+    assert_int_equal(run(&f, &xx)->res.rc, STORE_NOTSET);
+    struct store_req cas = set("a", 5);
+    cas.flags = STORE_F_IFEQ;
+    cas.cmp = 2;
+    assert_int_equal(run(&f, &cas)->res.rc, STORE_NOTSET);
+    cas.cmp = 1;
+    assert_int_equal(run(&f, &cas)->res.rc, STORE_OK);
+    const char *keys[3] = {"a", "b", "c"};
+    size_t klens[3] = {1, 1, 1};
+    int64_t nums[3] = {10, 20, 30};
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_MSET, .nkeys = 2,
+                     .keys = keys + 1, .klens = klens, .nums = nums + 1})->res.rc,
+                     STORE_OK);
+    struct call *c = run(&f, &(struct store_req){.op = STORE_MGET, .nkeys = 3,
+                                                 .keys = keys, .klens = klens});
+    assert_int_equal(c->values[0], 5);
+    assert_int_equal(c->values[1], 20);
+    assert_int_equal(c->values[2], 30);
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_EXISTS, .nkeys = 3,
+                     .keys = keys, .klens = klens})->res.n, 3);
+    struct store_req ex = {.op = STORE_EXPIRE, .key = "a", .klen = 1,
+                           .xmode = STORE_X_REL, .expire = 100000,
+                           .flags = STORE_F_GT};
+    assert_int_equal(run(&f, &ex)->res.n, 0); /* no TTL is forever */
+    ex.flags = 0;
+    assert_int_equal(run(&f, &ex)->res.n, 1);
+    ex.flags = STORE_F_GT;
+    ex.expire = 200000;
+    assert_int_equal(run(&f, &ex)->res.n, 1);
+    c = run(&f, &(struct store_req){.op = STORE_DEL, .nkeys = 2, .keys = keys,
+                                    .klens = klens});
+    assert_int_equal(c->res.n, 2);
+    assert_int_equal(sql_int("SELECT count(*) FROM tally_counters"), 1);
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_FLUSH})->res.n, 1);
+    fx_close(&f);
+}
+
+/* INFO says what a commit survives. */
+static void info_reports_durability_honestly(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    spin(&f, 200);
+    assert_string_equal(info(&f, "store"), "postgresql");
+    assert_string_equal(info(&f, "store_pg_synchronous_commit"), "on");
+    assert_string_equal(info(&f, "store_pg_sync_standby_configured"), "0");
+    assert_non_null(strstr(info(&f, "store_durability"),
+                           "no synchronous standby configured"));
+    fx_close(&f);
+}
+
+int main(void)
+{
+    if (!getenv("TALLY_PG_URI")) {
+        fprintf(stderr, "run me through tests/store/pg_server.sh run 0 %s\n",
+                "test_store_pg");
+        return 77;
+    }
+    srand((unsigned)time(NULL));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hot_increments_coalesce_into_one_transaction),
+        cmocka_unit_test(mixed_ops_in_one_pass_keep_submission_order),
+        cmocka_unit_test(overflow_fails_alone_not_its_batch),
+        cmocka_unit_test(ids_replay_across_a_reconnect),
+        cmocka_unit_test(conditional_and_multi_key_ops),
+        cmocka_unit_test(expired_counters_invisible_then_purged),
+        cmocka_unit_test(scan_pages_cover_every_key),
+        cmocka_unit_test(info_reports_durability_honestly),
+        cmocka_unit_test(connection_lost_after_commit_sent_is_unknown),
+        cmocka_unit_test(postgresql_down_fails_fast_then_reconnects),
+        cmocka_unit_test(postgresql_killed_store_recovers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
