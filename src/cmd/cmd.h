@@ -7,10 +7,11 @@
  * cmd_req, call cmd_exec(), and turn the struct cmd_res that comes back into
  * their own reply.  This layer owns the meaning of every operation, its
  * limits, authentication and per-command statistics; it never writes wire
- * bytes and never touches a socket.  Storage is libtally (include/tally.h).
+ * bytes and never touches a socket.  Counters live in a store
+ * (src/store/store.h: the engine, PostgreSQL).
  *
  * The durability rule lives in the result: every cmd_res carries a ticket and
- * the caller must not let the reply leave before tally_durable() reaches it
+ * the caller must not let the reply leave before store_durable() reaches it
  * (src/server holds replies for that).  Errors too: every result that
  * depends on state carries the ticket of that state, whatever its status
  * (CMD_ERR_OVERFLOW shows a value, CMD_ERR_IDREUSED an id; NOTFOUND,
@@ -34,7 +35,7 @@
  * front end multiplies seconds by 1000 and reports CMD_ERR_EXPIRE itself if
  * that overflows), CMD_F_PXAT that it is an absolute Unix time in ms (Redis
  * EXAT/PXAT/EXPIREAT, memcached exptime above 30 days, HTTP expires_at).
- * The layer adds the engine's clock (tally_now_ms) to a TTL and refuses a
+ * The store adds its clock (store.h "Expiry") to a TTL and refuses a
  * result outside 1..TALLY_EXPIRE_MAX or an overflow with CMD_ERR_EXPIRE
  * (Redis's "invalid expire time in '<cmd>' command").  A TTL of zero or
  * below, or an absolute time at or before now, deletes the counter, as in
@@ -63,6 +64,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store.h"
 #include "tally.h"
 
 /* Which front end a request came from (statistics and INFO only). */
@@ -114,6 +116,13 @@ enum cmd_op {
 #define CMD_F_TTL_IFNEW 0x200 /* INCRBY: the expiry only if it creates */
 #define CMD_F_ITEMX 0x400     /* SCAN, KEYS: call res->itemx (which also
                                  gets each expiry) instead of res->item */
+/* Read-compare-change in one atomic store operation (memcached). */
+#define CMD_F_IFEQ 0x800      /* SET: only if the counter exists and holds
+                                 req->cmp (cas); else NOTSET, found saying
+                                 whether it exists */
+#define CMD_F_MUSTEXIST 0x1000 /* INCRBY: NOTFOUND instead of creating */
+#define CMD_F_FLOOR0 0x2000   /* INCRBY: a result below 0 becomes 0, a
+                                 counter already below 0 stays (decr) */
 
 enum cmd_status {
     CMD_OK = 0,
@@ -152,6 +161,20 @@ enum cmd_status {
                            --allow-flush) */
     CMD_ERR_SCRIPTBUSY, /* another session's script has run past
                            busy-reply-threshold (Redis's -BUSY) */
+    /* Stores (store.h). */
+    CMD_ERR_UNAVAILABLE, /* the store cannot be reached now; nothing
+                            changed: retry (RESP -TRYAGAIN, HTTP 503,
+                            memcached SERVER_ERROR) */
+    CMD_ERR_UNKNOWN,    /* the store lost its connection after the change
+                           was sent: it may or may not have happened (a
+                           retry with an idempotency id resolves it) */
+    CMD_ERR_UNSUPPORTED, /* this store cannot do that (SAVE, or a command
+                            that needs an atomic batch, on a store without
+                            batches); detail names the store */
+    CMD_PENDING,        /* not a result: the store answers later.  The
+                           front end's reply to this request is dropped and
+                           the request is run again when the daemon is
+                           woken ("Asynchronous stores" below) */
     CMD_STATUS_COUNT
 };
 
@@ -293,6 +316,13 @@ struct cmd_session {
     int resp;                 /* RESP version spoken, 0: not RESP */
     const struct pubsub_client *sub; /* its subscriptions (pubsub.h), or
                                         NULL */
+    /* Asynchronous stores (replay.c): the request's logged store results,
+     * NULL until the store first answers later; wake(wake_arg, s) is the
+     * daemon's, called when a pending result has come (run the request
+     * again).  Freed by cmd_session_end. */
+    struct cmd_replay *replay;
+    void (*wake)(void *wake_arg, struct cmd_session *s);
+    void *wake_arg;
 };
 
 /* Counted by cmd_exec() for every request. */
@@ -305,7 +335,7 @@ struct events;
 struct pubsub;
 
 struct cmd_ctx {
-    tally *db;                      /* borrowed */
+    struct store *store;            /* borrowed: where counters live */
     struct events *events;          /* borrowed, may be NULL: every change
                                        is recorded there (events.h) */
     struct pubsub *pubsub;          /* borrowed, may be NULL (pubsub.h) */
@@ -336,6 +366,15 @@ struct cmd_ctx {
     void *busy_arg;
     int script_busy;
     const struct cmd_session *busy_session;
+    /* The session whose request cmd_exec runs now (store calls are logged
+     * for it, replay.c); NULL between requests. */
+    struct cmd_session *cur;
+    int echo;                 /* the last store result came from the log
+                                 and its request's effects (events,
+                                 statistics, WATCH) were counted on an
+                                 earlier run: do not count them again */
+    int batch_refused;        /* the open batch cannot run on this store:
+                                 everything in it is CMD_ERR_UNSUPPORTED */
 };
 
 struct cmd_req {
@@ -343,6 +382,7 @@ struct cmd_req {
     const char *key;          /* single-key ops */
     size_t klen;
     int64_t num;              /* INCRBY delta, SET value */
+    int64_t cmp;              /* SET with CMD_F_IFEQ: the value expected */
     unsigned flags;           /* CMD_F_* */
     int64_t expire;           /* with CMD_F_PX: ms from now; with
                                  CMD_F_PXAT: Unix ms (see "Expiry") */
@@ -389,14 +429,61 @@ struct cmd_res {
     int64_t ttl_ms;           /* TTL: ms left, -1 for no expiry */
 };
 
-/* Set up ctx over an open database (borrowed).  password may be NULL. */
-void cmd_init(struct cmd_ctx *ctx, tally *db, const char *password,
+/* Set up ctx over an open store (borrowed).  password may be NULL. */
+void cmd_init(struct cmd_ctx *ctx, struct store *store, const char *password,
               size_t passlen, const struct cmd_serverinfo *info);
 
 /* Free what the context made for itself (the Lua state of scripts). */
 void cmd_fini(struct cmd_ctx *ctx);
 
-/* The command layer's clock for expiry (the engine's, tally_now_ms): front
+/* ---- Asynchronous stores (replay.c) -------------------------------------
+ *
+ * A store may answer after the loop pass that asked (store.h).  The layer
+ * then returns CMD_PENDING from cmd_exec (and from everything built on it)
+ * and the request is re-run, not resumed: the front end stops serving the
+ * connection at that request without consuming its bytes, the daemon
+ * drops the reply bytes written for it, and once the session's wake()
+ * runs it hands the same bytes to the front end again.  Store call i of
+ * the new run gets logged result i, so nothing is applied twice, and the
+ * front end encodes the reply as usual.  Statistics, events and WATCH see
+ * only final results.  On the engine nothing is logged and CMD_PENDING
+ * never happens.
+ *
+ * DEBT: a connection has one store operation in flight at a time, so a
+ * pipeline on a remote store waits a round trip per request; deferred
+ * encoding in the front ends (a reply slot per request) would remove it. */
+
+/* 1 if the request being served on s waits for the store: drop its reply,
+ * keep its bytes, run it again after wake(). */
+int cmd_pending(const struct cmd_session *s);
+/* The request is finished (its bytes consumed): forget its logged results.
+ * Cheap when there are none; call it after every request. */
+void cmd_request_done(struct cmd_session *s);
+/* Store operations of s still in flight (their done() has not run). */
+unsigned cmd_inflight(const struct cmd_session *s);
+/* One store call for the request s is serving (NULL s: a call outside any
+ * request, which must complete at once): 0 with *res filled (from the log
+ * on a re-run), or 1 if it pends (the caller returns CMD_PENDING). */
+int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
+                   const struct store_req *req, struct store_res *res);
+/* 1 while a re-run of s's request is still returning logged results. */
+int cmd_store_replaying(const struct cmd_session *s);
+/* Detach s from its replay log (cmd_session_end does it): a call still in
+ * flight then frees the log when its done() runs. */
+void cmd_replay_end(struct cmd_session *s);
+/* The session was copied to s (HTTP parks a request's session on the
+ * heap): its replay log follows it. */
+void cmd_session_moved(struct cmd_session *s);
+/* cmd_exec finished with a final result: the log entries so far have had
+ * their effects counted (later runs echo them silently). */
+void cmd_replay_reported(struct cmd_session *s);
+
+/* The store's readiness: 1, or 0 with why (one line) in why. */
+int cmd_ready(const struct cmd_ctx *ctx, char *why, size_t n);
+/* The engine's statistics into *st: 0, or -1 (zeroed) on another store. */
+int cmd_engine_stats(const struct cmd_ctx *ctx, tally_stats *st);
+
+/* The command layer's clock for expiry (the store's, store_now_ms): front
  * ends that report relative times (memcached's mg t) use it to agree with
  * what expire_at means. */
 int64_t cmd_now_ms(const struct cmd_ctx *ctx);
@@ -529,6 +616,9 @@ void cmd_session_end(struct cmd_ctx *ctx, struct cmd_session *s);
  * error status (detail in res) with every change of the batch undone. */
 void cmd_batch_begin(struct cmd_ctx *ctx);
 enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res);
+/* 1 if the store runs atomic batches (MULTI/EXEC, scripts, RENAME, COPY,
+ * HTTP /v1/batch); otherwise those answer CMD_ERR_UNSUPPORTED. */
+int cmd_batches_ok(const struct cmd_ctx *ctx);
 /* Undo every change of the batch and close it (all or nothing, HTTP's
  * /v1/batch).  Only for an outermost batch: inside another one it closes
  * this level and the outer batch keeps the changes. */

@@ -214,6 +214,8 @@ enum cmd_status cmd_multi(struct cmd_ctx *ctx, struct cmd_session *s)
         return CMD_ERR_NOAUTH;
     if (cmd_in_multi(s))
         return CMD_ERR_NESTED;
+    if (!cmd_batches_ok(ctx))
+        return CMD_ERR_UNSUPPORTED;
     m = state(s);
     m->active = 1;
     m->failed = 0;
@@ -272,11 +274,17 @@ enum cmd_status cmd_discard(struct cmd_ctx *ctx, struct cmd_session *s)
     return CMD_OK;
 }
 
-/* Does key exist now?  *t gets the read's ticket. */
+/* Does key exist now?  *t gets the read's ticket.  Only on a store that
+ * answers at once (cmd_batches_ok: WATCH is refused on the others). */
 static int exists(struct cmd_ctx *ctx, const char *key, size_t klen,
                   tally_ticket *t)
 {
-    return tally_get(ctx->db, key, klen, NULL, t) == TALLY_OK;
+    struct store_req sr = {.op = STORE_GET, .key = key, .klen = klen};
+    struct store_res r = {0};
+
+    cmd_store_call(ctx, NULL, &sr, &r);
+    *t = r.ticket;
+    return r.rc == STORE_OK;
 }
 
 enum cmd_status cmd_watch(struct cmd_ctx *ctx, struct cmd_session *s,
@@ -289,6 +297,8 @@ enum cmd_status cmd_watch(struct cmd_ctx *ctx, struct cmd_session *s,
         return CMD_ERR_NOAUTH;
     if (cmd_in_multi(s))
         return CMD_ERR_WATCHMULTI;
+    if (!cmd_batches_ok(ctx))
+        return CMD_ERR_UNSUPPORTED;
     for (size_t i = 0; i < n; i++)
         if (klens[i] > TALLY_KEY_MAX)
             return CMD_ERR_KEYLEN;
@@ -382,6 +392,7 @@ enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
 
 void cmd_session_end(struct cmd_ctx *ctx, struct cmd_session *s)
 {
+    cmd_replay_end(s);
     if (!s->multi)
         return;
     cmd_unwatch(ctx, s);

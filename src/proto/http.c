@@ -131,21 +131,17 @@ static void http_health(struct evhttp_request *req, const char *status)
     http_send(req, 200);
 }
 
-/* Ready while changes are accepted: recovery ran before the daemon created
- * this front end, so only the write path's health is left to check. */
+/* Ready while the store can serve (the engine: changes are accepted;
+ * recovery ran before the daemon created this front end). */
 static void http_readyz(struct http_front *h, struct evhttp_request *req)
 {
-    int health = tally_health(h->ctx->db);
-    if (health == TALLY_OK) {
+    char why[256];
+
+    if (cmd_ready(h->ctx, why, sizeof why)) {
         http_health(req, "ready");
         return;
     }
-    http_problem(req, 503, "not-ready", "Not ready",
-                 "changes are refused: %s (tally code %d)%s",
-                 tally_strerror(health), health,
-                 health == TALLY_ENOSPC
-                     ? "; this clears once the disk has room"
-                     : "; restart tallyd once the disk is checked");
+    http_problem(req, 503, "not-ready", "Not ready", "%s", why);
 }
 
 static void http_metrics(struct http_front *h, struct evhttp_request *req)
@@ -223,18 +219,15 @@ static void http_count(struct http_front *h, struct evhttp_request *req)
     evhttp_connection_set_closecb(evcon, http_on_gone, h);
 }
 
-/* evhttp's callback for every request. */
-static void http_on_request(struct evhttp_request *req, void *arg)
+/* Route and run one request for session s (its own, for this request). */
+static void http_serve(struct http_front *h, struct evhttp_request *req,
+                       struct cmd_session *s)
 {
-    struct http_front *h = arg;
-    http_count(h, req);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     const char *seg = NULL;
     size_t seglen = 0;
     enum http_route r = http_route(path ? path : "", &seg, &seglen);
-    struct cmd_session s = {.id = h->next_session++ | HTTP_SESSION_BIT,
-                            .proto = CMD_PROTO_HTTP};
 
     if (h->stopping) {
         /* Run nothing new while the daemon drains: it exits once no answer
@@ -295,29 +288,110 @@ static void http_on_request(struct evhttp_request *req, void *arg)
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD &&
         http_guard_change(&h->guard, req) != 0)
         return;
-    if (http_auth(h, req, &s) != 0)
+    if (http_auth(h, req, s) != 0)
         return;
     if (r == HTTP_R_METRICS) {
         http_metrics(h, req);
         return;
     }
     if (r == HTTP_R_LIST) {
-        http_list(h, req, &s);
+        http_list(h, req, s);
         return;
     }
     if (r == HTTP_R_BATCH) {
-        http_batch(h, req, &s);
+        http_batch(h, req, s);
         return;
     }
     if (r == HTTP_R_EVENTS || r == HTTP_R_KEY_EVENTS) {
-        http_events(h, req, &s, r == HTTP_R_EVENTS ? NULL : seg, seglen);
+        http_events(h, req, s, r == HTTP_R_EVENTS ? NULL : seg, seglen);
         return;
     }
     if (r == HTTP_R_BADGE) {
-        http_badge(h, req, &s, seg, seglen);
+        http_badge(h, req, s, seg, seglen);
         return;
     }
-    http_counter(h, req, &s, r, seg, seglen);
+    http_counter(h, req, s, r, seg, seglen);
+}
+
+/* ---- Requests the store answers later (cmd.h "Asynchronous stores") ----
+ *
+ * The handler ran with a result still to come: it sent nothing (http_finish
+ * holds back a CMD_PENDING answer).  The request is parked with its session
+ * and served again, from the start, when the store's answer wakes it; its
+ * body is still in evhttp's input buffer, and the output built by the
+ * abandoned run is cleared first.  If the client goes meanwhile, evhttp
+ * frees the request; the parked session is then detached from its replay
+ * log (which frees itself once the store answers) and freed. */
+struct http_parked {
+    struct http_front *h;
+    struct evhttp_request *req;
+    struct cmd_session s;
+};
+
+static void http_park(struct http_front *h, struct evhttp_request *req,
+                      const struct cmd_session *s);
+
+static void http_parked_gone(struct evhttp_connection *evcon, void *arg)
+{
+    struct http_parked *p = arg;
+    (void)evcon;
+    p->h->unanswered--;
+    cmd_replay_end(&p->s);
+    free(p);
+}
+
+static void http_on_wake(void *arg, struct cmd_session *s)
+{
+    struct http_parked *p = arg;
+    struct evhttp_request *req = p->req;
+    struct http_front *h = p->h;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+    (void)s;
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, http_on_gone, h);
+    evhttp_clear_headers(evhttp_request_get_output_headers(req));
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    http_serve(h, req, &p->s);
+    if (cmd_pending(&p->s)) {
+        if (evcon)
+            evhttp_connection_set_closecb(evcon, http_parked_gone, p);
+        return;
+    }
+    cmd_replay_end(&p->s);
+    free(p);
+}
+
+static void http_park(struct http_front *h, struct evhttp_request *req,
+                      const struct cmd_session *s)
+{
+    struct http_parked *p = xmalloc(sizeof *p);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+    p->h = h;
+    p->req = req;
+    p->s = *s;
+    p->s.wake = http_on_wake;
+    p->s.wake_arg = p;
+    cmd_session_moved(&p->s);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, http_parked_gone, p);
+}
+
+/* evhttp's callback for every request. */
+static void http_on_request(struct evhttp_request *req, void *arg)
+{
+    struct http_front *h = arg;
+    struct cmd_session s = {.id = h->next_session++ | HTTP_SESSION_BIT,
+                            .proto = CMD_PROTO_HTTP};
+
+    http_count(h, req);
+    http_serve(h, req, &s);
+    if (cmd_pending(&s))
+        http_park(h, req, &s);
+    else
+        cmd_replay_end(&s);
 }
 
 /* ---- Life cycle ------------------------------------------------------- */

@@ -81,6 +81,16 @@ static const struct http_map {
     [CMD_ERR_EXPIRE] = {400, "bad-expiry", "Bad expiry",
                         "the expiry lies beyond the latest time a counter "
                         "can keep"},
+    [CMD_ERR_UNAVAILABLE] = {503, "store-unavailable", "Store unavailable",
+                             "the store cannot be reached now; nothing "
+                             "changed: retry shortly"},
+    [CMD_ERR_UNKNOWN] = {503, "outcome-unknown", "Outcome unknown",
+                         "the connection to the store was lost after the "
+                         "change was sent: it may or may not have been "
+                         "applied; retry with the same Idempotency-Key to "
+                         "find out"},
+    [CMD_ERR_UNSUPPORTED] = {501, "not-supported", "Not supported",
+                             "this store cannot do that"},
 };
 
 static const char *http_reason(int code)
@@ -100,6 +110,7 @@ static const char *http_reason(int code)
     case 421: return "Misdirected Request";
     case 422: return "Unprocessable Content";
     case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     case 507: return "Insufficient Storage";
     }
@@ -261,6 +272,8 @@ static void http_send_durable(struct http_front *h,
 void http_finish(struct http_front *h, struct evhttp_request *req,
                  const struct cmd_res *res, int ok_code)
 {
+    if (res->status == CMD_PENDING)
+        return; /* served again once the store answers (http.c) */
     int code = res->status == CMD_OK
                    ? ok_code
                    : http_cmd_problem(req, res->status, res->detail);

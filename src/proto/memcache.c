@@ -330,9 +330,24 @@ enum cmd_status mc_one_key(struct mc_req *r, enum cmd_op op,
 
 /* ---- Read, compare, change: cas, incr, decr, ms, md, ma (shared) ------ */
 
-/* A step of two command-layer calls (read, then change) is atomic because the
- * daemon runs a connection's requests, and cmd_exec on one database, on one
- * thread (src/server). */
+/* Each of these is one store operation (a SET only if the counter holds
+ * the value the client saw, an INCRBY that must find the counter and, for
+ * decr, stops at 0), so it stays atomic with many tallyd instances on one
+ * database, not only because one thread runs this daemon's requests. */
+
+/* The value whose cas unique is u: mc_cas_of undone step by step (each
+ * xor-shift and each odd multiplier has an inverse), so a cas names the
+ * value it expects. */
+int64_t mc_value_of(uint64_t u)
+{
+    uint64_t x = u;
+    x ^= (x >> 31) ^ (x >> 62);
+    x *= 0x319642b2d24d8ec3ULL; /* inverse of 0x94d049bb133111eb */
+    x ^= (x >> 27) ^ (x >> 54);
+    x *= 0x96de1b173f119089ULL; /* inverse of 0xbf58476d1ce4e5b9 */
+    x ^= (x >> 30) ^ (x >> 60);
+    return (int64_t)(x ^ 0x9e3779b97f4a7c15ULL);
+}
 
 enum mc_rmw mc_cas_check(struct mc_req *r, const struct mc_tok *key,
                          const uint64_t *want_cas, struct cmd_res *res)
@@ -347,10 +362,31 @@ enum mc_rmw mc_cas_check(struct mc_req *r, const struct mc_tok *key,
     return MC_RMW_OK;
 }
 
+/* Set key to v only if it holds `expect`: the outcome of one SET with
+ * CMD_F_IFEQ (flags and e as for mc_set). */
+static enum mc_rmw mc_set_ifeq(struct mc_req *r, const struct mc_tok *key,
+                               int64_t v, int64_t expect, unsigned flags,
+                               const struct mc_exp *e, struct cmd_res *res)
+{
+    struct cmd_req q = {.op = CMD_SET, .key = key->p, .klen = key->len,
+                        .num = v, .cmp = expect, .flags = flags | CMD_F_IFEQ};
+    if (e) {
+        q.flags |= e->flags;
+        q.expire = e->expire;
+    }
+    switch (mc_exec(r, &q, res)) {
+    case CMD_OK: return MC_RMW_OK;
+    case CMD_NOTSET: return res->found ? MC_RMW_EXISTS : MC_RMW_NOTFOUND;
+    default: return MC_RMW_ERR;
+    }
+}
+
 enum mc_rmw mc_store_cas(struct mc_req *r, const struct mc_tok *key,
+                         int64_t v, unsigned flags, const struct mc_exp *e,
                          uint64_t unique, struct cmd_res *res)
 {
-    enum mc_rmw o = mc_cas_check(r, key, &unique, res);
+    enum mc_rmw o = mc_set_ifeq(r, key, v, mc_value_of(unique), flags, e,
+                                res);
     if (o == MC_RMW_NOTFOUND)
         MC_COUNT(r, cas_misses);
     else if (o == MC_RMW_EXISTS)
@@ -359,6 +395,10 @@ enum mc_rmw mc_store_cas(struct mc_req *r, const struct mc_tok *key,
         MC_COUNT(r, cas_hits);
     return o;
 }
+
+/* How many times mc_arith reads again when the counter changed between its
+ * read and its compare-and-set (only for a delta INCRBY cannot carry). */
+#define MC_ARITH_TRIES 8
 
 /* Apply delta to key: incr adds (an overflow is an error, not a wrap), decr
  * subtracts but never takes a counter below 0, and leaves a counter that is
@@ -369,39 +409,51 @@ enum mc_rmw mc_arith(struct mc_req *r, const struct mc_tok *key, int incr,
                      uint64_t delta, const uint64_t *want_cas, int64_t *value,
                      struct cmd_res *res)
 {
-    enum mc_rmw o = mc_cas_check(r, key, want_cas, res);
-    if (o != MC_RMW_OK)
-        return o;
-    int64_t v = res->value, change;
-    if (incr) {
-        if (delta > (uint64_t)INT64_MAX) {
-            /* Only a negative counter can take such a delta. */
-            __int128 n = (__int128)v + (__int128)delta;
-            if (n > INT64_MAX) {
+    if (!want_cas && (!incr || delta <= (uint64_t)INT64_MAX)) {
+        /* One INCRBY: the floor holds any decr delta past INT64_MAX too. */
+        struct cmd_req q = {.op = CMD_INCRBY, .key = key->p,
+                            .klen = key->len,
+                            .num = incr ? (int64_t)delta
+                                 : delta > (uint64_t)INT64_MAX
+                                     ? -INT64_MAX : -(int64_t)delta,
+                            .flags = CMD_F_MUSTEXIST |
+                                     (incr ? 0 : CMD_F_FLOOR0)};
+        enum cmd_status st = mc_exec(r, &q, res);
+        if (st == CMD_NOTFOUND)
+            return MC_RMW_NOTFOUND;
+        if (st != CMD_OK)
+            return MC_RMW_ERR;
+        *value = res->value;
+        return MC_RMW_OK;
+    }
+    /* A cas, or an incr past INT64_MAX that only a negative counter can
+     * take: read, compute, and write only if the counter still holds what
+     * was read (one compare-and-set, keeping the expiry). */
+    for (int tries = 0;; tries++) {
+        enum mc_rmw o = mc_cas_check(r, key, want_cas, res);
+        if (o != MC_RMW_OK)
+            return o;
+        int64_t v = res->value, n;
+        if (incr) {
+            __int128 sum = (__int128)v + (__int128)delta;
+            if (sum > INT64_MAX) {
                 res->status = CMD_ERR_OVERFLOW;
                 return MC_RMW_ERR;
             }
-            if (mc_set(r, key, (int64_t)n, CMD_F_XX | CMD_F_KEEPTTL, NULL,
-                       res) != CMD_OK)
-                return MC_RMW_ERR;
-            *value = (int64_t)n;
+            n = (int64_t)sum;
+        } else {
+            n = v <= 0 ? v : delta < (uint64_t)v ? v - (int64_t)delta : 0;
+        }
+        if (n == v) {
+            *value = v;
             return MC_RMW_OK;
         }
-        change = (int64_t)delta;
-    } else {
-        change = v <= 0 ? 0 : -(int64_t)(delta < (uint64_t)v ? delta
-                                                               : (uint64_t)v);
+        o = mc_set_ifeq(r, key, n, v, CMD_F_KEEPTTL, NULL, res);
+        if (o == MC_RMW_OK)
+            *value = n;
+        if (o != MC_RMW_EXISTS || want_cas || tries + 1 == MC_ARITH_TRIES)
+            return o;
     }
-    if (change == 0) {
-        *value = v;
-        return MC_RMW_OK;
-    }
-    struct cmd_req q = {.op = CMD_INCRBY, .key = key->p, .klen = key->len,
-                        .num = change};
-    if (mc_exec(r, &q, res) != CMD_OK)
-        return MC_RMW_ERR;
-    *value = res->value;
-    return MC_RMW_OK;
 }
 
 void mc_count_arith(struct mc_req *r, int incr, int hit)
@@ -607,9 +659,9 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
     }
     struct cmd_res res;
     unsigned f = kind == MC_ADD ? CMD_F_NX
-               : kind == MC_REPLACE || kind == MC_CAS ? CMD_F_XX : 0;
+               : kind == MC_REPLACE ? CMD_F_XX : 0;
     if (kind == MC_CAS) {
-        switch (mc_store_cas(r, &t[1], unique, &res)) {
+        switch (mc_store_cas(r, &t[1], v, 0, &exp, unique, &res)) {
         case MC_RMW_NOTFOUND:
             mc_reply(r, "NOT_FOUND");
             return used;
@@ -620,7 +672,9 @@ static size_t mc_cmd_store(struct mc_req *r, const struct mc_tok *t, size_t n,
             mc_reply_status(r, &res);
             return used;
         case MC_RMW_OK:
-            break;
+            MC_COUNT(r, total_items);
+            mc_reply(r, "STORED");
+            return used;
         }
     }
     enum cmd_status st = mc_set(r, &t[1], v, f, &exp, &res);
@@ -836,7 +890,7 @@ static void mc_cmd_stats(struct mc_req *r, const struct mc_tok *t, size_t n)
     tally_stats st;
     struct rusage ru;
     time_t now = time(NULL);
-    tally_stats_get(r->c->ctx->db, &st);
+    cmd_engine_stats(r->c->ctx, &st);
     stat_u64(b, "pid", info ? (uint64_t)info->pid : (uint64_t)getpid());
     stat_u64(b, "uptime", info && now > info->start_unix
                               ? (uint64_t)(now - info->start_unix) : 0);

@@ -159,15 +159,21 @@ enum cmd_status mc_one_key(struct mc_req *r, enum cmd_op op,
  * changes it ended.  MC_RMW_ERR: res holds the command layer's status. */
 enum mc_rmw { MC_RMW_OK, MC_RMW_NOTFOUND, MC_RMW_EXISTS, MC_RMW_ERR };
 
+/* The value whose cas unique is u (mc_cas_of's inverse). */
+int64_t mc_value_of(uint64_t u);
+
 /* Read key and, if want_cas is set, compare its cas unique with *want_cas
  * (MC_RMW_EXISTS when they differ).  On MC_RMW_OK res->value holds the
- * counter.  Counts nothing. */
+ * counter.  Counts nothing.  DEBT: md with C reads, then deletes (two
+ * store operations); a conditional delete in store.h removes it. */
 enum mc_rmw mc_cas_check(struct mc_req *r, const struct mc_tok *key,
                          const uint64_t *want_cas, struct cmd_res *res);
 
-/* The cas step of a store (cas, ms with C): mc_cas_check, counted in
+/* A store with a cas (cas, ms with C): key becomes v (flags and e as for
+ * mc_set) only if its unique is `unique`, in one atomic SET; counted in
  * cas_hits, cas_misses or cas_badval. */
 enum mc_rmw mc_store_cas(struct mc_req *r, const struct mc_tok *key,
+                         int64_t v, unsigned flags, const struct mc_exp *e,
                          uint64_t unique, struct cmd_res *res);
 
 /* incr (incr != 0) or decr of key by delta, memcached's way on a signed

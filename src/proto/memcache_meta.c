@@ -308,7 +308,9 @@ void mc_cmd_ma(struct mc_req *r, const struct mc_tok *t, size_t n)
         m.exp_before = m.exp_after = res.expire_at;
         if (meta_has(&m, 'T')) {
             /* Two changes, each durable before the reply leaves; a crash
-             * between them keeps the increment with the old expiry. */
+             * between them keeps the increment with the old expiry.
+             * DEBT: not atomic on a shared database either; an INCRBY
+             * that can also clear the expiry (T0) in store.h removes it. */
             if (mc_touch(r, &t[1], &m.ttl, &res) != CMD_OK) {
                 mc_reply_status(r, &res);
                 return;
@@ -453,7 +455,8 @@ size_t mc_cmd_ms(struct mc_req *r, const struct mc_tok *t, size_t n,
         return used;
     }
     if (meta_has(&m, 'C')) {
-        switch (mc_store_cas(r, &t[1], m.cas, &res)) {
+        /* Without T the store leaves no expiry, as memcached's ms does. */
+        switch (mc_store_cas(r, &t[1], v, f, &m.ttl, m.cas, &res)) {
         case MC_RMW_NOTFOUND:
             mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
             return used;
@@ -464,9 +467,11 @@ size_t mc_cmd_ms(struct mc_req *r, const struct mc_tok *t, size_t n,
             mc_reply_status(r, &res);
             return used;
         case MC_RMW_OK:
-            break;
+            MC_COUNT(r, total_items);
+            if (!meta_has(&m, 'q'))
+                mc_meta_reply(r, "HD", &m, &t[1], MR_ITEM, v);
+            return used;
         }
-        f |= CMD_F_XX;
     }
     /* Without T the store leaves no expiry, as memcached's ms does. */
     enum cmd_status st = mc_set(r, &t[1], v, f, &m.ttl, &res);

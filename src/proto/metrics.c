@@ -163,7 +163,7 @@ void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
     const struct cmd_serverinfo *info = ctx->info;
     tally_stats st;
 
-    tally_stats_get(ctx->db, &st);
+    cmd_engine_stats(ctx, &st);
 
     metrics_family(out, "tally_build_info", "gauge",
                    "Always 1; labels name the version, the git revision of "

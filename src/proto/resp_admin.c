@@ -375,7 +375,7 @@ static void config_value(struct resp_conn *c, size_t i, char *out, size_t n)
     case 0: snprintf(out, n, "%s", ""); break;
     case 1: snprintf(out, n, "yes"); break;
     case 2:
-        tally_stats_get(c->ctx->db, &st);
+        cmd_engine_stats(c->ctx, &st);
         snprintf(out, n, "%s", sync_name(st.sync));
         break;
     case 3: snprintf(out, n, "1"); break;
@@ -643,7 +643,7 @@ void resp_cmd_info(struct resp_conn *c)
                 resp_arg_is(c, j, sec_names[s]))
                 want[s] = 1;
     }
-    tally_stats_get(c->ctx->db, &st);
+    cmd_engine_stats(c->ctx, &st);
     buf_clear(t);
     for (int s = 0; s < SEC_COUNT; s++) {
         if (!want[s])

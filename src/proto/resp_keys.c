@@ -226,7 +226,7 @@ void resp_cmd_lastsave(struct resp_conn *c)
 {
     tally_stats st;
 
-    tally_stats_get(c->ctx->db, &st);
+    cmd_engine_stats(c->ctx, &st);
     resp_int(&c->out, st.last_snapshot_unix
                           ? st.last_snapshot_unix
                           : (c->ctx->info ? c->ctx->info->start_unix : 0));

@@ -124,7 +124,8 @@ static void runq_remove(struct conn *c)
 /* Start or stop reading as the connection's state asks. */
 static void update_reading(struct conn *c)
 {
-    int want = !c->rpaused && !c->closing && !c->eof && !c->srv->stopping;
+    int want = !c->rpaused && !c->closing && !c->eof && !c->srv->stopping &&
+               !c->storewait;
     if (want == (int)c->reading)
         return;
     if (want ? event_add(c->rev, NULL) : event_del(c->rev)) {
@@ -148,6 +149,9 @@ static void conn_close(struct conn *c, const char *why)
     tls_conn_free(c->tls);
     close(c->fd);
     c->ln->ops->conn_free(c->proto);
+    /* An operation still in flight keeps only the session's replay log,
+     * which frees itself once the store has answered (replay.c). */
+    cmd_replay_end(&c->session);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -250,6 +254,8 @@ static void conn_process(struct conn *c)
     const struct proto_ops *ops = c->ln->ops;
     size_t pos = 0;
     unsigned budget = CONN_BUDGET;
+    if (c->storewait)
+        return; /* conn_wake() queues it again */
     c->backlog = 0;
     while (pos < c->in.len && !c->closing) {
         if (c->out.len - c->sent > CONN_OUT_LIMIT) {
@@ -264,9 +270,21 @@ static void conn_process(struct conn *c)
         size_t start = c->out.len;
         struct proto_out o = {&c->out, 0, 0};
         size_t n = ops->handle(c->proto, c->in.p + pos, c->in.len - pos, &o);
+        if (cmd_pending(&c->session)) {
+            /* The store answers later (cmd.h "Asynchronous stores"): drop
+             * what the front end wrote for this request, keep its bytes,
+             * and run it again from its first byte once woken.  DEBT: so
+             * a pipeline has one store operation in flight at a time. */
+            c->out.len = start;
+            c->storewait = 1;
+            c->backlog = 1;
+            update_reading(c);
+            break;
+        }
         if (n == 0)
             break;
         pos += n;
+        cmd_request_done(&c->session);
         /* Also when the request wrote nothing (memcached noreply, meta q):
          * its change still holds every reply after it (outbox.c). */
         outbox_hold(c, start, o.ticket);
@@ -319,8 +337,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 static int conn_step(struct conn *c)
 {
     struct server *srv = c->srv;
-    if (c->rpaused)
-        return 0; /* conn_flush() queues it again once the client reads */
+    if (c->rpaused || c->storewait)
+        return 0; /* conn_flush() or conn_wake() queues it again */
     conn_process(c);
     if (!c->backlog) {
         if (c->in.len > srv->max_input) {
@@ -377,6 +395,17 @@ void conn_run(struct server *srv)
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg);
+
+/* The session's wake (cmd.h): the store answered the request c waits on,
+ * so run c's input again from that request. */
+static void conn_wake(void *arg, struct cmd_session *s)
+{
+    struct conn *c = arg;
+    (void)s;
+    c->storewait = 0;
+    update_reading(c);
+    runq_add(c);
+}
 
 /* While a script runs past busy-reply-threshold (cmd.h busy_poll), from
  * inside it: read what the other connections sent and run it, which the
@@ -459,6 +488,8 @@ static void conn_new(struct listener *ln, int fd, const struct sockaddr *sa)
         c->tls = tls_conn_new(srv, fd, c->peer);
     c->session.id = ++srv->next_session;
     c->session.proto = ln->proto;
+    c->session.wake = conn_wake;
+    c->session.wake_arg = c;
     c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     if (!c->rev || !c->wev) {

@@ -396,8 +396,9 @@ int main(int argc, char **argv)
     srv->outbox.durable = tally_durable(srv->db);
     srv->outbox.health = TALLY_OK;
     outbox_waiter_init(srv);
-    cmd_init(&srv->cmd, srv->db, srv->conf.password, srv->conf.passlen,
-             &srv->info);
+    store_engine_init(&srv->engine, srv->db);
+    cmd_init(&srv->cmd, &srv->engine.base, srv->conf.password,
+             srv->conf.passlen, &srv->info);
     cmd_script_set_limit(&srv->cmd, (unsigned)srv->conf.busy_ms);
     srv->cmd.allow_flush = srv->conf.allow_flush;
     srv->cmd.busy_poll = conn_busy_poll;
@@ -445,6 +446,7 @@ int main(int argc, char **argv)
 close_db:
     teardown(srv);
     cmd_fini(&srv->cmd);
+    store_close(&srv->engine.base);
     rc = tally_close(srv->db);
     if (rc < 0) {
         slog(&srv->log, SLOG_ERROR, "final sync failed: %s (%s); changes "

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "cmd.h"
+#include "engine.h"
 #include "proto.h"
 #include "tally.h"
 #include "util.h"
@@ -208,6 +209,9 @@ struct conn {
     unsigned closing : 1;      /* close once out is all written */
     unsigned killed : 1;       /* CLIENT KILL: close at the next flush,
                                   written or not */
+    unsigned storewait : 1;    /* its first request waits for the store
+                                  (cmd.h "Asynchronous stores"): not run,
+                                  not read, until the session's wake() */
 };
 
 /* Bind and listen on conf.bind:port for ops; reject is what a client over
@@ -336,6 +340,7 @@ struct server {
     struct conf conf;
     struct slog log;
     tally *db;
+    struct store_engine engine; /* the store over db (src/store/engine.h) */
     struct cmd_ctx cmd;
     struct cmd_serverinfo info;
     struct proto_limits limits;

@@ -19,7 +19,8 @@
  * STORE_PENDING: the store has copied everything of *req it needs (keys,
  * values, the id; the caller's buffers may move on) and will call
  * done(arg, res) exactly once, later, from the event loop, never from inside
- * store_exec().  The caller keeps arg alive until then: a connection that
+ * store_exec().  A caller that cannot wait passes done NULL: the store then
+ * completes at once or answers STORE_EUNSUPPORTED.  The caller keeps arg alive until then: a connection that
  * closes with an operation in flight is freed only after its done() ran.
  * The res given to done() and the arrays it points to belong to the store
  * and are valid only during the call.
@@ -89,6 +90,8 @@ enum store_opk {
 #define STORE_F_FLOOR0 0x40 /* INCRBY: clamp a negative result at 0 */
 #define STORE_F_MUSTEXIST 0x80 /* INCRBY: NOTFOUND instead of creating
                                   (memcached incr/decr on a miss) */
+#define STORE_F_EXPIRES 0x100  /* COUNT: also expires_n and avg_ttl_ms (may
+                                  cost a pass over the expiring counters) */
 
 /* What a change does to the counter's expiry. */
 enum store_xmode {
@@ -163,6 +166,16 @@ struct store_res {
     int64_t now_ms;            /* the store's clock when it ran */
     uint64_t n;                /* counts; SCAN's next cursor */
     int replayed;              /* an idempotent repeat: the first result */
+    /* What a change did to the expiry, for change events (SET, INCRBY,
+     * EXPIRE with n = 1): expire_set is the expiry written with the counter
+     * (Unix ms; a kept one for SET's STORE_X_KEEP, 0 when INCRBY kept it or
+     * the change cleared it), and expired is 1 if that time was at or
+     * before the store's now, so the counter was deleted at once. */
+    int64_t expire_set;
+    int expired;
+    int unchanged;             /* INCRBY with STORE_F_FLOOR0: the floor
+                                  left the counter as it was, nothing was
+                                  written (no change event) */
     /* MGET, DEL (founds only), SCAN (all): arrays of n_items */
     size_t n_items;
     int64_t *values;
@@ -191,6 +204,11 @@ struct store_info_kv {
 
 struct store_ops {
     const char *name;          /* "engine", "postgresql", "redis" */
+    /* 1 if exec and batch_commit never return STORE_PENDING (the engine):
+     * the command layer then keeps no replay log at all.  0 (a remote
+     * store): every result of a request is logged for its re-run
+     * (docs/store.md). */
+    int sync_only;
     /* Run one operation: STORE_DONE (*res filled) or STORE_PENDING
      * (done(arg, res) later; see the top of this file).  res->values and
      * res->founds may be the caller's arrays for STORE_DONE (MGET, DEL):
@@ -219,7 +237,29 @@ struct store_ops {
     size_t (*info)(const struct store *st, struct store_info_kv *kv,
                    size_t max);
     void (*close)(struct store *st);
+    /* The engine's own statistics (INFO persistence, /metrics, memcached
+     * stats); NULL for a store that is not the engine. */
+    void (*stats)(const struct store *st, tally_stats *out);
 };
+
+/* ---- Calls (store.c): what the layers above use ------------------------- */
+
+/* st->ops->exec. */
+int store_exec(struct store *st, const struct store_req *req,
+               struct store_res *res, store_done_fn done, void *arg);
+/* 1 if the store can run batches (its batch ops are set). */
+int store_has_batch(const struct store *st);
+tally_ticket store_durable(const struct store *st);
+int64_t store_now_ms(const struct store *st);
+int store_ready(const struct store *st, char *why, size_t n);
+size_t store_info(const struct store *st, struct store_info_kv *kv,
+                  size_t max);
+/* The engine's statistics into *out: 0, or -1 (zeroed) on another store. */
+int store_stats(const struct store *st, tally_stats *out);
+/* A short static name for a STORE_* result code ("overflow"). */
+const char *store_strerror(int rc);
+/* Close the store (NULL is allowed). */
+void store_close(struct store *st);
 
 struct store {
     const struct store_ops *ops;

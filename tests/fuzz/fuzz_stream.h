@@ -32,6 +32,7 @@
 #include <strings.h>
 
 #include "cmd.h"
+#include "engine.h"
 #include "fuzz_env.h"
 #include "proto.h"
 #include "util.h"
@@ -64,7 +65,9 @@ static inline void fz_stream_once(const struct proto_ops *ops, void *front,
     tally *db = fz_open(dir);
     in.dir = "/var/lib/tally"; /* shown only (CONFIG GET dir), and the same
                                   in both runs */
-    cmd_init(&ctx, db, (cfg & 1) ? "pw" : NULL, (cfg & 1) ? 2 : 0, &in);
+    struct store_engine se;
+    store_engine_init(&se, db);
+    cmd_init(&ctx, &se.base, (cfg & 1) ? "pw" : NULL, (cfg & 1) ? 2 : 0, &in);
     void *conn = ops->conn_new(front, &ctx, &s, &lim, "127.0.0.1:5555");
 
     for (size_t pos = 0; pos < size && open;) {
@@ -103,6 +106,7 @@ static inline void fz_stream_once(const struct proto_ops *ops, void *front,
     ops->conn_free(conn);
     cmd_session_end(&ctx, &s); /* MULTI and WATCH state */
     cmd_fini(&ctx);            /* scripts' Lua state, once EVAL made one */
+    store_close(&se.base);     /* SCAN's arrays */
     buf_free(&pending);
     buf_free(&reply);
     FZ_CHECK(tally_close(db) == TALLY_OK, "tally_close");

@@ -19,10 +19,12 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "engine.h"
 
 struct cmdfx {
     char dir[64];               /* the temporary data directory */
     tally *db;
+    struct store_engine se;     /* the store over db that ctx uses */
     struct cmd_ctx ctx;
     struct cmd_session s;       /* id 1, the proto given to cmdfx_open */
     struct cmd_serverinfo info; /* what ctx.info points at, if anything */
@@ -69,7 +71,8 @@ static inline int cmdfx_open(struct cmdfx *c, const char *tag,
         c->info = *info;
         c->info.dir = c->dir;
     }
-    cmd_init(&c->ctx, c->db, password, password ? strlen(password) : 0,
+    store_engine_init(&c->se, c->db);
+    cmd_init(&c->ctx, &c->se.base, password, password ? strlen(password) : 0,
              info ? &c->info : NULL);
     c->s.id = 1;
     c->s.proto = proto;
@@ -80,7 +83,10 @@ static inline int cmdfx_open(struct cmdfx *c, const char *tag,
  * failed; the handle is freed either way. */
 static inline int cmdfx_close(struct cmdfx *c)
 {
-    int rc = tally_close(c->db) == TALLY_OK ? 0 : -1;
+    int rc;
+
+    store_close(&c->se.base);
+    rc = tally_close(c->db) == TALLY_OK ? 0 : -1;
 
     c->db = NULL;
     if (cmdfx_remove(c->dir) != 0)

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 
 #include "cmd.h"
+#include "engine.h"
 
 #define NDEL 200     /* keys one DEL names */
 #define ROOM 100     /* bytes left after the data: a few DEL records */
@@ -72,7 +73,9 @@ static enum cmd_status del_keys(tally *db, int n, struct cmd_res *res)
     }
     struct cmd_req req = {.op = CMD_DEL, .nkeys = (size_t)n, .keys = keys,
                           .klens = klens};
-    cmd_init(&ctx, db, NULL, 0, NULL);
+    struct store_engine se;
+    store_engine_init(&se, db);
+    cmd_init(&ctx, &se.base, NULL, 0, NULL);
     memset(res, 0, sizeof *res);
     return cmd_exec(&ctx, &s, &req, res);
 }

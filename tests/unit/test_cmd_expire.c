@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "cmd.h"
+#include "engine.h"
 
 static int64_t now_ms = 1700000000000;
 
@@ -30,6 +31,7 @@ static int64_t clock_fn(void *ctx)
 struct fx {
     char dir[64];
     tally *db;
+    struct store_engine se;
     struct cmd_ctx ctx;
     struct cmd_session s;
 };
@@ -52,7 +54,8 @@ static int setup(void **state)
         fprintf(stderr, "tally_open: %s\n", err);
         return -1;
     }
-    cmd_init(&f->ctx, f->db, NULL, 0, NULL);
+    store_engine_init(&f->se, f->db);
+    cmd_init(&f->ctx, &f->se.base, NULL, 0, NULL);
     f->s.id = 1;
     *state = f;
     return 0;
@@ -63,6 +66,7 @@ static int teardown(void **state)
     struct fx *f = *state;
     char cmd[128];
 
+    store_close(&f->se.base);
     tally_close(f->db);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     if (system(cmd) != 0)

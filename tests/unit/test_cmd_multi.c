@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "cmd.h"
+#include "engine.h"
 
 static int64_t fake_now = 1700000000000;
 
@@ -70,7 +71,9 @@ static void exec_runs_in_order_reads_own_writes_one_ticket(void **state)
     struct runner r = {&ctx, &s, reqs, {{0}}, 0};
     struct cmd_res res;
 
-    cmd_init(&ctx, db, NULL, 0, NULL);
+    struct store_engine se;
+    store_engine_init(&se, db);
+    cmd_init(&ctx, &se.base, NULL, 0, NULL);
     assert_int_equal(cmd_exec_multi(&ctx, &s, run, &r, &res), CMD_ERR_NOMULTI);
     assert_int_equal(cmd_discard(&ctx, &s), CMD_ERR_NOMULTI);
     assert_int_equal(cmd_multi(&ctx, &s), CMD_OK);
@@ -107,7 +110,9 @@ static void queue_time_error_aborts_and_discard_forgets(void **state)
     struct runner r = {&ctx, &s, reqs, {{0}}, 0};
     struct cmd_res res;
 
-    cmd_init(&ctx, db, NULL, 0, NULL);
+    struct store_engine se;
+    store_engine_init(&se, db);
+    cmd_init(&ctx, &se.base, NULL, 0, NULL);
     assert_int_equal(cmd_multi(&ctx, &s), CMD_OK);
     queue(&s, 0);
     cmd_multi_fail(&s);
@@ -141,7 +146,9 @@ static void watch_sees_changes_and_expiry_not_failed_conditions(void **state)
     tally_options_init(&o);
     o.clock_ms = fake_clock;
     db = tt_open(TT_DIR(state), &o);
-    cmd_init(&ctx, db, NULL, 0, NULL);
+    struct store_engine se;
+    store_engine_init(&se, db);
+    cmd_init(&ctx, &se.base, NULL, 0, NULL);
     one(&ctx, &s, &bump);
 
     /* A SET NX that did not set changed nothing: EXEC runs. */
@@ -214,7 +221,9 @@ static void full_child(const char *dir, struct full_report *rep)
     }
     why = tt_fill_disk(db, dir, 200, &lim);
     CHILD_CHECK(rep, why == NULL, "%s", why);
-    cmd_init(&ctx, db, NULL, 0, NULL);
+    struct store_engine se;
+    store_engine_init(&se, db);
+    cmd_init(&ctx, &se.base, NULL, 0, NULL);
     CHILD_CHECK(rep, cmd_multi(&ctx, &s) == CMD_OK, "multi");
     for (size_t i = 0; i < 16; i++) /* runner keeps 16 results */
         queue(&s, i);

@@ -601,7 +601,7 @@ static void test_password_login_through_set(void **state)
 {
     struct fx *f = *state;
     mc_ops.conn_free(f->conn);
-    cmd_init(&f->c.ctx, f->c.db, "sesame", 6, &f->c.info);
+    cmd_init(&f->c.ctx, &f->c.se.base, "sesame", 6, &f->c.info);
     f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     EXPECT(f, "get a\r\nincr a 1\r\nmg a v\r\n",
            "CLIENT_ERROR unauthenticated\r\nCLIENT_ERROR unauthenticated\r\n"
@@ -646,7 +646,7 @@ static void test_http_request_hangs_up_before_login(void **state)
 {
     struct fx *f = *state;
     mc_ops.conn_free(f->conn);
-    cmd_init(&f->c.ctx, f->c.db, "sesame", 6, &f->c.info);
+    cmd_init(&f->c.ctx, &f->c.se.base, "sesame", 6, &f->c.info);
     f->conn = mc_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     EXPECT(f, "POST / HTTP/1.1\r\nset a 0 0 11\r\nuser sesame\r\n", "");
     assert_int_equal(f->flags, PROTO_ATTACK | PROTO_CLOSE);

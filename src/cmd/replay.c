@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * replay.c - asynchronous store results without deferred encoding: the
+ * re-run design (docs/store.md, cmd.h "Asynchronous stores").
+ *
+ * A request is served by running it: the front end parses it, calls
+ * cmd_exec one or more times and encodes the reply.  Every store call the
+ * command layer makes for it goes through cmd_store_call() here, numbered
+ * 0, 1, 2 ... within the run.  On a store that completes at once
+ * (store_ops.sync_only, the engine) the call goes straight to the store and
+ * nothing is kept.  On any other store each completed result is appended to
+ * the session's replay log; call i of a later run of the same request
+ * returns logged result i.  When a call pends, the run is abandoned
+ * (cmd_exec returns CMD_PENDING, the daemon drops the reply bytes and keeps
+ * the input), the result is logged when the store's done() runs, and the
+ * daemon is woken to run the request again from its first byte.  Its
+ * earlier calls then come from the log, so nothing is applied twice, and
+ * the front end encodes the reply as it always does.  cmd_request_done()
+ * clears the log once the request is consumed.
+ *
+ * Lifetime: the store holds the struct cmd_replay (never the session) as
+ * its done() argument.  A session that ends with a call in flight detaches
+ * from it; the replay then frees itself when the last done() has run.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "util.h"
+
+/* One completed store call; mem holds copies of the arrays it showed. */
+struct logged {
+    struct store_res res;
+    void *mem;
+};
+
+struct cmd_replay {
+    struct cmd_session *s;    /* NULL once the session ended */
+    size_t next;              /* the next call of this run */
+    size_t n, cap;
+    struct logged *log;
+    size_t reported;          /* entries whose cmd_exec finished once:
+                                 their events and statistics are done */
+    int waiting;              /* a call of this run pends */
+    unsigned inflight;        /* done() calls still to come */
+};
+
+static void clear_log(struct cmd_replay *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->log[i].mem);
+    r->n = 0;
+    r->next = 0;
+    r->reported = 0;
+}
+
+static void replay_free(struct cmd_replay *r)
+{
+    clear_log(r);
+    free(r->log);
+    free(r);
+}
+
+/* Append a copy of res, with copies of every array it points to (they
+ * belong to the store, or to a caller that moves on). */
+static void append(struct cmd_replay *r, const struct store_res *res)
+{
+    size_t k = res->n_items, sz = 0, kb = 0;
+    struct logged *l;
+    char *p;
+
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 4;
+        r->log = xrealloc(r->log, r->cap * sizeof *r->log);
+    }
+    l = &r->log[r->n++];
+    l->res = *res;
+    l->mem = NULL;
+    if (!k)
+        return;
+    if (res->keys)
+        for (size_t i = 0; i < k; i++)
+            kb += res->klens[i];
+    sz = k * (sizeof(int64_t) * 2 + sizeof(char *) + sizeof(size_t) + 1) + kb;
+    p = l->mem = xmalloc(sz);
+    if (res->values) {
+        l->res.values = memcpy(p, res->values, k * sizeof(int64_t));
+    }
+    p += k * sizeof(int64_t);
+    if (res->expires)
+        l->res.expires = memcpy(p, res->expires, k * sizeof(int64_t));
+    p += k * sizeof(int64_t);
+    if (res->keys) {
+        const char **keys = (const char **)(void *)p;
+        size_t *klens = (size_t *)(void *)(p + k * sizeof(char *));
+        char *bytes = p + k * (sizeof(char *) + sizeof(size_t));
+        for (size_t i = 0; i < k; i++) {
+            klens[i] = res->klens[i];
+            keys[i] = bytes;
+            if (klens[i])
+                memcpy(bytes, res->keys[i], klens[i]);
+            bytes += klens[i];
+        }
+        l->res.keys = keys;
+        l->res.klens = klens;
+        p = bytes;
+    } else {
+        p += k * (sizeof(char *) + sizeof(size_t));
+    }
+    if (res->founds)
+        l->res.founds = memcpy(p, res->founds, k);
+}
+
+/* Logged result l into the caller's *res, keeping the caller's arrays
+ * (MGET, DEL) and filling them. */
+static void restore(const struct logged *l, struct store_res *res)
+{
+    int64_t *values = res->values;
+    unsigned char *founds = res->founds;
+    size_t k = l->res.n_items;
+
+    *res = l->res;
+    if (values) {
+        if (l->res.values && k)
+            memcpy(values, l->res.values, k * sizeof *values);
+        res->values = values;
+    }
+    if (founds) {
+        if (l->res.founds && k)
+            memcpy(founds, l->res.founds, k);
+        res->founds = founds;
+    }
+}
+
+static void on_done(void *arg, const struct store_res *res)
+{
+    struct cmd_replay *r = arg;
+
+    r->inflight--;
+    if (!r->s) {
+        if (r->inflight == 0)
+            replay_free(r); /* the session is gone: the result is dropped */
+        return;
+    }
+    append(r, res);
+    /* The request runs again from its start: its calls so far come from
+     * the log, this one too. */
+    r->waiting = 0;
+    r->next = 0;
+    if (r->s->wake)
+        r->s->wake(r->s->wake_arg, r->s);
+}
+
+static struct cmd_replay *replay_of(struct cmd_session *s)
+{
+    if (!s->replay) {
+        s->replay = xcalloc(1, sizeof *s->replay);
+        s->replay->s = s;
+    }
+    return s->replay;
+}
+
+int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
+                   const struct store_req *req, struct store_res *res)
+{
+    struct cmd_replay *r;
+
+    if (ctx->store->ops->sync_only || !s) {
+        /* The engine: straight through, nothing kept.  Without a session
+         * to wake (no done()), a store must answer at once or refuse. */
+        store_exec(ctx->store, req, res, NULL, NULL);
+        return 0;
+    }
+    r = replay_of(s);
+    if (r->waiting)
+        return 1; /* this run is abandoned: submit nothing more */
+    if (r->next < r->n) {
+        ctx->echo = r->next < r->reported;
+        restore(&r->log[r->next++], res);
+        return 0;
+    }
+    ctx->echo = 0;
+    r->inflight++;
+    if (store_exec(ctx->store, req, res, on_done, r) == STORE_PENDING) {
+        r->waiting = 1;
+        return 1;
+    }
+    r->inflight--;
+    append(r, res);
+    r->next++;
+    return 0;
+}
+
+int cmd_store_replaying(const struct cmd_session *s)
+{
+    return s && s->replay && s->replay->next < s->replay->n;
+}
+
+int cmd_pending(const struct cmd_session *s)
+{
+    return s->replay && s->replay->waiting;
+}
+
+unsigned cmd_inflight(const struct cmd_session *s)
+{
+    return s->replay ? s->replay->inflight : 0;
+}
+
+void cmd_request_done(struct cmd_session *s)
+{
+    if (s->replay && s->replay->n)
+        clear_log(s->replay);
+}
+
+void cmd_session_moved(struct cmd_session *s)
+{
+    if (s->replay)
+        s->replay->s = s;
+}
+
+void cmd_replay_reported(struct cmd_session *s)
+{
+    if (s->replay && s->replay->next > s->replay->reported)
+        s->replay->reported = s->replay->next;
+}
+
+void cmd_replay_end(struct cmd_session *s)
+{
+    struct cmd_replay *r = s->replay;
+
+    if (!r)
+        return;
+    s->replay = NULL;
+    if (r->inflight) {
+        r->s = NULL; /* freed by the last done() */
+        return;
+    }
+    replay_free(r);
+}

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * delay.c - the test store: another store (the engine) behind an answer
+ * that always comes later.  Every operation is copied (keys, values, the
+ * idempotency id: the caller's buffers may move on at once), queued, and
+ * returns STORE_PENDING; on the next pass of the event loop the queue is
+ * shuffled and each operation runs on the inner store and gets its done()
+ * call.  So the command layer's re-run of requests (src/cmd/replay.c) and
+ * the daemon's and front ends' handling of CMD_PENDING are exercised
+ * without PostgreSQL, with answers out of order across connections.
+ *
+ * It has no batch ops, as a remote store may not: the command layer must
+ * refuse MULTI, scripts, RENAME and HTTP batches cleanly.  Only tests and
+ * the hidden `tallyd --store delay+engine:DIR` use it (delay.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "delay.h"
+#include "util.h"
+
+/* One operation waiting for its pass, owning copies of what it names. */
+struct delayed {
+    struct store_req req;
+    store_done_fn done;
+    void *arg;
+    int want_founds;            /* the caller asked which DEL keys existed */
+    char *mem;                  /* the copies: key, keys, prefix, id */
+};
+
+struct store_delay {
+    struct store base;          /* base.db: the inner store's, if any */
+    struct store *inner;        /* borrowed */
+    struct event *ev;           /* runs the queue on the next pass */
+    struct delayed **q;
+    size_t n, cap;
+    uint64_t rng;               /* the shuffle's state (xorshift64) */
+    uint64_t ops;               /* operations run, for tests */
+};
+
+static struct store_delay *self(struct store *st)
+{
+    return (struct store_delay *)st;
+}
+
+static uint64_t next_rand(struct store_delay *d)
+{
+    d->rng ^= d->rng << 13;
+    d->rng ^= d->rng >> 7;
+    d->rng ^= d->rng << 17;
+    return d->rng;
+}
+
+/* A copy of req whose pointers all point into one allocation (*mem). */
+static void copy_req(struct delayed *op, const struct store_req *req)
+{
+    size_t sz = req->klen + req->plen + req->oncelen;
+    char *p;
+
+    for (size_t i = 0; i < req->nkeys; i++)
+        sz += req->klens[i];
+    sz += req->nkeys * (sizeof(char *) + sizeof(size_t) + sizeof(int64_t));
+    op->req = *req;
+    p = op->mem = xmalloc(sz ? sz : 1);
+    if (req->nkeys) {
+        const char **keys = (const char **)(void *)p;
+        size_t *klens = (size_t *)(void *)(p + req->nkeys * sizeof(char *));
+        int64_t *nums = (int64_t *)(void *)(p + req->nkeys *
+                                            (sizeof(char *) + sizeof(size_t)));
+        p += req->nkeys * (sizeof(char *) + sizeof(size_t) + sizeof(int64_t));
+        for (size_t i = 0; i < req->nkeys; i++) {
+            klens[i] = req->klens[i];
+            nums[i] = req->nums ? req->nums[i] : 0;
+            keys[i] = p;
+            memcpy(p, req->keys[i], klens[i]);
+            p += klens[i];
+        }
+        op->req.keys = keys;
+        op->req.klens = klens;
+        op->req.nums = req->nums ? nums : NULL;
+    }
+    if (req->key) {
+        op->req.key = memcpy(p, req->key, req->klen);
+        p += req->klen;
+    }
+    if (req->prefix) {
+        op->req.prefix = memcpy(p, req->prefix, req->plen);
+        p += req->plen;
+    }
+    if (req->once)
+        op->req.once = memcpy(p, req->once, req->oncelen);
+}
+
+/* Run one operation on the inner store and hand its result to done(). */
+static void run_one(struct store_delay *d, struct delayed *op)
+{
+    size_t k = op->req.nkeys;
+    struct store_res res = {0};
+    int64_t *values = NULL;
+    unsigned char *founds = NULL;
+
+    if (op->req.op == STORE_MGET) {
+        res.values = values = xcalloc(k ? k : 1, sizeof *values);
+        res.founds = founds = xcalloc(k ? k : 1, 1);
+    } else if (op->req.op == STORE_DEL && op->want_founds) {
+        res.founds = founds = xcalloc(k ? k : 1, 1);
+    }
+    if (store_exec(d->inner, &op->req, &res, NULL, NULL) != STORE_DONE) {
+        memset(&res, 0, sizeof res);
+        res.rc = STORE_EIO;
+        snprintf(res.detail, sizeof res.detail,
+                 "the delay store's inner store answered later");
+    }
+    d->ops++;
+    op->done(op->arg, &res);
+    free(values);
+    free(founds);
+    free(op->mem);
+    free(op);
+}
+
+/* The next pass: everything queued before it, in a shuffled order (what
+ * done() queues meanwhile waits for the pass after). */
+static void on_pass(evutil_socket_t fd, short what, void *arg)
+{
+    struct store_delay *d = arg;
+    size_t n = d->n;
+    struct delayed **batch = d->q;
+
+    d->q = NULL;
+    d->n = d->cap = 0;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(next_rand(d) % i);
+        struct delayed *t = batch[i - 1];
+        batch[i - 1] = batch[j];
+        batch[j] = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        run_one(d, batch[i]);
+    free(batch);
+}
+
+static int delay_exec(struct store *st, const struct store_req *req,
+                      struct store_res *res, store_done_fn done, void *arg)
+{
+    struct store_delay *d = self(st);
+    struct delayed *op;
+
+    if (!done) {
+        /* A caller that cannot wait (outside any request): at once, as a
+         * remote store could not. */
+        res->rc = STORE_EUNSUPPORTED;
+        snprintf(res->detail, sizeof res->detail,
+                 "the delay store answers only later");
+        return STORE_DONE;
+    }
+    op = xcalloc(1, sizeof *op);
+    copy_req(op, req);
+    op->done = done;
+    op->arg = arg;
+    op->want_founds = res->founds != NULL;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 16;
+        d->q = xrealloc(d->q, d->cap * sizeof *d->q);
+    }
+    d->q[d->n++] = op;
+    if (d->n == 1)
+        event_active(d->ev, EV_TIMEOUT, 0);
+    return STORE_PENDING;
+}
+
+static tally_ticket delay_durable(const struct store *st)
+{
+    return store_durable(((const struct store_delay *)st)->inner);
+}
+
+static int64_t delay_now_ms(const struct store *st)
+{
+    return store_now_ms(((const struct store_delay *)st)->inner);
+}
+
+static int delay_ready(const struct store *st, char *why, size_t n)
+{
+    return store_ready(((const struct store_delay *)st)->inner, why, n);
+}
+
+static size_t delay_info(const struct store *st, struct store_info_kv *kv,
+                         size_t max)
+{
+    size_t n = store_info(((const struct store_delay *)st)->inner, kv, max);
+
+    if (n && strcmp(kv[0].name, "store") == 0)
+        snprintf(kv[0].value, sizeof kv[0].value, "delay+%s",
+                 ((const struct store_delay *)st)->inner->ops->name);
+    return n;
+}
+
+static void delay_stats(const struct store *st, tally_stats *out)
+{
+    store_stats(((const struct store_delay *)st)->inner, out);
+}
+
+/* Runs what is still queued (its callers are told, so whatever they keep
+ * for it is freed), then frees the store; the inner one stays open. */
+static void delay_close(struct store *st)
+{
+    struct store_delay *d = self(st);
+
+    while (d->n)
+        on_pass(-1, 0, d);
+    event_free(d->ev);
+    free(d);
+}
+
+static const struct store_ops delay_ops = {
+    .name = "delay",
+    .sync_only = 0,
+    .exec = delay_exec,
+    /* No batch ops: MULTI, scripts, RENAME and HTTP batches are refused. */
+    .durable = delay_durable,
+    .now_ms = delay_now_ms,
+    .ready = delay_ready,
+    .info = delay_info,
+    .close = delay_close,
+    .stats = delay_stats,
+};
+
+int store_delay_open(struct event_base *base, struct store *inner,
+                     uint64_t seed, struct store **out)
+{
+    struct store_delay *d = xcalloc(1, sizeof *d);
+
+    d->base.ops = &delay_ops;
+    d->base.db = NULL; /* nothing above may reach the engine around it */
+    d->inner = inner;
+    d->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
+    d->ev = event_new(base, -1, 0, on_pass, d);
+    if (!d->ev) {
+        free(d);
+        *out = NULL;
+        return -1;
+    }
+    *out = &d->base;
+    return 0;
+}
+
+uint64_t store_delay_ops(const struct store *st)
+{
+    return ((const struct store_delay *)st)->ops;
+}
