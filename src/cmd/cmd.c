@@ -146,6 +146,17 @@ void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
     *avg_ttl_ms = r.rc == STORE_OK ? r.avg_ttl_ms : 0;
 }
 
+const char *cmd_store_name(const struct cmd_ctx *ctx)
+{
+    return ctx->store->ops->name;
+}
+
+size_t cmd_store_info(const struct cmd_ctx *ctx, struct store_info_kv *kv,
+                      size_t max)
+{
+    return store_info(ctx->store, kv, max);
+}
+
 int cmd_ready(const struct cmd_ctx *ctx, char *why, size_t n)
 {
     return store_ready(ctx->store, why, n);

@@ -478,6 +478,12 @@ void cmd_session_moved(struct cmd_session *s);
  * their effects counted (later runs echo them silently). */
 void cmd_replay_reported(struct cmd_session *s);
 
+/* The store's name ("engine", "postgresql", ...). */
+const char *cmd_store_name(const struct cmd_ctx *ctx);
+/* Its facts for INFO's # Store and /metrics (store_info): at most max
+ * pairs into kv; returns how many. */
+size_t cmd_store_info(const struct cmd_ctx *ctx, struct store_info_kv *kv,
+                      size_t max);
 /* The store's readiness: 1, or 0 with why (one line) in why. */
 int cmd_ready(const struct cmd_ctx *ctx, char *why, size_t n);
 /* The engine's statistics into *st: 0, or -1 (zeroed) on another store. */

@@ -15,6 +15,7 @@
  * nothing and so bumps nothing) is caught at EXEC by looking the key up.
  * With nothing watched, ctx->watch is NULL and cmd_exec pays one test.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -214,8 +215,6 @@ enum cmd_status cmd_multi(struct cmd_ctx *ctx, struct cmd_session *s)
         return CMD_ERR_NOAUTH;
     if (cmd_in_multi(s))
         return CMD_ERR_NESTED;
-    if (!cmd_batches_ok(ctx))
-        return CMD_ERR_UNSUPPORTED;
     m = state(s);
     m->active = 1;
     m->failed = 0;
@@ -363,6 +362,15 @@ enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
         leave(m);
         cmd_unwatch(ctx, s);
         return CMD_ERR_EXECABORT;
+    }
+    if (!cmd_batches_ok(ctx)) {
+        /* Queued, never run: a transaction is all or nothing. */
+        leave(m);
+        cmd_unwatch(ctx, s);
+        snprintf(res->detail, sizeof res->detail, "MULTI/EXEC is not "
+                 "supported by the %s store (it has no atomic batches); "
+                 "nothing ran", cmd_store_name(ctx));
+        return CMD_ERR_UNSUPPORTED;
     }
     if (watch_dirty(ctx, m, &res->ticket)) {
         leave(m);

@@ -219,9 +219,10 @@ static void http_count(struct http_front *h, struct evhttp_request *req)
     evhttp_connection_set_closecb(evcon, http_on_gone, h);
 }
 
-/* Route and run one request for session s (its own, for this request). */
+/* Route and run one request for session s (its own, for this request);
+ * rerun: it ran before and waited for the store (its change may be done). */
 static void http_serve(struct http_front *h, struct evhttp_request *req,
-                       struct cmd_session *s)
+                       struct cmd_session *s, int rerun)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -229,7 +230,7 @@ static void http_serve(struct http_front *h, struct evhttp_request *req,
     size_t seglen = 0;
     enum http_route r = http_route(path ? path : "", &seg, &seglen);
 
-    if (h->stopping) {
+    if (h->stopping && !rerun) {
         /* Run nothing new while the daemon drains: it exits once no answer
          * is held, so a change run now might be applied and never
          * answered. */
@@ -353,7 +354,7 @@ static void http_on_wake(void *arg, struct cmd_session *s)
     evhttp_clear_headers(evhttp_request_get_output_headers(req));
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
     evbuffer_drain(out, evbuffer_get_length(out));
-    http_serve(h, req, &p->s);
+    http_serve(h, req, &p->s, 1);
     if (cmd_pending(&p->s)) {
         if (evcon)
             evhttp_connection_set_closecb(evcon, http_parked_gone, p);
@@ -387,7 +388,7 @@ static void http_on_request(struct evhttp_request *req, void *arg)
                             .proto = CMD_PROTO_HTTP};
 
     http_count(h, req);
-    http_serve(h, req, &s);
+    http_serve(h, req, &s, 0);
     if (cmd_pending(&s))
         http_park(h, req, &s);
     else

@@ -282,6 +282,19 @@ void mc_reply_status(struct mc_req *r, const struct cmd_res *res)
     case CMD_ERR_NOTDURABLE:
         buf_adds(b, "SERVER_ERROR value is not durable after a failed sync");
         break;
+    case CMD_ERR_UNAVAILABLE:
+        buf_printf(b, "SERVER_ERROR store unavailable, nothing changed%s%s",
+                   res->detail[0] ? ": " : "", res->detail);
+        break;
+    case CMD_ERR_UNKNOWN:
+        buf_adds(b, "SERVER_ERROR outcome unknown: the connection to the "
+                    "store was lost after the change was sent");
+        break;
+    case CMD_ERR_UNSUPPORTED:
+        buf_printf(b, "SERVER_ERROR %s", res->detail[0]
+                                             ? res->detail
+                                             : "not supported by this store");
+        break;
     default:
         buf_printf(b, "SERVER_ERROR %s%s%s", cmd_status_name(res->status),
                    res->detail[0] ? " " : "", res->detail);

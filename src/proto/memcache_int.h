@@ -47,11 +47,16 @@ struct mc_front {
     struct mc_counters n;
 };
 
-/* r is the struct mc_req being answered. */
-#define MC_COUNT(r, field) \
-    ((void)__atomic_fetch_add(&(r)->c->front->n.field, 1, __ATOMIC_RELAXED))
+/* r is the struct mc_req being answered.  A request a store answers later
+ * runs more than once (cmd.h "Asynchronous stores"): a count is taken in
+ * the run that waits (before its store call) or in the final one (after
+ * it), never in both, so each request counts once. */
+#define MC_RERUN(r) \
+    (cmd_pending((r)->c->s) || cmd_store_replaying((r)->c->s))
+#define MC_COUNT(r, field) MC_COUNT_N(r, field, 1)
 #define MC_COUNT_N(r, field, k) \
-    ((void)__atomic_fetch_add(&(r)->c->front->n.field, (k), __ATOMIC_RELAXED))
+    ((void)(MC_RERUN(r) ? 0 : __atomic_fetch_add(&(r)->c->front->n.field, \
+                                                  (k), __ATOMIC_RELAXED)))
 #define MC_READ(r, field) \
     __atomic_load_n(&(r)->c->front->n.field, __ATOMIC_RELAXED)
 

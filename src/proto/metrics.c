@@ -15,6 +15,7 @@
 #include "metrics.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 
 #include "cmd.h"
 #include "events.h"
@@ -157,6 +158,59 @@ static void metrics_events(struct buf *out, const struct events *hub)
                    es.cutoff[p]);
 }
 
+/* A label value with Prometheus's escapes (\\, \", \n). */
+static void metrics_label(struct buf *out, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            buf_addc(out, '\\');
+        if (*v == '\n') {
+            buf_adds(out, "\\n");
+            continue;
+        }
+        buf_addc(out, *v);
+    }
+}
+
+static int metrics_is_number(const char *v)
+{
+    if (!*v)
+        return 0;
+    for (; *v; v++)
+        if (*v < '0' || *v > '9')
+            return 0;
+    return 1;
+}
+
+/* What the store says of itself (store.h store_info): numbers as gauges
+ * (tally_store_ready ...), words as labels of tally_store_info. */
+static void metrics_store(struct buf *out, const struct cmd_ctx *ctx)
+{
+    struct store_info_kv kv[16];
+    size_t n = cmd_store_info(ctx, kv, 16), labels = 0;
+
+    metrics_family(out, "tally_store_info", "gauge",
+                   "Always 1; labels name the store that holds the counters "
+                   "and what a committed change survives.");
+    buf_adds(out, "tally_store_info{");
+    for (size_t i = 0; i < n; i++) {
+        if (metrics_is_number(kv[i].value))
+            continue;
+        buf_printf(out, "%s%s=\"", labels++ ? "," : "", kv[i].name);
+        metrics_label(out, kv[i].value);
+        buf_addc(out, '"');
+    }
+    buf_adds(out, "} 1\n");
+    for (size_t i = 0; i < n; i++) {
+        char name[96];
+        if (!metrics_is_number(kv[i].value))
+            continue;
+        snprintf(name, sizeof name, "tally_%s", kv[i].name);
+        metrics_family(out, name, "gauge", "Reported by the store.");
+        buf_printf(out, "%s %s\n", name, kv[i].value);
+    }
+}
+
 void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
                     const struct metrics_idem *idem)
 {
@@ -246,4 +300,5 @@ void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
                    "0, or the negative tally code that stops changes "
                    "(-7 disk full, -8 write path failed).");
     buf_printf(out, "tally_health_code %d\n", st.health);
+    metrics_store(out, ctx);
 }

@@ -110,6 +110,21 @@ void resp_reply_status(struct resp_conn *c, const struct cmd_res *res)
         resp_error(o, "ERR idempotency ids cannot be used inside MULTI or a "
                       "script");
         break;
+    case CMD_ERR_UNAVAILABLE:
+        /* Redis's retryable prefix: nothing changed, a retry is safe. */
+        resp_error(o, "TRYAGAIN the store is unavailable, nothing changed: %s",
+                   res->detail[0] ? res->detail : "retry shortly");
+        break;
+    case CMD_ERR_UNKNOWN:
+        resp_error(o, "ERR outcome unknown: the connection to the store was "
+                      "lost after the change was sent; it may or may not "
+                      "have been applied (retry with an idempotency id to "
+                      "find out)");
+        break;
+    case CMD_ERR_UNSUPPORTED:
+        resp_error(o, "ERR %s", res->detail[0] ? res->detail
+                                              : "not supported by this store");
+        break;
     default: err_syntax(c); break;
     }
 }

@@ -502,12 +502,14 @@ void resp_cmd_config(struct resp_conn *c)
 
 /* ---- INFO ----------------------------------------------------------------- */
 
-enum { SEC_SERVER, SEC_CLIENTS, SEC_PERSISTENCE, SEC_STATS, SEC_KEYSPACE,
-       SEC_COMMANDSTATS, SEC_COUNT };
+enum { SEC_SERVER, SEC_CLIENTS, SEC_PERSISTENCE, SEC_STATS, SEC_STORE,
+       SEC_KEYSPACE, SEC_COMMANDSTATS, SEC_COUNT };
 static const char *const sec_names[SEC_COUNT] = {
-    "server", "clients", "persistence", "stats", "keyspace", "commandstats"};
+    "server", "clients", "persistence", "stats", "store", "keyspace",
+    "commandstats"};
 static const char *const sec_titles[SEC_COUNT] = {
-    "Server", "Clients", "Persistence", "Stats", "Keyspace", "Commandstats"};
+    "Server", "Clients", "Persistence", "Stats", "Store", "Keyspace",
+    "Commandstats"};
 
 static void info_section(struct resp_conn *c, struct buf *t, int sec,
                          const tally_stats *st)
@@ -590,6 +592,15 @@ static void info_section(struct resp_conn *c, struct buf *t, int sec,
                    (unsigned long long)calls, (unsigned long long)errors,
                    (unsigned long long)st->expired);
         break;
+    case SEC_STORE: {
+        /* What the store says of itself (store.h store_info): which one,
+         * what a committed change survives, whether it can serve. */
+        struct store_info_kv kv[16];
+        size_t n = cmd_store_info(c->ctx, kv, 16);
+        for (size_t i = 0; i < n; i++)
+            buf_printf(t, "%s:%s\r\n", kv[i].name, kv[i].value);
+        break;
+    }
     case SEC_KEYSPACE: {
         uint64_t keys, expires;
         int64_t avg;

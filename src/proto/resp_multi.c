@@ -12,6 +12,7 @@
  * A queued request is encoded as u32 argc, then per argument u32 length and
  * the bytes, little-endian.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "resp_int.h"
@@ -94,9 +95,22 @@ static void run_queued(void *arg, const void *req, size_t len)
     resp_args_free(&a);
 }
 
+/* MULTI or WATCH on a store that cannot run atomic batches. */
+static void refuse_unsupported(struct resp_conn *c, const char *what)
+{
+    struct cmd_res res = {.status = CMD_ERR_UNSUPPORTED};
+
+    snprintf(res.detail, sizeof res.detail, "%s is not supported by the %s "
+             "store (it has no atomic batches)", what,
+             cmd_store_name(c->ctx));
+    resp_reply_status(c, &res);
+}
+
 void resp_cmd_multi(struct resp_conn *c)
 {
-    if (cmd_multi(c->ctx, c->s) == CMD_ERR_NESTED)
+    enum cmd_status st = cmd_multi(c->ctx, c->s);
+
+    if (st == CMD_ERR_NESTED)
         resp_error(&c->out, "ERR MULTI calls can not be nested");
     else
         resp_simple(&c->out, "OK");
@@ -119,6 +133,9 @@ void resp_cmd_watch(struct resp_conn *c)
     case CMD_OK: resp_simple(&c->out, "OK"); break;
     case CMD_ERR_WATCHMULTI:
         resp_error(&c->out, "ERR WATCH inside MULTI is not allowed");
+        break;
+    case CMD_ERR_UNSUPPORTED:
+        refuse_unsupported(c, "WATCH");
         break;
     default:
         res.status = CMD_ERR_KEYLEN;

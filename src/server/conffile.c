@@ -410,6 +410,9 @@ static void effective(const struct conf *c, const char *name,
         snprintf(out, n, "%llu", (unsigned long long)c->events_window);
     else if (!strcmp(name, "subscriber-output-limit"))
         snprintf(out, n, "%llu", (unsigned long long)c->sub_limit);
+    else if (!strcmp(name, "store"))
+        snprintf(out, n, "%s", c->store ? "(set)" : ""); /* may hold a
+                                                           password */
     else if (!strcmp(name, "events-keepalive"))
         snprintf(out, n, "%d",
                  (c->keepalive_ms ? c->keepalive_ms : 15000) / 1000);

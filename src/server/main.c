@@ -342,6 +342,9 @@ static void teardown(struct server *srv)
     conn_close_all(srv);
     conn_listeners_close(srv);
     fronts_stop(srv);
+    /* After the connections: what is still in flight is answered to
+     * sessions already gone, which frees what they left (replay.c). */
+    stores_close(srv);
     pubsub_free(srv->pubsub);
     srv->pubsub = NULL;
     events_free(srv->events);
@@ -415,6 +418,11 @@ int main(int argc, char **argv)
 
     if (setup_loop(srv) < 0)
         goto close_db;
+    if (stores_open(srv, err) < 0) {
+        slog(&srv->log, SLOG_ERROR, "%s", err);
+        goto close_db;
+    }
+    srv->cmd.store = srv->store;
     if (tls_init(srv, err) < 0) {
         slog(&srv->log, SLOG_ERROR, "%s", err);
         goto close_db;

@@ -60,10 +60,21 @@ void slog_set_level(struct slog *l, int level);
 /* tally_options.log: the engine's warnings and errors, from any thread. */
 void slog_engine(void *l, int level, const char *msg);
 
+/* ---- Stores (stores.c) --------------------------------------------------- */
+
+struct server;
+
+/* Open what --store names into srv->store (after the loop exists).
+ * Returns 0, or -1 with err (256 bytes) set. */
+int stores_open(struct server *srv, char *err);
+/* Close it, unless it is the engine (closed with the handle). */
+void stores_close(struct server *srv);
+
 /* ---- Flags (config.c) ---------------------------------------------------- */
 
 struct conf {
     const char *dir;           /* data directory (borrowed from argv) */
+    const char *store;         /* --store URI (borrowed), NULL: the engine */
     const char *bind;          /* address every listener binds */
     int port;                  /* RESP */
     int http_port;             /* 0: off */
@@ -341,6 +352,8 @@ struct server {
     struct slog log;
     tally *db;
     struct store_engine engine; /* the store over db (src/store/engine.h) */
+    struct store *store;       /* where counters live: &engine.base, or
+                                  what --store named (stores.c) */
     struct cmd_ctx cmd;
     struct cmd_serverinfo info;
     struct proto_limits limits;

@@ -579,9 +579,9 @@ static int engine_ready(const struct store *st, char *why, size_t n)
 static const char *sync_name(tally_sync s)
 {
     switch (s) {
-    case TALLY_SYNC_ALWAYS: return "fsync always: a reply leaves after its change is on disk";
-    case TALLY_SYNC_EVERYSEC: return "fsync everysec: up to about a second of changes may be lost";
-    default: return "fsync no: the kernel decides when changes reach the disk";
+    case TALLY_SYNC_ALWAYS: return "fsync always, a reply leaves after its change is on disk";
+    case TALLY_SYNC_EVERYSEC: return "fsync everysec, up to about a second of changes may be lost";
+    default: return "fsync no, the kernel decides when changes reach the disk";
     }
 }
 

@@ -287,139 +287,141 @@ static void show(struct store_res *res, const struct pg_key *k)
     res->expire_at = k->exists ? k->expire_at : 0;
 }
 
-/* The expiry a change asks for: 0 none, -1 keep, else Unix ms; rc on
- * error. */
-static int want_expiry(const struct store_req *r, int64_t now, int existed,
-                       int64_t old, int64_t *out)
+/* The expiry a change names (the engine's resolve() in engine.c): 0 none,
+ * 1 for a time at or before now (the change deletes), else Unix ms;
+ * STORE_EEXPIRE on overflow or past TALLY_EXPIRE_MAX. */
+static int resolve(const struct store_req *r, int64_t now, int64_t *x)
 {
+    int64_t when;
     switch (r->xmode) {
-    case STORE_X_KEEP:
-        *out = existed ? old : 0;
-        return 0;
-    case STORE_X_NONE:
-        *out = 0;
-        return 0;
-    case STORE_X_REL_IFNEW:
-    case STORE_X_ABS_IFNEW:
-        if (existed) {
-            *out = old;
-            return 0;
-        }
-        /* fall through */
+    case STORE_X_REL: case STORE_X_REL_IFNEW:
+        if (__builtin_add_overflow(now, r->expire, &when))
+            return STORE_EEXPIRE;
+        break;
+    case STORE_X_ABS: case STORE_X_ABS_IFNEW:
+        when = r->expire;
+        break;
     default:
-        if (r->xmode == STORE_X_REL || r->xmode == STORE_X_REL_IFNEW) {
-            if (__builtin_add_overflow(now, r->expire, out))
-                return STORE_EEXPIRE;
-        } else {
-            *out = r->expire;
-        }
-        if (*out <= 0) /* at or before any now: the change deletes */
-            *out = 1;
+        *x = 0;
         return 0;
     }
+    if (when > TALLY_EXPIRE_MAX)
+        return STORE_EEXPIRE;
+    *x = when <= now ? 1 : when;
+    return 0;
 }
 
-/* Store (n, expire) as the key's new state; an expiry at or before now
- * deletes it (Redis 7). */
-static void put(struct pg_key *k, int64_t n, int64_t expire, int64_t now)
+static int ifnew(const struct store_req *r)
 {
-    k->exists = !(expire && expire <= now);
-    k->n = n;
-    k->expire_at = k->exists ? expire : 0;
+    return r->xmode == STORE_X_REL_IFNEW || r->xmode == STORE_X_ABS_IFNEW;
 }
 
+/* Store (n, expiry x as resolve() gives it) as the key's new state; 1
+ * deletes it (Redis 7). */
+static void put(struct pg_key *k, int64_t n, int64_t x)
+{
+    k->exists = x != 1;
+    k->n = k->exists ? n : 0;
+    k->expire_at = k->exists ? x : 0;
+}
+
+/* INCRBY keeps the expiry, sets it (always, or if it creates), with
+ * memcached's MUSTEXIST and FLOOR0 (as engine.c's op_incr). */
 static void do_incr(struct pg_batch *b, const struct store_req *r,
                     struct store_res *res)
 {
     struct pg_key *k = key_of(b, r->key, r->klen);
+    int64_t x, delta = r->num, v;
+    if ((res->rc = resolve(r, b->now_ms, &x)))
+        return;
+    show(res, k);
     if (!k->exists && (r->flags & STORE_F_MUSTEXIST)) {
         res->rc = STORE_NOTFOUND;
         return;
     }
-    int64_t base = k->exists ? k->n : 0, v, exp;
-    if (__builtin_add_overflow(base, r->num, &v)) {
-        res->rc = STORE_EOVERFLOW;
-        show(res, k);
+    /* The floor: a result below 0 becomes 0; a counter already below it
+     * stays as it is (memcached's decr never goes under 0). */
+    if ((r->flags & STORE_F_FLOOR0) && delta < 0) {
+        int64_t c = res->value;
+        delta = c <= 0 ? 0 : (delta < -c ? -c : delta);
+    }
+    if ((r->flags & (STORE_F_FLOOR0 | STORE_F_MUSTEXIST)) && delta == 0 &&
+        r->xmode == STORE_X_KEEP && k->exists) {
+        res->unchanged = 1;
         return;
     }
-    if ((r->flags & STORE_F_FLOOR0) && v < 0)
-        v = 0;
-    if ((res->rc = want_expiry(r, b->now_ms, k->exists, k->expire_at, &exp)))
+    if (__builtin_add_overflow(res->value, delta, &v)) {
+        res->rc = STORE_EOVERFLOW;
         return;
-    put(k, v, exp, b->now_ms);
+    }
+    int set = r->xmode >= STORE_X_REL && (!ifnew(r) || !k->exists);
+    if (!set)
+        x = r->xmode == STORE_X_NONE ? 0 : k->expire_at;
+    put(k, v, x);
     res->found = 1;
     res->value = v;
     res->expire_at = k->expire_at;
+    res->expire_set = set ? x : 0;
+    res->expired = set && x == 1;
 }
 
+/* SET with its conditions (NX, XX, IFEQ), GET and expiry (engine.c's
+ * op_set): found/value show the old counter, expire_at the new one. */
 static void do_set(struct pg_batch *b, const struct store_req *r,
                    struct store_res *res)
 {
     struct pg_key *k = key_of(b, r->key, r->klen);
     unsigned f = r->flags;
-    if ((f & STORE_F_NX) && (f & (STORE_F_XX | STORE_F_IFEQ))) {
-        res->rc = STORE_EINVAL;
+    int64_t x;
+    if ((res->rc = resolve(r, b->now_ms, &x)))
         return;
-    }
-    if (f & STORE_F_GET)
-        show(res, k);
-    if ((f & STORE_F_IFEQ) && !k->exists)
-        res->rc = STORE_NOTFOUND;
-    else if (((f & STORE_F_NX) && k->exists) || ((f & STORE_F_XX) && !k->exists) ||
-             ((f & STORE_F_IFEQ) && k->n != r->cmp))
+    show(res, k);
+    if (((f & STORE_F_NX) && k->exists) || ((f & STORE_F_XX) && !k->exists) ||
+        ((f & STORE_F_IFEQ) && (!k->exists || k->n != r->cmp))) {
         res->rc = STORE_NOTSET;
-    if (res->rc) {
-        if (!(f & STORE_F_GET))
-            show(res, k);
         return;
     }
-    int64_t exp;
-    if ((res->rc = want_expiry(r, b->now_ms, k->exists, k->expire_at, &exp)))
-        return;
-    put(k, r->num, exp, b->now_ms);
+    if (r->xmode == STORE_X_KEEP)
+        x = k->expire_at;
+    put(k, r->num, x);
     res->n = 1;
-    if (!(f & STORE_F_GET)) {
-        res->found = 1;
-        res->value = r->num;
-        res->expire_at = k->expire_at;
-    }
+    res->expire_at = k->expire_at;
+    res->expire_set = x;
+    res->expired = x == 1;
 }
 
+/* EXPIRE, PERSIST (STORE_X_NONE), GETEX: res shows the counter before
+ * (engine.c's op_expire, Redis 7's conditions). */
 static void do_expire(struct pg_batch *b, const struct store_req *r,
                       struct store_res *res)
 {
     struct pg_key *k = key_of(b, r->key, r->klen);
     unsigned f = r->flags;
-    show(res, k);
-    if (((f & STORE_F_NX) && (f & (STORE_F_XX | STORE_F_GT | STORE_F_LT))) ||
-        ((f & STORE_F_GT) && (f & STORE_F_LT))) {
-        res->rc = STORE_EINVAL;
+    int64_t x, when = 0;
+    if ((res->rc = resolve(r, b->now_ms, &x)))
         return;
-    }
+    if (r->xmode >= STORE_X_REL)
+        when = r->xmode == STORE_X_REL || r->xmode == STORE_X_REL_IFNEW
+                   ? b->now_ms + r->expire : r->expire;
+    show(res, k);
     if (!k->exists) {
         res->rc = STORE_NOTFOUND;
         return;
     }
-    if (r->xmode == STORE_X_KEEP)
-        return;
+    int64_t cur = k->expire_at;
     if (r->xmode == STORE_X_NONE) {
-        res->n = k->expire_at != 0;
-        k->expire_at = 0;
+        if (!cur)
+            return; /* nothing to remove */
+    } else if (r->xmode < STORE_X_REL ||
+               ((f & STORE_F_NX) && cur) || ((f & STORE_F_XX) && !cur) ||
+               ((f & STORE_F_GT) && (!cur || when <= cur)) ||
+               ((f & STORE_F_LT) && cur && when >= cur)) {
         return;
     }
-    int64_t exp;
-    struct store_req abs = *r;
-    abs.xmode = r->xmode == STORE_X_ABS || r->xmode == STORE_X_ABS_IFNEW
-                    ? STORE_X_ABS : STORE_X_REL;
-    if ((res->rc = want_expiry(&abs, b->now_ms, 1, k->expire_at, &exp)))
-        return;
-    int64_t cur = k->expire_at;
-    if (((f & STORE_F_NX) && cur) || ((f & STORE_F_XX) && !cur) ||
-        ((f & STORE_F_GT) && (!cur || exp <= cur)) ||
-        ((f & STORE_F_LT) && cur && exp >= cur))
-        return;
-    put(k, k->n, exp, b->now_ms);
+    put(k, k->n, x);
     res->n = 1;
+    res->expire_set = when;
+    res->expired = x == 1;
 }
 
 static void do_multi(struct pg_batch *b, struct pg_op *op)
@@ -454,7 +456,7 @@ static void do_multi(struct pg_batch *b, struct pg_op *op)
             op->values[i] = k->exists ? k->n : 0;
             break;
         default: /* STORE_MSET */
-            put(k, r->nums[i], 0, b->now_ms);
+            put(k, r->nums[i], 0);
             break;
         }
     }
@@ -526,7 +528,11 @@ void pg_batch_apply(struct pg_batch *b)
                 continue;
             }
         }
-        run_one(b, op);
+        if (id && (op->req.flags || (op->req.op == STORE_SET && ifnew(&op->req)) ||
+                   (op->req.op == STORE_DEL && op->req.nkeys != 1)))
+            op->res.rc = STORE_EINVAL; /* as the engine: ids take no conditions */
+        else
+            run_one(b, op);
         if (id && (op->res.rc == STORE_OK || op->res.rc == STORE_NOTFOUND)) {
             id->live = id->dirty = 1;
             id->fp = op->req.fingerprint;

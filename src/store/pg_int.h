@@ -2,9 +2,10 @@
 /*
  * pg_int.h - what the files of the PostgreSQL store share: the queued
  * operation, the batch (one transaction) and its per-key and per-id state.
- * pg.c owns the connection, the queue and the batch's life; pg_batch.c
- * decides which operations share a transaction and answers them from the
- * rows that came back; pg_sql.c holds every SQL text and the array encoders.
+ * pg.c owns the connection, the queue and the operations' lives; pg_txn.c
+ * sends a batch as one transaction and reads its rows back; pg_batch.c
+ * decides which operations share a transaction and answers them from those
+ * rows; pg_sql.c holds every SQL text and the array encoders.
  * Nothing here is thread-safe: the event loop's thread is the only user.
  */
 #ifndef TALLY_STORE_PG_INT_H
@@ -13,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+
+#include <event2/util.h>
+#include <libpq-fe.h>
 
 #include "store.h"
 #include "util.h"
@@ -144,5 +148,78 @@ void pg_arr_i64(struct buf *b, const int64_t *v, const unsigned char *null,
 /* Binary-format result fields. */
 int64_t pg_get_i64(const char *p);
 int32_t pg_get_i32(const char *p);
+
+/* ---- The store (pg.c) and its pipeline (pg_txn.c) ----------------------- */
+
+#define PG_RETRY_MAX 10
+#define PG_BACKOFF_MIN_MS 100
+#define PG_BACKOFF_MAX_MS 5000
+#define PG_TICK_MS 1000      /* purge; info every PG_INFO_TICKS */
+#define PG_INFO_TICKS 5
+#define PG_SCAN_MAX 1000     /* rows of one SCAN page at most */
+#define PG_EXP_MAX 64
+
+/* The connection, from nothing to serving. */
+enum pg_state { PG_DOWN = 0, PG_CONNECTING, PG_SETUP, PG_PREPARING, PG_READY };
+
+/* What the next result of the pipeline belongs to. */
+enum pg_exp { EXP_PREPARE, EXP_STMT, EXP_SYNC };
+
+struct pg_store {
+    struct store base;
+    struct event_base *evb;
+    char *uri;
+    int sync_policy;
+    PGconn *conn;
+    enum pg_state state;
+    int fd;
+    struct event *ev_read, *ev_write;
+    struct event *ev_flush, *ev_retry, *ev_reconnect, *ev_tick;
+    int flush_armed;
+    struct pg_opq queue;
+    struct pg_batch *cur;     /* the batch in flight or waiting to re-run */
+    int cur_synced;           /* its Sync was sent */
+    int cur_phase1;           /* slow rows still to come before phase 2 */
+    char cur_err[6];          /* its first SQLSTATE, "" if none */
+    char cur_msg[120];
+    struct { enum pg_exp what; enum pg_stmt stmt; } exp[PG_EXP_MAX];
+    size_t exp_head, exp_n;
+    int exp_got;              /* the head statement's result came */
+    int backoff_ms;
+    int64_t schema_version;
+    char why[160];            /* ready() when not ready */
+    struct buf arr[8];        /* parameter encodings */
+    unsigned ticks;
+    /* facts for info(), from PG_S_INFO */
+    char synchronous_commit[32];
+    char standby_names[128];
+    int64_t sync_attached, standbys, in_recovery;
+    int64_t clock_off_ms;     /* the database's clock minus ours */
+    int purge_queued, info_queued;
+    int send_failed;          /* libpq refused to queue a message */
+    int closing;
+    uint64_t n_batches, n_ops, n_retries, n_unknown, n_purged;
+};
+
+/* pg.c: the connection and the operations' lives */
+int64_t pg_wall_ms(void);
+const char *pg_sync_setting(int policy);  /* synchronous_commit's value */
+void pg_op_finish(struct pg_store *st, struct pg_op *op); /* done(), free */
+/* Fail every op of q with rc (STORE_EUNKNOWN only for ops that write). */
+void pg_fail_list(struct pg_store *st, struct pg_opq *q, int rc,
+                  const char *detail);
+void pg_enqueue_own(struct pg_store *st, enum pg_kind kind);
+/* Drop the connection: fail what is in flight and queued, reconnect. */
+void pg_conn_lost(struct pg_store *st, const char *why);
+void pg_sock_watch(struct pg_store *st, int want_write);
+
+/* pg_txn.c: sending batches, reading their rows */
+void pg_exp_push(struct pg_store *st, enum pg_exp what, enum pg_stmt s);
+void pg_exp_pop(struct pg_store *st);
+int pg_pump(struct pg_store *st);      /* PQflush; -1: connection lost */
+void pg_on_stmt(struct pg_store *st, enum pg_stmt s, const PGresult *r);
+void pg_on_sync(struct pg_store *st);  /* the batch's Sync came back */
+void pg_flush_cb(evutil_socket_t fd, short what, void *arg);
+void pg_retry_cb(evutil_socket_t fd, short what, void *arg);
 
 #endif /* TALLY_STORE_PG_INT_H */

@@ -129,6 +129,7 @@ def round_trip_values(d, tmp_path):
         "memcache-tls-port": (str(d.tls_port),) * 2,
         "tls-auth-clients": ("optional", "optional"),
         "tls-protocols": ("TLSv1.3", "TLSv1.3"),
+        "store": ('""', ""),  # the engine; a URI is shown as "(set)"
     }
 
 

@@ -150,8 +150,9 @@ static struct store_req set(const char *k, int64_t v)
                               .num = v, .xmode = STORE_X_NONE};
 }
 
-/* A plain blocking query on a connection of the test's own. */
-static PGresult *sql(const char *q)
+/* A plain blocking query on a connection of the test's own; caller frees
+ * with PQclear. */
+static PGresult *sql_query(const char *q)
 {
     static PGconn *c;
     if (!c || PQstatus(c) != CONNECTION_OK) {
@@ -172,9 +173,14 @@ static PGresult *sql(const char *q)
     return r;
 }
 
+static void sql(const char *q)
+{
+    PQclear(sql_query(q));
+}
+
 static long long sql_int(const char *q)
 {
-    PGresult *r = sql(q);
+    PGresult *r = sql_query(q);
     long long v = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     return v;
@@ -333,8 +339,8 @@ static void connection_lost_after_commit_sent_is_unknown(void **state)
     spin(&f, 300); /* the batch is sent and waits for the lock */
     assert_false(c[0].done);
     start(&f, &g, &c[1]); /* queued behind it */
-    PQclear(sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'tallyd'"));
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'tallyd'");
     finish(&f, c, 2);
     assert_int_equal(c[0].res.rc, STORE_EUNKNOWN);
     assert_non_null(strstr(c[0].res.detail, "may or may not"));
@@ -518,6 +524,22 @@ static void conditional_and_multi_key_ops(void **state)
     assert_int_equal(c->res.n, 2);
     assert_int_equal(sql_int("SELECT count(*) FROM tally_counters"), 1);
     assert_int_equal(run(&f, &(struct store_req){.op = STORE_FLUSH})->res.n, 1);
+    /* memcached: cas of a missing item, incr of a missing one, decr's floor */
+    cas.cmp = 5;
+    assert_int_equal(run(&f, &cas)->res.rc, STORE_NOTSET);
+    struct store_req mc = incr("mc", 1);
+    mc.flags = STORE_F_MUSTEXIST;
+    assert_int_equal(run(&f, &mc)->res.rc, STORE_NOTFOUND);
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_SET, .key = "mc",
+                     .klen = 2, .num = 3, .xmode = STORE_X_NONE})->res.rc, STORE_OK);
+    mc.num = -5;
+    mc.flags = STORE_F_MUSTEXIST | STORE_F_FLOOR0;
+    assert_int_equal(run(&f, &mc)->res.value, 0);
+    assert_int_equal(run(&f, &(struct store_req){.op = STORE_SET, .key = "mc",
+                     .klen = 2, .num = -5, .xmode = STORE_X_NONE})->res.rc, STORE_OK);
+    c = run(&f, &mc);
+    assert_int_equal(c->res.value, -5); /* below the floor already: as it is */
+    assert_true(c->res.unchanged);
     fx_close(&f);
 }
 
@@ -532,6 +554,131 @@ static void info_reports_durability_honestly(void **state)
     assert_string_equal(info(&f, "store_pg_sync_standby_configured"), "0");
     assert_non_null(strstr(info(&f, "store_durability"),
                            "no synchronous standby configured"));
+    fx_close(&f);
+}
+
+/* Two stores (two tallyd instances) on one database, clients mixing hot
+ * increments and slow ones (with a floor, so locked and run in C) over two
+ * keys: every acknowledged increment is counted exactly once, and since
+ * every transaction locks its counters in one order there is no deadlock
+ * (there were, each costing deadlock_timeout, when a batch locked its hot
+ * keys and its slow keys in two statements). */
+struct mixer {
+    struct store *st;
+    int i, stop;
+    long acked[2];
+    long errors;
+    int inflight_key;
+};
+
+static void mixer_issue(struct mixer *m);
+
+static void mixer_done(void *arg, const struct store_res *res)
+{
+    struct mixer *m = arg;
+    if (res->rc == STORE_OK) {
+        m->acked[m->inflight_key]++;
+    } else {
+        m->errors++;
+        fprintf(stderr, "mixer: rc %d %s\n", res->rc, res->detail);
+        m->stop = 1; /* an immediate error would recurse */
+    }
+    if (!m->stop)
+        mixer_issue(m);
+}
+
+static void mixer_issue(struct mixer *m)
+{
+    static const char *const keys[2] = {"dx", "dy"};
+    int k = (m->i++ + (int)((uintptr_t)m >> 4)) & 1;
+    struct store_req r = incr(keys[k], 1);
+    if (rand() & 1)
+        r.flags = STORE_F_FLOOR0;
+    m->inflight_key = k;
+    struct store_res res;
+    if (m->st->ops->exec(m->st, &r, &res, mixer_done, m) == STORE_DONE)
+        mixer_done(m, &res);
+}
+
+static void two_instances_lock_in_one_order_and_count_exactly(void **state)
+{
+    struct fx a, b;
+    fx_open(&a);
+    sql("DELETE FROM tally_counters");
+    b.evb = a.evb; /* one loop, two stores: two connections */
+    char err[200];
+    assert_int_equal(store_pg_open(b.evb, getenv("TALLY_PG_URI"),
+                                   TALLY_SYNC_ALWAYS, &b.st, err, sizeof err), 0);
+    wait_ready(&b, 1);
+    static struct mixer m[40];
+    memset(m, 0, sizeof m);
+    for (int i = 0; i < 40; i++) {
+        m[i].st = i & 1 ? b.st : a.st;
+        m[i].i = i;
+        mixer_issue(&m[i]);
+    }
+    spin(&a, 3000);
+    for (int i = 0; i < 40; i++)
+        m[i].stop = 1;
+    spin(&a, 500);
+    long want[2] = {0, 0}, errors = 0;
+    for (int i = 0; i < 40; i++) {
+        want[0] += m[i].acked[0];
+        want[1] += m[i].acked[1];
+        errors += m[i].errors;
+    }
+    assert_int_equal(errors, 0);
+    assert_true(want[0] > 100 && want[1] > 100);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'dx'"), want[0]);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'dy'"), want[1]);
+    fprintf(stderr, "two instances: %ld + %ld increments, %s + %s re-runs\n",
+            want[0], want[1], info(&a, "store_pg_retries"),
+            info(&b, "store_pg_retries"));
+    assert_true(want[0] + want[1] > 3000); /* not stalled by deadlocks */
+    assert_string_equal(info(&a, "store_pg_retries"), "0");
+    assert_string_equal(info(&b, "store_pg_retries"), "0");
+    b.st->ops->close(b.st);
+    fx_close(&a);
+}
+
+/* A deadlock with another session (40P01) re-runs the batch after a
+ * backoff instead of failing it. */
+static void deadlock_is_rerun_after_backoff(void **state)
+{
+    struct fx f;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters;"
+        "INSERT INTO tally_counters (k, n) VALUES ('p', 0), ('q', 0)");
+    PGconn *holder = PQconnectdb(getenv("TALLY_PG_URI"));
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    PQclear(PQexec(holder, "BEGIN; SELECT * FROM tally_counters WHERE k = 'q' FOR UPDATE"));
+    const char *keys[2] = {"p", "q"};
+    size_t klens[2] = {1, 1};
+    int64_t nums[2] = {1, 2};
+    static struct call c;
+    start(&f, &(struct store_req){.op = STORE_MSET, .nkeys = 2, .keys = keys,
+                                  .klens = klens, .nums = nums}, &c);
+    spin(&f, 300); /* holds p, waits for q */
+    assert_false(c.done);
+    assert_int_equal(PQsendQuery(holder, "UPDATE tally_counters SET n = 5 WHERE k = 'p'"), 1);
+    int64_t end = mono_ms() + 10000;
+    int released = 0;
+    while (!c.done) { /* the store's backend waited first: it is the victim */
+        assert_true(mono_ms() < end);
+        spin(&f, 20);
+        PQconsumeInput(holder);
+        if (!released && !PQisBusy(holder)) {
+            released = 1;
+            PGresult *r;
+            while ((r = PQgetResult(holder)))
+                PQclear(r);
+            PQclear(PQexec(holder, "ROLLBACK"));
+        }
+    }
+    assert_int_equal(c.res.rc, STORE_OK);
+    assert_true(atoll(info(&f, "store_pg_retries")) >= 1);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'q'"), 2);
+    PQfinish(holder);
     fx_close(&f);
 }
 
@@ -552,6 +699,8 @@ int main(void)
         cmocka_unit_test(expired_counters_invisible_then_purged),
         cmocka_unit_test(scan_pages_cover_every_key),
         cmocka_unit_test(info_reports_durability_honestly),
+        cmocka_unit_test(two_instances_lock_in_one_order_and_count_exactly),
+        cmocka_unit_test(deadlock_is_rerun_after_backoff),
         cmocka_unit_test(connection_lost_after_commit_sent_is_unknown),
         cmocka_unit_test(postgresql_down_fails_fast_then_reconnects),
         cmocka_unit_test(postgresql_killed_store_recovers),

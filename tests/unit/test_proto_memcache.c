@@ -139,6 +139,63 @@ static void test_set_reply_waits_for_its_ticket(void **state)
     assert_int_equal(f->ticket, tally_head(f->c.db));
 }
 
+/* A store that counts the operations it forwards to the engine store. */
+struct counting {
+    struct store base;
+    struct store *inner;
+    struct store_ops ops;
+    unsigned n;
+};
+
+static int counting_exec(struct store *st, const struct store_req *req,
+                         struct store_res *res, store_done_fn done, void *arg)
+{
+    struct counting *c = (struct counting *)st;
+    c->n++;
+    return store_exec(c->inner, req, res, done, arg);
+}
+
+static void count_ops(struct fx *f, struct counting *c)
+{
+    memset(c, 0, sizeof *c);
+    c->inner = f->c.ctx.store;
+    c->ops = *c->inner->ops;
+    c->ops.exec = counting_exec;
+    c->base.ops = &c->ops;
+    c->base.db = c->inner->db;
+    f->c.ctx.store = &c->base;
+}
+
+/* Regression: cas, incr and decr were a read and then a change (two
+ * engine calls, atomic only because one thread owned the engine); each is
+ * now one store operation, so it stays atomic on a shared database. */
+static void test_cas_incr_decr_are_one_store_operation(void **state)
+{
+    struct fx *f = *state;
+    struct counting c;
+    char line[128];
+    unsigned long long cas;
+
+    EXPECT(f, "set c 0 0 1\r\n7\r\n", "STORED\r\n");
+    const char *r = feed(f, "gets c\r\n");
+    assert_int_equal(sscanf(r, "VALUE c 0 1 %llu\r\n7\r\nEND\r\n", &cas), 1);
+    count_ops(f, &c);
+    snprintf(line, sizeof line, "cas c 0 0 1 %llu\r\n8\r\n", cas);
+    EXPECT(f, line, "STORED\r\n");
+    assert_int_equal(c.n, 1);
+    EXPECT(f, line, "EXISTS\r\n");
+    assert_int_equal(c.n, 2);
+    EXPECT(f, "incr c 5\r\n", "13\r\n");
+    assert_int_equal(c.n, 3);
+    EXPECT(f, "decr c 100\r\n", "0\r\n");
+    assert_int_equal(c.n, 4);
+    EXPECT(f, "incr nope 1\r\n", "NOT_FOUND\r\n");
+    assert_int_equal(c.n, 5);
+    EXPECT(f, "decr c 18446744073709551615\r\n", "0\r\n");
+    assert_int_equal(c.n, 6);
+    f->c.ctx.store = c.inner;
+}
+
 static void test_gets_cas_round_trip(void **state)
 {
     struct fx *f = *state;
@@ -728,6 +785,7 @@ int main(void)
         T(test_get_missing_and_present),
         T(test_set_reply_waits_for_its_ticket),
         T(test_gets_cas_round_trip),
+        T(test_cas_incr_decr_are_one_store_operation),
         T(test_add_replace_noreply),
         T(test_thirty_day_exptime_is_relative),
         T(test_set_refuses_non_integers),

@@ -1,0 +1,23 @@
+
+# Consider dependencies only in project.
+set(CMAKE_DEPENDS_IN_PROJECT_ONLY OFF)
+
+# The set of languages for which implicit dependencies are needed:
+set(CMAKE_DEPENDS_LANGUAGES
+  )
+
+# The set of dependency files which are needed:
+set(CMAKE_DEPENDS_DEPENDENCY_FILES
+  "/work/wt/pg/src/store/pg.c" "CMakeFiles/tally_store_pg.dir/src/store/pg.c.o" "gcc" "CMakeFiles/tally_store_pg.dir/src/store/pg.c.o.d"
+  "/work/wt/pg/src/store/pg_batch.c" "CMakeFiles/tally_store_pg.dir/src/store/pg_batch.c.o" "gcc" "CMakeFiles/tally_store_pg.dir/src/store/pg_batch.c.o.d"
+  "/work/wt/pg/src/store/pg_sql.c" "CMakeFiles/tally_store_pg.dir/src/store/pg_sql.c.o" "gcc" "CMakeFiles/tally_store_pg.dir/src/store/pg_sql.c.o.d"
+  )
+
+# Targets to which this target links.
+set(CMAKE_TARGET_LINKED_INFO_FILES
+  "/work/wt/pg/build-asan/src/engine/CMakeFiles/tally.dir/DependInfo.cmake"
+  "/work/wt/pg/build-asan/src/util/CMakeFiles/tally_util.dir/DependInfo.cmake"
+  )
+
+# Fortran module output directory.
+set(CMAKE_Fortran_TARGET_MODULE_DIR "")

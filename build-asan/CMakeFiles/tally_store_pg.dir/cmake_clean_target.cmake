@@ -1,0 +1,3 @@
+file(REMOVE_RECURSE
+  "libtally_store_pg.a"
+)

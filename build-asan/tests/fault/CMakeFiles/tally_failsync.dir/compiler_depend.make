@@ -1,0 +1,2 @@
+# Empty compiler generated dependencies file for tally_failsync.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty dependencies file for tally_failsync.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty dependencies file for test_cmd_events.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty dependencies file for test_cmd_glob.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,2 @@
+# Empty compiler generated dependencies file for test_engine_mdel.
+# This may be replaced when dependencies are built.

@@ -1,0 +1,25 @@
+
+# Consider dependencies only in project.
+set(CMAKE_DEPENDS_IN_PROJECT_ONLY OFF)
+
+# The set of languages for which implicit dependencies are needed:
+set(CMAKE_DEPENDS_LANGUAGES
+  )
+
+# The set of dependency files which are needed:
+set(CMAKE_DEPENDS_DEPENDENCY_FILES
+  "/work/wt/pg/src/server/outbox.c" "tests/unit/CMakeFiles/test_server_outbox.dir/__/__/src/server/outbox.c.o" "gcc" "tests/unit/CMakeFiles/test_server_outbox.dir/__/__/src/server/outbox.c.o.d"
+  "/work/wt/pg/tests/unit/test_server_outbox.c" "tests/unit/CMakeFiles/test_server_outbox.dir/test_server_outbox.c.o" "gcc" "tests/unit/CMakeFiles/test_server_outbox.dir/test_server_outbox.c.o.d"
+  )
+
+# Targets to which this target links.
+set(CMAKE_TARGET_LINKED_INFO_FILES
+  "/work/wt/pg/build-asan/src/proto/CMakeFiles/tally_proto.dir/DependInfo.cmake"
+  "/work/wt/pg/build-asan/src/cmd/CMakeFiles/tally_cmd.dir/DependInfo.cmake"
+  "/work/wt/pg/build-asan/src/util/CMakeFiles/tally_util.dir/DependInfo.cmake"
+  "/work/wt/pg/build-asan/src/engine/CMakeFiles/tally.dir/DependInfo.cmake"
+  "/work/wt/pg/build-asan/src/store/CMakeFiles/tally_store.dir/DependInfo.cmake"
+  )
+
+# Fortran module output directory.
+set(CMAKE_Fortran_TARGET_MODULE_DIR "")

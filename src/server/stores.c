@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * stores.c - which store holds the counters: --store's URI scheme mapped to
+ * the function that opens it (src/store/store.h).  No --store: the engine
+ * on --dir, which main.c opens.  postgresql:// and postgres://: the
+ * PostgreSQL store (src/store/pg.h), when this tallyd was built with it.
+ * delay+engine[:DIR]: the test store (src/store/delay.h) over the engine,
+ * answering every operation a loop pass later; not documented for users,
+ * it exists so the black-box tests can drive the asynchronous path.
+ *
+ * DEBT: whatever the store, the engine on --dir is opened too: the loop,
+ * the outbox and corking (main.c, outbox.c, conn.c) are written against
+ * the handle.  A remote store's results carry ticket 0, so nothing waits
+ * on it; routing those through store_durable() and a store step removes
+ * the directory from a stateless tallyd.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "delay.h"
+#include "server.h"
+#ifdef TALLY_HAVE_PG
+#include "pg.h"
+#endif
+
+static int has_scheme(const char *uri, const char *scheme)
+{
+    return strncmp(uri, scheme, strlen(scheme)) == 0;
+}
+
+int stores_open(struct server *srv, char *err)
+{
+    const char *uri = srv->conf.store;
+
+    srv->store = &srv->engine.base;
+    if (!uri)
+        return 0;
+    if (has_scheme(uri, "delay+engine")) {
+        if (store_delay_open(srv->base, &srv->engine.base,
+                             (uint64_t)srv_now_us(), &srv->store) < 0) {
+            snprintf(err, 256, "--store %s: cannot make the delay store", uri);
+            srv->store = &srv->engine.base;
+            return -1;
+        }
+        return 0;
+    }
+    if (has_scheme(uri, "postgresql://") || has_scheme(uri, "postgres://")) {
+#ifdef TALLY_HAVE_PG
+        char why[200] = "";
+        struct store *pg = NULL;
+        if (store_pg_open(srv->base, uri, (int)srv->conf.sync, &pg, why,
+                          sizeof why) < 0) {
+            snprintf(err, 256, "--store: cannot use the PostgreSQL URI: %s",
+                     why);
+            return -1;
+        }
+        srv->store = pg;
+        return 0;
+#else
+        snprintf(err, 256, "--store %.40s...: this tallyd was built without "
+                 "the PostgreSQL store (libpq-dev and src/store/pg.c)", uri);
+        return -1;
+#endif
+    }
+    snprintf(err, 256, "--store: unknown scheme in '%.60s' (postgresql://, "
+             "postgres://, or no --store for the engine on --dir)", uri);
+    return -1;
+}
+
+void stores_close(struct server *srv)
+{
+    if (srv->store && srv->store != &srv->engine.base)
+        store_close(srv->store);
+    srv->store = NULL;
+}

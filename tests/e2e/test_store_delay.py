@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The front ends over a store that answers later: tallyd --store
+delay+engine (src/store/delay.c), the engine behind an answer that comes a
+loop pass later, in a shuffled order across connections.  This is the path
+a remote store (PostgreSQL) takes: a request whose result is not there yet
+is dropped and run again when it is (docs/store.md, "the re-run design").
+Replies must stay in request order, nothing may be applied twice,
+commands that need an atomic batch are refused with nothing run, and a
+connection closed with operations in flight must not crash or leak
+(tallyd_factory checks the log for sanitizer reports).
+"""
+import socket
+import threading
+import time
+
+import pytest
+import redis
+import requests
+from pymemcache.client.base import Client as Memcache
+
+pytestmark = pytest.mark.own_server
+
+
+def delayed(tallyd_factory, **flags):
+    return tallyd_factory(store="delay+engine", **flags)
+
+
+def test_resp_commands_and_pipelines_answer_in_order(tallyd_factory):
+    t = delayed(tallyd_factory)
+    r = t.redis()
+    assert r.incr("a") == 1
+    assert r.incrby("a", 5) == 6
+    assert r.set("b", 3) is True
+    assert r.set("b", 4, nx=True) is None
+    assert r.getset("b", 9) == "3"
+    assert r.mget("a", "b", "nope") == ["6", "9", None]
+    assert r.expire("a", 100) is True
+    assert 0 < r.ttl("a") <= 100
+    assert r.getdel("b") == "9"
+    assert r.exists("a", "b") == 1
+    # A pipeline: each request waits for its answer, replies stay in order.
+    p = r.pipeline(transaction=False)
+    for _ in range(300):
+        p.incr("p")
+    p.get("p")
+    assert p.execute() == list(range(1, 301)) + ["300"]
+    for i in range(50):
+        r.set(f"k{i}", i)
+    assert sorted(r.scan_iter("k*", count=7)) == sorted(f"k{i}" for i in range(50))
+    assert r.dbsize() == 52
+    assert r.delete("a", "k0", "nope") == 2
+
+
+def test_many_clients_count_exactly_once(tallyd_factory):
+    t = delayed(tallyd_factory)
+    errors = []
+
+    def client(n):
+        try:
+            c = t.redis()
+            p = c.pipeline(transaction=False)
+            for _ in range(n):
+                p.incr("hot")
+            got = p.execute()
+            assert got == sorted(got), "replies out of order"
+        except Exception as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(200,)) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    assert t.redis().get("hot") == "1600"
+
+
+def test_multi_scripts_and_rename_are_refused_and_run_nothing(tallyd_factory):
+    t = delayed(tallyd_factory)
+    r = t.redis()
+    r.set("src", 1)
+    p = r.pipeline(transaction=True)
+    p.incr("x")
+    with pytest.raises(redis.ResponseError, match="not supported by the delay store"):
+        p.execute()
+    assert r.get("x") is None  # queued, never run
+    with pytest.raises(redis.ResponseError, match="not supported by the delay store"):
+        r.eval("return redis.call('incr', 'y')", 0)
+    assert r.get("y") is None
+    with pytest.raises(redis.ResponseError, match="not supported"):
+        r.rename("src", "dst")
+    assert r.get("src") == "1" and r.get("dst") is None
+    with pytest.raises(redis.ResponseError, match="WATCH is not supported"):
+        r.execute_command("WATCH", "src")
+    assert r.ping() is True
+
+
+def test_info_and_metrics_say_which_store(tallyd_factory):
+    t = delayed(tallyd_factory)
+    info = t.redis().info("store")
+    assert info["store"] == "delay+engine"
+    assert info["store_ready"] == 1
+    assert "fsync always" in info["store_durability"]
+    text = requests.get(t.url + "/metrics", timeout=10).text
+    assert 'tally_store_info{store="delay+engine"' in text
+    assert "tally_store_ready 1" in text
+    assert requests.get(t.url + "/readyz", timeout=10).status_code == 200
+
+
+def test_memcached_over_a_store_that_answers_later(tallyd_factory):
+    t = delayed(tallyd_factory)
+    m = Memcache(("127.0.0.1", t.mc_port), timeout=10)
+    assert m.set("m", "5") is True
+    value, cas = m.gets("m")
+    assert value == b"5"
+    assert m.cas("m", "9", b"12345") is False  # another unique: EXISTS
+    assert m.cas("m", "9", cas) is True
+    assert m.get("m") == b"9"
+    assert m.incr("m", 2) == 11
+    assert m.decr("m", 100) == 0  # the floor, in one store operation
+    assert m.incr("missing", 1) is None
+    m.set("q", "1", noreply=True)
+    m.incr("q", 4, noreply=True)
+    assert m.get_many(["m", "q", "nope"]) == {"m": b"0", "q": b"5"}
+    assert m.delete("q") is True
+    assert m.get("q") is None
+    # Each request is counted once, however often it ran.
+    st = m.stats()
+    assert (st[b"cmd_set"], st[b"cas_hits"], st[b"cas_badval"]) == (4, 1, 1)
+    assert (st[b"incr_hits"], st[b"incr_misses"], st[b"decr_hits"]) == (2, 1, 1)
+
+
+def test_http_keep_alive_over_a_store_that_answers_later(tallyd_factory):
+    t = delayed(tallyd_factory)
+    s = requests.Session()
+    for i in range(1, 41):
+        r = s.post(t.url + "/v1/counters/h/increment", json={"by": 1},
+                   timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json()["value"] == i
+    assert s.get(t.url + "/v1/counters/h", timeout=10).json()["value"] == 40
+    assert s.get(t.url + "/v1/counters/nope", timeout=10).status_code == 404
+    r = s.post(t.url + "/v1/batch", timeout=10,
+               json={"ops": [{"op": "increment", "key": "z"}]})
+    assert r.status_code == 501, r.text
+    assert r.headers["Content-Type"].startswith("application/problem+json")
+    assert s.get(t.url + "/v1/counters/z", timeout=10).status_code == 404
+
+
+def test_connections_closed_with_operations_in_flight(tallyd_factory):
+    t = delayed(tallyd_factory)
+    # Each client sends its requests and goes at once, while they wait.
+    for _ in range(30):
+        c = socket.create_connection(("127.0.0.1", t.port))
+        c.sendall(b"INCR gone\r\n" * 20)
+        c.close()
+        c = socket.create_connection(("127.0.0.1", t.mc_port))
+        c.sendall(b"incr gone 1\r\nget gone\r\n")
+        c.close()
+        c = socket.create_connection(("127.0.0.1", t.http_port))
+        c.sendall(b"POST /v1/counters/web/increment HTTP/1.1\r\n"
+                  b"Host: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+        c.close()
+    time.sleep(0.5)
+    r = t.redis()
+    assert r.ping() is True
+    assert int(r.get("gone") or 0) >= 0
+    # A graceful stop answers, syncs and frees everything (ASan's leak
+    # check runs at exit).
+    t.stop()

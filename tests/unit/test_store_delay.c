@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_store_delay.c - the command layer over a store that answers later
+ * (src/store/delay.c over a real engine): a request that gets CMD_PENDING
+ * is run again once the session is woken and then gets its result from the
+ * replay log (src/cmd/replay.c); a request of several store calls applies
+ * each exactly once and counts its statistics once; arrays (MGET, KEYS)
+ * survive the wait; a session that ends with an operation in flight is
+ * freed only by the store's answer (ASan checks); batches are refused with
+ * a clear error.
+ */
+#include "engine_testutil.h"
+
+#include <event2/event.h>
+
+#include "cmd.h"
+#include "delay.h"
+#include "engine.h"
+
+struct fx {
+    tally *db;
+    struct store_engine se;
+    struct store *st;            /* the delay store over se */
+    struct event_base *base;
+    struct cmd_ctx ctx;
+    struct cmd_session s;
+    unsigned woken;
+};
+
+static void on_wake(void *arg, struct cmd_session *s)
+{
+    struct fx *f = arg;
+    (void)s;
+    f->woken++;
+}
+
+static void open_fx(struct fx *f, void **state)
+{
+    memset(f, 0, sizeof *f);
+    f->db = tt_open(TT_DIR(state), NULL);
+    store_engine_init(&f->se, f->db);
+    f->base = event_base_new();
+    assert_non_null(f->base);
+    assert_int_equal(store_delay_open(f->base, &f->se.base, 7, &f->st), 0);
+    cmd_init(&f->ctx, f->st, NULL, 0, NULL);
+    f->s.id = 1;
+    f->s.proto = CMD_PROTO_RESP;
+    f->s.wake = on_wake;
+    f->s.wake_arg = f;
+}
+
+static void close_fx(struct fx *f)
+{
+    cmd_session_end(&f->ctx, &f->s);
+    cmd_fini(&f->ctx);
+    store_close(f->st);
+    event_base_free(f->base);
+    store_close(&f->se.base);
+    tt_close(f->db);
+}
+
+/* One pass of the loop: the store answers what was queued. */
+static void pass(struct fx *f)
+{
+    assert_true(event_base_loop(f->base, EVLOOP_NONBLOCK) >= 0);
+}
+
+static int64_t engine_value(struct fx *f, const char *k)
+{
+    int64_t v = 0;
+    tally_get(f->db, k, strlen(k), &v, NULL);
+    return v;
+}
+
+#define INCR(k, d) {.op = CMD_INCRBY, .key = (k), .klen = strlen(k), .num = (d)}
+
+static void pending_request_reruns_and_gets_its_logged_result(void **state)
+{
+    struct fx f;
+    struct cmd_req q = INCR("a", 5);
+    struct cmd_res res;
+
+    open_fx(&f, state);
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &q, &res), CMD_PENDING);
+    assert_true(cmd_pending(&f.s));
+    assert_int_equal(cmd_inflight(&f.s), 1);
+    assert_int_equal(f.ctx.stats.calls[CMD_PROTO_RESP][CMD_INCRBY], 0);
+    assert_int_equal(engine_value(&f, "a"), 0); /* not run yet */
+    pass(&f);
+    assert_int_equal(f.woken, 1);
+    assert_false(cmd_pending(&f.s));
+    assert_int_equal(engine_value(&f, "a"), 5);
+    /* The re-run: the same request, answered from the log. */
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &q, &res), CMD_OK);
+    assert_int_equal(res.value, 5);
+    assert_true(res.ticket > 0);
+    cmd_request_done(&f.s);
+    assert_int_equal(engine_value(&f, "a"), 5); /* applied once */
+    assert_int_equal(f.ctx.stats.calls[CMD_PROTO_RESP][CMD_INCRBY], 1);
+    /* The next request is new: it goes to the store again. */
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &q, &res), CMD_PENDING);
+    pass(&f);
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &q, &res), CMD_OK);
+    assert_int_equal(res.value, 10);
+    cmd_request_done(&f.s);
+    close_fx(&f);
+}
+
+/* A request made of two store calls (memcached's ma with T, a front end's
+ * two cmd_execs): each is applied once and counted once, however many
+ * times the request runs. */
+static void request_of_two_calls_applies_and_counts_each_once(void **state)
+{
+    struct fx f;
+    struct cmd_req qa = INCR("a", 1), qb = INCR("b", 1);
+    struct cmd_res ra, rb;
+    int runs = 0;
+
+    open_fx(&f, state);
+    for (;;) {
+        runs++;
+        cmd_exec(&f.ctx, &f.s, &qa, &ra);
+        cmd_exec(&f.ctx, &f.s, &qb, &rb);
+        if (!cmd_pending(&f.s))
+            break;
+        /* A pending run submits nothing after its first pending call. */
+        assert_true(ra.status == CMD_PENDING || rb.status == CMD_PENDING);
+        pass(&f);
+    }
+    cmd_request_done(&f.s);
+    assert_int_equal(runs, 3);
+    assert_int_equal(ra.status, CMD_OK);
+    assert_int_equal(rb.status, CMD_OK);
+    assert_int_equal(ra.value, 1);
+    assert_int_equal(rb.value, 1);
+    assert_int_equal(engine_value(&f, "a"), 1);
+    assert_int_equal(engine_value(&f, "b"), 1);
+    assert_int_equal(f.ctx.stats.calls[CMD_PROTO_RESP][CMD_INCRBY], 2);
+    assert_int_equal(store_delay_ops(f.st), 2);
+    close_fx(&f);
+}
+
+static int collect(void *arg, const char *key, size_t klen, int64_t value)
+{
+    (*(int64_t *)arg) += value;
+    return 0;
+}
+
+static void mget_and_keys_arrays_survive_the_wait(void **state)
+{
+    struct fx f;
+    const char *keys[] = {"m1", "nope", "m2"};
+    size_t klens[] = {2, 4, 2};
+    int64_t values[3] = {0};
+    unsigned char founds[3] = {0};
+    struct cmd_req mget = {.op = CMD_MGET, .nkeys = 3, .keys = keys,
+                           .klens = klens};
+    struct cmd_req keysq = {.op = CMD_KEYS};
+    struct cmd_res res;
+    int64_t sum = 0;
+    char k[16];
+
+    open_fx(&f, state);
+    tally_set(f.db, "m1", 2, 11, NULL);
+    tally_set(f.db, "m2", 2, 22, NULL);
+    for (int i = 0; i < 3000; i++) { /* three KEYS steps */
+        snprintf(k, sizeof k, "k%d", i);
+        tally_set(f.db, k, strlen(k), 1, NULL);
+    }
+    res.values = values;
+    res.founds = founds;
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &mget, &res), CMD_PENDING);
+    pass(&f);
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &mget, &res), CMD_OK);
+    cmd_request_done(&f.s);
+    assert_int_equal(values[0], 11);
+    assert_int_equal(founds[1], 0);
+    assert_int_equal(values[2], 22);
+    int runs = 0;
+    do {
+        sum = 0;
+        memset(&res, 0, sizeof res);
+        res.item = collect;
+        res.item_ctx = &sum;
+        runs++;
+        if (cmd_exec(&f.ctx, &f.s, &keysq, &res) == CMD_PENDING)
+            pass(&f);
+    } while (res.status == CMD_PENDING);
+    cmd_request_done(&f.s);
+    assert_true(runs >= 4);
+    assert_int_equal(sum, 3000 + 11 + 22);
+    close_fx(&f);
+}
+
+static void session_ended_in_flight_is_freed_by_the_answer(void **state)
+{
+    struct fx f;
+    struct cmd_req q = INCR("gone", 1);
+    struct cmd_res res;
+
+    open_fx(&f, state);
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &q, &res), CMD_PENDING);
+    cmd_session_end(&f.ctx, &f.s); /* the connection closes */
+    assert_null(f.s.replay);
+    pass(&f); /* the answer frees the log; nobody is woken */
+    assert_int_equal(f.woken, 0);
+    assert_int_equal(engine_value(&f, "gone"), 1); /* it was sent: it ran */
+    close_fx(&f);
+}
+
+static void never_run(void *arg, const void *req, size_t len)
+{
+    (void)arg;
+    (void)req;
+    (void)len;
+    fail_msg("a queued request ran on a store without batches");
+}
+
+static void batches_are_refused_without_batch_ops(void **state)
+{
+    struct fx f;
+    struct cmd_req q = INCR("x", 1);
+    struct cmd_res res = {0};
+
+    open_fx(&f, state);
+    assert_false(cmd_batches_ok(&f.ctx));
+    /* MULTI queues; EXEC refuses and runs nothing. */
+    assert_int_equal(cmd_multi(&f.ctx, &f.s), CMD_OK);
+    cmd_multi_queue(&f.s, "x", 1);
+    assert_int_equal(cmd_exec_multi(&f.ctx, &f.s, never_run, NULL, &res),
+                     CMD_ERR_UNSUPPORTED);
+    assert_false(cmd_in_multi(&f.s));
+    memset(&res, 0, sizeof res);
+    cmd_batch_begin(&f.ctx);
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &q, &res), CMD_ERR_UNSUPPORTED);
+    assert_string_equal(res.detail, "not supported by the delay store");
+    memset(&res, 0, sizeof res);
+    assert_int_equal(cmd_batch_commit(&f.ctx, &res), CMD_ERR_UNSUPPORTED);
+    assert_int_equal(engine_value(&f, "x"), 0);
+    /* Closed: the next request runs. */
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &q, &res), CMD_PENDING);
+    pass(&f);
+    assert_int_equal(cmd_exec(&f.ctx, &f.s, &q, &res), CMD_OK);
+    cmd_request_done(&f.s);
+    close_fx(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            pending_request_reruns_and_gets_its_logged_result, tt_fx_setup,
+            tt_fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            request_of_two_calls_applies_and_counts_each_once, tt_fx_setup,
+            tt_fx_teardown),
+        cmocka_unit_test_setup_teardown(mget_and_keys_arrays_survive_the_wait,
+                                        tt_fx_setup, tt_fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            session_ended_in_flight_is_freed_by_the_answer, tt_fx_setup,
+            tt_fx_teardown),
+        cmocka_unit_test_setup_teardown(batches_are_refused_without_batch_ops,
+                                        tt_fx_setup, tt_fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
