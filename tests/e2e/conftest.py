@@ -228,7 +228,7 @@ class Tallyd:
         self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if " ready" in self.run_log():
+            if " ready" in self.run_log() and self._store_ready():
                 return self
             if self.proc.poll() is not None:
                 rc = self._reap()
@@ -238,6 +238,27 @@ class Tallyd:
         self.kill()
         pytest.fail(f"tallyd not ready within {timeout}s; argv {self.argv()}"
                     f"\n{self.run_log()}")
+
+    def _store_ready(self):
+        """True once the store answers: at once on the engine; on a remote
+        store (which tallyd connects to in the background after its ready
+        line) once /readyz is 200, or with no HTTP port once a read over
+        RESP is not an error."""
+        if not self.store:
+            return True
+        try:
+            if self.http_port:
+                with socket.create_connection((self.host, self.http_port),
+                                              5) as s:
+                    s.sendall(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                    return s.recv(64).split(b" ")[1:2] == [b"200"]
+            with RawResp(self.host, self.port, 5) as c:
+                if self.password:
+                    c.cmd("AUTH", self.password)
+                return not isinstance(c.cmd("EXISTS", "ready-probe"),
+                                      RespError)
+        except OSError:
+            return False
 
     def wait_exit(self, timeout=STOP_TIMEOUT):
         """Wait for the process to exit on its own; return its status, or

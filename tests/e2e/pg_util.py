@@ -138,9 +138,11 @@ class Incrementer(threading.Thread):
     so each request is sent exactly once) to one of servers (a list it may
     change under it: reconnects pick again), on the hot counter and on cold
     ones of its own.  Counts per counter what was attempted (sent) and
-    acknowledged (an integer reply arrived).  Error replies are counted as
-    attempted, not acknowledged: a store failure may leave the outcome
-    unknown."""
+    acknowledged (an integer reply arrived).  An error reply that says
+    "nothing changed" (the store was unreachable: -TRYAGAIN) is taken at its
+    word and no longer counted as attempted, so the upper bound checks that
+    claim too; any other error (an outcome unknown after a lost COMMIT)
+    stays attempted, not acknowledged."""
 
     def __init__(self, servers, idx, stop, cold=20, hot="hot"):
         super().__init__(daemon=True)
@@ -149,7 +151,8 @@ class Incrementer(threading.Thread):
         self.cold = [f"cold:{idx}:{i}" for i in range(cold)]
         self.acked, self.attempted = {}, {}
         self.values = {k: [] for k in self.cold}  # single writer: must rise
-        self.errors = []
+        self.errors = []   # (key, text) of replies with an unknown outcome
+        self.refused = []  # (key, text) of replies that say nothing changed
         self.rng = random.Random(idx)
 
     def connect(self):
@@ -178,7 +181,11 @@ class Incrementer(threading.Thread):
                 for k in batch:
                     reply = conn.read()
                     if isinstance(reply, RespError):
-                        self.errors.append((k, reply.text))
+                        if "nothing changed" in reply.text:
+                            self.attempted[k] -= 1
+                            self.refused.append((k, reply.text))
+                        else:
+                            self.errors.append((k, reply.text))
                         continue
                     self.acked[k] = self.acked.get(k, 0) + 1
                     if k in self.values:
@@ -246,7 +253,12 @@ def read_all(d):
 
 
 def store_errors(workers):
-    return [e for w in workers for e in w.errors]
+    """Error replies whose outcome is unknown, and refusals that are not
+    -TRYAGAIN: while PostgreSQL stays up there must be none.  (A tallyd
+    just started refuses with -TRYAGAIN until its store is connected.)"""
+    return ([e for w in workers for e in w.errors]
+            + [e for w in workers for e in w.refused
+               if not e[1].startswith("TRYAGAIN ")])
 
 
 class OnceClient(threading.Thread):
