@@ -31,6 +31,14 @@ def test_failover_to_a_synchronous_standby_loses_no_acknowledged_increment(
              f"{standby.host}:{standby.port}/tally"
              "?target_session_attrs=read-write&connect_timeout=2")
     d = on_pg(tallyd_factory, primary, "tally", store=store)
+    # and INFO saying the standby is synchronous and attached (refreshed
+    # every few seconds), as an operator would check before trusting it
+    def attached():
+        # Parsed here: redis-py's info() trips over store_durability's text.
+        with d.raw() as c:
+            text = c.cmd("INFO", "store").decode()
+        assert "store_pg_sync_standbys_attached:1\r\n" in text, text
+    eventually(attached, timeout=15, what="INFO's synchronous standby")
     stop = threading.Event()
     once = OnceClient(d, stop, "f")
     once.start()
