@@ -45,7 +45,7 @@ done
 [[ -x $pg_bin/postgres ]] || { echo "pg_hot: no PostgreSQL 15 at $pg_bin (scripts/deps.sh test installs it)" >&2; exit 1; }
 bench_need "$redis_benchmark" redis-cli
 have_tally=0
-if [[ -x $tallyd ]] && "$tallyd" --help 2>&1 | grep -q -- '--store'; then
+if [[ -x $tallyd && $("$tallyd" --help 2>&1 || true) == *--store* ]]; then
   have_tally=1
 fi
 
@@ -134,7 +134,7 @@ incr_rps() {
   local clients=$1 random=$2 n per port out=() pids=() f total=0 rps
   n=${#tally_ports[@]}
   per=$((clients / n))
-  local count=$((secs * (clients == 1 ? 3000 : 20000) / n))
+  local count=$((secs * (clients == 1 ? 1000 : 20000) / n))
   local r=()
   ((random)) && r=(-r "$keys")
   for port in "${tally_ports[@]}"; do
