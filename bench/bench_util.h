@@ -74,4 +74,19 @@ static inline size_t bench_heap_used(void)
     return mi.uordblks + mi.hblkhd;
 }
 
+/* The q-quantile (0..1) of total latencies counted in hist, whose bucket i
+ * counts those of i µs (up to n - 1; bucket n holds the slower ones). */
+static inline uint64_t bench_hist_pct(const uint32_t *hist, uint64_t n,
+                                      uint64_t total, double q)
+{
+    uint64_t want = (uint64_t)((double)total * q), seen = 0;
+
+    for (uint64_t us = 0; us < n; us++) {
+        seen += hist[us];
+        if (seen > want)
+            return us;
+    }
+    return n;
+}
+
 #endif /* BENCH_UTIL_H */

@@ -44,6 +44,7 @@ extern "C" {
 #define TALLY_ERRMAX 512   /* size of the error buffers taken below */
 #define TALLY_ID_MAX 256   /* longest idempotency id, in bytes */
 #define TALLY_ONCE_TTL_DEFAULT (24ULL * 3600 * 1000) /* ms an id is kept */
+#define TALLY_ANSWER_MAX 65536 /* longest answer a batch's id keeps, bytes */
 
 /* ---- Results and errors ---------------------------------------------- */
 
@@ -407,6 +408,47 @@ int tally_setx_once(tally *db, const tally_once *once, const void *key,
                     size_t klen, int64_t value, int64_t expire_ms,
                     int *replayed, tally_ticket *ticket);
 
+/* ---- A whole batch under one id ----
+ *
+ * An atomic batch (above) may be committed under an idempotency id with the
+ * answer the caller made of it (opaque bytes: an HTTP batch's JSON body),
+ * so that a retry of the whole batch gets that answer back instead of
+ * running it again.  The id, the fingerprint (the caller's hash of the
+ * batch's operations) and the answer are written INSIDE the batch's one log
+ * record, so after a crash the changes and the id are both there or
+ * neither is.  Such an id lives in the same table as the once-forms' ids,
+ * expires the same way (opts.once_ttl_ms) and is kept by snapshots; it
+ * never matches a single change's id (TALLY_EIDREUSED either way).
+ *
+ * The caller's order: tally_once_answer first; on TALLY_NOTFOUND,
+ * tally_batch_begin, the changes, then tally_batch_commit_once.  Answers
+ * are 1..TALLY_ANSWER_MAX bytes (memory: the table keeps each one until its
+ * id expires, counted in tally_stats.once_bytes). */
+
+/* Look up a batch's id.  TALLY_NOTFOUND: unknown (or expired), run the
+ * batch.  TALLY_OK: the batch ran before with this fingerprint; *answer
+ * (borrowed, valid until the next call on the handle) and *alen get the
+ * answer it was committed with, and *ticket the batch's ticket (NULL:
+ * waits for it).  As for the once-forms: TALLY_EINFLIGHT (ticket given)
+ * while that ticket is not durable, TALLY_ENOTDURABLE if the write path
+ * failed before it was, TALLY_EIDREUSED (with *ticket) if the id was used
+ * with another fingerprint or by a single change, TALLY_EIDLEN.  Counts as
+ * a replay in tally_stats.once_replays when it answers TALLY_OK. */
+int tally_once_answer(tally *db, const tally_once *once, const void **answer,
+                      size_t *alen, tally_ticket *ticket);
+
+/* tally_batch_commit, recording once's id, its fingerprint, the time and
+ * answer[0, alen) in the batch's record (written even if the batch changed
+ * nothing: the id is the change).  The id must be new: a known one is
+ * TALLY_EIDREUSED (with *ticket as a read of it).  TALLY_EINVAL for no open
+ * batch, or an answer empty or over TALLY_ANSWER_MAX bytes, or a batch and
+ * answer over the 1 MiB record; TALLY_EIDLEN.  On any failure the batch is
+ * undone and closed, and the id stays unknown (a failed batch records
+ * nothing, as a failed once-change). */
+int tally_batch_commit_once(tally *db, const tally_once *once,
+                            const void *answer, size_t alen,
+                            tally_ticket *ticket);
+
 /* Fold n bytes into a fingerprint h: 64-bit FNV-1a (offset basis
  * 0xcbf29ce484222325, prime 0x100000001b3), unseeded and fixed forever, so
  * fingerprints recorded on disk stay comparable across restarts and
@@ -485,7 +527,9 @@ int tally_snapshot_begin(tally *db);
 /* Do a bounded slice of background work (about `budget` counters of a
  * snapshot in progress, then finishing it; active expiry of about `budget`
  * counters that carry an expiry, removing those whose time has passed; as
- * many expired idempotency ids).  Returns 1 while more work is
+ * many expired idempotency ids; about budget / 8 buckets of a resize of the
+ * counter or id table, which every change also advances, so the tables
+ * grow and shrink without a pause).  Returns 1 while more work is
  * pending, 0 when idle, or a negative code if the snapshot failed (it is
  * then abandoned; the log stays authoritative). */
 int tally_step(tally *db, unsigned budget);

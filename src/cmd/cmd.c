@@ -138,8 +138,9 @@ void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
                   int64_t *avg_ttl_ms)
 {
     struct store_req sr = {.op = STORE_COUNT, .flags = STORE_F_EXPIRES};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     cmd_store_call(ctx, NULL, &sr, &r);
     *keys = r.rc == STORE_OK ? r.n : 0;
     *expires = r.rc == STORE_OK ? r.expires_n : 0;
@@ -236,15 +237,19 @@ static enum cmd_status do_get(struct cmd_ctx *ctx, const struct cmd_req *req,
 {
     struct store_req sr = {.op = req->op == CMD_GETDEL ? STORE_GETDEL
                                                        : STORE_GET,
-                           .key = req->key, .klen = req->klen};
-    struct store_res r = {0};
+                           .key = req->key, .klen = req->klen,
+                           .cmp = req->cmp};
+    struct store_res r;
 
+    store_res_init(&r);
+    if (req->op == CMD_GETDEL && (req->flags & CMD_F_IFEQ))
+        sr.flags = STORE_F_IFEQ;
     if (call(ctx, &sr, &r, res))
         return CMD_PENDING;
-    res->found = r.rc == STORE_OK;
+    res->found = r.rc == STORE_OK || r.rc == STORE_NOTSET;
     res->value = res->found ? r.value : 0;
     res->expire_at = res->found ? r.expire_at : 0;
-    if (res->found && req->op == CMD_GETDEL)
+    if (r.rc == STORE_OK && req->op == CMD_GETDEL)
         changed(ctx, req->key, req->klen, EVENTS_DELETED, EVENTS_OP_GETDEL, 0,
                 r.ticket);
     return from_store(r.rc);
@@ -260,8 +265,9 @@ static enum cmd_status do_set(struct cmd_ctx *ctx, const struct cmd_req *req,
     struct store_req sr = {.op = STORE_SET, .key = req->key,
                            .klen = req->klen, .num = req->num,
                            .expire = req->expire};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (cond == (CMD_F_NX | CMD_F_XX) || (keep && has_expire(req)) ||
         (req->flags & (CMD_F_PX | CMD_F_PXAT)) == (CMD_F_PX | CMD_F_PXAT) ||
         ((req->flags & CMD_F_IFEQ) && (req->flags & CMD_F_NX)))
@@ -292,8 +298,9 @@ static enum cmd_status do_incr(struct cmd_ctx *ctx, const struct cmd_req *req,
                            .klen = req->klen, .num = req->num,
                            .xmode = xmode_of(req, STORE_X_KEEP),
                            .expire = req->expire};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     sr.flags = (req->flags & CMD_F_MUSTEXIST ? STORE_F_MUSTEXIST : 0) |
                (req->flags & CMD_F_FLOOR0 ? STORE_F_FLOOR0 : 0);
     if (call(ctx, &sr, &r, res))
@@ -317,9 +324,10 @@ static enum cmd_status do_ttl_op(struct cmd_ctx *ctx,
     unsigned f = req->flags;
     struct store_req sr = {.op = STORE_EXPIRE, .key = req->key,
                            .klen = req->klen, .expire = req->expire};
-    struct store_res r = {0};
+    struct store_res r;
     enum cmd_status st;
 
+    store_res_init(&r);
     if (((f & CMD_F_NX) && (f & (CMD_F_XX | CMD_F_GT | CMD_F_LT))) ||
         ((f & CMD_F_GT) && (f & CMD_F_LT)) ||
         (req->op == CMD_EXPIRE && !has_expire(req)) ||
@@ -368,8 +376,9 @@ static enum cmd_status do_multi(struct cmd_ctx *ctx, const struct cmd_req *req,
                                                      : STORE_EXISTS,
                            .nkeys = req->nkeys, .keys = req->keys,
                            .klens = req->klens};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (req->nkeys == 0)
         return CMD_ERR_ARGS;
     if (!keys_ok(req))
@@ -394,9 +403,10 @@ static enum cmd_status do_batch(struct cmd_ctx *ctx, const struct cmd_req *req,
     struct store_req sr = {.op = req->op == CMD_DEL ? STORE_DEL : STORE_MSET,
                            .nkeys = req->nkeys, .keys = req->keys,
                            .klens = req->klens, .nums = req->nums};
-    struct store_res r = {0};
+    struct store_res r;
     unsigned char *gone = NULL;
 
+    store_res_init(&r);
     if (req->nkeys == 0)
         return CMD_ERR_ARGS;
     if (!keys_ok(req))
@@ -444,7 +454,9 @@ static enum cmd_status do_scan(struct cmd_ctx *ctx, const struct cmd_req *req,
                : req->count       ? req->count
                                   : SCAN_DEFAULT_COUNT;
     do {
-        struct store_res r = {0};
+        struct store_res r;
+
+        store_res_init(&r);
         if (call(ctx, &sr, &r, res))
             return CMD_PENDING;
         if (r.rc != STORE_OK)
@@ -570,8 +582,9 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
                            .num = req->num, .expire = req->expire,
                            .once = req->once, .oncelen = req->oncelen,
                            .fingerprint = cmd_once_fingerprint(req)};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (has_expire(req) && (req->flags & CMD_F_PX) &&
         (req->flags & CMD_F_PXAT))
         return CMD_ERR_ARGS;
@@ -589,6 +602,8 @@ static enum cmd_status do_once(struct cmd_ctx *ctx, const struct cmd_req *req,
                                               : xmode_of(req, STORE_X_NONE);
         break;
     case CMD_GETDEL:
+        if (req->flags & CMD_F_IFEQ)
+            return CMD_ERR_ARGS; /* not in the fingerprint's outcome */
         sr.op = STORE_GETDEL;
         break;
     case CMD_DEL:
@@ -626,8 +641,9 @@ static enum cmd_status do_plain(struct cmd_ctx *ctx, enum store_opk op,
                                 struct cmd_res *res)
 {
     struct store_req sr = {.op = op};
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (call(ctx, &sr, &r, res))
         return CMD_PENDING;
     if (op == STORE_COUNT)
@@ -770,8 +786,9 @@ void cmd_batch_begin(struct cmd_ctx *ctx)
 
 enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
 {
-    struct store_res r = {0};
+    struct store_res r;
 
+    store_res_init(&r);
     if (ctx->batch_depth == 0 || --ctx->batch_depth > 0)
         return CMD_OK; /* the outer batch commits */
     if (ctx->batch_refused) {
@@ -799,6 +816,60 @@ void cmd_batch_abort(struct cmd_ctx *ctx)
         ctx->store->ops->batch_abort(ctx->store);
         events_batch_end(ctx->events, 0);
     }
+}
+
+enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
+                               const tally_once *once, cmd_batch_fn body,
+                               void *arg, struct cmd_res *res,
+                               const void **answer, size_t *alen)
+{
+    const struct store_ops *ops = ctx->store->ops;
+    struct store_req sr = {.once = once->id, .oncelen = once->idlen,
+                           .fingerprint = once->fingerprint};
+    struct store_res r;
+    enum cmd_status st;
+    int rc;
+
+    res->status = CMD_OK;
+    res->ticket = 0;
+    res->replayed = 0;
+    res->detail[0] = 0;
+    /* A replay runs no cmd_exec, so it checks what cmd_exec would. */
+    if (!cmd_authorized(ctx, s))
+        return res->status = CMD_ERR_NOAUTH;
+    if (cmd_script_busy_for(ctx, s))
+        return res->status = CMD_ERR_SCRIPTBUSY;
+    if (ctx->batch_depth > 0)
+        return res->status = CMD_ERR_INBATCH;
+    if (!cmd_batches_ok(ctx) || !ops->once_answer || !ops->batch_commit_once)
+        return res->status = unsupported(ctx, res->detail,
+                                         sizeof res->detail);
+    store_res_init(&r);
+    rc = ops->once_answer(ctx->store, &sr, answer, alen, &r);
+    take_ticket(res, r.ticket); /* also EIDREUSED's: the first request's */
+    if (rc == STORE_OK) {
+        res->replayed = 1;
+        return CMD_OK;
+    }
+    if (rc != STORE_NOTFOUND) {
+        memcpy(res->detail, r.detail, sizeof res->detail);
+        return res->status = from_store(rc);
+    }
+    cmd_batch_begin(ctx);
+    if ((st = body(arg, answer, alen)) != CMD_OK) {
+        cmd_batch_abort(ctx);
+        return res->status = st;
+    }
+    ctx->batch_depth = 0;
+    store_res_init(&r);
+    rc = ops->batch_commit_once(ctx->store, &sr, *answer, *alen, &r);
+    events_batch_end(ctx->events, rc < 0 ? 0 : r.ticket);
+    take_ticket(res, r.ticket);
+    if (rc < 0) {
+        memcpy(res->detail, r.detail, sizeof res->detail);
+        return res->status = from_store(rc);
+    }
+    return res->status = CMD_OK;
 }
 
 const char *cmd_op_name(enum cmd_op op)

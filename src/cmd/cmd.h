@@ -117,9 +117,10 @@ enum cmd_op {
 #define CMD_F_ITEMX 0x400     /* SCAN, KEYS: call res->itemx (which also
                                  gets each expiry) instead of res->item */
 /* Read-compare-change in one atomic store operation (memcached). */
-#define CMD_F_IFEQ 0x800      /* SET: only if the counter exists and holds
-                                 req->cmp (cas); else NOTSET, found saying
-                                 whether it exists */
+#define CMD_F_IFEQ 0x800      /* SET, GETDEL: only if the counter exists
+                                 and holds req->cmp (cas, md C); else
+                                 NOTSET (SET: found says whether it
+                                 exists; GETDEL: NOTFOUND if it does not) */
 #define CMD_F_MUSTEXIST 0x1000 /* INCRBY: NOTFOUND instead of creating */
 #define CMD_F_FLOOR0 0x2000   /* INCRBY: a result below 0 becomes 0, a
                                  counter already below 0 stays (decr) */
@@ -382,7 +383,8 @@ struct cmd_req {
     const char *key;          /* single-key ops */
     size_t klen;
     int64_t num;              /* INCRBY delta, SET value */
-    int64_t cmp;              /* SET with CMD_F_IFEQ: the value expected */
+    int64_t cmp;              /* SET, GETDEL with CMD_F_IFEQ: the value
+                                 expected */
     unsigned flags;           /* CMD_F_* */
     int64_t expire;           /* with CMD_F_PX: ms from now; with
                                  CMD_F_PXAT: Unix ms (see "Expiry") */
@@ -629,6 +631,33 @@ int cmd_batches_ok(const struct cmd_ctx *ctx);
  * /v1/batch).  Only for an outermost batch: inside another one it closes
  * this level and the outer batch keeps the changes. */
 void cmd_batch_abort(struct cmd_ctx *ctx);
+
+/* What cmd_batch_once runs inside the batch: the batch's requests through
+ * cmd_exec, then its answer (the front end's reply bytes, opaque here) in
+ * *answer and *alen, valid until cmd_batch_once returns.  Returns CMD_OK,
+ * or the status that fails the batch (then nothing is applied or
+ * recorded). */
+typedef enum cmd_status (*cmd_batch_fn)(void *arg, const void **answer,
+                                        size_t *alen);
+
+/* An atomic batch applied once under an idempotency id (HTTP's /v1/batch
+ * with an Idempotency-Key; include/tally.h "A whole batch under one id").
+ * once->fingerprint is the front end's hash of the batch's operations.
+ *   - New id: body(arg, ...) inside one batch, committed with the id and
+ *     the answer in its one record: CMD_OK, res->replayed 0.
+ *   - Known id, same operations: body is not called; *answer and *alen get
+ *     the first answer (borrowed until the next command), CMD_OK with
+ *     res->replayed 1.
+ *   - CMD_ERR_IDREUSED (another batch, or a single change, had the id),
+ *     CMD_ERR_INFLIGHT (the first is not durable yet), CMD_ERR_IDLEN,
+ *     CMD_ERR_INBATCH (inside another batch), body's status, or the
+ *     commit's (CMD_ERR_DISKFULL, ...; CMD_ERR_ARGS for an answer over
+ *     TALLY_ANSWER_MAX, which front ends check first): nothing applied.
+ * res->ticket is what the answer (or the error) waits for. */
+enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
+                               const tally_once *once, cmd_batch_fn body,
+                               void *arg, struct cmd_res *res,
+                               const void **answer, size_t *alen);
 
 /* Called by cmd_exec after every request: count it in ctx->writes if it
  * changed something, and bump the watched keys it changed. */

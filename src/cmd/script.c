@@ -27,7 +27,10 @@
  * clients -BUSY (cmd_exec refuses their requests meanwhile) and to take
  * SCRIPT KILL, which stops a script that has not written; one that has
  * written runs to its end.  Without a busy_poll (an embedding program) a
- * script past the limit that has not written is stopped instead.
+ * script past the limit that has not written is stopped instead.  SHUTDOWN
+ * NOSAVE stops any busy script, written or not (Redis lets it through and
+ * exits): its batch is then undone, since nothing of it reached the log,
+ * and it has no reply (cmd_script_kill_nosave).
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -55,6 +58,7 @@ struct cmd_scripts {
     uint64_t writes0;
     int killed;
     int kill;              /* SCRIPT KILL asked for it */
+    int discard;           /* ... and SHUTDOWN NOSAVE: undo its writes */
     uint64_t last_poll_ms; /* the last busy_poll */
     const struct cmd_session *session;
 };
@@ -346,6 +350,17 @@ static void hook(lua_State *L, lua_Debug *ar)
         lua_pushstring(L, "Script killed by user with SCRIPT KILL...");
         lua_error(L);
     }
+}
+
+enum cmd_status cmd_script_kill_nosave(struct cmd_ctx *ctx)
+{
+    struct cmd_scripts *sc = ctx->scripts;
+
+    if (!ctx->script_busy || !sc)
+        return CMD_NOTFOUND;
+    sc->kill = 1;
+    sc->discard = 1;
+    return CMD_OK;
 }
 
 enum cmd_status cmd_script_kill(struct cmd_ctx *ctx)
@@ -708,6 +723,7 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
     sc->writes0 = ctx->writes;
     sc->killed = 0;
     sc->kill = 0;
+    sc->discard = 0;
     sc->last_poll_ms = 0;
     sc->session = s;
     lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
@@ -722,6 +738,12 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
         emit(L, host, 0);
     lua_pop(L, 2); /* the result or error, and on_error */
     sc->host = NULL;
+    if (sc->discard) {
+        /* Stopped for SHUTDOWN NOSAVE: Redis exits with the script's
+         * writes never propagated; here they were never logged. */
+        cmd_batch_abort(ctx);
+        return CMD_NOTSET;
+    }
     /* A script that failed after writing keeps its writes, as in Redis. */
     return cmd_batch_commit(ctx, res);
 }

@@ -59,7 +59,9 @@ struct cmd_script_host {
 /* Run a script: its body (by_sha 0) or the SHA-1 of one loaded before
  * (by_sha 1), with nkeys keys then nargs arguments in argv/argl.  Returns
  * CMD_NOTFOUND for an unknown SHA-1 (Redis's NOSCRIPT; nothing was
- * written), or CMD_OK once the result (possibly an error reply: compile
+ * written), CMD_NOTSET if SHUTDOWN NOSAVE stopped it (cmd_script_kill_nosave:
+ * every change undone, and no reply: the front end closes the connection,
+ * as Redis's exit does), or CMD_OK once the result (possibly an error reply: compile
  * and runtime errors are results) has gone through host->out_*; or, if
  * the batch of its writes cannot be committed, an error status with every
  * change undone (the front end then drops what out_* wrote). */
@@ -83,6 +85,10 @@ int cmd_script_exists(struct cmd_ctx *ctx, const char *sha, size_t len);
  * CMD_NOTFOUND: none is running past the threshold (NOTBUSY);
  * CMD_NOTSET: it has written, so it cannot be stopped (UNKILLABLE). */
 enum cmd_status cmd_script_kill(struct cmd_ctx *ctx);
+/* SHUTDOWN NOSAVE (from another session, while a script is busy): CMD_OK,
+ * the script stops at its next check even if it has written, and its
+ * writes are undone (cmd_eval); CMD_NOTFOUND: none is busy. */
+enum cmd_status cmd_script_kill_nosave(struct cmd_ctx *ctx);
 /* SCRIPT FLUSH: forget every script. */
 void cmd_script_flush(struct cmd_ctx *ctx);
 

@@ -22,7 +22,9 @@
  * While a batch is open no snapshot slice runs (a snapshot must never see a
  * value the log may not get) and active expiry waits; both resume after the
  * commit.  Idempotency ids are refused inside a batch: their table has no
- * undo.
+ * undo.  A batch may instead be committed under one id
+ * (tally_batch_commit_once, once.c), whose IDEMA sub-record then ends the
+ * batch's record and enters the id table only once the record is emitted.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -217,7 +219,8 @@ void tally_batch_abort(tally *db)
     close_batch(db);
 }
 
-int tally_batch_commit(tally *db, tally_ticket *ticket)
+int db_batch_commit(tally *db, const struct codec_idem *idem,
+                    tally_ticket *ticket)
 {
     struct batch_state *b = &db->batch;
     uint64_t t;
@@ -225,18 +228,34 @@ int tally_batch_commit(tally *db, tally_ticket *ticket)
 
     if (!b->open)
         return db_err(db, TALLY_EINVAL, "no batch is open");
-    if (b->n == 0) {
+    if (b->n == 0 && !idem) {
         close_batch(db);
         if (ticket)
             *ticket = 0;
         return 0;
     }
+    if (idem) {
+        /* The id and its answer go last into the batch's one record, so a
+         * crash keeps them and the changes together, or none of them. */
+        size_t need = codec_batch_op_size(idem->idlen + idem->alen,
+                                          CODEC_IDEMA);
+        if (b->len + need - CODEC_REC_HDR > CODEC_MAX_BODY) {
+            tally_batch_abort(db);
+            return db_err(db, TALLY_EINVAL, "the batch and its answer would "
+                          "exceed the 1 MiB record limit");
+        }
+        grow(&b->buf, &b->cap, b->len + need);
+        b->len += codec_batch_add_idem(b->buf + b->len, idem);
+    }
     if ((rc = db_change_start(db, b->len)) != 0) {
         tally_batch_abort(db);
         return rc;
     }
-    codec_batch_close(b->buf, b->len, b->n);
-    t = db_change_emit(db, b->buf, b->len, b->n);
+    codec_batch_close(b->buf, b->len, b->n + (idem != NULL));
+    /* A batch of reads only is still one change: its id's. */
+    t = db_change_emit(db, b->buf, b->len, b->n ? b->n : 1);
+    if (idem)
+        once_add(&db->once, idem, t);
     /* The counters the batch left carry its ticket; one it deleted leaves
      * an absence that rests on it. */
     for (size_t i = 0; i < b->nundo; i++) {
@@ -251,6 +270,11 @@ int tally_batch_commit(tally *db, tally_ticket *ticket)
     }
     close_batch(db);
     return db_change_finish(db, t, ticket);
+}
+
+int tally_batch_commit(tally *db, tally_ticket *ticket)
+{
+    return db_batch_commit(db, NULL, ticket);
 }
 
 void db_batch_free(tally *db)

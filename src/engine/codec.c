@@ -9,8 +9,9 @@
  *
  * File header, 32 bytes, in both kinds of file:
  *    0  8  magic "TALLYLOG" (log) or "TALLYSNP" (snapshot)
- *    8  4  u32 format version = 3 (1 and 2 are still read: 1 has no PUTX,
- *            neither has frames; larger: TALLY_EVERSION)
+ *    8  4  u32 format version = 4 (1 to 3 are still read: 1 has no PUTX,
+ *            1 and 2 have no frames, 3 has no IDEMA; larger:
+ *            TALLY_EVERSION)
  *   12  4  u32 flags = 0
  *   16  8  u64 LSN: log = LSN of the file's first record byte;
  *                   snapshot = S, the LSN replay starts from
@@ -25,9 +26,9 @@
  *          1 PUT:   u16 klen, i64 value, key[klen]
  *          2 DEL:   u16 klen, key[klen]
  *          3 BATCH: u32 n, then n x (u32 sublen, sub-body of type PUT,
- *                   PUTX, DEL or IDEM) -- applied atomically
- *          4 END:   u64 number of PUT and IDEM records in this snapshot
- *                   (snapshot only, the last record)
+ *                   PUTX, DEL, IDEM or IDEMA) -- applied atomically
+ *          4 END:   u64 number of PUT, PUTX, IDEM and IDEMA records in
+ *                   this snapshot (snapshot only, the last record)
  *          6 IDEM:  u16 idlen (1..256), u64 fingerprint, i64 created_ms
  *                   (wall clock, ms since 1970), i32 outcome code (0 ok,
  *                   1 not found), i64 outcome value, id[idlen] -- an
@@ -40,7 +41,15 @@
  *                   expires at that absolute time (version 2); recovery
  *                   drops a counter whose time has passed.  Expiry writes
  *                   no record: the time is already here
- *          7..255 reserved; a record with a valid CRC and such a type
+ *          7 IDEMA: u16 idlen (1..256), u64 fingerprint, i64 created_ms,
+ *                   u32 alen (1..TALLY_ANSWER_MAX), id[idlen], answer[alen]
+ *                   -- an idempotency id with the whole answer its first
+ *                   request got (an HTTP batch's body), kept so that a
+ *                   retry gets it back byte for byte; inside the BATCH of
+ *                   the changes it answers, or standalone in a snapshot
+ *                   (version 4: an older engine refuses the file's version
+ *                   instead of calling the sub-record malformed)
+ *          8..255 reserved; a record with a valid CRC and such a type
  *                   means a newer format (TALLY_EVERSION)
  *
  * Frame, in log files of version 3 (versions 1 and 2 hold bare records):
@@ -69,7 +78,8 @@
  *
  * A record is valid when len is in range, the record fits in the file, the
  * CRC matches and the body parses exactly (klen consistent with len, an
- * IDEM body 31 + idlen bytes, a BATCH's sub-records filling it exactly).  What an invalid one means
+ * IDEM body 31 + idlen bytes, an IDEMA body 23 + idlen + alen, a BATCH's
+ * sub-records filling it exactly).  What an invalid one means
  * (torn tail or corruption) is decided by recover.c, which sees the file.
  */
 #include "codec.h"
@@ -278,20 +288,27 @@ size_t codec_del_size(size_t klen)
     return CODEC_REC_HDR + 3 + klen;
 }
 
-/* Body bytes of an IDEM before its id. */
+/* Body bytes of an IDEM before its id, and of an IDEMA. */
 #define IDEM_FIXED 31
+#define IDEMA_FIXED 23
 
 size_t codec_idem_size(size_t idlen)
 {
     return CODEC_REC_HDR + IDEM_FIXED + idlen;
 }
 
+size_t codec_idema_size(size_t idlen, size_t alen)
+{
+    return CODEC_REC_HDR + IDEMA_FIXED + idlen + alen;
+}
+
 size_t codec_batch_op_size(size_t klen, int type)
 {
-    return 4 + (type == CODEC_PUT    ? 11
-                : type == CODEC_PUTX ? 19
-                : type == CODEC_IDEM ? IDEM_FIXED
-                                     : 3) +
+    return 4 + (type == CODEC_PUT     ? 11
+                : type == CODEC_PUTX  ? 19
+                : type == CODEC_IDEM  ? IDEM_FIXED
+                : type == CODEC_IDEMA ? IDEMA_FIXED
+                                      : 3) +
            klen;
 }
 
@@ -316,9 +333,20 @@ static size_t op_body(unsigned char *p, const struct codec_op *op)
     return 3 + op->klen;
 }
 
-/* Write the body of an IDEM at p; returns its length. */
+/* Write the body of an IDEM, or of an IDEMA if idem->answer is set, at p;
+ * returns its length. */
 static size_t idem_body(unsigned char *p, const struct codec_idem *idem)
 {
+    if (idem->answer) {
+        p[0] = CODEC_IDEMA;
+        put16(p + 1, (uint16_t)idem->idlen);
+        codec_put64(p + 3, idem->fp);
+        codec_put64(p + 11, (uint64_t)idem->created_ms);
+        codec_put32(p + 19, (uint32_t)idem->alen);
+        memcpy(p + IDEMA_FIXED, idem->id, idem->idlen);
+        memcpy(p + IDEMA_FIXED + idem->idlen, idem->answer, idem->alen);
+        return IDEMA_FIXED + idem->idlen + idem->alen;
+    }
     p[0] = CODEC_IDEM;
     put16(p + 1, (uint16_t)idem->idlen);
     codec_put64(p + 3, idem->fp);
@@ -377,13 +405,39 @@ void codec_batch_close(unsigned char *out, size_t total, uint32_t n)
     seal(out, total - CODEC_REC_HDR);
 }
 
-/* Parse an IDEM body of exactly n bytes. */
+/* Parse an IDEMA body of exactly n bytes. */
+static int idema_parse(const unsigned char *b, size_t n,
+                       struct codec_idem *idem)
+{
+    size_t idlen, alen;
+
+    if (n < IDEMA_FIXED)
+        return -1;
+    idlen = get16(b + 1);
+    alen = codec_get32(b + 19);
+    if (idlen == 0 || idlen > TALLY_ID_MAX || alen == 0 ||
+        alen > TALLY_ANSWER_MAX || n != IDEMA_FIXED + idlen + alen)
+        return -1;
+    idem->id = b + IDEMA_FIXED;
+    idem->idlen = idlen;
+    idem->fp = codec_get64(b + 3);
+    idem->created_ms = (int64_t)codec_get64(b + 11);
+    idem->code = TALLY_OK;
+    idem->value = 0;
+    idem->answer = b + IDEMA_FIXED + idlen;
+    idem->alen = alen;
+    return 0;
+}
+
+/* Parse an IDEM (or IDEMA) body of exactly n bytes. */
 static int idem_parse(const unsigned char *b, size_t n,
                       struct codec_idem *idem)
 {
     size_t idlen;
     int32_t code;
 
+    if (n >= 1 && b[0] == CODEC_IDEMA)
+        return idema_parse(b, n, idem);
     if (n < IDEM_FIXED || b[0] != CODEC_IDEM)
         return -1;
     idlen = get16(b + 1);
@@ -397,6 +451,8 @@ static int idem_parse(const unsigned char *b, size_t n,
     idem->created_ms = (int64_t)codec_get64(b + 11);
     idem->code = code;
     idem->value = (int64_t)codec_get64(b + 23);
+    idem->answer = NULL;
+    idem->alen = 0;
     return 0;
 }
 
@@ -440,7 +496,7 @@ static int op_parse(const unsigned char *b, size_t n, struct codec_op *op)
 static int sub_parse(const unsigned char *b, size_t n, struct codec_op *op,
                      struct codec_idem *idem)
 {
-    if (n < 1 || b[0] != CODEC_IDEM)
+    if (n < 1 || (b[0] != CODEC_IDEM && b[0] != CODEC_IDEMA))
         return op_parse(b, n, op);
     if (idem_parse(b, n, idem) != 0)
         return -1;
@@ -530,10 +586,12 @@ int codec_decode(const unsigned char *p, size_t avail, struct codec_rec *r,
         r->type = r->op.type; /* a PUTX is a PUT with an expiry */
         return CODEC_OK;
     case CODEC_IDEM:
+    case CODEC_IDEMA:
         if (idem_parse(b, len, &r->idem) != 0) {
             *why = "malformed idempotency record";
             return CODEC_EBODY;
         }
+        r->type = CODEC_IDEM; /* an IDEMA is an IDEM with an answer */
         return CODEC_OK;
     case CODEC_BATCH:
         return batch_parse(b, len, r, why);

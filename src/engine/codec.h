@@ -13,7 +13,7 @@
 #define CODEC_FILE_HDR 32          /* file header bytes */
 #define CODEC_REC_HDR 8            /* crc + len */
 #define CODEC_MAX_BODY (1u << 20)  /* longest record body */
-#define CODEC_VERSION 3           /* written */
+#define CODEC_VERSION 4           /* written: 4 added IDEMA */
 #define CODEC_VERSION_MIN 1       /* oldest still read: 1 has no PUTX */
 #define CODEC_VERSION_FRAMED 3    /* logs of this version on hold frames;
                                      1 and 2 hold bare records */
@@ -26,6 +26,9 @@
 #define CODEC_IDEM 6 /* an idempotency id and the outcome of its request */
 #define CODEC_PUTX 5 /* a PUT with an expiry; decoded as CODEC_PUT with
                         op.expire set */
+#define CODEC_IDEMA 7 /* an IDEM that keeps its request's whole answer (a
+                         batch's, version 4); decoded as CODEC_IDEM with
+                         idem.answer set */
 
 /* File kinds. */
 #define CODEC_LOG 0
@@ -59,6 +62,9 @@ struct codec_idem {
     int64_t created_ms;   /* wall-clock ms of the first request */
     int32_t code;         /* its outcome: TALLY_OK or TALLY_NOTFOUND */
     int64_t value;        /* its outcome value */
+    const void *answer;   /* NULL, or the answer an IDEMA keeps (code and
+                             value are then 0) */
+    size_t alen;          /* 1..TALLY_ANSWER_MAX bytes of it */
 };
 
 /* A decoded record; key and body point into the decoded buffer. */
@@ -84,7 +90,7 @@ uint32_t codec_header_version(const unsigned char *p);
  * tests that build version-1 or -2 (unframed) logs. */
 void codec_header_set_version(unsigned char *out, uint32_t version);
 
-/* ---- Frames (log files of version 2) ----
+/* ---- Frames (log files of versions 3 and 4) ----
  * Every write of the log (one pwrite of a group-commit batch, and the final
  * write of a clean close) is one frame: a 36-byte frame header, then the
  * records it covers.  The header says how much was written, what had been
@@ -134,13 +140,16 @@ size_t codec_putx_size(size_t klen);
 size_t codec_op_size(const struct codec_op *op); /* PUT, PUTX or DEL */
 size_t codec_del_size(size_t klen);
 size_t codec_idem_size(size_t idlen);
+size_t codec_idema_size(size_t idlen, size_t alen);
 #define CODEC_END_SIZE (CODEC_REC_HDR + 9)
 #define CODEC_BATCH_HDR (CODEC_REC_HDR + 5) /* before the first sub-record */
 /* What one op adds to a batch (u32 sublen + sub-body); type CODEC_PUT,
- * CODEC_PUTX, CODEC_DEL or CODEC_IDEM. */
+ * CODEC_PUTX, CODEC_DEL or CODEC_IDEM (klen: the id's length), or
+ * CODEC_IDEMA (klen: the id's and the answer's lengths added). */
 size_t codec_batch_op_size(size_t klen, int type);
 
-/* Encoders: write one record at out (room for its size), return its size. */
+/* Encoders: write one record at out (room for its size), return its size.
+ * codec_idem writes an IDEMA when idem->answer is set. */
 size_t codec_op(unsigned char *out, const struct codec_op *op);
 size_t codec_idem(unsigned char *out, const struct codec_idem *idem);
 size_t codec_end(unsigned char *out, uint64_t count);
@@ -150,6 +159,7 @@ size_t codec_end(unsigned char *out, uint64_t count);
  * body within CODEC_MAX_BODY. */
 size_t codec_batch_add(unsigned char *out, const struct codec_op *op);
 size_t codec_batch_add_idem(unsigned char *out, const struct codec_idem *idem);
+/* (codec_batch_add_idem too writes an IDEMA when idem->answer is set.) */
 void codec_batch_close(unsigned char *out, size_t total, uint32_t n);
 
 /* Decode the record at p (avail bytes readable).  Returns CODEC_OK with *r

@@ -211,6 +211,11 @@ void db_log(const tally_options *opts, int level, const char *fmt, ...)
  * nothing changed.  The caller finishes with db_change_finish. */
 int db_change_ops(tally *db, const struct codec_op *ops, size_t n,
                   uint64_t *t, uint64_t *existed);
+/* tally_batch_commit, with idem (NULL: none) written as the batch
+ * record's last sub-record and added to the id table with the record's
+ * ticket (tally_batch_commit_once). */
+int db_batch_commit(tally *db, const struct codec_idem *idem,
+                    tally_ticket *ticket);
 /* Abort an open batch and free the batch buffers (close). */
 void db_batch_free(tally *db);
 

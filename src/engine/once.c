@@ -22,9 +22,19 @@
  * behind an older one for a while: expiry then waits for it, keeping ids
  * longer than asked, never shorter.
  *
- * Memory: one malloc per id of 51 bytes plus the id, and 8-16 bytes of
+ * Memory: one malloc per id of 56 bytes plus the id, and 8-16 bytes of
  * bucket array (the load stays between 1/8 and 1; the array shrinks when
- * ids expire).
+ * ids expire).  The array grows and shrinks incrementally, as the counter
+ * table's (htab.c): a few buckets per add and pop and per tally_step(), so
+ * no request pays for rehashing millions of ids.
+ *
+ * Batches.  An id can also stand for a whole atomic batch
+ * (tally_batch_commit_once): its IDEMA sub-record goes into the batch's
+ * one BATCH record, with the caller's answer (opaque bytes, at most
+ * TALLY_ANSWER_MAX), which the entry keeps after the id, so that a retry
+ * gets that answer back (tally_once_answer).  Such ids live in the same
+ * table, expire and are snapshotted the same way; a single change's id and
+ * a batch's never match each other, whatever their fingerprints.
  */
 #define _GNU_SOURCE
 #include <inttypes.h>
@@ -76,24 +86,23 @@ void once_free(struct once_table *o)
         next = e->fnext;
         free(e);
     }
-    free(o->b);
+    htab_free(&o->h);
     once_init(o, o->seed);
 }
 
-/* Rehash into n buckets (a power of two). */
-static void resize(struct once_table *o, uint64_t n)
+static uint64_t entry_hash(const void *entry, uint64_t seed)
 {
-    struct once_entry **nb = mem_calloc(n, sizeof(*nb)), *e;
-    uint64_t h;
+    const struct once_entry *e = entry;
 
-    for (e = o->head; e; e = e->fnext) {
-        h = table_hash(o->seed, e->id, e->idlen) & (n - 1);
-        e->hnext = nb[h];
-        nb[h] = e;
-    }
-    free(o->b);
-    o->b = nb;
-    o->mask = n - 1;
+    return table_hash(seed, e->id, e->idlen);
+}
+
+/* Buckets moved per add and pop while a resize runs. */
+#define ONCE_REHASH_STEP 2
+
+int once_rehash_step(struct once_table *o, size_t budget)
+{
+    return htab_step(&o->h, budget, entry_hash, o->seed);
 }
 
 struct once_entry *once_find(const struct once_table *o, const void *id,
@@ -101,9 +110,9 @@ struct once_entry *once_find(const struct once_table *o, const void *id,
 {
     struct once_entry *e;
 
-    if (!o->b)
+    if (!o->h.b)
         return NULL;
-    e = o->b[table_hash(o->seed, id, idlen) & o->mask];
+    e = *htab_head(&o->h, table_hash(o->seed, id, idlen));
     for (; e; e = e->hnext)
         if (e->idlen == idlen && memcmp(e->id, id, idlen) == 0)
             return e;
@@ -113,13 +122,12 @@ struct once_entry *once_find(const struct once_table *o, const void *id,
 struct once_entry *once_add(struct once_table *o,
                             const struct codec_idem *idem, uint64_t ticket)
 {
-    struct once_entry *e = mem_alloc(ONCE_HDR + idem->idlen);
-    uint64_t h;
+    size_t alen = idem->answer ? idem->alen : 0;
+    struct once_entry *e = mem_alloc(ONCE_HDR + idem->idlen + alen);
+    void **head;
 
-    if (!o->b)
-        resize(o, ONCE_MIN_BUCKETS);
-    else if (o->count >= o->mask + 1)
-        resize(o, 2 * (o->mask + 1));
+    if (!o->h.b)
+        htab_init(&o->h, ONCE_MIN_BUCKETS);
     e->fnext = NULL;
     e->fp = idem->fp;
     e->created_ms = idem->created_ms;
@@ -127,29 +135,38 @@ struct once_entry *once_add(struct once_table *o,
     e->ticket = ticket;
     e->idlen = (uint16_t)idem->idlen;
     e->code = (uint8_t)idem->code;
+    e->alen = (uint32_t)alen;
     memcpy(e->id, idem->id, idem->idlen);
-    h = table_hash(o->seed, e->id, e->idlen) & o->mask;
-    e->hnext = o->b[h];
-    o->b[h] = e;
+    if (alen)
+        memcpy(e->id + idem->idlen, idem->answer, alen);
+    head = htab_head(&o->h, table_hash(o->seed, e->id, e->idlen));
+    e->hnext = *head;
+    *head = e;
     if (o->tail)
         o->tail->fnext = e;
     else
         o->head = e;
     o->tail = e;
     o->count++;
-    o->bytes += ONCE_HDR + e->idlen;
+    o->bytes += ONCE_HDR + e->idlen + e->alen;
+    htab_maintain(&o->h, o->count, ONCE_MIN_BUCKETS, ONCE_REHASH_STEP,
+                  entry_hash, o->seed);
     return e;
 }
 
 /* Remove the oldest id. */
 static void pop_head(struct once_table *o)
 {
-    struct once_entry *e = o->head, **pp;
+    struct once_entry *e = o->head, *p;
+    void **head = htab_head(&o->h, table_hash(o->seed, e->id, e->idlen));
 
-    pp = &o->b[table_hash(o->seed, e->id, e->idlen) & o->mask];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
+    if (*head == e) {
+        *head = e->hnext;
+    } else {
+        for (p = *head; p->hnext != e; p = p->hnext)
+            ;
+        p->hnext = e->hnext;
+    }
     o->head = e->fnext;
     if (!o->head)
         o->tail = NULL;
@@ -160,8 +177,11 @@ static void pop_head(struct once_table *o)
     else if (e == o->walk)
         o->walk = e->fnext;
     o->count--;
-    o->bytes -= ONCE_HDR + e->idlen;
+    o->bytes -= ONCE_HDR + e->idlen + e->alen;
     free(e);
+    /* Gives the bucket array back as a burst of ids expires. */
+    htab_maintain(&o->h, o->count, ONCE_MIN_BUCKETS, ONCE_REHASH_STEP,
+                  entry_hash, o->seed);
 }
 
 int once_is_expired(int64_t created_ms, int64_t now_ms, uint64_t ttl_ms)
@@ -180,15 +200,8 @@ int once_expire(struct once_table *o, int64_t now_ms, uint64_t ttl_ms,
             return 1;
         pop_head(o);
     }
-    /* Give the bucket array back as a burst of ids expires (with room to
-     * spare, so a steady rate does not resize back and forth). */
-    if (o->b && o->mask + 1 > ONCE_MIN_BUCKETS && o->count < (o->mask + 1) / 8)
-        resize(o, (o->mask + 1) / 4);
-    if (o->count == 0 && o->b) {
-        free(o->b);
-        o->b = NULL;
-        o->mask = 0;
-    }
+    if (o->count == 0 && o->h.b)
+        htab_free(&o->h);
     return 0;
 }
 
@@ -213,7 +226,7 @@ const struct once_entry *once_walk_next(struct once_table *o)
 
 uint64_t once_memory(const struct once_table *o)
 {
-    return o->bytes + (o->b ? (o->mask + 1) * sizeof(*o->b) : 0);
+    return o->bytes + htab_memory(&o->h);
 }
 
 /* ---- Recovery ------------------------------------------------------------ */
@@ -278,23 +291,32 @@ struct call {
     int *replayed;
     tally_ticket *ticket;
     int64_t now;           /* wall clock when it arrived */
+    int batch;             /* a batch's id (it keeps an answer) */
 };
 
+/* TALLY_EIDREUSED for a request whose id e already holds.  The error shows
+ * the id is known, which is durable only with the first request: *ticket
+ * gets that one's ticket. */
+static int reused(tally *db, const struct once_entry *e, struct call *c)
+{
+    int rc = db_read_finish(db, e->ticket, c->ticket);
+
+    return rc ? rc : db_err(db, TALLY_EIDREUSED, "idempotency id already "
+                            "used for a different request; nothing was "
+                            "applied");
+}
+
 /* Answer a repeat of a known id from its entry (see tally.h).  Outputs
- * are untouched on an error, but for TALLY_EIDREUSED's ticket: that answer
- * shows the id is known, which is durable only with the first request. */
+ * are untouched on an error, but for TALLY_EIDREUSED's ticket.  A batch's
+ * id never answers a single change, nor the other way round. */
 static int replay(tally *db, const struct once_entry *e, struct call *c)
 {
     uint64_t t = e->ticket;
     int64_t v = e->value;
     int code = e->code;
 
-    if (e->fp != c->once->fingerprint) {
-        int rc = db_read_finish(db, t, c->ticket);
-        return rc ? rc : db_err(db, TALLY_EIDREUSED, "idempotency id already "
-                                "used for a different request; nothing was "
-                                "applied");
-    }
+    if (e->fp != c->once->fingerprint || (e->alen != 0) != (c->batch != 0))
+        return reused(db, e, c);
     if (t > tally_durable(db)) {
         if (tally_health(db) == TALLY_EFAILED)
             return db_err(db, TALLY_ENOTDURABLE, "the first request with "
@@ -350,7 +372,7 @@ static int record(tally *db, struct call *c, const struct codec_op *op,
     unsigned char rec[CODEC_BATCH_HDR + 4 + 19 + TALLY_KEY_MAX + 4 + 31 +
                       TALLY_ID_MAX];
     struct codec_idem idem = {c->once->id, c->once->idlen,
-                              c->once->fingerprint, c->now, code, outvalue};
+                              c->once->fingerprint, c->now, code, outvalue, NULL, 0};
     size_t pos = CODEC_BATCH_HDR;
     uint32_t n = 0;
     uint64_t t;
@@ -414,7 +436,7 @@ int tally_incrx_once(tally *db, const tally_once *once, const void *key,
                      int64_t expire_ms, int64_t *value, int *replayed,
                      tally_ticket *ticket)
 {
-    struct call c = {once, value, replayed, ticket, 0};
+    struct call c = {once, value, replayed, ticket, 0, 0};
     struct codec_op op = {CODEC_PUT, key, klen, 0, 0};
     struct table_entry *e;
     int done, rc = ttl_args(db, ttl_mode, expire_ms);
@@ -445,7 +467,7 @@ int tally_setx_once(tally *db, const tally_once *once, const void *key,
                     size_t klen, int64_t value, int64_t expire_ms,
                     int *replayed, tally_ticket *ticket)
 {
-    struct call c = {once, NULL, replayed, ticket, 0};
+    struct call c = {once, NULL, replayed, ticket, 0, 0};
     struct codec_op op = {CODEC_PUT, key, klen, value, expire_ms};
     int done, rc = ttl_args(db, TALLY_TTL_SET, expire_ms);
 
@@ -466,7 +488,7 @@ int tally_del_once(tally *db, const tally_once *once, const void *key,
                    size_t klen, int64_t *old, int *replayed,
                    tally_ticket *ticket)
 {
-    struct call c = {once, old, replayed, ticket, 0};
+    struct call c = {once, old, replayed, ticket, 0, 0};
     struct codec_op op = {CODEC_DEL, key, klen, 0, 0};
     struct table_entry *e;
     int done, rc = once_start(db, &c, key, klen, &done);
@@ -478,4 +500,56 @@ int tally_del_once(tally *db, const tally_once *once, const void *key,
     if ((e = counter(db, key, klen)) == NULL)
         return record(db, &c, NULL, TALLY_NOTFOUND, 0);
     return record(db, &c, &op, TALLY_OK, e->value);
+}
+
+/* ---- Batches recorded under an id --------------------------------------- */
+
+int tally_once_answer(tally *db, const tally_once *once, const void **answer,
+                      size_t *alen, tally_ticket *ticket)
+{
+    struct call c = {once, NULL, NULL, ticket, 0, 1};
+    struct once_entry *e;
+    int rc = once_check(db, once);
+
+    if (rc)
+        return rc;
+    if ((e = lookup(db, once, once_now_ms())) == NULL)
+        return TALLY_NOTFOUND;
+    if ((rc = replay(db, e, &c)) != TALLY_OK)
+        return rc;
+    if (answer)
+        *answer = e->id + e->idlen;
+    if (alen)
+        *alen = e->alen;
+    return TALLY_OK;
+}
+
+int tally_batch_commit_once(tally *db, const tally_once *once,
+                            const void *answer, size_t alen,
+                            tally_ticket *ticket)
+{
+    struct call c = {once, NULL, NULL, ticket, 0, 1};
+    struct codec_idem idem;
+    struct once_entry *e;
+    int rc = 0;
+
+    if (!db->batch.open)
+        return db_err(db, TALLY_EINVAL, "no batch is open");
+    rc = once_check(db, once);
+    if (rc == 0 && (!answer || alen == 0 || alen > TALLY_ANSWER_MAX))
+        rc = db_err(db, TALLY_EINVAL, "an answer of %zu bytes (1 to %d "
+                    "allowed)", alen, TALLY_ANSWER_MAX);
+    c.now = once_now_ms();
+    /* The id may be recorded once: a caller that did not look it up first
+     * (tally_once_answer) learns it is taken. */
+    if (rc == 0 && (e = lookup(db, once, c.now)) != NULL)
+        rc = reused(db, e, &c);
+    if (rc) {
+        tally_batch_abort(db);
+        return rc;
+    }
+    idem = (struct codec_idem){once->id,   once->idlen, once->fingerprint,
+                               c.now,      TALLY_OK,    0,
+                               answer,     alen};
+    return db_batch_commit(db, &idem, ticket);
 }

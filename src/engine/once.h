@@ -15,7 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One remembered id: 51 bytes of header plus the id, one malloc each. */
+#include "htab.h"
+
+/* One remembered id: 56 bytes of header plus the id (and, for an id that
+ * keeps its answer, the answer after it), one malloc each. */
 struct once_entry {
     struct once_entry *hnext; /* hash chain */
     struct once_entry *fnext; /* FIFO: the next newer id */
@@ -25,12 +28,15 @@ struct once_entry {
     uint64_t ticket;          /* ticket of the record holding it */
     uint16_t idlen;
     uint8_t code;             /* its outcome: TALLY_OK or TALLY_NOTFOUND */
+    uint32_t alen;            /* bytes of answer after id[idlen] (an id
+                                 recorded with tally_batch_commit_once);
+                                 0: none */
     unsigned char id[];
 };
 
 struct once_table {
-    struct once_entry **b;    /* bucket array, mask + 1 long; NULL if empty */
-    uint64_t mask;
+    struct htab h;            /* the chains (h.b NULL while empty), resized
+                                 incrementally */
     uint64_t count;
     uint64_t seed;            /* hash seed (the counter table's) */
     struct once_entry *head;  /* oldest */
@@ -53,7 +59,8 @@ void once_free(struct once_table *o);
 /* The entry for id, or NULL. */
 struct once_entry *once_find(const struct once_table *o, const void *id,
                              size_t idlen);
-/* Append an id (which must be absent) as the newest. */
+/* Append an id (which must be absent) as the newest, with a copy of
+ * idem->answer if it has one. */
 struct once_entry *once_add(struct once_table *o,
                             const struct codec_idem *idem, uint64_t ticket);
 
@@ -64,6 +71,11 @@ int once_is_expired(int64_t created_ms, int64_t now_ms, uint64_t ttl_ms);
  * else 0. */
 int once_expire(struct once_table *o, int64_t now_ms, uint64_t ttl_ms,
                 unsigned max);
+
+/* Move up to budget buckets of a running resize of the bucket array;
+ * returns 1 if one still runs, else 0 (tally_step's share; every add and
+ * pop moves a few too). */
+int once_rehash_step(struct once_table *o, size_t budget);
 
 /* Snapshot walk: begin at the oldest id, end at the newest one now; next
  * returns the next id to write or NULL when the walk is done. */

@@ -67,7 +67,8 @@ struct rscan {
     int cut;                   /* repair cut a log: later ones go aside */
     int torn;                  /* a torn tail was (or would be) cut */
     int closed;                /* the newest log ends with a CLOSE frame */
-    int newest_unframed;       /* ... or is of version 1 or 2 */
+    int newest_old;            /* ... or is of a version before
+                                  CODEC_VERSION (1 and 2: unframed) */
     int newest_fd;             /* open: the newest log, kept for appends */
     uint64_t newest_start, newest_size;
 };
@@ -535,6 +536,7 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
     uint64_t lsn;
     const char *why = "";
     size_t frame_off;
+    uint32_t version;
     int rc, closed = 0, unframed, keep, writable = newest && rs->mode != MODE_CHECK;
 
     if ((rc = mfile_open(rs, f->name, writable || rs->mode == MODE_REPAIR,
@@ -556,7 +558,8 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
         return fail(rs, rc, "%s/%s: bad header at offset 0: %s", db->dir,
                     f->name, why);
     }
-    unframed = codec_header_version(m.p) < CODEC_VERSION_FRAMED;
+    version = codec_header_version(m.p);
+    unframed = version < CODEC_VERSION_FRAMED;
     rc = unframed ? walk_records(rs, f, &m, newest, &off, &d)
                   : walk_frames(rs, f, &m, newest, &off, &closed, &d);
     if (rc != 0 || !d.why)
@@ -618,7 +621,7 @@ static int replay_log(struct rscan *rs, const struct rfile *f, int newest,
 out:
     *end = f->lsn + (off - CODEC_FILE_HDR);
     if (rc == 0 && newest) {
-        rs->newest_unframed = unframed;
+        rs->newest_old = version < CODEC_VERSION;
         rs->closed = closed && !d.why; /* no torn write after the mark */
         if (closed)
             db->closed_at = *end; /* the data ends with it (after a cut) */
@@ -777,10 +780,12 @@ static int recover_dir(tally *db, int mode, char *msg)
     if ((rc = replay_logs(&rs, s, &end)) != 0)
         goto out;
     db->head = db->durable = end;
-    if (mode == MODE_OPEN && rs.newest_fd >= 0 && rs.newest_unframed) {
-        /* Frames are never appended to an unframed log: a new one starts
-         * where its data ends (replacing it if it holds none), and the old
-         * one stays until a snapshot makes it obsolete. */
+    if (mode == MODE_OPEN && rs.newest_fd >= 0 && rs.newest_old) {
+        /* Frames are never appended to an unframed log, nor records of this
+         * version to an older one (a version-3 reader would take an IDEMA
+         * for damage): a new log starts where its data ends (replacing it
+         * if it holds none), and the old one stays until a snapshot makes
+         * it obsolete. */
         close(rs.newest_fd);
         rs.newest_fd = -1;
         if (end == rs.newest_start)

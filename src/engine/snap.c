@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * snap.c - snapshots: a file holding one PUT record per counter and one
- * IDEM record per live idempotency id, so that recovery reads them once
+ * IDEM record per live idempotency id (an IDEMA for a batch's id, with its
+ * answer), so that recovery reads them once
  * instead of the whole history.  The
  * record format is codec.c's; the file is snap-<S>.tly, with S the LSN from
  * which the log must be replayed over it.
@@ -94,9 +95,12 @@ static int put_entry(void *arg, const struct table_entry *e)
 static void put_id(struct snap_state *ss, const struct once_entry *e)
 {
     struct codec_idem idem = {e->id, e->idlen, e->fp, e->created_ms, e->code,
-                              e->value};
+                              e->value, e->alen ? e->id + e->idlen : NULL,
+                              e->alen};
 
-    buf_room(ss, codec_idem_size(e->idlen));
+    /* A batch's id keeps its answer: an IDEMA. */
+    buf_room(ss, e->alen ? codec_idema_size(e->idlen, e->alen)
+                         : codec_idem_size(e->idlen));
     ss->len += codec_idem(ss->buf + ss->len, &idem);
     ss->puts++;
 }
@@ -429,6 +433,10 @@ int tally_step(tally *db, unsigned budget)
     int rc = snap_step(db, budget);
 
     if (removed > sample / 4 && removed > 0)
+        more = 1;
+    /* Resizes of the hash tables, which changes also move (table.c). */
+    if (table_rehash_step(&db->table, sample / 8 + 1) |
+        once_rehash_step(&db->once, sample / 8 + 1))
         more = 1;
     return rc == 0 && more ? 1 : rc;
 }

@@ -8,16 +8,22 @@
  * resize, where recomputing it is cheap next to the cache misses.  Entries
  * come from 64 KiB slabs in size classes of 8 bytes, so a counter with a
  * 16-byte key costs 48 bytes of slab plus 8-16 bytes of bucket array (the
- * load stays between 1/2 and 1) instead of malloc's 64-byte chunk.  Freed
- * entries go to a free list of their class and are reused by keys of the
- * same size class; slabs are only returned to the system when the table is
- * freed (known debt: a table that shrinks a lot keeps its peak memory;
- * compaction or per-slab free counts would remove it).
+ * load stays between 1/2 and 1 while the table grows; a resize holds the
+ * old array too until its last bucket moved) instead of malloc's 64-byte
+ * chunk.  Freed entries go to a free list of their class and are reused by
+ * keys of the same size class; slabs are only returned to the system when
+ * the table is freed (known debt: a table that shrinks a lot keeps its peak
+ * slab memory, only its bucket array shrinks; compaction or per-slab free
+ * counts would remove it).
  *
- * Growth.  The bucket array doubles when the count passes the bucket count,
- * in one go (known debt: with millions of counters this is a pause of tens
- * of milliseconds on the caller's thread; an incremental rehash with two
- * arrays, as in Redis's dict.c, would remove it).  It never shrinks.
+ * Growth and shrinking.  The bucket array (htab.c) doubles when the count
+ * passes the bucket count and shrinks when it falls below an eighth of it
+ * (to a load between 1/4 and 1/2, so a count near either boundary does not
+ * resize back and forth), never below 16 buckets.  Either resize is
+ * incremental, as in Redis's dict.c: two arrays while it runs, TABLE_STEP
+ * buckets moved per insert and removal and a budget's worth per
+ * tally_step() slice, a lookup reading the one chain its key is in.  No
+ * single call pays for more than a few buckets, at any count.
  *
  * Expiry.  An entry's expiry (Unix ms, below 2^48) is kept in 6 bytes after
  * its key, flagged TE_TTL in the spare top bits of the key length; a slot
@@ -35,10 +41,12 @@
  * kbits 0).  The list is compacted (stale and repeated handles dropped)
  * when it holds more than twice the entries with an expiry.
  *
- * Scanning uses Redis's reverse-binary cursor (dict.c dictScan): the cursor's
- * bits are incremented from the top, so every bucket index visited before a
- * doubling maps to indices that are also "before" the cursor afterwards, and
- * a counter present for the whole scan is never skipped.
+ * Scanning uses Redis's reverse-binary cursor (dict.c dictScan, htab.c):
+ * the cursor's bits are incremented from the top, so every bucket index
+ * visited before a resize (in either direction, and while one runs) maps to
+ * indices that are also "before" the cursor afterwards, and a counter
+ * present for the whole scan is never skipped (after a shrink it may be
+ * shown twice).
  */
 #include "table.h"
 
@@ -196,8 +204,7 @@ void table_init(struct table *t, uint64_t seed, uint64_t hint)
     memset(t, 0, sizeof(*t));
     while (n < hint && n < ((uint64_t)1 << 40))
         n <<= 1;
-    t->b = mem_calloc(n, sizeof(*t->b));
-    t->mask = n - 1;
+    htab_init(&t->h, n);
     t->seed = seed;
     t->xmin = INT64_MAX;
 }
@@ -211,7 +218,7 @@ void table_free(struct table *t)
         free(c);
         c = next;
     }
-    free(t->b);
+    htab_free(&t->h);
     free(t->chunkv);
     free(t->csorted);
     free(t->xs);
@@ -228,30 +235,60 @@ struct table_entry *table_find(const struct table *t, uint64_t h,
 {
     struct table_entry *e;
 
-    for (e = t->b[h & t->mask]; e; e = e->next)
+    for (e = *htab_head(&t->h, h); e; e = e->next)
         if (key_eq(e, key, klen))
             return e;
     return NULL;
 }
 
-static void table_grow(struct table *t)
+/* Put e (of hash h) in place of old in its chain, or just take old out if
+ * e is NULL; returns 1 if old was there.  (The chain heads are void
+ * pointers of htab's, the links the entries' own.) */
+static int chain_replace(struct table *t, uint64_t h, struct table_entry *old,
+                         struct table_entry *e)
 {
-    uint64_t n = (t->mask + 1) * 2, i;
-    struct table_entry **nb = mem_calloc(n, sizeof(*nb));
-    struct table_entry *e, *next;
-    uint64_t h;
+    void **head = htab_head(&t->h, h);
+    struct table_entry *p = *head;
 
-    for (i = 0; i <= t->mask; i++) {
-        for (e = t->b[i]; e; e = next) {
-            next = e->next;
-            h = table_hash(t->seed, e->key, table_klen(e));
-            e->next = nb[h & (n - 1)];
-            nb[h & (n - 1)] = e;
+    if (!e)
+        e = old->next;
+    else
+        e->next = old->next;
+    if (p == old) {
+        *head = e;
+        return 1;
+    }
+    for (; p; p = p->next) {
+        if (p->next == old) {
+            p->next = e;
+            return 1;
         }
     }
-    free(t->b);
-    t->b = nb;
-    t->mask = n - 1;
+    return 0;
+}
+
+static uint64_t entry_hash(const void *entry, uint64_t seed)
+{
+    const struct table_entry *e = entry;
+
+    return table_hash(seed, e->key, table_klen(e));
+}
+
+/* Buckets moved by each insert and removal during a resize: a growth is
+ * done after half of the inserts that would trigger the next one. */
+#define TABLE_STEP 2
+#define TABLE_MIN 16
+
+int table_rehash_step(struct table *t, size_t budget)
+{
+    return htab_step(&t->h, budget, entry_hash, t->seed);
+}
+
+/* After a change: move a few buckets of a running resize, or begin one. */
+static void rehash_some(struct table *t)
+{
+    htab_maintain(&t->h, t->count, TABLE_MIN, TABLE_STEP, entry_hash,
+                  t->seed);
 }
 
 struct table_entry *table_insert(struct table *t, uint64_t h, const void *key,
@@ -263,18 +300,17 @@ struct table_entry *table_insert(struct table *t, uint64_t h, const void *key,
      * counters without one) when that class has none free. */
     int room = sz == szx || (!t->freel[sz / 8] && t->freel[szx / 8]);
     struct table_entry *e = slab_alloc(t, room ? szx : sz);
-    struct table_entry **head;
+    void **head;
 
     e->value = 0;
     e->lsn = 0;
     e->kbits = (uint16_t)(klen | (room ? TE_ROOM : 0));
     memcpy(e->key, key, klen);
-    head = &t->b[h & t->mask];
+    head = htab_head(&t->h, h);
     e->next = *head;
     *head = e;
     t->count++;
-    if (t->count > t->mask + 1)
-        table_grow(t);
+    rehash_some(t);
     return e;
 }
 
@@ -290,32 +326,22 @@ static void ttl_forget(struct table *t, struct table_entry *e)
 
 int table_remove(struct table *t, uint64_t h, const void *key, size_t klen)
 {
-    struct table_entry **pp = &t->b[h & t->mask], *e;
+    struct table_entry *e = table_find(t, h, key, klen);
 
-    for (; (e = *pp) != NULL; pp = &e->next) {
-        if (key_eq(e, key, klen)) {
-            *pp = e->next;
-            t->count--;
-            ttl_forget(t, e);
-            free_slot(t, e);
-            return 1;
-        }
-    }
-    return 0;
+    if (!e)
+        return 0;
+    table_unlink(t, h, e);
+    return 1;
 }
 
 void table_unlink(struct table *t, uint64_t h, struct table_entry *e)
 {
-    struct table_entry **pp = &t->b[h & t->mask];
-
-    while (*pp && *pp != e)
-        pp = &(*pp)->next;
-    if (!*pp)
+    if (!chain_replace(t, h, e, NULL))
         return; /* not in the table: a caller bug, but harmless */
-    *pp = e->next;
     t->count--;
     ttl_forget(t, e);
     free_slot(t, e);
+    rehash_some(t);
 }
 
 /* ---- Expiry ---- */
@@ -414,14 +440,10 @@ static struct table_entry *grow_slot(struct table *t, uint64_t h,
 {
     size_t klen = table_klen(e);
     struct table_entry *n = slab_alloc(t, entry_size(klen + EXP_BYTES));
-    struct table_entry **pp = &t->b[h & t->mask];
 
     memcpy(n, e, TABLE_HDR + klen);
     n->kbits = (uint16_t)((e->kbits & ~(TE_LISTED | TE_MARK)) | TE_ROOM);
-    while (*pp && *pp != e)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = n;
+    chain_replace(t, h, e, n);
     free_slot(t, e);
     return n;
 }
@@ -513,52 +535,50 @@ size_t table_expire_memory(const struct table *t)
            t->chunkcap * (sizeof(*t->chunkv) + sizeof(*t->csorted));
 }
 
-static uint64_t rev64(uint64_t v)
+/* What table_scan carries from chain to chain. */
+struct scan_state {
+    const void *prefix;
+    size_t plen, shown;
+    table_scan_fn fn;
+    void *ctx;
+    int stop;
+};
+
+static int scan_chain(void *arg, void *head)
 {
-    v = __builtin_bswap64(v);
-    v = ((v >> 4) & 0x0f0f0f0f0f0f0f0fULL) | ((v & 0x0f0f0f0f0f0f0f0fULL) << 4);
-    v = ((v >> 2) & 0x3333333333333333ULL) | ((v & 0x3333333333333333ULL) << 2);
-    v = ((v >> 1) & 0x5555555555555555ULL) | ((v & 0x5555555555555555ULL) << 1);
-    return v;
+    struct scan_state *ss = arg;
+    const struct table_entry *e;
+
+    for (e = head; e; e = e->next) {
+        if (table_klen(e) < ss->plen ||
+            (ss->plen && memcmp(e->key, ss->prefix, ss->plen) != 0))
+            continue;
+        if ((ss->stop = ss->fn(ss->ctx, e)) != 0)
+            return 1;
+        ss->shown++;
+    }
+    return 0;
 }
 
 uint64_t table_scan(const struct table *t, uint64_t cursor, size_t count,
                     const void *prefix, size_t plen, table_scan_fn fn,
                     void *ctx, int *stop)
 {
-    uint64_t v = cursor, m = t->mask;
-    size_t shown = 0, visited = 0, limit;
-    const struct table_entry *e;
-    int r;
+    struct scan_state ss = {prefix, plen, 0, fn, ctx, 0};
+    size_t visited = 0, limit;
+    uint64_t v = cursor;
 
     if (count == 0)
         count = 1;
     limit = count > SIZE_MAX / 16 ? SIZE_MAX : 10 * count + 16;
-    *stop = 0;
     do {
-        for (e = t->b[v & m]; e; e = e->next) {
-            if (table_klen(e) < plen ||
-                (plen && memcmp(e->key, prefix, plen) != 0))
-                continue;
-            r = fn(ctx, e);
-            if (r) {
-                *stop = r;
-                return 0;
-            }
-            shown++;
-        }
-        visited++;
-        /* Increment the reversed cursor: set the bits above the mask so the
-         * carry runs off the top once every bucket was visited. */
-        v |= ~m;
-        v = rev64(v);
-        v++;
-        v = rev64(v);
-    } while (v != 0 && shown < count && visited < limit);
-    return v;
+        v = htab_scan_step(&t->h, v, scan_chain, &ss, &visited);
+    } while (!ss.stop && v != 0 && ss.shown < count && visited < limit);
+    *stop = ss.stop;
+    return ss.stop ? 0 : v;
 }
 
 size_t table_memory(const struct table *t)
 {
-    return t->slab_bytes + (size_t)(t->mask + 1) * sizeof(*t->b);
+    return t->slab_bytes + htab_memory(&t->h);
 }

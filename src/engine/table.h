@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "htab.h"
+
 /* One counter.  The key is stored inline; the header is 26 bytes, so an
  * entry with a 16-byte key takes 48 bytes of slab (see table.c).  An entry
  * with an expiry keeps it in 6 more bytes after the key (TE_ROOM), and a
@@ -40,8 +42,7 @@ static inline size_t table_klen(const struct table_entry *e)
 #define TABLE_CLASSES 135 /* size classes of 8 bytes up to 26 + 1024 + 6 */
 
 struct table {
-    struct table_entry **b; /* bucket array, mask + 1 long */
-    uint64_t mask;
+    struct htab h;           /* the chains, resized incrementally */
     uint64_t count;
     uint64_t seed;           /* hash seed; random per handle */
     /* Slab allocator: entries are cut from big chunks and freed to a free
@@ -79,10 +80,12 @@ uint64_t table_hash(uint64_t seed, const void *key, size_t klen);
 struct table_entry *table_find(const struct table *t, uint64_t h,
                                const void *key, size_t klen);
 /* Add key, which must be absent; returns the new entry with value and lsn 0.
- * May double the bucket array. */
+ * May begin doubling the bucket array, and moves a few buckets of a resize
+ * that runs (entries stay where they are in memory). */
 struct table_entry *table_insert(struct table *t, uint64_t h, const void *key,
                                  size_t klen);
-/* Remove key; returns 1 if it was there, 0 if not. */
+/* Remove key; returns 1 if it was there, 0 if not.  As every removal, may
+ * begin shrinking the bucket array and moves a few buckets of a resize. */
 int table_remove(struct table *t, uint64_t h, const void *key, size_t klen);
 /* Remove entry e (of hash h) that is in the table. */
 void table_unlink(struct table *t, uint64_t h, struct table_entry *e);
@@ -125,7 +128,16 @@ uint64_t table_scan(const struct table *t, uint64_t cursor, size_t count,
                     const void *prefix, size_t plen, table_scan_fn fn,
                     void *ctx, int *stop);
 
-/* Bytes of memory the table holds (slabs plus bucket array). */
+/* Move up to budget buckets of a running resize of the bucket array (see
+ * htab_step); returns 1 if one still runs, else 0. */
+int table_rehash_step(struct table *t, size_t budget);
+/* Buckets the table has (or is resizing to). */
+static inline uint64_t table_buckets(const struct table *t)
+{
+    return htab_size(&t->h);
+}
+
+/* Bytes of memory the table holds (slabs plus bucket arrays). */
 size_t table_memory(const struct table *t);
 
 #endif /* ENGINE_TABLE_H */

@@ -291,6 +291,10 @@ static void http_serve(struct http_front *h, struct evhttp_request *req,
         return;
     if (http_auth(h, req, s) != 0)
         return;
+    /* The changes of every request evhttp hands over in this pass of the
+     * loop share one write and one sync. */
+    if (h->waiter->batch)
+        h->waiter->batch(h->waiter->self);
     if (r == HTTP_R_METRICS) {
         http_metrics(h, req);
         return;
@@ -380,19 +384,23 @@ static void http_park(struct http_front *h, struct evhttp_request *req,
         evhttp_connection_set_closecb(evcon, http_parked_gone, p);
 }
 
-/* evhttp's callback for every request. */
+/* evhttp's callback for every request.  While it runs, evhttp's own frames
+ * are on the stack: an answer sent from here is written by evhttp later
+ * (http_reply.c writes only released answers at once). */
 static void http_on_request(struct evhttp_request *req, void *arg)
 {
     struct http_front *h = arg;
     struct cmd_session s = {.id = h->next_session++ | HTTP_SESSION_BIT,
                             .proto = CMD_PROTO_HTTP};
 
+    h->in_request = 1;
     http_count(h, req);
     http_serve(h, req, &s, 0);
     if (cmd_pending(&s))
         http_park(h, req, &s);
     else
         cmd_replay_end(&s);
+    h->in_request = 0;
 }
 
 /* ---- Life cycle ------------------------------------------------------- */
@@ -434,14 +442,16 @@ static struct evhttp *http_server_new(struct http_front *h, struct event_base *b
         evhttp_free(http);
         return NULL;
     }
-    if (tls) {
-        /* bufferevent_openssl writes a response as several records; with
-         * Nagle the last one waits for the client's delayed ACK (40 ms).
-         * Accepted sockets inherit the option from the listener. */
-        int one = 1;
-        evutil_socket_t fd = evhttp_bound_socket_get_fd(*bound);
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    /* Accepted sockets inherit the option from the listener.  With Nagle,
+     * a response written while the one before it is unacknowledged waits
+     * for the client's delayed ACK (40 ms): the next answer on a pipelined
+     * connection, and over TLS the last of the records
+     * bufferevent_openssl writes one response as.  Every answer is one
+     * write here (headers and body in one buffer), so Nagle saves
+     * nothing. */
+    int one = 1;
+    evutil_socket_t fd = evhttp_bound_socket_get_fd(*bound);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return http;
 }
 

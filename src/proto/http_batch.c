@@ -16,12 +16,22 @@
  * operation and waits, like every answer, for the batch's single log
  * record to be durable.
  *
- * An Idempotency-Key header is refused here for now: replaying a batch
- * would need its whole answer recorded beside the id, which the engine's
- * id records (one outcome value) cannot hold.
+ * With an Idempotency-Key header the whole batch is applied once
+ * (cmd_batch_once): its answer, the exact bytes of the 200's body, is
+ * recorded with the key and a fingerprint of the operations inside the
+ * batch's one log record, and a retry with the same key and operations
+ * gets those bytes back with "Idempotent-Replayed: true", running nothing.
+ * The fingerprint folds each operation's name with the fingerprint a single
+ * request of it would have (cmd_once_fingerprint), so it compares what the
+ * operations do, not how the body was spelt.  An answer over
+ * TALLY_ANSWER_MAX bytes cannot be kept: such a batch is refused (413) and
+ * nothing is applied.  A batch that fails records nothing, as a single
+ * change does.
  */
 #include "http_int.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -88,33 +98,42 @@ static const char *parse_item(json_t *o, struct batch_item *it)
     return NULL;
 }
 
+/* The command request item it stands for (pointers into it). */
+static void item_req(const struct batch_item *it, struct cmd_req *c)
+{
+    memset(c, 0, sizeof *c);
+    c->key = it->key;
+    c->klen = it->klen;
+    switch (it->op) {
+    case B_INCR: case B_DECR:
+        c->op = CMD_INCRBY;
+        c->num = it->op == B_DECR ? -it->num : it->num;
+        break;
+    case B_SET:
+        c->op = CMD_SET;
+        c->num = it->num;
+        break;
+    case B_DEL:
+        c->op = CMD_DEL;
+        c->nkeys = 1;
+        c->keys = &c->key;
+        c->klens = &c->klen;
+        break;
+    default:
+        c->op = CMD_GET;
+        break;
+    }
+}
+
 /* Run one item; fills res and, for a result, adds its JSON to out. */
 static enum cmd_status run_item(struct http_front *h, struct cmd_session *s,
                                 const struct batch_item *it, json_t *out,
                                 struct cmd_res *res, tally_ticket *ticket)
 {
-    struct cmd_req c = {.key = it->key, .klen = it->klen};
+    struct cmd_req c;
     json_t *o;
 
-    switch (it->op) {
-    case B_INCR: case B_DECR:
-        c.op = CMD_INCRBY;
-        c.num = it->op == B_DECR ? -it->num : it->num;
-        break;
-    case B_SET:
-        c.op = CMD_SET;
-        c.num = it->num;
-        break;
-    case B_DEL:
-        c.op = CMD_DEL;
-        c.nkeys = 1;
-        c.keys = &c.key;
-        c.klens = &c.klen;
-        break;
-    default:
-        c.op = CMD_GET;
-        break;
-    }
+    item_req(it, &c);
     cmd_exec(h->ctx, s, &c, res);
     if (res->ticket > *ticket)
         *ticket = res->ticket;
@@ -135,31 +154,152 @@ static enum cmd_status run_item(struct http_front *h, struct cmd_session *s,
     return CMD_OK;
 }
 
+/* One batch being run: its items, and what running them gave. */
+struct batch_run {
+    struct http_front *h;
+    struct cmd_session *s;
+    const struct batch_item *items;
+    size_t n;
+    int item_failed;      /* an item failed: */
+    size_t failed;        /* which one */
+    struct cmd_res res;   /* that item's result */
+    tally_ticket ticket;  /* the latest ticket the items showed */
+    char *body;           /* the answer: the 200's body, JSON + "\n" */
+    size_t blen;
+    int too_large;        /* the answer is over TALLY_ANSWER_MAX */
+};
+
+/* Run every item in order (inside an open batch) and encode the answer;
+ * stops at the first that fails (br->failed, br->res). */
+static enum cmd_status run_all(struct batch_run *br)
+{
+    json_t *results = json_array(), *doc;
+    enum cmd_status st = CMD_OK;
+    char *text;
+
+    for (br->failed = 0; br->failed < br->n && st == CMD_OK; br->failed++)
+        st = run_item(br->h, br->s, &br->items[br->failed], results,
+                      &br->res, &br->ticket);
+    if (st != CMD_OK) {
+        br->item_failed = 1;
+        br->failed--;
+        json_decref(results);
+        return st;
+    }
+    doc = json_object();
+    json_object_set_new(doc, "results", results);
+    text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (!text) {
+        /* Only allocation fails here; abort like xmalloc does. */
+        fprintf(stderr, "tally: out of memory encoding an HTTP response\n");
+        abort();
+    }
+    br->blen = strlen(text) + 1;
+    br->body = xmalloc(br->blen);
+    memcpy(br->body, text, br->blen - 1);
+    br->body[br->blen - 1] = '\n';
+    free(text);
+    return CMD_OK;
+}
+
+/* cmd_batch_fn for a batch with an Idempotency-Key. */
+static enum cmd_status run_once(void *arg, const void **answer, size_t *alen)
+{
+    struct batch_run *br = arg;
+    enum cmd_status st = run_all(br);
+
+    if (st != CMD_OK)
+        return st;
+    if (br->blen > TALLY_ANSWER_MAX) {
+        br->too_large = 1;
+        return CMD_ERR_ARGS;
+    }
+    *answer = br->body;
+    *alen = br->blen;
+    return CMD_OK;
+}
+
+/* The fingerprint of a batch: each operation's name and the fingerprint
+ * the same request would have on its own. */
+static uint64_t batch_fingerprint(const struct batch_item *items, size_t n)
+{
+    uint64_t h = tally_once_hash(TALLY_ONCE_HASH_INIT, "batch", 5);
+    unsigned char le[9];
+    struct cmd_req c;
+
+    for (size_t i = 0; i < n; i++) {
+        uint64_t f;
+        item_req(&items[i], &c);
+        f = cmd_once_fingerprint(&c);
+        le[0] = (unsigned char)items[i].op;
+        for (int b = 0; b < 8; b++)
+            le[1 + b] = (unsigned char)(f >> (8 * b));
+        h = tally_once_hash(h, le, sizeof le);
+    }
+    return h;
+}
+
+/* Put len bytes of JSON into the response body. */
+static void body_bytes(struct evhttp_request *req, const void *p, size_t len)
+{
+    evbuffer_add(evhttp_request_get_output_buffer(req), p, len);
+    http_ctype(req, HTTP_JSON);
+}
+
+/* Answer a batch that ran (or replayed, or failed) as br and res say. */
+static void answer(struct batch_run *br, struct evhttp_request *req,
+                   struct cmd_res *res, const void *body, size_t blen)
+{
+    if (br->too_large) {
+        http_problem(req, 413, "too-large", "Content too large",
+                     "the answer to this batch is %zu bytes; one sent with "
+                     "an Idempotency-Key may answer at most %d, so that it "
+                     "can be kept for a retry: send fewer operations per "
+                     "batch; nothing was applied", br->blen,
+                     TALLY_ANSWER_MAX);
+        return;
+    }
+    if (res->status == CMD_OK) {
+        body_bytes(req, body, blen);
+        if (res->replayed)
+            evhttp_add_header(evhttp_request_get_output_headers(req),
+                              HTTP_IDEM_REPLAYED, "true");
+    } else if (br->item_failed) {
+        /* An operation failed: all or nothing, and the problem says which. */
+        *res = br->res;
+        snprintf(res->detail, sizeof res->detail,
+                 "operation %zu (%s) failed, nothing was applied", br->failed,
+                 op_names[br->items[br->failed].op]);
+    }
+    if (br->ticket > res->ticket)
+        res->ticket = br->ticket;
+    http_finish(br->h, req, res, 200);
+}
+
 void http_batch(struct http_front *h, struct evhttp_request *req,
                 struct cmd_session *s)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in), n, i;
     struct batch_item *items = NULL;
-    json_t *doc, *ops, *results;
+    struct buf id = BUF_INIT;
+    json_t *doc, *ops;
     json_error_t jerr;
     struct cmd_res res = {0};
-    tally_ticket ticket = 0;
-    enum cmd_status st = CMD_OK;
+    struct batch_run br = {0};
+    int has = 0;
 
-    if (evhttp_find_header(evhttp_request_get_input_headers(req),
-                           "Idempotency-Key")) {
-        http_problem(req, 400, "bad-idempotency-key",
-                     "Idempotency-Key not supported here",
-                     "/v1/batch does not take an Idempotency-Key yet: send "
-                     "the operations one by one with a key each, or retry "
-                     "only what you can check");
+    if (http_idem_key(req, &id, &has) != 0) {
+        h->idem.n[METRICS_IDEM_INVALID]++;
+        buf_free(&id);
         return;
     }
     if (len > HTTP_BATCH_MAX_BODY) {
         http_problem(req, 413, "too-large", "Content too large",
                      "the body has %zu bytes; at most %d are accepted", len,
                      HTTP_BATCH_MAX_BODY);
+        buf_free(&id);
         return;
     }
     doc = json_loadb((const char *)evbuffer_pullup(in, -1), len,
@@ -167,6 +307,7 @@ void http_batch(struct http_front *h, struct evhttp_request *req,
     if (!doc) {
         http_bad(req, "the body is not valid JSON: %s (line %d, column %d)",
                  jerr.text, jerr.line, jerr.column);
+        buf_free(&id);
         return;
     }
     ops = json_object_get(doc, "ops");
@@ -178,7 +319,7 @@ void http_batch(struct http_front *h, struct evhttp_request *req,
     }
     n = json_array_size(ops);
     if (n == 0 || n > HTTP_BATCH_MAX_OPS) {
-        http_bad(req, "\"ops\" must hold 1 to %d operations", 
+        http_bad(req, "\"ops\" must hold 1 to %d operations",
                  HTTP_BATCH_MAX_OPS);
         goto done;
     }
@@ -190,31 +331,27 @@ void http_batch(struct http_front *h, struct evhttp_request *req,
             goto done;
         }
     }
-    results = json_array();
-    cmd_batch_begin(h->ctx);
-    for (i = 0; i < n && st == CMD_OK; i++)
-        st = run_item(h, s, &items[i], results, &res, &ticket);
-    if (st != CMD_OK) {
-        /* All or nothing: undo the operations before the failed one. */
-        cmd_batch_abort(h->ctx);
-        json_decref(results);
-        snprintf(res.detail, sizeof res.detail,
-                 "operation %zu (%s) failed, nothing was applied", i - 1,
-                 op_names[items[i - 1].op]);
-        res.status = st;
+    br = (struct batch_run){.h = h, .s = s, .items = items, .n = n};
+    if (has) {
+        tally_once once = {id.p ? id.p : "", id.len,
+                           batch_fingerprint(items, n)};
+        const void *body = NULL;
+        size_t blen = 0;
+        cmd_batch_once(h->ctx, s, &once, run_once, &br, &res, &body, &blen);
+        http_idem_count(h, &res);
+        answer(&br, req, &res, body, blen);
     } else {
-        res.status = cmd_batch_commit(h->ctx, &res);
-        json_t *body = json_object();
-        json_object_set_new(body, "results", results);
-        if (res.status == CMD_OK)
-            http_json_body(req, body, HTTP_JSON);
+        cmd_batch_begin(h->ctx);
+        res.status = run_all(&br);
+        if (res.status != CMD_OK)
+            cmd_batch_abort(h->ctx); /* all or nothing */
         else
-            json_decref(body);
+            res.status = cmd_batch_commit(h->ctx, &res);
+        answer(&br, req, &res, br.body, br.blen);
     }
-    if (ticket > res.ticket)
-        res.ticket = ticket;
-    http_finish(h, req, &res, 200);
 done:
+    free(br.body);
     free(items);
+    buf_free(&id);
     json_decref(doc);
 }

@@ -419,8 +419,7 @@ int http_idem_key(struct evhttp_request *req, struct buf *id, int *has)
     }
 }
 
-/* Count how a request with an Idempotency-Key ended. */
-static void http_idem_count(struct http_front *h, const struct cmd_res *res)
+void http_idem_count(struct http_front *h, const struct cmd_res *res)
 {
     enum metrics_idem_outcome o;
     switch (res->status) {

@@ -233,7 +233,18 @@ static void stream_reset(struct http_stream *st, struct cmd_session *s)
     }
     struct cmd_req c = {.op = CMD_GET, .key = st->key.p, .klen = st->key.len};
     struct cmd_res res = {0};
-    cmd_exec(h->ctx, s, &c, &res);
+    if (cmd_exec(h->ctx, s, &c, &res) == CMD_PENDING) {
+        /* A store that answers later: the stream has started, so it cannot
+         * be run again (docs/store.md).  Drop the read (its answer frees
+         * itself) and reset without a value, as a prefix stream does.
+         * DEBT: a reset that waits for the store's answer removes it. */
+        cmd_replay_end(s);
+        json_t *o = json_object();
+        json_object_set_new(o, "key", json_stringn(st->key.p ? st->key.p : "",
+                                                   st->key.len));
+        stream_event(st, id, "reset", o);
+        return;
+    }
     struct reset_wait *w = xcalloc(1, sizeof *w);
     w->st = st;
     w->id = id;

@@ -47,6 +47,7 @@ struct http_front {
     struct evhttp *https;              /* HTTPS (its own bufferevents), or NULL */
     struct evhttp_bound_socket *bound_tls;
     int stopping;                      /* http_front_stop() was called */
+    int in_request;                    /* inside evhttp's request callback */
     unsigned unanswered;               /* see http_front_unanswered() */
     struct cmd_ctx *ctx;               /* borrowed */
     const struct proto_waiter *waiter; /* borrowed */
@@ -188,6 +189,8 @@ int http_body_parse(struct evhttp_request *req, const char *name,
 /* Read req's Idempotency-Key header into id: 0 with *has = 0 (none) or 1,
  * or -1 after sending a 400 problem. */
 int http_idem_key(struct evhttp_request *req, struct buf *id, int *has);
+/* Count how a request with an Idempotency-Key ended (for /metrics). */
+void http_idem_count(struct http_front *h, const struct cmd_res *res);
 
 /* The list request's query: prefix, limit, cursor. */
 struct http_listq {

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/keyvalq_struct.h>
 
 #include "util.h"
@@ -230,9 +231,39 @@ static int http_tally_problem(struct evhttp_request *req, int code)
 /* ---- Holding answers until durable ------------------------------------ */
 
 struct http_pending {
+    struct http_front *h;
     struct evhttp_request *req;
     int code; /* status to send once durable */
 };
+
+/* Write the response evhttp_send_reply() has just queued on evcon's socket
+ * now, in the release that found it durable, rather than in the next pass
+ * of the loop once epoll says the socket is writable: that pass cost an
+ * epoll_ctl and a wake-up per response.  Once the output is written whole,
+ * evhttp's write callback runs, exactly as the bufferevent would run it
+ * (evhttp finishes the request, and reads the next one later in the pass,
+ * never from inside this call); what is left over, or an error, stays with
+ * the bufferevent, which is already waiting to write.  The bufferevent keeps
+ * the front of its output frozen except while it writes: so do we.  Only
+ * for plain sockets (TLS writes through OpenSSL), and never from inside
+ * evhttp's request callback, whose frames the write callback could free the
+ * connection under (Connection: close). */
+static void http_write_now(struct http_front *h,
+                           struct evhttp_connection *evcon)
+{
+    if (h->in_request || evhttp_connection_get_server(evcon) != h->http)
+        return;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    struct evbuffer *out = bufferevent_get_output(bev);
+    bufferevent_data_cb written = NULL;
+    void *arg = NULL;
+    bufferevent_getcb(bev, NULL, &written, NULL, &arg);
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
+    if (n > 0 && evbuffer_get_length(out) == 0 && written)
+        written(bev, arg);
+}
 
 /* The waiter's callback: send the prepared response, or, if the write path
  * failed first, a problem in its place (the prepared body may show a value
@@ -247,8 +278,12 @@ static void http_on_durable(void *arg, int status)
                              HTTP_IDEM_REPLAYED);
         code = http_tally_problem(p->req, status);
     }
-    /* evhttp frees the request here, even if its client has gone. */
+    /* evhttp frees the request here, even if its client has gone (it then
+     * has no connection); a connection outlives the sending of its answer. */
+    struct evhttp_connection *evcon = evhttp_request_get_connection(p->req);
     http_send(p->req, code);
+    if (evcon)
+        http_write_now(p->h, evcon);
     free(p);
 }
 
@@ -259,6 +294,7 @@ static void http_send_durable(struct http_front *h,
                               tally_ticket t)
 {
     struct http_pending *p = xmalloc(sizeof *p);
+    p->h = h;
     p->req = req;
     p->code = code;
     h->waiter->wait(h->waiter->self, t, http_on_durable, p);

@@ -169,8 +169,7 @@ int64_t mc_value_of(uint64_t u);
 
 /* Read key and, if want_cas is set, compare its cas unique with *want_cas
  * (MC_RMW_EXISTS when they differ).  On MC_RMW_OK res->value holds the
- * counter.  Counts nothing.  DEBT: md with C reads, then deletes (two
- * store operations); a conditional delete in store.h removes it. */
+ * counter.  Counts nothing. */
 enum mc_rmw mc_cas_check(struct mc_req *r, const struct mc_tok *key,
                          const uint64_t *want_cas, struct cmd_res *res);
 

@@ -365,20 +365,28 @@ void mc_cmd_md(struct mc_req *r, const struct mc_tok *t, size_t n)
     if (mc_meta_head(r, t, n, "CkOqTPL", 1, &m) < 0)
         return;
     if (meta_has(&m, 'C')) {
-        switch (mc_cas_check(r, &t[1], &m.cas, &res)) {
-        case MC_RMW_NOTFOUND:
+        /* Delete only if it still holds the value the unique names: one
+         * store operation, atomic on a shared database. */
+        struct cmd_req q = {.op = CMD_GETDEL, .key = t[1].p,
+                            .klen = t[1].len, .flags = CMD_F_IFEQ,
+                            .cmp = mc_value_of(m.cas)};
+        switch (mc_exec(r, &q, &res)) {
+        case CMD_OK:
+            MC_COUNT(r, delete_hits);
+            if (!meta_has(&m, 'q'))
+                mc_meta_reply(r, "HD", &m, &t[1], 0, 0);
+            return;
+        case CMD_NOTFOUND:
             MC_COUNT(r, delete_misses);
             mc_meta_reply(r, "NF", &m, &t[1], 0, 0);
             return;
-        case MC_RMW_EXISTS:
+        case CMD_NOTSET:
             MC_COUNT(r, delete_misses);
             mc_meta_reply(r, "EX", &m, &t[1], 0, 0);
             return;
-        case MC_RMW_ERR:
+        default:
             mc_reply_status(r, &res);
             return;
-        case MC_RMW_OK:
-            break;
         }
     }
     if (mc_one_key(r, CMD_DEL, &t[1], &res) != CMD_OK) {

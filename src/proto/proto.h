@@ -84,10 +84,16 @@ struct proto_ops {
  * it is durable: it calls wait(self, ticket, fn, arg) and the daemon calls
  * fn(arg, status) once tally_durable() >= ticket (status TALLY_OK), at once
  * if it already is, or with a negative tally code if the write path failed
- * first (the response must then report an error instead). */
+ * first (the response must then report an error instead).
+ * batch(self), if not NULL, is called right before the front end runs a
+ * request through the command layer: the daemon then gathers the changes of
+ * every request it runs in this pass of its event loop into one engine
+ * batch (one write, one sync), as it does for the stream front ends'
+ * requests, and closes the batch after the pass.  It makes nobody wait. */
 typedef void (*proto_ready_fn)(void *arg, int status);
 struct proto_waiter {
     void (*wait)(void *self, tally_ticket t, proto_ready_fn fn, void *arg);
+    void (*batch)(void *self);
     void *self;
 };
 

@@ -503,7 +503,12 @@ static void cmd_select(struct resp_conn *c)
 
 /* SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: success has no reply, the
  * connection closes as the daemon stops (tally_close syncs everything, so
- * NOSAVE loses nothing either; SAVE also writes a snapshot first). */
+ * NOSAVE loses nothing either; SAVE also writes a snapshot first).  While
+ * another client's script is past busy-reply-threshold, as in Redis 7
+ * (shutdownCommand): only NOSAVE goes ahead, stopping the script even if it
+ * has written and undoing its writes, which never reached the log (Redis
+ * exits before propagating them); anything else is -BUSY, after the syntax
+ * check. */
 static void cmd_shutdown(struct resp_conn *c)
 {
     int save = 0, nosave = 0;
@@ -527,6 +532,8 @@ static void cmd_shutdown(struct resp_conn *c)
         err_syntax(c);
         return;
     }
+    if (resp_script_shutdown(c, nosave))
+        return;
     if (save) {
         struct cmd_req req = {.op = CMD_SAVE};
         struct cmd_res res;
@@ -600,7 +607,8 @@ const struct resp_command resp_commands[] = {
     {"keys", 2, 0, cmd_keys, "readonly", 0, 0, 0},
     {"save", 1, RESP_NOMULTI, cmd_save, "admin noscript", 0, 0, 0},
     {"bgsave", -1, 0, cmd_bgsave, "admin noscript", 0, 0, 0},
-    {"shutdown", -1, RESP_NOMULTI, cmd_shutdown, "admin noscript loading stale", 0, 0, 0},
+    {"shutdown", -1, RESP_NOMULTI, cmd_shutdown,
+     "admin noscript loading stale allow_busy", 0, 0, 0},
     /* tally's own: an idempotency id after the key (and number), then
      * the expiry options. */
     {"incrby.once", -4, 0, cmd_incr, "write denyoom fast", 1, 1, 1},

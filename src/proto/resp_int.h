@@ -161,8 +161,12 @@ void resp_cmd_eval(struct resp_conn *c);
 void resp_cmd_script(struct resp_conn *c);
 void resp_cmd_function(struct resp_conn *c);
 /* While another session's script is busy: answer -BUSY (anything but
- * SCRIPT KILL) and return 1. */
+ * SCRIPT KILL and SHUTDOWN) and return 1. */
 int resp_script_busy(struct resp_conn *c, const struct resp_command *cmd);
+/* SHUTDOWN's part (after its syntax check) while another session's script
+ * is busy: without NOSAVE answer -BUSY and return 1; with it, stop the
+ * script, undoing its writes, and return 0 (go on stopping). */
+int resp_script_shutdown(struct resp_conn *c, int nosave);
 
 /* Keys and server commands (resp_keys.c). */
 void resp_cmd_flush(struct resp_conn *c);

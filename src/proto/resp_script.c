@@ -206,6 +206,9 @@ void resp_cmd_eval(struct resp_conn *c)
         buf_add(outer, inner.p, inner.len);
     } else if (st == CMD_NOTFOUND) {
         resp_error(&c->out, "NOSCRIPT No matching script. Please use EVAL.");
+    } else if (st == CMD_NOTSET) {
+        /* SHUTDOWN NOSAVE stopped it: Redis exits without a reply. */
+        c->flags |= PROTO_CLOSE;
     } else { /* the batch could not be committed: nothing was applied */
         res.status = st;
         resp_reply_status(c, &res);
@@ -259,12 +262,28 @@ void resp_cmd_script(struct resp_conn *c)
 
 int resp_script_busy(struct resp_conn *c, const struct resp_command *cmd)
 {
+    /* SHUTDOWN decides itself (it is allow_busy in Redis 7 too): NOSAVE
+     * goes ahead, the others are refused after their syntax check. */
     if (!cmd_script_busy_for(c->ctx, c->s) ||
-        (cmd->fn == resp_cmd_script && resp_arg_is(c, 1, "kill")))
+        (cmd->fn == resp_cmd_script && resp_arg_is(c, 1, "kill")) ||
+        strcmp(cmd->name, "shutdown") == 0)
         return 0;
     resp_error(&c->out, "BUSY Redis is busy running a script. You can only "
                         "call SCRIPT KILL or SHUTDOWN NOSAVE.");
     return 1;
+}
+
+int resp_script_shutdown(struct resp_conn *c, int nosave)
+{
+    if (!cmd_script_busy_for(c->ctx, c->s))
+        return 0;
+    if (!nosave) {
+        struct cmd_res busy = {.status = CMD_ERR_SCRIPTBUSY};
+        resp_reply_status(c, &busy);
+        return 1;
+    }
+    cmd_script_kill_nosave(c->ctx);
+    return 0;
 }
 
 void resp_cmd_function(struct resp_conn *c)

@@ -12,6 +12,9 @@
  * iteration run back to back inside tally_cork(), so their changes share one
  * write and one sync in the engine; the batch stays open for up to
  * CONN_CORK_PASSES non-blocking passes while they keep bringing requests.
+ * HTTP requests, which evhttp runs during the iteration's callbacks, join
+ * the same batch (conn_cork_request, through the HTTP front end's
+ * proto_waiter) and count as requests of the pass.
  * What may leave is decided by outbox.c (replies wait until durable).  A
  * client that does not read its replies stops being read once
  * CONN_OUT_LIMIT bytes are unsent, and one that sends more than
@@ -356,15 +359,29 @@ static int conn_step(struct conn *c)
     return 0;
 }
 
+/* Corked, the changes of every request until conn_run() uncorks reach the
+ * engine as one batch: one write and, under --fsync always, one fdatasync. */
+static void conn_cork(struct server *srv)
+{
+    if (srv->corked)
+        return;
+    tally_cork(srv->db);
+    srv->corked = 1;
+}
+
+void conn_cork_request(struct server *srv)
+{
+    conn_cork(srv);
+    srv->corked_others++;
+}
+
 void conn_run(struct server *srv)
 {
-    size_t ran = 0;
-    if (srv->runq && !srv->corked) {
-        /* Corked, the changes of every request below reach the engine as
-         * one batch: one write and, under --fsync always, one fdatasync. */
-        tally_cork(srv->db);
-        srv->corked = 1;
-    }
+    /* HTTP requests ran during the loop's callbacks, inside the batch. */
+    size_t ran = srv->corked_others;
+    srv->corked_others = 0;
+    if (srv->runq)
+        conn_cork(srv);
     /* Only what was queued before: a connection queued again meanwhile runs
      * next iteration, after the loop has looked for new events. */
     for (size_t n = srv->nrunq; n && srv->runq; n--) {

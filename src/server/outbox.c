@@ -19,6 +19,8 @@
  *
  * HTTP.  The front end calls the struct proto_waiter filled here; requests
  * wait in a min-heap on ticket and their callbacks run in ticket order.
+ * Before it runs a request it asks for the loop pass's batch (conn.c), so
+ * the requests evhttp hands over in one pass share one write and one sync.
  *
  * Failure.  When the write path fails (TALLY_EFAILED) held tickets will never
  * become durable: each holding connection gets what was durable, its held
@@ -208,9 +210,16 @@ static void waiter_wait(void *self, tally_ticket t, proto_ready_fn fn, void *arg
     heap_push(ob, (struct owait){t, ob->seq++, fn, arg});
 }
 
+/* proto_waiter.batch: the request about to run joins this pass's batch. */
+static void waiter_batch(void *self)
+{
+    conn_cork_request(self);
+}
+
 void outbox_waiter_init(struct server *srv)
 {
     srv->waiter.wait = waiter_wait;
+    srv->waiter.batch = waiter_batch;
     srv->waiter.self = srv;
 }
 

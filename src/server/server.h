@@ -235,6 +235,11 @@ void conn_listeners_close(struct server *srv);
  * event-loop iteration, after every callback, so all the changes read in one
  * iteration reach the engine back to back and share a sync. */
 void conn_run(struct server *srv);
+/* Open this pass's engine batch (tally_cork) unless it is open, for a
+ * request that runs outside conn_run() (HTTP, on evhttp's callbacks); the
+ * request is counted so that the next conn_run() keeps the batch open as it
+ * does for a pass of stream requests, and closes it after a pass without. */
+void conn_cork_request(struct server *srv);
 /* Write what may leave.  Returns 0, or -1 if the connection was closed (and
  * freed) meanwhile, after a write error or because it was closing. */
 int conn_flush(struct conn *c);
@@ -376,6 +381,8 @@ struct server {
     struct conn *ranq;         /* ran in this pass, to be written */
     int corked;                /* tally_cork is in force: never sleep */
     unsigned cork_passes;      /* passes since it was */
+    unsigned corked_others;    /* requests conn_cork_request() added since
+                                  conn_run() last looked */
     uint64_t next_session;
     struct event *notify_ev;   /* tally_notify_fd() readable */
     struct event *tick_ev;     /* background snapshot work */

@@ -66,10 +66,17 @@ static int from_tally(tally *db, struct store_res *res, int rc)
 /* The expiry a request names, as the engine is given it: 0 none, 1 (long
  * past) for a time at or before now, which makes the engine delete, else
  * the time.  STORE_EEXPIRE on overflow or past TALLY_EXPIRE_MAX. */
-static int resolve(tally *db, const struct store_req *req, int64_t *x)
+static int resolve_when(tally *db, const struct store_req *req, int64_t *x,
+                        int64_t *when_out)
 {
-    int64_t now = tally_now_ms(db), when;
+    int64_t now, when;
 
+    *when_out = 0;
+    if (req->xmode < STORE_X_REL) {
+        *x = 0;
+        return STORE_OK; /* no clock read: the common case */
+    }
+    now = tally_now_ms(db);
     switch (req->xmode) {
     case STORE_X_REL: case STORE_X_REL_IFNEW:
         if (__builtin_add_overflow(now, req->expire, &when))
@@ -85,7 +92,15 @@ static int resolve(tally *db, const struct store_req *req, int64_t *x)
     if (when > TALLY_EXPIRE_MAX)
         return STORE_EEXPIRE;
     *x = when <= now ? 1 : when;
+    *when_out = when;
     return STORE_OK;
+}
+
+static int resolve(tally *db, const struct store_req *req, int64_t *x)
+{
+    int64_t when;
+
+    return resolve_when(db, req, x, &when);
 }
 
 static int has_expire(const struct store_req *req)
@@ -112,6 +127,8 @@ static int get_one(tally *db, const char *key, size_t klen,
     res->found = rc == TALLY_OK;
     res->value = res->found ? v : 0;
     res->expire_at = res->found ? x : 0;
+    if (res->expire_at) /* TTL-left needs it; no clock read otherwise */
+        res->now_ms = tally_now_ms(db);
     return res->found ? STORE_OK : STORE_NOTFOUND;
 }
 
@@ -153,7 +170,7 @@ static int op_set(tally *db, const struct store_req *req,
     note_expiry(res, x);
     res->n = 1;
     /* With GET, value/found show the old counter; expire_at the new one. */
-    res->expire_at = x > tally_now_ms(db) ? x : 0;
+    res->expire_at = x > 1 && x > tally_now_ms(db) ? x : 0;
     return STORE_OK;
 }
 
@@ -223,11 +240,9 @@ static int op_expire(tally *db, const struct store_req *req,
     int64_t x = 0, when = 0;
     int rc;
 
-    if ((rc = resolve(db, req, &x)) != STORE_OK)
+    /* when: the time itself, for GT/LT and the events. */
+    if ((rc = resolve_when(db, req, &x, &when)) != STORE_OK)
         return rc;
-    if (has_expire(req)) /* the time itself, for GT/LT and the events */
-        when = req->xmode == STORE_X_REL || req->xmode == STORE_X_REL_IFNEW
-                   ? tally_now_ms(db) + req->expire : req->expire;
     rc = get_one(db, req->key, req->klen, res);
     if (rc != STORE_OK)
         return rc;
@@ -256,6 +271,8 @@ static int op_getdel(tally *db, const struct store_req *req,
 
     if (rc != STORE_OK)
         return rc;
+    if ((req->flags & STORE_F_IFEQ) && res->value != req->cmp)
+        return STORE_NOTSET;
     rc = tally_del(db, req->key, req->klen, &t);
     take(res, t);
     return rc < 0 ? from_tally(db, res, rc) : STORE_OK;
@@ -471,7 +488,6 @@ static int engine_exec(struct store *st, const struct store_req *req,
     tally *db = st->db;
     int rc;
 
-    res->now_ms = tally_now_ms(db);
     if (req->once) {
         res->rc = op_once(db, req, res);
         return STORE_DONE;
@@ -550,6 +566,33 @@ static void engine_batch_abort(struct store *st)
     tally_batch_abort(st->db);
 }
 
+static int engine_once_answer(struct store *st, const struct store_req *req,
+                              const void **answer, size_t *alen,
+                              struct store_res *res)
+{
+    tally_once once = {req->once, req->oncelen, req->fingerprint};
+    tally_ticket t = 0;
+    int rc = tally_once_answer(st->db, &once, answer, alen, &t);
+
+    take(res, t); /* also EIDREUSED's: the first request's */
+    res->replayed = rc == TALLY_OK;
+    return res->rc = rc < 0 ? from_tally(st->db, res, rc)
+                            : rc == TALLY_OK ? STORE_OK : STORE_NOTFOUND;
+}
+
+static int engine_batch_commit_once(struct store *st,
+                                    const struct store_req *req,
+                                    const void *answer, size_t alen,
+                                    struct store_res *res)
+{
+    tally_once once = {req->once, req->oncelen, req->fingerprint};
+    tally_ticket t = 0;
+    int rc = tally_batch_commit_once(st->db, &once, answer, alen, &t);
+
+    take(res, t);
+    return res->rc = rc < 0 ? from_tally(st->db, res, rc) : STORE_OK;
+}
+
 static tally_ticket engine_durable(const struct store *st)
 {
     return tally_durable(st->db);
@@ -626,13 +669,15 @@ static void engine_close(struct store *st)
     memset(sc, 0, sizeof *sc);
 }
 
-const struct store_ops store_engine_ops = {
+static const struct store_ops store_engine_ops = {
     .name = "engine",
     .sync_only = 1,
     .exec = engine_exec,
     .batch_begin = engine_batch_begin,
     .batch_commit = engine_batch_commit,
     .batch_abort = engine_batch_abort,
+    .once_answer = engine_once_answer,
+    .batch_commit_once = engine_batch_commit_once,
     .durable = engine_durable,
     .now_ms = engine_now_ms,
     .ready = engine_ready,

@@ -30,7 +30,4 @@ struct store_engine {
 /* Set up se over db (borrowed; it must outlive se). */
 void store_engine_init(struct store_engine *se, tally *db);
 
-/* The engine store's operations, for stores that wrap it (tests). */
-extern const struct store_ops store_engine_ops;
-
 #endif /* TALLY_STORE_ENGINE_H */

@@ -23,7 +23,9 @@
  * connection lost after the Sync of a batch that changes something was
  * sent: every operation of it gets STORE_EUNKNOWN.  Lost before: nothing
  * committed, STORE_EUNAVAIL.  While the connection is down every operation
- * fails at once with STORE_EUNAVAIL; a timer reconnects with backoff.
+ * fails at once with STORE_EUNAVAIL; a timer reconnects with backoff.  While
+ * a connect is under way (at start, or a reconnect) operations wait for it,
+ * PG_CONNECT_WAIT_MS at most, and fail with it if it fails.
  */
 #include <libpq-fe.h>
 #include <event2/event.h>
@@ -379,6 +381,24 @@ static void connect_poll(struct pg_store *st)
     }
 }
 
+/* Operations queued while connecting waited long enough. */
+static void wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_store *st = arg;
+    if (st->state == PG_READY)
+        return;
+    /* Take them off the queue first: a done() that asks again at once
+     * queues anew (and waits for a new timer), not onto this list. */
+    struct pg_opq late = TAILQ_HEAD_INITIALIZER(late);
+    TAILQ_CONCAT(&late, &st->queue, link);
+    pg_fail_list(st, &late, STORE_EUNAVAIL,
+                 st->why[0] ? st->why : "postgresql: connecting");
+}
+
+/* DEBT: no connect timeout: libpq's connect_timeout is not applied by
+ * PQconnectPoll, so a host that accepts and never answers holds the
+ * connect (and, first in a host list, the failover).  A timer that drops
+ * the attempt and starts the next with the following host would remove it. */
 static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_store *st = arg;
@@ -420,6 +440,7 @@ static void pipeline_results(struct pg_store *st)
             if (st->state == PG_PREPARING) {
                 st->state = PG_READY;
                 st->why[0] = 0;
+                evtimer_del(st->ev_wait); /* the flush below sends them */
                 st->backoff_ms = PG_BACKOFF_MIN_MS;
                 fprintf(stderr, "tallyd: postgresql: connected to %s:%s\n",
                         PQhost(st->conn), PQport(st->conn));
@@ -496,7 +517,7 @@ static int pg_exec(struct store *s, const struct store_req *req,
                  "postgresql: snapshots are the database's (pg_dump, base backups)");
         return STORE_DONE;
     }
-    if (req->oncelen > TALLY_ID_MAX) {
+    if (req->once && (req->oncelen == 0 || req->oncelen > TALLY_ID_MAX)) {
         res->rc = STORE_EIDLEN;
         return STORE_DONE;
     }
@@ -513,6 +534,17 @@ static int pg_exec(struct store *s, const struct store_req *req,
         snprintf(res->detail, sizeof res->detail,
                  "postgresql: every operation waits for the database");
         return STORE_DONE;
+    }
+    if (st->state != PG_READY && st->state != PG_DOWN) {
+        /* A connect is under way (tallyd just started, or a reconnect):
+         * wait for it a little rather than fail what would succeed. */
+        if (!evtimer_pending(st->ev_wait, NULL)) {
+            struct timeval tv = {PG_CONNECT_WAIT_MS / 1000,
+                                 (PG_CONNECT_WAIT_MS % 1000) * 1000};
+            evtimer_add(st->ev_wait, &tv);
+        }
+        enqueue(st, op_new(req, done, arg));
+        return STORE_PENDING;
     }
     if (st->state != PG_READY) {
         res->rc = STORE_EUNAVAIL;
@@ -564,7 +596,8 @@ static size_t pg_info(const struct store *s, struct store_info_kv *kv,
     KV("store_state", "%s", states[st->state]);
     if (st->state != PG_READY)
         KV("store_reason", "%.120s", st->why[0] ? st->why : "connecting");
-    KV("store_durability", "synchronous_commit=%s, %s",
+    /* No ',' or '=': redis-py reads such an INFO value as a dict. */
+    KV("store_durability", "synchronous_commit %s; %s",
        st->synchronous_commit[0] ? st->synchronous_commit
                                  : pg_sync_setting(st->sync_policy),
        !configured ? "no synchronous standby configured"
@@ -598,6 +631,7 @@ static void pg_close(struct store *s)
     event_free(st->ev_flush);
     event_free(st->ev_retry);
     event_free(st->ev_reconnect);
+    event_free(st->ev_wait);
     event_free(st->ev_tick);
     for (size_t i = 0; i < sizeof st->arr / sizeof st->arr[0]; i++)
         buf_free(&st->arr[i]);
@@ -642,6 +676,7 @@ int store_pg_open(struct event_base *base, const char *uri, int fsync_policy,
     st->ev_flush = event_new(base, -1, 0, pg_flush_cb, st);
     st->ev_retry = evtimer_new(base, pg_retry_cb, st);
     st->ev_reconnect = evtimer_new(base, reconnect_cb, st);
+    st->ev_wait = evtimer_new(base, wait_cb, st);
     st->ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, st);
     struct timeval tv = {PG_TICK_MS / 1000, (PG_TICK_MS % 1000) * 1000};
     event_add(st->ev_tick, &tv);

@@ -158,6 +158,7 @@ int32_t pg_get_i32(const char *p);
 #define PG_INFO_TICKS 5
 #define PG_SCAN_MAX 1000     /* rows of one SCAN page at most */
 #define PG_EXP_MAX 64
+#define PG_CONNECT_WAIT_MS 2000 /* how long ops wait for a connect under way */
 
 /* The connection, from nothing to serving. */
 enum pg_state { PG_DOWN = 0, PG_CONNECTING, PG_SETUP, PG_PREPARING, PG_READY };
@@ -175,6 +176,7 @@ struct pg_store {
     int fd;
     struct event *ev_read, *ev_write;
     struct event *ev_flush, *ev_retry, *ev_reconnect, *ev_tick;
+    struct event *ev_wait;    /* ops queued while connecting give up */
     int flush_armed;
     struct pg_opq queue;
     struct pg_batch *cur;     /* the batch in flight or waiting to re-run */

@@ -326,7 +326,10 @@ static void send_batch(struct pg_store *st)
     pg_pump(st);
 }
 
-/* Start the next batch if none is in flight. */
+/* Start the next batch if none is in flight.  DEBT: one transaction in
+ * flight per instance; a batch of hot increments only could be sent behind
+ * the one in flight on the same pipeline (PostgreSQL runs them in order),
+ * which hides the round trip between two commits. */
 static void kick(struct pg_store *st)
 {
     if (st->state != PG_READY || st->cur || TAILQ_EMPTY(&st->queue))

@@ -58,7 +58,8 @@ enum store_opk {
                       result below 0 becomes 0, memcached's decr) */
     STORE_SET,     /* key, num = value, conditions, expiry; STORE_F_GET:
                       found/value hold the old counter -> n = 1 if set */
-    STORE_GETDEL,  /* key -> old found/value; deletes */
+    STORE_GETDEL,  /* key -> old found/value; deletes (STORE_F_IFEQ: only
+                      if it holds req->cmp, else NOTSET: memcached md C) */
     STORE_DEL,     /* keys[nkeys] -> n = how many existed; founds[i] which
                       (each key once); atomic */
     STORE_EXISTS,  /* keys[nkeys] -> n (repeats count again) */
@@ -83,8 +84,8 @@ enum store_opk {
 #define STORE_F_NX 0x1      /* SET: only if missing; EXPIRE: only if none */
 #define STORE_F_XX 0x2      /* SET: only if present; EXPIRE: only if one */
 #define STORE_F_GET 0x4     /* SET: report the old counter */
-#define STORE_F_IFEQ 0x8    /* SET: only if present and value == req->cmp
-                               (memcached cas) */
+#define STORE_F_IFEQ 0x8    /* SET, GETDEL: only if present and value ==
+                               req->cmp (memcached cas, md C) */
 #define STORE_F_GT 0x10     /* EXPIRE: only if later than the current */
 #define STORE_F_LT 0x20     /* EXPIRE: only if earlier than the current */
 #define STORE_F_FLOOR0 0x40 /* INCRBY: clamp a negative result at 0 */
@@ -163,7 +164,9 @@ struct store_res {
     int found;                 /* value holds a value */
     int64_t value;
     int64_t expire_at;         /* the counter's expiry shown, 0 for none */
-    int64_t now_ms;            /* the store's clock when it ran */
+    int64_t now_ms;            /* the store's clock when it ran (the
+                                  engine fills it only when expire_at is
+                                  set: TTL-left is all it is for) */
     uint64_t n;                /* counts; SCAN's next cursor */
     int replayed;              /* an idempotent repeat: the first result */
     /* What a change did to the expiry, for change events (SET, INCRBY,
@@ -187,6 +190,32 @@ struct store_res {
     int64_t avg_ttl_ms;
     char detail[160];          /* one line saying more, or "" */
 };
+
+/* Clear *r before a call: every field but detail's bytes after the first
+ * (cheaper than zeroing the whole struct on the engine's hot path). */
+static inline void store_res_init(struct store_res *r)
+{
+    r->rc = STORE_OK;
+    r->ticket = 0;
+    r->found = 0;
+    r->value = 0;
+    r->expire_at = 0;
+    r->now_ms = 0;
+    r->n = 0;
+    r->replayed = 0;
+    r->expire_set = 0;
+    r->expired = 0;
+    r->unchanged = 0;
+    r->n_items = 0;
+    r->values = NULL;
+    r->founds = NULL;
+    r->keys = NULL;
+    r->klens = NULL;
+    r->expires = NULL;
+    r->expires_n = 0;
+    r->avg_ttl_ms = 0;
+    r->detail[0] = 0;
+}
 
 #define STORE_DONE 0
 #define STORE_PENDING 1
@@ -237,6 +266,21 @@ struct store_ops {
     size_t (*info)(const struct store *st, struct store_info_kv *kv,
                    size_t max);
     void (*close)(struct store *st);
+    /* A whole batch under one idempotency id (HTTP /v1/batch with an
+     * Idempotency-Key; tally.h "A whole batch under one id"), both
+     * completing at once, both NULL when the store cannot (the command
+     * layer refuses such batches).  req carries once, oncelen and
+     * fingerprint.  once_answer: STORE_OK with the recorded answer in
+     * *answer (the store's, valid until its next call) and *alen, or
+     * STORE_NOTFOUND (run the batch), or an error (EIDREUSED, EINFLIGHT,
+     * ...), in res->rc and returned.  batch_commit_once: batch_commit that
+     * records the id and answer[0, alen) in the batch's atomic step. */
+    int (*once_answer)(struct store *st, const struct store_req *req,
+                       const void **answer, size_t *alen,
+                       struct store_res *res);
+    int (*batch_commit_once)(struct store *st, const struct store_req *req,
+                             const void *answer, size_t alen,
+                             struct store_res *res);
     /* The engine's own statistics (INFO persistence, /metrics, memcached
      * stats); NULL for a store that is not the engine. */
     void (*stats)(const struct store *st, tally_stats *out);

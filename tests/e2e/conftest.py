@@ -492,22 +492,17 @@ def tallyd(request, tmp_path):
     d.check_sanitizers()
 
 
-@pytest.fixture(scope="module")
-def real_redis(tmp_path_factory):
-    """A real redis-server 7 without persistence on a free port, for tests
-    that compare tally's replies with Redis's: a redis.Redis client with
-    decode_responses=True, whose .raw() opens a RawResp to the same server;
-    skipped if the binary is missing."""
-    server = shutil.which("redis-server")
-    if not server:
-        pytest.skip("redis-server not installed")
+def start_redis_server(d, *args):
+    """Start redis-server without persistence in directory d on a free
+    port, with more args (e.g. "--busy-reply-threshold", "300"); return
+    (process, port) once it answers, or fail the test."""
     port = free_port()
-    d = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(d)],
+        [shutil.which("redis-server"), "--port", str(port), "--bind",
+         "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(d),
+         *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
+    r = redis.Redis(port=port, socket_timeout=10)
     for _ in range(100):
         try:
             r.ping()
@@ -517,6 +512,20 @@ def real_redis(tmp_path_factory):
     else:
         proc.kill()
         pytest.fail("redis-server did not start")
+    r.close()
+    return proc, port
+
+
+@pytest.fixture(scope="module")
+def real_redis(tmp_path_factory):
+    """A real redis-server 7 without persistence on a free port, for tests
+    that compare tally's replies with Redis's: a redis.Redis client with
+    decode_responses=True, whose .raw() opens a RawResp to the same server;
+    skipped if the binary is missing."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server not installed")
+    proc, port = start_redis_server(tmp_path_factory.mktemp("redis"))
+    r = redis.Redis(port=port, decode_responses=True, socket_timeout=10)
     r.raw = lambda: RawResp("127.0.0.1", port)
     yield r
     r.close()

@@ -68,14 +68,6 @@ def test_malformed_batches_are_refused_whole(tallyd, key, body, why):
     assert tallyd.redis().get(key("first")) is None
 
 
-def test_idempotency_key_is_refused_clearly(tallyd, key):
-    r = batch(tallyd, [{"op": "increment", "key": key("a")}],
-              headers={"Idempotency-Key": "k1"})
-    assert r.status_code == 400
-    assert "Idempotency-Key" in r.json()["detail"]
-    assert tallyd.redis().get(key("a")) is None
-
-
 def test_batch_needs_json_and_post(tallyd):
     r = requests.post(tallyd.url + "/v1/batch", data="{}", timeout=10,
                       headers={"Content-Type": "text/plain"})

@@ -227,6 +227,16 @@ def test_parallel_requests_with_one_key_count_once(tallyd, key):
         answers = list(pool.map(one, range(n)))
     # Then exactly one applied it, each other answer is a replay of it or a
     # 409 "in flight" with Retry-After, and the counter moved once
+    first = assert_applied_once(answers)
+    s = session(tallyd)
+    assert get_value(s, tallyd, k) == 2
+    # And a retry now, once the first is durable, is a replay
+    assert_replay(post(s, tallyd, k, "increment", idem, {"by": 2}), first)
+
+
+def assert_applied_once(answers):
+    """Of answers to copies of one keyed request, exactly one applied it and
+    each other is a replay of it or a 409 "in flight"; returns that one."""
     applied = [r for r in answers
                if r.status_code == 200 and REPLAYED not in r.headers]
     assert len(applied) == 1, [(r.status_code, r.text) for r in answers]
@@ -239,11 +249,7 @@ def test_parallel_requests_with_one_key_count_once(tallyd, key):
             assert REPLAYED not in r.headers
         else:
             assert_replay(r, applied[0])
-    s = session(tallyd)
-    assert get_value(s, tallyd, k) == 2
-    # And a retry now, once the first is durable, is a replay
-    assert_replay(post(s, tallyd, k, "increment", idem, {"by": 2}),
-                  applied[0])
+    return applied[0]
 
 
 def send_at_once(server, target, idem, n):
@@ -443,7 +449,8 @@ def test_documents_match_the_server(tallyd, key):
     assert takes == {("put", "/v1/counters/{key}"),
                      ("delete", "/v1/counters/{key}"),
                      ("post", "/v1/counters/{key}/increment"),
-                     ("post", "/v1/counters/{key}/decrement")}
+                     ("post", "/v1/counters/{key}/decrement"),
+                     ("post", "/v1/batch")}
     assert spec["components"]["parameters"]["IdempotencyKey"]["name"] == \
         "Idempotency-Key"
     assert REPLAYED in spec["components"]["responses"]["Counter"]["headers"]

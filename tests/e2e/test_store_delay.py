@@ -168,3 +168,36 @@ def test_connections_closed_with_operations_in_flight(tallyd_factory):
     # A graceful stop answers, syncs and frees everything (ASan's leak
     # check runs at exit).
     t.stop()
+
+
+def test_sse_reset_over_a_store_that_answers_later(tallyd_factory):
+    # A stream that has started cannot be run again: its reset says which
+    # counter to read again, without a value, and later changes follow.
+    from sse_util import SSE
+    t = delayed(tallyd_factory, events_window=10)
+    r = t.redis()
+    url = t.url + "/v1/counters/k/events"
+    sse = SSE(url)
+    r.incr("k")
+    first = int(sse.next()["id"])
+    sse.close()
+    for _ in range(30):
+        r.incr("k")
+    sse = SSE(url, last_id=first)
+    try:
+        ev = sse.next()
+        assert ev["event"] == "reset" and ev["data"] == {"key": "k"}
+        r.incr("k")
+        ev = sse.next()
+        assert (ev["event"], ev["data"]["value"]) == ("change", 32)
+    finally:
+        sse.close()
+    assert r.ping() is True
+
+
+def test_an_unknown_store_scheme_stops_the_start(tallyd_factory):
+    t = tallyd_factory(start=False, store="redis://127.0.0.1:1")
+    t.spawn()
+    rc = t.wait_exit()
+    assert rc != 0
+    assert "--store: unknown scheme" in t.run_log()

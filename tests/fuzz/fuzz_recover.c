@@ -475,6 +475,9 @@ static void gen_idem(struct rd *in, struct codec_idem *idem, char id[8])
     idem->created_ms = (int64_t)time(NULL) * 1000; /* kept for 24 h */
     idem->code = (b & 0x40) ? TALLY_NOTFOUND : TALLY_OK;
     idem->value = (int64_t)get64(in);
+    /* Half of them a batch's id with its answer (an IDEMA). */
+    idem->answer = (b & 0x80) ? "answer:" : NULL;
+    idem->alen = (b & 0x80) ? 1 + b % 7 : 0;
 }
 
 /* Append one generated log record to f; st becomes the state after it. */

@@ -20,6 +20,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "pg.h"
 #include "store.h"
@@ -318,6 +321,8 @@ static void ids_replay_across_a_reconnect(void **state)
     }
     r.fingerprint = 43;
     assert_int_equal(run(&f, &r)->res.rc, STORE_EIDREUSED);
+    r.oncelen = 0; /* an empty id is no id */
+    assert_int_equal(run(&f, &r)->res.rc, STORE_EIDLEN);
     assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'paid'"), 7);
     fx_close(&f);
 }
@@ -365,12 +370,12 @@ static void postgresql_down_fails_fast_then_reconnects(void **state)
     assert_int_equal(f.st->ops->ready(f.st, why, sizeof why), 0);
     assert_non_null(strstr(why, "postgresql"));
     struct store_req r = incr("down", 1);
-    struct store_res res;
-    int64_t t0 = mono_ms();
-    assert_int_equal(f.st->ops->exec(f.st, &r, &res, on_done, NULL), STORE_DONE);
-    assert_int_equal(res.rc, STORE_EUNAVAIL);
-    assert_true(mono_ms() - t0 < 50);
-    assert_string_equal(info(&f, "store_state"), "down");
+    for (int i = 0; i < 20; i++) { /* between reconnects and during them */
+        int64_t t0 = mono_ms();
+        assert_int_equal(run(&f, &r)->res.rc, STORE_EUNAVAIL);
+        assert_true(mono_ms() - t0 < 1000);
+        spin(&f, 20);
+    }
     server("start");
     wait_ready(&f, 1);
     assert_int_equal(run(&f, &r)->res.rc, STORE_OK);
@@ -682,6 +687,82 @@ static void deadlock_is_rerun_after_backoff(void **state)
     fx_close(&f);
 }
 
+/* An operation sent before the first connect is up waits for it instead of
+ * failing (tallyd takes requests as soon as it listens). */
+static void ops_during_the_first_connect_wait_for_it(void **state)
+{
+    struct fx f;
+    f.evb = event_base_new();
+    char err[200];
+    assert_int_equal(store_pg_open(f.evb, getenv("TALLY_PG_URI"),
+                                   TALLY_SYNC_ALWAYS, &f.st, err, sizeof err), 0);
+    char why[200];
+    assert_int_equal(f.st->ops->ready(f.st, why, sizeof why), 0);
+    struct store_req r = incr("early", 1);
+    struct call *c = run(&f, &r);
+    assert_int_equal(c->res.rc, STORE_OK);
+    fx_close(&f);
+}
+
+/* A server that accepts and never answers (a hung host): operations wait
+ * for the connect PG_CONNECT_WAIT_MS at most, then fail with EUNAVAIL; one
+ * asked again from its done() waits anew instead of spinning. */
+struct again {
+    struct store *st;
+    int calls;
+    int rc[2];
+    int64_t at[2];
+};
+
+static void again_done(void *arg, const struct store_res *res)
+{
+    struct again *a = arg;
+    a->rc[a->calls] = res->rc;
+    a->at[a->calls] = mono_ms();
+    if (++a->calls == 1) {
+        struct store_req r = incr("hung", 1);
+        struct store_res now;
+        if (a->st->ops->exec(a->st, &r, &now, again_done, a) == STORE_DONE)
+            again_done(a, &now);
+    }
+}
+
+static void connect_that_hangs_fails_after_the_wait(void **state)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(ls, 8), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+    char uri[128];
+    snprintf(uri, sizeof uri, "postgresql://postgres@127.0.0.1:%d/postgres",
+             ntohs(sa.sin_port));
+    struct fx f;
+    f.evb = event_base_new();
+    char err[200];
+    assert_int_equal(store_pg_open(f.evb, uri, TALLY_SYNC_ALWAYS, &f.st, err,
+                                   sizeof err), 0);
+    static struct again a;
+    memset(&a, 0, sizeof a);
+    a.st = f.st;
+    struct store_req r = incr("hung", 1);
+    struct store_res now;
+    int64_t t0 = mono_ms();
+    if (f.st->ops->exec(f.st, &r, &now, again_done, &a) == STORE_DONE)
+        again_done(&a, &now);
+    while (a.calls < 2 && mono_ms() - t0 < 10000)
+        spin(&f, 50);
+    assert_int_equal(a.calls, 2);
+    assert_int_equal(a.rc[0], STORE_EUNAVAIL);
+    assert_int_equal(a.rc[1], STORE_EUNAVAIL);
+    assert_true(a.at[0] - t0 >= 1500 && a.at[0] - t0 < 4000);
+    assert_true(a.at[1] - a.at[0] >= 1500); /* waited anew */
+    fx_close(&f);
+    close(ls);
+}
+
 int main(void)
 {
     if (!getenv("TALLY_PG_URI")) {
@@ -691,6 +772,8 @@ int main(void)
     }
     srand((unsigned)time(NULL));
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ops_during_the_first_connect_wait_for_it),
+        cmocka_unit_test(connect_that_hangs_fails_after_the_wait),
         cmocka_unit_test(hot_increments_coalesce_into_one_transaction),
         cmocka_unit_test(mixed_ops_in_one_pass_keep_submission_order),
         cmocka_unit_test(overflow_fails_alone_not_its_batch),

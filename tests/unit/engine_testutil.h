@@ -127,7 +127,7 @@ TT_API uint32_t tt_crc32c(const void *data, size_t n)
 
 /* The format version tally writes (docs/format.md): framed logs.
  * tt_file_header writes version 1, which every version must still read. */
-#define TT_VERSION 3
+#define TT_VERSION 4
 
 TT_API void tt_file_header_v(tt_bytes *b, const char magic[8], uint64_t lsn,
                              uint32_t hint, uint32_t version)

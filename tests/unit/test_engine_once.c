@@ -572,7 +572,8 @@ static void idem_record_is_the_documented_bytes(void **state)
 static void idem_codec_round_trip_and_malformed(void **state)
 {
     unsigned char buf[CODEC_REC_HDR + 31 + TALLY_ID_MAX];
-    struct codec_idem in = {"abc", 3, 42, 1700000000000LL, TALLY_NOTFOUND, -7};
+    struct codec_idem in = {"abc", 3, 42, 1700000000000LL, TALLY_NOTFOUND, -7,
+                              NULL, 0};
     struct codec_rec r;
     size_t used, claimed, n = codec_idem(buf, &in);
     const char *why = NULL;

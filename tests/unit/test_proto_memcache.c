@@ -26,6 +26,7 @@
 
 #include "cmd.h"
 #include "memcache.h"
+#include "memcache_int.h"
 #include "tally.h"
 
 #include "cmd_fixture.h"
@@ -166,10 +167,10 @@ static void count_ops(struct fx *f, struct counting *c)
     f->c.ctx.store = &c->base;
 }
 
-/* Regression: cas, incr and decr were a read and then a change (two
+/* Regression: cas, incr, decr and md C were a read and then a change (two
  * engine calls, atomic only because one thread owned the engine); each is
  * now one store operation, so it stays atomic on a shared database. */
-static void test_cas_incr_decr_are_one_store_operation(void **state)
+static void test_cas_incr_decr_md_are_one_store_operation(void **state)
 {
     struct fx *f = *state;
     struct counting c;
@@ -193,6 +194,17 @@ static void test_cas_incr_decr_are_one_store_operation(void **state)
     assert_int_equal(c.n, 5);
     EXPECT(f, "decr c 18446744073709551615\r\n", "0\r\n");
     assert_int_equal(c.n, 6);
+    /* md with C: delete only if the unique still matches. */
+    snprintf(line, sizeof line, "md c C%llu\r\n",
+             (unsigned long long)mc_cas_of(0) + 1);
+    EXPECT(f, line, "EX\r\n");
+    assert_int_equal(c.n, 7);
+    snprintf(line, sizeof line, "md c C%llu\r\n",
+             (unsigned long long)mc_cas_of(0));
+    EXPECT(f, line, "HD\r\n");
+    assert_int_equal(c.n, 8);
+    EXPECT(f, line, "NF\r\n");
+    assert_int_equal(c.n, 9);
     f->c.ctx.store = c.inner;
 }
 
@@ -785,7 +797,7 @@ int main(void)
         T(test_get_missing_and_present),
         T(test_set_reply_waits_for_its_ticket),
         T(test_gets_cas_round_trip),
-        T(test_cas_incr_decr_are_one_store_operation),
+        T(test_cas_incr_decr_md_are_one_store_operation),
         T(test_add_replace_noreply),
         T(test_thirty_day_exptime_is_relative),
         T(test_set_refuses_non_integers),

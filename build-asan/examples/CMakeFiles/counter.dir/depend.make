@@ -1,2 +1,0 @@
-# Empty dependencies file for counter.
-# This may be replaced when dependencies are built.

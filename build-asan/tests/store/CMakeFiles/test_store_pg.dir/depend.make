@@ -1,2 +1,0 @@
-# Empty dependencies file for test_store_pg.
-# This may be replaced when dependencies are built.
