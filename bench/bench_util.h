@@ -65,8 +65,11 @@ static inline void bench_rmdir_all(const char *dir)
         fprintf(stderr, "could not remove %s\n", dir);
 }
 
-/* malloc's in-use bytes: uordblks + hblkhd (mmap'd blocks, such as a big
- * bucket array). */
+/* malloc's in-use bytes: uordblks + hblkhd (its mmap'd blocks).  Bucket
+ * arrays of 1 MiB and more are mapped by libtally itself (mem_zmap, so that
+ * resizes never memset or munmap a big array at once) and are not counted:
+ * add 8-16 bytes per counter for them (test_engine_rehash measures the
+ * table's whole memory). */
 static inline size_t bench_heap_used(void)
 {
     struct mallinfo2 mi = mallinfo2();
