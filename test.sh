@@ -7,8 +7,12 @@
 #   4. the unit tests on a gcc Release build (-O3, as distributions build);
 #   5. the unit tests on a clang build under ASan+UBSan (clang warns, and
 #      checks, what gcc does not);
-#   6. black-box tests (pytest) against the real tallyd with real clients;
-#   7. the libFuzzer targets, TALLY_FUZZ_SECONDS (default 60) each
+#   6. black-box tests (pytest) against the real tallyd with real clients,
+#      the test_pg_* scenarios on real PostgreSQL 15 servers among them;
+#   7. the same black-box suite again with every tallyd on
+#      --store postgresql://... (TALLY_TEST_STORE=postgresql), except the
+#      tests about the engine's files (tests/e2e/README.md);
+#   8. the libFuzzer targets, TALLY_FUZZ_SECONDS (default 60) each
 #      (tests/fuzz/run.sh; tests/fuzz/README.md).
 # TALLY_CRASH_KILLS sets how many SIGKILLs the crash test deals (default 200;
 # fewer on the extra builds).
@@ -47,6 +51,16 @@ build build/clang -DCMAKE_C_COMPILER=clang -DTALLY_SANITIZE=ON
 echo "== black-box tests"
 TALLYD=$PWD/build/tallyd TALLY_CLI=$PWD/build/tally \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e
+
+echo "== black-box tests on --store postgresql://"
+# The test_pg_* files ran above already: they start their own servers.
+# DEBT: the guard is for branches without the store work; drop it once main has --store.
+if [[ $(build/tallyd --help 2>&1 || true) == *--store* ]]; then
+  TALLYD=$PWD/build/tallyd TALLY_CLI=$PWD/build/tally TALLY_TEST_STORE=postgresql \
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider --ignore-glob='tests/e2e/test_pg_*' tests/e2e
+else
+  echo "skipped: this tallyd has no --store option yet"
+fi
 
 echo "== fuzzing, ${TALLY_FUZZ_SECONDS:-60} s per target"
 tests/fuzz/run.sh

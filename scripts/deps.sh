@@ -10,10 +10,13 @@ build_pkgs=(gcc libc6-dev make cmake pkg-config libevent-dev libhiredis-dev libj
             libssl-dev scdoc liblua5.1-0-dev)
 # clang builds the second compiler's stage and the libFuzzer targets; the
 # fuzzer and sanitizer runtimes are only recommended by clang, and llvm
-# brings llvm-symbolizer for readable sanitizer reports.
+# brings llvm-symbolizer for readable sanitizer reports.  postgresql-15 is
+# the server the tests start on loopback (tests/e2e/pgserver.py; it brings
+# psql, pg_basebackup and pgbench) and libpq-dev the client library the
+# PostgreSQL store is built on.
 test_pkgs=(python3 python3-pytest python3-redis python3-requests python3-pymemcache python3-yaml
            redis-server redis-tools memcached wrk chromium chromium-driver python3-selenium
-           systemd openssl curl clang libclang-rt-14-dev llvm)
+           systemd openssl curl clang libclang-rt-14-dev llvm postgresql-15 libpq-dev)
 
 want=("${build_pkgs[@]}")
 [[ ${1:-build} == test ]] && want+=("${test_pkgs[@]}")

@@ -13,6 +13,14 @@ Binaries come from $TALLYD and $TALLY_CLI (default <repo>/build/tallyd and
 that is already running: tests marked `own_server` (they restart, kill, need
 special flags or an empty database) are skipped then, and the rest use keys
 unique to the test so they cannot disturb the data already there.
+
+$TALLY_TEST_STORE=postgresql runs the same tests with every tallyd the
+fixtures start on `--store postgresql://...`: a fresh database per test on
+one PostgreSQL server for the session (pgserver.py, which also gives the
+test_pg_* tests their servers).  Tests marked `engine_files` (they are about
+the engine's data directory: its files, torn tails, `tally check`,
+snapshots, the fsync shim on its log) are skipped then.  Unset, or
+"engine", every server runs on the embedded engine as always.
 """
 
 import itertools
@@ -28,10 +36,15 @@ from pathlib import Path
 import pytest
 import redis
 
+from pgserver import fresh_db, pg_db, pg_factory, pg_session  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[2]
 TALLYD = os.environ.get("TALLYD", str(REPO / "build" / "tallyd"))
 TALLY_CLI = os.environ.get("TALLY_CLI", str(REPO / "build" / "tally"))
 EXTERNAL_ADDR = os.environ.get("TALLY_TEST_ADDR")  # "host:port" or None
+STORE = os.environ.get("TALLY_TEST_STORE", "engine")
+if STORE not in ("engine", "postgresql"):
+    raise RuntimeError(f"TALLY_TEST_STORE={STORE!r}: say engine or postgresql")
 START_TIMEOUT = float(os.environ.get("TALLY_TEST_START_TIMEOUT", "30"))
 STOP_TIMEOUT = float(os.environ.get("TALLY_TEST_STOP_TIMEOUT", "30"))
 
@@ -46,16 +59,58 @@ def pytest_configure(config):
         "markers", "own_server: needs a tallyd this suite starts (restarts, "
         "kills, special flags or an empty database); skipped under "
         "TALLY_TEST_ADDR")
+    config.addinivalue_line(
+        "markers", "engine_files(why): about the embedded engine's data "
+        "directory (its files, torn tails, tally check, snapshots, the fsync "
+        "shim); skipped under TALLY_TEST_STORE=postgresql")
+    config.addinivalue_line(
+        "markers", "needs_store: runs tallyd with --store; skipped when "
+        "the tallyd has no such option")
+
+
+def _tallyd_has_store():
+    """Whether $TALLYD takes --store (asked once, at collection)."""
+    try:
+        out = subprocess.run([TALLYD, "--help"], capture_output=True,
+                             text=True, timeout=30)
+    except OSError:
+        return False
+    return "--store" in out.stdout + out.stderr
+
+
+def _mark_known_difference(item):
+    """xfail (strict) a test pg_known.py lists as different on PostgreSQL."""
+    import pg_known
+    name = item.nodeid.rpartition("/")[2]
+    for nodeid in (name, name.partition("[")[0]):
+        if nodeid in pg_known.KNOWN:
+            item.add_marker(pytest.mark.xfail(
+                reason=pg_known.KNOWN[nodeid],
+                strict=nodeid not in pg_known.NOT_STRICT))
+            return
 
 
 def pytest_collection_modifyitems(config, items):
-    if not EXTERNAL_ADDR:
-        return
-    skip = pytest.mark.skip(reason="TALLY_TEST_ADDR is set: this test needs "
-                            "a tallyd it starts itself")
+    has_store = None
     for item in items:
-        if "own_server" in item.keywords:
-            item.add_marker(skip)
+        if "needs_store" in item.keywords:
+            if has_store is None:
+                has_store = _tallyd_has_store()
+            if not has_store:
+                item.add_marker(pytest.mark.skip(
+                    reason=f"{TALLYD} has no --store option (the "
+                    "PostgreSQL store is not in this build)"))
+        if EXTERNAL_ADDR and "own_server" in item.keywords:
+            item.add_marker(pytest.mark.skip(
+                reason="TALLY_TEST_ADDR is set: this test needs a tallyd it "
+                "starts itself"))
+        if STORE == "postgresql":
+            _mark_known_difference(item)
+        mark = item.get_closest_marker("engine_files")
+        if STORE != "engine" and mark is not None:
+            why = mark.args[0] if mark.args else "the engine's files"
+            item.add_marker(pytest.mark.skip(
+                reason=f"TALLY_TEST_STORE={STORE}: about {why}"))
 
 
 # Ports handed out in this process, so two servers of one test never get the
@@ -106,12 +161,15 @@ class Tallyd:
     <workdir>/tallyd.log, which log() reads.  env adds variables to (or,
     with None as the value, removes them from) the environment tallyd
     inherits, e.g. env={"LD_PRELOAD": shim}; it holds for every run.
+    store is a --store URI (postgresql://...); None runs on the engine in
+    dir, which is still passed (and made) either way.
     """
 
     host = "127.0.0.1"
 
     def __init__(self, workdir, dir=None, port=None, http_port=None,
-                 memcache_port=None, fsync="always", env=None, **flags):
+                 memcache_port=None, fsync="always", env=None, store=None,
+                 **flags):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.dir = Path(dir) if dir is not None else self.workdir / "data"
@@ -121,6 +179,7 @@ class Tallyd:
         self.mc_port = (memcache_port if memcache_port is not None
                         else free_port())
         self.fsync = fsync
+        self.store = store
         self.env = dict(env or {})
         self.flags = dict(flags)
         self.password = flags.get("requirepass")
@@ -149,6 +208,7 @@ class Tallyd:
         return [TALLYD, "--dir", str(self.dir), "--bind", self.host,
                 "--port", str(self.port), "--http-port", str(self.http_port),
                 "--memcache-port", str(self.mc_port), "--fsync", self.fsync,
+                *(["--store", self.store] if self.store else []),
                 *_flag_args(self.flags)]
 
     # ---- lifecycle ---------------------------------------------------------
@@ -182,7 +242,7 @@ class Tallyd:
         self.spawn()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if " ready" in self.run_log():
+            if " ready" in self.run_log() and self._store_ready():
                 return self
             if self.proc.poll() is not None:
                 rc = self._reap()
@@ -192,6 +252,27 @@ class Tallyd:
         self.kill()
         pytest.fail(f"tallyd not ready within {timeout}s; argv {self.argv()}"
                     f"\n{self.run_log()}")
+
+    def _store_ready(self):
+        """True once the store answers: at once on the engine; on a remote
+        store (which tallyd connects to in the background after its ready
+        line) once /readyz is 200, or with no HTTP port once a read over
+        RESP is not an error."""
+        if not self.store or "--store" not in self.argv():
+            return True
+        try:
+            if self.http_port:
+                with socket.create_connection((self.host, self.http_port),
+                                              5) as s:
+                    s.sendall(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                    return s.recv(64).split(b" ")[1:2] == [b"200"]
+            with RawResp(self.host, self.port, 5) as c:
+                if self.password:
+                    c.cmd("AUTH", self.password)
+                return not isinstance(c.cmd("EXISTS", "ready-probe"),
+                                      RespError)
+        except OSError:
+            return False
 
     def wait_exit(self, timeout=STOP_TIMEOUT):
         """Wait for the process to exit on its own; return its status, or
@@ -346,17 +427,39 @@ class ExternalTallyd(Tallyd):
 _counter = itertools.count()
 
 
+def store_for_test(request):
+    """What --store a server of this test gets under $TALLY_TEST_STORE:
+    None for the engine, else a function of the data directory that gives
+    one fresh database per directory (two servers sharing a dir= share a
+    database)."""
+    if STORE == "engine":
+        return None
+    server = request.getfixturevalue("pg_session")
+    dbs = {}
+
+    def store_for(dir):
+        if dir not in dbs:
+            dbs[dir] = fresh_db(server)
+        return server.dsn(dbs[dir])
+    return store_for
+
+
 @pytest.fixture
-def tallyd_factory(tmp_path):
+def tallyd_factory(request, tmp_path):
     """tallyd_factory(start=True, **flags) -> a Tallyd (see its docstring for
-    flags; dir= shares a data directory between two servers).  Every server
-    made is killed when the test ends."""
+    flags; dir= shares a data directory, or under TALLY_TEST_STORE a
+    database, between two servers; store= names a store outright).  Every
+    server made is killed when the test ends."""
     if EXTERNAL_ADDR:
         pytest.skip("TALLY_TEST_ADDR is set: this test starts its own tallyd")
     made = []
+    store_for = store_for_test(request)
 
     def make(start=True, **flags):
-        d = Tallyd(tmp_path / f"tallyd{next(_counter)}", **flags)
+        workdir = tmp_path / f"tallyd{next(_counter)}"
+        if store_for and "store" not in flags:
+            flags["store"] = store_for(str(flags.get("dir", workdir / "data")))
+        d = Tallyd(workdir, **flags)
         made.append(d)
         return d.start() if start else d
 
@@ -370,13 +473,17 @@ def tallyd_factory(tmp_path):
 @pytest.fixture
 def tallyd(request, tmp_path):
     """A started tallyd with default flags (--fsync always) and a fresh data
-    directory; or the server at $TALLY_TEST_ADDR."""
+    directory (and, under TALLY_TEST_STORE, a fresh database); or the
+    server at $TALLY_TEST_ADDR."""
     if EXTERNAL_ADDR:
         d = ExternalTallyd(EXTERNAL_ADDR)
         yield d
         d.cleanup()
         return
-    d = Tallyd(tmp_path / f"tallyd{next(_counter)}")
+    workdir = tmp_path / f"tallyd{next(_counter)}"
+    store_for = store_for_test(request)
+    d = Tallyd(workdir,
+               store=store_for(str(workdir / "data")) if store_for else None)
     try:
         d.start()
         yield d

@@ -263,6 +263,7 @@ def log_files(d):
     return sorted(Path(d).glob("log-*.tly"))
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 def test_offline_tools_refuse_a_directory_a_running_tallyd_holds(
         tallyd_factory, tmp_path):
@@ -277,6 +278,7 @@ def test_offline_tools_refuse_a_directory_a_running_tallyd_holds(
     assert d.redis().get("x") == "1"
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 def test_dump_then_restore_gives_the_same_counters(tallyd_factory, tmp_path):
     d = tallyd_factory()
@@ -303,6 +305,7 @@ def test_dump_then_restore_gives_the_same_counters(tallyd_factory, tmp_path):
     assert r.dbsize() == 302
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 def test_restore_refuses_a_directory_that_holds_counters(tallyd_factory):
     d = tallyd_factory()
@@ -316,6 +319,7 @@ def test_restore_refuses_a_directory_that_holds_counters(tallyd_factory):
     assert dump(d.dir) == before
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 @pytest.mark.parametrize("bad", [
     b'not json\n',
@@ -339,6 +343,7 @@ def test_restore_rejects_bad_input_and_writes_nothing(tmp_path, bad):
     assert not new.exists() or not any(new.iterdir())
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 def test_check_passes_a_sound_directory(tallyd_factory):
     d = tallyd_factory()
@@ -356,6 +361,7 @@ def newest_log(d):
     return max(log_files(d), key=lambda f: int(f.name[4:20], 16))
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 def test_check_exits_3_for_a_flipped_byte_of_the_last_record_after_a_stop(
         tallyd_factory):
@@ -386,6 +392,7 @@ def test_check_exits_3_for_a_flipped_byte_of_the_last_record_after_a_stop(
     assert run("check", "--dir", d.dir).returncode == OK
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 def test_check_exits_1_for_a_torn_tail_that_open_cuts(tallyd_factory):
     d = tallyd_factory()
@@ -412,6 +419,7 @@ def test_check_exits_1_for_a_torn_tail_that_open_cuts(tallyd_factory):
     assert run("check", "--dir", d.dir).returncode == OK
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 def test_check_names_the_file_and_offset_of_a_flipped_byte(tallyd_factory):
     d = tallyd_factory(snapshot_min_log=2**40)  # keep every record in the log
@@ -456,6 +464,7 @@ def test_check_names_the_file_and_offset_of_a_flipped_byte(tallyd_factory):
     assert d.redis().get("c0") == "0"  # written before the damage
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 def test_dump_of_a_missing_directory_fails_without_creating_it(tmp_path):
     p = run("dump", "--dir", tmp_path / "nope")

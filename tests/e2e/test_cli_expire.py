@@ -72,6 +72,7 @@ def test_a_key_spelled_ttl_is_still_a_key(tallyd, key):
     r.delete("--ttl")
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 def test_dump_restore_carry_expiry_and_check_counts_expired(tallyd_factory,
                                                            tmp_path):
@@ -111,6 +112,7 @@ def test_dump_restore_carry_expiry_and_check_counts_expired(tallyd_factory,
     assert r.get("past") is None
 
 
+@pytest.mark.engine_files("the offline tools on a data directory")
 @pytest.mark.own_server
 @pytest.mark.parametrize("bad", [
     b'{"key": "a", "value": 1, "expires_at": 0}\n',

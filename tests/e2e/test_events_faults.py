@@ -13,7 +13,8 @@ import pytest
 from sse_util import RawSSE
 from test_faults import SLOW_S, faulty  # noqa: F401 (a fixture)
 
-pytestmark = pytest.mark.own_server
+pytestmark = [pytest.mark.own_server,
+              pytest.mark.engine_files("the fsync shim on the engine's log")]
 
 
 def incr_in_background(server, key):

@@ -36,7 +36,8 @@ import redis
 from conftest import TALLYD, RawResp, RespError
 from test_http_util import TIMEOUT, assert_problem, counter_url, session
 
-pytestmark = pytest.mark.own_server
+pytestmark = [pytest.mark.own_server,
+              pytest.mark.engine_files("the fsync shim on the engine's log")]
 
 SHIM_NAME = "libtally_failsync.so"
 SLOW_S = 0.3        # how long a slowed sync takes

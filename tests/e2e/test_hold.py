@@ -21,7 +21,8 @@ from test_faults import (Stream, faulty, mc_value, resp,  # noqa: F401
                          wait_change_pending)
 from test_http_util import TIMEOUT, assert_problem, counter_url, session
 
-pytestmark = pytest.mark.own_server
+pytestmark = [pytest.mark.own_server,
+              pytest.mark.engine_files("the fsync shim on the engine's log")]
 
 SLOW = 0.5  # seconds one slowed fsync takes
 INT64_MAX = 2**63 - 1

@@ -160,6 +160,7 @@ def set_file_size_limit(pid, limit):
                    check=True)
 
 
+@pytest.mark.engine_files("a full disk under the engine's log")
 def test_full_disk_is_507_and_readyz_503_until_space_returns(tallyd_factory):
     if not shutil.which("prlimit"):
         pytest.skip("prlimit not installed")

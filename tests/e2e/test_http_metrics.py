@@ -226,6 +226,7 @@ def test_connected_clients_counts_resp_connections(tallyd_factory):
         c.close()
 
 
+@pytest.mark.engine_files("the engine's snapshots")
 @pytest.mark.own_server
 def test_snapshot_shows_in_metrics(tallyd_factory):
     d = tallyd_factory()

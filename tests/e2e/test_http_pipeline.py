@@ -115,6 +115,7 @@ def test_pipelined_answers_do_not_wait_for_the_clients_delayed_ack(
     assert best < 0.03, f"8 pipelined answers took at best {best * 1000:.1f} ms"
 
 
+@pytest.mark.engine_files("the fsync shim on the engine's log")
 def test_pipelined_requests_are_answered_in_order_after_their_syncs(faulty):
     # Given slow syncs and a keep-alive connection
     d, faults = faulty()
@@ -134,6 +135,7 @@ def test_pipelined_requests_are_answered_in_order_after_their_syncs(faulty):
     assert got[0][2] - t0 >= SLOW
 
 
+@pytest.mark.engine_files("the fsync shim on the engine's log")
 def test_requests_of_one_loop_pass_share_one_sync(faulty):
     # Given slow syncs and N_CONNS keep-alive connections, each used once
     d, faults = faulty()
@@ -168,6 +170,7 @@ def test_requests_of_one_loop_pass_share_one_sync(faulty):
     assert metric(d, "tally_syncs_total") - syncs == 1
 
 
+@pytest.mark.engine_files("the fsync shim on the engine's log")
 @pytest.mark.parametrize("version,header", [
     ("HTTP/1.1", "Connection: close\r\n"), ("HTTP/1.0", "")],
     ids=["close", "http1.0"])

@@ -48,6 +48,7 @@ def stop_holding_an_increment(d, faults, pool):
     return held
 
 
+@pytest.mark.engine_files("the fsync shim on the engine's log")
 def test_after_sigterm_new_http_connections_and_requests_are_refused_and_held_ones_answered(
         faulty):  # noqa: F811 (the fixture imported above)
     # Given x = 1, a keep-alive connection that was served, slow syncs, and
@@ -93,6 +94,7 @@ def read_response(f):
     return status, headers, body
 
 
+@pytest.mark.engine_files("the fsync shim on the engine's log")
 def test_after_sigterm_responses_not_yet_written_are_sent_whole_before_exit(
         faulty):  # noqa: F811 (the fixture imported above)
     # Given listings of about 1 MB each asked for, pipelined before the

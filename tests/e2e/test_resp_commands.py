@@ -253,6 +253,7 @@ def test_config_get_save_and_appendonly(tallyd):
         assert isinstance(flat, list) and flat[0] == b"save" and len(flat) == 2
 
 
+@pytest.mark.engine_files("the engine's snapshots (SAVE, BGSAVE)")
 def test_save_and_bgsave_answer_like_redis(tallyd, key):
     r = tallyd.redis()
     r.incr(key())

@@ -341,6 +341,7 @@ def test_counter_10_with_far_ttl_incremented_reads_11_after_restart(
     assert FAR - 60 <= r.ttl("visits") <= FAR
 
 
+@pytest.mark.engine_files("the engine's snapshots (a SAVE in between)")
 @pytest.mark.parametrize("crash", RESTARTS)
 def test_counter_10_with_far_ttl_incremented_five_times_reads_15(tallyd, crash):
     r = tallyd.redis()

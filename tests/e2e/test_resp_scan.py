@@ -35,13 +35,16 @@ def assert_exactly_once(got, want):
 
 
 @pytest.fixture(scope="module")
-def many(tmp_path_factory):
+def many(request, tmp_path_factory):
     """One server holding N counters scan:000000..scan:099999 (value = i),
     shared by this module's read-only tests; filling it is the slow part."""
-    from conftest import EXTERNAL_ADDR, Tallyd
+    from conftest import EXTERNAL_ADDR, Tallyd, store_for_test
     if EXTERNAL_ADDR:
         pytest.skip("needs an empty database of its own")
-    d = Tallyd(tmp_path_factory.mktemp("scan"), fsync="everysec")
+    work = tmp_path_factory.mktemp("scan")
+    store_for = store_for_test(request)
+    d = Tallyd(work, fsync="everysec",
+               store=store_for(str(work / "data")) if store_for else None)
     d.start()
     try:
         with d.raw(timeout=60) as c:

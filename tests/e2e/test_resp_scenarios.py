@@ -48,6 +48,7 @@ def test_counter_10_incremented_five_times_reads_15_after_restart(tallyd, crash)
     assert tallyd.redis().get("visits") == "15"
 
 
+@pytest.mark.engine_files("the engine's snapshots")
 @pytest.mark.parametrize("crash", RESTARTS)
 def test_save_then_restart_keeps_counters(tallyd, crash):
     # Given counters written before and after a SAVE
@@ -62,6 +63,7 @@ def test_save_then_restart_keeps_counters(tallyd, crash):
     assert tallyd.redis().mget("a", "b", "c", "missing") == ["11", "2", "-3", None]
 
 
+@pytest.mark.engine_files("the engine's snapshots")
 def test_bgsave_then_crash_keeps_counters(tallyd):
     # Given counters, a background snapshot, and more changes after it
     r = tallyd.redis()
@@ -80,6 +82,7 @@ def test_bgsave_then_crash_keeps_counters(tallyd):
     assert r.get("k499") == "499"
 
 
+@pytest.mark.engine_files("the engine's snapshots")
 def test_automatic_snapshots_then_crash_keep_counters(tallyd_factory):
     # Given a server that snapshots after every few KiB of log
     d = tallyd_factory(snapshot_min_log=4096)
@@ -109,6 +112,7 @@ def test_shutdown_command_stops_gracefully_and_keeps_data(tallyd):
     assert tallyd.redis().get("k") == "42"
 
 
+@pytest.mark.engine_files("the lock on the engine's data directory")
 def test_second_tallyd_on_same_dir_exits_1_with_clear_message(tallyd, tallyd_factory):
     # Given a running server
     tallyd.redis().set("k", 1)
@@ -122,6 +126,7 @@ def test_second_tallyd_on_same_dir_exits_1_with_clear_message(tallyd, tallyd_fac
     assert tallyd.redis().incr("k") == 2
 
 
+@pytest.mark.engine_files("the engine's log recovery")
 def test_restart_after_sigkill_prints_recovery_line(tallyd):
     # Given a server with some counters
     tallyd.redis().mset({"a": 1, "b": 2})

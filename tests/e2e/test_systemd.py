@@ -129,6 +129,7 @@ def notify_socket(tmp_path):
     s.close()
 
 
+@pytest.mark.engine_files("the engine's recovery (the ready line's counters)")
 @pytest.mark.own_server
 def test_ready_1_is_sent_after_recovery_and_stopping_1_at_shutdown(
         tallyd_factory, notify_socket):

@@ -366,6 +366,7 @@ def test_tls_settings_in_the_config_file_and_config_get(tallyd_factory, pki, tmp
     assert os.path.exists(got["tls-ca-cert-file"])
 
 
+@pytest.mark.engine_files("the fsync shim on the engine's log")
 def test_replies_over_tls_are_held_until_durable_and_never_sent_after_a_failed_sync(
         tallyd_factory, pki, tmp_path):
     """The durability hold is conn.c's, above the TLS seam: the same as on a
