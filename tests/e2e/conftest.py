@@ -169,7 +169,7 @@ class Tallyd:
 
     def __init__(self, workdir, dir=None, port=None, http_port=None,
                  memcache_port=None, fsync="always", env=None, store=None,
-                 **flags):
+                 wait_store=True, **flags):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.dir = Path(dir) if dir is not None else self.workdir / "data"
@@ -180,6 +180,10 @@ class Tallyd:
                         else free_port())
         self.fsync = fsync
         self.store = store
+        # start() waits for a remote store to be ready (/readyz 200) unless
+        # the test expects it not to be (a store that is down, refused or
+        # not durable): then it waits for what it expects itself.
+        self.wait_store = wait_store
         self.env = dict(env or {})
         self.flags = dict(flags)
         self.password = flags.get("requirepass")
@@ -258,7 +262,7 @@ class Tallyd:
         store (which tallyd connects to in the background after its ready
         line) once /readyz is 200, or with no HTTP port once a read over
         RESP is not an error."""
-        if not self.store or "--store" not in self.argv():
+        if not self.wait_store or not self.store or "--store" not in self.argv():
             return True
         try:
             if self.http_port:

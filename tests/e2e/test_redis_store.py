@@ -88,8 +88,10 @@ AOF_ALWAYS = ("--appendonly", "yes", "--appendfsync", "always")
 
 
 def over(tallyd_factory, rs, **flags):
-    """A tallyd on rs that has finished its handshake with it."""
+    """A tallyd on rs that has finished its handshake with it (ready or not:
+    some tests expect /readyz to stay 503)."""
     flags.setdefault("store", rs.uri)
+    flags.setdefault("wait_store", False)
     t = tallyd_factory(**flags)
     deadline = time.monotonic() + 10
     while "redis: connected" not in t.run_log():
@@ -357,7 +359,8 @@ def test_a_silent_redis_gives_unknown_then_reconnects(tallyd_factory,
 
 def test_custom_prefix_and_a_down_redis_at_start(tallyd_factory, redis_factory):
     port = free_port()
-    t = tallyd_factory(store=f"redis://127.0.0.1:{port}", store_prefix="app:")
+    t = tallyd_factory(store=f"redis://127.0.0.1:{port}", store_prefix="app:",
+                       wait_store=False)
     began = time.monotonic()
     with pytest.raises(redis.ResponseError):
         t.redis().incr("x")
@@ -487,7 +490,8 @@ def test_rediss_with_an_acl_user_and_a_wrong_ca_refused(tallyd_factory,
         assert rs.client().get("tally:{secure}") == "3"
         # A CA that did not sign the server's certificate: refused, and
         # said so in the log and /readyz; nothing was sent.
-        bad = tallyd_factory(store=uri, store_tls_ca_file=pki["other.crt"])
+        bad = tallyd_factory(store=uri, store_tls_ca_file=pki["other.crt"],
+                             wait_store=False)
         deadline = time.monotonic() + 10
         while "certificate" not in bad.run_log():
             assert time.monotonic() < deadline, bad.run_log()
@@ -500,7 +504,8 @@ def test_rediss_with_an_acl_user_and_a_wrong_ca_refused(tallyd_factory,
         assert rs.client().get("tally:{secure}") == "3"
         # A wrong password: AUTH refused, said so.
         nopw = tallyd_factory(store=f"rediss://tally:nope@127.0.0.1:{tls_port}",
-                              store_tls_ca_file=pki["ca.crt"])
+                              store_tls_ca_file=pki["ca.crt"],
+                              wait_store=False)
         deadline = time.monotonic() + 10
         while "AUTH refused" not in nopw.run_log():
             assert time.monotonic() < deadline, nopw.run_log()
