@@ -130,6 +130,41 @@ def test_memcached_over_a_store_that_answers_later(tallyd_factory):
     assert (st[b"incr_hits"], st[b"incr_misses"], st[b"decr_hits"]) == (2, 1, 1)
 
 
+def test_memcached_get_of_many_keys_then_mn_answers_at_once(tallyd_factory):
+    # A get of 1000 keys is one store operation (STORE_MGET), not one per
+    # key each re-running the whole line: the reply, then mn's, come before
+    # the client has waited 0.3 s in silence.
+    t = delayed(tallyd_factory)
+    m = Memcache(("127.0.0.1", t.mc_port), timeout=10)
+    for i in range(0, 1000, 100):
+        m.set(f"k{i}", str(i), noreply=False)
+    keys = b" ".join(b"k%d" % i for i in range(1000))
+    want = b"".join(b"VALUE k%d 0 %d\r\n%d\r\n" % (i, len(str(i)), i)
+                    for i in range(0, 1000, 100)) + b"END\r\nMN\r\n"
+    r = t.redis()
+    ops = r.info("store")["store_delay_ops"]
+    with socket.create_connection(("127.0.0.1", t.mc_port), timeout=10) as c:
+        c.sendall(b"get " + keys + b" k0\r\nmn\r\n")
+        c.settimeout(0.3)
+        got = b""
+        start = time.monotonic()
+        while not got.endswith(b"MN\r\n"):
+            try:
+                chunk = c.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            got += chunk
+        took = time.monotonic() - start
+    # k0 asked twice is shown twice, as memcached does.
+    assert got == want.replace(b"END", b"VALUE k0 0 1\r\n0\r\nEND"), took
+    assert took < 0.3
+    assert r.info("store")["store_delay_ops"] - ops == 1
+    st = m.stats()
+    assert (st[b"cmd_get"], st[b"get_hits"], st[b"get_misses"]) == (1001, 11, 990)
+
+
 def test_http_keep_alive_over_a_store_that_answers_later(tallyd_factory):
     t = delayed(tallyd_factory)
     s = requests.Session()
