@@ -58,6 +58,10 @@ struct http_stream {
     struct evbuffer *held;   /* events that came while a reset value waits
                                 for its ticket; NULL once live */
     struct reset_wait *reset; /* that wait, or NULL */
+    struct cmd_session s;    /* the reset's read, while a store that answers
+                                later has it (reading) */
+    int reading;
+    uint64_t reset_id;       /* the reset's event id, meanwhile */
     struct buf key;          /* the counter or the prefix */
     int exact;
 };
@@ -78,6 +82,8 @@ static void stream_free(struct http_stream *st)
     events_unsubscribe(h->ctx->events, st->sub);
     if (st->reset)
         st->reset->st = NULL; /* the wait finds the stream gone */
+    if (st->reading)
+        cmd_replay_end(&st->s); /* its answer frees itself */
     if (st->held)
         evbuffer_free(st->held);
     evbuffer_free(st->pend);
@@ -217,6 +223,38 @@ static void reset_ready(void *arg, int status)
     evbuffer_free(held);
 }
 
+/* The reset's read has its result: show it once it is durable, holding
+ * live events until then (the value is older than them). */
+static void reset_wait_durable(struct http_stream *st, uint64_t id,
+                               const struct cmd_res *res)
+{
+    struct http_front *h = st->h;
+    struct reset_wait *w = xcalloc(1, sizeof *w);
+    w->st = st;
+    w->id = id;
+    w->found = res->status == CMD_OK;
+    w->value = res->value;
+    st->reset = w;
+    if (!st->held)
+        st->held = evbuffer_new();
+    h->waiter->wait(h->waiter->self, res->ticket, reset_ready, w);
+}
+
+/* The store answered the reset's read (the session's wake): run it again,
+ * which now returns the logged result. */
+static void reset_read_woken(void *arg, struct cmd_session *s)
+{
+    struct http_stream *st = arg;
+    struct cmd_req c = {.op = CMD_GET, .key = st->key.p, .klen = st->key.len};
+    struct cmd_res res = {0};
+
+    if (cmd_exec(st->h->ctx, s, &c, &res) == CMD_PENDING)
+        return; /* woken again when it comes */
+    st->reading = 0;
+    cmd_replay_end(s);
+    reset_wait_durable(st, st->reset_id, &res);
+}
+
 /* Too far behind: tell the client what it missed can only be re-read. */
 static void stream_reset(struct http_stream *st, struct cmd_session *s)
 {
@@ -234,26 +272,21 @@ static void stream_reset(struct http_stream *st, struct cmd_session *s)
     struct cmd_req c = {.op = CMD_GET, .key = st->key.p, .klen = st->key.len};
     struct cmd_res res = {0};
     if (cmd_exec(h->ctx, s, &c, &res) == CMD_PENDING) {
-        /* A store that answers later: the stream has started, so it cannot
-         * be run again (docs/store.md).  Drop the read (its answer frees
-         * itself) and reset without a value, as a prefix stream does.
-         * DEBT: a reset that waits for the store's answer removes it. */
-        cmd_replay_end(s);
-        json_t *o = json_object();
-        json_object_set_new(o, "key", json_stringn(st->key.p ? st->key.p : "",
-                                                   st->key.len));
-        stream_event(st, id, "reset", o);
+        /* A store that answers later: the stream has started, so the
+         * request is not run again (docs/store.md); the stream takes the
+         * read over and resets once its answer comes, holding live events
+         * meanwhile.  The request's session no longer has it. */
+        st->s = *s;
+        st->s.wake = reset_read_woken;
+        st->s.wake_arg = st;
+        cmd_session_moved(&st->s);
+        s->replay = NULL;
+        st->reading = 1;
+        st->reset_id = id;
+        st->held = evbuffer_new();
         return;
     }
-    struct reset_wait *w = xcalloc(1, sizeof *w);
-    w->st = st;
-    w->id = id;
-    w->found = res.status == CMD_OK;
-    w->value = res.value;
-    st->reset = w;
-    /* Hold live events until the value is shown: it is older than them. */
-    st->held = evbuffer_new();
-    h->waiter->wait(h->waiter->self, res.ticket, reset_ready, w);
+    reset_wait_durable(st, id, &res);
 }
 
 /* Last-Event-ID as a number, or 0 (none, or not ours). */

@@ -521,6 +521,105 @@ int mc_data_refused(struct mc_req *r, enum mc_data d)
 
 /* ---- Classic commands -------------------------------------------------- */
 
+/* One "VALUE <key> 0 <bytes> [<cas>]" block of a get-family reply. */
+static void mc_value(struct buf *b, const char *key, size_t klen, int64_t v,
+                     int cas)
+{
+    char num[24];
+    size_t nlen = i64_to_dec(v, num);
+    buf_add(b, "VALUE ", 6);
+    buf_add(b, key, klen);
+    buf_printf(b, " 0 %zu", nlen);
+    if (cas)
+        buf_printf(b, " %" PRIu64, mc_cas_of(v));
+    buf_add(b, "\r\n", 2);
+    buf_add(b, num, nlen);
+    buf_add(b, "\r\n", 2);
+}
+
+/* The next space-separated key of [*p, end), *p moved past it. */
+static struct mc_tok mc_next_key(const char **p, const char *end)
+{
+    struct mc_tok key = {*p, 0};
+    while (*p < end && **p != ' ')
+        (*p)++;
+    key.len = (size_t)(*p - key.p);
+    while (*p < end && **p == ' ')
+        (*p)++;
+    return key;
+}
+
+/* get, gets: every key in one CMD_MGET, so a multiget is one store
+ * operation (one round trip on a remote store, run once however many keys
+ * it names) rather than one per key.  Returns the hits; 0 with an error
+ * reply written if the store failed. */
+static uint64_t mc_multiget(struct mc_req *r, const char *p, const char *end,
+                            size_t nkeys, int cas, int *failed)
+{
+    const char **keys = xmalloc(nkeys * sizeof *keys);
+    size_t *klens = xmalloc(nkeys * sizeof *klens);
+    int64_t *values = xmalloc(nkeys * sizeof *values);
+    unsigned char *founds = xmalloc(nkeys);
+    uint64_t hits = 0;
+
+    for (size_t i = 0; i < nkeys; i++) {
+        struct mc_tok key = mc_next_key(&p, end);
+        keys[i] = key.p;
+        klens[i] = key.len;
+    }
+    struct cmd_req q = {.op = CMD_MGET, .nkeys = nkeys, .keys = keys,
+                        .klens = klens};
+    struct cmd_res res;
+    memset(&res, 0, sizeof res);
+    res.values = values;
+    res.founds = founds;
+    cmd_exec(r->c->ctx, r->c->s, &q, &res);
+    if (res.ticket > r->out->ticket)
+        r->out->ticket = res.ticket;
+    *failed = res.status != CMD_OK;
+    if (*failed) {
+        mc_reply_status(r, &res);
+    } else {
+        for (size_t i = 0; i < nkeys; i++)
+            if (founds[i]) {
+                hits++;
+                mc_value(r->out->buf, keys[i], klens[i], values[i], cas);
+            }
+    }
+    free(keys);
+    free(klens);
+    free(values);
+    free(founds);
+    return hits;
+}
+
+/* gat, gats: a touch per key (each changes that key's expiry). */
+static uint64_t mc_multitouch(struct mc_req *r, const char *p,
+                              const char *end, const struct mc_exp *exp,
+                              int cas, int *failed)
+{
+    struct buf *b = r->out->buf;
+    size_t mark = b->len;
+    uint64_t hits = 0;
+    *failed = 0;
+    while (p < end) {
+        struct mc_tok key = mc_next_key(&p, end);
+        struct cmd_res res;
+        enum cmd_status st = mc_touch(r, &key, exp, &res);
+        if (st == CMD_NOTFOUND)
+            continue;
+        if (st != CMD_OK) {
+            b->len = mark;
+            mc_reply_status(r, &res);
+            *failed = 1;
+            return 0;
+        }
+        hits++;
+        mc_value(b, key.p, key.len, res.value, cas);
+    }
+    return hits;
+}
+
 /* get, gets, gat, gats: line tokens t[0, n) may hold only the first
  * MC_MAX_TOKENS keys, so keys are walked straight from the line. */
 static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
@@ -543,53 +642,22 @@ static void mc_cmd_get(struct mc_req *r, const char *line, size_t len,
         return;
     }
     const char *p = t[first].p, *end = line + len;
+    size_t nkeys = 0;
     /* Check every key before any work, so an error leaves no half reply. */
-    for (const char *q = p; q < end;) {
-        const char *k = q;
-        while (q < end && *q != ' ')
-            q++;
-        if ((size_t)(q - k) > MC_KEY_MAX) {
+    for (const char *q = p; q < end; nkeys++) {
+        struct mc_tok key = mc_next_key(&q, end);
+        if (key.len > MC_KEY_MAX) {
             mc_reply(r, "CLIENT_ERROR bad command line format");
             return;
         }
-        while (q < end && *q == ' ')
-            q++;
     }
-    struct buf *b = r->out->buf;
-    size_t mark = b->len;
-    uint64_t hits = 0, misses = 0;
-    while (p < end) {
-        struct mc_tok key = {p, 0};
-        while (p < end && *p != ' ')
-            p++;
-        key.len = (size_t)(p - key.p);
-        while (p < end && *p == ' ')
-            p++;
-        struct cmd_res res;
-        enum cmd_status st = touch ? mc_touch(r, &key, &exp, &res)
-                                   : mc_get(r, &key, &res);
-        if (st == CMD_NOTFOUND) {
-            misses++;
-            continue;
-        }
-        if (st != CMD_OK) {
-            b->len = mark;
-            mc_reply_status(r, &res);
-            return;
-        }
-        hits++;
-        char num[24];
-        size_t nlen = i64_to_dec(res.value, num);
-        buf_add(b, "VALUE ", 6);
-        buf_add(b, key.p, key.len);
-        buf_printf(b, " 0 %zu", nlen);
-        if (cas)
-            buf_printf(b, " %" PRIu64, mc_cas_of(res.value));
-        buf_add(b, "\r\n", 2);
-        buf_add(b, num, nlen);
-        buf_add(b, "\r\n", 2);
-    }
-    buf_add(b, "END\r\n", 5);
+    int failed;
+    uint64_t hits = touch ? mc_multitouch(r, p, end, &exp, cas, &failed)
+                          : mc_multiget(r, p, end, nkeys, cas, &failed);
+    if (failed)
+        return;
+    uint64_t misses = nkeys - hits;
+    buf_add(r->out->buf, "END\r\n", 5);
     MC_COUNT_N(r, cmd_get, hits + misses);
     MC_COUNT_N(r, get_hits, hits);
     MC_COUNT_N(r, get_misses, misses);

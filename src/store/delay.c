@@ -190,11 +190,20 @@ static int delay_ready(const struct store *st, char *why, size_t n)
 static size_t delay_info(const struct store *st, struct store_info_kv *kv,
                          size_t max)
 {
-    size_t n = store_info(((const struct store_delay *)st)->inner, kv, max);
+    const struct store_delay *d = (const struct store_delay *)st;
+    size_t n = store_info(d->inner, kv, max);
 
     if (n && strcmp(kv[0].name, "store") == 0)
         snprintf(kv[0].value, sizeof kv[0].value, "delay+%s",
-                 ((const struct store_delay *)st)->inner->ops->name);
+                 d->inner->ops->name);
+    /* How many operations ran, so tests can tell how many a request took
+     * (INFO store_delay_ops). */
+    if (n < max) {
+        kv[n].name = "store_delay_ops";
+        snprintf(kv[n].value, sizeof kv[n].value, "%llu",
+                 (unsigned long long)d->ops);
+        n++;
+    }
     return n;
 }
 

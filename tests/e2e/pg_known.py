@@ -20,10 +20,6 @@ GAP_STATS = ("GAP: engine statistics the PostgreSQL store does not report "
              "(INFO # Keyspace, tally_counters, expired and once-replay counts)")
 GAP_EXPIRED = ("GAP: the PostgreSQL store's purge emits no 'expired' events "
                "(SSE, keyspace notifications, the dashboard)")
-BUG_MC_MULTIGET = ("BUG: a memcached get of many keys, then mn, gets no reply "
-                   "on PostgreSQL")
-BUG_SSE_RESET = ("BUG: an SSE reset for a client too far behind shows the "
-                 "counter deleted instead of its current value")
 BUG_WINDOW = ("BUG?: the TTL left of a fixed window read back a few ms longer "
               "than the time since it opened (database clock against ours)")
 BUG_409 = ("BUG?: no copy of an Idempotency-Key request sent while the first "
@@ -258,10 +254,6 @@ KNOWN = {
         GAP_EXPIRED,
     "test_dashboard_browser.py::test_dashboard_live_counter_and_increment_button":
         GAP_EXPIRED,
-    "test_memcache.py::test_replies_match_memcached_byte_for_byte":
-        BUG_MC_MULTIGET,
-    "test_events_sse.py::test_sse_too_far_behind_gets_a_reset_with_the_current_value":
-        BUG_SSE_RESET,
     "test_http_expire.py::test_fixed_window_survives_sigkill_then_ends":
         BUG_WINDOW,
     "test_http_idempotency.py::test_retry_before_the_first_is_durable_is_409":

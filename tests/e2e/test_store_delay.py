@@ -130,6 +130,41 @@ def test_memcached_over_a_store_that_answers_later(tallyd_factory):
     assert (st[b"incr_hits"], st[b"incr_misses"], st[b"decr_hits"]) == (2, 1, 1)
 
 
+def test_memcached_get_of_many_keys_then_mn_answers_at_once(tallyd_factory):
+    # A get of 1000 keys is one store operation (STORE_MGET), not one per
+    # key each re-running the whole line: the reply, then mn's, come before
+    # the client has waited 0.3 s in silence.
+    t = delayed(tallyd_factory)
+    m = Memcache(("127.0.0.1", t.mc_port), timeout=10)
+    for i in range(0, 1000, 100):
+        m.set(f"k{i}", str(i), noreply=False)
+    keys = b" ".join(b"k%d" % i for i in range(1000))
+    want = b"".join(b"VALUE k%d 0 %d\r\n%d\r\n" % (i, len(str(i)), i)
+                    for i in range(0, 1000, 100)) + b"END\r\nMN\r\n"
+    r = t.redis()
+    ops = r.info("store")["store_delay_ops"]
+    with socket.create_connection(("127.0.0.1", t.mc_port), timeout=10) as c:
+        c.sendall(b"get " + keys + b" k0\r\nmn\r\n")
+        c.settimeout(0.3)
+        got = b""
+        start = time.monotonic()
+        while not got.endswith(b"MN\r\n"):
+            try:
+                chunk = c.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            got += chunk
+        took = time.monotonic() - start
+    # k0 asked twice is shown twice, as memcached does.
+    assert got == want.replace(b"END", b"VALUE k0 0 1\r\n0\r\nEND"), took
+    assert took < 0.3
+    assert r.info("store")["store_delay_ops"] - ops == 1
+    st = m.stats()
+    assert (st[b"cmd_get"], st[b"get_hits"], st[b"get_misses"]) == (1001, 11, 990)
+
+
 def test_http_keep_alive_over_a_store_that_answers_later(tallyd_factory):
     t = delayed(tallyd_factory)
     s = requests.Session()
@@ -170,9 +205,11 @@ def test_connections_closed_with_operations_in_flight(tallyd_factory):
     t.stop()
 
 
-def test_sse_reset_over_a_store_that_answers_later(tallyd_factory):
-    # A stream that has started cannot be run again: its reset says which
-    # counter to read again, without a value, and later changes follow.
+def test_sse_reset_over_a_store_that_answers_later_shows_the_value(
+        tallyd_factory):
+    # The stream has started before its reset reads the counter, so it is
+    # not run again: it takes the read over and resets with the value once
+    # the store answers; live changes wait behind it.
     from sse_util import SSE
     t = delayed(tallyd_factory, events_window=10)
     r = t.redis()
@@ -186,12 +223,30 @@ def test_sse_reset_over_a_store_that_answers_later(tallyd_factory):
     sse = SSE(url, last_id=first)
     try:
         ev = sse.next()
-        assert ev["event"] == "reset" and ev["data"] == {"key": "k"}
+        assert ev["event"] == "reset" and ev["data"] == {"key": "k",
+                                                         "value": 31}
         r.incr("k")
         ev = sse.next()
         assert (ev["event"], ev["data"]["value"]) == ("change", 32)
     finally:
         sse.close()
+    # A counter deleted meanwhile is shown deleted.
+    r.delete("k")
+    sse = SSE(url, last_id=first)
+    try:
+        ev = sse.next()
+        assert ev["event"] == "reset" and ev["data"] == {"key": "k",
+                                                         "deleted": True}
+    finally:
+        sse.close()
+    # Streams that go while their reset's read is in flight must not be
+    # used after they are freed (the sanitizer builds report it).
+    for _ in range(20):
+        c = socket.create_connection(("127.0.0.1", t.http_port))
+        c.sendall(b"GET /v1/counters/k/events HTTP/1.1\r\nHost: x\r\n"
+                  b"Last-Event-ID: %d\r\n\r\n" % first)
+        c.close()
+    time.sleep(0.2)
     assert r.ping() is True
 
 
