@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# callgrind_incr.sh - instructions per INCR request, all of tallyd's threads,
+# counted by valgrind's callgrind: a figure that a shared, noisy machine does
+# not move, for comparing two builds of the request path (the brief's rule:
+# a change to it must not slow the engine).  For each binary, tallyd runs
+# under callgrind twice, serving N1 and then N2 INCRs from one redis-benchmark
+# client over R random keys; the difference divided by N2-N1 cancels the
+# start-up and shutdown cost (dynamic linking, opening the data directory).
+#
+# Usage: bench/callgrind_incr.sh [-f FSYNC] [-r KEYS] BIN [BIN ...]
+#   defaults: --fsync no (the request path without the disk), 100 keys (no
+#   table growth; -r 100000 shows incremental resizing too); N1 2000, N2
+#   12000.  Needs valgrind and redis-benchmark.
+set -euo pipefail
+
+fsync=no
+keys=100
+n1=2000
+n2=12000
+while getopts "f:r:" opt; do
+    case $opt in
+    f) fsync=$OPTARG ;;
+    r) keys=$OPTARG ;;
+    *) echo "usage: $0 [-f FSYNC] [-r KEYS] BIN [BIN ...]" >&2; exit 2 ;;
+    esac
+done
+shift $((OPTIND - 1))
+[ $# -ge 1 ] || { echo "usage: $0 [-f FSYNC] [-r KEYS] BIN [BIN ...]" >&2; exit 2; }
+
+# Total instructions of one tallyd run serving n INCRs.
+count() {
+    local bin=$1 n=$2 d port pid i
+    d=$(mktemp -d)
+    port=$((20000 + RANDOM % 20000))
+    valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$bin" \
+        --dir "$d/data" --port "$port" --http-port 0 --fsync "$fsync" \
+        >"$d/log" 2>&1 &
+    pid=$!
+    for i in $(seq 150); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    redis-benchmark -p "$port" -c 1 -n "$n" -r "$keys" -q -t incr >/dev/null 2>&1
+    kill -TERM "$pid"
+    wait "$pid" || true
+    callgrind_annotate "$d/cg.out" 2>/dev/null |
+        awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }'
+    rm -rf "$d"
+}
+
+printf '%-40s %14s\n' "binary (fsync $fsync, $keys keys)" "instr/request"
+for bin in "$@"; do
+    a=$(count "$bin" "$n1")
+    b=$(count "$bin" "$n2")
+    printf '%-40s %14d\n' "$bin" $(((b - a) / (n2 - n1)))
+done
