@@ -31,6 +31,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.engine_files("the engine's wait for a slowed fsync of its log")
 def test_waiting_for_a_slow_fsync_burns_no_cpu(faulty):  # noqa: F811
     # Given tallyd under --fsync always with its default --spin on, and an
     # fdatasync that takes 2 ms
