@@ -7,7 +7,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc libc6-dev make cmake pkg-config libevent-dev libhiredis-dev libjansson-dev libcmocka-dev
-            libssl-dev scdoc liblua5.1-0-dev)
+            libssl-dev scdoc liblua5.1-0-dev libpq-dev)
 # clang builds the second compiler's stage and the libFuzzer targets; the
 # fuzzer and sanitizer runtimes are only recommended by clang, and llvm
 # brings llvm-symbolizer for readable sanitizer reports.  postgresql-15 is
