@@ -685,15 +685,9 @@ const size_t resp_ncommands = sizeof resp_commands / sizeof resp_commands[0];
 
 const struct resp_command *resp_lookup(const char *name, size_t n)
 {
-    /* The table's names are lower case: comparing the first letter first
-     * makes the scan one byte compare per entry instead of a strlen (that
-     * was 400 instructions a request for a command late in the table). */
-    int first = n ? (unsigned char)name[0] | 0x20 : 0;
-
     for (size_t i = 0; i < resp_ncommands; i++) {
         const char *cn = resp_commands[i].name;
-        if ((unsigned char)cn[0] == first && strlen(cn) == n &&
-            strncasecmp(cn, name, n) == 0)
+        if (strlen(cn) == n && strncasecmp(cn, name, n) == 0)
             return &resp_commands[i];
     }
     return NULL;

@@ -504,29 +504,6 @@ static void test_unknown_command_wording(void **state)
     EXPECT(f, big, want);
 }
 
-/* Command names are found in any case, by the first letter and then the
- * whole name: a name that differs only past its first letter, or whose
- * first byte is a letter's case bit away from a non-letter, is unknown. */
-static void test_command_names_any_case_and_near_misses(void **state)
-{
-    struct fx *f = *state;
-
-    EXPECT(f, "INCRBY.ONCE k 2 id1\r\n", ":2\r\n");
-    EXPECT(f, "incrby.once k 2 id1\r\n", ":2\r\n");
-    EXPECT(f, "InCrBy.OnCe k 2 id1\r\n", ":2\r\n");
-    EXPECT(f, "PING\r\n", "+PONG\r\n");
-    EXPECT(f, "pInG\r\n", "+PONG\r\n");
-    EXPECT(f, "pinx\r\n", "-ERR unknown command 'pinx', with args "
-                           "beginning with: \r\n");
-    /* '@' | 0x20 is '`', '0' | 0x20 is '0': neither starts a name. */
-    EXPECT(f, "@ing\r\n", "-ERR unknown command '@ing', with args "
-                           "beginning with: \r\n");
-    EXPECT(f, "Ping2\r\n", "-ERR unknown command 'Ping2', with args "
-                            "beginning with: \r\n");
-    EXPECT(f, "*1\r\n$0\r\n\r\n", "-ERR unknown command '', with args "
-                                   "beginning with: \r\n");
-}
-
 static void test_admin_commands(void **state)
 {
     struct fx *f = *state;
@@ -1054,7 +1031,6 @@ int main(void)
         T(test_key_over_limit),
         T(test_scan),
         T(test_unknown_command_wording),
-        T(test_command_names_any_case_and_near_misses),
         T(test_admin_commands),
         T(test_info),
         T(test_save_bgsave),
