@@ -504,10 +504,19 @@ static int record(tally *db, struct call *c, const struct codec_op *op,
     return code;
 }
 
-/* The live counter key names, or NULL. */
-static struct table_entry *counter(tally *db, const void *key, size_t klen)
+/* The counters' clock for call c: the wall clock once_start read for the
+ * id, unless the handle has a clock of its own (tally_options.clock_ms),
+ * so a request reads the clock once. */
+static int64_t counters_now(tally *db, const struct call *c)
 {
-    return db_live(db, key, klen, tally_now_ms(db));
+    return db->opts.clock_ms ? tally_now_ms(db) : c->now;
+}
+
+/* The live counter key names, or NULL. */
+static struct table_entry *counter(tally *db, const struct call *c,
+                                   const void *key, size_t klen)
+{
+    return db_live(db, key, klen, counters_now(db, c));
 }
 
 /* Record a PUT of op, or, if its expiry has passed, a DEL of a counter e
@@ -516,7 +525,7 @@ static struct table_entry *counter(tally *db, const void *key, size_t klen)
 static int record_put(tally *db, struct call *c, struct codec_op *op,
                       const struct table_entry *e)
 {
-    if (op->expire && op->expire <= tally_now_ms(db)) {
+    if (op->expire && op->expire <= counters_now(db, c)) {
         int64_t v = op->value;
         op->type = CODEC_DEL;
         return record(db, c, e ? op : NULL, TALLY_OK, v);
@@ -551,7 +560,7 @@ int tally_incrx_once(tally *db, const tally_once *once, const void *key,
     rc = once_start(db, &c, key, klen, &done);
     if (done)
         return rc;
-    e = counter(db, key, klen);
+    e = counter(db, &c, key, klen);
     if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
         return db_overflow(db, e, delta, ticket);
     op.expire = e ? table_expire_of(e) : 0;
@@ -579,7 +588,7 @@ int tally_setx_once(tally *db, const tally_once *once, const void *key,
     if (rc)
         return rc;
     rc = once_start(db, &c, key, klen, &done);
-    return done ? rc : record_put(db, &c, &op, counter(db, key, klen));
+    return done ? rc : record_put(db, &c, &op, counter(db, &c, key, klen));
 }
 
 int tally_set_once(tally *db, const tally_once *once, const void *key,
@@ -602,7 +611,7 @@ int tally_del_once(tally *db, const tally_once *once, const void *key,
         return rc;
     /* A miss is recorded too: its replay must stay a miss even if the
      * counter is created in between. */
-    if ((e = counter(db, key, klen)) == NULL)
+    if ((e = counter(db, &c, key, klen)) == NULL)
         return record(db, &c, NULL, TALLY_NOTFOUND, 0);
     return record(db, &c, &op, TALLY_OK, e->value);
 }
