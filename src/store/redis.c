@@ -362,7 +362,9 @@ static int on_setup(struct redis_store *rs, struct redis_op *op,
 }
 
 /* WAIT's (or WAITAOF's) answer releases the batch's held answers; too few
- * replicas make them STORE_EUNKNOWN: applied here, maybe lost with it. */
+ * replicas make them STORE_EUNKNOWN: applied here, maybe lost with it.  A
+ * replayed id too: its first answer was refused for the same reason, and
+ * the change it shows may still be on this node alone. */
 static void on_wait(struct redis_store *rs, struct redis_op *op,
                     const redisReply *r)
 {
@@ -378,8 +380,7 @@ static void on_wait(struct redis_store *rs, struct redis_op *op,
         return; /* the WAITAOF after it decides */
     while ((h = TAILQ_FIRST(&rs->held))) {
         TAILQ_REMOVE(&rs->held, h, link);
-        if (got < rs->wait_replicas && h->res.rc >= 0 &&
-            !h->res.replayed) {
+        if (got < rs->wait_replicas && h->res.rc >= 0) {
             int64_t v = h->res.value;
             store_res_init(&h->res);
             h->res.value = v;

@@ -342,3 +342,22 @@ def test_a_slot_moved_to_another_master_is_followed(tallyd_factory, cluster):
     assert r.incr("mv") == 5
     assert info(t)["store_cluster_redirects"] == moved  # the map is current
 
+
+def test_a_replayed_id_is_not_acknowledged_before_a_replica_has_it(
+        tallyd_factory, cluster):
+    t = tallyd_factory(store=cluster.uri, store_wait_replicas=1)
+    r = t.redis()
+    assert r.execute_command("INCRBY.ONCE", "w", 1, "a") == 1
+    master = cluster.master_of(cluster.slot("tally:{w}"))
+    replica = cluster.node(master).info("replication")["slave0"]["port"]
+    cluster.kill(replica)
+    # Applied on the master alone: unknown, and so is its replay, which
+    # shows a change no replica may hold yet (it was acknowledged before).
+    for _ in range(2):
+        with pytest.raises(redis.ResponseError, match="(?i)unknown"):
+            r.execute_command("INCRBY.ONCE", "w", 1, "b")
+    cluster.start(replica)
+    cluster.wait(cluster.healthy)
+    assert r.execute_command("INCRBY.ONCE", "w", 1, "b") == 2
+    assert r.execute_command("INCRBY.ONCE", "w", 1, "a") == 1
+    assert cluster.get("tally:{w}") == "2"
