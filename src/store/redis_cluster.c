@@ -780,8 +780,8 @@ static int exec_split(struct cluster *c, const struct store_req *req,
     if (req->op == STORE_MSET) {
         res->rc = STORE_EUNSUPPORTED;
         snprintf(res->detail, sizeof res->detail, "CROSSSLOT Keys in request "
-                 "don't hash to the same slot (MSET on a Redis Cluster is "
-                 "atomic only within one slot: use a {tag} in the keys)");
+                 "don't hash to the same slot (on a Redis Cluster each "
+                 "counter has a slot of its own: SET them one by one)");
         return STORE_DONE;
     }
     qsort(ks, req->nkeys, sizeof *ks, by_slot);

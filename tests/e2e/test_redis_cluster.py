@@ -189,6 +189,7 @@ def test_each_operation_goes_to_the_master_of_its_slot(tallyd_factory,
     with pytest.raises(redis.ResponseError, match="CROSSSLOT"):
         r.mset({"k3": 0, "k4": 0})
     assert r.mget("k3", "k4") == ["4", "5"]
+    assert r.mset({"k3": 0}) is True and r.get("k3") == "0"
     # SCAN, DBSIZE and FLUSHALL walk every master.
     assert sorted(r.scan_iter(count=7)) == sorted(
         set(keys) - {"k1", "k2"})
