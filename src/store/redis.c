@@ -428,7 +428,7 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
     }
     if (rs->back && r->type == REDIS_REPLY_ERROR &&
         (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4) ||
-         !strncmp(r->str, "TRYAGAIN", 8) ||
+         !strncmp(r->str, "TRYAGAIN", 8) || !strncmp(r->str, "LOADING", 7) ||
          !strncmp(r->str, "CLUSTERDOWN", 11))) {
         /* Refused before it ran: the cluster sends it where it belongs. */
         rs->back(rs->parent, rs, op, r);

@@ -268,10 +268,10 @@ static void node_back(void *parent, struct redis_store *node,
         ask_map(c);
         return;
     }
-    if (!strncmp(r->str, "TRYAGAIN", 8) ||
+    if (!strncmp(r->str, "TRYAGAIN", 8) || !strncmp(r->str, "LOADING", 7) ||
         !strncmp(r->str, "CLUSTERDOWN", 11)) {
-        /* Nothing ran (a slot migrating, a failover under way): again
-         * later, 25 ms doubling to 800 ms. */
+        /* Nothing ran (a slot migrating, a failover under way, a master
+         * reading its AOF): again later, 25 ms doubling to 800 ms. */
         tries = op->redirects < 5 ? op->redirects : 5;
         op->redirects++;
         c->n_retried++;
@@ -397,8 +397,12 @@ static void on_map(void *arg, const redisReply *r)
                  "redis cluster: CLUSTER SLOTS %s%.100s",
                  r ? "refused: " : "lost with its node",
                  r && r->type == REDIS_REPLY_ERROR ? r->str : "");
-        if (r && r->type == REDIS_REPLY_ERROR)
+        if (r && r->type == REDIS_REPLY_ERROR &&
+            strcmp(c->why, c->logged)) {
+            /* Once per reason: the map is asked for again every 200 ms. */
             fprintf(stderr, "tallyd: %s (is cluster-enabled set?)\n", c->why);
+            snprintf(c->logged, sizeof c->logged, "%s", c->why);
+        }
         tick_soon(c);
         return;
     }
@@ -458,7 +462,10 @@ bad:
     free(fresh);
     snprintf(c->why, sizeof c->why, "redis cluster: CLUSTER SLOTS answer "
              "not understood");
-    fprintf(stderr, "tallyd: %s\n", c->why);
+    if (strcmp(c->why, c->logged)) {
+        fprintf(stderr, "tallyd: %s\n", c->why);
+        snprintf(c->logged, sizeof c->logged, "%s", c->why);
+    }
     tick_soon(c);
 }
 

@@ -50,6 +50,7 @@ struct cluster {
     int closing;
     char map_text[128];        /* the map in short, for INFO */
     char why[200];
+    char logged[200];          /* the last map failure logged */
     uint64_t n_moved, n_ask, n_retried; /* INFO */
 };
 

@@ -362,3 +362,33 @@ def test_a_replayed_id_is_not_acknowledged_before_a_replica_has_it(
     assert r.execute_command("INCRBY.ONCE", "w", 1, "b") == 2
     assert r.execute_command("INCRBY.ONCE", "w", 1, "a") == 1
     assert cluster.get("tally:{w}") == "2"
+
+
+def test_no_cluster_there_is_said_once_and_answers_fast(tallyd_factory,
+                                                       tmp_path):
+    # Nothing listens: requests fail at once, as with one Redis.
+    t = tallyd_factory(store=f"redis+cluster://127.0.0.1:{free_port()}",
+                       wait_store=False)
+    began = time.monotonic()
+    with pytest.raises(redis.ResponseError, match="TRYAGAIN"):
+        t.redis().incr("x")
+    assert time.monotonic() - began < 3
+    assert requests.get(t.url + "/readyz", timeout=10).status_code == 503
+    # A Redis without cluster-enabled: said in the log once, not at each
+    # of the map's retries, and /readyz says why.
+    port = free_port()
+    plain = subprocess.Popen(["redis-server", "--port", str(port), "--bind",
+                              "127.0.0.1", "--save", "", "--dir",
+                              str(tmp_path)], stdout=subprocess.DEVNULL)
+    try:
+        Cluster.wait(lambda: redis.Redis(port=port).ping())
+        t2 = tallyd_factory(store=f"redis+cluster://127.0.0.1:{port}",
+                            wait_store=False)
+        Cluster.wait(lambda: "cluster-enabled" in t2.run_log(), 10)
+        time.sleep(1)
+        assert t2.run_log().count("cluster-enabled") == 1, t2.run_log()
+        r = requests.get(t2.url + "/readyz", timeout=10)
+        assert r.status_code == 503 and "CLUSTER SLOTS" in r.text
+    finally:
+        plain.terminate()
+        plain.wait()
