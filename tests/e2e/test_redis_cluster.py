@@ -45,8 +45,9 @@ def cluster_port():
 class Cluster:
     """Six redis-servers, three masters and their replicas."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, password=None):
         self.dir = workdir
+        self.password = password
         self.ports = [cluster_port() for _ in range(6)]
         self.procs = {}
         self.argv = {}
@@ -68,10 +69,15 @@ class Cluster:
                 "--cluster-node-timeout", "1000",
                 "--cluster-replica-validity-factor", "0",
                 "--appendonly", "yes", "--appendfsync", "always"]
+            if self.password:
+                self.argv[p] += ["--requirepass", self.password,
+                                 "--masterauth", self.password]
             self.start(p)
         for p in self.ports:
             self.wait(lambda: self.node(p).ping())
-        subprocess.run(["redis-cli", "--cluster", "create",
+        auth = ["-a", self.password, "--no-auth-warning"] \
+            if self.password else []
+        subprocess.run(["redis-cli", *auth, "--cluster", "create",
                         *[f"127.0.0.1:{p}" for p in self.ports],
                         "--cluster-replicas", "1", "--cluster-yes"],
                        check=True, capture_output=True, timeout=30)
@@ -97,7 +103,8 @@ class Cluster:
             time.sleep(0.05)
 
     def node(self, port):
-        return redis.Redis(port=port, decode_responses=True, socket_timeout=5)
+        return redis.Redis(port=port, password=self.password,
+                           decode_responses=True, socket_timeout=5)
 
     def alive(self):
         return [p for p in self.ports if self.procs[p].poll() is None]
@@ -147,7 +154,8 @@ class Cluster:
 
     @property
     def uri(self):
-        return "redis+cluster://" + ",".join(
+        auth = f"default:{self.password}@" if self.password else ""
+        return "redis+cluster://" + auth + ",".join(
             f"127.0.0.1:{p}" for p in self.ports[:2])
 
 
@@ -158,12 +166,20 @@ def cluster(tmp_path):
     c.stop()
 
 
+@pytest.fixture
+def cluster_with_auth(tmp_path):
+    c = Cluster(str(tmp_path / "cluster"), password="s3cret")
+    yield c
+    c.stop()
+
+
 def info(t):
     return t.redis().info("store")
 
 
 def test_each_operation_goes_to_the_master_of_its_slot(tallyd_factory,
-                                                       cluster):
+                                                       cluster_with_auth):
+    cluster = cluster_with_auth  # redis+cluster://default:s3cret@...
     t = tallyd_factory(store=cluster.uri, allow_flush=True)
     r = t.redis()
     keys = [f"k{i}" for i in range(60)] + ["k{1}", "k}", "{", "%7B", "k%", ""]
@@ -200,6 +216,14 @@ def test_each_operation_goes_to_the_master_of_its_slot(tallyd_factory,
     for i in range(200):
         p.incr(f"p{i % 40}")
     assert p.execute() == [i // 40 + 1 for i in range(200)]
+    # Scripts flushed on every master (as on a fresh one): NOSCRIPT, loaded
+    # again on that node, sent again.
+    for m in cluster.masters():
+        cluster.node(m).script_flush()
+    p = r.pipeline(transaction=False)
+    for i in range(40):
+        p.incr(f"p{i}")
+    assert p.execute() == [6] * 40
     # Ids sit beside their counter, in its slot: they replay.
     first = r.execute_command("INCRBY.ONCE", "o", 5, "id-1")
     assert r.execute_command("INCRBY.ONCE", "o", 5, "id-1") == first == 5
