@@ -8,7 +8,8 @@ operation goes to the master of its key's slot, multi-key ones split per
 slot or refused (CROSSSLOT); a master SIGKILLed while clients increment
 through tallyd loses no acknowledged increment and counts no id twice once
 its replica has taken over; a slot moved to another master is followed
-(ASK while it migrates, MOVED after).
+(ASK while it migrates, MOVED after); rediss+cluster:// through a TLS
+terminator on every node.
 """
 import os
 import shutil
@@ -416,3 +417,57 @@ def test_no_cluster_there_is_said_once_and_answers_fast(tallyd_factory,
     finally:
         plain.terminate()
         plain.wait()
+
+
+def test_rediss_cluster_through_tls_on_every_node(tallyd_factory, tmp_path):
+    """Three masters, each behind a TLS terminator whose port it announces
+    (Debian's redis-server has no TLS): what tally talks to, the seeds and
+    every node CLUSTER SLOTS names, is TLS."""
+    from test_redis_store import TlsFront, make_pki
+    pki = make_pki(str(tmp_path))
+    ports = [cluster_port() for _ in range(3)]
+    fronts = [TlsFront(pki, p) for p in ports]
+    procs = []
+    try:
+        for p, f in zip(ports, fronts):
+            d = tmp_path / str(p)
+            d.mkdir()
+            procs.append(subprocess.Popen(
+                ["redis-server", "--port", str(p), "--bind", "127.0.0.1",
+                 "--dir", str(d), "--save", "", "--cluster-enabled", "yes",
+                 "--cluster-announce-port", str(f.port)],
+                stdout=subprocess.DEVNULL))
+        nodes = [redis.Redis(port=p, decode_responses=True) for p in ports]
+        for n in nodes:
+            Cluster.wait(n.ping)
+        for n, (lo, hi) in zip(nodes, [(0, 5460), (5461, 10922),
+                                       (10923, 16383)]):
+            n.execute_command("CLUSTER ADDSLOTSRANGE", lo, hi)
+        for p in ports[1:]:
+            nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", p)
+        Cluster.wait(lambda: all(n.cluster("info")["cluster_state"] == "ok"
+                                 for n in nodes))
+        uri = f"rediss+cluster://127.0.0.1:{fronts[0].port}"
+        t = tallyd_factory(store=uri, store_tls_ca_file=pki["ca.crt"],
+                           fsync="everysec")  # these nodes have no AOF
+        r = t.redis()
+        for i in range(30):
+            assert r.incrby(f"s{i}", i) == i
+        assert r.mget("s1", "s29") == ["1", "29"]
+        assert info(t)["store_cluster_masters"] == 3
+        assert all(str(f.port) in info(t)["store_cluster_map"]
+                   for f in fronts)
+        assert sum(n.dbsize() for n in nodes) == 30
+        assert all(n.dbsize() > 0 for n in nodes)
+        # A CA that did not sign the nodes' certificate: refused, said so.
+        bad = tallyd_factory(store=uri, store_tls_ca_file=pki["other.crt"],
+                             wait_store=False)
+        Cluster.wait(lambda: "certificate was refused" in bad.run_log(), 10)
+        ready = requests.get(bad.url + "/readyz", timeout=10)
+        assert ready.status_code == 503
+    finally:
+        for f in fronts:
+            f.close()
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
