@@ -926,6 +926,11 @@ int redis_node_up(const struct redis_store *node)
     return node->state != RS_DOWN;
 }
 
+int redis_node_serving(const struct redis_store *node)
+{
+    return node->state == RS_READY;
+}
+
 int redis_node_idle(const struct redis_store *node)
 {
     return TAILQ_EMPTY(&node->pending) && TAILQ_EMPTY(&node->retry) &&

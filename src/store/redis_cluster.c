@@ -469,6 +469,11 @@ bad:
     tick_soon(c);
 }
 
+static int pick_rank(const struct cnode *n)
+{
+    return 2 * redis_node_serving(n->rs) + n->master;
+}
+
 /* Ask one reachable node for the map (one question at a time). */
 static void ask_map(struct cluster *c)
 {
@@ -483,9 +488,10 @@ static void ask_map(struct cluster *c)
         c->map_again = 1;
         return;
     }
-    /* A master that is up, else any node that is, else the seeds. */
+    /* A master serving, else any node serving, else one connecting (a
+     * master first), else the seeds again. */
     TAILQ_FOREACH(n, &c->nodes, link)
-        if (redis_node_up(n->rs) && (!pick || (n->master && !pick->master)))
+        if (redis_node_up(n->rs) && (!pick || pick_rank(n) > pick_rank(pick)))
             pick = n;
     if (!pick) {
         for (int i = 0; i < c->nseeds; i++)

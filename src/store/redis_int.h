@@ -126,6 +126,8 @@ struct store *redis_node_store(struct redis_store *node);
 void redis_node_send(struct redis_store *node, struct redis_op *op);
 /* 0 if the node is down (backing off before a reconnect). */
 int redis_node_up(const struct redis_store *node);
+/* 1 if its handshake is done and it is serving. */
+int redis_node_serving(const struct redis_store *node);
 /* 1 if nothing is queued on the node or waits for its answer. */
 int redis_node_idle(const struct redis_store *node);
 /* The SHA-1 of each script (redis_lua.c), as EVALSHA takes it. */
