@@ -22,6 +22,7 @@ import time
 import pytest
 import redis
 import requests
+from pymemcache.client.base import Client as Memcache
 
 from conftest import free_port
 
@@ -233,6 +234,13 @@ def test_each_operation_goes_to_the_master_of_its_slot(tallyd_factory,
                       headers={"Idempotency-Key": "x"}, timeout=10)
     assert h.status_code == 200 and h.json()["value"] == 3
     assert requests.get(t.url + "/readyz", timeout=10).status_code == 200
+    # memcached: cas and decr's floor, each one script on its key's master.
+    m = Memcache(("127.0.0.1", t.mc_port), timeout=10)
+    assert m.set("m", "5") is True
+    _, cas = m.gets("m")
+    assert m.cas("m", "9", cas) is True
+    assert m.decr("m", 100) == 0
+    assert cluster.get("tally:{m}") == "0"
     assert r.flushall() is True
     assert r.dbsize() == 0 and cluster.get("tally:{k0}") is None
 
