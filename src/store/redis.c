@@ -24,6 +24,12 @@
  * with STORE_EUNKNOWN, never success, and reconnects with backoff (100 ms
  * doubling to 5 s).  A NOSCRIPT answer (a SCRIPT FLUSH, a failover to a
  * server without the scripts) loads the scripts again and re-sends.
+ *
+ * Nodes.  redis_cluster.c runs one of these connections per master
+ * (redis_node_open).  Such a node hands back to its cluster what it cannot
+ * answer itself: commands refused by MOVED, ASK, TRYAGAIN, LOADING or
+ * CLUSTERDOWN (nothing ran), and, when its connection goes, those it had
+ * not sent and reads; a write on the wire still answers STORE_EUNKNOWN.
  */
 #include <errno.h>
 #include <netinet/in.h>

@@ -24,7 +24,7 @@ import redis
 import requests
 from pymemcache.client.base import Client as Memcache
 
-from conftest import free_port
+from conftest import _given_ports, free_port
 
 pytestmark = [pytest.mark.own_server,
               pytest.mark.skipif(not shutil.which("redis-server") or
@@ -36,9 +36,10 @@ def cluster_port():
     """A free port that leaves room for its cluster bus at port + 10000."""
     while True:
         p = free_port()
-        if p <= 55535:
+        if p <= 55535 and p + 10000 not in _given_ports:
             try:
                 with socket.create_server(("127.0.0.1", p + 10000)):
+                    _given_ports.add(p + 10000)  # no other node's port
                     return p
             except OSError:
                 pass
@@ -82,8 +83,8 @@ class Cluster:
         subprocess.run(["redis-cli", *auth, "--cluster", "create",
                         *[f"127.0.0.1:{p}" for p in self.ports],
                         "--cluster-replicas", "1", "--cluster-yes"],
-                       check=True, capture_output=True, timeout=30)
-        self.wait(self.healthy)
+                       check=True, capture_output=True, timeout=60)
+        self.wait(self.healthy, 60)
 
     def start(self, port):
         """Start (or restart, with its nodes.conf) the node on port."""
@@ -93,7 +94,7 @@ class Cluster:
             stderr=subprocess.STDOUT)
 
     @staticmethod
-    def wait(pred, limit=20):
+    def wait(pred, limit=30):
         deadline = time.monotonic() + limit
         while True:
             try:
@@ -324,7 +325,7 @@ def test_a_master_killed_under_load_loses_no_acknowledged_increment(
     # its slots is acknowledged until the old master is back as its replica.
     count_at_failover = len(ids)
     cluster.start(hot_master)
-    cluster.wait(cluster.healthy)
+    cluster.wait(cluster.healthy, 60)
     time.sleep(1.0)
     stop.set()
     for th in threads:
@@ -401,7 +402,7 @@ def test_a_replayed_id_is_not_acknowledged_before_a_replica_has_it(
         with pytest.raises(redis.ResponseError, match="(?i)unknown"):
             r.execute_command("INCRBY.ONCE", "w", 1, "b")
     cluster.start(replica)
-    cluster.wait(cluster.healthy)
+    cluster.wait(cluster.healthy, 60)
     assert r.execute_command("INCRBY.ONCE", "w", 1, "b") == 2
     assert r.execute_command("INCRBY.ONCE", "w", 1, "a") == 1
     assert cluster.get("tally:{w}") == "2"
