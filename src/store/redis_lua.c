@@ -219,27 +219,28 @@ static const char lua_scan[] = LUA_COMMON LUA_IS_COUNTER
     "end\n"
     "return out\n";
 
-/* ARGV: "" pattern 1000 prefixlen [delete].  Answer: { counters, with an
- * expiry, their average ms left }.  With ARGV[5] the counters are deleted.
- * DEBT: a pass over the whole keyspace in one script blocks Redis for its
- * length; a counter of counters kept by the scripts would make it O(1). */
-static const char lua_count[] = LUA_COMMON LUA_IS_COUNTER
-    "local cur, n, nx, sum = '0', 0, 0, 0\n"
-    "repeat\n"
-    "  local s = redis.call('SCAN', cur, 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
-    "  cur = s[1]\n"
-    "  for _, key in ipairs(s[2]) do\n"
-    "    if is_counter(key) then\n"
-    "      if ARGV[5] then n = n + redis.call('DEL', key)\n"
-    "      else\n"
-    "        n = n + 1\n"
+/* One page of COUNT or FLUSH: one SCAN step, so no call holds Redis for
+ * longer than a page of keys, whatever else shares the server (redis_ops.c
+ * sends the pages one after the other until the cursor is back at 0).
+ * ARGV: cursor pattern count prefixlen mode (0: count, 1: count with the
+ * expiries, 2: delete).  Answer: { next cursor, counters (deleted), with
+ * an expiry, the sum of their ms left }. */
+static const char lua_count[] = LUA_IS_COUNTER
+    "local s = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
+    "local mode, n, nx, sum = ARGV[5], 0, 0, 0\n"
+    "for _, key in ipairs(s[2]) do\n"
+    "  if is_counter(key) then\n"
+    "    if mode == '2' then n = n + redis.call('DEL', key)\n"
+    "    else\n"
+    "      n = n + 1\n"
+    "      if mode == '1' then\n"
     "        local p = redis.call('PTTL', key)\n"
     "        if p > 0 then nx = nx + 1; sum = sum + p end\n"
     "      end\n"
     "    end\n"
     "  end\n"
-    "until cur == '0'\n"
-    "return {n, nx, nx > 0 and math.floor(sum / nx) or 0}\n";
+    "end\n"
+    "return {s[1], n, nx, sum}\n";
 
 const char *const redis_lua_text[REDIS_S_COUNT_ALL] = {
     [REDIS_S_INCR] = lua_incr,
