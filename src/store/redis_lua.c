@@ -27,7 +27,12 @@
     "  local t = redis.call('TIME')\n"                                      \
     "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"  \
     "end\n"                                                                 \
+    /* exp_at(): k's expiry as stored (PEXPIRETIME, Redis 7), so that     \
+     * every read shows the same instant; now + PTTL, which moves by a ms  \
+     * between reads, only on a server without it. */                      \
     "local function exp_at(k, now)\n"                                       \
+    "  local t = redis.pcall('PEXPIRETIME', k)\n"                           \
+    "  if type(t) == 'number' then return t > 0 and t or 0 end\n"           \
     "  local p = redis.call('PTTL', k)\n"                                   \
     "  if p > 0 then return now + p end\n"                                  \
     "  return 0\n"                                                          \
@@ -94,10 +99,12 @@ static const char lua_incr[] = LUA_COMMON
     "end\n"
     "if delta then\n"
     "  local v = redis.pcall('INCRBY', k, delta)\n"
+    /* Overflow: nothing changed, and the id stays unused (as on the
+     * engine), so the same id may carry a request that fits. */
     "  if type(v) == 'table' then\n"
     "    r[1] = -3; r[2] = old and 1 or 0; r[3] = old or '0'\n"
     "    r[4] = old and exp_at(k, now) or 0\n"
-    "    id_save(r, ARGV[5], ARGV[6]); return r\n"
+    "    return r\n"
     "  end\n"
     "end\n"
     "r[3] = redis.call('GET', k) or '0'\n"
