@@ -70,7 +70,7 @@ bench() {
 }
 
 echo "tallyd --store redis:// vs redis-server $("$redis_server" --version | awk '{print $3}' | sed 's/^v=//') directly (appendfsync $policy)"
-echo "redis-benchmark -r 100000; -n $n (-n $n_c1 at -c 1); median of $repeats runs; latency in ms"
+echo "redis-benchmark -r 100000 (INCRBY.ONCE rows: -r 10^9); -n $n (-n $n_c1 at -c 1); median of $repeats runs; latency in ms"
 printf '%-22s | %11s %7s %7s | %11s %7s %7s | %11s\n' config "tally rps" p50 p99 "redis rps" p50 p99 "tally/redis"
 printf '%.0s-' {1..97}
 echo
