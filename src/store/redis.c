@@ -126,8 +126,8 @@ static void op_finish(struct redis_store *rs, struct redis_op *op)
     redis_op_free(op);
 }
 
-/* Fail every op of q with rc, those that may have written (sent ones)
- * with STORE_EUNKNOWN. */
+/* Fail every op of q with rc, those that may have written (sent ones,
+ * and a FLUSH with pages done) with STORE_EUNKNOWN. */
 static void fail_list(struct redis_store *rs, struct redis_opq *q, int sent,
                       const char *why)
 {
@@ -135,13 +135,16 @@ static void fail_list(struct redis_store *rs, struct redis_opq *q, int sent,
 
     while ((op = TAILQ_FIRST(q))) {
         TAILQ_REMOVE(q, op, link);
-        if (rs->back && op->kind == R_USER && !(sent && op->writes)) {
-            /* Nothing ran, or only a read: the cluster sends it again. */
+        if (rs->back && op->kind == R_USER && !op->pages &&
+            !(sent && op->writes)) {
+            /* Nothing ran, or only a read: the cluster sends it again (not
+             * a COUNT or FLUSH halfway through this node's pages). */
             rs->back(rs->parent, rs, op, NULL);
             continue;
         }
         store_res_init(&op->res);
-        op->res.rc = sent && op->writes ? STORE_EUNKNOWN : STORE_EUNAVAIL;
+        op->res.rc = (sent || op->pages) && op->writes ? STORE_EUNKNOWN
+                                                       : STORE_EUNAVAIL;
         if (op->res.rc == STORE_EUNKNOWN)
             rs->n_unknown++;
         snprintf(op->res.detail, sizeof op->res.detail, "redis: %s", why);
@@ -432,7 +435,7 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
         sched_flush(rs);
         return;
     }
-    if (rs->back && r->type == REDIS_REPLY_ERROR &&
+    if (rs->back && r->type == REDIS_REPLY_ERROR && !op->pages &&
         (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4) ||
          !strncmp(r->str, "TRYAGAIN", 8) || !strncmp(r->str, "LOADING", 7) ||
          !strncmp(r->str, "CLUSTERDOWN", 11))) {
@@ -442,6 +445,12 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
     }
     redis_op_answer(&rs->keys, op, r);
     rs->n_ops++;
+    if (redis_op_next(&rs->keys, rs->sha, op)) {
+        /* COUNT, FLUSH: the next SCAN page, behind what waits already. */
+        TAILQ_INSERT_TAIL(&rs->pending, op, link);
+        sched_flush(rs);
+        return;
+    }
     if (op->held) {
         TAILQ_INSERT_TAIL(&rs->held, op, link);
         return;
