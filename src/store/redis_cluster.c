@@ -186,38 +186,58 @@ static void park(struct cluster *c, struct redis_op *op, int64_t retry_at)
     }
     op->retry_at = retry_at;
     TAILQ_INSERT_TAIL(&c->parked, op, link);
+    c->nparked[op->slot]++;
     tick_soon(c);
 }
 
-/* Send op to its slot's master, or park it. */
-void cluster_route(struct cluster *c, struct redis_op *op)
+/* Send op to its slot's master now, or park it; 1 if parked. */
+static int send_now(struct cluster *c, struct redis_op *op)
 {
-    struct cnode *n = op->slot >= 0 && op->slot < SLOTS ? c->slot[op->slot]
-                                                         : NULL;
+    struct cnode *n = c->slot[op->slot];
 
     if (!n || !redis_node_up(n->rs)) {
         park(c, op, 0);
         ask_map(c);
-        return;
+        return 1;
     }
     redis_node_send(n->rs, op);
+    return 0;
 }
 
-/* Route what waits and may go now; called by the tick and the drain. */
+void cluster_route(struct cluster *c, struct redis_op *op)
+{
+    if (c->nparked[op->slot]) {
+        park(c, op, 0); /* behind the earlier ones of its slot */
+        return;
+    }
+    send_now(c, op);
+}
+
+/* Route what waits and may go now, in order: an op that must wait holds
+ * back the later ones of its slot.  Called by the tick and the drain (all:
+ * without waiting for retry_at). */
 static void unpark(struct cluster *c, int all)
 {
     struct redis_opq q;
     struct redis_op *op;
     int64_t now = cluster_wall_ms();
+    unsigned char held[SLOTS / 8];
 
+    memset(held, 0, sizeof held);
     TAILQ_INIT(&q);
     TAILQ_CONCAT(&q, &c->parked, link);
     while ((op = TAILQ_FIRST(&q))) {
+        int s = op->slot;
         TAILQ_REMOVE(&q, op, link);
-        if (!all && op->retry_at > now && op->deadline > now)
+        if ((held[s / 8] & (1u << s % 8)) ||
+            (!all && op->retry_at > now && op->deadline > now)) {
             TAILQ_INSERT_TAIL(&c->parked, op, link);
-        else
-            cluster_route(c, op);
+            held[s / 8] |= (unsigned char)(1u << s % 8);
+            continue;
+        }
+        c->nparked[s]--;
+        if (send_now(c, op))
+            held[s / 8] |= (unsigned char)(1u << s % 8);
     }
 }
 
@@ -702,6 +722,7 @@ static void c_close(struct store *st)
     }
     while ((op = TAILQ_FIRST(&c->parked))) {
         TAILQ_REMOVE(&c->parked, op, link);
+        c->nparked[op->slot]--;
         op_fail(op, STORE_EUNAVAIL, "store closed");
     }
     event_free(c->ev_tick);

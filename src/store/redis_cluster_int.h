@@ -42,6 +42,9 @@ struct cluster {
     int nserved;               /* slots with a master */
     struct cnodeq nodes;
     struct redis_opq parked;   /* waiting for a map, a node, a retry */
+    unsigned nparked[SLOTS];   /* how many of them each slot has: an op
+                                  never overtakes an earlier one of its
+                                  slot (replies keep request order) */
     struct event *ev_tick, *ev_drain;
     int asking_map;            /* a CLUSTER SLOTS is on its way */
     struct cnode *asked;       /* to that node */
