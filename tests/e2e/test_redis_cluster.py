@@ -1,15 +1,16 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """tallyd over a real Redis Cluster: --store redis+cluster://h1:p1,h2:p2
-(src/store/redis_cluster.c, docs/redis-store.md).  Each test starts six
+(src/store/redis_cluster.c, docs/redis-store.md).  Each test starts its own
 redis-server processes on free loopback ports (cluster-enabled, appendonly
-yes, appendfsync always, cluster-node-timeout 1000) and makes three masters
-with one replica each with `redis-cli --cluster create`.  The stories: every
-operation goes to the master of its key's slot, multi-key ones split per
-slot or refused (CROSSSLOT); a master SIGKILLed while clients increment
-through tallyd loses no acknowledged increment and counts no id twice once
-its replica has taken over; a slot moved to another master is followed
-(ASK while it migrates, MOVED after); rediss+cluster:// through a TLS
-terminator on every node.
+yes, appendfsync always, cluster-node-timeout 1000) and makes three masters,
+with one replica each where a test needs them, with `redis-cli --cluster
+create`.  The stories: every operation goes to the master of its key's
+slot, multi-key ones split per slot or refused (CROSSSLOT); a master
+SIGKILLed while clients increment through tallyd loses no acknowledged
+increment and counts no id twice once its replica has taken over; a slot
+moved to another master is followed (ASK while it migrates, MOVED after);
+a slot not served is waited for; rediss+cluster:// through a TLS terminator
+on every node.
 """
 import os
 import shutil
@@ -46,12 +47,13 @@ def cluster_port():
 
 
 class Cluster:
-    """Six redis-servers, three masters and their replicas."""
+    """Three masters, each with a replica unless replicas=0."""
 
-    def __init__(self, workdir, password=None):
+    def __init__(self, workdir, password=None, replicas=1):
         self.dir = workdir
         self.password = password
-        self.ports = [cluster_port() for _ in range(6)]
+        self.replicas = replicas
+        self.ports = [cluster_port() for _ in range(3 * (1 + replicas))]
         self.procs = {}
         self.argv = {}
         try:
@@ -82,7 +84,8 @@ class Cluster:
             if self.password else []
         subprocess.run(["redis-cli", *auth, "--cluster", "create",
                         *[f"127.0.0.1:{p}" for p in self.ports],
-                        "--cluster-replicas", "1", "--cluster-yes"],
+                        "--cluster-replicas", str(self.replicas),
+                        "--cluster-yes"],
                        check=True, capture_output=True, timeout=60)
         self.wait(self.healthy, 60)
 
@@ -117,7 +120,7 @@ class Cluster:
         for p in self.alive():
             if self.node(p).cluster("info")["cluster_state"] != "ok":
                 return False
-        for m in self.masters():
+        for m in self.masters() if self.replicas else []:
             rep = self.node(m).info("replication")
             if rep["connected_slaves"] < 1 or rep["slave0"]["state"] != "online":
                 return False
@@ -170,8 +173,16 @@ def cluster(tmp_path):
 
 
 @pytest.fixture
-def cluster_with_auth(tmp_path):
-    c = Cluster(str(tmp_path / "cluster"), password="s3cret")
+def masters(tmp_path):
+    """Three masters without replicas: quicker to make."""
+    c = Cluster(str(tmp_path / "cluster"), replicas=0)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def masters_with_auth(tmp_path):
+    c = Cluster(str(tmp_path / "cluster"), password="s3cret", replicas=0)
     yield c
     c.stop()
 
@@ -181,8 +192,8 @@ def info(t):
 
 
 def test_each_operation_goes_to_the_master_of_its_slot(tallyd_factory,
-                                                       cluster_with_auth):
-    cluster = cluster_with_auth  # redis+cluster://default:s3cret@...
+                                                       masters_with_auth):
+    cluster = masters_with_auth  # redis+cluster://default:s3cret@...
     t = tallyd_factory(store=cluster.uri, allow_flush=True)
     r = t.redis()
     keys = [f"k{i}" for i in range(60)] + ["k{1}", "k}", "{", "%7B", "k%", ""]
@@ -356,7 +367,8 @@ def test_a_master_killed_under_load_loses_no_acknowledged_increment(
     assert "slot map" in t.run_log()
 
 
-def test_a_slot_moved_to_another_master_is_followed(tallyd_factory, cluster):
+def test_a_slot_moved_to_another_master_is_followed(tallyd_factory, masters):
+    cluster = masters
     t = tallyd_factory(store=cluster.uri)
     r = t.redis()
     assert r.incr("mv") == 1
@@ -493,7 +505,8 @@ def test_rediss_cluster_through_tls_on_every_node(tallyd_factory, tmp_path):
 
 
 def test_a_slot_not_served_is_retried_until_it_is_and_order_kept(
-        tallyd_factory, cluster):
+        tallyd_factory, masters):
+    cluster = masters
     t = tallyd_factory(store=cluster.uri)
     assert t.redis().set("ord", 1) is True
     slot = cluster.slot("tally:{ord}")
