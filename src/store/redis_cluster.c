@@ -292,8 +292,8 @@ static void node_back(void *parent, struct redis_store *node,
         !strncmp(r->str, "CLUSTERDOWN", 11)) {
         /* Nothing ran (a slot migrating, a failover under way, a master
          * reading its AOF): again later, 25 ms doubling to 800 ms. */
-        tries = op->redirects < 5 ? op->redirects : 5;
-        op->redirects++;
+        tries = op->retries < 5 ? op->retries : 5;
+        op->retries++;
         c->n_retried++;
         park(c, op, cluster_wall_ms() + (25 << tries));
         if (r->str[0] == 'C')

@@ -55,9 +55,10 @@ struct redis_op {
                                  STORE_EUNKNOWN */
     int held;                 /* answered, waiting for its batch's WAIT */
     /* A cluster's (redis_cluster.c): the key's hash slot (-1: none),
-     * ASKING first, how many redirects it followed, when to try again and
+     * ASKING first, how many redirects it followed and how many times it
+     * was sent again after TRYAGAIN/CLUSTERDOWN, when to try again and
      * when to give up (Unix ms, 0: not set). */
-    int slot, asking, redirects;
+    int slot, asking, redirects, retries;
     int64_t retry_at, deadline;
     void (*raw)(void *arg, const struct redisReply *r); /* R_RAW: r NULL
                                                             when lost */
