@@ -488,24 +488,6 @@ static int engine_exec(struct store *st, const struct store_req *req,
     tally *db = st->db;
     int rc;
 
-    if (req->op == STORE_INCRBY && !req->once && !req->flags &&
-        req->xmode == STORE_X_KEEP) {
-        /* The hot path (INCR, INCRBY, DECR): op_incr without an expiry, a
-         * floor or a read first, straight to the engine.  The caller has
-         * cleared *res (store_res_init): expire_set and expired stay 0. */
-        tally_ticket t = 0;
-
-        rc = tally_incrx(db, req->key, req->klen, req->num, TALLY_TTL_KEEP,
-                         0, &res->value, &res->expire_at, &t);
-        take(res, t); /* also an error's: it may show state */
-        if (rc < 0) {
-            res->rc = from_tally(db, res, rc);
-            return STORE_DONE;
-        }
-        res->found = 1;
-        res->rc = STORE_OK;
-        return STORE_DONE;
-    }
     if (req->once) {
         res->rc = op_once(db, req, res);
         return STORE_DONE;
@@ -561,6 +543,23 @@ static int engine_exec(struct store *st, const struct store_req *req,
     }
     res->rc = rc;
     return STORE_DONE;
+}
+
+/* store_ops.incr: op_incr's plain case (TALLY_TTL_KEEP, no read first),
+ * the engine call and nothing around it. */
+static int engine_incr(struct store *st, const char *key, size_t klen,
+                       int64_t delta, struct store_res *res)
+{
+    tally_ticket t = 0;
+    int rc = tally_incrx(st->db, key, klen, delta, TALLY_TTL_KEEP, 0,
+                         &res->value, &res->expire_at, &t);
+
+    res->ticket = t; /* also an error's: it may show state */
+    if (rc < 0) {
+        res->detail[0] = 0;
+        return res->rc = from_tally(st->db, res, rc);
+    }
+    return res->rc = STORE_OK;
 }
 
 static int engine_batch_begin(struct store *st)
@@ -691,6 +690,7 @@ static const struct store_ops store_engine_ops = {
     .name = "engine",
     .sync_only = 1,
     .exec = engine_exec,
+    .incr = engine_incr,
     .batch_begin = engine_batch_begin,
     .batch_commit = engine_batch_commit,
     .batch_abort = engine_batch_abort,
