@@ -363,8 +363,8 @@ static int conn_step(struct conn *c)
  * engine as one batch: one write and, under --fsync always, one fdatasync. */
 static void conn_cork(struct server *srv)
 {
-    if (srv->corked)
-        return;
+    if (srv->corked || !srv->db)
+        return; /* no engine (a remote store): nothing to batch */
     tally_cork(srv->db);
     srv->corked = 1;
 }

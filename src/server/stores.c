@@ -9,11 +9,11 @@
  * answering every operation a loop pass later; not documented for users,
  * it exists so the black-box tests can drive the asynchronous path.
  *
- * DEBT: whatever the store, the engine on --dir is opened too: the loop,
- * the outbox and corking (main.c, outbox.c, conn.c) are written against
- * the handle.  A remote store's results carry ticket 0, so nothing waits
- * on it; routing those through store_durable() and a store step removes
- * the directory from a stateless tallyd.
+ * A remote store (postgresql://, redis://) leaves --dir alone: the engine
+ * is not opened, so the directory is neither created nor locked, and
+ * srv->db is NULL.  The loop, the outbox and corking (main.c, outbox.c,
+ * conn.c) then have no engine to cork, step or wait for: a remote store's
+ * results carry ticket 0, so nothing is held.
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +30,11 @@
 static int has_scheme(const char *uri, const char *scheme)
 {
     return strncmp(uri, scheme, strlen(scheme)) == 0;
+}
+
+int stores_need_engine(const struct conf *c)
+{
+    return !c->store || has_scheme(c->store, "delay+engine");
 }
 
 int stores_open(struct server *srv, char *err)
