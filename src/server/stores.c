@@ -32,6 +32,16 @@ static int has_scheme(const char *uri, const char *scheme)
     return strncmp(uri, scheme, strlen(scheme)) == 0;
 }
 
+#ifdef TALLY_HAVE_PG
+/* store_pg_opts.expired: the PostgreSQL store's purge deleted an expired
+ * counter; its "expired" event is durable (ticket 0). */
+static void pg_expired(void *ctx, const void *key, size_t klen)
+{
+    struct server *srv = ctx;
+    cmd_note_expired(&srv->cmd, key, klen, 0);
+}
+#endif
+
 int stores_need_engine(const struct conf *c)
 {
     return !c->store || has_scheme(c->store, "delay+engine");
@@ -57,8 +67,9 @@ int stores_open(struct server *srv, char *err)
 #ifdef TALLY_HAVE_PG
         char why[200] = "";
         struct store *pg = NULL;
-        if (store_pg_open(srv->base, uri, (int)srv->conf.sync, &pg, why,
-                          sizeof why) < 0) {
+        struct store_pg_opts o = {srv->conf.once_ttl_ms, pg_expired, srv};
+        if (store_pg_open_opts(srv->base, uri, (int)srv->conf.sync, &o, &pg,
+                               why, sizeof why) < 0) {
             snprintf(err, 256, "--store: cannot use the PostgreSQL URI: %s",
                      why);
             return -1;
