@@ -520,6 +520,9 @@ static void rows_purged(struct pg_store *st, struct pg_op *op,
     size_t m = (size_t)PQntuples(r), bytes = 0, n = 0;
     for (size_t i = 0; i < m; i++)
         bytes += (size_t)PQgetlength(r, (int)i, 0);
+    free(op->rkeys); /* an earlier try's, re-run after 40P01 */
+    free(op->rklens);
+    free(op->rmem);
     op->rkeys = xcalloc(m + 1, sizeof *op->rkeys);
     op->rklens = xcalloc(m + 1, sizeof *op->rklens);
     op->rmem = xmalloc(bytes + 1);
