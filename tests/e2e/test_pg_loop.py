@@ -9,6 +9,7 @@ their next increments share one transaction rather than being split in two.
 """
 
 import os
+import shutil
 import subprocess
 import threading
 import time
@@ -81,3 +82,30 @@ def test_requests_waiting_on_a_locked_row_cost_no_cpu(tallyd_factory,
         t.join(60)
     assert sorted(replies) == [1, 2, 3, 4]
     assert used < 0.2, f"tallyd used {used:.0%} of a CPU waiting for the store"
+
+
+def info_num(r, name):
+    return int(r.info("store")[name])
+
+
+@pytest.mark.skipif(shutil.which("redis-benchmark") is None,
+                    reason="redis-benchmark not installed")
+def test_clients_answered_by_one_commit_share_the_next(tallyd_factory,
+                                                       pg_db):
+    server, db = pg_db
+    d = on_pg(tallyd_factory, server, db)
+    r = d.redis()
+    clients, n = 20, 6000
+    # Given clients that each send their next INCR as soon as answered
+    before = (info_num(r, "store_pg_ops"),
+              info_num(r, "store_pg_transactions"))
+    subprocess.run(["redis-benchmark", "-h", d.host, "-p", str(d.port),
+                    "-c", str(clients), "-n", str(n), "-t", "incr", "-q"],
+                   check=True, capture_output=True, timeout=300)
+    ops = info_num(r, "store_pg_ops") - before[0]
+    txns = info_num(r, "store_pg_transactions") - before[1]
+    print(f"{ops} ops in {txns} transactions")
+    # Then their increments went in transactions of about all of them: the
+    # first to come back did not go alone, splitting the rest off
+    assert r.get("counter:__rand_int__") == str(n)
+    assert ops >= n and ops / txns > 0.65 * clients, (ops, txns)
