@@ -53,14 +53,14 @@ static enum cmd_status put_move(struct cmd_ctx *ctx, struct cmd_session *s,
     struct cmd_res r;
     enum cmd_status st;
 
-    cmd_batch_begin(ctx);
+    cmd_batch_begin(ctx, s);
     st = cmd_exec(ctx, s, &set, &r);
     keep_ticket(res, &r);
     if (st == CMD_OK && del) {
         st = cmd_exec(ctx, s, &rm, &r);
         keep_ticket(res, &r);
     }
-    enum cmd_status cst = cmd_batch_commit(ctx, res);
+    enum cmd_status cst = cmd_batch_commit(ctx, s, res);
     return st != CMD_OK ? st : cst;
 }
 

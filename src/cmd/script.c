@@ -727,7 +727,7 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
     sc->last_poll_ms = 0;
     sc->session = s;
     lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
-    cmd_batch_begin(ctx);
+    cmd_batch_begin(ctx, s);
     rc = lua_pcall(L, 0, 1, -2);
     lua_sethook(L, NULL, 0, 0);
     ctx->script_busy = 0;
@@ -741,9 +741,9 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
     if (sc->discard) {
         /* Stopped for SHUTDOWN NOSAVE: Redis exits with the script's
          * writes never propagated; here they were never logged. */
-        cmd_batch_abort(ctx);
+        cmd_batch_abort(ctx, s);
         return CMD_NOTSET;
     }
     /* A script that failed after writing keeps its writes, as in Redis. */
-    return cmd_batch_commit(ctx, res);
+    return cmd_batch_commit(ctx, s, res);
 }
