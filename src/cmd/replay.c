@@ -47,6 +47,7 @@
 struct logged {
     struct store_res res;
     void *mem;
+    uint64_t fp;              /* what was asked (req_fp), 0: not a call */
 };
 
 struct cmd_replay {
@@ -62,8 +63,31 @@ struct cmd_replay {
     struct store_batch *batch;/* the request's open store batch, or NULL */
     size_t begin_at;          /* the log entry of its begin */
     int in_batch;             /* the call in flight belongs to the batch */
+    uint64_t fp;              /* its req_fp, logged with its result */
     unsigned conflicts;       /* re-runs of this request after a conflict */
+    int diverged;             /* a re-run asked something else than the
+                                 log holds: its batch must not commit */
 };
+
+#define DIVERGED "the request did not ask the store the same when run " \
+                 "again (a script that is not deterministic?); nothing of " \
+                 "its batch applied"
+
+/* What a call asks, as a number: a re-run must ask the same at the same
+ * place, or the logged result would answer another question. */
+static uint64_t req_fp(const struct store_req *req)
+{
+    uint64_t h = tally_once_hash(TALLY_ONCE_HASH_INIT, &req->op,
+                                 sizeof req->op);
+
+    h = tally_once_hash(h, &req->num, sizeof req->num);
+    h = tally_once_hash(h, &req->nkeys, sizeof req->nkeys);
+    if (req->key)
+        h = tally_once_hash(h, req->key, req->klen);
+    if (req->nkeys)
+        h = tally_once_hash(h, req->keys[0], req->klens[0]);
+    return h | 1;
+}
 
 static void end_batch(struct cmd_replay *r)
 {
@@ -105,6 +129,7 @@ static void append(struct cmd_replay *r, const struct store_res *res)
     l = &r->log[r->n++];
     l->res = *res;
     l->mem = NULL;
+    l->fp = 0;
     if (!k)
         return;
     if (res->keys)
@@ -186,6 +211,8 @@ static void on_done(void *arg, const struct store_res *res)
         }
     }
     append(r, res);
+    r->log[r->n - 1].fp = r->fp;
+    r->fp = 0;
     /* The request runs again from its start: its calls so far come from
      * the log, this one too. */
     r->waiting = 0;
@@ -237,6 +264,8 @@ static int submit(struct cmd_ctx *ctx, struct cmd_replay *r,
     }
     r->inflight--;
     append(r, res);
+    r->log[r->n - 1].fp = r->fp;
+    r->fp = 0;
     r->next++;
     return 0;
 }
@@ -246,6 +275,7 @@ int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
 {
     struct cmd_replay *r;
     struct store_req in;
+    uint64_t fp;
 
     if (ctx->store->ops->sync_only || !s) {
         /* The engine: straight through, nothing kept.  Without a session
@@ -257,12 +287,22 @@ int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
     r = replay_of(ctx, s);
     if (r->waiting)
         return 1; /* this run is abandoned: submit nothing more */
+    fp = req_fp(req);
     if (r->next < r->n) {
-        ctx->echo = r->next < r->reported;
-        restore(&r->log[r->next++], res);
+        struct logged *l = &r->log[r->next++];
+        ctx->echo = r->next <= r->reported;
+        if (l->fp && l->fp != fp) {
+            r->diverged = 1;
+            store_res_init(res);
+            res->rc = STORE_EIO;
+            snprintf(res->detail, sizeof res->detail, "%s", DIVERGED);
+            return 0;
+        }
+        restore(l, res);
         return 0;
     }
     ctx->echo = 0;
+    r->fp = fp;
     if (!ctx->batch_depth)
         return submit(ctx, r, req, res, 0, NULL);
     if (!r->batch) {
@@ -319,6 +359,12 @@ int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
         restore(&r->log[r->next++], res);
         return 0;
     }
+    if (r->diverged && r->batch) {
+        end_batch(r);
+        append_rc(r, STORE_EIO, DIVERGED);
+        restore(&r->log[r->n - 1], res);
+        return 0;
+    }
     if (!(b = r->batch)) {
         append_rc(r, STORE_ECONFLICT, "the batch kept conflicting with "
                   "concurrent changes; nothing of it applied");
@@ -326,6 +372,7 @@ int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
         return 0;
     }
     r->batch = NULL; /* the store's now, whatever the outcome */
+    r->fp = 0;
     return submit(ctx, r, NULL, res, 1, b);
 }
 
@@ -339,6 +386,24 @@ void cmd_store_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s,
     /* An abandoned run keeps the batch for the next one. */
     if (s->replay && !s->replay->waiting)
         end_batch(s->replay);
+}
+
+void cmd_replay_value(struct cmd_ctx *ctx, struct cmd_session *s,
+                      int64_t *v)
+{
+    struct cmd_replay *r;
+
+    if (ctx->store->ops->sync_only || !s)
+        return;
+    r = replay_of(ctx, s);
+    if (r->waiting)
+        return;
+    if (r->next < r->n) {
+        *v = r->log[r->next++].res.value;
+        return;
+    }
+    append_rc(r, STORE_OK, NULL);
+    r->log[r->n - 1].res.value = *v;
 }
 
 int cmd_store_replaying(const struct cmd_session *s)
@@ -362,6 +427,7 @@ void cmd_request_done(struct cmd_session *s)
         end_batch(s->replay); /* a request that left one open: undo it */
         clear_log(s->replay);
         s->replay->conflicts = 0;
+        s->replay->diverged = 0;
     }
 }
 

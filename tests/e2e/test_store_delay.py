@@ -111,6 +111,26 @@ def test_multi_script_and_rename_run_whole_across_pending_operations(
     assert r.ping() is True
 
 
+def test_script_run_again_asks_the_same_random_time_and_logs_once(
+        tallyd_factory):
+    # A script's store calls pend, so it runs several times; math.random,
+    # TIME and redis.log must come out as if it ran once.
+    t = delayed(tallyd_factory)
+    r = t.redis()
+    k, v = r.eval("local k = 'r:' .. math.random(1000000000) .. ':' .. "
+                  "redis.call('time')[2]; "
+                  "redis.call('incr', k); redis.call('incr', k); "
+                  "redis.log(redis.LOG_WARNING, 'wrote', k); "
+                  "return {k, redis.call('get', k)}", 0)
+    assert v == "2"
+    assert list(r.scan_iter("r:*")) == [k]
+    deadline = time.monotonic() + 5
+    while "script: wrote " + k not in t.run_log():
+        assert time.monotonic() < deadline, t.run_log()
+        time.sleep(0.05)
+    assert t.run_log().count("script: wrote ") == 1
+
+
 def test_concurrent_transfers_conflict_run_again_and_conserve_the_sum(
         tallyd_factory):
     t = delayed(tallyd_factory)
