@@ -486,11 +486,15 @@ int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
 void cmd_store_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s,
                            struct store_batch *sync_batch);
 /* A value that is not the store's but must be the same on every run of
- * s's request (a script's random seed, TIME inside a script): the first
- * run logs *v, later runs get it back in *v.  Nothing on a store that is
- * sync_only. */
-void cmd_replay_value(struct cmd_ctx *ctx, struct cmd_session *s,
-                      int64_t *v);
+ * s's request (a script's random seed, TIME inside a script), or an effect
+ * that must happen once (PUBLISH inside MULTI): the first run logs *v and
+ * gets 0; later runs get it back in *v and 1, as does a run being
+ * abandoned (do not do the effect again; its reply is dropped anyway).
+ * Always 0, and nothing kept, on a store that is sync_only.  amend: set
+ * the value just logged (the effect's outcome, once it is known). */
+int cmd_replay_value(struct cmd_ctx *ctx, struct cmd_session *s,
+                     int64_t *v);
+void cmd_replay_amend(struct cmd_ctx *ctx, struct cmd_session *s, int64_t v);
 /* 1 while a re-run of s's request is still returning logged results. */
 int cmd_store_replaying(const struct cmd_session *s);
 /* Detach s from its replay log (cmd_session_end does it): a call still in

@@ -388,22 +388,29 @@ void cmd_store_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s,
         end_batch(s->replay);
 }
 
-void cmd_replay_value(struct cmd_ctx *ctx, struct cmd_session *s,
-                      int64_t *v)
+int cmd_replay_value(struct cmd_ctx *ctx, struct cmd_session *s,
+                     int64_t *v)
 {
     struct cmd_replay *r;
 
     if (ctx->store->ops->sync_only || !s)
-        return;
+        return 0;
     r = replay_of(ctx, s);
     if (r->waiting)
-        return;
+        return 1; /* abandoned: what this run does is dropped */
     if (r->next < r->n) {
         *v = r->log[r->next++].res.value;
-        return;
+        return 1;
     }
     append_rc(r, STORE_OK, NULL);
     r->log[r->n - 1].res.value = *v;
+    return 0;
+}
+
+void cmd_replay_amend(struct cmd_ctx *ctx, struct cmd_session *s, int64_t v)
+{
+    if (!ctx->store->ops->sync_only && s && s->replay && s->replay->n)
+        s->replay->log[s->replay->n - 1].res.value = v;
 }
 
 int cmd_store_replaying(const struct cmd_session *s)

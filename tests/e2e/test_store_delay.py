@@ -131,6 +131,26 @@ def test_script_run_again_asks_the_same_random_time_and_logs_once(
     assert t.run_log().count("script: wrote ") == 1
 
 
+def test_publish_inside_multi_goes_out_once_across_re_runs(tallyd_factory):
+    t = delayed(tallyd_factory)
+    sub = t.redis().pubsub()
+    sub.subscribe("ch")
+    assert sub.get_message(timeout=5)["type"] == "subscribe"
+    p = t.redis().pipeline(transaction=True)
+    p.incr("x")
+    p.publish("ch", "hello")
+    p.incr("x")
+    assert p.execute() == [1, 1, 2]
+    got = []
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        m = sub.get_message(timeout=0.1)
+        if m:
+            got.append(m["data"])
+    assert got == ["hello"]
+    sub.close()
+
+
 def test_concurrent_transfers_conflict_run_again_and_conserve_the_sum(
         tallyd_factory):
     t = delayed(tallyd_factory)
