@@ -477,7 +477,7 @@ int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
  * begin: a STORE_* code (logged: a re-run does not begin again).  commit:
  * 0 with *res filled, or 1 if it pends.  abort: nothing in a run that is
  * being abandoned (the batch stays open for the re-run). */
-#define CMD_CONFLICT_MAX 10 /* re-runs after STORE_ECONFLICT at most */
+#define CMD_CONFLICT_MAX 16 /* re-runs after STORE_ECONFLICT at most */
 int cmd_store_batch_begin(struct cmd_ctx *ctx, struct cmd_session *s,
                           struct store_batch **sync_batch);
 int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,

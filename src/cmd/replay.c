@@ -325,7 +325,7 @@ int cmd_store_batch_begin(struct cmd_ctx *ctx, struct cmd_session *s,
     int rc;
 
     if (ctx->store->ops->sync_only || !s)
-        return ctx->store->ops->batch_begin(ctx->store, sync_batch);
+        return ctx->store->ops->batch_begin(ctx->store, 0, sync_batch);
     r = replay_of(ctx, s);
     if (r->waiting)
         return STORE_OK; /* abandoned run */
@@ -335,7 +335,7 @@ int cmd_store_batch_begin(struct cmd_ctx *ctx, struct cmd_session *s,
     }
     end_batch(r); /* none should be open; never two */
     r->begin_at = r->n;
-    rc = ctx->store->ops->batch_begin(ctx->store, &r->batch);
+    rc = ctx->store->ops->batch_begin(ctx->store, r->conflicts, &r->batch);
     append_rc(r, rc, NULL);
     return rc;
 }

@@ -52,6 +52,7 @@ struct store_batch {
     size_t n, cap;
     int queued;                 /* an operation (or the commit) waits */
     int aborted;                /* abort came while one waited */
+    unsigned attempt;           /* conflicts of its request before it */
 };
 
 struct store_delay {
@@ -215,7 +216,7 @@ static void run_in_batch(struct store_delay *d, struct delayed *op)
         batch_free(b);
         return;
     }
-    if (d->inner->ops->batch_begin(d->inner, &inner_b) != STORE_OK) {
+    if (d->inner->ops->batch_begin(d->inner, 0, &inner_b) != STORE_OK) {
         store_res_init(&res);
         res.rc = STORE_EIO;
         snprintf(res.detail, sizeof res.detail,
@@ -238,7 +239,19 @@ static void run_in_batch(struct store_delay *d, struct delayed *op)
     op->done(op->arg, &res);
 }
 
-/* The commit of batch b: replay and check everything in one inner batch. */
+static void conflict_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct delayed *op = arg;
+
+    (void)fd;
+    (void)what;
+    op->done(op->arg, &op->seen);
+    delayed_free(op);
+}
+
+/* The commit of batch b: replay and check everything in one inner batch.
+ * A conflict answers after a jittered wait that grows with the attempt,
+ * as a remote store's does, so that batches that keep meeting spread. */
 static void run_commit(struct store_delay *d, struct delayed *op)
 {
     struct store_batch *b = op->req.batch;
@@ -246,7 +259,7 @@ static void run_commit(struct store_delay *d, struct delayed *op)
     struct store_res res;
 
     store_res_init(&res);
-    if (d->inner->ops->batch_begin(d->inner, &inner_b) != STORE_OK) {
+    if (d->inner->ops->batch_begin(d->inner, 0, &inner_b) != STORE_OK) {
         res.rc = STORE_EIO;
         snprintf(res.detail, sizeof res.detail,
                  "the delay store's inner batch did not open");
@@ -255,6 +268,17 @@ static void run_commit(struct store_delay *d, struct delayed *op)
         res.rc = STORE_ECONFLICT;
         snprintf(res.detail, sizeof res.detail, "a key the batch read was "
                  "changed before its commit");
+        long us = store_conflict_backoff_us(b->attempt, next_rand(d));
+        struct timeval tv = {us / 1000000, us % 1000000};
+        op->seen = res;
+        op->req.batch = NULL;
+        batch_free(b);
+        if (event_base_once(event_get_base(d->ev), -1, EV_TIMEOUT,
+                            conflict_cb, op, &tv) == 0)
+            return;
+        op->done(op->arg, &res);
+        delayed_free(op);
+        return;
     } else {
         d->inner->ops->batch_commit(d->inner, inner_b, &res, NULL, NULL);
     }
@@ -342,10 +366,12 @@ static int delay_exec(struct store *st, const struct store_req *req,
     return STORE_PENDING;
 }
 
-static int delay_batch_begin(struct store *st, struct store_batch **out)
+static int delay_batch_begin(struct store *st, unsigned attempt,
+                             struct store_batch **out)
 {
     (void)st;
     *out = xcalloc(1, sizeof **out);
+    (*out)->attempt = attempt;
     return STORE_OK;
 }
 

@@ -547,8 +547,10 @@ static int engine_exec(struct store *st, const struct store_req *req,
 
 /* The engine has one batch, open within one call of the command layer:
  * its handle is the store itself. */
-static int engine_batch_begin(struct store *st, struct store_batch **out)
+static int engine_batch_begin(struct store *st, unsigned attempt,
+                              struct store_batch **out)
 {
+    (void)attempt;
     *out = tally_batch_begin(st->db) < 0 ? NULL : (struct store_batch *)st;
     return *out ? STORE_OK : STORE_EINVAL;
 }

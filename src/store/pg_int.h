@@ -131,7 +131,8 @@ size_t pg_batch_key_add(struct pg_batch *b, const char *k, size_t klen);
 void pg_batch_run(struct pg_batch *b, struct pg_op *op);
 
 /* pg_xact.c: store batches (MULTI/EXEC, scripts, ...), checked at commit */
-int pg_xact_begin(struct store *s, struct store_batch **out);
+int pg_xact_begin(struct store *s, unsigned attempt,
+                  struct store_batch **out);
 int pg_xact_exec(struct pg_store *st, const struct store_req *req,
                  struct store_res *res, store_done_fn done, void *arg);
 int pg_xact_commit(struct store *s, struct store_batch *b,

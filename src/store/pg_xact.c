@@ -49,9 +49,6 @@
 
 #include "pg_int.h"
 
-/* The longest wait, in ms, before a conflicting commit answers. */
-#define XACT_BACKOFF_MS 16
-
 /* One operation of the batch and what it was shown. */
 struct xsub {
     struct pg_op *op;          /* a copy of the request (keys live here) */
@@ -79,6 +76,7 @@ struct store_batch {
     void *carg;
     struct store_res cres;
     struct event *ev_backoff;
+    unsigned attempt;          /* conflicts of its request before it */
 };
 
 /* One read of one key of the view. */
@@ -101,10 +99,12 @@ static void xact_free(struct store_batch *b)
     free(b);
 }
 
-int pg_xact_begin(struct store *s, struct store_batch **out)
+int pg_xact_begin(struct store *s, unsigned attempt,
+                  struct store_batch **out)
 {
     struct store_batch *b = xcalloc(1, sizeof *b);
 
+    b->attempt = attempt;
     b->st = (struct pg_store *)s;
     b->view = pg_batch_new();
     *out = b;
@@ -354,8 +354,10 @@ static void commit_done(void *arg, const struct store_res *res)
     struct store_batch *b = arg;
 
     if (res->rc == STORE_ECONFLICT) {
-        /* Jittered, so two instances that conflicted do not meet again. */
-        struct timeval tv = {0, (1 + random() % XACT_BACKOFF_MS) * 1000};
+        /* Jittered and growing with the request's attempts, so batches
+         * that keep meeting spread out. */
+        long us = store_conflict_backoff_us(b->attempt, (uint64_t)random());
+        struct timeval tv = {us / 1000000, us % 1000000};
         b->cres = *res;
         b->ev_backoff = evtimer_new(b->st->evb, backoff_cb, b);
         if (b->ev_backoff && evtimer_add(b->ev_backoff, &tv) == 0)

@@ -230,6 +230,17 @@ static inline void store_res_init(struct store_res *r)
     r->detail[0] = 0;
 }
 
+/* How long a store waits before it answers STORE_ECONFLICT for a batch of a
+ * request that conflicted attempt times before: jittered (rnd is any random
+ * number), 1 ms plus up to 2 ms doubling per attempt to 128 ms, so batches
+ * that keep meeting spread out.  In microseconds. */
+static inline long store_conflict_backoff_us(unsigned attempt, uint64_t rnd)
+{
+    long cap = 2000L << (attempt < 6 ? attempt : 6);
+
+    return 1000L + (long)(rnd % (uint64_t)cap);
+}
+
 #define STORE_DONE 0
 #define STORE_PENDING 1
 
@@ -263,7 +274,8 @@ struct store_ops {
      * such commands with a clear error).
      *   begin: opens a batch into *out, at once (STORE_OK; no round trip:
      *     a remote store starts its transaction with the first operation)
-     *     or an error with *out NULL.  Several may be open at once, one per
+     *     or an error with *out NULL.  attempt: how many times batches of
+     *     this request conflicted before (for the store's backoff).  Several may be open at once, one per
      *     request, and stay open across loop passes while their operations
      *     pend (a store that is sync_only has only one, within one call).
      *   exec inside: STORE_DONE or STORE_PENDING as always.  A remote
@@ -276,7 +288,8 @@ struct store_ops {
      *     its done() (with an error) later, as promised.
      * An exec of b that answers STORE_ECONFLICT has ended b too: the caller
      * neither commits nor aborts it. */
-    int (*batch_begin)(struct store *st, struct store_batch **out);
+    int (*batch_begin)(struct store *st, unsigned attempt,
+                       struct store_batch **out);
     int (*batch_commit)(struct store *st, struct store_batch *b,
                         struct store_res *res, store_done_fn done, void *arg);
     void (*batch_abort)(struct store *st, struct store_batch *b);

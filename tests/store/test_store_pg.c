@@ -363,7 +363,7 @@ static void connection_lost_after_commit_sent_is_unknown(void **state)
 static struct store_batch *begin(struct fx *f)
 {
     struct store_batch *b = NULL;
-    assert_int_equal(f->st->ops->batch_begin(f->st, &b), STORE_OK);
+    assert_int_equal(f->st->ops->batch_begin(f->st, 0, &b), STORE_OK);
     assert_non_null(b);
     return b;
 }

@@ -320,13 +320,13 @@ static void batch_commits_as_one_and_abort_undoes(void **state)
 
     open_fx(&f, state);
     assert_true(store_has_batch(f.st));
-    assert_int_equal(f.st->ops->batch_begin(f.st, &b), STORE_OK);
+    assert_int_equal(f.st->ops->batch_begin(f.st, 0, &b), STORE_OK);
     incr(&f, "b", 1, 0, &r);
     incr(&f, "b", 1, 0, &r);
     f.st->ops->batch_abort(f.st, b);
     value_of(&f, "b", &found);
     assert_false(found);
-    assert_int_equal(f.st->ops->batch_begin(f.st, &b), STORE_OK);
+    assert_int_equal(f.st->ops->batch_begin(f.st, 0, &b), STORE_OK);
     incr(&f, "b", 2, 0, &r);
     memset(&r, 0, sizeof r);
     assert_int_equal(f.st->ops->batch_commit(f.st, b, &r, NULL, NULL),
