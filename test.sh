@@ -12,7 +12,11 @@
 #   7. the same black-box suite again with every tallyd on
 #      --store postgresql://... (TALLY_TEST_STORE=postgresql), except the
 #      tests about the engine's files (tests/e2e/README.md);
-#   8. the libFuzzer targets, TALLY_FUZZ_SECONDS (default 60) each
+#   8. and again with every tallyd on --store redis://...
+#      (TALLY_TEST_STORE=redis: one redis-server with appendfsync always,
+#      a database per tallyd), except the engine-file tests and the
+#      test_pg_*/test_redis_* files (tests/e2e/redis_known.py);
+#   9. the libFuzzer targets, TALLY_FUZZ_SECONDS (default 60) each
 #      (tests/fuzz/run.sh; tests/fuzz/README.md).
 # TALLY_CRASH_KILLS sets how many SIGKILLs the crash test deals (default 200;
 # fewer on the extra builds).
@@ -61,6 +65,14 @@ if [[ $(build/tallyd --help 2>&1 || true) == *--store* ]]; then
 else
   echo "skipped: this tallyd has no --store option yet"
 fi
+
+echo "== black-box tests on --store redis://"
+# The test_pg_* and test_redis_* files ran in the first pass: they start
+# their own servers.
+TALLYD=$PWD/build/tallyd TALLY_CLI=$PWD/build/tally TALLY_TEST_STORE=redis \
+  /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+  --ignore-glob='tests/e2e/test_pg_*' --ignore-glob='tests/e2e/test_redis_*' \
+  tests/e2e
 
 echo "== fuzzing, ${TALLY_FUZZ_SECONDS:-60} s per target"
 tests/fuzz/run.sh

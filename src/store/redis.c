@@ -112,8 +112,8 @@ static void op_finish(struct redis_store *rs, struct redis_op *op)
     redis_op_free(op);
 }
 
-/* Fail every op of q with rc, those that may have written (sent ones)
- * with STORE_EUNKNOWN. */
+/* Fail every op of q with rc, those that may have written (sent ones,
+ * and a FLUSH with pages done) with STORE_EUNKNOWN. */
 static void fail_list(struct redis_store *rs, struct redis_opq *q, int sent,
                       const char *why)
 {
@@ -122,7 +122,8 @@ static void fail_list(struct redis_store *rs, struct redis_opq *q, int sent,
     while ((op = TAILQ_FIRST(q))) {
         TAILQ_REMOVE(q, op, link);
         store_res_init(&op->res);
-        op->res.rc = sent && op->writes ? STORE_EUNKNOWN : STORE_EUNAVAIL;
+        op->res.rc = (sent || op->pages) && op->writes ? STORE_EUNKNOWN
+                                                       : STORE_EUNAVAIL;
         if (op->res.rc == STORE_EUNKNOWN)
             rs->n_unknown++;
         snprintf(op->res.detail, sizeof op->res.detail, "redis: %s", why);
@@ -404,6 +405,12 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
     }
     redis_op_answer(&rs->keys, op, r);
     rs->n_ops++;
+    if (redis_op_next(&rs->keys, rs->sha, op)) {
+        /* COUNT, FLUSH: the next SCAN page, behind what waits already. */
+        TAILQ_INSERT_TAIL(&rs->pending, op, link);
+        sched_flush(rs);
+        return;
+    }
     if (op->held) {
         TAILQ_INSERT_TAIL(&rs->held, op, link);
         return;

@@ -63,6 +63,14 @@ struct redis_op {
     size_t *rklens;
     int64_t *rexp;
     char *rmem;
+    /* COUNT, FLUSH: one command per SCAN page (redis_op_next), and the
+     * sums of the pages answered so far */
+    int page_mode;            /* the script's mode: 0 count, 1 with the
+                                 expiries, 2 delete */
+    uint64_t pages;           /* pages answered */
+    uint64_t page_cursor;     /* the next page's SCAN cursor; 0: done */
+    uint64_t page_n, page_nx;
+    double page_ttl_sum;      /* ms left, summed (only an average needs it) */
 };
 
 TAILQ_HEAD(redis_opq, redis_op);
@@ -82,6 +90,11 @@ void redis_op_free(struct redis_op *op);
 /* Fill op->res from the reply to its command. */
 void redis_op_answer(const struct redis_keys *kp, struct redis_op *op,
                      const struct redisReply *r);
+/* After redis_op_answer: 1 if op has another command to send (the next
+ * SCAN page of COUNT or FLUSH, now in op->cmd; op->res holds the sums so
+ * far), 0 if op->res is its result. */
+int redis_op_next(const struct redis_keys *kp, char sha[][41],
+                  struct redis_op *op);
 /* One formatted command from argv (caller frees *out with free()). */
 size_t redis_format(char **out, int argc, const char **argv,
                     const size_t *lens);

@@ -27,7 +27,12 @@
     "  local t = redis.call('TIME')\n"                                      \
     "  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"  \
     "end\n"                                                                 \
+    /* exp_at(): k's expiry as stored (PEXPIRETIME, Redis 7), so that     \
+     * every read shows the same instant; now + PTTL, which moves by a ms  \
+     * between reads, only on a server without it. */                      \
     "local function exp_at(k, now)\n"                                       \
+    "  local t = redis.pcall('PEXPIRETIME', k)\n"                           \
+    "  if type(t) == 'number' then return t > 0 and t or 0 end\n"           \
     "  local p = redis.call('PTTL', k)\n"                                   \
     "  if p > 0 then return now + p end\n"                                  \
     "  return 0\n"                                                          \
@@ -94,10 +99,12 @@ static const char lua_incr[] = LUA_COMMON
     "end\n"
     "if delta then\n"
     "  local v = redis.pcall('INCRBY', k, delta)\n"
+    /* Overflow: nothing changed, and the id stays unused (as on the
+     * engine), so the same id may carry a request that fits. */
     "  if type(v) == 'table' then\n"
     "    r[1] = -3; r[2] = old and 1 or 0; r[3] = old or '0'\n"
     "    r[4] = old and exp_at(k, now) or 0\n"
-    "    id_save(r, ARGV[5], ARGV[6]); return r\n"
+    "    return r\n"
     "  end\n"
     "end\n"
     "r[3] = redis.call('GET', k) or '0'\n"
@@ -219,27 +226,28 @@ static const char lua_scan[] = LUA_COMMON LUA_IS_COUNTER
     "end\n"
     "return out\n";
 
-/* ARGV: "" pattern 1000 prefixlen [delete].  Answer: { counters, with an
- * expiry, their average ms left }.  With ARGV[5] the counters are deleted.
- * DEBT: a pass over the whole keyspace in one script blocks Redis for its
- * length; a counter of counters kept by the scripts would make it O(1). */
-static const char lua_count[] = LUA_COMMON LUA_IS_COUNTER
-    "local cur, n, nx, sum = '0', 0, 0, 0\n"
-    "repeat\n"
-    "  local s = redis.call('SCAN', cur, 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
-    "  cur = s[1]\n"
-    "  for _, key in ipairs(s[2]) do\n"
-    "    if is_counter(key) then\n"
-    "      if ARGV[5] then n = n + redis.call('DEL', key)\n"
-    "      else\n"
-    "        n = n + 1\n"
+/* One page of COUNT or FLUSH: one SCAN step, so no call holds Redis for
+ * longer than a page of keys, whatever else shares the server (redis_ops.c
+ * sends the pages one after the other until the cursor is back at 0).
+ * ARGV: cursor pattern count prefixlen mode (0: count, 1: count with the
+ * expiries, 2: delete).  Answer: { next cursor, counters (deleted), with
+ * an expiry, the sum of their ms left }. */
+static const char lua_count[] = LUA_IS_COUNTER
+    "local s = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
+    "local mode, n, nx, sum = ARGV[5], 0, 0, 0\n"
+    "for _, key in ipairs(s[2]) do\n"
+    "  if is_counter(key) then\n"
+    "    if mode == '2' then n = n + redis.call('DEL', key)\n"
+    "    else\n"
+    "      n = n + 1\n"
+    "      if mode == '1' then\n"
     "        local p = redis.call('PTTL', key)\n"
     "        if p > 0 then nx = nx + 1; sum = sum + p end\n"
     "      end\n"
     "    end\n"
     "  end\n"
-    "until cur == '0'\n"
-    "return {n, nx, nx > 0 and math.floor(sum / nx) or 0}\n";
+    "end\n"
+    "return {s[1], n, nx, sum}\n";
 
 const char *const redis_lua_text[REDIS_S_COUNT_ALL] = {
     [REDIS_S_INCR] = lua_incr,

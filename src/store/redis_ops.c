@@ -165,6 +165,39 @@ static void arg_eval(struct args *a, char sha[][41], int s, size_t nkeys)
     arg_u64(a, nkeys);
 }
 
+/* SCAN's COUNT for one page of COUNT or FLUSH: about this many keys of the
+ * database (tally's or not) are looked at per call, which bounds how long
+ * one call holds Redis. */
+#define REDIS_PAGE_KEYS 1000
+
+/* The command of COUNT's or FLUSH's next page (redis_lua.c's count
+ * script) at op->page_cursor, into op->cmd. */
+static void format_page(const struct redis_keys *kp, char sha[][41],
+                        struct redis_op *op)
+{
+    struct args a = {BUF_INIT, NULL, NULL, 0, 0};
+
+    arg_eval(&a, sha, REDIS_S_COUNT, 0);
+    arg_u64(&a, op->page_cursor);
+    arg_pattern(&a, kp, "", 0);
+    arg_u64(&a, REDIS_PAGE_KEYS);
+    arg_u64(&a, kp->plen);
+    arg_u64(&a, (uint64_t)op->page_mode);
+    args_format(&a, op);
+}
+
+int redis_op_next(const struct redis_keys *kp, char sha[][41],
+                  struct redis_op *op)
+{
+    if ((op->op != STORE_COUNT && op->op != STORE_FLUSH) ||
+        op->res.rc != STORE_OK || op->page_cursor == 0)
+        return 0;
+    free(op->cmd);
+    op->cmd = NULL;
+    format_page(kp, sha, op);
+    return 1;
+}
+
 int redis_op_format(const struct redis_keys *kp, char sha[][41],
                     uint64_t once_ttl_ms, const struct store_req *req,
                     struct redis_op *op)
@@ -257,14 +290,12 @@ int redis_op_format(const struct redis_keys *kp, char sha[][41],
     case STORE_COUNT:
     case STORE_FLUSH:
         op->writes = req->op == STORE_FLUSH;
-        arg_eval(&a, sha, op->script = REDIS_S_COUNT, 0);
-        arg_str(&a, "");
-        arg_pattern(&a, kp, "", 0);
-        arg_str(&a, "1000");
-        arg_u64(&a, kp->plen);
-        if (req->op == STORE_FLUSH)
-            arg_str(&a, "1");
-        break;
+        op->script = REDIS_S_COUNT;
+        op->page_mode = req->op == STORE_FLUSH ? 2 :
+                        req->flags & STORE_F_EXPIRES ? 1 : 0;
+        free(a.off);
+        format_page(kp, sha, op);
+        return STORE_OK;
     default:
         free(a.off);
         return STORE_EUNSUPPORTED;
@@ -415,6 +446,38 @@ static int answer_scan(const struct redis_keys *kp, struct redis_op *op,
     return 0;
 }
 
+/* One page of COUNT or FLUSH: { next cursor, n, nx, ms left summed }
+ * added to the pages before; res shows the sums. */
+static int answer_page(struct redis_op *op, const struct redisReply *r)
+{
+    struct store_res *res = &op->res;
+    const struct redisReply *c;
+    int64_t f[3];
+    char *end;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+        return -1;
+    c = r->element[0];
+    if (c->type != REDIS_REPLY_STRING || !c->len || c->len > 20)
+        return -1;
+    for (size_t i = 0; i < 3; i++)
+        if (reply_i64(r->element[1 + i], &f[i]) < 0 || f[i] < 0)
+            return -1;
+    /* Redis's cursor is an unsigned 64-bit decimal. */
+    op->page_cursor = strtoull(c->str, &end, 10);
+    if (end != c->str + c->len)
+        return -1;
+    op->pages++;
+    op->page_n += (uint64_t)f[0];
+    op->page_nx += (uint64_t)f[1];
+    op->page_ttl_sum += (double)f[2];
+    res->n = op->page_n;
+    res->expires_n = op->page_nx;
+    res->avg_ttl_ms = op->page_nx ? (int64_t)(op->page_ttl_sum /
+                                              (double)op->page_nx) : 0;
+    return 0;
+}
+
 static int answer_multi(struct redis_op *op, const struct redisReply *r)
 {
     struct store_res *res = &op->res;
@@ -472,19 +535,9 @@ void redis_op_answer(const struct redis_keys *kp, struct redis_op *op,
         bad = answer_scan(kp, op, r);
         break;
     case STORE_COUNT:
-    case STORE_FLUSH: {
-        int64_t f[3];
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
-            bad = -1;
-        for (size_t i = 0; !bad && i < 3; i++)
-            bad = reply_i64(r->element[i], &f[i]);
-        if (!bad) {
-            res->n = (uint64_t)f[0];
-            res->expires_n = (uint64_t)f[1];
-            res->avg_ttl_ms = f[2];
-        }
+    case STORE_FLUSH:
+        bad = answer_page(op, r);
         break;
-    }
     case STORE_EXISTS:
     case STORE_MGET:
     case STORE_MSET:

@@ -17,10 +17,14 @@ unique to the test so they cannot disturb the data already there.
 $TALLY_TEST_STORE=postgresql runs the same tests with every tallyd the
 fixtures start on `--store postgresql://...`: a fresh database per test on
 one PostgreSQL server for the session (pgserver.py, which also gives the
-test_pg_* tests their servers).  Tests marked `engine_files` (they are about
-the engine's data directory: its files, torn tails, `tally check`,
-snapshots, the fsync shim on its log) are skipped then.  Unset, or
-"engine", every server runs on the embedded engine as always.
+test_pg_* tests their servers).  $TALLY_TEST_STORE=redis does the same on
+`--store redis://...`: an emptied numbered database per data directory on
+one redis-server for the session with appendfsync always (redisserver.py).
+Tests marked `engine_files` (they are about the engine's data directory:
+its files, torn tails, `tally check`, snapshots, the fsync shim on its log)
+are skipped then; what each store does differently is listed in
+pg_known.py and redis_known.py.  Unset, or "engine", every server runs on
+the embedded engine as always.
 """
 
 import itertools
@@ -37,14 +41,16 @@ import pytest
 import redis
 
 from pgserver import fresh_db, pg_db, pg_factory, pg_session  # noqa: F401
+from redisserver import redis_session  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 TALLYD = os.environ.get("TALLYD", str(REPO / "build" / "tallyd"))
 TALLY_CLI = os.environ.get("TALLY_CLI", str(REPO / "build" / "tally"))
 EXTERNAL_ADDR = os.environ.get("TALLY_TEST_ADDR")  # "host:port" or None
 STORE = os.environ.get("TALLY_TEST_STORE", "engine")
-if STORE not in ("engine", "postgresql"):
-    raise RuntimeError(f"TALLY_TEST_STORE={STORE!r}: say engine or postgresql")
+if STORE not in ("engine", "postgresql", "redis"):
+    raise RuntimeError(f"TALLY_TEST_STORE={STORE!r}: say engine, postgresql "
+                       "or redis")
 START_TIMEOUT = float(os.environ.get("TALLY_TEST_START_TIMEOUT", "30"))
 STOP_TIMEOUT = float(os.environ.get("TALLY_TEST_STOP_TIMEOUT", "30"))
 
@@ -62,7 +68,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "engine_files(why): about the embedded engine's data "
         "directory (its files, torn tails, tally check, snapshots, the fsync "
-        "shim); skipped under TALLY_TEST_STORE=postgresql")
+        "shim); skipped under TALLY_TEST_STORE=postgresql or redis")
     config.addinivalue_line(
         "markers", "needs_store: runs tallyd with --store; skipped when "
         "the tallyd has no such option")
@@ -78,15 +84,15 @@ def _tallyd_has_store():
     return "--store" in out.stdout + out.stderr
 
 
-def _mark_known_difference(item):
-    """xfail (strict) a test pg_known.py lists as different on PostgreSQL."""
-    import pg_known
+def _mark_known_difference(item, known):
+    """xfail (strict) a test the module known (pg_known, redis_known) lists
+    as different on its store."""
     name = item.nodeid.rpartition("/")[2]
     for nodeid in (name, name.partition("[")[0]):
-        if nodeid in pg_known.KNOWN:
+        if nodeid in known.KNOWN:
             item.add_marker(pytest.mark.xfail(
-                reason=pg_known.KNOWN[nodeid],
-                strict=nodeid not in pg_known.NOT_STRICT))
+                reason=known.KNOWN[nodeid],
+                strict=nodeid not in known.NOT_STRICT))
             return
 
 
@@ -105,7 +111,11 @@ def pytest_collection_modifyitems(config, items):
                 reason="TALLY_TEST_ADDR is set: this test needs a tallyd it "
                 "starts itself"))
         if STORE == "postgresql":
-            _mark_known_difference(item)
+            import pg_known
+            _mark_known_difference(item, pg_known)
+        elif STORE == "redis":
+            import redis_known
+            _mark_known_difference(item, redis_known)
         mark = item.get_closest_marker("engine_files")
         if STORE != "engine" and mark is not None:
             why = mark.args[0] if mark.args else "the engine's files"
@@ -431,21 +441,34 @@ class ExternalTallyd(Tallyd):
 _counter = itertools.count()
 
 
-def store_for_test(request):
-    """What --store a server of this test gets under $TALLY_TEST_STORE:
-    None for the engine, else a function of the data directory that gives
-    one fresh database per directory (two servers sharing a dir= share a
-    database)."""
-    if STORE == "engine":
-        return None
-    server = request.getfixturevalue("pg_session")
-    dbs = {}
+class StoreFor:
+    """What --store the servers of one test get under $TALLY_TEST_STORE:
+    store_for(dir) gives one fresh database per data directory (two servers
+    sharing a dir= share a database); release() hands Redis databases back
+    to the session's pool once the test's servers are dead."""
 
-    def store_for(dir):
-        if dir not in dbs:
-            dbs[dir] = fresh_db(server)
-        return server.dsn(dbs[dir])
-    return store_for
+    def __init__(self, request):
+        self.dbs = {}
+        self.server = request.getfixturevalue(
+            "pg_session" if STORE == "postgresql" else "redis_session")
+
+    def __call__(self, dir):
+        if dir not in self.dbs:
+            self.dbs[dir] = (fresh_db(self.server) if STORE == "postgresql"
+                             else self.server.take())
+        return (self.server.dsn(self.dbs[dir]) if STORE == "postgresql"
+                else self.server.uri(self.dbs[dir]))
+
+    def release(self):
+        if STORE == "redis":
+            for db in self.dbs.values():
+                self.server.give_back(db)
+        self.dbs = {}
+
+
+def store_for_test(request):
+    """A StoreFor for this test, or None on the engine."""
+    return None if STORE == "engine" else StoreFor(request)
 
 
 @pytest.fixture
@@ -470,6 +493,8 @@ def tallyd_factory(request, tmp_path):
     yield make
     for d in made:
         d.cleanup()
+    if store_for:
+        store_for.release()
     for d in made:
         d.check_sanitizers()
 
@@ -493,6 +518,8 @@ def tallyd(request, tmp_path):
         yield d
     finally:
         d.cleanup()
+        if store_for:
+            store_for.release()
     d.check_sanitizers()
 
 

@@ -61,6 +61,8 @@ def many(request, tmp_path_factory):
         yield d
     finally:
         d.cleanup()
+        if store_for:
+            store_for.release()
     d.check_sanitizers()
 
 

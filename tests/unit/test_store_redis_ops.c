@@ -198,6 +198,59 @@ static void scan_unescapes_the_keys_it_returns(void **state)
     free(op.rmem);
 }
 
+static void page(struct redis_op *op, redisReply *r)
+{
+    redis_op_answer(&kp, op, r);
+    drop(r);
+}
+
+static void count_is_scan_pages_summed_until_the_cursor_is_back_at_0(
+    void **state)
+{
+    struct store_req req = {.op = STORE_COUNT, .flags = STORE_F_EXPIRES};
+    struct redis_op *op;
+
+    (void)state;
+    op = format(&req);
+    assert_false(op->writes);
+    /* cursor 0, the prefix's pattern, a bounded page, mode 1 (expiries) */
+    assert_true(has(op, "\r\n0\r\n$8\r\ntally:{*\r\n$4\r\n1000\r\n"
+                        "$1\r\n6\r\n$1\r\n1\r\n"));
+    page(op, arr(4, str("17"), num(3), num(2), num(3000)));
+    assert_int_equal(op->res.rc, STORE_OK);
+    assert_int_equal(redis_op_next(&kp, sha, op), 1);
+    assert_true(has(op, "\r\n17\r\n$8\r\ntally:{*\r\n"));
+    page(op, arr(4, str("0"), num(4), num(1), num(1500)));
+    assert_int_equal(redis_op_next(&kp, sha, op), 0);
+    assert_int_equal(op->res.rc, STORE_OK);
+    assert_int_equal(op->res.n, 7);
+    assert_int_equal(op->res.expires_n, 3);
+    assert_int_equal(op->res.avg_ttl_ms, 1500);
+    assert_int_equal(op->pages, 2);
+    redis_op_free(op);
+}
+
+static void flush_pages_delete_and_stop_at_an_error(void **state)
+{
+    struct store_req req = {.op = STORE_FLUSH};
+    redisReply *err = calloc(1, sizeof *err);
+    struct redis_op *op;
+
+    (void)state;
+    op = format(&req);
+    assert_true(op->writes);
+    assert_true(has(op, "$1\r\n6\r\n$1\r\n2\r\n")); /* mode 2: delete */
+    page(op, arr(4, str("9"), num(5), num(0), num(0)));
+    assert_int_equal(redis_op_next(&kp, sha, op), 1);
+    err->type = REDIS_REPLY_ERROR;
+    err->str = strdup("BUSY");
+    err->len = 4;
+    page(op, err);
+    assert_int_equal(op->res.rc, STORE_EIO);
+    assert_int_equal(redis_op_next(&kp, sha, op), 0);
+    redis_op_free(op);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +261,9 @@ int main(void)
         cmocka_unit_test(values_are_exact_to_the_int64_bounds),
         cmocka_unit_test(a_value_that_is_no_counter_is_an_io_error),
         cmocka_unit_test(scan_unescapes_the_keys_it_returns),
+        cmocka_unit_test(
+            count_is_scan_pages_summed_until_the_cursor_is_back_at_0),
+        cmocka_unit_test(flush_pages_delete_and_stop_at_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
