@@ -350,6 +350,38 @@ static void exec_keeps_its_queue_and_watches_until_its_last_run(void **state)
     close_fx(&f);
 }
 
+/* RENAME's read of src is part of its batch: a change to src before the
+ * commit makes it run again rather than lose that change. */
+static void rename_sees_a_change_to_src_made_before_its_commit(void **state)
+{
+    struct fx f;
+    struct cmd_session other = {.id = 2, .proto = CMD_PROTO_RESP};
+    struct cmd_req q = INCR("src", 1);
+    struct cmd_res res;
+    enum cmd_status st;
+
+    open_fx(&f, state);
+    other.wake = on_wake;
+    other.wake_arg = &f;
+    tally_set(f.db, "src", 3, 5, NULL);
+    assert_int_equal(cmd_rename(&f.ctx, &f.s, "src", 3, "dst", 3, 0, &res),
+                     CMD_PENDING);
+    pass(&f); /* it has read src = 5 */
+    assert_int_equal(cmd_exec(&f.ctx, &other, &q, &res), CMD_PENDING);
+    pass(&f);
+    assert_int_equal(cmd_exec(&f.ctx, &other, &q, &res), CMD_OK);
+    cmd_request_done(&other);
+    while ((st = cmd_rename(&f.ctx, &f.s, "src", 3, "dst", 3, 0, &res)) ==
+           CMD_PENDING)
+        pass(&f);
+    cmd_request_done(&f.s);
+    assert_int_equal(st, CMD_OK);
+    assert_int_equal(engine_value(&f, "dst"), 6);
+    assert_int_equal(tally_get(f.db, "src", 3, NULL, NULL), TALLY_NOTFOUND);
+    cmd_session_end(&f.ctx, &other);
+    close_fx(&f);
+}
+
 static void session_ended_with_a_batch_open_applies_nothing(void **state)
 {
     struct fx f;
@@ -390,6 +422,9 @@ int main(void)
             tt_fx_teardown),
         cmocka_unit_test_setup_teardown(
             session_ended_with_a_batch_open_applies_nothing, tt_fx_setup,
+            tt_fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            rename_sees_a_change_to_src_made_before_its_commit, tt_fx_setup,
             tt_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
