@@ -191,14 +191,14 @@ static void on_done(void *arg, const struct store_res *res)
     struct cmd_replay *r = arg;
 
     r->inflight--;
+    if (r->in_batch && res->rc == STORE_ECONFLICT)
+        r->batch = NULL; /* the store ended it: nothing of it applied */
     if (!r->s) {
         if (r->inflight == 0)
             replay_free(r); /* the session is gone: the result is dropped */
         return;
     }
     if (r->in_batch && res->rc == STORE_ECONFLICT) {
-        /* The store ended the batch: nothing of it applied or shown. */
-        r->batch = NULL;
         if (++r->conflicts <= CMD_CONFLICT_MAX) {
             for (size_t i = r->begin_at; i < r->n; i++)
                 free(r->log[i].mem);

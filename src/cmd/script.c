@@ -40,7 +40,9 @@
  * front end's), and redis.log lines are held until the run that finishes,
  * so each is written once.  A script that still asks something else on a
  * re-run (it read a clock of its own making) gets an error and its batch
- * applies nothing (replay.c).
+ * applies nothing (replay.c).  A run stops at its first call that pends
+ * (an error raised at the call and again by the hook, past any pcall):
+ * what it would do after is dropped anyway.
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -225,6 +227,13 @@ static int call(lua_State *L, int raise)
     free(argv);
     free(argl);
     free(nums);
+    if (sc->session && cmd_pending(sc->session)) {
+        /* The store answers later: this run is abandoned and the script
+         * runs again from its start; stop it here (and in the hook, past
+         * a pcall). */
+        lua_pushstring(L, "the store answers later: run again");
+        return lua_error(L);
+    }
     if (raise && lua_istable(L, -1)) {
         lua_getfield(L, -1, "err");
         int is_err = lua_isstring(L, -1);
@@ -358,6 +367,10 @@ static void hook(lua_State *L, lua_Debug *ar)
     lua_getfield(L, LUA_REGISTRYINDEX, "tally_self");
     sc = lua_touserdata(L, -1);
     lua_pop(L, 1);
+    if (sc && sc->session && cmd_pending(sc->session)) {
+        lua_pushstring(L, "the store answers later: run again");
+        lua_error(L);
+    }
     if (!sc || now - sc->t0_ms < sc->limit_ms)
         return;
     ctx = sc->ctx;

@@ -131,6 +131,31 @@ def test_script_run_again_asks_the_same_random_time_and_logs_once(
     assert t.run_log().count("script: wrote ") == 1
 
 
+def test_script_stops_at_its_first_pending_call_not_at_its_end(
+        tallyd_factory):
+    # A run that is abandoned (a store call pends) must not go on running
+    # the rest of the script, even past a pcall that would swallow the
+    # error: three INCRs, each followed by a loop of Lua.  Each INCR pends
+    # once, so the script runs four times: the loops then run 0+1+2+3 = 6
+    # times, against 3+3+3+3 = 12 if every run went to the end.
+    t = delayed(tallyd_factory)
+    r = t.redis()
+    loop = " local i = 0 while i < tonumber(ARGV[1]) do i = i + 1 end "
+    body = "".join("redis.pcall('incr', '%s')" % k + loop for k in "abc")
+    n = 1000
+    while True:  # three loops of about half a second on this machine
+        t0 = time.monotonic()
+        r.eval(loop * 3 + "return 1", 0, n)
+        alone = time.monotonic() - t0
+        if alone > 0.5 or n > 10 ** 10:
+            break
+        n *= 4
+    t0 = time.monotonic()
+    assert r.eval(body + "return redis.call('get', 'c')", 0, n) == "1"
+    both = time.monotonic() - t0
+    assert both < 2.7 * alone, (both, alone)
+
+
 def test_publish_inside_multi_goes_out_once_across_re_runs(tallyd_factory):
     t = delayed(tallyd_factory)
     sub = t.redis().pubsub()
