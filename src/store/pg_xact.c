@@ -39,7 +39,10 @@
  * Faults: a read that fails (the database is down) fails the operation and
  * the commit (STORE_EUNAVAIL, nothing applied).  A connection lost after
  * the commit's Sync was sent: STORE_EUNKNOWN, as for any change (pg.c).
- * Not inside a batch: SCAN/KEYS, DBSIZE, FLUSH (STORE_EUNSUPPORTED).
+ * DBSIZE inside a batch (STORE_COUNT) is the database's count plus what the
+ * batch's own writes changed (keys it created or deleted); it is not checked
+ * at commit, so counters another instance creates meanwhile may or may not
+ * be in it.  Not inside a batch: SCAN/KEYS, FLUSH (STORE_EUNSUPPORTED).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +69,11 @@ struct store_batch {
     struct xsub *wait;
     store_done_fn done;
     void *arg;
-    unsigned reads;            /* reads in flight */
+    unsigned reads;            /* reads in flight (the COUNT's too) */
+    unsigned char *was;        /* per view key: it existed when read */
+    size_t wascap;
+    int counting;              /* the wait is a COUNT's, not wait's */
+    struct store_res count;    /* its answer from the database */
     int in_exec;               /* inside pg_xact_exec: answer by return */
     int aborted;               /* abort came while reads were in flight */
     int failed;                /* a read's error: the batch fails with it */
@@ -93,6 +100,7 @@ static void xact_free(struct store_batch *b)
         free(b->subs[i].founds);
     }
     free(b->subs);
+    free(b->was);
     pg_batch_free(b->view);
     if (b->ev_backoff)
         event_free(b->ev_backoff);
@@ -148,6 +156,15 @@ static void finish_wait(struct store_batch *b)
     struct store_res res;
 
     b->wait = NULL;
+    if (b->counting && !b->aborted && !b->failed) {
+        b->counting = 0;
+        res = b->count;
+        for (size_t i = 0; i < b->view->nkeys; i++)
+            res.n += (uint64_t)b->view->keys[i].exists - b->was[i];
+        b->done(b->arg, &res);
+        return;
+    }
+    b->counting = 0;
     if (b->aborted) {
         fail_res(&res, STORE_EUNAVAIL, "postgresql: the batch was aborted");
         b->done(b->arg, &res);
@@ -169,9 +186,14 @@ static void read_in(struct store_batch *b, size_t ki,
     struct pg_key *k = &b->view->keys[ki];
 
     b->reads--;
+    if (ki >= b->wascap) {
+        b->wascap = b->view->capkeys > ki ? b->view->capkeys : ki + 1;
+        b->was = xrealloc(b->was, b->wascap);
+    }
     if (res->rc == STORE_OK || res->rc == STORE_NOTFOUND) {
         k->got = 1;
         k->exists = res->rc == STORE_OK;
+        b->was[ki] = (unsigned char)k->exists;
         k->n = k->exists ? res->value : 0;
         k->expire_at = k->exists ? res->expire_at : 0;
     } else if (!b->failed) {
@@ -179,6 +201,40 @@ static void read_in(struct store_batch *b, size_t ki,
         snprintf(b->why, sizeof b->why, "%s",
                  res->detail[0] ? res->detail : "postgresql: a read failed");
     }
+}
+
+static void count_done(void *arg, const struct store_res *res)
+{
+    struct store_batch *b = arg;
+
+    b->reads--;
+    b->count = *res;
+    if (res->rc < 0 && !b->failed) {
+        b->failed = res->rc == STORE_EUNKNOWN ? STORE_EUNAVAIL : res->rc;
+        snprintf(b->why, sizeof b->why, "%s", res->detail);
+    }
+    if (b->reads == 0)
+        finish_wait(b);
+}
+
+/* DBSIZE inside the batch: the database's count, then the batch's own
+ * creations and deletions on top (finish_wait). */
+static int count_in(struct store_batch *b, const struct store_req *req,
+                    struct store_res *res, store_done_fn done, void *arg)
+{
+    struct store_req c = *req;
+
+    c.batch = NULL;
+    b->reads++;
+    if (b->st->base.ops->exec(&b->st->base, &c, res, count_done, b) ==
+        STORE_DONE) {
+        b->reads--;
+        return STORE_DONE; /* the database is down: its error */
+    }
+    b->counting = 1;
+    b->done = done;
+    b->arg = arg;
+    return STORE_PENDING;
 }
 
 static void read_done(void *arg, const struct store_res *res)
@@ -242,11 +298,12 @@ int pg_xact_exec(struct pg_store *st, const struct store_req *req,
         fail_res(res, b->failed, b->why);
         return STORE_DONE;
     }
-    if (req->op == STORE_SCAN || req->op == STORE_COUNT ||
-        req->op == STORE_FLUSH || req->once) {
-        fail_res(res, STORE_EUNSUPPORTED, "postgresql: SCAN, KEYS, DBSIZE, "
-                 "FLUSH and idempotency ids are not supported inside a "
-                 "transaction or script");
+    if (req->op == STORE_COUNT)
+        return count_in(b, req, res, done, arg);
+    if (req->op == STORE_SCAN || req->op == STORE_FLUSH || req->once) {
+        fail_res(res, STORE_EUNSUPPORTED, "postgresql: SCAN, KEYS, FLUSH and "
+                 "idempotency ids are not supported inside a transaction or "
+                 "script");
         return STORE_DONE;
     }
     r.batch = NULL;

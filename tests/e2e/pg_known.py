@@ -15,8 +15,6 @@ reported to the integrator.
 GAP_BATCH_ONCE = ("GAP: /v1/batch with an Idempotency-Key needs the store's "
                   "once_answer at once; PostgreSQL's would be a round trip "
                   "(docs/postgresql.md)")
-GAP_BATCH_SCAN = ("GAP: DBSIZE, SCAN/KEYS and FLUSH inside MULTI or a script "
-                  "on PostgreSQL (docs/postgresql.md)")
 GAP_TTL = ("GAP: --idempotency-ttl is not passed to the PostgreSQL store "
            "(ids are kept 24 h; docs/postgresql.md)")
 GAP_STATS = ("GAP: engine statistics the PostgreSQL store does not report "
@@ -47,8 +45,6 @@ KNOWN = {
         GAP_BATCH_ONCE,
     "test_http_batch_once.py::test_same_operations_spelt_differently_are_one_batch":
         GAP_BATCH_ONCE,
-    "test_resp_multi.py::test_replies_match_redis[reads_own_writes]":
-        GAP_BATCH_SCAN,
     "test_resp_once.py::test_ids_are_forgotten_after_the_idempotency_ttl":
         GAP_TTL,
     "test_resp_commands.py::test_info_keyspace_counts_counters":

@@ -408,6 +408,9 @@ static void batch_reads_its_own_writes_and_applies_whole_at_commit(
     assert_int_equal(in_batch(&f, b, get("b"))->res.rc, STORE_NOTFOUND);
     assert_int_equal(in_batch(&f, b, set("b", 3))->res.rc, STORE_OK);
     assert_int_equal(in_batch(&f, b, get("b"))->res.value, 3);
+    /* DBSIZE: the database's one counter and the one the batch made. */
+    struct store_req count = {.op = STORE_COUNT};
+    assert_int_equal(in_batch(&f, b, count)->res.n, 2);
     assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'a'"), 1);
     assert_int_equal(sql_int("SELECT count(*) FROM tally_counters WHERE k = 'b'"), 0);
     assert_int_equal(commit(&f, b)->res.rc, STORE_OK);
