@@ -82,6 +82,7 @@ static enum cmd_status from_store(int rc)
     case STORE_EUNAVAIL: return CMD_ERR_UNAVAILABLE;
     case STORE_EUNKNOWN: return CMD_ERR_UNKNOWN;
     case STORE_EUNSUPPORTED: return CMD_ERR_UNSUPPORTED;
+    case STORE_ECONFLICT: return CMD_ERR_UNAVAILABLE; /* nothing applied */
     default: return CMD_ERR_IO;
     }
 }
@@ -117,7 +118,9 @@ static void changed(struct cmd_ctx *ctx, const char *key, size_t klen,
                     enum events_kind kind, enum events_op op, int64_t value,
                     tally_ticket t)
 {
-    if (ctx->events && !ctx->echo)
+    /* Inside a batch every run records its events again: an abandoned run
+     * drops them with its batch (cmd_batch_commit), so they count once. */
+    if (ctx->events && (!ctx->echo || ctx->batch_depth))
         events_record(ctx->events, key, klen, kind, op, value, t);
 }
 
@@ -758,10 +761,7 @@ static enum cmd_status unsupported(const struct cmd_ctx *ctx, char *detail,
 
 int cmd_batches_ok(const struct cmd_ctx *ctx)
 {
-    /* DEBT: a batch on a store that answers later would need the replay
-     * log to skip batch_begin on a re-run and to pend only at the commit
-     * (replay.c); until then such stores refuse batches. */
-    return store_has_batch(ctx->store) && ctx->store->ops->sync_only;
+    return store_has_batch(ctx->store);
 }
 
 enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
@@ -803,8 +803,10 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
     return res->status;
 }
 
-void cmd_batch_begin(struct cmd_ctx *ctx)
+void cmd_batch_begin(struct cmd_ctx *ctx, struct cmd_session *s)
 {
+    int rc;
+
     if (ctx->batch_depth++ == 0) {
         if (!cmd_batches_ok(ctx)) {
             /* Every request inside and the commit answer
@@ -812,12 +814,17 @@ void cmd_batch_begin(struct cmd_ctx *ctx)
             ctx->batch_refused = 1;
             return;
         }
-        ctx->store->ops->batch_begin(ctx->store); /* none is open */
+        rc = cmd_store_batch_begin(ctx, s, &ctx->sync_batch);
+        if (rc != STORE_OK) {
+            ctx->batch_refused = 1; /* none is open: it cannot fail */
+            return;
+        }
         events_batch_begin(ctx->events);
     }
 }
 
-enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
+enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
+                                 struct cmd_res *res)
 {
     struct store_res r;
 
@@ -828,9 +835,13 @@ enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
         ctx->batch_refused = 0;
         return unsupported(ctx, res->detail, sizeof res->detail);
     }
-    ctx->store->ops->batch_commit(ctx->store, &r, NULL, NULL);
+    if (cmd_store_batch_commit(ctx, s, ctx->sync_batch, &r)) {
+        events_batch_end(ctx->events, 0, 0); /* recorded again next run */
+        return CMD_PENDING;
+    }
+    ctx->sync_batch = NULL;
     /* The batch's events leave with its record, or never if it failed. */
-    events_batch_end(ctx->events, r.rc < 0 ? 0 : r.ticket);
+    events_batch_end(ctx->events, r.rc >= 0, r.ticket);
     take_ticket(res, r.ticket);
     if (r.rc < 0) {
         memcpy(res->detail, r.detail, sizeof res->detail);
@@ -839,15 +850,16 @@ enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res)
     return CMD_OK;
 }
 
-void cmd_batch_abort(struct cmd_ctx *ctx)
+void cmd_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s)
 {
     if (ctx->batch_depth > 0 && --ctx->batch_depth == 0) {
         if (ctx->batch_refused) {
             ctx->batch_refused = 0;
             return;
         }
-        ctx->store->ops->batch_abort(ctx->store);
-        events_batch_end(ctx->events, 0);
+        cmd_store_batch_abort(ctx, s, ctx->sync_batch);
+        ctx->sync_batch = NULL;
+        events_batch_end(ctx->events, 0, 0);
     }
 }
 
@@ -874,7 +886,10 @@ enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
         return res->status = CMD_ERR_SCRIPTBUSY;
     if (ctx->batch_depth > 0)
         return res->status = CMD_ERR_INBATCH;
-    if (!cmd_batches_ok(ctx) || !ops->once_answer || !ops->batch_commit_once)
+    /* DEBT: once_answer completes at once, so a store that answers later
+     * cannot keep a batch's answer yet (docs/store.md). */
+    if (!cmd_batches_ok(ctx) || !ops->sync_only || !ops->once_answer ||
+        !ops->batch_commit_once)
         return res->status = unsupported(ctx, res->detail,
                                          sizeof res->detail);
     store_res_init(&r);
@@ -888,15 +903,17 @@ enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
         memcpy(res->detail, r.detail, sizeof res->detail);
         return res->status = from_store(rc);
     }
-    cmd_batch_begin(ctx);
+    cmd_batch_begin(ctx, s);
     if ((st = body(arg, answer, alen)) != CMD_OK) {
-        cmd_batch_abort(ctx);
+        cmd_batch_abort(ctx, s);
         return res->status = st;
     }
     ctx->batch_depth = 0;
     store_res_init(&r);
-    rc = ops->batch_commit_once(ctx->store, &sr, *answer, *alen, &r);
-    events_batch_end(ctx->events, rc < 0 ? 0 : r.ticket);
+    rc = ops->batch_commit_once(ctx->store, ctx->sync_batch, &sr, *answer,
+                                *alen, &r);
+    ctx->sync_batch = NULL;
+    events_batch_end(ctx->events, rc >= 0, r.ticket);
     take_ticket(res, r.ticket);
     if (rc < 0) {
         memcpy(res->detail, r.detail, sizeof res->detail);

@@ -376,6 +376,9 @@ struct cmd_ctx {
                                  earlier run: do not count them again */
     int batch_refused;        /* the open batch cannot run on this store:
                                  everything in it is CMD_ERR_UNSUPPORTED */
+    struct store_batch *sync_batch; /* the open batch on a store that is
+                                 sync_only (the replay log keeps the
+                                 others, replay.c) */
 };
 
 struct cmd_req {
@@ -468,6 +471,30 @@ unsigned cmd_inflight(const struct cmd_session *s);
  * on a re-run), or 1 if it pends (the caller returns CMD_PENDING). */
 int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
                    const struct store_req *req, struct store_res *res);
+/* A store batch for the request s is serving (cmd_batch_* use them; the
+ * replay log keeps the batch across re-runs, replay.c).  On a store that
+ * is sync_only, or with s NULL, the handle is the caller's *sync_batch.
+ * begin: a STORE_* code (logged: a re-run does not begin again).  commit:
+ * 0 with *res filled, or 1 if it pends.  abort: nothing in a run that is
+ * being abandoned (the batch stays open for the re-run). */
+#define CMD_CONFLICT_MAX 16 /* re-runs after STORE_ECONFLICT at most */
+int cmd_store_batch_begin(struct cmd_ctx *ctx, struct cmd_session *s,
+                          struct store_batch **sync_batch);
+int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
+                           struct store_batch *sync_batch,
+                           struct store_res *res);
+void cmd_store_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s,
+                           struct store_batch *sync_batch);
+/* A value that is not the store's but must be the same on every run of
+ * s's request (a script's random seed, TIME inside a script), or an effect
+ * that must happen once (PUBLISH inside MULTI): the first run logs *v and
+ * gets 0; later runs get it back in *v and 1, as does a run being
+ * abandoned (do not do the effect again; its reply is dropped anyway).
+ * Always 0, and nothing kept, on a store that is sync_only.  amend: set
+ * the value just logged (the effect's outcome, once it is known). */
+int cmd_replay_value(struct cmd_ctx *ctx, struct cmd_session *s,
+                     int64_t *v);
+void cmd_replay_amend(struct cmd_ctx *ctx, struct cmd_session *s, int64_t v);
 /* 1 while a re-run of s's request is still returning logged results. */
 int cmd_store_replaying(const struct cmd_session *s);
 /* Detach s from its replay log (cmd_session_end does it): a call still in
@@ -622,15 +649,16 @@ void cmd_session_end(struct cmd_ctx *ctx, struct cmd_session *s);
  * batches); nested calls join the outer batch.  cmd_batch_commit returns
  * CMD_OK with res->ticket set (the caller holds its reply for it), or an
  * error status (detail in res) with every change of the batch undone. */
-void cmd_batch_begin(struct cmd_ctx *ctx);
-enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_res *res);
+void cmd_batch_begin(struct cmd_ctx *ctx, struct cmd_session *s);
+enum cmd_status cmd_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
+                                 struct cmd_res *res);
 /* 1 if the store runs atomic batches (MULTI/EXEC, scripts, RENAME, COPY,
  * HTTP /v1/batch); otherwise those answer CMD_ERR_UNSUPPORTED. */
 int cmd_batches_ok(const struct cmd_ctx *ctx);
 /* Undo every change of the batch and close it (all or nothing, HTTP's
  * /v1/batch).  Only for an outermost batch: inside another one it closes
  * this level and the outer batch keeps the changes. */
-void cmd_batch_abort(struct cmd_ctx *ctx);
+void cmd_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s);
 
 /* What cmd_batch_once runs inside the batch: the batch's requests through
  * cmd_exec, then its answer (the front end's reply bytes, opaque here) in

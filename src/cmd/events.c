@@ -222,12 +222,12 @@ void events_batch_begin(struct events *h)
     h->batch_n = 0;
 }
 
-void events_batch_end(struct events *h, tally_ticket ticket)
+void events_batch_end(struct events *h, int applied, tally_ticket ticket)
 {
     if (!h)
         return;
     struct events_ring *r = &h->pending;
-    if (ticket) {
+    if (applied) {
         for (size_t i = r->n - h->batch_n; i < r->n; i++)
             ring_at(r, i)->ticket = ticket;
     } else {

@@ -94,12 +94,14 @@ void events_record(struct events *h, const char *key, size_t klen,
 /* Atomic batches (MULTI/EXEC, a script, HTTP's /v1/batch: cmd_batch_*).
  * Between begin and end, recorded events wait for the batch itself rather
  * than for the ticket each change got in memory: end gives them the
- * commit's ticket, or with ticket 0 (the batch was aborted or its commit
- * refused, so none of its changes happened) drops them.  Batches do not
+ * commit's ticket (0 on a store whose commit is the durability), or with
+ * applied 0 (the batch was aborted, its commit refused, or its run
+ * abandoned to be run again: none of its changes happened) drops them.
+ * Batches do not
  * nest here (the command layer counts depth).  h may be NULL. */
 #define EVENTS_TICKET_BATCH UINT64_MAX /* placeholder until the commit */
 void events_batch_begin(struct events *h);
-void events_batch_end(struct events *h, tally_ticket ticket);
+void events_batch_end(struct events *h, int applied, tally_ticket ticket);
 
 /* Release what durable covers, or with failed set, drop what it does not
  * (the write path stopped: those tickets will never be durable).  h may be

@@ -5,7 +5,7 @@
  * FLUSHDB/FLUSHALL (only with --allow-flush) and RANDOMKEY.  Each is made
  * of the ordinary requests (GET, SET, DEL, SCAN) through cmd_exec, so
  * statistics, WATCH and durability tickets work as for any request, and
- * the multi-step ones run inside one atomic batch.
+ * the multi-step ones run inside one atomic batch, their reads too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,25 +53,43 @@ static enum cmd_status put_move(struct cmd_ctx *ctx, struct cmd_session *s,
     struct cmd_res r;
     enum cmd_status st;
 
-    cmd_batch_begin(ctx);
+    cmd_batch_begin(ctx, s);
     st = cmd_exec(ctx, s, &set, &r);
     keep_ticket(res, &r);
     if (st == CMD_OK && del) {
         st = cmd_exec(ctx, s, &rm, &r);
         keep_ticket(res, &r);
     }
-    enum cmd_status cst = cmd_batch_commit(ctx, res);
+    enum cmd_status cst = cmd_batch_commit(ctx, s, res);
     return st != CMD_OK ? st : cst;
 }
 
-enum cmd_status cmd_rename(struct cmd_ctx *ctx, struct cmd_session *s,
-                           const char *src, size_t slen, const char *dst,
-                           size_t dlen, int nx, struct cmd_res *res)
+/* End the batch RENAME or COPY ran its reads and writes in (so that a
+ * store that checks a batch at its commit, PostgreSQL with another
+ * instance changing src meanwhile, checks the reads too): commit what
+ * ended CMD_OK, abort the rest (nothing was written).  Without batches the
+ * body runs alone and its write refuses. */
+static enum cmd_status in_batch(struct cmd_ctx *ctx, struct cmd_session *s,
+                                enum cmd_status st, struct cmd_res *res)
+{
+    enum cmd_status cst;
+
+    if (st != CMD_OK) {
+        cmd_batch_abort(ctx, s);
+        return st;
+    }
+    cst = cmd_batch_commit(ctx, s, res);
+    return cst != CMD_OK ? cst : st;
+}
+
+static enum cmd_status rename_body(struct cmd_ctx *ctx, struct cmd_session *s,
+                                   const char *src, size_t slen,
+                                   const char *dst, size_t dlen, int nx,
+                                   struct cmd_res *res)
 {
     struct cmd_res r;
     enum cmd_status st;
 
-    memset(res, 0, sizeof *res);
     if ((st = get(ctx, s, src, slen, &r, res)) != CMD_OK)
         return st;
     if (slen == dlen && memcmp(src, dst, slen) == 0)
@@ -88,14 +106,28 @@ enum cmd_status cmd_rename(struct cmd_ctx *ctx, struct cmd_session *s,
                     res);
 }
 
-enum cmd_status cmd_copy(struct cmd_ctx *ctx, struct cmd_session *s,
-                         const char *src, size_t slen, const char *dst,
-                         size_t dlen, int replace, struct cmd_res *res)
+enum cmd_status cmd_rename(struct cmd_ctx *ctx, struct cmd_session *s,
+                           const char *src, size_t slen, const char *dst,
+                           size_t dlen, int nx, struct cmd_res *res)
+{
+    enum cmd_status st;
+
+    memset(res, 0, sizeof *res);
+    if (!cmd_batches_ok(ctx))
+        return rename_body(ctx, s, src, slen, dst, dlen, nx, res);
+    cmd_batch_begin(ctx, s);
+    st = rename_body(ctx, s, src, slen, dst, dlen, nx, res);
+    return in_batch(ctx, s, st, res);
+}
+
+static enum cmd_status copy_body(struct cmd_ctx *ctx, struct cmd_session *s,
+                                 const char *src, size_t slen,
+                                 const char *dst, size_t dlen, int replace,
+                                 struct cmd_res *res)
 {
     struct cmd_res r, d;
     enum cmd_status st;
 
-    memset(res, 0, sizeof *res);
     if ((st = get(ctx, s, src, slen, &r, res)) != CMD_OK)
         return st == CMD_NOTFOUND ? CMD_OK : st; /* n = 0 */
     if (!replace) {
@@ -108,6 +140,22 @@ enum cmd_status cmd_copy(struct cmd_ctx *ctx, struct cmd_session *s,
     st = put_move(ctx, s, dst, dlen, r.value, r.expire_at, NULL, 0, res);
     res->n = st == CMD_OK;
     return st;
+}
+
+enum cmd_status cmd_copy(struct cmd_ctx *ctx, struct cmd_session *s,
+                         const char *src, size_t slen, const char *dst,
+                         size_t dlen, int replace, struct cmd_res *res)
+{
+    enum cmd_status st, cst;
+
+    memset(res, 0, sizeof *res);
+    if (!cmd_batches_ok(ctx))
+        return copy_body(ctx, s, src, slen, dst, dlen, replace, res);
+    cmd_batch_begin(ctx, s);
+    st = copy_body(ctx, s, src, slen, dst, dlen, replace, res);
+    if ((cst = in_batch(ctx, s, st, res)) != st)
+        res->n = 0; /* the commit failed: nothing copied */
+    return cst;
 }
 
 /* What FLUSH's scan hands back: the keys of one step. */

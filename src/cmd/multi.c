@@ -4,8 +4,20 @@
  * MULTI's queue, EXEC's rules, DISCARD, WATCH/UNWATCH and the per-key
  * versions behind WATCH.  Front ends parse and encode; what a transaction
  * means, with Redis 7's rules, is decided here.  The atomicity comes from
- * the engine (tally_batch_*, via cmd_batch_begin/commit in cmd.c): every
+ * the store's batch (cmd_batch_begin/commit in cmd.c): on the engine every
  * change of one EXEC is one log record, and the reply waits for it.
+ *
+ * On a store that answers later (PostgreSQL, many instances on one
+ * database) WATCH and EXEC are re-run like any request (replay.c), so
+ * neither changes the session's state until its last run: WATCH reads its
+ * keys first, and EXEC gives its queue back when a run is abandoned.  There
+ * a watched key is also compared by what it holds: WATCH remembers the
+ * value and expiry it saw, and EXEC reads them again inside its own batch,
+ * which the store checks again at commit (a concurrent change anywhere
+ * makes the batch conflict and EXEC run again, and then see the change).
+ * So another instance's change is caught unless it put back the exact
+ * value and expiry (an ABA Redis would catch); this instance's own changes
+ * are caught by the versions as on the engine.
  *
  * Watched keys live in one hash table per command context: a key's entry
  * holds a version that cmd_exec bumps (cmd_multi_touch) whenever a request
@@ -44,11 +56,15 @@ struct watched {
     uint64_t seen;       /* wk->version at WATCH */
     uint64_t epoch;      /* the table's epoch at WATCH */
     int existed;
+    int64_t value;       /* what it held at WATCH (if it existed) */
+    int64_t expire_at;
 };
 
 struct cmd_multi {
     int active;          /* between MULTI and EXEC/DISCARD */
     int failed;          /* a queue-time error was seen */
+    int checked;         /* EXEC's versions check passed on an earlier run
+                            (its own writes since then bump them) */
     struct buf queue;    /* per request: u32 length, then its bytes */
     size_t nqueued;
     struct watched *w;
@@ -246,6 +262,7 @@ static void leave(struct cmd_multi *m)
 {
     m->active = 0;
     m->failed = 0;
+    m->checked = 0;
     m->nqueued = 0;
     if (m->queue.cap > (1u << 16))
         buf_free(&m->queue);
@@ -273,17 +290,26 @@ enum cmd_status cmd_discard(struct cmd_ctx *ctx, struct cmd_session *s)
     return CMD_OK;
 }
 
-/* Does key exist now?  *t gets the read's ticket.  Only on a store that
- * answers at once (cmd_batches_ok: WATCH is refused on the others). */
-static int exists(struct cmd_ctx *ctx, const char *key, size_t klen,
-                  tally_ticket *t)
+static int sync_store(const struct cmd_ctx *ctx)
+{
+    return ctx->store->ops->sync_only;
+}
+
+/* Read key for s's request (inside its batch when one is open): 0 with *r
+ * filled, or 1 if the store answers later.  On a store that answers at
+ * once the read is no request's (nothing to log). */
+static int look(struct cmd_ctx *ctx, struct cmd_session *s, const char *key,
+                size_t klen, struct store_res *r)
 {
     struct store_req sr = {.op = STORE_GET, .key = key, .klen = klen};
-    struct store_res r = {0};
 
-    cmd_store_call(ctx, NULL, &sr, &r);
-    *t = r.ticket;
-    return r.rc == STORE_OK;
+    store_res_init(r);
+    return cmd_store_call(ctx, sync_store(ctx) ? NULL : s, &sr, r);
+}
+
+static int existed(const struct store_res *r)
+{
+    return r->rc == STORE_OK;
 }
 
 enum cmd_status cmd_watch(struct cmd_ctx *ctx, struct cmd_session *s,
@@ -291,6 +317,8 @@ enum cmd_status cmd_watch(struct cmd_ctx *ctx, struct cmd_session *s,
                           const size_t *klens)
 {
     struct cmd_multi *m;
+    struct store_res *seen;
+    int pending = 0;
 
     if (!cmd_authorized(ctx, s))
         return CMD_ERR_NOAUTH;
@@ -301,10 +329,17 @@ enum cmd_status cmd_watch(struct cmd_ctx *ctx, struct cmd_session *s,
     for (size_t i = 0; i < n; i++)
         if (klens[i] > TALLY_KEY_MAX)
             return CMD_ERR_KEYLEN;
+    /* Every read first, so that a run that pends changes nothing. */
+    seen = xcalloc(n ? n : 1, sizeof *seen);
+    for (size_t i = 0; i < n; i++)
+        pending |= look(ctx, s, keys[i], klens[i], &seen[i]);
+    if (pending) {
+        free(seen);
+        return CMD_PENDING;
+    }
     m = state(s);
     for (size_t i = 0; i < n; i++) {
         struct watch_key *e = watch_get(ctx, keys[i], klens[i]);
-        tally_ticket t = 0;
         size_t j;
 
         for (j = 0; j < m->nw && m->w[j].wk != e; j++)
@@ -317,31 +352,53 @@ enum cmd_status cmd_watch(struct cmd_ctx *ctx, struct cmd_session *s,
         }
         e->refs++;
         m->w[m->nw++] = (struct watched){e, e->version, ctx->watch->epoch,
-                                         exists(ctx, keys[i], klens[i], &t)};
+                                         existed(&seen[i]), seen[i].value,
+                                         seen[i].expire_at};
     }
+    free(seen);
     return CMD_OK;
 }
 
-/* Has any watched key changed since WATCH?  *t gets the ticket of the
- * state looked at: a null EXEC must not be shown before the change that
- * caused it is durable. */
-static int watch_dirty(struct cmd_ctx *ctx, struct cmd_multi *m,
-                       tally_ticket *t)
+/* Has any watched key changed since WATCH?  1 yes, 0 no, -1 the store
+ * answers later.  *t gets the ticket of the state looked at: a null EXEC
+ * must not be shown before the change that caused it is durable.  On a
+ * store that answers later this runs inside EXEC's batch and also compares
+ * what each key holds (the top of this file). */
+static int watch_dirty(struct cmd_ctx *ctx, struct cmd_session *s,
+                       struct cmd_multi *m, tally_ticket *t)
 {
-    int dirty = 0;
+    int dirty = 0, pending = 0, by_value = !sync_store(ctx);
 
     for (size_t i = 0; i < m->nw; i++) {
         const struct watched *w = &m->w[i];
-        tally_ticket kt = 0;
-        int now = exists(ctx, w->wk->key, w->wk->klen, &kt);
+        struct store_res r;
 
-        if (kt > *t)
-            *t = kt;
-        if (w->wk->version != w->seen || ctx->watch->epoch != w->epoch ||
-            (w->existed && !now))
+        if (look(ctx, s, w->wk->key, w->wk->klen, &r)) {
+            pending = 1;
+            continue;
+        }
+        if (r.ticket > *t)
+            *t = r.ticket;
+        if (!m->checked &&
+            (w->wk->version != w->seen || ctx->watch->epoch != w->epoch ||
+             (w->existed && !existed(&r))))
+            dirty = 1;
+        if (by_value && (w->existed != existed(&r) ||
+                         (w->existed && (r.value != w->value ||
+                                         r.expire_at != w->expire_at))))
             dirty = 1;
     }
+    if (pending)
+        return -1;
+    m->checked = by_value && !dirty;
     return dirty;
+}
+
+/* EXEC without its queue: nothing ran, or everything did. */
+static void exec_done(struct cmd_ctx *ctx, struct cmd_session *s)
+{
+    leave(s->multi);
+    cmd_unwatch(ctx, s);
 }
 
 enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
@@ -350,8 +407,10 @@ enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
 {
     struct cmd_multi *m = s->multi;
     struct buf q;
-    size_t off = 0;
+    size_t off = 0, nqueued, nw = 0, wcap = 0;
+    struct watched *w = NULL;
     enum cmd_status st;
+    int dirty = 0;
 
     res->ticket = 0;
     res->n = 0;
@@ -359,42 +418,69 @@ enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
     if (!cmd_in_multi(s))
         return CMD_ERR_NOMULTI;
     if (m->failed) {
-        leave(m);
-        cmd_unwatch(ctx, s);
+        exec_done(ctx, s);
         return CMD_ERR_EXECABORT;
     }
     if (!cmd_batches_ok(ctx)) {
         /* Queued, never run: a transaction is all or nothing. */
-        leave(m);
-        cmd_unwatch(ctx, s);
+        exec_done(ctx, s);
         snprintf(res->detail, sizeof res->detail, "MULTI/EXEC is not "
                  "supported by the %s store (it has no atomic batches); "
                  "nothing ran", cmd_store_name(ctx));
         return CMD_ERR_UNSUPPORTED;
     }
-    if (watch_dirty(ctx, m, &res->ticket)) {
-        leave(m);
-        cmd_unwatch(ctx, s);
+    if (sync_store(ctx) && watch_dirty(ctx, s, m, &res->ticket)) {
+        exec_done(ctx, s);
         return CMD_NOTSET;
     }
     /* Take the queue out of the session: a queued request runs as usual
-     * and must not be queued again. */
+     * and must not be queued again.  A run that pends puts it back. */
     q = m->queue;
     m->queue = (struct buf)BUF_INIT;
-    res->n = m->nqueued;
+    nqueued = m->nqueued;
     m->active = 0;
     m->nqueued = 0;
-    cmd_unwatch(ctx, s);
-    cmd_batch_begin(ctx);
-    while (off + 4 <= q.len) {
-        const unsigned char *p = (const unsigned char *)q.p + off;
-        size_t len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
-                     (size_t)p[3] << 24;
-        run(arg, p + 4, len);
-        off += 4 + len;
+    cmd_batch_begin(ctx, s);
+    if (!sync_store(ctx))
+        dirty = watch_dirty(ctx, s, m, &res->ticket);
+    if (dirty) {
+        cmd_batch_abort(ctx, s);
+        st = dirty < 0 ? CMD_PENDING : CMD_NOTSET;
+    } else {
+        /* EXEC forgets the watches (an UNWATCH it runs has nothing to do).
+         * A run that may be abandoned only sets them aside. */
+        if (sync_store(ctx)) {
+            cmd_unwatch(ctx, s);
+        } else {
+            w = m->w, nw = m->nw, wcap = m->wcap;
+            m->w = NULL;
+            m->nw = m->wcap = 0;
+        }
+        while (off + 4 <= q.len) {
+            const unsigned char *p = (const unsigned char *)q.p + off;
+            size_t len = (size_t)p[0] | (size_t)p[1] << 8 |
+                         (size_t)p[2] << 16 | (size_t)p[3] << 24;
+            run(arg, p + 4, len);
+            off += 4 + len;
+        }
+        st = cmd_batch_commit(ctx, s, res);
+    }
+    if (w) {
+        cmd_unwatch(ctx, s);
+        free(m->w);
+        m->w = w, m->nw = nw, m->wcap = wcap;
+    }
+    if (st == CMD_PENDING) {
+        /* Run again from the start: MULTI's state as it was. */
+        buf_free(&m->queue);
+        m->queue = q;
+        m->active = 1;
+        m->nqueued = nqueued;
+        return CMD_PENDING;
     }
     buf_free(&q);
-    st = cmd_batch_commit(ctx, res);
+    res->n = nqueued;
+    exec_done(ctx, s);
     return st;
 }
 

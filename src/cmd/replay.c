@@ -18,10 +18,25 @@
  * the front end encodes the reply as it always does.  cmd_request_done()
  * clears the log once the request is consumed.
  *
+ * Batches (cmd_store_batch_*): the request's open store batch lives here,
+ * not in the run, so it survives the re-runs.  Its begin is a logged call
+ * like the others (a re-run does not begin again: the log already knows),
+ * the operations inside carry it (store_req.batch), and the commit is a
+ * logged call that may pend.  A run that is abandoned (a call pends) does
+ * not abort or commit anything: the batch stays open for the next run.
+ * When the store answers STORE_ECONFLICT for a call of the batch (another
+ * instance changed what it read; the store has rolled it back, ended it and
+ * waited its jittered backoff), nothing of it was shown yet: the log is cut
+ * back to before the begin and the request runs again from its first byte
+ * with a new batch, at most CMD_CONFLICT_MAX times; after that the conflict
+ * is the answer (CMD_ERR_UNAVAILABLE: nothing changed, retry).
+ *
  * Lifetime: the store holds the struct cmd_replay (never the session) as
  * its done() argument.  A session that ends with a call in flight detaches
- * from it; the replay then frees itself when the last done() has run.
+ * from it; the replay then frees itself when the last done() has run.  A
+ * batch still open then is aborted.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +47,7 @@
 struct logged {
     struct store_res res;
     void *mem;
+    uint64_t fp;              /* what was asked (req_fp), 0: not a call */
 };
 
 struct cmd_replay {
@@ -43,7 +59,43 @@ struct cmd_replay {
                                  their events and statistics are done */
     int waiting;              /* a call of this run pends */
     unsigned inflight;        /* done() calls still to come */
+    struct store *st;         /* borrowed: the store the calls go to */
+    struct store_batch *batch;/* the request's open store batch, or NULL */
+    size_t begin_at;          /* the log entry of its begin */
+    int in_batch;             /* the call in flight belongs to the batch */
+    uint64_t fp;              /* its req_fp, logged with its result */
+    unsigned conflicts;       /* re-runs of this request after a conflict */
+    int diverged;             /* a re-run asked something else than the
+                                 log holds: its batch must not commit */
 };
+
+#define DIVERGED "the request did not ask the store the same when run " \
+                 "again (a script that is not deterministic?); nothing of " \
+                 "its batch applied"
+
+/* What a call asks, as a number: a re-run must ask the same at the same
+ * place, or the logged result would answer another question. */
+static uint64_t req_fp(const struct store_req *req)
+{
+    uint64_t h = tally_once_hash(TALLY_ONCE_HASH_INIT, &req->op,
+                                 sizeof req->op);
+
+    h = tally_once_hash(h, &req->num, sizeof req->num);
+    h = tally_once_hash(h, &req->nkeys, sizeof req->nkeys);
+    if (req->key)
+        h = tally_once_hash(h, req->key, req->klen);
+    if (req->nkeys)
+        h = tally_once_hash(h, req->keys[0], req->klens[0]);
+    return h | 1;
+}
+
+static void end_batch(struct cmd_replay *r)
+{
+    if (r->batch) {
+        r->st->ops->batch_abort(r->st, r->batch);
+        r->batch = NULL;
+    }
+}
 
 static void clear_log(struct cmd_replay *r)
 {
@@ -56,6 +108,7 @@ static void clear_log(struct cmd_replay *r)
 
 static void replay_free(struct cmd_replay *r)
 {
+    end_batch(r);
     clear_log(r);
     free(r->log);
     free(r);
@@ -76,6 +129,7 @@ static void append(struct cmd_replay *r, const struct store_res *res)
     l = &r->log[r->n++];
     l->res = *res;
     l->mem = NULL;
+    l->fp = 0;
     if (!k)
         return;
     if (res->keys)
@@ -137,12 +191,28 @@ static void on_done(void *arg, const struct store_res *res)
     struct cmd_replay *r = arg;
 
     r->inflight--;
+    if (r->in_batch && res->rc == STORE_ECONFLICT)
+        r->batch = NULL; /* the store ended it: nothing of it applied */
     if (!r->s) {
         if (r->inflight == 0)
             replay_free(r); /* the session is gone: the result is dropped */
         return;
     }
+    if (r->in_batch && res->rc == STORE_ECONFLICT) {
+        if (++r->conflicts <= CMD_CONFLICT_MAX) {
+            for (size_t i = r->begin_at; i < r->n; i++)
+                free(r->log[i].mem);
+            r->n = r->begin_at;
+            r->waiting = 0;
+            r->next = 0;
+            if (r->s->wake)
+                r->s->wake(r->s->wake_arg, r->s);
+            return;
+        }
+    }
     append(r, res);
+    r->log[r->n - 1].fp = r->fp;
+    r->fp = 0;
     /* The request runs again from its start: its calls so far come from
      * the log, this one too. */
     r->waiting = 0;
@@ -151,44 +221,196 @@ static void on_done(void *arg, const struct store_res *res)
         r->s->wake(r->s->wake_arg, r->s);
 }
 
-static struct cmd_replay *replay_of(struct cmd_session *s)
+static struct cmd_replay *replay_of(struct cmd_ctx *ctx,
+                                    struct cmd_session *s)
 {
     if (!s->replay) {
         s->replay = xcalloc(1, sizeof *s->replay);
         s->replay->s = s;
+        s->replay->st = ctx->store;
     }
     return s->replay;
+}
+
+/* Log a result made here, not by the store (a batch's begin, a call of a
+ * batch the store already ended). */
+static void append_rc(struct cmd_replay *r, int rc, const char *detail)
+{
+    struct store_res res;
+
+    store_res_init(&res);
+    res.rc = rc;
+    if (detail)
+        snprintf(res.detail, sizeof res.detail, "%s", detail);
+    append(r, &res);
+    r->next++;
+}
+
+/* Submit one call (the batch's, when in_batch; commit's of batch b, when
+ * req is NULL) and log it if it is done. */
+static int submit(struct cmd_ctx *ctx, struct cmd_replay *r,
+                  const struct store_req *req, struct store_res *res,
+                  int in_batch, struct store_batch *b)
+{
+    const struct store_ops *ops = ctx->store->ops;
+
+    r->in_batch = in_batch;
+    r->inflight++;
+    if ((req ? ops->exec(ctx->store, req, res, on_done, r)
+             : ops->batch_commit(ctx->store, b, res, on_done, r)) ==
+        STORE_PENDING) {
+        r->waiting = 1;
+        return 1;
+    }
+    r->inflight--;
+    append(r, res);
+    r->log[r->n - 1].fp = r->fp;
+    r->fp = 0;
+    r->next++;
+    return 0;
 }
 
 int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
                    const struct store_req *req, struct store_res *res)
 {
     struct cmd_replay *r;
+    struct store_req in;
+    uint64_t fp;
 
     if (ctx->store->ops->sync_only || !s) {
         /* The engine: straight through, nothing kept.  Without a session
-         * to wake (no done()), a store must answer at once or refuse. */
+         * to wake (no done()), a store must answer at once or refuse.  The
+         * engine's one batch needs no handle in the request. */
         store_exec(ctx->store, req, res, NULL, NULL);
         return 0;
     }
-    r = replay_of(s);
+    r = replay_of(ctx, s);
     if (r->waiting)
         return 1; /* this run is abandoned: submit nothing more */
+    fp = req_fp(req);
     if (r->next < r->n) {
-        ctx->echo = r->next < r->reported;
-        restore(&r->log[r->next++], res);
+        struct logged *l = &r->log[r->next++];
+        ctx->echo = r->next <= r->reported;
+        if (l->fp && l->fp != fp) {
+            r->diverged = 1;
+            store_res_init(res);
+            res->rc = STORE_EIO;
+            snprintf(res->detail, sizeof res->detail, "%s", DIVERGED);
+            return 0;
+        }
+        restore(l, res);
         return 0;
     }
     ctx->echo = 0;
-    r->inflight++;
-    if (store_exec(ctx->store, req, res, on_done, r) == STORE_PENDING) {
-        r->waiting = 1;
+    r->fp = fp;
+    if (!ctx->batch_depth)
+        return submit(ctx, r, req, res, 0, NULL);
+    if (!r->batch) {
+        /* Its batch has ended (conflicts past the cap): run nothing more
+         * of it, outside it least of all. */
+        append_rc(r, STORE_ECONFLICT, "the batch kept conflicting with "
+                  "concurrent changes; nothing of it applied");
+        restore(&r->log[r->n - 1], res);
+        return 0;
+    }
+    in = *req;
+    in.batch = r->batch;
+    return submit(ctx, r, &in, res, 1, NULL);
+}
+
+int cmd_store_batch_begin(struct cmd_ctx *ctx, struct cmd_session *s,
+                          struct store_batch **sync_batch)
+{
+    struct cmd_replay *r;
+    int rc;
+
+    if (ctx->store->ops->sync_only || !s)
+        return ctx->store->ops->batch_begin(ctx->store, 0, sync_batch);
+    r = replay_of(ctx, s);
+    if (r->waiting)
+        return STORE_OK; /* abandoned run */
+    if (r->next < r->n) {
+        rc = r->log[r->next++].res.rc; /* begun on an earlier run */
+        return rc;
+    }
+    end_batch(r); /* none should be open; never two */
+    r->begin_at = r->n;
+    rc = ctx->store->ops->batch_begin(ctx->store, r->conflicts, &r->batch);
+    append_rc(r, rc, NULL);
+    return rc;
+}
+
+int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
+                           struct store_batch *sync_batch,
+                           struct store_res *res)
+{
+    struct cmd_replay *r;
+    struct store_batch *b;
+
+    if (ctx->store->ops->sync_only || !s) {
+        ctx->store->ops->batch_commit(ctx->store, sync_batch, res, NULL,
+                                      NULL);
+        return 0;
+    }
+    r = replay_of(ctx, s);
+    if (r->waiting)
+        return 1;
+    if (r->next < r->n) {
+        restore(&r->log[r->next++], res);
+        return 0;
+    }
+    if (r->diverged && r->batch) {
+        end_batch(r);
+        append_rc(r, STORE_EIO, DIVERGED);
+        restore(&r->log[r->n - 1], res);
+        return 0;
+    }
+    if (!(b = r->batch)) {
+        append_rc(r, STORE_ECONFLICT, "the batch kept conflicting with "
+                  "concurrent changes; nothing of it applied");
+        restore(&r->log[r->n - 1], res);
+        return 0;
+    }
+    r->batch = NULL; /* the store's now, whatever the outcome */
+    r->fp = 0;
+    return submit(ctx, r, NULL, res, 1, b);
+}
+
+void cmd_store_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s,
+                           struct store_batch *sync_batch)
+{
+    if (ctx->store->ops->sync_only || !s) {
+        ctx->store->ops->batch_abort(ctx->store, sync_batch);
+        return;
+    }
+    /* An abandoned run keeps the batch for the next one. */
+    if (s->replay && !s->replay->waiting)
+        end_batch(s->replay);
+}
+
+int cmd_replay_value(struct cmd_ctx *ctx, struct cmd_session *s,
+                     int64_t *v)
+{
+    struct cmd_replay *r;
+
+    if (ctx->store->ops->sync_only || !s)
+        return 0;
+    r = replay_of(ctx, s);
+    if (r->waiting)
+        return 1; /* abandoned: what this run does is dropped */
+    if (r->next < r->n) {
+        *v = r->log[r->next++].res.value;
         return 1;
     }
-    r->inflight--;
-    append(r, res);
-    r->next++;
+    append_rc(r, STORE_OK, NULL);
+    r->log[r->n - 1].res.value = *v;
     return 0;
+}
+
+void cmd_replay_amend(struct cmd_ctx *ctx, struct cmd_session *s, int64_t v)
+{
+    if (!ctx->store->ops->sync_only && s && s->replay && s->replay->n)
+        s->replay->log[s->replay->n - 1].res.value = v;
 }
 
 int cmd_store_replaying(const struct cmd_session *s)
@@ -208,8 +430,12 @@ unsigned cmd_inflight(const struct cmd_session *s)
 
 void cmd_request_done(struct cmd_session *s)
 {
-    if (s->replay && s->replay->n)
+    if (s->replay && (s->replay->n || s->replay->batch)) {
+        end_batch(s->replay); /* a request that left one open: undo it */
         clear_log(s->replay);
+        s->replay->conflicts = 0;
+        s->replay->diverged = 0;
+    }
 }
 
 void cmd_session_moved(struct cmd_session *s)
@@ -232,7 +458,7 @@ void cmd_replay_end(struct cmd_session *s)
         return;
     s->replay = NULL;
     if (r->inflight) {
-        r->s = NULL; /* freed by the last done() */
+        r->s = NULL; /* freed (and its batch aborted) by the last done() */
         return;
     }
     replay_free(r);

@@ -31,6 +31,18 @@
  * NOSAVE stops any busy script, written or not (Redis lets it through and
  * exits): its batch is then undone, since nothing of it reached the log,
  * and it has no reply (cmd_script_kill_nosave).
+ *
+ * On a store that answers later a script is run again from its start each
+ * time one of its store calls pends (docs/store.md, the re-run design), and
+ * its calls are answered from the replay log.  So every run must ask the
+ * same: math.random is seeded per request with a seed the first run logs
+ * (cmd_replay_value), TIME inside a script is logged the same way (the
+ * front end's), and redis.log lines are held until the run that finishes,
+ * so each is written once.  A script that still asks something else on a
+ * re-run (it read a clock of its own making) gets an error and its batch
+ * applies nothing (replay.c).  A run stops at its first call that pends
+ * (an error raised at the call and again by the hook, past any pcall):
+ * what it would do after is dropped anyway.
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -61,6 +73,10 @@ struct cmd_scripts {
     int discard;           /* ... and SHUTDOWN NOSAVE: undo its writes */
     uint64_t last_poll_ms; /* the last busy_poll */
     const struct cmd_session *session;
+    /* redis.log lines of a run that may be run again (a store that answers
+     * later): "<level><line>\0" each, written once the run finishes. */
+    int hold_log;
+    struct buf held;
 };
 
 static uint64_t now_ms(void)
@@ -211,6 +227,13 @@ static int call(lua_State *L, int raise)
     free(argv);
     free(argl);
     free(nums);
+    if (sc->session && cmd_pending(sc->session)) {
+        /* The store answers later: this run is abandoned and the script
+         * runs again from its start; stop it here (and in the hook, past
+         * a pcall). */
+        lua_pushstring(L, "the store answers later: run again");
+        return lua_error(L);
+    }
     if (raise && lua_istable(L, -1)) {
         lua_getfield(L, -1, "err");
         int is_err = lua_isstring(L, -1);
@@ -269,6 +292,8 @@ static int l_log(lua_State *L)
     level = levels[(int)lua_tonumber(L, 1)];
     if (!sc->ctx || !sc->ctx->log)
         return 0;
+    if (sc->hold_log)
+        buf_addc(&b, (char)('0' + level));
     buf_adds(&b, "script: ");
     for (int i = 2; i <= argc; i++) {
         size_t n = 0;
@@ -278,9 +303,27 @@ static int l_log(lua_State *L)
         if (s)
             buf_add(&b, s, n);
     }
-    sc->ctx->log(sc->ctx->log_ctx, level, b.p);
+    if (sc->hold_log)
+        buf_add(&sc->held, b.p, b.len + 1); /* with its NUL */
+    else
+        sc->ctx->log(sc->ctx->log_ctx, level, b.p);
     buf_free(&b);
     return 0;
+}
+
+/* The held redis.log lines: written if the run finished, else dropped
+ * (the next run writes them again). */
+static void release_log(struct cmd_scripts *sc, struct cmd_ctx *ctx,
+                        int finished)
+{
+    for (size_t off = 0; finished && off < sc->held.len;) {
+        const char *line = (const char *)sc->held.p + off;
+        size_t len = strlen(line);
+        ctx->log(ctx->log_ctx, line[0] - '0', line + 1);
+        off += len + 1;
+    }
+    buf_clear(&sc->held);
+    sc->hold_log = 0;
 }
 
 /* The error handler every script runs under: Redis's shape, a table
@@ -324,6 +367,10 @@ static void hook(lua_State *L, lua_Debug *ar)
     lua_getfield(L, LUA_REGISTRYINDEX, "tally_self");
     sc = lua_touserdata(L, -1);
     lua_pop(L, 1);
+    if (sc && sc->session && cmd_pending(sc->session)) {
+        lua_pushstring(L, "the store answers later: run again");
+        lua_error(L);
+    }
     if (!sc || now - sc->t0_ms < sc->limit_ms)
         return;
     ctx = sc->ctx;
@@ -503,6 +550,8 @@ void cmd_script_flush(struct cmd_ctx *ctx)
 void cmd_scripts_free(struct cmd_ctx *ctx)
 {
     cmd_script_flush(ctx);
+    if (ctx->scripts)
+        buf_free(&ctx->scripts->held);
     free(ctx->scripts);
     ctx->scripts = NULL;
 }
@@ -690,6 +739,7 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
     struct cmd_scripts *sc = scripts(ctx);
     lua_State *L = sc->L;
     char sha[41];
+    enum cmd_status st;
     int rc;
 
     res->ticket = 0;
@@ -726,8 +776,15 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
     sc->discard = 0;
     sc->last_poll_ms = 0;
     sc->session = s;
+    if (!ctx->store->ops->sync_only) {
+        /* The same random numbers on every run of this request. */
+        int64_t seed = (int64_t)(now_ms() * 2654435761u);
+        cmd_replay_value(ctx, s, &seed);
+        srand((unsigned)seed); /* Lua 5.1's math.random is rand() */
+        sc->hold_log = ctx->log != NULL;
+    }
     lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
-    cmd_batch_begin(ctx);
+    cmd_batch_begin(ctx, s);
     rc = lua_pcall(L, 0, 1, -2);
     lua_sethook(L, NULL, 0, 0);
     ctx->script_busy = 0;
@@ -741,9 +798,12 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
     if (sc->discard) {
         /* Stopped for SHUTDOWN NOSAVE: Redis exits with the script's
          * writes never propagated; here they were never logged. */
-        cmd_batch_abort(ctx);
+        cmd_batch_abort(ctx, s);
+        release_log(sc, ctx, !cmd_pending(s));
         return CMD_NOTSET;
     }
     /* A script that failed after writing keeps its writes, as in Redis. */
-    return cmd_batch_commit(ctx, res);
+    st = cmd_batch_commit(ctx, s, res);
+    release_log(sc, ctx, st != CMD_PENDING);
+    return st;
 }

@@ -341,12 +341,12 @@ void http_batch(struct http_front *h, struct evhttp_request *req,
         http_idem_count(h, &res);
         answer(&br, req, &res, body, blen);
     } else {
-        cmd_batch_begin(h->ctx);
+        cmd_batch_begin(h->ctx, s);
         res.status = run_all(&br);
         if (res.status != CMD_OK)
-            cmd_batch_abort(h->ctx); /* all or nothing */
+            cmd_batch_abort(h->ctx, s); /* all or nothing */
         else
-            res.status = cmd_batch_commit(h->ctx, &res);
+            res.status = cmd_batch_commit(h->ctx, s, &res);
         answer(&br, req, &res, br.body, br.blen);
     }
 done:

@@ -235,11 +235,16 @@ void resp_cmd_lastsave(struct resp_conn *c)
 void resp_cmd_time(struct resp_conn *c)
 {
     struct timeval tv;
+    int64_t us;
 
     gettimeofday(&tv, NULL);
+    /* The same on every run of a request that a store answering later
+     * runs again (a script that reads TIME, then writes by it). */
+    us = (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+    cmd_replay_value(c->ctx, c->s, &us);
     resp_array(&c->out, 2);
-    resp_bulk_i64(&c->out, (int64_t)tv.tv_sec);
-    resp_bulk_i64(&c->out, (int64_t)tv.tv_usec);
+    resp_bulk_i64(&c->out, us / 1000000);
+    resp_bulk_i64(&c->out, us % 1000000);
 }
 
 /* INCRBYFLOAT, APPEND: a counter is an integer and stays one. */

@@ -109,14 +109,22 @@ void resp_cmd_subscribe(struct resp_conn *c)
 void resp_cmd_publish(struct resp_conn *c)
 {
     const struct resp_args *a = &c->args;
+    int64_t n = 0;
 
     if (!c->ctx->pubsub) {
         resp_int(&c->out, 0);
         return;
     }
-    resp_int(&c->out, (int64_t)pubsub_publish(c->ctx->pubsub, a->argv[1],
-                                              a->argl[1], a->argv[2],
-                                              a->argl[2]));
+    /* Inside a request that is run again (MULTI on a store that answers
+     * later) the message goes out once, on the first run that gets here. */
+    if (cmd_replay_value(c->ctx, c->s, &n)) {
+        resp_int(&c->out, n);
+        return;
+    }
+    n = (int64_t)pubsub_publish(c->ctx->pubsub, a->argv[1], a->argl[1],
+                                a->argv[2], a->argl[2]);
+    cmd_replay_amend(c->ctx, c->s, n);
+    resp_int(&c->out, n);
 }
 
 static void count_channel(void *arg, const char *chan, size_t len)

@@ -9,9 +9,19 @@
  * the daemon's and front ends' handling of CMD_PENDING are exercised
  * without PostgreSQL, with answers out of order across connections.
  *
- * It has no batch ops, as a remote store may not: the command layer must
- * refuse MULTI, scripts, RENAME and HTTP batches cleanly.  Only tests and
- * the hidden `tallyd --store delay+engine:DIR` use it (delay.h).
+ * Batches, optimistically, as a remote store over a shared database may
+ * do them: an operation of an open batch runs, on its pass, inside an inner
+ * batch that first replays the batch's earlier operations and is then
+ * rolled back, so it sees the batch's own writes and changes nothing; its
+ * result is provisional.  The commit, on its pass, replays every operation
+ * in one inner batch and compares each result with the provisional one
+ * (rc, found, value, n and the arrays; not expiry times, which move with
+ * the clock): all equal, the inner batch commits; else something else
+ * changed a key in between and the commit answers STORE_ECONFLICT with
+ * nothing applied, which makes the command layer run its request again.
+ * So the re-run of batches and its conflict path are exercised without
+ * PostgreSQL.  Only tests and the hidden `tallyd --store delay+engine:DIR`
+ * use it (delay.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,11 +34,25 @@
 
 /* One operation waiting for its pass, owning copies of what it names. */
 struct delayed {
-    struct store_req req;
+    struct store_req req;       /* req.batch: the batch it belongs to */
     store_done_fn done;
     void *arg;
     int want_founds;            /* the caller asked which DEL keys existed */
+    int commit;                 /* req.batch's commit, not an operation */
     char *mem;                  /* the copies: key, keys, prefix, id */
+    /* In a batch, once run: the provisional result to check at commit. */
+    struct store_res seen;
+    int64_t *seen_values;
+    unsigned char *seen_founds;
+};
+
+/* An open batch: its operations so far, in order, with their results. */
+struct store_batch {
+    struct delayed **ops;
+    size_t n, cap;
+    int queued;                 /* an operation (or the commit) waits */
+    int aborted;                /* abort came while one waited */
+    unsigned attempt;           /* conflicts of its request before it */
 };
 
 struct store_delay {
@@ -94,32 +118,195 @@ static void copy_req(struct delayed *op, const struct store_req *req)
         op->req.once = memcpy(p, req->once, req->oncelen);
 }
 
-/* Run one operation on the inner store and hand its result to done(). */
-static void run_one(struct store_delay *d, struct delayed *op)
+/* Run req on the inner store into *res, with arrays for MGET and DEL that
+ * the caller frees. */
+static void inner_exec(struct store_delay *d, const struct delayed *op,
+                       struct store_res *res, int64_t **values,
+                       unsigned char **founds)
 {
     size_t k = op->req.nkeys;
-    struct store_res res = {0};
-    int64_t *values = NULL;
-    unsigned char *founds = NULL;
+    struct store_req req = op->req;
 
+    req.batch = NULL; /* the inner store's one batch needs no handle */
+    store_res_init(res);
+    *values = NULL;
+    *founds = NULL;
     if (op->req.op == STORE_MGET) {
-        res.values = values = xcalloc(k ? k : 1, sizeof *values);
-        res.founds = founds = xcalloc(k ? k : 1, 1);
+        res->values = *values = xcalloc(k ? k : 1, sizeof **values);
+        res->founds = *founds = xcalloc(k ? k : 1, 1);
     } else if (op->req.op == STORE_DEL && op->want_founds) {
-        res.founds = founds = xcalloc(k ? k : 1, 1);
+        res->founds = *founds = xcalloc(k ? k : 1, 1);
     }
-    if (store_exec(d->inner, &op->req, &res, NULL, NULL) != STORE_DONE) {
-        memset(&res, 0, sizeof res);
-        res.rc = STORE_EIO;
-        snprintf(res.detail, sizeof res.detail,
+    if (store_exec(d->inner, &req, res, NULL, NULL) != STORE_DONE) {
+        store_res_init(res);
+        res->rc = STORE_EIO;
+        snprintf(res->detail, sizeof res->detail,
                  "the delay store's inner store answered later");
     }
     d->ops++;
+}
+
+static void delayed_free(struct delayed *op)
+{
+    free(op->seen_values);
+    free(op->seen_founds);
+    free(op->mem);
+    free(op);
+}
+
+static void batch_free(struct store_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        delayed_free(b->ops[i]);
+    free(b->ops);
+    free(b);
+}
+
+/* Does the replayed result r agree with what op was shown? */
+static int same(const struct delayed *op, const struct store_res *r)
+{
+    const struct store_res *s = &op->seen;
+    size_t k = s->n_items;
+
+    if (r->rc != s->rc || r->found != s->found || r->value != s->value ||
+        r->n != s->n || r->n_items != k)
+        return 0;
+    if (op->seen_values && memcmp(r->values, op->seen_values,
+                                  k * sizeof *r->values))
+        return 0;
+    return !op->seen_founds || !memcmp(r->founds, op->seen_founds, k);
+}
+
+/* Replay b's operations inside an open inner batch: 1 if each gave what it
+ * was shown (check), always 1 without check. */
+static int replay(struct store_delay *d, struct store_batch *b, int check)
+{
+    int ok = 1;
+
+    for (size_t i = 0; i < b->n && ok; i++) {
+        struct store_res r;
+        int64_t *values;
+        unsigned char *founds;
+
+        inner_exec(d, b->ops[i], &r, &values, &founds);
+        ok = !check || same(b->ops[i], &r);
+        free(values);
+        free(founds);
+    }
+    return ok;
+}
+
+/* An operation of batch b: run it over the batch's own writes, change
+ * nothing, keep its result for the commit's check. */
+static void run_in_batch(struct store_delay *d, struct delayed *op)
+{
+    struct store_batch *b = op->req.batch;
+    struct store_batch *inner_b = NULL;
+    struct store_res res;
+    int64_t *values;
+    unsigned char *founds;
+
+    b->queued = 0;
+    if (b->aborted) {
+        store_res_init(&res);
+        res.rc = STORE_EUNAVAIL;
+        snprintf(res.detail, sizeof res.detail, "the batch was aborted");
+        op->done(op->arg, &res);
+        delayed_free(op);
+        batch_free(b);
+        return;
+    }
+    if (d->inner->ops->batch_begin(d->inner, 0, &inner_b) != STORE_OK) {
+        store_res_init(&res);
+        res.rc = STORE_EIO;
+        snprintf(res.detail, sizeof res.detail,
+                 "the delay store's inner batch did not open");
+        op->done(op->arg, &res);
+        delayed_free(op);
+        return;
+    }
+    replay(d, b, 0);
+    inner_exec(d, op, &res, &values, &founds);
+    d->inner->ops->batch_abort(d->inner, inner_b);
+    op->seen = res;
+    op->seen_values = values;
+    op->seen_founds = founds;
+    if (b->n == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 8;
+        b->ops = xrealloc(b->ops, b->cap * sizeof *b->ops);
+    }
+    b->ops[b->n++] = op;
+    op->done(op->arg, &res);
+}
+
+static void conflict_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct delayed *op = arg;
+
+    (void)fd;
+    (void)what;
+    op->done(op->arg, &op->seen);
+    delayed_free(op);
+}
+
+/* The commit of batch b: replay and check everything in one inner batch.
+ * A conflict answers after a jittered wait that grows with the attempt,
+ * as a remote store's does, so that batches that keep meeting spread. */
+static void run_commit(struct store_delay *d, struct delayed *op)
+{
+    struct store_batch *b = op->req.batch;
+    struct store_batch *inner_b = NULL;
+    struct store_res res;
+
+    store_res_init(&res);
+    if (d->inner->ops->batch_begin(d->inner, 0, &inner_b) != STORE_OK) {
+        res.rc = STORE_EIO;
+        snprintf(res.detail, sizeof res.detail,
+                 "the delay store's inner batch did not open");
+    } else if (!replay(d, b, 1)) {
+        d->inner->ops->batch_abort(d->inner, inner_b);
+        res.rc = STORE_ECONFLICT;
+        snprintf(res.detail, sizeof res.detail, "a key the batch read was "
+                 "changed before its commit");
+        long us = store_conflict_backoff_us(b->attempt, next_rand(d));
+        struct timeval tv = {us / 1000000, us % 1000000};
+        op->seen = res;
+        op->req.batch = NULL;
+        batch_free(b);
+        if (event_base_once(event_get_base(d->ev), -1, EV_TIMEOUT,
+                            conflict_cb, op, &tv) == 0)
+            return;
+        op->done(op->arg, &res);
+        delayed_free(op);
+        return;
+    } else {
+        d->inner->ops->batch_commit(d->inner, inner_b, &res, NULL, NULL);
+    }
+    op->done(op->arg, &res);
+    delayed_free(op);
+    batch_free(b);
+}
+
+/* Run one operation on the inner store and hand its result to done(). */
+static void run_one(struct store_delay *d, struct delayed *op)
+{
+    struct store_res res;
+    int64_t *values;
+    unsigned char *founds;
+
+    if (op->commit) {
+        run_commit(d, op);
+        return;
+    }
+    if (op->req.batch) {
+        run_in_batch(d, op);
+        return;
+    }
+    inner_exec(d, op, &res, &values, &founds);
     op->done(op->arg, &res);
     free(values);
     free(founds);
-    free(op->mem);
-    free(op);
+    delayed_free(op);
 }
 
 /* The next pass: everything queued before it, in a shuffled order (what
@@ -143,6 +330,17 @@ static void on_pass(evutil_socket_t fd, short what, void *arg)
     free(batch);
 }
 
+static void queue(struct store_delay *d, struct delayed *op)
+{
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 16;
+        d->q = xrealloc(d->q, d->cap * sizeof *d->q);
+    }
+    d->q[d->n++] = op;
+    if (d->n == 1)
+        event_active(d->ev, EV_TIMEOUT, 0);
+}
+
 static int delay_exec(struct store *st, const struct store_req *req,
                       struct store_res *res, store_done_fn done, void *arg)
 {
@@ -162,14 +360,51 @@ static int delay_exec(struct store *st, const struct store_req *req,
     op->done = done;
     op->arg = arg;
     op->want_founds = res->founds != NULL;
-    if (d->n == d->cap) {
-        d->cap = d->cap ? 2 * d->cap : 16;
-        d->q = xrealloc(d->q, d->cap * sizeof *d->q);
-    }
-    d->q[d->n++] = op;
-    if (d->n == 1)
-        event_active(d->ev, EV_TIMEOUT, 0);
+    if (req->batch)
+        req->batch->queued = 1;
+    queue(d, op);
     return STORE_PENDING;
+}
+
+static int delay_batch_begin(struct store *st, unsigned attempt,
+                             struct store_batch **out)
+{
+    (void)st;
+    *out = xcalloc(1, sizeof **out);
+    (*out)->attempt = attempt;
+    return STORE_OK;
+}
+
+static int delay_batch_commit(struct store *st, struct store_batch *b,
+                              struct store_res *res, store_done_fn done,
+                              void *arg)
+{
+    struct delayed *op;
+
+    if (!done) {
+        batch_free(b);
+        res->rc = STORE_EUNSUPPORTED;
+        snprintf(res->detail, sizeof res->detail,
+                 "the delay store answers only later");
+        return STORE_DONE;
+    }
+    op = xcalloc(1, sizeof *op);
+    op->commit = 1;
+    op->req.batch = b;
+    op->done = done;
+    op->arg = arg;
+    b->queued = 1;
+    queue(self(st), op);
+    return STORE_PENDING;
+}
+
+static void delay_batch_abort(struct store *st, struct store_batch *b)
+{
+    (void)st;
+    if (b->queued)
+        b->aborted = 1; /* its waiting operation frees it */
+    else
+        batch_free(b);
 }
 
 static tally_ticket delay_durable(const struct store *st)
@@ -228,7 +463,9 @@ static const struct store_ops delay_ops = {
     .name = "delay",
     .sync_only = 0,
     .exec = delay_exec,
-    /* No batch ops: MULTI, scripts, RENAME and HTTP batches are refused. */
+    .batch_begin = delay_batch_begin,
+    .batch_commit = delay_batch_commit,
+    .batch_abort = delay_batch_abort,
     .durable = delay_durable,
     .now_ms = delay_now_ms,
     .ready = delay_ready,

@@ -562,13 +562,19 @@ static int engine_incr(struct store *st, const char *key, size_t klen,
     return res->rc = STORE_OK;
 }
 
-static int engine_batch_begin(struct store *st)
+/* The engine has one batch, open within one call of the command layer:
+ * its handle is the store itself. */
+static int engine_batch_begin(struct store *st, unsigned attempt,
+                              struct store_batch **out)
 {
-    return tally_batch_begin(st->db) < 0 ? STORE_EINVAL : STORE_OK;
+    (void)attempt;
+    *out = tally_batch_begin(st->db) < 0 ? NULL : (struct store_batch *)st;
+    return *out ? STORE_OK : STORE_EINVAL;
 }
 
-static int engine_batch_commit(struct store *st, struct store_res *res,
-                               store_done_fn done, void *arg)
+static int engine_batch_commit(struct store *st, struct store_batch *b,
+                               struct store_res *res, store_done_fn done,
+                               void *arg)
 {
     tally_ticket t = 0;
     int rc = tally_batch_commit(st->db, &t);
@@ -578,8 +584,9 @@ static int engine_batch_commit(struct store *st, struct store_res *res,
     return STORE_DONE;
 }
 
-static void engine_batch_abort(struct store *st)
+static void engine_batch_abort(struct store *st, struct store_batch *b)
 {
+    (void)b;
     tally_batch_abort(st->db);
 }
 
@@ -597,7 +604,7 @@ static int engine_once_answer(struct store *st, const struct store_req *req,
                             : rc == TALLY_OK ? STORE_OK : STORE_NOTFOUND;
 }
 
-static int engine_batch_commit_once(struct store *st,
+static int engine_batch_commit_once(struct store *st, struct store_batch *b,
                                     const struct store_req *req,
                                     const void *answer, size_t alen,
                                     struct store_res *res)

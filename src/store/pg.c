@@ -58,8 +58,8 @@ const char *pg_sync_setting(int policy)
 
 /* ---- Operations ----------------------------------------------------------- */
 
-static struct pg_op *op_new(const struct store_req *r, store_done_fn done,
-                            void *arg)
+struct pg_op *pg_op_new(const struct store_req *r, store_done_fn done,
+                        void *arg)
 {
     struct pg_op *op = xcalloc(1, sizeof *op);
     op->req = *r;
@@ -112,7 +112,7 @@ static struct pg_op *op_new(const struct store_req *r, store_done_fn done,
     return op;
 }
 
-static void op_free(struct pg_op *op)
+void pg_op_free(struct pg_op *op)
 {
     free(op->mem);
     free(op->keyv);
@@ -141,7 +141,7 @@ void pg_op_finish(struct pg_store *st, struct pg_op *op)
         st->info_queued = 0;
     else
         op->done(op->arg, &op->res);
-    op_free(op);
+    pg_op_free(op);
 }
 
 static void op_fail(struct pg_store *st, struct pg_op *op, int rc,
@@ -183,7 +183,7 @@ static void enqueue(struct pg_store *st, struct pg_op *op)
 void pg_enqueue_own(struct pg_store *st, enum pg_kind kind)
 {
     struct store_req r = {.op = STORE_COUNT};
-    struct pg_op *op = op_new(&r, NULL, NULL);
+    struct pg_op *op = pg_op_new(&r, NULL, NULL);
     op->kind = kind;
     enqueue(st, op);
 }
@@ -605,6 +605,13 @@ static int pg_exec(struct store *s, const struct store_req *req,
                  "postgresql: every operation waits for the database");
         return STORE_DONE;
     }
+    if (req->batch)
+        return pg_xact_exec(st, req, res, done, arg);
+    return pg_submit(st, pg_op_new(req, done, arg), res);
+}
+
+int pg_submit(struct pg_store *st, struct pg_op *op, struct store_res *res)
+{
     if (st->state != PG_READY && st->state != PG_DOWN) {
         /* A connect is under way (tallyd just started, or a reconnect):
          * wait for it a little rather than fail what would succeed. */
@@ -613,16 +620,17 @@ static int pg_exec(struct store *s, const struct store_req *req,
                                  (PG_CONNECT_WAIT_MS % 1000) * 1000};
             evtimer_add(st->ev_wait, &tv);
         }
-        enqueue(st, op_new(req, done, arg));
+        enqueue(st, op);
         return STORE_PENDING;
     }
     if (st->state != PG_READY) {
+        pg_op_free(op);
         res->rc = STORE_EUNAVAIL;
         snprintf(res->detail, sizeof res->detail, "%s",
                  st->why[0] ? st->why : "postgresql: connecting");
         return STORE_DONE;
     }
-    enqueue(st, op_new(req, done, arg));
+    enqueue(st, op);
     return STORE_PENDING;
 }
 
@@ -688,6 +696,10 @@ static size_t pg_info(const struct store *s, struct store_info_kv *kv,
     KV("store_pg_commit_us", "%lld", (long long)st->commit_us);
     KV("store_pg_unknown_outcomes", "%llu", (unsigned long long)st->n_unknown);
     KV("store_pg_purged", "%llu", (unsigned long long)st->n_purged);
+    KV("store_pg_batch_commits", "%llu",
+       (unsigned long long)st->n_xact_commits);
+    KV("store_pg_batch_conflicts", "%llu",
+       (unsigned long long)st->n_xact_conflicts);
 #undef KV
     return n;
 }
@@ -717,10 +729,9 @@ static void pg_close(struct store *s)
 static const struct store_ops pg_ops = {
     .name = "postgresql",
     .exec = pg_exec,
-    .batch_begin = NULL, /* DEBT: MULTI/EXEC and scripts need an interactive
-                            transaction on a dedicated connection */
-    .batch_commit = NULL,
-    .batch_abort = NULL,
+    .batch_begin = pg_xact_begin, /* pg_xact.c */
+    .batch_commit = pg_xact_commit,
+    .batch_abort = pg_xact_abort,
     .durable = pg_durable,
     .now_ms = pg_now_ms,
     .ready = pg_ready,

@@ -107,6 +107,11 @@ static size_t key_get(struct pg_batch *b, const char *k, size_t klen)
     return ki;
 }
 
+size_t pg_batch_key_add(struct pg_batch *b, const char *k, size_t klen)
+{
+    return key_get(b, k, klen);
+}
+
 static struct pg_id *id_get(struct pg_batch *b, const char *id, size_t len)
 {
     for (size_t i = 0; i < b->nids; i++)
@@ -143,7 +148,7 @@ static int is_barrier(const struct pg_op *op)
 /* The keys an operation touches: one, or req.keys. */
 static int op_multi(const struct pg_op *op);
 
-static size_t op_nkeys(const struct pg_op *op)
+size_t pg_op_nkeys(const struct pg_op *op)
 {
     return op_multi(op) ? op->req.nkeys : 1;
 }
@@ -155,7 +160,7 @@ static int op_multi(const struct pg_op *op)
            o == STORE_MSET;
 }
 
-static const char *op_key(const struct pg_op *op, size_t i, size_t *klen)
+const char *pg_op_key(const struct pg_op *op, size_t i, size_t *klen)
 {
     if (!op_multi(op)) {
         *klen = op->req.klen;
@@ -202,10 +207,10 @@ static int add_hot(struct pg_batch *b, struct pg_op *op)
 /* 1 if op joined as slow, 0 if it must wait for the next batch. */
 static int add_slow(struct pg_batch *b, struct pg_op *op)
 {
-    size_t n = op_nkeys(op);
+    size_t n = pg_op_nkeys(op);
     for (size_t i = 0; i < n; i++) {
         size_t klen;
-        const char *k = op_key(op, i, &klen);
+        const char *k = pg_op_key(op, i, &klen);
         size_t ki = pg_batch_key(b, k, klen);
         if (ki != SIZE_MAX && b->keys[ki].hot)
             return 0;
@@ -213,7 +218,7 @@ static int add_slow(struct pg_batch *b, struct pg_op *op)
     int w = pg_op_writes(op);
     for (size_t i = 0; i < n; i++) {
         size_t klen;
-        const char *k = op_key(op, i, &klen);
+        const char *k = pg_op_key(op, i, &klen);
         size_t ki = key_get(b, k, klen); /* may move b->keys */
         struct pg_key *e = &b->keys[ki];
         e->slow = 1;
@@ -464,7 +469,7 @@ static void do_multi(struct pg_batch *b, struct pg_op *op)
         res->found = op->founds[0];
 }
 
-static void run_one(struct pg_batch *b, struct pg_op *op)
+void pg_batch_run(struct pg_batch *b, struct pg_op *op)
 {
     const struct store_req *r = &op->req;
     struct store_res *res = &op->res;
@@ -514,6 +519,10 @@ void pg_batch_apply(struct pg_batch *b)
         if (op->hot)
             continue;
         op->res.now_ms = b->now_ms;
+        if (op->xact) {
+            pg_xact_apply(b, op);
+            continue;
+        }
         struct pg_id *id = NULL;
         if (op->req.once) {
             id = id_get(b, op->req.once, op->req.oncelen);
@@ -532,7 +541,7 @@ void pg_batch_apply(struct pg_batch *b)
                    (op->req.op == STORE_DEL && op->req.nkeys != 1)))
             op->res.rc = STORE_EINVAL; /* as the engine: ids take no conditions */
         else
-            run_one(b, op);
+            pg_batch_run(b, op);
         if (id && (op->res.rc == STORE_OK || op->res.rc == STORE_NOTFOUND)) {
             id->live = id->dirty = 1;
             id->fp = op->req.fingerprint;

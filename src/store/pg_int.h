@@ -22,6 +22,8 @@
 #include "store.h"
 #include "util.h"
 
+struct pg_store;
+
 /* Operations that are not the caller's: the store's own maintenance. */
 enum pg_kind {
     PG_USER = 0,
@@ -55,6 +57,9 @@ struct pg_op {
     int hot;                  /* answered from the coalesced statement */
     int64_t prefix;           /* hot: this key's deltas summed up to here */
     size_t hk;                /* hot: index in the batch's keys */
+    struct store_batch *xact; /* a store batch's commit (pg_xact.c): its
+                                 keys in req.keys, its operations run
+                                 and checked by pg_xact_apply */
 };
 
 TAILQ_HEAD(pg_opq, pg_op);
@@ -118,6 +123,24 @@ void pg_batch_apply(struct pg_batch *b);
 void pg_batch_answer_hot(struct pg_batch *b, struct pg_opq *q);
 /* Does this op change anything? */
 int pg_op_writes(const struct pg_op *op);
+/* The keys an operation touches: one, or req.keys. */
+size_t pg_op_nkeys(const struct pg_op *op);
+const char *pg_op_key(const struct pg_op *op, size_t i, size_t *klen);
+/* The key's index, added (as no kind yet) if missing; may move b->keys. */
+size_t pg_batch_key_add(struct pg_batch *b, const char *k, size_t klen);
+/* Run one operation over the batch's key state (they must be in it). */
+void pg_batch_run(struct pg_batch *b, struct pg_op *op);
+
+/* pg_xact.c: store batches (MULTI/EXEC, scripts, ...), checked at commit */
+int pg_xact_begin(struct store *s, unsigned attempt,
+                  struct store_batch **out);
+int pg_xact_exec(struct pg_store *st, const struct store_req *req,
+                 struct store_res *res, store_done_fn done, void *arg);
+int pg_xact_commit(struct store *s, struct store_batch *b,
+                   struct store_res *res, store_done_fn done, void *arg);
+void pg_xact_abort(struct store *s, struct store_batch *b);
+/* The commit op's turn in pg_batch_apply, over the locked rows. */
+void pg_xact_apply(struct pg_batch *b, struct pg_op *op);
 
 /* pg_sql.c: SQL texts (one prepared statement each) and encoders. */
 enum pg_stmt {
@@ -242,11 +265,19 @@ struct pg_store {
     int send_failed;          /* libpq refused to queue a message */
     int closing;
     uint64_t n_batches, n_ops, n_retries, n_unknown, n_purged;
+    uint64_t n_xact_commits, n_xact_conflicts; /* store batches (pg_xact.c) */
 };
 
 /* pg.c: the connection and the operations' lives */
 int64_t pg_wall_ms(void);
 int64_t pg_mono_us(void);                  /* CLOCK_MONOTONIC */
+/* A copy of r (every byte it points to) as an op; free with pg_op_free. */
+struct pg_op *pg_op_new(const struct store_req *r, store_done_fn done,
+                        void *arg);
+void pg_op_free(struct pg_op *op);
+/* Queue op (STORE_PENDING), or fail it at once (STORE_DONE, *res says
+ * why, op freed) while the connection is down. */
+int pg_submit(struct pg_store *st, struct pg_op *op, struct store_res *res);
 const char *pg_sync_setting(int policy);  /* synchronous_commit's value */
 void pg_op_finish(struct pg_store *st, struct pg_op *op); /* done(), free */
 /* Fail every op of q with rc (STORE_EUNKNOWN only for ops that write). */

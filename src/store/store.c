@@ -73,6 +73,7 @@ const char *store_strerror(int rc)
     case STORE_EUNAVAIL: return "store unavailable";
     case STORE_EUNKNOWN: return "outcome unknown";
     case STORE_EUNSUPPORTED: return "not supported by this store";
+    case STORE_ECONFLICT: return "batch conflicted with a concurrent change";
     default: return "unknown store code";
     }
 }

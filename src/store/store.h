@@ -48,6 +48,7 @@
 #include "tally.h" /* TALLY_KEY_MAX, TALLY_ID_MAX, tally_ticket */
 
 struct event_base;
+struct store_batch; /* an open batch: the store's own, opaque (see "Batches") */
 
 /* ---- Operations -------------------------------------------------------- */
 
@@ -130,6 +131,10 @@ struct store_req {
     const char *once;          /* NULL: none */
     size_t oncelen;
     uint64_t fingerprint;      /* the caller's hash of the request */
+    /* The open batch this operation belongs to (batch_begin), NULL for
+     * none.  A store that is sync_only may ignore it: only one of its
+     * batches is ever open, and only within one call of the caller. */
+    struct store_batch *batch;
 };
 
 /* Results and errors (res->rc). */
@@ -157,6 +162,14 @@ struct store_req {
                                   retry with an idempotency id resolves it */
 #define STORE_EUNSUPPORTED (-15) /* this store cannot do that (SAVE on
                                     PostgreSQL) */
+#define STORE_ECONFLICT (-16)  /* the batch met a concurrent change (another
+                                  instance's, or another connection's) or
+                                  a deadlock: the store rolled it back and
+                                  ended it, nothing of it applied.  Only
+                                  ever given to done(), after the store's
+                                  own jittered backoff: the caller runs
+                                  the whole request again with a new
+                                  batch */
 
 struct store_res {
     int rc;                    /* STORE_OK, STORE_NOTFOUND, ... */
@@ -217,6 +230,17 @@ static inline void store_res_init(struct store_res *r)
     r->detail[0] = 0;
 }
 
+/* How long a store waits before it answers STORE_ECONFLICT for a batch of a
+ * request that conflicted attempt times before: jittered (rnd is any random
+ * number), 1 ms plus up to 2 ms doubling per attempt to 128 ms, so batches
+ * that keep meeting spread out.  In microseconds. */
+static inline long store_conflict_backoff_us(unsigned attempt, uint64_t rnd)
+{
+    long cap = 2000L << (attempt < 6 ? attempt : 6);
+
+    return 1000L + (long)(rnd % (uint64_t)cap);
+}
+
 #define STORE_DONE 0
 #define STORE_PENDING 1
 
@@ -225,6 +249,9 @@ typedef void (*store_done_fn)(void *arg, const struct store_res *res);
 /* ---- What every store provides ------------------------------------------ */
 
 struct store;
+
+/* How many facts info() gives at most: callers size their arrays so. */
+#define STORE_INFO_MAX 32
 
 struct store_info_kv {
     const char *name;          /* "store", "store_durability", ... */
@@ -252,13 +279,31 @@ struct store_ops {
     int (*incr)(struct store *st, const char *key, size_t klen,
                 int64_t delta, struct store_res *res);
     /* Atomic batches (MULTI/EXEC, scripts, RENAME, HTTP /v1/batch): every
-     * exec between begin and commit is one atomic step.  NULL when the
-     * store cannot (the command layer then refuses such commands with a
-     * clear error).  commit: STORE_DONE or STORE_PENDING as exec. */
-    int (*batch_begin)(struct store *st);
-    int (*batch_commit)(struct store *st, struct store_res *res,
-                        store_done_fn done, void *arg);
-    void (*batch_abort)(struct store *st);
+     * exec whose req->batch is b, between begin and commit, is one atomic
+     * step.  NULL when the store cannot (the command layer then refuses
+     * such commands with a clear error).
+     *   begin: opens a batch into *out, at once (STORE_OK; no round trip:
+     *     a remote store starts its transaction with the first operation)
+     *     or an error with *out NULL.  attempt: how many times batches of
+     *     this request conflicted before (for the store's backoff).
+     *     Several may be open at once, one per request, and stay open
+     *     across loop passes while their operations pend (a store that is
+     *     sync_only has only one, within one call).
+     *   exec inside: STORE_DONE or STORE_PENDING as always.  A remote
+     *     store's results may be provisional, checked again at commit.
+     *   commit: STORE_DONE or STORE_PENDING as exec; the store frees b
+     *     (whatever the outcome).  STORE_ECONFLICT (through done() only):
+     *     nothing applied, run the request again; STORE_EUNKNOWN: the
+     *     connection was lost after the commit was sent.
+     *   abort: undo and free b at once; an exec of b still in flight gets
+     *     its done() (with an error) later, as promised.
+     * An exec of b that answers STORE_ECONFLICT has ended b too: the caller
+     * neither commits nor aborts it. */
+    int (*batch_begin)(struct store *st, unsigned attempt,
+                       struct store_batch **out);
+    int (*batch_commit)(struct store *st, struct store_batch *b,
+                        struct store_res *res, store_done_fn done, void *arg);
+    void (*batch_abort)(struct store *st, struct store_batch *b);
     /* Durability: the highest ticket durable now; a remote store returns
      * UINT64_MAX (its results carry 0). */
     tally_ticket (*durable)(const struct store *st);
@@ -285,7 +330,8 @@ struct store_ops {
     int (*once_answer)(struct store *st, const struct store_req *req,
                        const void **answer, size_t *alen,
                        struct store_res *res);
-    int (*batch_commit_once)(struct store *st, const struct store_req *req,
+    int (*batch_commit_once)(struct store *st, struct store_batch *b,
+                             const struct store_req *req,
                              const void *answer, size_t alen,
                              struct store_res *res);
     /* The engine's own statistics (INFO persistence, /metrics, memcached

@@ -358,6 +358,144 @@ static void connection_lost_after_commit_sent_is_unknown(void **state)
     fx_close(&f);
 }
 
+/* ---- Store batches (pg_xact.c) ------------------------------------------ */
+
+static struct store_batch *begin(struct fx *f)
+{
+    struct store_batch *b = NULL;
+    assert_int_equal(f->st->ops->batch_begin(f->st, 0, &b), STORE_OK);
+    assert_non_null(b);
+    return b;
+}
+
+/* One operation of batch b, waited for. */
+static struct call *in_batch(struct fx *f, struct store_batch *b,
+                             struct store_req r)
+{
+    r.batch = b;
+    return run(f, &r);
+}
+
+static struct call *commit(struct fx *f, struct store_batch *b)
+{
+    static struct call c;
+    struct store_res res;
+    memset(&c, 0, sizeof c);
+    if (f->st->ops->batch_commit(f->st, b, &res, on_done, &c) == STORE_DONE)
+        on_done(&c, &res);
+    finish(f, &c, 1);
+    return &c;
+}
+
+/* A batch sees its own writes at once (one read per key, then C), shows
+ * nothing to others before its commit, and applies whole at it. */
+static void batch_reads_its_own_writes_and_applies_whole_at_commit(
+    void **state)
+{
+    struct fx f;
+    (void)state;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters; INSERT INTO tally_counters (k, n) VALUES ('a', 1)");
+    struct store_batch *b = begin(&f);
+    assert_int_equal(in_batch(&f, b, incr("a", 5))->res.value, 6);
+    struct store_req again = incr("a", 1);
+    struct store_res res;
+    again.batch = b;
+    store_res_init(&res);
+    assert_int_equal(f.st->ops->exec(f.st, &again, &res, on_done, NULL),
+                     STORE_DONE); /* a key it knows: no round trip */
+    assert_int_equal(res.value, 7);
+    assert_int_equal(in_batch(&f, b, get("b"))->res.rc, STORE_NOTFOUND);
+    assert_int_equal(in_batch(&f, b, set("b", 3))->res.rc, STORE_OK);
+    assert_int_equal(in_batch(&f, b, get("b"))->res.value, 3);
+    /* DBSIZE: the database's one counter and the one the batch made. */
+    struct store_req count = {.op = STORE_COUNT};
+    assert_int_equal(in_batch(&f, b, count)->res.n, 2);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'a'"), 1);
+    assert_int_equal(sql_int("SELECT count(*) FROM tally_counters WHERE k = 'b'"), 0);
+    assert_int_equal(commit(&f, b)->res.rc, STORE_OK);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'a'"), 7);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'b'"), 3);
+    fx_close(&f);
+}
+
+/* Another writer (another instance) changes a key the batch read: the
+ * commit applies nothing, leaves no placeholder, and says ECONFLICT so the
+ * caller runs its request again. */
+static void batch_commit_conflicts_when_another_writer_got_in_between(
+    void **state)
+{
+    struct fx f;
+    (void)state;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters; INSERT INTO tally_counters (k, n) VALUES ('a', 1)");
+    struct store_batch *b = begin(&f);
+    assert_int_equal(in_batch(&f, b, incr("a", 1))->res.value, 2);
+    assert_int_equal(in_batch(&f, b, incr("new", 1))->res.value, 1);
+    sql("UPDATE tally_counters SET n = 100 WHERE k = 'a'");
+    struct call *c = commit(&f, b);
+    assert_int_equal(c->res.rc, STORE_ECONFLICT);
+    assert_string_equal(info(&f, "store_pg_batch_conflicts"), "1");
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'a'"), 100);
+    assert_int_equal(sql_int("SELECT count(*) FROM tally_counters"), 1);
+    /* A batch whose reads still hold commits. */
+    b = begin(&f);
+    assert_int_equal(in_batch(&f, b, incr("a", 1))->res.value, 101);
+    assert_int_equal(commit(&f, b)->res.rc, STORE_OK);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'a'"), 101);
+    fx_close(&f);
+}
+
+/* Aborted while its read is in flight: the read's operation still gets its
+ * done() (an error), the batch is freed after it (ASan), nothing applied. */
+static void batch_aborted_with_a_read_in_flight_answers_it(void **state)
+{
+    struct fx f;
+    (void)state;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters");
+    struct store_batch *b = begin(&f);
+    static struct call c;
+    struct store_req r = incr("c", 1);
+    r.batch = b;
+    start(&f, &r, &c);
+    assert_false(c.done);
+    f.st->ops->batch_abort(f.st, b);
+    finish(&f, &c, 1);
+    assert_int_equal(c.res.rc, STORE_EUNAVAIL);
+    assert_int_equal(sql_int("SELECT count(*) FROM tally_counters"), 0);
+    fx_close(&f);
+}
+
+/* The commit waits on a row another session locked; the connection is
+ * lost meanwhile: outcome unknown, never success. */
+static void batch_commit_lost_after_it_was_sent_is_unknown(void **state)
+{
+    struct fx f;
+    (void)state;
+    fx_open(&f);
+    sql("DELETE FROM tally_counters; INSERT INTO tally_counters (k, n) VALUES ('locked', 1)");
+    struct store_batch *b = begin(&f);
+    assert_int_equal(in_batch(&f, b, incr("locked", 1))->res.value, 2);
+    PGconn *holder = PQconnectdb(getenv("TALLY_PG_URI"));
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    PQclear(PQexec(holder, "BEGIN; SELECT * FROM tally_counters WHERE k = 'locked' FOR UPDATE"));
+    static struct call c;
+    struct store_res res;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(f.st->ops->batch_commit(f.st, b, &res, on_done, &c),
+                     STORE_PENDING);
+    spin(&f, 300); /* sent, waiting for the lock */
+    assert_false(c.done);
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'tallyd'");
+    finish(&f, &c, 1);
+    assert_int_equal(c.res.rc, STORE_EUNKNOWN);
+    PQclear(PQexec(holder, "ROLLBACK"));
+    PQfinish(holder);
+    fx_close(&f);
+}
+
 /* With PostgreSQL stopped every operation fails at once with EUNAVAIL and
  * ready() says why; the store reconnects by itself once it is back. */
 static void postgresql_down_fails_fast_then_reconnects(void **state)
@@ -782,6 +920,10 @@ int main(void)
         cmocka_unit_test(expired_counters_invisible_then_purged),
         cmocka_unit_test(scan_pages_cover_every_key),
         cmocka_unit_test(info_reports_durability_honestly),
+        cmocka_unit_test(batch_reads_its_own_writes_and_applies_whole_at_commit),
+        cmocka_unit_test(batch_commit_conflicts_when_another_writer_got_in_between),
+        cmocka_unit_test(batch_aborted_with_a_read_in_flight_answers_it),
+        cmocka_unit_test(batch_commit_lost_after_it_was_sent_is_unknown),
         cmocka_unit_test(two_instances_lock_in_one_order_and_count_exactly),
         cmocka_unit_test(deadlock_is_rerun_after_backoff),
         cmocka_unit_test(connection_lost_after_commit_sent_is_unknown),

@@ -171,9 +171,9 @@ static void test_refused_inside_a_batch(void **state)
     struct cmd_res res;
     char out[64];
 
-    cmd_batch_begin(&f->ctx);
+    cmd_batch_begin(&f->ctx, &f->s);
     assert_int_equal(once(f, "t-4", 1, &b, &res, out), CMD_ERR_INBATCH);
-    cmd_batch_abort(&f->ctx);
+    cmd_batch_abort(&f->ctx, &f->s);
     assert_int_equal(b.runs, 0);
 }
 

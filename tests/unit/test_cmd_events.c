@@ -83,7 +83,7 @@ static void test_events_of_a_batch_wait_for_its_commit(void **state)
     rec(h, "in", 1, 5); /* the ticket the change got inside the batch */
     events_release(h, 5, 0);
     assert_int_equal(s.n, 0); /* not durable yet: the batch is not */
-    events_batch_end(h, 9);
+    events_batch_end(h, 1, 9);
     rec(h, "after", 2, 10);
     events_release(h, 8, 0);
     assert_int_equal(s.n, 0);
@@ -96,7 +96,7 @@ static void test_events_of_a_batch_wait_for_its_commit(void **state)
     rec(h, "before", 3, 11);
     events_batch_begin(h);
     rec(h, "undone", 4, 11);
-    events_batch_end(h, 0);
+    events_batch_end(h, 0, 0);
     events_release(h, UINT64_MAX - 1, 0);
     assert_int_equal(s.n, 3);
     assert_string_equal(s.keys[2], "before");

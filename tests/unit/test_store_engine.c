@@ -315,20 +315,21 @@ static void batch_commits_as_one_and_abort_undoes(void **state)
 {
     struct fx f;
     struct store_res r;
+    struct store_batch *b;
     int found;
 
     open_fx(&f, state);
     assert_true(store_has_batch(f.st));
-    assert_int_equal(f.st->ops->batch_begin(f.st), STORE_OK);
+    assert_int_equal(f.st->ops->batch_begin(f.st, 0, &b), STORE_OK);
     incr(&f, "b", 1, 0, &r);
     incr(&f, "b", 1, 0, &r);
-    f.st->ops->batch_abort(f.st);
+    f.st->ops->batch_abort(f.st, b);
     value_of(&f, "b", &found);
     assert_false(found);
-    assert_int_equal(f.st->ops->batch_begin(f.st), STORE_OK);
+    assert_int_equal(f.st->ops->batch_begin(f.st, 0, &b), STORE_OK);
     incr(&f, "b", 2, 0, &r);
     memset(&r, 0, sizeof r);
-    assert_int_equal(f.st->ops->batch_commit(f.st, &r, NULL, NULL),
+    assert_int_equal(f.st->ops->batch_commit(f.st, b, &r, NULL, NULL),
                      STORE_DONE);
     assert_int_equal(r.rc, STORE_OK);
     assert_true(r.ticket > 0);
