@@ -13,10 +13,13 @@
 # is new: what is measured is the first request, not a replay.
 #
 # Redis runs with --appendonly yes --appendfsync POLICY; tallyd with
-# --fsync everysec (it promises no more than the store gives).
+# --fsync everysec (it promises no more than the store gives).  With -C the
+# store is a Redis Cluster of three masters instead (no replicas): tallyd
+# --store redis+cluster:// against redis-benchmark --cluster on the same
+# servers.
 #
 # Usage: bench/redis_store_vs_redis.sh [-n REQUESTS] [-1 REQUESTS_AT_C1]
-#                                      [-r REPEATS] [-p POLICY]
+#                                      [-r REPEATS] [-p POLICY] [-C]
 # Env: TALLYD (default <repo>/build/tallyd), REDIS_SERVER, REDIS_BENCHMARK.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -29,12 +32,14 @@ n=100000
 n_c1=20000
 repeats=3
 policy=everysec
-while getopts "n:1:r:p:h" opt; do
+cluster=0
+while getopts "n:1:r:p:Ch" opt; do
   case $opt in
     n) n=$OPTARG ;;
     1) n_c1=$OPTARG ;;
     r) repeats=$OPTARG ;;
     p) policy=$OPTARG ;;
+    C) cluster=1 ;;
     *) bench_usage ;;
   esac
 done
@@ -46,18 +51,44 @@ work=$(bench_workdir redisstore)
 bench_on_exit "$work"
 mkdir -p "$work/tally" "$work/redis"
 tally_port=$(bench_free_port)
-redis_port=$(bench_free_port)
-"$redis_server" --bind 127.0.0.1 --port "$redis_port" --dir "$work/redis" \
-  --appendonly yes --appendfsync "$policy" --save '' --daemonize no \
-  --logfile "$work/redis.log" &
-bench_started $!
-bench_wait_for "$work/redis.log" $! sh -c "redis-cli -p $redis_port PING | grep -q PONG"
+# redis_start PORT DIR [FLAGS...]: one redis-server, waited for.
+redis_start() {
+  local port=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  "$redis_server" --bind 127.0.0.1 --port "$port" --dir "$dir" \
+    --appendonly yes --appendfsync "$policy" --save '' --daemonize no \
+    --logfile "$dir/redis.log" "$@" &
+  bench_started $!
+  bench_wait_for "$dir/redis.log" $! sh -c "redis-cli -p $port PING | grep -q PONG"
+}
+rc=""  # redis-benchmark's extra flag for the direct column
+if ((cluster)); then
+  # A cluster node's bus listens on port + 10000: keep both free and valid.
+  ports=()
+  while ((${#ports[@]} < 3)); do
+    p=$(bench_free_port)
+    ((p <= 55535)) && "$python" -c "import socket; socket.create_server(('127.0.0.1', $p + 10000))" 2>/dev/null && ports+=("$p")
+  done
+  for p in "${ports[@]}"; do
+    redis_start "$p" "$work/redis/$p" --cluster-enabled yes --cluster-config-file nodes.conf
+  done
+  redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >"$work/create.log"
+  bench_wait_for "$work/create.log" "${bench_pids[0]}" sh -c "redis-cli -p ${ports[0]} CLUSTER INFO | grep -q cluster_state:ok"
+  redis_port=${ports[0]}
+  store="redis+cluster://127.0.0.1:${ports[0]},127.0.0.1:${ports[1]}"
+  rc="--cluster"
+else
+  redis_port=$(bench_free_port)
+  redis_start "$redis_port" "$work/redis"
+  store="redis://127.0.0.1:$redis_port"
+fi
 "$tallyd" --dir "$work/tally" --bind 127.0.0.1 --port "$tally_port" \
   --http-port 0 --memcache-port 0 --fsync everysec \
-  --store "redis://127.0.0.1:$redis_port" 2>"$work/tallyd.log" &
+  --store "$store" 2>"$work/tallyd.log" &
 tally_pid=$!
 bench_started "$tally_pid"
-bench_wait_for "$work/tallyd.log" "$tally_pid" sh -c "grep -q 'redis: connected' '$work/tallyd.log'"
+bench_wait_for "$work/tallyd.log" "$tally_pid" sh -c "grep -q 'redis: connected' '$work/tallyd.log' && redis-cli -p $tally_port INCR bench:ready | grep -Eq '^[0-9]+$'"
 
 # bench PORT ARGS... -> "rps p50 p99" from redis-benchmark --csv: its one
 # test's row, whatever the test's name (INCR, or the command given).
@@ -65,11 +96,11 @@ bench() {
   local port=$1
   shift
   "$redis_benchmark" -h 127.0.0.1 -p "$port" -r 100000 --csv "$@" |
-    awk -F'","' 'NR > 1 && /^"/ { gsub(/"/, ""); n = split($0, f, ","); print f[n-6], f[n-3], f[n-1]; found = 1; exit }
+    awk -F'","' '/^"/ && !/^"test"/ { gsub(/"/, ""); n = split($0, f, ","); print f[n-6], f[n-3], f[n-1]; found = 1; exit }
                  END { if (!found) exit 1 }'
 }
 
-echo "tallyd --store redis:// vs redis-server $("$redis_server" --version | awk '{print $3}' | sed 's/^v=//') directly (appendfsync $policy)"
+echo "tallyd --store ${store%%:*}:// vs redis-server $("$redis_server" --version | awk '{print $3}' | sed 's/^v=//') directly (appendfsync $policy)"
 echo "redis-benchmark -r 100000 (INCRBY.ONCE rows: -r 10^9); -n $n (-n $n_c1 at -c 1); median of $repeats runs; latency in ms"
 printf '%-22s | %11s %7s %7s | %11s %7s %7s | %11s\n' config "tally rps" p50 p99 "redis rps" p50 p99 "tally/redis"
 printf '%.0s-' {1..97}
@@ -105,11 +136,15 @@ row() { # label count tally-args -- redis-args (redis-args empty: no redis colum
       "$tr" "$(bench_median "${t_p50[@]}")" "$(bench_median "${t_p99[@]}")" - - - -
   fi
 }
-row "INCR -c 1" "$n_c1" "-t incr -c 1" "-t incr -c 1"
-row "INCR -c 50" "$n" "-t incr -c 50" "-t incr -c 50"
+# On a cluster the direct idempotent row has no equivalent: its two keys
+# are in two slots, and its script is loaded on one node only.
+direct_once="-r 1000000000 -c 50 EVALSHA $direct_once_sha 2 k:__rand_int__ id:__rand_int__ 1 86400000"
+((cluster)) && direct_once=""
+row "INCR -c 1" "$n_c1" "-t incr -c 1" "$rc -t incr -c 1"
+row "INCR -c 50" "$n" "-t incr -c 50" "$rc -t incr -c 50"
 incr_c50=$last_tally_rps
-row "INCR -c 50 -P 16" "$n" "-t incr -c 50 -P 16" "-t incr -c 50 -P 16"
+row "INCR -c 50 -P 16" "$n" "-t incr -c 50 -P 16" "$rc -t incr -c 50 -P 16"
 row "INCRBY.ONCE -c 50" "$n" "-r 1000000000 -c 50 INCRBY.ONCE k:__rand_int__ 1 id:__rand_int__" \
-  "-r 1000000000 -c 50 EVALSHA $direct_once_sha 2 k:__rand_int__ id:__rand_int__ 1 86400000"
+  "$direct_once"
 printf 'INCRBY.ONCE / INCR through tally at -c 50: %.2fx\n' "$(bench_ratio "$last_tally_rps" "$incr_c50")"
 bench_stop_all

@@ -273,7 +273,8 @@ static void conn_process(struct conn *c)
         size_t start = c->out.len;
         struct proto_out o = {&c->out, 0, 0};
         size_t n = ops->handle(c->proto, c->in.p + pos, c->in.len - pos, &o);
-        if (cmd_pending(&c->session)) {
+        /* One branch on the engine, which never keeps a replay log. */
+        if (c->session.replay && cmd_pending(&c->session)) {
             /* The store answers later (cmd.h "Asynchronous stores"): drop
              * what the front end wrote for this request, keep its bytes,
              * and run it again from its first byte once woken.  DEBT: so
@@ -287,7 +288,8 @@ static void conn_process(struct conn *c)
         if (n == 0)
             break;
         pos += n;
-        cmd_request_done(&c->session);
+        if (c->session.replay)
+            cmd_request_done(&c->session);
         /* Also when the request wrote nothing (memcached noreply, meta q):
          * its change still holds every reply after it (outbox.c). */
         outbox_hold(c, start, o.ticket);

@@ -67,7 +67,8 @@ int stores_open(struct server *srv, char *err)
 #endif
     }
     if (has_scheme(uri, "redis://") || has_scheme(uri, "rediss://") ||
-        has_scheme(uri, "redis+cluster://")) {
+        has_scheme(uri, "redis+cluster://") ||
+        has_scheme(uri, "rediss+cluster://")) {
 #ifdef TALLY_HAVE_REDIS
         char why[200] = "";
         struct store *rd = NULL;

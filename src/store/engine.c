@@ -545,6 +545,23 @@ static int engine_exec(struct store *st, const struct store_req *req,
     return STORE_DONE;
 }
 
+/* store_ops.incr: op_incr's plain case (TALLY_TTL_KEEP, no read first),
+ * the engine call and nothing around it. */
+static int engine_incr(struct store *st, const char *key, size_t klen,
+                       int64_t delta, struct store_res *res)
+{
+    tally_ticket t = 0;
+    int rc = tally_incrx(st->db, key, klen, delta, TALLY_TTL_KEEP, 0,
+                         &res->value, &res->expire_at, &t);
+
+    res->ticket = t; /* also an error's: it may show state */
+    if (rc < 0) {
+        res->detail[0] = 0;
+        return res->rc = from_tally(st->db, res, rc);
+    }
+    return res->rc = STORE_OK;
+}
+
 /* The engine has one batch, open within one call of the command layer:
  * its handle is the store itself. */
 static int engine_batch_begin(struct store *st, unsigned attempt,
@@ -680,6 +697,7 @@ static const struct store_ops store_engine_ops = {
     .name = "engine",
     .sync_only = 1,
     .exec = engine_exec,
+    .incr = engine_incr,
     .batch_begin = engine_batch_begin,
     .batch_commit = engine_batch_commit,
     .batch_abort = engine_batch_abort,

@@ -24,6 +24,12 @@
  * with STORE_EUNKNOWN, never success, and reconnects with backoff (100 ms
  * doubling to 5 s).  A NOSCRIPT answer (a SCRIPT FLUSH, a failover to a
  * server without the scripts) loads the scripts again and re-sends.
+ *
+ * Nodes.  redis_cluster.c runs one of these connections per master
+ * (redis_node_open).  Such a node hands back to its cluster what it cannot
+ * answer itself: commands refused by MOVED, ASK, TRYAGAIN, LOADING or
+ * CLUSTERDOWN (nothing ran), and, when its connection goes, those it had
+ * not sent and reads; a write on the wire still answers STORE_EUNKNOWN.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -62,6 +68,7 @@ struct redis_store {
     int port, db;
     int tls;                  /* rediss:// */
     SSL_CTX *tls_ctx;
+    int own_ctx;              /* tls_ctx is ours to free (not a node's) */
     SSL *ssl;                 /* the connection's, owned by bev */
     int sync_policy;
     int wait_replicas, wait_timeout_ms;
@@ -87,6 +94,11 @@ struct redis_store {
     char appendonly[16], appendfsync[16], version[32];
     int waitaof;              /* the server has WAITAOF (7.2+) */
     uint64_t n_ops, n_unknown, n_reconnects;
+    /* A node of a cluster (redis_cluster.c): its hooks, or NULL. */
+    void (*back)(void *parent, struct redis_store *node, struct redis_op *op,
+                 const struct redisReply *r);
+    void (*node_state)(void *parent, struct redis_store *node, int up);
+    void *parent;
 };
 
 static struct redis_store *self(const struct store *st)
@@ -108,6 +120,8 @@ static void op_finish(struct redis_store *rs, struct redis_op *op)
         if (op->res.now_ms)
             rs->clock_off_ms = op->res.now_ms - wall_ms();
         op->done(op->arg, &op->res);
+    } else if (op->kind == R_RAW && op->raw) {
+        op->raw(op->arg, NULL);
     }
     redis_op_free(op);
 }
@@ -121,6 +135,13 @@ static void fail_list(struct redis_store *rs, struct redis_opq *q, int sent,
 
     while ((op = TAILQ_FIRST(q))) {
         TAILQ_REMOVE(q, op, link);
+        if (rs->back && op->kind == R_USER && !op->pages &&
+            !(sent && op->writes)) {
+            /* Nothing ran, or only a read: the cluster sends it again (not
+             * a COUNT or FLUSH halfway through this node's pages). */
+            rs->back(rs->parent, rs, op, NULL);
+            continue;
+        }
         store_res_init(&op->res);
         op->res.rc = (sent || op->pages) && op->writes ? STORE_EUNKNOWN
                                                        : STORE_EUNAVAIL;
@@ -163,6 +184,8 @@ static void conn_lost(struct redis_store *rs, const char *why)
     fail_list(rs, &rs->wire, 1, why);
     fail_list(rs, &rs->retry, 0, why);
     fail_list(rs, &rs->pending, 0, why);
+    if (rs->node_state)
+        rs->node_state(rs->parent, rs, 0);
     {
         struct timeval tv = {rs->backoff_ms / 1000,
                              (rs->backoff_ms % 1000) * 1000};
@@ -285,6 +308,8 @@ static void setup_done(struct redis_store *rs)
                 "appendonly yes and appendfsync always on the server, or "
                 "run with --fsync everysec)\n", why);
     sched_flush(rs);
+    if (rs->node_state)
+        rs->node_state(rs->parent, rs, 1);
 }
 
 /* What the server promises may change while it serves (CONFIG SET). */
@@ -346,7 +371,9 @@ static int on_setup(struct redis_store *rs, struct redis_op *op,
 }
 
 /* WAIT's (or WAITAOF's) answer releases the batch's held answers; too few
- * replicas make them STORE_EUNKNOWN: applied here, maybe lost with it. */
+ * replicas make them STORE_EUNKNOWN: applied here, maybe lost with it.  A
+ * replayed id too: its first answer was refused for the same reason, and
+ * the change it shows may still be on this node alone. */
 static void on_wait(struct redis_store *rs, struct redis_op *op,
                     const redisReply *r)
 {
@@ -362,8 +389,7 @@ static void on_wait(struct redis_store *rs, struct redis_op *op,
         return; /* the WAITAOF after it decides */
     while ((h = TAILQ_FIRST(&rs->held))) {
         TAILQ_REMOVE(&rs->held, h, link);
-        if (got < rs->wait_replicas && h->res.rc >= 0 &&
-            !h->res.replayed) {
+        if (got < rs->wait_replicas && h->res.rc >= 0) {
             int64_t v = h->res.value;
             store_res_init(&h->res);
             h->res.value = v;
@@ -389,6 +415,12 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
         redis_op_free(op);
         return;
     }
+    if (op->kind == R_RAW || op->kind == R_ASKING) {
+        if (op->raw)
+            op->raw(op->arg, r);
+        redis_op_free(op);
+        return;
+    }
     if (op->kind != R_USER) {
         if (on_setup(rs, op, r) == 0)
             redis_op_free(op);
@@ -401,6 +433,14 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
         rs->need_load = 1;
         TAILQ_INSERT_TAIL(&rs->retry, op, link);
         sched_flush(rs);
+        return;
+    }
+    if (rs->back && r->type == REDIS_REPLY_ERROR && !op->pages &&
+        (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4) ||
+         !strncmp(r->str, "TRYAGAIN", 8) || !strncmp(r->str, "LOADING", 7) ||
+         !strncmp(r->str, "CLUSTERDOWN", 11))) {
+        /* Refused before it ran: the cluster sends it where it belongs. */
+        rs->back(rs->parent, rs, op, r);
         return;
     }
     redis_op_answer(&rs->keys, op, r);
@@ -565,6 +605,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         TAILQ_REMOVE(&rs->pending, op, link);
         op->held = rs->wait_replicas > 0 && op->writes;
         writes |= op->held;
+        if (op->asking) {
+            const char *v[1] = {"ASKING"};
+            send_own(rs, R_ASKING, 1, v);
+        }
         send_op(rs, op);
     }
     if (writes) {
@@ -691,6 +735,8 @@ static void r_close(struct store *st)
 {
     struct redis_store *rs = self(st);
 
+    rs->back = NULL; /* what is left fails here: its cluster is closing */
+    rs->node_state = NULL;
     if (rs->bev)
         bufferevent_free(rs->bev);
     rs->bev = NULL;
@@ -704,7 +750,7 @@ static void r_close(struct store *st)
     event_free(rs->ev_silent);
     event_free(rs->ev_recheck);
     redisReaderFree(rs->reader);
-    if (rs->tls_ctx)
+    if (rs->tls_ctx && rs->own_ctx)
         SSL_CTX_free(rs->tls_ctx);
     free(rs->prefix);
     free(rs->host);
@@ -738,8 +784,8 @@ static int parse_uri(struct redis_store *rs, const char *uri, char *err,
     } else if (!strncmp(uri, "redis://", 8)) {
         p = uri + 8;
     } else {
-        snprintf(err, errlen, "not a redis:// or rediss:// URI "
-                 "(redis+cluster:// is not supported yet)");
+        snprintf(err, errlen, "not a redis://, rediss:// or "
+                 "redis+cluster:// URI");
         return -1;
     }
     end = p + strlen(p);
@@ -781,7 +827,7 @@ static int parse_uri(struct redis_store *rs, const char *uri, char *err,
     return 0;
 }
 
-static void script_shas(struct redis_store *rs)
+void redis_script_shas(char sha[][41])
 {
     for (int s = 0; s < REDIS_S_COUNT_ALL; s++) {
         unsigned char md[EVP_MAX_MD_SIZE];
@@ -789,47 +835,24 @@ static void script_shas(struct redis_store *rs)
         const char *t = redis_lua_text[s];
         EVP_Digest(t, strlen(t), md, &n, EVP_sha1(), NULL);
         for (unsigned i = 0; i < n && i < 20; i++)
-            snprintf(rs->sha[s] + 2 * i, 3, "%02x", md[i]);
+            snprintf(sha[s] + 2 * i, 3, "%02x", md[i]);
     }
 }
 
-int store_redis_open_opts(struct event_base *base, const char *uri,
-                          int fsync_policy,
-                          const struct store_redis_opts *opts,
-                          struct store **out, char *err, size_t errlen)
+/* What every connection sets up, whoever opened it; then it connects. */
+static void start(struct redis_store *rs, struct event_base *base,
+                  const char *prefix, int fsync_policy, int wait_replicas,
+                  int wait_timeout_ms, uint64_t once_ttl_ms)
 {
-    struct redis_store *rs = xcalloc(1, sizeof *rs);
-    const char *prefix = opts && opts->prefix ? opts->prefix : "tally:";
-
-    *out = NULL;
-    if (!*prefix || strpbrk(prefix, "{}")) {
-        snprintf(err, errlen, "--store-prefix must be non-empty, without "
-                 "'{' or '}' (they would move the hash tag)");
-        free(rs);
-        return -1;
-    }
-    if (parse_uri(rs, uri, err, errlen) < 0 ||
-        (rs->tls && !(rs->tls_ctx = redis_tls_ctx(
-                          opts ? opts->tls_ca_file : NULL,
-                          opts ? opts->tls_cert_file : NULL,
-                          opts ? opts->tls_key_file : NULL, err, errlen)))) {
-        free(rs->host);
-        free(rs->user);
-        free(rs->pass);
-        free(rs);
-        return -1;
-    }
     rs->base.ops = &redis_ops;
     rs->evb = base;
     rs->prefix = xstrdup(prefix);
     rs->keys.prefix = rs->prefix;
     rs->keys.plen = strlen(prefix);
     rs->sync_policy = fsync_policy;
-    rs->wait_replicas = opts ? opts->wait_replicas : 0;
-    rs->wait_timeout_ms = opts && opts->wait_timeout_ms ? opts->wait_timeout_ms
-                                                        : 1000;
-    rs->once_ttl_ms = opts && opts->once_ttl_ms ? opts->once_ttl_ms
-                                                : TALLY_ONCE_TTL_DEFAULT;
+    rs->wait_replicas = wait_replicas;
+    rs->wait_timeout_ms = wait_timeout_ms ? wait_timeout_ms : 1000;
+    rs->once_ttl_ms = once_ttl_ms ? once_ttl_ms : TALLY_ONCE_TTL_DEFAULT;
     rs->backoff_ms = BACKOFF_MIN_MS;
     TAILQ_INIT(&rs->retry);
     TAILQ_INIT(&rs->pending);
@@ -842,10 +865,91 @@ int store_redis_open_opts(struct event_base *base, const char *uri,
     rs->ev_silent = evtimer_new(base, silent_cb, rs);
     rs->ev_recheck = event_new(base, -1, EV_PERSIST, recheck_cb, rs);
     snprintf(rs->why, sizeof rs->why, "redis store: connecting");
-    script_shas(rs);
+    redis_script_shas(rs->sha);
     connect_start(rs);
+}
+
+int store_redis_open_opts(struct event_base *base, const char *uri,
+                          int fsync_policy,
+                          const struct store_redis_opts *opts,
+                          struct store **out, char *err, size_t errlen)
+{
+    struct redis_store *rs;
+    const char *prefix = opts && opts->prefix ? opts->prefix : "tally:";
+
+    *out = NULL;
+    if (!*prefix || strpbrk(prefix, "{}")) {
+        snprintf(err, errlen, "--store-prefix must be non-empty, without "
+                 "'{' or '}' (they would move the hash tag)");
+        return -1;
+    }
+    if (!strncmp(uri, "redis+cluster://", 16) ||
+        !strncmp(uri, "rediss+cluster://", 17))
+        return redis_cluster_open(base, uri, fsync_policy, opts, out, err,
+                                  errlen);
+    rs = xcalloc(1, sizeof *rs);
+    if (parse_uri(rs, uri, err, errlen) < 0 ||
+        (rs->tls && !(rs->tls_ctx = redis_tls_ctx(
+                          opts ? opts->tls_ca_file : NULL,
+                          opts ? opts->tls_cert_file : NULL,
+                          opts ? opts->tls_key_file : NULL, err, errlen)))) {
+        free(rs->host);
+        free(rs->user);
+        free(rs->pass);
+        free(rs);
+        return -1;
+    }
+    rs->own_ctx = 1;
+    start(rs, base, prefix, fsync_policy, opts ? opts->wait_replicas : 0,
+          opts ? opts->wait_timeout_ms : 0, opts ? opts->once_ttl_ms : 0);
     *out = &rs->base;
     return 0;
+}
+
+struct redis_store *redis_node_open(struct event_base *base,
+                                    const struct redis_node_cfg *cfg)
+{
+    struct redis_store *rs = xcalloc(1, sizeof *rs);
+
+    rs->host = xstrdup(cfg->host);
+    rs->port = cfg->port;
+    rs->user = cfg->user ? xstrdup(cfg->user) : NULL;
+    rs->pass = cfg->pass ? xstrdup(cfg->pass) : NULL;
+    rs->tls = cfg->tls != NULL;
+    rs->tls_ctx = cfg->tls;
+    rs->back = cfg->back;
+    rs->node_state = cfg->state;
+    rs->parent = cfg->parent;
+    start(rs, base, cfg->prefix, cfg->sync_policy, cfg->wait_replicas,
+          cfg->wait_timeout_ms, cfg->once_ttl_ms);
+    return rs;
+}
+
+struct store *redis_node_store(struct redis_store *node)
+{
+    return &node->base;
+}
+
+void redis_node_send(struct redis_store *node, struct redis_op *op)
+{
+    TAILQ_INSERT_TAIL(&node->pending, op, link);
+    sched_flush(node);
+}
+
+int redis_node_up(const struct redis_store *node)
+{
+    return node->state != RS_DOWN;
+}
+
+int redis_node_serving(const struct redis_store *node)
+{
+    return node->state == RS_READY;
+}
+
+int redis_node_idle(const struct redis_store *node)
+{
+    return TAILQ_EMPTY(&node->pending) && TAILQ_EMPTY(&node->retry) &&
+           TAILQ_EMPTY(&node->wire) && TAILQ_EMPTY(&node->held);
 }
 
 int store_redis_open(struct event_base *base, const char *uri,

@@ -14,6 +14,7 @@
 
 #include "store.h"
 #include "util.h"
+#include "redis.h"
 
 struct redisReply;
 
@@ -37,7 +38,9 @@ extern const char *const redis_lua_text[REDIS_S_COUNT_ALL];
 enum redis_kind {
     R_USER = 0,  /* a caller's operation */
     R_AUTH, R_SELECT, R_CFG, R_INFO, R_LOAD, /* the handshake */
-    R_WAIT, R_WAITAOF
+    R_WAIT, R_WAITAOF,
+    R_RAW,       /* a cluster's own query: the reply goes to op->raw */
+    R_ASKING     /* ASKING before an op sent after an ASK redirect */
 };
 
 /* One command, from store_exec (or the handshake) until its reply is read
@@ -51,6 +54,14 @@ struct redis_op {
     int writes;               /* may change something: a lost reply is
                                  STORE_EUNKNOWN */
     int held;                 /* answered, waiting for its batch's WAIT */
+    /* A cluster's (redis_cluster.c): the key's hash slot (-1: none),
+     * ASKING first, how many redirects it followed and how many times it
+     * was sent again after TRYAGAIN/CLUSTERDOWN, when to try again and
+     * when to give up (Unix ms, 0: not set). */
+    int slot, asking, redirects, retries;
+    int64_t retry_at, deadline;
+    void (*raw)(void *arg, const struct redisReply *r); /* R_RAW: r NULL
+                                                            when lost */
     size_t nkeys;
     char *cmd;                /* RESP bytes (redisFormatCommandArgv) */
     size_t cmdlen;
@@ -98,6 +109,51 @@ int redis_op_next(const struct redis_keys *kp, char sha[][41],
 /* One formatted command from argv (caller frees *out with free()). */
 size_t redis_format(char **out, int argc, const char **argv,
                     const size_t *lens);
+
+/* ---- redis.c for redis_cluster.c: one connection as a node ------------ */
+struct redis_store; /* one connection and its queues (redis.c) */
+struct event_base;
+struct ssl_ctx_st;  /* OpenSSL's SSL_CTX */
+struct redis_node_cfg {
+    const char *host;
+    int port;
+    const char *user, *pass;   /* AUTH, or NULL */
+    struct ssl_ctx_st *tls;    /* borrowed; NULL: plain TCP */
+    const char *prefix;
+    int sync_policy, wait_replicas, wait_timeout_ms;
+    uint64_t once_ttl_ms;
+    /* Instead of answering, the node hands back (takes ownership of) an
+     * op that a redirect or cluster error refused (r: that reply) or that
+     * it had not sent, or only read with, when its connection went (r
+     * NULL); and says when its connection came up or went down. */
+    void (*back)(void *parent, struct redis_store *node, struct redis_op *op,
+                 const struct redisReply *r);
+    void (*state)(void *parent, struct redis_store *node, int up);
+    void *parent;
+};
+/* A connection to one node, connecting in the background; close it with
+ * its base.ops->close (the ops still queued on it then fail). */
+struct redis_store *redis_node_open(struct event_base *base,
+                                    const struct redis_node_cfg *cfg);
+struct store *redis_node_store(struct redis_store *node);
+/* Queue op (takes ownership) for the node's next write. */
+void redis_node_send(struct redis_store *node, struct redis_op *op);
+/* 0 if the node is down (backing off before a reconnect). */
+int redis_node_up(const struct redis_store *node);
+/* 1 if its handshake is done and it is serving. */
+int redis_node_serving(const struct redis_store *node);
+/* 1 if nothing is queued on the node or waits for its answer. */
+int redis_node_idle(const struct redis_store *node);
+/* The SHA-1 of each script (redis_lua.c), as EVALSHA takes it. */
+void redis_script_shas(char sha[][41]);
+
+/* redis_cluster.c: redis+cluster://h1:p1,h2:p2 and rediss+cluster://
+ * (store_redis_open_opts sends those URIs here). */
+int redis_cluster_open(struct event_base *base, const char *uri,
+                       int fsync_policy, const struct store_redis_opts *opts,
+                       struct store **out, char *err, size_t errlen);
+/* The hash slot (0..16383) of a counter's Redis key PREFIX{ESC(key)}. */
+int redis_cluster_slot(const char *key, size_t klen);
 
 /* redis_tls.c: rediss:// */
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX and SSL */

@@ -268,6 +268,13 @@ struct store_ops {
      * the caller sets them before the call, or leaves them NULL. */
     int (*exec)(struct store *st, const struct store_req *req,
                 struct store_res *res, store_done_fn done, void *arg);
+    /* Optional, only on a sync_only store: a plain STORE_INCRBY (no
+     * expiry, no flags, no id; INCR, DECR, INCRBY), the request path's
+     * most common operation, without building a whole store_req.  Sets
+     * only res->rc (returned too), ticket, value, expire_at, and detail
+     * after an error: the caller reads nothing else.  NULL: use exec. */
+    int (*incr)(struct store *st, const char *key, size_t klen,
+                int64_t delta, struct store_res *res);
     /* Atomic batches (MULTI/EXEC, scripts, RENAME, HTTP /v1/batch): every
      * exec whose req->batch is b, between begin and commit, is one atomic
      * step.  NULL when the store cannot (the command layer then refuses

@@ -2,8 +2,9 @@
 """The durability hold in its corners: no reply may show what a crash could
 take back, also when the change it follows wrote no reply of its own
 (memcached noreply, meta quiet mode), when the reply is an error computed
-from a value or an idempotency id that is still being synced, and when HTTP
-requests are pipelined behind a held one.
+from a value or an idempotency id that is still being synced, when HTTP
+requests are pipelined behind a held one, and for each protocol's plainest
+increment, which takes the engine's fast path.
 
 Each test slows the server's fsyncs with the failsync shim (the `faulty`
 fixture of test_faults.py) and checks that a reply comes only after the sync
@@ -218,7 +219,36 @@ def test_http_pipelined_read_is_answered_after_the_held_change_before_it(
     assert time.monotonic() - t0 >= SLOW
 
 
-# ---- 4. multi-key deletes are single records, so they must fit in one -------
+# ---- 4. a plain increment's own reply waits for its sync -------------------
+
+@pytest.mark.parametrize("proto", ["resp-incr", "resp-decrby", "memcached",
+                                   "http"])
+def test_plain_increment_reply_waits_for_its_own_sync(faulty, proto):
+    # Given c = 10, durable, and slow syncs
+    d, _ = slowed(faulty, c=10)
+    t0 = time.monotonic()
+    # When c is incremented by each protocol's plainest request (RESP's INCR
+    # and DECRBY take the engine's fast path: commit 3b96ebe lost its ticket
+    # there, so its reply left before the change was on disk)
+    if proto == "http":
+        got = session(d).post(counter_url(d, "c", "increment"),
+                              json={"by": 1}, timeout=TIMEOUT)
+        assert got.status_code == 200 and got.json()["value"] == 11, got.text
+    else:
+        s = Stream(d.mc_port if proto == "memcached" else d.port)
+        request, reply = {
+            "resp-incr": (resp("INCR", "c"), b":11\r\n"),
+            "resp-decrby": (resp("DECRBY", "c", 3), b":7\r\n"),
+            "memcached": (b"incr c 1\r\n", b"11\r\n"),
+        }[proto]
+        s.send(request)
+        assert s.read_until(b"\r\n") == reply
+        s.close()
+    # Then the reply came only once that change was durable
+    assert time.monotonic() - t0 >= SLOW
+
+
+# ---- 5. multi-key deletes are single records, so they must fit in one -------
 
 def test_memcached_flush_all_deletes_many_keys_of_the_longest_length(
         tallyd_factory):

@@ -94,4 +94,29 @@ static inline int cmdfx_close(struct cmdfx *c)
     return rc;
 }
 
+/* cmocka setup and teardown over a fixture of its own in *state: open one
+ * (as cmdfx_open without a password or info) or close and free it.  Each
+ * returns 0, or -1 with nothing left behind. */
+static inline int cmdfx_setup(void **state, const char *tag,
+                              enum cmd_proto proto)
+{
+    struct cmdfx *c = calloc(1, sizeof *c);
+
+    if (!c || cmdfx_open(c, tag, proto, NULL, NULL) != 0) {
+        free(c);
+        return -1;
+    }
+    *state = c;
+    return 0;
+}
+
+static inline int cmdfx_teardown(void **state)
+{
+    struct cmdfx *c = *state;
+    int rc = cmdfx_close(c);
+
+    free(c);
+    return rc;
+}
+
 #endif /* CMD_FIXTURE_H */

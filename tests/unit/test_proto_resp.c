@@ -27,6 +27,7 @@
 
 #include "cmd.h"
 #include "resp.h"
+#include "resp_int.h"
 
 #include "cmd_fixture.h"
 #include "sync_gate.h"
@@ -502,6 +503,35 @@ static void test_unknown_command_wording(void **state)
     snprintf(want, sizeof want, "-ERR unknown command 'foo', with args "
                                 "beginning with: '%.128s' \r\n", big + 4);
     EXPECT(f, big, want);
+}
+
+/* resp_lookup looks at the first byte before any call (resp.c): every
+ * command is still found in any case, and only by its whole name. */
+static void test_command_names_match_in_any_case_and_whole(void **state)
+{
+    struct fx *f = *state;
+    char name[64];
+
+    for (size_t i = 0; i < resp_ncommands; i++) {
+        const char *cn = resp_commands[i].name;
+        size_t n = strlen(cn);
+        assert_true(n > 0 && n < sizeof name);
+        for (size_t j = 0; j < n; j++)
+            name[j] = (char)(cn[j] >= 'a' && cn[j] <= 'z' ? cn[j] - 32 : cn[j]);
+        assert_ptr_equal(resp_lookup(name, n), &resp_commands[i]);
+        assert_ptr_equal(resp_lookup(cn, n), &resp_commands[i]);
+        /* The same first letter is not enough, nor a first byte that
+         * case-folds like one ('@' | 0x20 is '`', next to 'a'). */
+        name[n - 1] = '#';
+        assert_null(resp_lookup(name, n));
+        memcpy(name, cn, n);
+        name[0] = '@';
+        assert_null(resp_lookup(name, n));
+    }
+    assert_null(resp_lookup("", 0));
+    EXPECT(f, "InCr c\r\n", ":1\r\n");
+    EXPECT(f, "`ncr c\r\n", "-ERR unknown command '`ncr', with args "
+                             "beginning with: 'c' \r\n");
 }
 
 static void test_admin_commands(void **state)
@@ -1031,6 +1061,7 @@ int main(void)
         T(test_key_over_limit),
         T(test_scan),
         T(test_unknown_command_wording),
+        T(test_command_names_match_in_any_case_and_whole),
         T(test_admin_commands),
         T(test_info),
         T(test_save_bgsave),

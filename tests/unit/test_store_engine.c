@@ -337,6 +337,47 @@ static void batch_commits_as_one_and_abort_undoes(void **state)
     close_fx(&f);
 }
 
+/* store_ops.incr, the plain INCRBY without a store_req: what exec's
+ * STORE_INCRBY gives, ticket included (an error's too), and a detail that
+ * is "" for codes that have none, whatever the buffer held before. */
+static void incr_op_is_exec_plain_incrby_with_its_ticket(void **state)
+{
+    struct fx f;
+    struct store_res r;
+    int64_t at = fake_now + 60000;
+    struct store_req ttl = {.op = STORE_SET, .key = "t", .klen = 1, .num = 1,
+                            .xmode = STORE_X_ABS, .expire = at};
+    tally_ticket set_t;
+
+    open_fx(&f, state);
+    assert_non_null(f.st->ops->incr);
+    memset(&r, 'x', sizeof r);
+    assert_int_equal(f.st->ops->incr(f.st, "i", 1, 5, &r), STORE_OK);
+    assert_int_equal(r.rc, STORE_OK);
+    assert_int_equal(r.value, 5);
+    assert_int_equal(r.expire_at, 0);
+    assert_true(r.ticket > 0);
+    assert_int_equal(r.ticket, tally_head(f.db));
+    assert_int_equal(incr(&f, "i", -7, 0, &r), STORE_OK); /* exec agrees */
+    assert_int_equal(r.value, -2);
+    /* A counter's expiry is kept and shown. */
+    memset(&r, 0, sizeof r);
+    assert_int_equal(run(&f, &ttl, &r), STORE_OK);
+    memset(&r, 'x', sizeof r);
+    assert_int_equal(f.st->ops->incr(f.st, "t", 1, 2, &r), STORE_OK);
+    assert_int_equal(r.value, 3);
+    assert_int_equal(r.expire_at, at);
+    /* Overflow shows big's value: the SET's ticket, no detail. */
+    set(&f, "big", INT64_MAX, 0, 0, &r);
+    set_t = r.ticket;
+    memset(&r, 'x', sizeof r);
+    assert_int_equal(f.st->ops->incr(f.st, "big", 3, 1, &r), STORE_EOVERFLOW);
+    assert_int_equal(r.rc, STORE_EOVERFLOW);
+    assert_int_equal(r.ticket, set_t);
+    assert_string_equal(r.detail, "");
+    close_fx(&f);
+}
+
 static void ready_info_and_stats_say_engine(void **state)
 {
     struct fx f;
@@ -379,6 +420,9 @@ int main(void)
                                         tt_fx_setup, tt_fx_teardown),
         cmocka_unit_test_setup_teardown(batch_commits_as_one_and_abort_undoes,
                                         tt_fx_setup, tt_fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            incr_op_is_exec_plain_incrby_with_its_ticket, tt_fx_setup,
+            tt_fx_teardown),
         cmocka_unit_test_setup_teardown(ready_info_and_stats_say_engine,
                                         tt_fx_setup, tt_fx_teardown),
     };
