@@ -10,6 +10,7 @@ instance aborts the EXEC when the key changed through the other.
 (test_pg_transfers.py is the same story on PostgreSQL.)
 """
 import random
+import signal
 import threading
 import time
 
@@ -147,3 +148,50 @@ def test_a_script_reads_its_own_writes_and_commits_once(
     for th in threads:
         th.join()
     assert a.redis().mget("x", "y") == ["300", "-100"]
+
+
+def test_a_connection_lost_after_the_commit_was_sent_is_unknown(
+        tallyd_factory, redis_factory):  # noqa: F811
+    rs = redis_factory(*AOF_ALWAYS)
+    t = over(tallyd_factory, rs)
+    t.redis().set("u", 1)
+    # A script that reads u (the batch's one read), spins a second in Lua,
+    # then writes: its commit leaves at the end of the spin.
+    script = ("redis.call('GET', KEYS[1])\n"
+              "local a = redis.call('TIME'); local n\n"
+              "repeat n = redis.call('TIME') until\n"
+              "  (n[1] - a[1]) * 1000000 + (n[2] - a[2]) > 1000000\n"
+              "return redis.call('INCR', KEYS[1])")
+    got = {}
+
+    def run():
+        try:
+            got["v"] = t.redis().eval(script, 1, "u")
+        except redis.RedisError as e:
+            got["e"] = str(e)
+
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(0.5)       # the read is in; the spin goes on
+    rs.proc.send_signal(signal.SIGSTOP)
+    time.sleep(2.0)       # the commit is on the wire to a stopped Redis
+    rs.proc.send_signal(signal.SIGKILL)
+    rs.proc.send_signal(signal.SIGCONT)
+    rs.proc.wait()
+    th.join(15)
+    assert "v" not in got, got
+    assert "unknown" in got["e"].lower(), got
+
+
+def test_wait_replicas_applies_to_the_commit(tallyd_factory,
+                                             redis_factory):  # noqa: F811
+    rs = redis_factory(*AOF_ALWAYS)
+    t = over(tallyd_factory, rs, store_wait_replicas=1)
+    # No replica: WAIT 1 times out, so the EXEC applied on the primary is
+    # never reported as a success
+    p = t.redis().pipeline(transaction=True)
+    p.incr("r")
+    p.incr("s")
+    with pytest.raises(redis.ResponseError, match="(?i)unknown"):
+        p.execute()
+    assert rs.client().mget("tally:{r}", "tally:{s}") == ["1", "1"]
