@@ -283,7 +283,8 @@ static void keep_req(struct store_batch *b, const struct store_req *r)
     b->wreq.batch = NULL;
     b->wreq.once = NULL;
     b->wreq.prefix = NULL;
-    memcpy(p, r->key ? r->key : "", r->klen);
+    if (r->klen)
+        memcpy(p, r->key, r->klen);
     b->wreq.key = p;
     p += r->klen;
     for (size_t i = 0; i < n; i++) {

@@ -48,7 +48,8 @@ size_t view_add(struct view *v, const char *k, size_t klen)
     e = &v->keys[v->n];
     memset(e, 0, sizeof *e);
     e->k = xmalloc(klen ? klen : 1);
-    memcpy(e->k, k, klen);
+    if (klen)
+        memcpy(e->k, k, klen);
     e->klen = klen;
     return v->n++;
 }
