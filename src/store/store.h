@@ -282,9 +282,10 @@ struct store_ops {
      *   begin: opens a batch into *out, at once (STORE_OK; no round trip:
      *     a remote store starts its transaction with the first operation)
      *     or an error with *out NULL.  attempt: how many times batches of
-     *     this request conflicted before (for the store's backoff).  Several may be open at once, one per
-     *     request, and stay open across loop passes while their operations
-     *     pend (a store that is sync_only has only one, within one call).
+     *     this request conflicted before (for the store's backoff).
+     *     Several may be open at once, one per request, and stay open
+     *     across loop passes while their operations pend (a store that is
+     *     sync_only has only one, within one call).
      *   exec inside: STORE_DONE or STORE_PENDING as always.  A remote
      *     store's results may be provisional, checked again at commit.
      *   commit: STORE_DONE or STORE_PENDING as exec; the store frees b
