@@ -25,6 +25,10 @@
  * doubling to 5 s).  A NOSCRIPT answer (a SCRIPT FLUSH, a failover to a
  * server without the scripts) loads the scripts again and re-sends.
  *
+ * Batches (MULTI/EXEC, scripts, RENAME/COPY, /v1/batch): an operation of
+ * one goes to redis_xact.c, whose reads and commit script come back here
+ * as ordinary operations.
+ *
  * Nodes.  redis_cluster.c runs one of these connections per master
  * (redis_node_open).  Such a node hands back to its cluster what it cannot
  * answer itself: commands refused by MOVED, ASK, TRYAGAIN, LOADING or

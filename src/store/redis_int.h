@@ -3,7 +3,8 @@
  * redis_int.h - what the files of the Redis store share.  redis.c owns the
  * connection, the queue of operations and their lives; redis_ops.c turns a
  * store_req into one command and its reply into a store_res; redis_lua.c
- * holds the scripts.  Only the event loop's thread uses any of it.
+ * holds the scripts; redis_xact.c runs store batches over a view (view.c)
+ * and commits each with one script.  Only the event loop's thread uses any of it.
  */
 #ifndef TALLY_STORE_REDIS_INT_H
 #define TALLY_STORE_REDIS_INT_H
