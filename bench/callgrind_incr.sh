@@ -8,25 +8,36 @@
 # client over R random keys; the difference divided by N2-N1 cancels the
 # start-up and shutdown cost (dynamic linking, opening the data directory).
 #
-# Usage: bench/callgrind_incr.sh [-f FSYNC] [-r KEYS] BIN [BIN ...]
+# Usage: bench/callgrind_incr.sh [-f FSYNC] [-r KEYS] [-q COMMAND] BIN [BIN ...]
 #   defaults: --fsync no (the request path without the disk), 100 keys (no
 #   table growth; -r 100000 shows incremental resizing too); N1 2000, N2
-#   12000.  Needs valgrind and redis-benchmark.
+#   12000.  -q sends COMMAND (words split on spaces, redis-benchmark's
+#   __rand_int__ replaced per request) instead of INCR, e.g.
+#   -r 1000000000 -q 'INCRBY.ONCE k:__rand_int__ 1 id:__rand_int__' for an
+#   idempotent increment with a fresh id (issue 15).  Needs valgrind and
+#   redis-benchmark.
 set -euo pipefail
 
 fsync=no
 keys=100
 n1=2000
 n2=12000
-while getopts "f:r:" opt; do
+query=""
+while getopts "f:r:q:" opt; do
     case $opt in
     f) fsync=$OPTARG ;;
     r) keys=$OPTARG ;;
-    *) echo "usage: $0 [-f FSYNC] [-r KEYS] BIN [BIN ...]" >&2; exit 2 ;;
+    q) query=$OPTARG ;;
+    *) echo "usage: $0 [-f FSYNC] [-r KEYS] [-q COMMAND] BIN [BIN ...]" >&2; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 1 ] || { echo "usage: $0 [-f FSYNC] [-r KEYS] BIN [BIN ...]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 [-f FSYNC] [-r KEYS] [-q COMMAND] BIN [BIN ...]" >&2; exit 2; }
+if [ -n "$query" ]; then
+    read -r -a what <<<"$query"
+else
+    what=(-t incr)
+fi
 
 # Total instructions of one tallyd run serving n INCRs.
 count() {
@@ -41,7 +52,7 @@ count() {
         redis-cli -p "$port" ping >/dev/null 2>&1 && break
         sleep 0.2
     done
-    redis-benchmark -p "$port" -c 1 -n "$n" -r "$keys" -q -t incr >/dev/null 2>&1
+    redis-benchmark -p "$port" -c 1 -n "$n" -r "$keys" -q "${what[@]}" >/dev/null 2>&1
     kill -TERM "$pid"
     wait "$pid" || true
     callgrind_annotate "$d/cg.out" 2>/dev/null |
@@ -49,7 +60,7 @@ count() {
     rm -rf "$d"
 }
 
-printf '%-40s %14s\n' "binary (fsync $fsync, $keys keys)" "instr/request"
+printf '%-40s %14s\n' "binary (fsync $fsync, $keys keys${query:+, $query})" "instr/request"
 for bin in "$@"; do
     a=$(count "$bin" "$n1")
     b=$(count "$bin" "$n2")

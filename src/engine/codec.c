@@ -93,14 +93,32 @@ static const char log_magic[8] = {'T', 'A', 'L', 'L', 'Y', 'L', 'O', 'G'};
 static const char snap_magic[8] = {'T', 'A', 'L', 'L', 'Y', 'S', 'N', 'P'};
 static const char frame_magic[4] = {'T', 'L', 'Y', 'F'};
 
+/* Little-endian integers.  On a little-endian host each is one unaligned
+ * load or store (memcpy, which the compiler turns into a move), the byte
+ * loops being a dozen instructions per field on the path of every change;
+ * elsewhere the loops spell the format out. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define CODEC_LE_HOST 1
+#else
+#define CODEC_LE_HOST 0
+#endif
+
 void codec_put32(unsigned char *p, uint32_t v)
 {
+    if (CODEC_LE_HOST) {
+        memcpy(p, &v, 4);
+        return;
+    }
     for (int i = 0; i < 4; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
 
 void codec_put64(unsigned char *p, uint64_t v)
 {
+    if (CODEC_LE_HOST) {
+        memcpy(p, &v, 8);
+        return;
+    }
     for (int i = 0; i < 8; i++)
         p[i] = (unsigned char)(v >> (8 * i));
 }
@@ -109,6 +127,10 @@ uint32_t codec_get32(const unsigned char *p)
 {
     uint32_t v = 0;
 
+    if (CODEC_LE_HOST) {
+        memcpy(&v, p, 4);
+        return v;
+    }
     for (int i = 3; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
@@ -118,6 +140,10 @@ uint64_t codec_get64(const unsigned char *p)
 {
     uint64_t v = 0;
 
+    if (CODEC_LE_HOST) {
+        memcpy(&v, p, 8);
+        return v;
+    }
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;

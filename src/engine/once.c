@@ -22,9 +22,16 @@
  * behind an older one for a while: expiry then waits for it, keeping ids
  * longer than asked, never shorter.
  *
- * Memory: one malloc per id of 56 bytes plus the id, and 8-16 bytes of
+ * Memory: 60 bytes per id plus the id, rounded up to 8, and 8-16 bytes of
  * bucket array (the load stays between 1/8 and 1; the array shrinks when
- * ids expire).  The array grows and shrinks incrementally, as the counter
+ * ids expire).  Ids leave in the order they came, so entries are not
+ * malloc'ed one by one: they are appended to ONCE_BLOCK-byte blocks and a
+ * block is freed when expiry pops its last entry (a queue of blocks, as
+ * an id and its answer never outlive an older one).  An add is a pointer
+ * bump, a pop frees one block in hundreds of ids, and no malloc header
+ * sits beside each id.  Each entry keeps its hash, so a resize never
+ * hashes an id again, and a new id is hashed once for its lookup and its
+ * insert.  The array grows and shrinks incrementally, as the counter
  * table's (htab.c): a few buckets per add and pop and per tally_step(), so
  * no request pays for rehashing millions of ids.
  *
@@ -50,6 +57,10 @@
 #define ONCE_EXPIRE_STEP 8
 #define ONCE_MIN_BUCKETS 64
 #define ONCE_HDR offsetof(struct once_entry, id)
+/* Data bytes of a block: hundreds of ids, under malloc's mmap threshold.
+ * An entry bigger than that (a batch's id with a long answer) gets a block
+ * of its own size. */
+#define ONCE_BLOCK ((size_t)64 * 1024 - sizeof(struct once_block))
 
 int64_t once_now_ms(void)
 {
@@ -59,14 +70,23 @@ int64_t once_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+#define FNV_PRIME 0x100000001b3ULL
+
+/* FNV-1a, as fingerprints on disk were made: the result must never change.
+ * Four bytes a turn only saves the loop's own instructions. */
 uint64_t tally_once_hash(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *b = p;
+    size_t i = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
+    for (; i + 4 <= n; i += 4) {
+        h = (h ^ b[i]) * FNV_PRIME;
+        h = (h ^ b[i + 1]) * FNV_PRIME;
+        h = (h ^ b[i + 2]) * FNV_PRIME;
+        h = (h ^ b[i + 3]) * FNV_PRIME;
     }
+    for (; i < n; i++)
+        h = (h ^ b[i]) * FNV_PRIME;
     return h;
 }
 
@@ -80,21 +100,82 @@ void once_init(struct once_table *o, uint64_t seed)
 
 void once_free(struct once_table *o)
 {
-    struct once_entry *e = o->head, *next;
+    struct once_block *b = o->bhead, *next;
 
-    for (; e; e = next) {
-        next = e->fnext;
-        free(e);
+    for (; b; b = next) {
+        next = b->next;
+        free(b);
     }
     htab_free(&o->h);
     once_init(o, o->seed);
 }
 
+uint32_t once_hash(const struct once_table *o, const void *id, size_t idlen)
+{
+    return (uint32_t)table_hash(o->seed, id, idlen);
+}
+
 static uint64_t entry_hash(const void *entry, uint64_t seed)
 {
-    const struct once_entry *e = entry;
+    (void)seed;
+    return ((const struct once_entry *)entry)->hash;
+}
 
-    return table_hash(seed, e->id, e->idlen);
+/* Bytes an entry takes in its block (8-byte aligned, as the next one must
+ * be). */
+static size_t entry_size(size_t idlen, size_t alen)
+{
+    return (ONCE_HDR + idlen + alen + 7) & ~(size_t)7;
+}
+
+/* Room for an entry of n bytes at the newest block's end: a new block when
+ * it is full. */
+static struct once_entry *block_take(struct once_table *o, size_t n)
+{
+    struct once_block *b = o->btail;
+
+    if (!b || b->size - b->used < n) {
+        size_t size = n > ONCE_BLOCK ? n : ONCE_BLOCK;
+
+        b = mem_alloc(sizeof(*b) + size);
+        b->next = NULL;
+        b->size = size;
+        b->start = b->used = 0;
+        /* What the older block leaves unused is counted from now on: it
+         * stays taken until that block is freed. */
+        if (o->btail) {
+            o->bytes += o->btail->size - o->btail->used;
+            o->btail->next = b;
+        } else {
+            o->bhead = b;
+        }
+        o->btail = b;
+        o->bytes += sizeof(*b);
+    }
+    b->used += n;
+    o->bytes += n;
+    return (struct once_entry *)(b->data + b->used - n);
+}
+
+/* The oldest entry, of n bytes, was popped: free its block once it is the
+ * block's last. */
+static void block_pop(struct once_table *o, size_t n)
+{
+    struct once_block *b = o->bhead;
+
+    b->start += n;
+    o->bytes -= n;
+    if (b->start < b->used)
+        return;
+    if (b->next) {
+        /* Its unused end was counted when the next block began. */
+        o->bytes -= sizeof(*b) + (b->size - b->used);
+        o->bhead = b->next;
+        free(b);
+    } else {
+        /* The newest and now empty: start it over. */
+        b->start = b->used = 0;
+    }
 }
 
 /* Buckets moved per add and pop while a resize runs. */
@@ -105,25 +186,33 @@ int once_rehash_step(struct once_table *o, size_t budget)
     return htab_step(&o->h, budget, entry_hash, o->seed);
 }
 
-struct once_entry *once_find(const struct once_table *o, const void *id,
-                             size_t idlen)
+struct once_entry *once_find_h(const struct once_table *o, const void *id,
+                               size_t idlen, uint32_t hash)
 {
     struct once_entry *e;
 
     if (!o->h.b)
         return NULL;
-    e = *htab_head(&o->h, table_hash(o->seed, id, idlen));
+    e = *htab_head(&o->h, hash);
     for (; e; e = e->hnext)
-        if (e->idlen == idlen && memcmp(e->id, id, idlen) == 0)
+        if (e->hash == hash && e->idlen == idlen &&
+            memcmp(e->id, id, idlen) == 0)
             return e;
     return NULL;
 }
 
-struct once_entry *once_add(struct once_table *o,
-                            const struct codec_idem *idem, uint64_t ticket)
+struct once_entry *once_find(const struct once_table *o, const void *id,
+                             size_t idlen)
+{
+    return once_find_h(o, id, idlen, once_hash(o, id, idlen));
+}
+
+struct once_entry *once_add_h(struct once_table *o,
+                              const struct codec_idem *idem, uint64_t ticket,
+                              uint32_t hash)
 {
     size_t alen = idem->answer ? idem->alen : 0;
-    struct once_entry *e = mem_alloc(ONCE_HDR + idem->idlen + alen);
+    struct once_entry *e = block_take(o, entry_size(idem->idlen, alen));
     void **head;
 
     if (!o->h.b)
@@ -133,13 +222,14 @@ struct once_entry *once_add(struct once_table *o,
     e->created_ms = idem->created_ms;
     e->value = idem->value;
     e->ticket = ticket;
+    e->hash = hash;
     e->idlen = (uint16_t)idem->idlen;
     e->code = (uint8_t)idem->code;
     e->alen = (uint32_t)alen;
     memcpy(e->id, idem->id, idem->idlen);
     if (alen)
         memcpy(e->id + idem->idlen, idem->answer, alen);
-    head = htab_head(&o->h, table_hash(o->seed, e->id, e->idlen));
+    head = htab_head(&o->h, hash);
     e->hnext = *head;
     *head = e;
     if (o->tail)
@@ -148,17 +238,22 @@ struct once_entry *once_add(struct once_table *o,
         o->head = e;
     o->tail = e;
     o->count++;
-    o->bytes += ONCE_HDR + e->idlen + e->alen;
     htab_maintain(&o->h, o->count, ONCE_MIN_BUCKETS, ONCE_REHASH_STEP,
                   entry_hash, o->seed);
     return e;
+}
+
+struct once_entry *once_add(struct once_table *o,
+                            const struct codec_idem *idem, uint64_t ticket)
+{
+    return once_add_h(o, idem, ticket, once_hash(o, idem->id, idem->idlen));
 }
 
 /* Remove the oldest id. */
 static void pop_head(struct once_table *o)
 {
     struct once_entry *e = o->head, *p;
-    void **head = htab_head(&o->h, table_hash(o->seed, e->id, e->idlen));
+    void **head = htab_head(&o->h, e->hash);
 
     if (*head == e) {
         *head = e->hnext;
@@ -177,8 +272,7 @@ static void pop_head(struct once_table *o)
     else if (e == o->walk)
         o->walk = e->fnext;
     o->count--;
-    o->bytes -= ONCE_HDR + e->idlen + e->alen;
-    free(e);
+    block_pop(o, entry_size(e->idlen, e->alen));
     /* Gives the bucket array back as a burst of ids expires. */
     htab_maintain(&o->h, o->count, ONCE_MIN_BUCKETS, ONCE_REHASH_STEP,
                   entry_hash, o->seed);
@@ -200,8 +294,12 @@ int once_expire(struct once_table *o, int64_t now_ms, uint64_t ttl_ms,
             return 1;
         pop_head(o);
     }
-    if (o->count == 0 && o->h.b)
+    if (o->count == 0 && o->h.b) {
         htab_free(&o->h);
+        free(o->bhead); /* the one block left, empty */
+        o->bhead = o->btail = NULL;
+        o->bytes = 0;
+    }
     return 0;
 }
 
@@ -241,10 +339,13 @@ void once_apply(tally *db, const struct codec_idem *idem, uint64_t lsn)
 {
     /* A fuzzy snapshot may hold an id the log after S holds again: the
      * first one read is the same record, so it is kept. */
-    if (once_is_expired(idem->created_ms, once_now_ms(), once_ttl(db)) ||
-        once_find(&db->once, idem->id, idem->idlen))
+    uint32_t h;
+
+    if (once_is_expired(idem->created_ms, once_now_ms(), once_ttl(db)))
         return;
-    once_add(&db->once, idem, lsn);
+    h = once_hash(&db->once, idem->id, idem->idlen);
+    if (!once_find_h(&db->once, idem->id, idem->idlen, h))
+        once_add_h(&db->once, idem, lsn, h);
 }
 
 uint64_t tally_once_count(const tally *db)
@@ -265,21 +366,24 @@ static int once_check(tally *db, const tally_once *once)
 }
 
 /* The entry for once's id if it is known and not expired, else NULL;
- * expires a few old ids on the way. */
+ * expires a few old ids on the way.  *hash gets the id's once_hash, for
+ * the add of a new one. */
 static struct once_entry *lookup(tally *db, const tally_once *once,
-                                 int64_t now)
+                                 int64_t now, uint32_t *hash)
 {
     struct once_table *o = &db->once;
     uint64_t ttl = once_ttl(db);
+    uint32_t h = once_hash(o, once->id, once->idlen);
     struct once_entry *e;
 
+    *hash = h;
     once_expire(o, now, ttl, ONCE_EXPIRE_STEP);
-    e = once_find(o, once->id, once->idlen);
+    e = once_find_h(o, once->id, once->idlen, h);
     if (e && once_is_expired(e->created_ms, now, ttl)) {
         /* Everything before it is older: pop up to it (each id is popped
          * once, so this is paid for by the requests that made them). */
         once_expire(o, now, ttl, UINT32_MAX);
-        e = once_find(o, once->id, once->idlen);
+        e = once_find_h(o, once->id, once->idlen, h);
     }
     return e;
 }
@@ -292,6 +396,7 @@ struct call {
     tally_ticket *ticket;
     int64_t now;           /* wall clock when it arrived */
     int batch;             /* a batch's id (it keeps an answer) */
+    uint32_t hash;         /* the id's once_hash (set by lookup) */
 };
 
 /* TALLY_EIDREUSED for a request whose id e already holds.  The error shows
@@ -356,7 +461,7 @@ static int once_start(tally *db, struct call *c, const void *key,
     if (rc)
         return rc;
     c->now = once_now_ms();
-    if ((e = lookup(db, c->once, c->now)) != NULL)
+    if ((e = lookup(db, c->once, c->now, &c->hash)) != NULL)
         return replay(db, e, c);
     *done = 0;
     return 0;
@@ -389,7 +494,7 @@ static int record(tally *db, struct call *c, const struct codec_op *op,
     t = db_change_emit(db, rec, pos, 1);
     if (op)
         db_apply(&db->table, &db->last_del, op, t);
-    once_add(&db->once, &idem, t);
+    once_add_h(&db->once, &idem, t, c->hash);
     if ((rc = db_change_finish(db, t, c->ticket)) != 0)
         return rc;
     if (c->value && code == TALLY_OK)
@@ -399,10 +504,19 @@ static int record(tally *db, struct call *c, const struct codec_op *op,
     return code;
 }
 
-/* The live counter key names, or NULL. */
-static struct table_entry *counter(tally *db, const void *key, size_t klen)
+/* The counters' clock for call c: the wall clock once_start read for the
+ * id, unless the handle has a clock of its own (tally_options.clock_ms),
+ * so a request reads the clock once. */
+static int64_t counters_now(tally *db, const struct call *c)
 {
-    return db_live(db, key, klen, tally_now_ms(db));
+    return db->opts.clock_ms ? tally_now_ms(db) : c->now;
+}
+
+/* The live counter key names, or NULL. */
+static struct table_entry *counter(tally *db, const struct call *c,
+                                   const void *key, size_t klen)
+{
+    return db_live(db, key, klen, counters_now(db, c));
 }
 
 /* Record a PUT of op, or, if its expiry has passed, a DEL of a counter e
@@ -411,7 +525,7 @@ static struct table_entry *counter(tally *db, const void *key, size_t klen)
 static int record_put(tally *db, struct call *c, struct codec_op *op,
                       const struct table_entry *e)
 {
-    if (op->expire && op->expire <= tally_now_ms(db)) {
+    if (op->expire && op->expire <= counters_now(db, c)) {
         int64_t v = op->value;
         op->type = CODEC_DEL;
         return record(db, c, e ? op : NULL, TALLY_OK, v);
@@ -436,7 +550,7 @@ int tally_incrx_once(tally *db, const tally_once *once, const void *key,
                      int64_t expire_ms, int64_t *value, int *replayed,
                      tally_ticket *ticket)
 {
-    struct call c = {once, value, replayed, ticket, 0, 0};
+    struct call c = {once, value, replayed, ticket, 0, 0, 0};
     struct codec_op op = {CODEC_PUT, key, klen, 0, 0};
     struct table_entry *e;
     int done, rc = ttl_args(db, ttl_mode, expire_ms);
@@ -446,7 +560,7 @@ int tally_incrx_once(tally *db, const tally_once *once, const void *key,
     rc = once_start(db, &c, key, klen, &done);
     if (done)
         return rc;
-    e = counter(db, key, klen);
+    e = counter(db, &c, key, klen);
     if (__builtin_add_overflow(e ? e->value : 0, delta, &op.value))
         return db_overflow(db, e, delta, ticket);
     op.expire = e ? table_expire_of(e) : 0;
@@ -467,14 +581,14 @@ int tally_setx_once(tally *db, const tally_once *once, const void *key,
                     size_t klen, int64_t value, int64_t expire_ms,
                     int *replayed, tally_ticket *ticket)
 {
-    struct call c = {once, NULL, replayed, ticket, 0, 0};
+    struct call c = {once, NULL, replayed, ticket, 0, 0, 0};
     struct codec_op op = {CODEC_PUT, key, klen, value, expire_ms};
     int done, rc = ttl_args(db, TALLY_TTL_SET, expire_ms);
 
     if (rc)
         return rc;
     rc = once_start(db, &c, key, klen, &done);
-    return done ? rc : record_put(db, &c, &op, counter(db, key, klen));
+    return done ? rc : record_put(db, &c, &op, counter(db, &c, key, klen));
 }
 
 int tally_set_once(tally *db, const tally_once *once, const void *key,
@@ -488,7 +602,7 @@ int tally_del_once(tally *db, const tally_once *once, const void *key,
                    size_t klen, int64_t *old, int *replayed,
                    tally_ticket *ticket)
 {
-    struct call c = {once, old, replayed, ticket, 0, 0};
+    struct call c = {once, old, replayed, ticket, 0, 0, 0};
     struct codec_op op = {CODEC_DEL, key, klen, 0, 0};
     struct table_entry *e;
     int done, rc = once_start(db, &c, key, klen, &done);
@@ -497,7 +611,7 @@ int tally_del_once(tally *db, const tally_once *once, const void *key,
         return rc;
     /* A miss is recorded too: its replay must stay a miss even if the
      * counter is created in between. */
-    if ((e = counter(db, key, klen)) == NULL)
+    if ((e = counter(db, &c, key, klen)) == NULL)
         return record(db, &c, NULL, TALLY_NOTFOUND, 0);
     return record(db, &c, &op, TALLY_OK, e->value);
 }
@@ -507,13 +621,13 @@ int tally_del_once(tally *db, const tally_once *once, const void *key,
 int tally_once_answer(tally *db, const tally_once *once, const void **answer,
                       size_t *alen, tally_ticket *ticket)
 {
-    struct call c = {once, NULL, NULL, ticket, 0, 1};
+    struct call c = {once, NULL, NULL, ticket, 0, 1, 0};
     struct once_entry *e;
     int rc = once_check(db, once);
 
     if (rc)
         return rc;
-    if ((e = lookup(db, once, once_now_ms())) == NULL)
+    if ((e = lookup(db, once, once_now_ms(), &c.hash)) == NULL)
         return TALLY_NOTFOUND;
     if ((rc = replay(db, e, &c)) != TALLY_OK)
         return rc;
@@ -528,7 +642,7 @@ int tally_batch_commit_once(tally *db, const tally_once *once,
                             const void *answer, size_t alen,
                             tally_ticket *ticket)
 {
-    struct call c = {once, NULL, NULL, ticket, 0, 1};
+    struct call c = {once, NULL, NULL, ticket, 0, 1, 0};
     struct codec_idem idem;
     struct once_entry *e;
     int rc = 0;
@@ -542,7 +656,7 @@ int tally_batch_commit_once(tally *db, const tally_once *once,
     c.now = once_now_ms();
     /* The id may be recorded once: a caller that did not look it up first
      * (tally_once_answer) learns it is taken. */
-    if (rc == 0 && (e = lookup(db, once, c.now)) != NULL)
+    if (rc == 0 && (e = lookup(db, once, c.now, &c.hash)) != NULL)
         rc = reused(db, e, &c);
     if (rc) {
         tally_batch_abort(db);

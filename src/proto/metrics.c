@@ -186,8 +186,8 @@ static int metrics_is_number(const char *v)
  * (tally_store_ready ...), words as labels of tally_store_info. */
 static void metrics_store(struct buf *out, const struct cmd_ctx *ctx)
 {
-    struct store_info_kv kv[16];
-    size_t n = cmd_store_info(ctx, kv, 16), labels = 0;
+    struct store_info_kv kv[STORE_INFO_MAX];
+    size_t n = cmd_store_info(ctx, kv, STORE_INFO_MAX), labels = 0;
 
     metrics_family(out, "tally_store_info", "gauge",
                    "Always 1; labels name the store that holds the counters "

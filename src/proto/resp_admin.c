@@ -595,8 +595,8 @@ static void info_section(struct resp_conn *c, struct buf *t, int sec,
     case SEC_STORE: {
         /* What the store says of itself (store.h store_info): which one,
          * what a committed change survives, whether it can serve. */
-        struct store_info_kv kv[16];
-        size_t n = cmd_store_info(c->ctx, kv, 16);
+        struct store_info_kv kv[STORE_INFO_MAX];
+        size_t n = cmd_store_info(c->ctx, kv, STORE_INFO_MAX);
         for (size_t i = 0; i < n; i++)
             buf_printf(t, "%s:%s\r\n", kv[i].name, kv[i].value);
         break;

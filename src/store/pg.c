@@ -625,6 +625,10 @@ static size_t pg_info(const struct store *s, struct store_info_kv *kv,
     KV("store_pg_retries", "%llu", (unsigned long long)st->n_retries);
     KV("store_pg_unknown_outcomes", "%llu", (unsigned long long)st->n_unknown);
     KV("store_pg_purged", "%llu", (unsigned long long)st->n_purged);
+    KV("store_pg_batch_commits", "%llu",
+       (unsigned long long)st->n_xact_commits);
+    KV("store_pg_batch_conflicts", "%llu",
+       (unsigned long long)st->n_xact_conflicts);
 #undef KV
     return n;
 }

@@ -224,6 +224,7 @@ struct pg_store {
     int send_failed;          /* libpq refused to queue a message */
     int closing;
     uint64_t n_batches, n_ops, n_retries, n_unknown, n_purged;
+    uint64_t n_xact_commits, n_xact_conflicts; /* store batches (pg_xact.c) */
 };
 
 /* pg.c: the connection and the operations' lives */

@@ -410,7 +410,10 @@ static void commit_done(void *arg, const struct store_res *res)
 {
     struct store_batch *b = arg;
 
+    if (res->rc == STORE_OK)
+        b->st->n_xact_commits++;
     if (res->rc == STORE_ECONFLICT) {
+        b->st->n_xact_conflicts++;
         /* Jittered and growing with the request's attempts, so batches
          * that keep meeting spread out. */
         long us = store_conflict_backoff_us(b->attempt, (uint64_t)random());

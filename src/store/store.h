@@ -250,6 +250,9 @@ typedef void (*store_done_fn)(void *arg, const struct store_res *res);
 
 struct store;
 
+/* How many facts info() gives at most: callers size their arrays so. */
+#define STORE_INFO_MAX 32
+
 struct store_info_kv {
     const char *name;          /* "store", "store_durability", ... */
     char value[128];

@@ -101,3 +101,8 @@ def test_transfers_in_opposite_orders_on_two_instances_survive_a_sigkill(
         assert m.acked <= done <= m.sent, (m.n, m.acked, done, m.sent)
     # And both instances agree
     assert [int(v) for v in ds[1].redis().mget(ACCOUNTS)] == values
+    # And the transactions did meet (else this proved little): commits that
+    # found a key changed since their reads, and ran again
+    conflicts = sum(int(d.redis().info("store")["store_pg_batch_conflicts"])
+                    for d in ds)
+    assert conflicts > 0

@@ -435,6 +435,7 @@ static void batch_commit_conflicts_when_another_writer_got_in_between(
     sql("UPDATE tally_counters SET n = 100 WHERE k = 'a'");
     struct call *c = commit(&f, b);
     assert_int_equal(c->res.rc, STORE_ECONFLICT);
+    assert_string_equal(info(&f, "store_pg_batch_conflicts"), "1");
     assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'a'"), 100);
     assert_int_equal(sql_int("SELECT count(*) FROM tally_counters"), 1);
     /* A batch whose reads still hold commits. */
