@@ -755,6 +755,10 @@ static size_t r_info(const struct store *st, struct store_info_kv *kv,
     KV("store_ops", "%llu", (unsigned long long)rs->n_ops);
     KV("store_unknown_outcomes", "%llu", (unsigned long long)rs->n_unknown);
     KV("store_reconnects", "%llu", (unsigned long long)rs->n_reconnects);
+    KV("store_redis_batch_commits", "%llu",
+       (unsigned long long)rs->xenv.n_commits);
+    KV("store_redis_batch_conflicts", "%llu",
+       (unsigned long long)rs->xenv.n_conflicts);
 #undef KV
     return n;
 }

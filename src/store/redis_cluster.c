@@ -659,6 +659,10 @@ static size_t c_info(const struct store *st, struct store_info_kv *kv,
        (unsigned long long)(c->n_moved + c->n_ask));
     kv_add(kv, max, &n, "store_cluster_retried", "%llu",
            (unsigned long long)c->n_retried);
+    kv_add(kv, max, &n, "store_redis_batch_commits", "%llu",
+           (unsigned long long)c->xenv.n_commits);
+    kv_add(kv, max, &n, "store_redis_batch_conflicts", "%llu",
+           (unsigned long long)c->xenv.n_conflicts);
     base = n;
     TAILQ_FOREACH(node, &c->nodes, link) {
         struct store *ns = redis_node_store(node->rs);

@@ -174,8 +174,10 @@ struct redis_xact_env {
     /* Send the commit op: 0 (takes ownership; its done() comes later), or
      * the error in *res and nothing taken (the store is down). */
     int (*send)(struct store *st, struct redis_op *op, struct store_res *res);
+    /* INFO: commits answered OK, and those that met a changed key */
+    uint64_t n_commits, n_conflicts;
 };
-int redis_xact_begin(const struct redis_xact_env *env, unsigned attempt,
+int redis_xact_begin(struct redis_xact_env *env, unsigned attempt,
                      struct store_batch **out);
 /* An operation whose req->batch is set (store_ops.exec's contract). */
 int redis_xact_exec(const struct store_req *req, struct store_res *res,

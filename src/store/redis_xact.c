@@ -49,7 +49,7 @@
 #include "view.h"
 
 struct store_batch {
-    const struct redis_xact_env *env;
+    struct redis_xact_env *env;
     struct view view;
     int slot;                  /* cluster: the batch's slot, -1 none yet */
     unsigned attempt;          /* conflicts of its request before it */
@@ -112,7 +112,7 @@ static void fail_res(struct store_res *res, int rc, const char *why)
     snprintf(res->detail, sizeof res->detail, "%s", why);
 }
 
-int redis_xact_begin(const struct redis_xact_env *env, unsigned attempt,
+int redis_xact_begin(struct redis_xact_env *env, unsigned attempt,
                      struct store_batch **out)
 {
     struct store_batch *b = xcalloc(1, sizeof *b);
@@ -406,6 +406,8 @@ static void commit_done(void *arg, const struct store_res *res)
 {
     struct store_batch *b = arg;
 
+    b->env->n_commits += res->rc == STORE_OK;
+    b->env->n_conflicts += res->rc == STORE_ECONFLICT;
     if (res->rc == STORE_ECONFLICT) {
         /* Jittered and growing with the request's attempts, so batches
          * that keep meeting spread out. */
@@ -425,7 +427,7 @@ static void commit_done(void *arg, const struct store_res *res)
 int redis_xact_commit(struct store *st, struct store_batch *b,
                       struct store_res *res, store_done_fn done, void *arg)
 {
-    const struct redis_xact_env *env = b->env;
+    struct redis_xact_env *env = b->env;
     struct redis_op *op;
 
     (void)st;

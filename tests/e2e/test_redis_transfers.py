@@ -98,6 +98,11 @@ def test_transfers_in_opposite_orders_on_two_instances_survive_a_sigkill(
         assert m.acked <= done <= m.sent, (m.n, m.acked, done, m.sent)
     # And both instances agree with Redis
     assert [int(v) for v in ds[1].redis().mget(ACCOUNTS)] == values
+    # And the transactions did meet (else this proved little): commits that
+    # found a key changed since their reads, and ran again
+    info = [d.redis().info("store") for d in ds]
+    assert sum(int(i["store_redis_batch_conflicts"]) for i in info) > 0
+    assert all(int(i["store_redis_batch_commits"]) > 0 for i in info)
 
 
 def test_watch_aborts_on_a_change_made_through_the_other_instance(
