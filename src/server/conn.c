@@ -214,7 +214,7 @@ int conn_flush(struct conn *c)
     if (c->rpaused && c->out.len - c->sent < CONN_OUT_LIMIT / 2) {
         c->rpaused = 0;
         update_reading(c);
-        if (c->backlog)
+        if (c->backlog && !c->storewait)
             runq_add(c);
     }
     if (c->closing && c->out.len == 0 && !c->nmarks && !c->backlog) {
@@ -365,8 +365,8 @@ static int conn_step(struct conn *c)
  * engine as one batch: one write and, under --fsync always, one fdatasync. */
 static void conn_cork(struct server *srv)
 {
-    if (srv->corked)
-        return;
+    if (srv->corked || !srv->db)
+        return; /* no engine (a remote store): nothing to batch */
     tally_cork(srv->db);
     srv->corked = 1;
 }
@@ -412,8 +412,12 @@ void conn_run(struct server *srv)
     while (srv->ranq) {
         struct conn *c = srv->ranq;
         ranq_remove(c);
-        if (conn_flush(c) == 0 && c->backlog && !c->rpaused)
-            runq_add(c); /* the budget ran out: go on next iteration */
+        /* The budget ran out: go on next iteration.  Not one that waits
+         * for its store: conn_wake() queues it when the answer is there,
+         * and queueing it every pass meanwhile kept the loop from ever
+         * sleeping (a busy loop beside the database on a small machine). */
+        if (conn_flush(c) == 0 && c->backlog && !c->rpaused && !c->storewait)
+            runq_add(c);
     }
 }
 

@@ -56,6 +56,8 @@ int64_t srv_now_us(void)
 
 void srv_step(struct server *srv)
 {
+    if (!srv->db)
+        return;
     int r = tally_step(srv->db, SRV_STEP_BUDGET);
     if (r < 0) {
         slog(&srv->log, SLOG_ERROR,
@@ -129,7 +131,7 @@ static void check_stopped(struct server *srv)
     }
     if (srv->conns)
         return;
-    if (srv->outbox.nheap) {
+    if (srv->outbox.nheap && srv->db) {
         /* HTTP responses still wait on a sync that is under way; the engine
          * finishes it well within a tick, so block for it rather than
          * answer them with an error. */
@@ -251,9 +253,13 @@ static int setup_loop(struct server *srv)
         return -1;
     }
     struct event_base *b = srv->base;
-    /* Edge-triggered, so the eventfd need not be read (outbox_on_notify). */
-    srv->notify_ev = event_new(b, tally_notify_fd(srv->db),
-                               EV_READ | EV_PERSIST | EV_ET, outbox_on_notify, srv);
+    /* Edge-triggered, so the eventfd need not be read (outbox_on_notify).
+     * Without the engine (a remote store) a timer that never fires stands
+     * in, so the checks below stay one list. */
+    srv->notify_ev = srv->db ? event_new(b, tally_notify_fd(srv->db),
+                                         EV_READ | EV_PERSIST | EV_ET,
+                                         outbox_on_notify, srv)
+                             : evtimer_new(b, outbox_on_notify, srv);
     srv->tick_ev = evtimer_new(b, on_tick, srv);
     srv->house_ev = event_new(b, -1, EV_PERSIST, on_housekeeping, srv);
     srv->stop_ev = event_new(b, -1, 0, on_stop, srv);
@@ -285,7 +291,7 @@ static int setup_loop(struct server *srv)
 static void poll_durable(struct server *srv)
 {
     struct outbox *ob = &srv->outbox;
-    if (!srv->conf.spin || srv->conf.sync != TALLY_SYNC_ALWAYS ||
+    if (!srv->db || !srv->conf.spin || srv->conf.sync != TALLY_SYNC_ALWAYS ||
         srv->stopping || !(ob->waiting || ob->nheap))
         return;
     unsigned eta = tally_sync_eta_us(srv->db);
@@ -308,19 +314,28 @@ static void poll_durable(struct server *srv)
 static void say_ready(struct server *srv, int64_t t0)
 {
     tally_stats st;
-    tally_stats_get(srv->db, &st);
+    memset(&st, 0, sizeof st);
+    if (srv->db)
+        tally_stats_get(srv->db, &st);
     char http[16] = "off", mc[16] = "off";
     if (srv->info.http_port)
         snprintf(http, sizeof http, "%d", srv->info.http_port);
     if (srv->info.memcache_port)
         snprintf(mc, sizeof mc, "%d", srv->info.memcache_port);
-    slog(&srv->log, SLOG_INFO,
-         "ready: %llu counters, recovered %llu log records in %.1f ms "
-         "(started in %lld ms); %s resp port %d, http port %s, memcache port "
-         "%s; fsync %s; pid %d", (unsigned long long)st.counters,
-         (unsigned long long)st.recovered_records, st.recovery_ns / 1e6,
-         (long long)(srv_now_ms() - t0), srv->conf.bind, srv->info.port, http,
-         mc, conf_sync_name(srv->conf.sync), srv->info.pid);
+    if (!srv->db)
+        slog(&srv->log, SLOG_INFO, "ready: counters on the %s store, --dir "
+             "unused (started in %lld ms); %s resp port %d, http port %s, "
+             "memcache port %s; fsync %s; pid %d", srv->store->ops->name,
+             (long long)(srv_now_ms() - t0), srv->conf.bind, srv->info.port,
+             http, mc, conf_sync_name(srv->conf.sync), srv->info.pid);
+    else
+        slog(&srv->log, SLOG_INFO,
+             "ready: %llu counters, recovered %llu log records in %.1f ms "
+             "(started in %lld ms); %s resp port %d, http port %s, memcache port "
+             "%s; fsync %s; pid %d", (unsigned long long)st.counters,
+             (unsigned long long)st.recovered_records, st.recovery_ns / 1e6,
+             (long long)(srv_now_ms() - t0), srv->conf.bind, srv->info.port, http,
+             mc, conf_sync_name(srv->conf.sync), srv->info.pid);
     const struct conf *c = &srv->conf;
     if (srv->tls)
         slog(&srv->log, SLOG_INFO, "TLS: resp port %d, https port %d, memcache "
@@ -391,7 +406,8 @@ int main(int argc, char **argv)
     raise_nofile(srv);
 
     int status = 1;
-    if (open_db(srv) < 0)
+    /* A remote store leaves --dir alone (stores.c): srv->db stays NULL. */
+    if (stores_need_engine(&srv->conf) && open_db(srv) < 0)
         goto out;
     srv->info.start_unix = time(NULL);
     srv->info.pid = (int)getpid();
@@ -403,7 +419,7 @@ int main(int argc, char **argv)
     conn_clients_serve(srv);
     srv->limits = (struct proto_limits)PROTO_LIMITS_DEFAULT;
     srv->max_input = 2 * 1024 * 1024 + srv->limits.max_bulk;
-    srv->outbox.durable = tally_durable(srv->db);
+    srv->outbox.durable = outbox_engine_durable(srv);
     srv->outbox.health = TALLY_OK;
     outbox_waiter_init(srv);
     store_engine_init(&srv->engine, srv->db);
@@ -462,7 +478,7 @@ close_db:
     teardown(srv);
     cmd_fini(&srv->cmd);
     store_close(&srv->engine.base);
-    rc = tally_close(srv->db);
+    rc = srv->db ? tally_close(srv->db) : 0;
     if (rc < 0) {
         slog(&srv->log, SLOG_ERROR, "final sync failed: %s (%s); changes "
              "acknowledged before were durable, later ones may be lost",

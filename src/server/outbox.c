@@ -80,6 +80,12 @@ static void mark_push(struct conn *c, tally_ticket t, size_t end)
 
 static void release_conn(struct outbox *ob, struct conn *c, int failed);
 
+tally_ticket outbox_engine_durable(const struct server *srv)
+{
+    /* Without the engine (a remote store) every ticket is 0: all durable. */
+    return srv->db ? tally_durable(srv->db) : UINT64_MAX;
+}
+
 void outbox_hold(struct conn *c, size_t start, tally_ticket t)
 {
     struct outbox *ob = &c->srv->outbox;
@@ -93,7 +99,7 @@ void outbox_hold(struct conn *c, size_t start, tally_ticket t)
         if (t <= ob->durable)
             return;
         /* The cache may be stale; the engine's own value is one atomic load. */
-        ob->durable = tally_durable(c->srv->db);
+        ob->durable = outbox_engine_durable(c->srv);
         if (t <= ob->durable)
             return;
         c->ready = start;
@@ -198,7 +204,7 @@ static void waiter_wait(void *self, tally_ticket t, proto_ready_fn fn, void *arg
     struct server *srv = self;
     struct outbox *ob = &srv->outbox;
     if (t > ob->durable)
-        ob->durable = tally_durable(srv->db);
+        ob->durable = outbox_engine_durable(srv);
     if (t <= ob->durable) {
         fn(arg, TALLY_OK);
         return;
@@ -247,8 +253,8 @@ static void health_changed(struct server *srv, int h)
 void outbox_release(struct server *srv)
 {
     struct outbox *ob = &srv->outbox;
-    int h = tally_health(srv->db);
-    ob->durable = tally_durable(srv->db); /* after health: see below */
+    int h = srv->db ? tally_health(srv->db) : TALLY_OK;
+    ob->durable = outbox_engine_durable(srv); /* after health: see below */
     if (h != ob->health) {
         health_changed(srv, h);
         ob->health = h;

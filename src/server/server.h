@@ -64,6 +64,11 @@ void slog_engine(void *l, int level, const char *msg);
 
 struct server;
 
+struct conf;
+/* 1 if what --store names needs the engine on --dir opened (no --store,
+ * the delay test store), 0 for a remote store, which leaves --dir alone
+ * (srv->db stays NULL). */
+int stores_need_engine(const struct conf *c);
 /* Open what --store names into srv->store (after the loop exists).
  * Returns 0, or -1 with err (256 bytes) set. */
 int stores_open(struct server *srv, char *err);
@@ -301,6 +306,8 @@ void outbox_forget(struct conn *c);
 void outbox_shift(struct conn *c, size_t n);
 /* Read tally_durable() and tally_health() and release what they allow. */
 void outbox_release(struct server *srv);
+/* tally_durable(), or UINT64_MAX without the engine (srv->db NULL). */
+tally_ticket outbox_engine_durable(const struct server *srv);
 /* Event callback for tally_notify_fd(); arg is the server. */
 void outbox_on_notify(evutil_socket_t fd, short what, void *arg);
 /* Fill srv->waiter (the struct proto_waiter given to the HTTP front end). */

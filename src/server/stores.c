@@ -9,11 +9,11 @@
  * answering every operation a loop pass later; not documented for users,
  * it exists so the black-box tests can drive the asynchronous path.
  *
- * DEBT: whatever the store, the engine on --dir is opened too: the loop,
- * the outbox and corking (main.c, outbox.c, conn.c) are written against
- * the handle.  A remote store's results carry ticket 0, so nothing waits
- * on it; routing those through store_durable() and a store step removes
- * the directory from a stateless tallyd.
+ * A remote store (postgresql://, redis://) leaves --dir alone: the engine
+ * is not opened, so the directory is neither created nor locked, and
+ * srv->db is NULL.  The loop, the outbox and corking (main.c, outbox.c,
+ * conn.c) then have no engine to cork, step or wait for: a remote store's
+ * results carry ticket 0, so nothing is held.
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +30,21 @@
 static int has_scheme(const char *uri, const char *scheme)
 {
     return strncmp(uri, scheme, strlen(scheme)) == 0;
+}
+
+#ifdef TALLY_HAVE_PG
+/* store_pg_opts.expired: the PostgreSQL store's purge deleted an expired
+ * counter; its "expired" event is durable (ticket 0). */
+static void pg_expired(void *ctx, const void *key, size_t klen)
+{
+    struct server *srv = ctx;
+    cmd_note_expired(&srv->cmd, key, klen, 0);
+}
+#endif
+
+int stores_need_engine(const struct conf *c)
+{
+    return !c->store || has_scheme(c->store, "delay+engine");
 }
 
 int stores_open(struct server *srv, char *err)
@@ -52,8 +67,9 @@ int stores_open(struct server *srv, char *err)
 #ifdef TALLY_HAVE_PG
         char why[200] = "";
         struct store *pg = NULL;
-        if (store_pg_open(srv->base, uri, (int)srv->conf.sync, &pg, why,
-                          sizeof why) < 0) {
+        struct store_pg_opts o = {srv->conf.once_ttl_ms, pg_expired, srv};
+        if (store_pg_open_opts(srv->base, uri, (int)srv->conf.sync, &o, &pg,
+                               why, sizeof why) < 0) {
             snprintf(err, 256, "--store: cannot use the PostgreSQL URI: %s",
                      why);
             return -1;

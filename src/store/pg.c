@@ -44,6 +44,13 @@ int64_t pg_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t pg_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 const char *pg_sync_setting(int policy)
 {
     return policy == TALLY_SYNC_ALWAYS ? "on" : "off";
@@ -124,9 +131,13 @@ void pg_op_free(struct pg_op *op)
  * free the op, which must be on no list. */
 void pg_op_finish(struct pg_store *st, struct pg_op *op)
 {
-    if (op->kind == PG_PURGE)
+    if (op->kind == PG_PURGE) {
         st->purge_queued = 0;
-    else if (op->kind == PG_INFO)
+        /* Committed (a failed purge comes here with no items): the
+         * counters it deleted expired, here and for good. */
+        for (size_t i = 0; st->expired && i < op->res.n_items; i++)
+            st->expired(st->expired_ctx, op->res.keys[i], op->res.klens[i]);
+    } else if (op->kind == PG_INFO)
         st->info_queued = 0;
     else
         op->done(op->arg, &op->res);
@@ -221,6 +232,11 @@ static void drop_conn(struct pg_store *st)
     st->exp_head = 0;
     st->exp_got = 0;
     evtimer_del(st->ev_retry);
+    evtimer_del(st->ev_connect);
+    evtimer_del(st->ev_stall);
+    evtimer_del(st->ev_hold);
+    st->hold_over = 0;
+    st->expect = 0;
 }
 
 static void schedule_reconnect(struct pg_store *st)
@@ -395,14 +411,65 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
                  st->why[0] ? st->why : "postgresql: connecting");
 }
 
-/* DEBT: no connect timeout: libpq's connect_timeout is not applied by
- * PQconnectPoll, so a host that accepts and never answers holds the
- * connect (and, first in a host list, the failover).  A timer that drops
- * the attempt and starts the next with the following host would remove it. */
+static void timeval_ms(struct timeval *tv, int ms)
+{
+    tv->tv_sec = ms / 1000;
+    tv->tv_usec = (ms % 1000) * 1000;
+}
+
+/* libpq's non-blocking connect applies no connect_timeout, so a host that
+ * accepts and never answers would hold the connect (and, first in a host
+ * list, the failover) for good: give up on it after hosts.timeout_ms, and
+ * start the next attempt with the host after it (pg_hosts.c). */
+static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_store *st = arg;
+    if (st->state == PG_READY || st->state == PG_DOWN)
+        return;
+    char d[160];
+    const char *host = st->conn ? PQhost(st->conn) : NULL;
+    snprintf(d, sizeof d, "no answer from %.60s:%.8s within %d s while "
+             "connecting", host && *host ? host : "the server",
+             st->conn ? PQport(st->conn) : "", st->hosts.timeout_ms / 1000);
+    pg_hosts_skip(&st->hosts, st->conn ? PQhost(st->conn) : NULL,
+                  st->conn ? PQport(st->conn) : NULL);
+    pg_conn_lost(st, d);
+}
+
+/* A batch in flight with no byte from the server for hosts.timeout_ms: the
+ * server (or the path to it) went silent; TCP alone may take many minutes
+ * to say so.  Drop the connection: its operations fail (EUNKNOWN for
+ * changes whose COMMIT was sent) and a reconnect starts. */
+static void stall_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_store *st = arg;
+    if (st->state != PG_READY || !st->cur)
+        return;
+    char d[120];
+    snprintf(d, sizeof d, "no answer from the server within %d s",
+             st->hosts.timeout_ms / 1000);
+    pg_conn_lost(st, d);
+}
+
+void pg_stall_arm(struct pg_store *st)
+{
+    struct timeval tv;
+    timeval_ms(&tv, st->hosts.timeout_ms);
+    evtimer_add(st->ev_stall, &tv);
+}
+
+void pg_stall_stop(struct pg_store *st)
+{
+    evtimer_del(st->ev_stall);
+}
+
 static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pg_store *st = arg;
-    st->conn = PQconnectStart(st->uri);
+    struct timeval tv;
+    timeval_ms(&tv, st->hosts.timeout_ms);
+    evtimer_add(st->ev_connect, &tv);
+    st->conn = pg_hosts_connect(&st->hosts);
     if (!st->conn || PQstatus(st->conn) == CONNECTION_BAD) {
         st->state = PG_CONNECTING; /* so that pg_conn_lost reschedules */
         pg_conn_lost(st, st->conn ? PQerrorMessage(st->conn) : "out of memory");
@@ -441,6 +508,7 @@ static void pipeline_results(struct pg_store *st)
                 st->state = PG_READY;
                 st->why[0] = 0;
                 evtimer_del(st->ev_wait); /* the flush below sends them */
+                evtimer_del(st->ev_connect);
                 st->backoff_ms = PG_BACKOFF_MIN_MS;
                 fprintf(stderr, "tallyd: postgresql: connected to %s:%s\n",
                         PQhost(st->conn), PQport(st->conn));
@@ -492,6 +560,8 @@ static void sock_cb(evutil_socket_t fd, short what, void *arg)
         pg_conn_lost(st, PQerrorMessage(st->conn));
         return;
     }
+    if (st->cur)
+        pg_stall_arm(st); /* the server is answering: wait anew */
     if (st->state == PG_SETUP)
         setup_results(st);
     else
@@ -623,6 +693,7 @@ static size_t pg_info(const struct store *s, struct store_info_kv *kv,
     KV("store_pg_transactions", "%llu", (unsigned long long)st->n_batches);
     KV("store_pg_ops", "%llu", (unsigned long long)st->n_ops);
     KV("store_pg_retries", "%llu", (unsigned long long)st->n_retries);
+    KV("store_pg_commit_us", "%lld", (long long)st->commit_us);
     KV("store_pg_unknown_outcomes", "%llu", (unsigned long long)st->n_unknown);
     KV("store_pg_purged", "%llu", (unsigned long long)st->n_purged);
     KV("store_pg_batch_commits", "%llu",
@@ -644,6 +715,10 @@ static void pg_close(struct store *s)
     event_free(st->ev_retry);
     event_free(st->ev_reconnect);
     event_free(st->ev_wait);
+    event_free(st->ev_hold);
+    event_free(st->ev_connect);
+    event_free(st->ev_stall);
+    pg_hosts_free(&st->hosts);
     event_free(st->ev_tick);
     for (size_t i = 0; i < sizeof st->arr / sizeof st->arr[0]; i++)
         buf_free(&st->arr[i]);
@@ -667,20 +742,29 @@ static const struct store_ops pg_ops = {
 int store_pg_open(struct event_base *base, const char *uri, int fsync_policy,
                   struct store **out, char *err, size_t errlen)
 {
+    return store_pg_open_opts(base, uri, fsync_policy, NULL, out, err, errlen);
+}
+
+int store_pg_open_opts(struct event_base *base, const char *uri,
+                       int fsync_policy, const struct store_pg_opts *o,
+                       struct store **out, char *err, size_t errlen)
+{
     *out = NULL;
-    char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(uri, &perr);
-    if (!opts) {
-        snprintf(err, errlen, "postgresql: %s", perr ? perr : "bad URI");
-        PQfreemem(perr);
+    struct pg_hosts hosts;
+    if (pg_hosts_parse(&hosts, uri, err, errlen) < 0)
         return -1;
-    }
-    PQconninfoFree(opts);
     struct pg_store *st = xcalloc(1, sizeof *st);
+    st->hosts = hosts;
     st->base.ops = &pg_ops;
     st->evb = base;
     st->uri = xstrdup(uri);
     st->sync_policy = fsync_policy;
+    st->once_ttl_ms = o && o->once_ttl_ms ? o->once_ttl_ms
+                                          : TALLY_ONCE_TTL_DEFAULT;
+    if (o) {
+        st->expired = o->expired;
+        st->expired_ctx = o->expired_ctx;
+    }
     st->fd = -1;
     st->backoff_ms = PG_BACKOFF_MIN_MS;
     TAILQ_INIT(&st->queue);
@@ -688,6 +772,9 @@ int store_pg_open(struct event_base *base, const char *uri, int fsync_policy,
     st->ev_retry = evtimer_new(base, pg_retry_cb, st);
     st->ev_reconnect = evtimer_new(base, reconnect_cb, st);
     st->ev_wait = evtimer_new(base, wait_cb, st);
+    st->ev_hold = evtimer_new(base, pg_hold_cb, st);
+    st->ev_connect = evtimer_new(base, connect_timeout_cb, st);
+    st->ev_stall = evtimer_new(base, stall_cb, st);
     st->ev_tick = event_new(base, -1, EV_PERSIST, tick_cb, st);
     struct timeval tv = {PG_TICK_MS / 1000, (PG_TICK_MS % 1000) * 1000};
     event_add(st->ev_tick, &tv);

@@ -7,6 +7,7 @@ add_library(tally_store_pg STATIC
             ${CMAKE_CURRENT_LIST_DIR}/pg.c
             ${CMAKE_CURRENT_LIST_DIR}/pg_batch.c
             ${CMAKE_CURRENT_LIST_DIR}/pg_xact.c
+            ${CMAKE_CURRENT_LIST_DIR}/pg_hosts.c
             ${CMAKE_CURRENT_LIST_DIR}/pg_sql.c
             ${CMAKE_CURRENT_LIST_DIR}/pg_txn.c)
 target_include_directories(tally_store_pg PUBLIC ${CMAKE_CURRENT_LIST_DIR})

@@ -8,6 +8,7 @@
 #define TALLY_STORE_PG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct store;
@@ -22,5 +23,22 @@ struct store;
  * with the reason in err (a URI libpq cannot parse) and *out NULL. */
 int store_pg_open(struct event_base *base, const char *uri, int fsync_policy,
                   struct store **out, char *err, size_t errlen);
+
+/* What tallyd's flags say beyond the URI (every field 0 or NULL: the
+ * defaults store_pg_open uses). */
+struct store_pg_opts {
+    uint64_t once_ttl_ms;      /* --idempotency-ttl: how long an id is
+                                  kept; 0: TALLY_ONCE_TTL_DEFAULT (24 h) */
+    /* Called on the loop for every counter this instance's purge deleted
+     * because it had expired (the "expired" change events); NULL: none.
+     * key is valid only during the call. */
+    void (*expired)(void *ctx, const void *key, size_t klen);
+    void *expired_ctx;
+};
+
+/* store_pg_open with *o (NULL: the defaults). */
+int store_pg_open_opts(struct event_base *base, const char *uri,
+                       int fsync_policy, const struct store_pg_opts *o,
+                       struct store **out, char *err, size_t errlen);
 
 #endif /* TALLY_STORE_PG_H */

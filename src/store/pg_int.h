@@ -18,6 +18,7 @@
 #include <event2/util.h>
 #include <libpq-fe.h>
 
+#include "pg.h"
 #include "store.h"
 #include "util.h"
 
@@ -182,6 +183,35 @@ int32_t pg_get_i32(const char *p);
 #define PG_SCAN_MAX 1000     /* rows of one SCAN page at most */
 #define PG_EXP_MAX 64
 #define PG_CONNECT_WAIT_MS 2000 /* how long ops wait for a connect under way */
+#define PG_ANSWER_TIMEOUT_MS 10000 /* a connect, or a transaction in flight,
+                                     without a byte from the server for so
+                                     long is given up (the URI's
+                                     connect_timeout, if set, instead) */
+#define PG_HOLD_MAX_US 2000  /* the longest an idle pipeline waits for the
+                                callers of the last batch (pg_txn.c) */
+
+/* The URI as libpq parsed it, and the host a connect starts with
+ * (pg_hosts.c). */
+struct pg_hosts {
+    char **kw, **val;         /* the options the URI set */
+    size_t n;
+    size_t nhosts;            /* hosts in its list (1 if none given) */
+    size_t first;             /* the next connect starts with this one */
+    int timeout_ms;           /* PG_ANSWER_TIMEOUT_MS or connect_timeout */
+};
+
+/* Parse uri; 0, or -1 with why in err (*h then holds nothing). */
+int pg_hosts_parse(struct pg_hosts *h, const char *uri, char *err, size_t n);
+void pg_hosts_free(struct pg_hosts *h);
+/* The value the next connect gives option kw (host, hostaddr and port
+ * rotated to start at h->first), or NULL if the URI set none; caller
+ * frees. */
+char *pg_hosts_value(const struct pg_hosts *h, const char *kw);
+/* PQconnectStartParams with those values. */
+PGconn *pg_hosts_connect(const struct pg_hosts *h);
+/* A connect got no answer from host:port (PQhost, PQport; NULL: unknown):
+ * start the next one with the host after it. */
+void pg_hosts_skip(struct pg_hosts *h, const char *host, const char *port);
 
 /* The connection, from nothing to serving. */
 enum pg_state { PG_DOWN = 0, PG_CONNECTING, PG_SETUP, PG_PREPARING, PG_READY };
@@ -193,13 +223,24 @@ struct pg_store {
     struct store base;
     struct event_base *evb;
     char *uri;
+    struct pg_hosts hosts;
     int sync_policy;
+    uint64_t once_ttl_ms;     /* ids are kept so long (never 0) */
+    void (*expired)(void *ctx, const void *key, size_t klen);
+    void *expired_ctx;        /* store_pg_opts */
     PGconn *conn;
     enum pg_state state;
     int fd;
     struct event *ev_read, *ev_write;
     struct event *ev_flush, *ev_retry, *ev_reconnect, *ev_tick;
     struct event *ev_wait;    /* ops queued while connecting give up */
+    struct event *ev_hold;    /* the group-commit wait is over (pg_txn.c) */
+    struct event *ev_connect; /* a connect got no answer in time */
+    struct event *ev_stall;   /* the batch in flight got none in time */
+    int hold_over;            /* it fired: send what has gathered */
+    size_t expect;            /* callers the last batch answered */
+    int64_t sent_us;          /* when the batch in flight was sent */
+    int64_t commit_us;        /* how long the last one took, send to Sync */
     int flush_armed;
     struct pg_opq queue;
     struct pg_batch *cur;     /* the batch in flight or waiting to re-run */
@@ -236,6 +277,7 @@ void pg_op_free(struct pg_op *op);
 /* Queue op (STORE_PENDING), or fail it at once (STORE_DONE, *res says
  * why, op freed) while the connection is down. */
 int pg_submit(struct pg_store *st, struct pg_op *op, struct store_res *res);
+int64_t pg_mono_us(void);                  /* CLOCK_MONOTONIC */
 const char *pg_sync_setting(int policy);  /* synchronous_commit's value */
 void pg_op_finish(struct pg_store *st, struct pg_op *op); /* done(), free */
 /* Fail every op of q with rc (STORE_EUNKNOWN only for ops that write). */
@@ -245,6 +287,10 @@ void pg_enqueue_own(struct pg_store *st, enum pg_kind kind);
 /* Drop the connection: fail what is in flight and queued, reconnect. */
 void pg_conn_lost(struct pg_store *st, const char *why);
 void pg_sock_watch(struct pg_store *st, int want_write);
+/* (Re)start the wait for the server's next bytes while a batch is in
+ * flight; stop it when none is. */
+void pg_stall_arm(struct pg_store *st);
+void pg_stall_stop(struct pg_store *st);
 
 /* pg_txn.c: sending batches, reading their rows */
 void pg_exp_push(struct pg_store *st, enum pg_exp what, enum pg_stmt s);
@@ -254,5 +300,6 @@ void pg_on_stmt(struct pg_store *st, enum pg_stmt s, const PGresult *r);
 void pg_on_sync(struct pg_store *st);  /* the batch's Sync came back */
 void pg_flush_cb(evutil_socket_t fd, short what, void *arg);
 void pg_retry_cb(evutil_socket_t fd, short what, void *arg);
+void pg_hold_cb(evutil_socket_t fd, short what, void *arg);
 
 #endif /* TALLY_STORE_PG_INT_H */

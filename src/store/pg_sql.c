@@ -121,17 +121,22 @@ const char *const pg_sql_text[PG_S_COUNT_ALL] = {
     " SELECT count(*) FILTER (WHERE d.expire_at IS NULL OR d.expire_at > "
     PG_NOW "), " PG_NOW " FROM d",
     /* PG_S_PURGE ($1 rows at most of each table); rows a running
-     * transaction holds (its placeholders) are skipped. */
+     * transaction holds (its placeholders) are skipped.  A row per counter
+     * deleted (its key: the "expired" events), then one with a NULL key,
+     * the counts and the clock.  Placeholders (expire_at 0) are no
+     * counters: deleted, never reported. */
     "WITH t AS (SELECT " PG_NOW " AS now),"
     " a AS (DELETE FROM tally_counters WHERE k IN"
     "  (SELECT k FROM tally_counters WHERE expire_at <= (SELECT now FROM t)"
     "   ORDER BY expire_at LIMIT $1::bigint FOR UPDATE SKIP LOCKED)"
-    "  AND expire_at <= (SELECT now FROM t) RETURNING 1),"
+    "  AND expire_at <= (SELECT now FROM t) RETURNING k, expire_at),"
     " b AS (DELETE FROM tally_once WHERE id IN"
     "  (SELECT id FROM tally_once WHERE keep_until <= (SELECT now FROM t)"
     "   ORDER BY keep_until LIMIT $1::bigint FOR UPDATE SKIP LOCKED)"
     "  AND keep_until <= (SELECT now FROM t) RETURNING 1)"
-    " SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b),"
+    " SELECT k, NULL::bigint, NULL::bigint, NULL::bigint FROM a"
+    "  WHERE expire_at <> 0"
+    " UNION ALL SELECT NULL, (SELECT count(*) FROM a), (SELECT count(*) FROM b),"
     " (SELECT now FROM t)",
     /* PG_S_INFO */
     "SELECT current_setting('synchronous_commit'),"

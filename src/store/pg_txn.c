@@ -281,7 +281,7 @@ static void send_writeback(struct pg_store *st, struct pg_batch *b)
         for (int c = 0; c < 6; c++)
             pg_arr_i64(&st->arr[1 + c], col[c], NULL, ni);
         char ttl[24];
-        snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)TALLY_ONCE_TTL_DEFAULT);
+        snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)st->once_ttl_ms);
         const char *p[8] = {st->arr[0].p, st->arr[1].p, st->arr[2].p,
                             st->arr[3].p, st->arr[4].p, st->arr[5].p,
                             st->arr[6].p, ttl};
@@ -323,20 +323,64 @@ static void send_batch(struct pg_store *st)
         send_writeback(st, b);
     else
         send_sync(st);
+    pg_stall_arm(st);
     pg_pump(st);
 }
 
-/* Start the next batch if none is in flight.  DEBT: one transaction in
- * flight per instance; a batch of hot increments only could be sent behind
- * the one in flight on the same pipeline (PostgreSQL runs them in order),
- * which hides the round trip between two commits. */
+/* Group commit's wait.  Callers answered by a commit mostly ask again at
+ * once (a client with one request in flight), but their requests come back
+ * over a few loop passes, and sending the first of them alone would split
+ * the next transaction in two: on a hot row that is a commit (an fsync)
+ * more for the same increments, and with one transaction in flight the
+ * rest then wait for it.  So an idle pipeline waits until as many
+ * operations are queued as the last batch answered, or for half of the
+ * last commit's time (PG_HOLD_MAX_US at most), whichever comes first.  At
+ * one client nothing waits (one answered, one queued); callers that do not
+ * come back cost at most that half commit, as PostgreSQL's commit_delay
+ * does.  1: hold the queue (the timer is armed). */
+static int hold_back(struct pg_store *st)
+{
+    if (!st->expect || st->hold_over)
+        return 0;
+    size_t n = 0;
+    struct pg_op *op;
+    TAILQ_FOREACH(op, &st->queue, link)
+        if (++n >= st->expect)
+            return 0;
+    if (!evtimer_pending(st->ev_hold, NULL)) {
+        int64_t us = st->commit_us / 2;
+        if (us > PG_HOLD_MAX_US)
+            us = PG_HOLD_MAX_US;
+        struct timeval tv = {0, (suseconds_t)us};
+        evtimer_add(st->ev_hold, &tv);
+    }
+    return 1;
+}
+
+/* Start the next batch if none is in flight (and hold_back() lets it go).
+ * One transaction is in flight per instance: sending the next one behind
+ * it on the pipeline would not shorten either commit (one connection is
+ * one backend, which runs them one after the other, and on a hot row the
+ * second waits for the first's lock anyway), but it would split the
+ * operations gathered meanwhile into more, smaller transactions. */
 static void kick(struct pg_store *st)
 {
-    if (st->state != PG_READY || st->cur || TAILQ_EMPTY(&st->queue))
+    if (st->state != PG_READY || st->cur || TAILQ_EMPTY(&st->queue) ||
+        hold_back(st))
         return;
+    evtimer_del(st->ev_hold);
+    st->hold_over = 0;
     st->cur = pg_batch_build(&st->queue);
     st->n_ops += st->cur->nops;
+    st->sent_us = pg_mono_us();
     send_batch(st);
+}
+
+void pg_hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pg_store *st = arg;
+    st->hold_over = 1;
+    kick(st);
 }
 
 void pg_flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -467,6 +511,39 @@ static void rows_scan(struct pg_store *st, struct pg_op *op, const PGresult *r)
     res->now_ms = now;
 }
 
+/* The purge's rows: the keys of the counters it deleted, kept in the op
+ * for their "expired" events once the purge has committed (pg_op_finish),
+ * then the counts and the clock. */
+static void rows_purged(struct pg_store *st, struct pg_op *op,
+                        const PGresult *r)
+{
+    size_t m = (size_t)PQntuples(r), bytes = 0, n = 0;
+    for (size_t i = 0; i < m; i++)
+        bytes += (size_t)PQgetlength(r, (int)i, 0);
+    free(op->rkeys); /* an earlier try's, re-run after 40P01 */
+    free(op->rklens);
+    free(op->rmem);
+    op->rkeys = xcalloc(m + 1, sizeof *op->rkeys);
+    op->rklens = xcalloc(m + 1, sizeof *op->rklens);
+    op->rmem = xmalloc(bytes + 1);
+    char *p = op->rmem;
+    for (size_t i = 0; i < m; i++) {
+        if (PQgetisnull(r, (int)i, 0)) {
+            st->n_purged += (uint64_t)col_i64(r, (int)i, 1);
+            note_now(st, NULL, col_i64(r, (int)i, 3));
+            continue;
+        }
+        size_t klen = (size_t)PQgetlength(r, (int)i, 0);
+        memcpy(p, PQgetvalue(r, (int)i, 0), klen);
+        op->rkeys[n] = p;
+        op->rklens[n++] = klen;
+        p += klen;
+    }
+    op->res.keys = op->rkeys;
+    op->res.klens = op->rklens;
+    op->res.n_items = n;
+}
+
 static void rows_barrier(struct pg_store *st, struct pg_op *op, enum pg_stmt s,
                          const PGresult *r)
 {
@@ -491,10 +568,7 @@ static void rows_barrier(struct pg_store *st, struct pg_op *op, enum pg_stmt s,
         res->now_ms = pg_wall_ms() + st->clock_off_ms;
         break;
     case PG_S_PURGE:
-        if (one) {
-            st->n_purged += (uint64_t)col_i64(r, 0, 0);
-            note_now(st, NULL, col_i64(r, 0, 2));
-        }
+        rows_purged(st, op, r);
         break;
     case PG_S_INFO:
         if (!one)
@@ -580,22 +654,30 @@ void pg_on_sync(struct pg_store *st)
         snprintf(d, sizeof d, "postgresql: %.110s (SQLSTATE %s%s)", st->cur_msg,
                  st->cur_err, b->attempt ? ", after retries" : "");
         st->cur = NULL;
+        st->expect = 0;
         pg_fail_list(st, &b->ops, STORE_EIO, d);
         pg_batch_free(b);
         kick(st);
+        if (!st->cur)
+            pg_stall_stop(st);
         return;
     }
     if (b->has_hot)
         pg_batch_answer_hot(b, &st->queue);
     st->cur = NULL;
+    st->commit_us = pg_mono_us() - st->sent_us;
+    st->expect = 0;
     struct pg_op *op;
     while ((op = TAILQ_FIRST(&b->ops))) {
         TAILQ_REMOVE(&b->ops, op, link);
+        st->expect += op->kind == PG_USER;
         if (op->res.now_ms == 0)
             op->res.now_ms = b->now_ms ? b->now_ms : pg_wall_ms() + st->clock_off_ms;
         pg_op_finish(st, op);
     }
     pg_batch_free(b);
     kick(st);
+    if (!st->cur)
+        pg_stall_stop(st);
 }
 

@@ -15,12 +15,8 @@ reported to the integrator.
 GAP_BATCH_ONCE = ("GAP: /v1/batch with an Idempotency-Key needs the store's "
                   "once_answer at once; PostgreSQL's would be a round trip "
                   "(docs/postgresql.md)")
-GAP_TTL = ("GAP: --idempotency-ttl is not passed to the PostgreSQL store "
-           "(ids are kept 24 h; docs/postgresql.md)")
 GAP_STATS = ("GAP: engine statistics the PostgreSQL store does not report "
              "(INFO # Keyspace, tally_counters, expired and once-replay counts)")
-GAP_EXPIRED = ("GAP: the PostgreSQL store's purge emits no 'expired' events "
-               "(SSE, keyspace notifications, the dashboard)")
 BUG_WINDOW = ("BUG?: the TTL left of a fixed window read back a few ms longer "
               "than the time since it opened (database clock against ours)")
 BUG_409 = ("BUG?: no copy of an Idempotency-Key request sent while the first "
@@ -45,8 +41,6 @@ KNOWN = {
         GAP_BATCH_ONCE,
     "test_http_batch_once.py::test_same_operations_spelt_differently_are_one_batch":
         GAP_BATCH_ONCE,
-    "test_resp_once.py::test_ids_are_forgotten_after_the_idempotency_ttl":
-        GAP_TTL,
     "test_resp_commands.py::test_info_keyspace_counts_counters":
         GAP_STATS,
     "test_resp_expire.py::test_expired_is_gone_everywhere_at_its_time":
@@ -71,12 +65,8 @@ KNOWN = {
         GAP_STATS,
     "test_resp_pubsub.py::test_slow_subscriber_is_cut_off_and_writers_do_not_slow_down":
         GAP_STATS,
-    "test_events_sse.py::test_sse_expire_and_expired_events":
-        GAP_EXPIRED,
-    "test_resp_pubsub.py::test_expire_and_expired_messages_match_redis":
-        GAP_EXPIRED,
     "test_dashboard_browser.py::test_dashboard_live_counter_and_increment_button":
-        GAP_EXPIRED,
+        GAP_STATS,
     "test_http_expire.py::test_fixed_window_survives_sigkill_then_ends":
         BUG_WINDOW,
     "test_http_idempotency.py::test_retry_before_the_first_is_durable_is_409":
