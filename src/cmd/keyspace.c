@@ -17,10 +17,14 @@
 /* How many keys FLUSH deletes per DEL: one batch record stays small. */
 #define FLUSH_CHUNK 512
 
+/* A step's ticket into the command's, and the first step's detail that
+ * says more (a store's CROSSSLOT, unavailable, ...) for its error reply. */
 static void keep_ticket(struct cmd_res *into, const struct cmd_res *from)
 {
     if (from->ticket > into->ticket)
         into->ticket = from->ticket;
+    if (!into->detail[0] && from->detail[0])
+        memcpy(into->detail, from->detail, sizeof into->detail);
 }
 
 /* Read key into *r (value, expire_at). */

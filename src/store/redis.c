@@ -25,6 +25,10 @@
  * doubling to 5 s).  A NOSCRIPT answer (a SCRIPT FLUSH, a failover to a
  * server without the scripts) loads the scripts again and re-sends.
  *
+ * Batches (MULTI/EXEC, scripts, RENAME/COPY, /v1/batch): an operation of
+ * one goes to redis_xact.c, whose reads and commit script come back here
+ * as ordinary operations.
+ *
  * Nodes.  redis_cluster.c runs one of these connections per master
  * (redis_node_open).  Such a node hands back to its cluster what it cannot
  * answer itself: commands refused by MOVED, ASK, TRYAGAIN, LOADING or
@@ -94,6 +98,7 @@ struct redis_store {
     char appendonly[16], appendfsync[16], version[32];
     int waitaof;              /* the server has WAITAOF (7.2+) */
     uint64_t n_ops, n_unknown, n_reconnects;
+    struct redis_xact_env xenv; /* its batches' (redis_xact.c) */
     /* A node of a cluster (redis_cluster.c): its hooks, or NULL. */
     void (*back)(void *parent, struct redis_store *node, struct redis_op *op,
                  const struct redisReply *r);
@@ -643,6 +648,8 @@ static int r_exec(struct store *st, const struct store_req *req,
         res->rc = STORE_EUNSUPPORTED;
         return STORE_DONE;
     }
+    if (req->batch)
+        return redis_xact_exec(req, res, done, arg);
     if (rs->state == RS_DOWN) {
         res->rc = STORE_EUNAVAIL;
         snprintf(res->detail, sizeof res->detail, "%.150s", rs->why);
@@ -661,6 +668,27 @@ static int r_exec(struct store *st, const struct store_req *req,
     TAILQ_INSERT_TAIL(&rs->pending, op, link);
     sched_flush(rs);
     return STORE_PENDING;
+}
+
+/* A batch's commit (redis_xact.c) into the next write. */
+static int r_send(struct store *st, struct redis_op *op, struct store_res *res)
+{
+    struct redis_store *rs = self(st);
+
+    if (rs->state == RS_DOWN) {
+        res->rc = STORE_EUNAVAIL;
+        snprintf(res->detail, sizeof res->detail, "%.150s", rs->why);
+        return -1;
+    }
+    TAILQ_INSERT_TAIL(&rs->pending, op, link);
+    sched_flush(rs);
+    return 0;
+}
+
+static int r_batch_begin(struct store *st, unsigned attempt,
+                         struct store_batch **out)
+{
+    return redis_xact_begin(&self(st)->xenv, attempt, out);
 }
 
 static tally_ticket r_durable(const struct store *st)
@@ -727,6 +755,10 @@ static size_t r_info(const struct store *st, struct store_info_kv *kv,
     KV("store_ops", "%llu", (unsigned long long)rs->n_ops);
     KV("store_unknown_outcomes", "%llu", (unsigned long long)rs->n_unknown);
     KV("store_reconnects", "%llu", (unsigned long long)rs->n_reconnects);
+    KV("store_redis_batch_commits", "%llu",
+       (unsigned long long)rs->xenv.n_commits);
+    KV("store_redis_batch_conflicts", "%llu",
+       (unsigned long long)rs->xenv.n_conflicts);
 #undef KV
     return n;
 }
@@ -763,6 +795,9 @@ static const struct store_ops redis_ops = {
     .name = "redis",
     .sync_only = 0,
     .exec = r_exec,
+    .batch_begin = r_batch_begin,
+    .batch_commit = redis_xact_commit,
+    .batch_abort = redis_xact_abort,
     .durable = r_durable,
     .now_ms = r_now_ms,
     .ready = r_ready,
@@ -866,6 +901,11 @@ static void start(struct redis_store *rs, struct event_base *base,
     rs->ev_recheck = event_new(base, -1, EV_PERSIST, recheck_cb, rs);
     snprintf(rs->why, sizeof rs->why, "redis store: connecting");
     redis_script_shas(rs->sha);
+    rs->xenv.st = &rs->base;
+    rs->xenv.evb = base;
+    rs->xenv.keys = &rs->keys;
+    rs->xenv.sha = rs->sha;
+    rs->xenv.send = r_send;
     connect_start(rs);
 }
 

@@ -659,6 +659,10 @@ static size_t c_info(const struct store *st, struct store_info_kv *kv,
        (unsigned long long)(c->n_moved + c->n_ask));
     kv_add(kv, max, &n, "store_cluster_retried", "%llu",
            (unsigned long long)c->n_retried);
+    kv_add(kv, max, &n, "store_redis_batch_commits", "%llu",
+           (unsigned long long)c->xenv.n_commits);
+    kv_add(kv, max, &n, "store_redis_batch_conflicts", "%llu",
+           (unsigned long long)c->xenv.n_conflicts);
     base = n;
     TAILQ_FOREACH(node, &c->nodes, link) {
         struct store *ns = redis_node_store(node->rs);
@@ -730,10 +734,27 @@ static void c_close(struct store *st)
     cluster_free(c);
 }
 
+/* A batch's commit (redis_xact.c) to its slot's master. */
+static int c_send(struct store *st, struct redis_op *op, struct store_res *res)
+{
+    (void)res;
+    cluster_route(cluster_of(st), op);
+    return 0;
+}
+
+static int c_batch_begin(struct store *st, unsigned attempt,
+                         struct store_batch **out)
+{
+    return redis_xact_begin(&cluster_of(st)->xenv, attempt, out);
+}
+
 static const struct store_ops cluster_ops = {
     .name = "redis-cluster",
     .sync_only = 0,
     .exec = cluster_exec,
+    .batch_begin = c_batch_begin,
+    .batch_commit = redis_xact_commit,
+    .batch_abort = redis_xact_abort,
     .durable = c_durable,
     .now_ms = c_now_ms,
     .ready = c_ready,
@@ -822,6 +843,12 @@ int redis_cluster_open(struct event_base *base, const char *uri,
     c->once_ttl_ms = opts && opts->once_ttl_ms ? opts->once_ttl_ms
                                                : TALLY_ONCE_TTL_DEFAULT;
     redis_script_shas(c->sha);
+    c->xenv.st = &c->base;
+    c->xenv.evb = base;
+    c->xenv.keys = &c->keys;
+    c->xenv.sha = c->sha;
+    c->xenv.cluster = 1;
+    c->xenv.send = c_send;
     c->cfg.user = c->user;
     c->cfg.pass = c->pass;
     c->cfg.tls = c->tls_ctx;

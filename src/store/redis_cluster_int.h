@@ -55,6 +55,7 @@ struct cluster {
     char why[200];
     char logged[200];          /* the last map failure logged */
     uint64_t n_moved, n_ask, n_retried; /* INFO */
+    struct redis_xact_env xenv; /* its batches' (redis_xact.c) */
 };
 
 /* The cluster of a store (st is a cluster's). */

@@ -346,6 +346,8 @@ int cluster_exec(struct store *st, const struct store_req *req,
         res->rc = STORE_EUNSUPPORTED;
         return STORE_DONE;
     }
+    if (req->batch)
+        return redis_xact_exec(req, res, done, arg);
     if (!c->nserved && !any_node_up(c)) {
         /* Down from the start: answer now, as the one-node store does. */
         res->rc = STORE_EUNAVAIL;

@@ -3,7 +3,8 @@
  * redis_int.h - what the files of the Redis store share.  redis.c owns the
  * connection, the queue of operations and their lives; redis_ops.c turns a
  * store_req into one command and its reply into a store_res; redis_lua.c
- * holds the scripts.  Only the event loop's thread uses any of it.
+ * holds the scripts; redis_xact.c runs store batches over a view (view.c)
+ * and commits each with one script.  Only the event loop's thread uses any of it.
  */
 #ifndef TALLY_STORE_REDIS_INT_H
 #define TALLY_STORE_REDIS_INT_H
@@ -29,6 +30,7 @@ enum redis_script {
     REDIS_S_EXPIRE,
     REDIS_S_SCAN,
     REDIS_S_COUNT,
+    REDIS_S_COMMIT, /* a batch's commit (redis_xact.c) */
     REDIS_S_COUNT_ALL
 };
 #define REDIS_S_NONE (-1)
@@ -106,6 +108,12 @@ void redis_op_answer(const struct redis_keys *kp, struct redis_op *op,
  * far), 0 if op->res is its result. */
 int redis_op_next(const struct redis_keys *kp, char sha[][41],
                   struct redis_op *op);
+/* The commit script of a batch over view v (redis_xact.c) into op->cmd:
+ * every key v read checked against its state read, then every key it
+ * wrote written, in one EVALSHA (sets op's kind, script, writes). */
+struct view;
+void redis_op_format_commit(const struct redis_keys *kp, char sha[][41],
+                            const struct view *v, struct redis_op *op);
 /* One formatted command from argv (caller frees *out with free()). */
 size_t redis_format(char **out, int argc, const char **argv,
                     const size_t *lens);
@@ -154,6 +162,30 @@ int redis_cluster_open(struct event_base *base, const char *uri,
                        struct store **out, char *err, size_t errlen);
 /* The hash slot (0..16383) of a counter's Redis key PREFIX{ESC(key)}. */
 int redis_cluster_slot(const char *key, size_t klen);
+
+/* redis_xact.c: store batches (store.h "Atomic batches"), for redis.c and
+ * the cluster, each keeping one env for its batches. */
+struct redis_xact_env {
+    struct store *st;          /* reads and COUNT go through st->ops->exec */
+    struct event_base *evb;    /* the conflict backoff's timer */
+    const struct redis_keys *keys;
+    char (*sha)[41];
+    int cluster;               /* a batch's keys must share one slot */
+    /* Send the commit op: 0 (takes ownership; its done() comes later), or
+     * the error in *res and nothing taken (the store is down). */
+    int (*send)(struct store *st, struct redis_op *op, struct store_res *res);
+    /* INFO: commits answered OK, and those that met a changed key */
+    uint64_t n_commits, n_conflicts;
+};
+int redis_xact_begin(struct redis_xact_env *env, unsigned attempt,
+                     struct store_batch **out);
+/* An operation whose req->batch is set (store_ops.exec's contract). */
+int redis_xact_exec(const struct store_req *req, struct store_res *res,
+                    store_done_fn done, void *arg);
+/* store_ops.batch_commit and batch_abort. */
+int redis_xact_commit(struct store *st, struct store_batch *b,
+                      struct store_res *res, store_done_fn done, void *arg);
+void redis_xact_abort(struct store *st, struct store_batch *b);
 
 /* redis_tls.c: rediss:// */
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX and SSL */

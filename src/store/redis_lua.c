@@ -249,6 +249,40 @@ static const char lua_count[] = LUA_IS_COUNTER
     "end\n"
     "return {s[1], n, nx, sum}\n";
 
+/* A batch's commit (redis_xact.c).  KEYS: the batch's counters.  ARGV:
+ * six fields per key: the state the batch read (existed 0/1, value,
+ * expiry) and the state it leaves (mode 0 untouched, 1 set, 2 deleted;
+ * value; expiry, 0 none).  Every key is checked first, so a state that
+ * changed since it was read answers rc -16 (STORE_ECONFLICT) with n the
+ * key's place and nothing written; then the final states are written,
+ * all in this one script.  An expiry is compared as the instant
+ * PEXPIRETIME keeps; a server without it (before 7) gives now + PTTL,
+ * which may move by a ms between two reads. */
+static const char lua_commit[] = LUA_COMMON
+    "local now = now_ms()\n"
+    "local exact = #KEYS == 0 or\n"
+    "  type(redis.pcall('PEXPIRETIME', KEYS[1])) == 'number'\n"
+    "for i = 1, #KEYS do\n"
+    "  local a, k = (i - 1) * 6, KEYS[i]\n"
+    "  local v = redis.call('GET', k)\n"
+    "  local bad = false\n"
+    "  if ARGV[a + 1] == '1' then\n"
+    "    local d = v and exp_at(k, now) - tonumber(ARGV[a + 3]) or 0\n"
+    "    bad = v ~= ARGV[a + 2] or (d ~= 0 and (exact or d > 1 or d < -1))\n"
+    "  else bad = v ~= false and v ~= nil end\n"
+    "  if bad then return {-16, 0, '0', 0, now, i, 0, 0, 0, 0} end\n"
+    "end\n"
+    "for i = 1, #KEYS do\n"
+    "  local a, k = (i - 1) * 6, KEYS[i]\n"
+    "  local m, x = ARGV[a + 4], tonumber(ARGV[a + 6])\n"
+    "  if m == '2' or (m == '1' and x ~= 0 and x <= now) then\n"
+    "    redis.call('DEL', k)\n"
+    "  elseif m == '1' and x == 0 then redis.call('SET', k, ARGV[a + 5])\n"
+    "  elseif m == '1' then redis.call('SET', k, ARGV[a + 5], 'PXAT', ARGV[a + 6])\n"
+    "  end\n"
+    "end\n"
+    "return {0, 0, '0', 0, now, #KEYS, 0, 0, 0, 0}\n";
+
 const char *const redis_lua_text[REDIS_S_COUNT_ALL] = {
     [REDIS_S_INCR] = lua_incr,
     [REDIS_S_SET] = lua_set,
@@ -258,4 +292,5 @@ const char *const redis_lua_text[REDIS_S_COUNT_ALL] = {
     [REDIS_S_EXPIRE] = lua_expire,
     [REDIS_S_SCAN] = lua_scan,
     [REDIS_S_COUNT] = lua_count,
+    [REDIS_S_COMMIT] = lua_commit,
 };

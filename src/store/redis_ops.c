@@ -23,6 +23,7 @@
 #include <hiredis/hiredis.h>
 
 #include "redis_int.h"
+#include "view.h"
 
 /* The growing argv of one command: bytes in mem, argument i at off[i]. */
 struct args {
@@ -302,6 +303,30 @@ int redis_op_format(const struct redis_keys *kp, char sha[][41],
     }
     args_format(&a, op);
     return STORE_OK;
+}
+
+void redis_op_format_commit(const struct redis_keys *kp, char sha[][41],
+                            const struct view *v, struct redis_op *op)
+{
+    struct args a = {BUF_INIT, NULL, NULL, 0, 0};
+
+    op->op = STORE_SET; /* its answer: the ten fields of a single key's */
+    op->script = REDIS_S_COMMIT;
+    op->writes = 0;
+    arg_eval(&a, sha, REDIS_S_COMMIT, v->n);
+    for (size_t i = 0; i < v->n; i++)
+        arg_key(&a, kp, v->keys[i].k, v->keys[i].klen);
+    for (size_t i = 0; i < v->n; i++) {
+        const struct view_key *k = &v->keys[i];
+        arg_str(&a, k->was ? "1" : "0");
+        arg_i64(&a, k->was_n);
+        arg_i64(&a, k->was_x);
+        arg_str(&a, !k->dirty ? "0" : k->exists ? "1" : "2");
+        arg_i64(&a, k->n);
+        arg_i64(&a, k->expire_at);
+        op->writes |= k->dirty;
+    }
+    args_format(&a, op);
 }
 
 void redis_op_free(struct redis_op *op)
