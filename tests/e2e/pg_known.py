@@ -41,6 +41,8 @@ KNOWN = {
         GAP_BATCH_ONCE,
     "test_http_batch_once.py::test_same_operations_spelt_differently_are_one_batch":
         GAP_BATCH_ONCE,
+    "test_http_batch_once.py::test_same_keyed_batch_on_two_instances_applies_once":
+        GAP_BATCH_ONCE,
     "test_resp_commands.py::test_info_keyspace_counts_counters":
         GAP_STATS,
     "test_resp_expire.py::test_expired_is_gone_everywhere_at_its_time":
