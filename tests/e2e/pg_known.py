@@ -12,9 +12,6 @@ yet" (docs/postgresql.md); BUG is a difference that looks like a defect,
 reported to the integrator.
 """
 
-GAP_BATCH_ONCE = ("GAP: /v1/batch with an Idempotency-Key needs the store's "
-                  "once_answer at once; PostgreSQL's would be a round trip "
-                  "(docs/postgresql.md)")
 GAP_STATS = ("GAP: engine statistics the PostgreSQL store does not report "
              "(INFO # Keyspace, tally_counters, expired and once-replay counts)")
 BUG_WINDOW = ("BUG?: the TTL left of a fixed window read back a few ms longer "
