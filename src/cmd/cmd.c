@@ -873,7 +873,6 @@ enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
                            .fingerprint = once->fingerprint};
     struct store_res r;
     enum cmd_status st;
-    int rc;
 
     res->status = CMD_OK;
     res->ticket = 0;
@@ -886,38 +885,48 @@ enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
         return res->status = CMD_ERR_SCRIPTBUSY;
     if (ctx->batch_depth > 0)
         return res->status = CMD_ERR_INBATCH;
-    /* DEBT: once_answer completes at once, so a store that answers later
-     * cannot keep a batch's answer yet (docs/store.md). */
-    if (!cmd_batches_ok(ctx) || !ops->sync_only || !ops->once_answer ||
-        !ops->batch_commit_once)
+    if (!cmd_batches_ok(ctx) || !ops->once_answer || !ops->batch_commit_once)
         return res->status = unsupported(ctx, res->detail,
                                          sizeof res->detail);
+    /* On a store that answers later both calls are logged ones: a re-run
+     * gets the first run's answers (replay.c). */
     store_res_init(&r);
-    rc = ops->once_answer(ctx->store, &sr, answer, alen, &r);
+    if (cmd_store_once_answer(ctx, s, &sr, &r))
+        return res->status = CMD_PENDING;
     take_ticket(res, r.ticket); /* also EIDREUSED's: the first request's */
-    if (rc == STORE_OK) {
+    if (r.rc == STORE_OK) {
+        *answer = r.answer;
+        *alen = r.alen;
         res->replayed = 1;
         return CMD_OK;
     }
-    if (rc != STORE_NOTFOUND) {
+    if (r.rc != STORE_NOTFOUND) {
         memcpy(res->detail, r.detail, sizeof res->detail);
-        return res->status = from_store(rc);
+        return res->status = from_store(r.rc);
     }
     cmd_batch_begin(ctx, s);
     if ((st = body(arg, answer, alen)) != CMD_OK) {
-        cmd_batch_abort(ctx, s);
+        cmd_batch_abort(ctx, s); /* an abandoned run keeps it */
         return res->status = st;
     }
     ctx->batch_depth = 0;
+    if (ctx->batch_refused) {
+        ctx->batch_refused = 0;
+        return res->status = unsupported(ctx, res->detail,
+                                         sizeof res->detail);
+    }
     store_res_init(&r);
-    rc = ops->batch_commit_once(ctx->store, ctx->sync_batch, &sr, *answer,
-                                *alen, &r);
+    if (cmd_store_batch_commit_once(ctx, s, ctx->sync_batch, &sr, *answer,
+                                    *alen, &r)) {
+        events_batch_end(ctx->events, 0, 0); /* recorded again next run */
+        return res->status = CMD_PENDING;
+    }
     ctx->sync_batch = NULL;
-    events_batch_end(ctx->events, rc >= 0, r.ticket);
+    events_batch_end(ctx->events, r.rc >= 0, r.ticket);
     take_ticket(res, r.ticket);
-    if (rc < 0) {
+    if (r.rc < 0) {
         memcpy(res->detail, r.detail, sizeof res->detail);
-        return res->status = from_store(rc);
+        return res->status = from_store(r.rc);
     }
     return res->status = CMD_OK;
 }

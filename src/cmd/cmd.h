@@ -485,6 +485,18 @@ int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
                            struct store_res *res);
 void cmd_store_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s,
                            struct store_batch *sync_batch);
+/* A whole batch under one id (cmd_batch_once): the store's once_answer
+ * (0 with *res filled, res->answer in the log's memory until the request
+ * is done; or 1 if it pends), and its batch_commit_once (as commit).  A
+ * conflict of such a batch runs the request again from before its
+ * once_answer, so the re-run asks again whether the id got recorded. */
+int cmd_store_once_answer(struct cmd_ctx *ctx, struct cmd_session *s,
+                          const struct store_req *req, struct store_res *res);
+int cmd_store_batch_commit_once(struct cmd_ctx *ctx, struct cmd_session *s,
+                                struct store_batch *sync_batch,
+                                const struct store_req *req,
+                                const void *answer, size_t alen,
+                                struct store_res *res);
 /* A value that is not the store's but must be the same on every run of
  * s's request (a script's random seed, TIME inside a script), or an effect
  * that must happen once (PUBLISH inside MULTI): the first run logs *v and

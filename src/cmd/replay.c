@@ -62,6 +62,9 @@ struct cmd_replay {
     struct store *st;         /* borrowed: the store the calls go to */
     struct store_batch *batch;/* the request's open store batch, or NULL */
     size_t begin_at;          /* the log entry of its begin */
+    size_t once_at;           /* the entry of its once_answer, if has_once:
+                                 a conflict cuts the log back to there */
+    int has_once;
     int in_batch;             /* the call in flight belongs to the batch */
     uint64_t fp;              /* its req_fp, logged with its result */
     unsigned conflicts;       /* re-runs of this request after a conflict */
@@ -104,6 +107,7 @@ static void clear_log(struct cmd_replay *r)
     r->n = 0;
     r->next = 0;
     r->reported = 0;
+    r->has_once = 0;
 }
 
 static void replay_free(struct cmd_replay *r)
@@ -130,6 +134,12 @@ static void append(struct cmd_replay *r, const struct store_res *res)
     l->res = *res;
     l->mem = NULL;
     l->fp = 0;
+    if (res->answer && res->alen) {
+        /* once_answer's: only ever alone, no arrays */
+        l->res.answer = l->mem = xmalloc(res->alen);
+        memcpy(l->mem, res->answer, res->alen);
+        return;
+    }
     if (!k)
         return;
     if (res->keys)
@@ -200,9 +210,11 @@ static void on_done(void *arg, const struct store_res *res)
     }
     if (r->in_batch && res->rc == STORE_ECONFLICT) {
         if (++r->conflicts <= CMD_CONFLICT_MAX) {
-            for (size_t i = r->begin_at; i < r->n; i++)
+            size_t cut = r->has_once ? r->once_at : r->begin_at;
+            for (size_t i = cut; i < r->n; i++)
                 free(r->log[i].mem);
-            r->n = r->begin_at;
+            r->n = cut;
+            r->has_once = 0;
             r->waiting = 0;
             r->next = 0;
             if (r->s->wake)
@@ -246,19 +258,48 @@ static void append_rc(struct cmd_replay *r, int rc, const char *detail)
     r->next++;
 }
 
-/* Submit one call (the batch's, when in_batch; commit's of batch b, when
- * req is NULL) and log it if it is done. */
-static int submit(struct cmd_ctx *ctx, struct cmd_replay *r,
-                  const struct store_req *req, struct store_res *res,
-                  int in_batch, struct store_batch *b)
+/* What one submitted call is: an exec of req, the commit of batch b, or a
+ * whole batch's once_answer or commit under its id (once). */
+enum call_kind { CALL_EXEC, CALL_COMMIT, CALL_ONCE_ANSWER, CALL_COMMIT_ONCE };
+
+struct call {
+    enum call_kind kind;
+    const struct store_req *req;
+    struct store_batch *b;
+    const struct store_req *once;
+    const void *answer;
+    size_t alen;
+};
+
+static int send_call(struct cmd_ctx *ctx, struct cmd_replay *r,
+                     const struct call *c, struct store_res *res)
 {
     const struct store_ops *ops = ctx->store->ops;
+    store_done_fn done = r ? on_done : NULL; /* NULL: answer at once */
 
+    switch (c->kind) {
+    case CALL_EXEC:
+        return ops->exec(ctx->store, c->req, res, done, r);
+    case CALL_COMMIT:
+        return ops->batch_commit(ctx->store, c->b, res, done, r);
+    case CALL_ONCE_ANSWER:
+        return ops->once_answer(ctx->store, c->once, res, done, r);
+    case CALL_COMMIT_ONCE:
+        break;
+    }
+    return ops->batch_commit_once(ctx->store, c->b, c->once, c->answer,
+                                  c->alen, res, done, r);
+}
+
+/* Submit one call (the batch's, when in_batch) and log it if it is
+ * done. */
+static int submit_call(struct cmd_ctx *ctx, struct cmd_replay *r,
+                       const struct call *c, struct store_res *res,
+                       int in_batch)
+{
     r->in_batch = in_batch;
     r->inflight++;
-    if ((req ? ops->exec(ctx->store, req, res, on_done, r)
-             : ops->batch_commit(ctx->store, b, res, on_done, r)) ==
-        STORE_PENDING) {
+    if (send_call(ctx, r, c, res) == STORE_PENDING) {
         r->waiting = 1;
         return 1;
     }
@@ -268,6 +309,15 @@ static int submit(struct cmd_ctx *ctx, struct cmd_replay *r,
     r->fp = 0;
     r->next++;
     return 0;
+}
+
+static int submit(struct cmd_ctx *ctx, struct cmd_replay *r,
+                  const struct store_req *req, struct store_res *res,
+                  int in_batch, struct store_batch *b)
+{
+    struct call c = {req ? CALL_EXEC : CALL_COMMIT, req, b, NULL, NULL, 0};
+
+    return submit_call(ctx, r, &c, res, in_batch);
 }
 
 int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
@@ -340,32 +390,53 @@ int cmd_store_batch_begin(struct cmd_ctx *ctx, struct cmd_session *s,
     return rc;
 }
 
-int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
-                           struct store_batch *sync_batch,
-                           struct store_res *res)
+/* What a logged call c does before it submits: on a store that is
+ * sync_only (or without a session) it runs straight through, an abandoned
+ * run pends, a re-run gets its logged result.  NULL with *ret the call's
+ * answer then, else the replay to submit it to. */
+static struct cmd_replay *to_submit(struct cmd_ctx *ctx,
+                                    struct cmd_session *s,
+                                    const struct call *c,
+                                    struct store_res *res, int *ret)
 {
     struct cmd_replay *r;
-    struct store_batch *b;
 
+    *ret = 0;
     if (ctx->store->ops->sync_only || !s) {
-        ctx->store->ops->batch_commit(ctx->store, sync_batch, res, NULL,
-                                      NULL);
-        return 0;
+        send_call(ctx, NULL, c, res);
+        return NULL;
     }
     r = replay_of(ctx, s);
-    if (r->waiting)
-        return 1;
+    if (r->waiting) {
+        *ret = 1;
+        return NULL;
+    }
     if (r->next < r->n) {
         restore(&r->log[r->next++], res);
-        return 0;
+        return NULL;
     }
+    return r;
+}
+
+/* The commit of the request's batch (c->b set here), under an id if
+ * c->once. */
+static int commit(struct cmd_ctx *ctx, struct cmd_session *s,
+                  struct store_batch *sync_batch, struct call *c,
+                  struct store_res *res)
+{
+    struct cmd_replay *r;
+    int ret;
+
+    c->b = sync_batch; /* the engine's; a remote store's is the log's */
+    if (!(r = to_submit(ctx, s, c, res, &ret)))
+        return ret;
     if (r->diverged && r->batch) {
         end_batch(r);
         append_rc(r, STORE_EIO, DIVERGED);
         restore(&r->log[r->n - 1], res);
         return 0;
     }
-    if (!(b = r->batch)) {
+    if (!(c->b = r->batch)) {
         append_rc(r, STORE_ECONFLICT, "the batch kept conflicting with "
                   "concurrent changes; nothing of it applied");
         restore(&r->log[r->n - 1], res);
@@ -373,7 +444,42 @@ int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
     }
     r->batch = NULL; /* the store's now, whatever the outcome */
     r->fp = 0;
-    return submit(ctx, r, NULL, res, 1, b);
+    return submit_call(ctx, r, c, res, 1);
+}
+
+int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
+                           struct store_batch *sync_batch,
+                           struct store_res *res)
+{
+    struct call c = {CALL_COMMIT, NULL, NULL, NULL, NULL, 0};
+
+    return commit(ctx, s, sync_batch, &c, res);
+}
+
+int cmd_store_batch_commit_once(struct cmd_ctx *ctx, struct cmd_session *s,
+                                struct store_batch *sync_batch,
+                                const struct store_req *req,
+                                const void *answer, size_t alen,
+                                struct store_res *res)
+{
+    struct call c = {CALL_COMMIT_ONCE, NULL, NULL, req, answer, alen};
+
+    return commit(ctx, s, sync_batch, &c, res);
+}
+
+int cmd_store_once_answer(struct cmd_ctx *ctx, struct cmd_session *s,
+                          const struct store_req *req, struct store_res *res)
+{
+    struct call c = {CALL_ONCE_ANSWER, NULL, NULL, req, NULL, 0};
+    struct cmd_replay *r;
+    int ret;
+
+    if (!(r = to_submit(ctx, s, &c, res, &ret)))
+        return ret;
+    r->once_at = r->n;
+    r->has_once = 1;
+    r->fp = 0;
+    return submit_call(ctx, r, &c, res, 0);
 }
 
 void cmd_store_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s,

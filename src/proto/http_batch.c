@@ -338,7 +338,8 @@ void http_batch(struct http_front *h, struct evhttp_request *req,
         const void *body = NULL;
         size_t blen = 0;
         cmd_batch_once(h->ctx, s, &once, run_once, &br, &res, &body, &blen);
-        http_idem_count(h, &res);
+        if (res.status != CMD_PENDING) /* counted on the run that answers */
+            http_idem_count(h, &res);
         answer(&br, req, &res, body, blen);
     } else {
         cmd_batch_begin(h->ctx, s);

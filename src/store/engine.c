@@ -591,30 +591,38 @@ static void engine_batch_abort(struct store *st, struct store_batch *b)
 }
 
 static int engine_once_answer(struct store *st, const struct store_req *req,
-                              const void **answer, size_t *alen,
-                              struct store_res *res)
+                              struct store_res *res, store_done_fn done,
+                              void *arg)
 {
     tally_once once = {req->once, req->oncelen, req->fingerprint};
     tally_ticket t = 0;
-    int rc = tally_once_answer(st->db, &once, answer, alen, &t);
+    int rc = tally_once_answer(st->db, &once, &res->answer, &res->alen, &t);
 
+    (void)done;
+    (void)arg;
     take(res, t); /* also EIDREUSED's: the first request's */
     res->replayed = rc == TALLY_OK;
-    return res->rc = rc < 0 ? from_tally(st->db, res, rc)
-                            : rc == TALLY_OK ? STORE_OK : STORE_NOTFOUND;
+    res->rc = rc < 0 ? from_tally(st->db, res, rc)
+                     : rc == TALLY_OK ? STORE_OK : STORE_NOTFOUND;
+    return STORE_DONE;
 }
 
 static int engine_batch_commit_once(struct store *st, struct store_batch *b,
                                     const struct store_req *req,
                                     const void *answer, size_t alen,
-                                    struct store_res *res)
+                                    struct store_res *res,
+                                    store_done_fn done, void *arg)
 {
     tally_once once = {req->once, req->oncelen, req->fingerprint};
     tally_ticket t = 0;
     int rc = tally_batch_commit_once(st->db, &once, answer, alen, &t);
 
+    (void)b;
+    (void)done;
+    (void)arg;
     take(res, t);
-    return res->rc = rc < 0 ? from_tally(st->db, res, rc) : STORE_OK;
+    res->rc = rc < 0 ? from_tally(st->db, res, rc) : STORE_OK;
+    return STORE_DONE;
 }
 
 static tally_ticket engine_durable(const struct store *st)

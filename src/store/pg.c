@@ -726,6 +726,34 @@ static void pg_close(struct store *s)
     free(st);
 }
 
+/* store_ops.once_answer: the id's record read (locked, PG_S_IDS) in an
+ * ordinary transaction of the queue; pg_batch.c's once_read answers. */
+static int pg_once_answer(struct store *s, const struct store_req *req,
+                          struct store_res *res, store_done_fn done,
+                          void *arg)
+{
+    struct pg_store *st = (struct pg_store *)s;
+    struct store_req r = {.op = STORE_EXISTS, .once = req->once,
+                          .oncelen = req->oncelen,
+                          .fingerprint = req->fingerprint};
+    struct pg_op *op;
+
+    store_res_init(res);
+    if (!req->once || !req->oncelen || req->oncelen > TALLY_ID_MAX) {
+        res->rc = STORE_EIDLEN;
+        return STORE_DONE;
+    }
+    if (!done) {
+        res->rc = STORE_EUNSUPPORTED;
+        snprintf(res->detail, sizeof res->detail,
+                 "postgresql: every operation waits for the database");
+        return STORE_DONE;
+    }
+    op = pg_op_new(&r, done, arg);
+    op->once_read = 1;
+    return pg_submit(st, op, res);
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgresql",
     .exec = pg_exec,
@@ -737,6 +765,8 @@ static const struct store_ops pg_ops = {
     .ready = pg_ready,
     .info = pg_info,
     .close = pg_close,
+    .once_answer = pg_once_answer,
+    .batch_commit_once = pg_xact_commit_once,
 };
 
 int store_pg_open(struct event_base *base, const char *uri, int fsync_policy,

@@ -46,6 +46,8 @@ void pg_batch_free(struct pg_batch *b)
         return;
     free(b->keys);
     free(b->index);
+    for (size_t i = 0; i < b->nids; i++)
+        free(b->ids[i].answer);
     free(b->ids);
     free(b);
 }
@@ -266,6 +268,9 @@ void pg_batch_reset(struct pg_batch *b)
     for (size_t i = 0; i < b->nids; i++) {
         struct pg_id *e = &b->ids[i];
         e->live = e->dirty = 0;
+        free(e->answer);
+        e->answer = NULL;
+        e->alen = 0;
     }
     struct pg_op *op;
     TAILQ_FOREACH(op, &b->ops, link) {
@@ -503,6 +508,53 @@ void pg_batch_run(struct pg_batch *b, struct pg_op *op)
     }
 }
 
+/* once_answer: the record of a whole batch's id, its answer copied into
+ * op->rmem (freed after done()). */
+static void once_read(struct pg_batch *b, struct pg_op *op)
+{
+    const struct pg_id *id = id_get(b, op->req.once, op->req.oncelen);
+
+    if (!id->live) {
+        op->res.rc = STORE_NOTFOUND;
+    } else if (id->fp != op->req.fingerprint || !id->answer) {
+        op->res.rc = STORE_EIDREUSED; /* another batch's, or a change's */
+    } else {
+        op->rmem = xmalloc(id->alen);
+        memcpy(op->rmem, id->answer, id->alen);
+        op->res.rc = STORE_OK;
+        op->res.found = op->res.replayed = 1;
+        op->res.answer = op->rmem;
+        op->res.alen = id->alen;
+    }
+}
+
+/* A store batch's commit; under an id, the id checked and recorded in
+ * this same transaction: recorded already means another instance's (or
+ * connection's) copy committed first, a conflict, so the re-run's
+ * once_answer finds it. */
+static void xact_apply(struct pg_batch *b, struct pg_op *op)
+{
+    struct pg_id *id = op->req.once ? id_get(b, op->req.once,
+                                             op->req.oncelen) : NULL;
+
+    if (id && id->live) {
+        op->res.rc = STORE_ECONFLICT;
+        snprintf(op->res.detail, sizeof op->res.detail, "postgresql: the "
+                 "batch's idempotency id was recorded before its commit");
+        return;
+    }
+    pg_xact_apply(b, op);
+    if (id && op->res.rc == STORE_OK) {
+        id->live = id->dirty = 1;
+        id->fp = op->req.fingerprint;
+        memset(&id->res, 0, sizeof id->res);
+        free(id->answer);
+        id->answer = xmalloc(op->alen ? op->alen : 1);
+        memcpy(id->answer, op->answer, op->alen);
+        id->alen = op->alen;
+    }
+}
+
 void pg_batch_apply(struct pg_batch *b)
 {
     /* Rows that did not come back, or expired, do not exist (pg.c). */
@@ -519,8 +571,12 @@ void pg_batch_apply(struct pg_batch *b)
         if (op->hot)
             continue;
         op->res.now_ms = b->now_ms;
+        if (op->once_read) {
+            once_read(b, op);
+            continue;
+        }
         if (op->xact) {
-            pg_xact_apply(b, op);
+            xact_apply(b, op);
             continue;
         }
         struct pg_id *id = NULL;

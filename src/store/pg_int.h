@@ -59,7 +59,11 @@ struct pg_op {
     size_t hk;                /* hot: index in the batch's keys */
     struct store_batch *xact; /* a store batch's commit (pg_xact.c): its
                                  keys in req.keys, its operations run
-                                 and checked by pg_xact_apply */
+                                 and checked by pg_xact_apply; with
+                                 req.once its id recorded with answer */
+    int once_read;            /* once_answer: read req.once's record */
+    const void *answer;       /* the commit's answer (the xact's copy) */
+    size_t alen;
 };
 
 TAILQ_HEAD(pg_opq, pg_op);
@@ -88,6 +92,8 @@ struct pg_id {
     int dirty;                /* write it back */
     uint64_t fp;
     struct store_res res;     /* rc, found, value, expire_at, n */
+    char *answer;             /* a whole batch's (owned), NULL: none */
+    size_t alen;
 };
 
 struct pg_batch {
@@ -139,6 +145,12 @@ int pg_xact_exec(struct pg_store *st, const struct store_req *req,
 int pg_xact_commit(struct store *s, struct store_batch *b,
                    struct store_res *res, store_done_fn done, void *arg);
 void pg_xact_abort(struct store *s, struct store_batch *b);
+/* store_ops.batch_commit_once: the commit, with the id checked and
+ * recorded with its answer in the commit's own transaction. */
+int pg_xact_commit_once(struct store *s, struct store_batch *b,
+                        const struct store_req *req, const void *answer,
+                        size_t alen, struct store_res *res,
+                        store_done_fn done, void *arg);
 /* The commit op's turn in pg_batch_apply, over the locked rows. */
 void pg_xact_apply(struct pg_batch *b, struct pg_op *op);
 
@@ -161,7 +173,7 @@ enum pg_stmt {
 extern const char *const pg_sql_text[PG_S_COUNT_ALL];
 extern const char *const pg_sql_name[PG_S_COUNT_ALL];
 extern const char pg_sql_schema[];
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 #define PG_PURGE_LIMIT 1000   /* rows per purge statement */
 
 /* Text-format array literals: '{"\\x6869",...}', '{1,NULL,...}'. */

@@ -5,11 +5,13 @@
  * statements for operators and for other engines on the same wire; change
  * both together.
  *
- * Schema (version 1; tally_schema holds the versions applied):
+ * Schema (version 2; tally_schema holds the versions applied):
  *   tally_counters(k bytea primary key, n bigint, expire_at bigint null,
  *                  h bigint generated from md5(k), the SCAN order)
  *   tally_once(id bytea primary key, fp, rc, found, value, expire_at, n:
- *              the first request's fingerprint and result; keep_until)
+ *              the first request's fingerprint and result; keep_until;
+ *              answer: a whole batch's answer, '' for a single change's,
+ *              version 2)
  * Times are Unix ms from the database's clock (PG_NOW).  A counter whose
  * expire_at is at or before now does not exist: every read filters, the
  * purge deletes it later.  expire_at 0 marks a placeholder row that a
@@ -57,6 +59,11 @@ const char pg_sql_schema[] =
     " keep_until bigint NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tally_once_keep ON tally_once (keep_until);"
     "INSERT INTO tally_schema (version) VALUES (1) ON CONFLICT DO NOTHING;"
+    /* Version 2: a whole batch's answer kept with its id (HTTP /v1/batch
+     * with an Idempotency-Key); '' for a single change's id. */
+    "ALTER TABLE tally_once ADD COLUMN IF NOT EXISTS"
+    " answer bytea NOT NULL DEFAULT ''::bytea;"
+    "INSERT INTO tally_schema (version) VALUES (2) ON CONFLICT DO NOTHING;"
     "COMMIT;"
     "SELECT max(version) FROM tally_schema;";
 
@@ -91,7 +98,7 @@ const char *const pg_sql_text[PG_S_COUNT_ALL] = {
     " SELECT id, 0 FROM unnest($1::bytea[]) AS u(id) ORDER BY id"
     " ON CONFLICT (id) DO UPDATE SET keep_until = o.keep_until"
     " RETURNING o.id, o.fp, o.rc, o.found, o.value, o.expire_at, o.n,"
-    "  o.keep_until, " PG_NOW,
+    "  o.keep_until, " PG_NOW ", o.answer",
     /* PG_S_WRITE ($1 keys, $2 values, $3 expiries or NULL): rows locked by
      * PG_S_LOCK. */
     "INSERT INTO tally_counters AS c (k, n, expire_at)"
@@ -99,15 +106,17 @@ const char *const pg_sql_text[PG_S_COUNT_ALL] = {
     " ON CONFLICT (k) DO UPDATE SET n = excluded.n, expire_at = excluded.expire_at",
     /* PG_S_DELETE ($1 keys) */
     "DELETE FROM tally_counters WHERE k = ANY($1::bytea[])",
-    /* PG_S_IDSAVE ($1 ids, $2..$7 the result, $8 ms to keep it) */
-    "INSERT INTO tally_once AS o (id, fp, rc, found, value, expire_at, n, keep_until)"
+    /* PG_S_IDSAVE ($1 ids, $2..$7 the result, $8 ms to keep it, $9 the
+     * answers: a whole batch's, '' for a single change's) */
+    "INSERT INTO tally_once AS o (id, fp, rc, found, value, expire_at, n, answer,"
+    "  keep_until)"
     " SELECT u.*, " PG_NOW " + $8::bigint FROM unnest($1::bytea[], $2::bigint[],"
-    "  $3::integer[], $4::integer[], $5::bigint[], $6::bigint[], $7::bigint[])"
-    "  AS u(id, fp, rc, found, value, expire_at, n)"
+    "  $3::integer[], $4::integer[], $5::bigint[], $6::bigint[], $7::bigint[],"
+    "  $9::bytea[]) AS u(id, fp, rc, found, value, expire_at, n, answer)"
     " ON CONFLICT (id) DO UPDATE SET fp = excluded.fp, rc = excluded.rc,"
     "  found = excluded.found, value = excluded.value,"
     "  expire_at = excluded.expire_at, n = excluded.n,"
-    "  keep_until = excluded.keep_until",
+    "  answer = excluded.answer, keep_until = excluded.keep_until",
     /* PG_S_SCAN ($1 cursor: the first h of the page, $2 rows) */
     "SELECT k, n, expire_at, h, " PG_NOW " FROM tally_counters"
     " WHERE h >= $1::bigint ORDER BY h LIMIT $2::bigint",

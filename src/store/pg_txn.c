@@ -259,6 +259,8 @@ static void send_writeback(struct pg_store *st, struct pg_batch *b)
     if (ni) {
         const char **ik = xcalloc(ni, sizeof *ik);
         size_t *il = xcalloc(ni, sizeof *il);
+        const char **ak = xcalloc(ni, sizeof *ak);
+        size_t *al = xcalloc(ni, sizeof *al);
         int64_t *col[6];
         for (int c = 0; c < 6; c++)
             col[c] = xcalloc(ni, sizeof **col);
@@ -275,6 +277,8 @@ static void send_writeback(struct pg_store *st, struct pg_batch *b)
             col[3][j] = e->res.value;
             col[4][j] = e->res.expire_at;
             col[5][j] = (int64_t)e->res.n;
+            ak[j] = e->answer ? e->answer : "";
+            al[j] = e->answer ? e->alen : 0;
             j++;
         }
         pg_arr_bytea(&st->arr[0], ik, il, ni);
@@ -282,14 +286,17 @@ static void send_writeback(struct pg_store *st, struct pg_batch *b)
             pg_arr_i64(&st->arr[1 + c], col[c], NULL, ni);
         char ttl[24];
         snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)st->once_ttl_ms);
-        const char *p[8] = {st->arr[0].p, st->arr[1].p, st->arr[2].p,
+        pg_arr_bytea(&st->arr[7], ak, al, ni);
+        const char *p[9] = {st->arr[0].p, st->arr[1].p, st->arr[2].p,
                             st->arr[3].p, st->arr[4].p, st->arr[5].p,
-                            st->arr[6].p, ttl};
-        send_stmt(st, PG_S_IDSAVE, 8, p);
+                            st->arr[6].p, ttl, st->arr[7].p};
+        send_stmt(st, PG_S_IDSAVE, 9, p);
         for (int c = 0; c < 6; c++)
             free(col[c]);
         free(ik);
         free(il);
+        free(ak);
+        free(al);
     }
     free(wk); free(wl); free(dk); free(dl); free(wn); free(we); free(wnull);
     send_sync(st);
@@ -449,6 +456,13 @@ static void rows_ids(struct pg_store *st, struct pg_batch *b, const PGresult *r)
             e->res.value = col_i64(r, i, 4);
             e->res.expire_at = col_i64(r, i, 5);
             e->res.n = (uint64_t)col_i64(r, i, 6);
+            free(e->answer);
+            e->answer = NULL;
+            e->alen = (size_t)PQgetlength(r, i, 9);
+            if (e->alen) {
+                e->answer = xmalloc(e->alen);
+                memcpy(e->answer, PQgetvalue(r, i, 9), e->alen);
+            }
         }
     }
 }

@@ -427,8 +427,11 @@ static void commit_done(void *arg, const struct store_res *res)
     xact_free(b);
 }
 
-int pg_xact_commit(struct store *s, struct store_batch *b,
-                   struct store_res *res, store_done_fn done, void *arg)
+/* The commit, under the id of once (NULL: none) with answer[0, alen). */
+static int commit(struct store *s, struct store_batch *b,
+                  const struct store_req *once, const void *answer,
+                  size_t alen, struct store_res *res, store_done_fn done,
+                  void *arg)
 {
     struct pg_store *st = (struct pg_store *)s;
     size_t n = b->view->nkeys;
@@ -436,7 +439,7 @@ int pg_xact_commit(struct store *s, struct store_batch *b,
     int rc;
 
     store_res_init(res);
-    if (b->failed || b->n == 0 || !done) {
+    if (b->failed || (b->n == 0 && !once) || !done) {
         if (b->failed)
             fail_res(res, b->failed, b->why);
         else if (!done)
@@ -458,6 +461,19 @@ int pg_xact_commit(struct store *s, struct store_batch *b,
     op->req.keys = op->keyv;
     op->req.klens = op->klenv;
     op->xact = b;
+    if (once) {
+        /* One copy of the id and the answer: pg_batch.c records both in
+         * the commit's own transaction. */
+        char *p = op->mem = xmalloc(once->oncelen + alen + 1);
+        memcpy(p, once->once, once->oncelen);
+        op->req.once = p;
+        op->req.oncelen = once->oncelen;
+        op->req.fingerprint = once->fingerprint;
+        if (alen)
+            memcpy(p + once->oncelen, answer, alen);
+        op->answer = p + once->oncelen;
+        op->alen = alen;
+    }
     op->done = commit_done;
     op->arg = b;
     b->cdone = done;
@@ -466,4 +482,24 @@ int pg_xact_commit(struct store *s, struct store_batch *b,
     if (rc == STORE_DONE)
         xact_free(b);
     return rc;
+}
+
+int pg_xact_commit(struct store *s, struct store_batch *b,
+                   struct store_res *res, store_done_fn done, void *arg)
+{
+    return commit(s, b, NULL, NULL, 0, res, done, arg);
+}
+
+int pg_xact_commit_once(struct store *s, struct store_batch *b,
+                        const struct store_req *req, const void *answer,
+                        size_t alen, struct store_res *res,
+                        store_done_fn done, void *arg)
+{
+    if (!req->once || !req->oncelen || req->oncelen > TALLY_ID_MAX) {
+        store_res_init(res);
+        fail_res(res, STORE_EIDLEN, "postgresql: bad idempotency id");
+        xact_free(b);
+        return STORE_DONE;
+    }
+    return commit(s, b, req, answer, alen, res, done, arg);
 }

@@ -791,6 +791,12 @@ static void r_close(struct store *st)
     free(rs);
 }
 
+static int r_once_answer(struct store *st, const struct store_req *req,
+                         struct store_res *res, store_done_fn done, void *arg)
+{
+    return redis_xact_once_answer(&self(st)->xenv, req, res, done, arg);
+}
+
 static const struct store_ops redis_ops = {
     .name = "redis",
     .sync_only = 0,
@@ -803,6 +809,8 @@ static const struct store_ops redis_ops = {
     .ready = r_ready,
     .info = r_info,
     .close = r_close,
+    .once_answer = r_once_answer,
+    .batch_commit_once = redis_xact_commit_once,
 };
 
 /* ---- Opening ------------------------------------------------------------ */
@@ -906,6 +914,7 @@ static void start(struct redis_store *rs, struct event_base *base,
     rs->xenv.keys = &rs->keys;
     rs->xenv.sha = rs->sha;
     rs->xenv.send = r_send;
+    rs->xenv.once_ttl_ms = rs->once_ttl_ms;
     connect_start(rs);
 }
 

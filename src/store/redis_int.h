@@ -31,6 +31,7 @@ enum redis_script {
     REDIS_S_SCAN,
     REDIS_S_COUNT,
     REDIS_S_COMMIT, /* a batch's commit (redis_xact.c) */
+    REDIS_S_ONCE,   /* a whole batch's id record, read (once_answer) */
     REDIS_S_COUNT_ALL
 };
 #define REDIS_S_NONE (-1)
@@ -112,8 +113,20 @@ int redis_op_next(const struct redis_keys *kp, char sha[][41],
  * every key v read checked against its state read, then every key it
  * wrote written, in one EVALSHA (sets op's kind, script, writes). */
 struct view;
+struct redis_once {            /* a whole batch's id with its answer */
+    const struct store_req *req;
+    const void *answer;
+    size_t alen;
+    uint64_t ttl_ms;
+};
 void redis_op_format_commit(const struct redis_keys *kp, char sha[][41],
-                            const struct view *v, struct redis_op *op);
+                            const struct view *v,
+                            const struct redis_once *once,
+                            struct redis_op *op);
+/* The read of a whole batch's id record (REDIS_S_ONCE) into op->cmd; its
+ * answer is once_answer's (res->answer in op->rmem). */
+void redis_op_format_once(const struct redis_keys *kp, char sha[][41],
+                          const struct store_req *req, struct redis_op *op);
 /* One formatted command from argv (caller frees *out with free()). */
 size_t redis_format(char **out, int argc, const char **argv,
                     const size_t *lens);
@@ -171,6 +184,7 @@ struct redis_xact_env {
     const struct redis_keys *keys;
     char (*sha)[41];
     int cluster;               /* a batch's keys must share one slot */
+    uint64_t once_ttl_ms;      /* a whole batch's id record's PX */
     /* Send the commit op: 0 (takes ownership; its done() comes later), or
      * the error in *res and nothing taken (the store is down). */
     int (*send)(struct store *st, struct redis_op *op, struct store_res *res);
@@ -186,6 +200,16 @@ int redis_xact_exec(const struct store_req *req, struct store_res *res,
 int redis_xact_commit(struct store *st, struct store_batch *b,
                       struct store_res *res, store_done_fn done, void *arg);
 void redis_xact_abort(struct store *st, struct store_batch *b);
+/* store_ops.once_answer and batch_commit_once (one server only: the id
+ * record's key is in no batch's slot). */
+int redis_xact_once_answer(struct redis_xact_env *env,
+                           const struct store_req *req,
+                           struct store_res *res, store_done_fn done,
+                           void *arg);
+int redis_xact_commit_once(struct store *st, struct store_batch *b,
+                           const struct store_req *req, const void *answer,
+                           size_t alen, struct store_res *res,
+                           store_done_fn done, void *arg);
 
 /* redis_tls.c: rediss:// */
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX and SSL */

@@ -257,12 +257,17 @@ static const char lua_count[] = LUA_IS_COUNTER
  * key's place and nothing written; then the final states are written,
  * all in this one script.  An expiry is compared as the instant
  * PEXPIRETIME keeps; a server without it (before 7) gives now + PTTL,
- * which may move by a ms between two reads. */
+ * which may move by a ms between two reads.  A batch under one id (HTTP
+ * /v1/batch with an Idempotency-Key) has one more KEYS, its record
+ * Pbatch:ID, and three more ARGV (fp, PX, the answer): a record already
+ * there is -16 too, and the record "B FP ANSWER" is written with the
+ * counters. */
 static const char lua_commit[] = LUA_COMMON
     "local now = now_ms()\n"
+    "local nk = math.floor(#ARGV / 6)\n"
     "local exact = #KEYS == 0 or\n"
     "  type(redis.pcall('PEXPIRETIME', KEYS[1])) == 'number'\n"
-    "for i = 1, #KEYS do\n"
+    "for i = 1, nk do\n"
     "  local a, k = (i - 1) * 6, KEYS[i]\n"
     "  local v = redis.call('GET', k)\n"
     "  local bad = false\n"
@@ -272,7 +277,12 @@ static const char lua_commit[] = LUA_COMMON
     "  else bad = v ~= false and v ~= nil end\n"
     "  if bad then return {-16, 0, '0', 0, now, i, 0, 0, 0, 0} end\n"
     "end\n"
-    "for i = 1, #KEYS do\n"
+    /* A whole batch's id: recorded meanwhile (another copy got in first)
+     * is a conflict, so the re-run's once_answer finds it. */
+    "if #KEYS > nk and redis.call('EXISTS', KEYS[nk + 1]) == 1 then\n"
+    "  return {-16, 0, '0', 0, now, nk + 1, 0, 0, 0, 0}\n"
+    "end\n"
+    "for i = 1, nk do\n"
     "  local a, k = (i - 1) * 6, KEYS[i]\n"
     "  local m, x = ARGV[a + 4], tonumber(ARGV[a + 6])\n"
     "  if m == '2' or (m == '1' and x ~= 0 and x <= now) then\n"
@@ -281,7 +291,21 @@ static const char lua_commit[] = LUA_COMMON
     "  elseif m == '1' then redis.call('SET', k, ARGV[a + 5], 'PXAT', ARGV[a + 6])\n"
     "  end\n"
     "end\n"
-    "return {0, 0, '0', 0, now, #KEYS, 0, 0, 0, 0}\n";
+    "if #KEYS > nk then\n"
+    "  local a = nk * 6\n"
+    "  redis.call('SET', KEYS[nk + 1], 'B ' .. ARGV[a + 1] .. ' ' .. ARGV[a + 3],\n"
+    "             'PX', ARGV[a + 2])\n"
+    "end\n"
+    "return {0, 0, '0', 0, now, nk, 0, 0, 0, 0}\n";
+
+/* KEYS: a whole batch's id record.  ARGV: fp.  rc 1 (NOTFOUND): none;
+ * -5 (EIDREUSED): another batch's; 0: the third field is its answer. */
+static const char lua_once[] =
+    "local rec = redis.call('GET', KEYS[1])\n"
+    "if not rec then return {1, 0, '0', 0, 0, 0, 0, 0, 0, 0} end\n"
+    "local fp, ans = string.match(rec, '^B (%d+) (.*)$')\n"
+    "if fp ~= ARGV[1] then return {-5, 0, '0', 0, 0, 0, 0, 0, 0, 0} end\n"
+    "return {0, 1, ans, 0, 0, 0, 1, 0, 0, 0}\n";
 
 const char *const redis_lua_text[REDIS_S_COUNT_ALL] = {
     [REDIS_S_INCR] = lua_incr,
@@ -293,4 +317,5 @@ const char *const redis_lua_text[REDIS_S_COUNT_ALL] = {
     [REDIS_S_SCAN] = lua_scan,
     [REDIS_S_COUNT] = lua_count,
     [REDIS_S_COMMIT] = lua_commit,
+    [REDIS_S_ONCE] = lua_once,
 };

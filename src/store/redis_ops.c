@@ -305,17 +305,45 @@ int redis_op_format(const struct redis_keys *kp, char sha[][41],
     return STORE_OK;
 }
 
+/* A whole batch's id record: Pbatch:ID (docs/redis-store.md). */
+static void arg_batchid(struct args *a, const struct redis_keys *kp,
+                        const struct store_req *req)
+{
+    arg_begin(a);
+    arg_more(a, kp->prefix, kp->plen);
+    arg_more(a, "batch:", 6);
+    arg_more(a, req->once, req->oncelen);
+}
+
+void redis_op_format_once(const struct redis_keys *kp, char sha[][41],
+                          const struct store_req *req, struct redis_op *op)
+{
+    struct args a = {BUF_INIT, NULL, NULL, 0, 0};
+
+    op->op = STORE_GET;
+    op->script = REDIS_S_ONCE;
+    op->writes = 0;
+    arg_eval(&a, sha, REDIS_S_ONCE, 1);
+    arg_batchid(&a, kp, req);
+    arg_u64(&a, req->fingerprint);
+    args_format(&a, op);
+}
+
 void redis_op_format_commit(const struct redis_keys *kp, char sha[][41],
-                            const struct view *v, struct redis_op *op)
+                            const struct view *v,
+                            const struct redis_once *once,
+                            struct redis_op *op)
 {
     struct args a = {BUF_INIT, NULL, NULL, 0, 0};
 
     op->op = STORE_SET; /* its answer: the ten fields of a single key's */
     op->script = REDIS_S_COMMIT;
-    op->writes = 0;
-    arg_eval(&a, sha, REDIS_S_COMMIT, v->n);
+    op->writes = once != NULL;
+    arg_eval(&a, sha, REDIS_S_COMMIT, v->n + (once != NULL));
     for (size_t i = 0; i < v->n; i++)
         arg_key(&a, kp, v->keys[i].k, v->keys[i].klen);
+    if (once)
+        arg_batchid(&a, kp, once->req);
     for (size_t i = 0; i < v->n; i++) {
         const struct view_key *k = &v->keys[i];
         arg_str(&a, k->was ? "1" : "0");
@@ -325,6 +353,12 @@ void redis_op_format_commit(const struct redis_keys *kp, char sha[][41],
         arg_i64(&a, k->n);
         arg_i64(&a, k->expire_at);
         op->writes |= k->dirty;
+    }
+    if (once) {
+        arg_u64(&a, once->req->fingerprint);
+        arg_u64(&a, once->ttl_ms);
+        arg_begin(&a);
+        arg_more(&a, once->answer, once->alen);
     }
     args_format(&a, op);
 }
@@ -405,6 +439,32 @@ static int answer_fields(struct store_res *res, const struct redisReply *r)
     res->expire_set = f[7];
     res->expired = (int)f[8];
     res->unchanged = (int)f[9];
+    return 0;
+}
+
+/* REDIS_S_ONCE's answer: the ten fields, the third the recorded answer's
+ * bytes (kept in op->rmem) when rc is 0. */
+static int answer_once(struct redis_op *op, const struct redisReply *r)
+{
+    struct store_res *res = &op->res;
+    const struct redisReply *a;
+    int64_t rc;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 10 ||
+        reply_i64(r->element[0], &rc) < 0)
+        return -1;
+    res->rc = (int)rc;
+    if (rc != STORE_OK)
+        return 0;
+    a = r->element[2];
+    if (a->type != REDIS_REPLY_STRING || a->len == 0)
+        return -1;
+    op->rmem = xmalloc(a->len);
+    memcpy(op->rmem, a->str, a->len);
+    res->answer = op->rmem;
+    res->alen = a->len;
+    res->found = 1;
+    res->replayed = 1;
     return 0;
 }
 
@@ -555,7 +615,10 @@ void redis_op_answer(const struct redis_keys *kp, struct redis_op *op,
         set_err(res, STORE_EIO, "error", r);
         return;
     }
-    switch (op->op) {
+    switch (op->script == REDIS_S_ONCE ? STORE_OPK_COUNT : op->op) {
+    case STORE_OPK_COUNT:
+        bad = answer_once(op, r);
+        break;
     case STORE_SCAN:
         bad = answer_scan(kp, op, r);
         break;

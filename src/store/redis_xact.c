@@ -424,15 +424,15 @@ static void commit_done(void *arg, const struct store_res *res)
     xact_free(b);
 }
 
-int redis_xact_commit(struct store *st, struct store_batch *b,
-                      struct store_res *res, store_done_fn done, void *arg)
+/* The commit, under an id if once (NULL: none). */
+static int commit(struct store_batch *b, const struct redis_once *once,
+                  struct store_res *res, store_done_fn done, void *arg)
 {
     struct redis_xact_env *env = b->env;
     struct redis_op *op;
 
-    (void)st;
     store_res_init(res);
-    if (b->failed || b->view.n == 0 || !done) {
+    if (b->failed || (b->view.n == 0 && !once) || !done) {
         if (b->failed)
             fail_res(res, b->failed, b->why);
         else if (!done)
@@ -444,7 +444,7 @@ int redis_xact_commit(struct store *st, struct store_batch *b,
     op = xcalloc(1, sizeof *op);
     op->kind = R_USER;
     op->slot = b->slot;
-    redis_op_format_commit(env->keys, env->sha, &b->view, op);
+    redis_op_format_commit(env->keys, env->sha, &b->view, once, op);
     op->done = commit_done;
     op->arg = b;
     b->cdone = done;
@@ -452,6 +452,56 @@ int redis_xact_commit(struct store *st, struct store_batch *b,
     if (env->send(env->st, op, res) != 0) {
         redis_op_free(op);
         xact_free(b);
+        return STORE_DONE;
+    }
+    return STORE_PENDING;
+}
+
+int redis_xact_commit(struct store *st, struct store_batch *b,
+                      struct store_res *res, store_done_fn done, void *arg)
+{
+    (void)st;
+    return commit(b, NULL, res, done, arg);
+}
+
+int redis_xact_commit_once(struct store *st, struct store_batch *b,
+                           const struct store_req *req, const void *answer,
+                           size_t alen, struct store_res *res,
+                           store_done_fn done, void *arg)
+{
+    struct redis_once once = {req, answer, alen, b->env->once_ttl_ms};
+
+    (void)st;
+    return commit(b, &once, res, done, arg);
+}
+
+int redis_xact_once_answer(struct redis_xact_env *env,
+                           const struct store_req *req,
+                           struct store_res *res, store_done_fn done,
+                           void *arg)
+{
+    struct redis_op *op;
+
+    store_res_init(res);
+    if (!req->once || !req->oncelen || req->oncelen > TALLY_ID_MAX) {
+        fail_res(res, STORE_EIDLEN, "redis: bad idempotency id");
+        return STORE_DONE;
+    }
+    if (env->cluster || !done) {
+        fail_res(res, STORE_EUNSUPPORTED, env->cluster ?
+                 "redis cluster: a whole batch's id record is in no slot "
+                 "of its counters" :
+                 "redis: every operation waits for the server");
+        return STORE_DONE;
+    }
+    op = xcalloc(1, sizeof *op);
+    op->kind = R_USER;
+    op->slot = -1;
+    redis_op_format_once(env->keys, env->sha, req, op);
+    op->done = done;
+    op->arg = arg;
+    if (env->send(env->st, op, res) != 0) {
+        redis_op_free(op);
         return STORE_DONE;
     }
     return STORE_PENDING;

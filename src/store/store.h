@@ -201,6 +201,8 @@ struct store_res {
     const int64_t *expires;
     uint64_t expires_n;        /* STORE_COUNT: counters with an expiry */
     int64_t avg_ttl_ms;
+    const void *answer;        /* once_answer: the recorded answer */
+    size_t alen;
     char detail[160];          /* one line saying more, or "" */
 };
 
@@ -227,6 +229,8 @@ static inline void store_res_init(struct store_res *r)
     r->expires = NULL;
     r->expires_n = 0;
     r->avg_ttl_ms = 0;
+    r->answer = NULL;
+    r->alen = 0;
     r->detail[0] = 0;
 }
 
@@ -319,21 +323,25 @@ struct store_ops {
                    size_t max);
     void (*close)(struct store *st);
     /* A whole batch under one idempotency id (HTTP /v1/batch with an
-     * Idempotency-Key; tally.h "A whole batch under one id"), both
-     * completing at once, both NULL when the store cannot (the command
-     * layer refuses such batches).  req carries once, oncelen and
-     * fingerprint.  once_answer: STORE_OK with the recorded answer in
-     * *answer (the store's, valid until its next call) and *alen, or
-     * STORE_NOTFOUND (run the batch), or an error (EIDREUSED, EINFLIGHT,
-     * ...), in res->rc and returned.  batch_commit_once: batch_commit that
-     * records the id and answer[0, alen) in the batch's atomic step. */
+     * Idempotency-Key; tally.h "A whole batch under one id"), both NULL
+     * when the store cannot (the command layer refuses such batches).
+     * req carries once, oncelen and fingerprint.  Both answer as exec:
+     * STORE_DONE with *res filled, or STORE_PENDING and done() later (a
+     * remote store; the command layer logs their results like any other).
+     * once_answer: res->rc STORE_OK with the recorded answer in
+     * res->answer and res->alen (the store's, valid until its next call or
+     * during done()), or STORE_NOTFOUND (run the batch), or an error
+     * (EIDREUSED, EINFLIGHT, ...).  batch_commit_once: batch_commit that
+     * records the id and answer[0, alen) in the batch's atomic step; an id
+     * recorded meanwhile (another instance's copy got in first) is
+     * STORE_ECONFLICT, so the re-run's once_answer finds it. */
     int (*once_answer)(struct store *st, const struct store_req *req,
-                       const void **answer, size_t *alen,
-                       struct store_res *res);
+                       struct store_res *res, store_done_fn done, void *arg);
     int (*batch_commit_once)(struct store *st, struct store_batch *b,
                              const struct store_req *req,
                              const void *answer, size_t alen,
-                             struct store_res *res);
+                             struct store_res *res, store_done_fn done,
+                             void *arg);
     /* The engine's own statistics (INFO persistence, /metrics, memcached
      * stats); NULL for a store that is not the engine. */
     void (*stats)(const struct store *st, tally_stats *out);

@@ -12,9 +12,6 @@ yet" (docs/postgresql.md); BUG is a difference that looks like a defect,
 reported to the integrator.
 """
 
-GAP_BATCH_ONCE = ("GAP: /v1/batch with an Idempotency-Key needs the store's "
-                  "once_answer at once; PostgreSQL's would be a round trip "
-                  "(docs/postgresql.md)")
 GAP_STATS = ("GAP: engine statistics the PostgreSQL store does not report "
              "(INFO # Keyspace, tally_counters, expired and once-replay counts)")
 BUG_WINDOW = ("BUG?: the TTL left of a fixed window read back a few ms longer "
@@ -23,24 +20,6 @@ BUG_409 = ("BUG?: no copy of an Idempotency-Key request sent while the first "
            "is in flight got 409 on PostgreSQL")
 
 KNOWN = {
-    "test_http_batch_once.py::test_bad_batch_key_is_400":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_batch_answer_too_big_to_keep_is_413":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_batch_key_with_another_batch_is_422":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_batch_retry_after_sigkill_is_the_first_answer":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_batch_retry_is_the_first_answer_and_applies_nothing":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_concurrent_batch_retries_apply_once":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_failed_batch_records_nothing":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_keyed_batches_under_random_sigkills_apply_exactly_once":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_same_operations_spelt_differently_are_one_batch":
-        GAP_BATCH_ONCE,
     "test_resp_commands.py::test_info_keyspace_counts_counters":
         GAP_STATS,
     "test_resp_expire.py::test_expired_is_gone_everywhere_at_its_time":

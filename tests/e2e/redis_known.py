@@ -15,9 +15,6 @@ with a regression test in test_redis_found.py (and test_redis_keyspace.py
 for DBSIZE/FLUSHALL over a shared Redis).
 """
 
-GAP_BATCH_ONCE = ("GAP: /v1/batch with an Idempotency-Key needs the store's "
-                  "once_answer at once (cmd.c); Redis's would be a round "
-                  "trip (docs/store.md Debt, docs/redis-store.md)")
 GAP_STATS = ("GAP: engine statistics a remote store does not report (INFO "
              "# Keyspace and memcached curr_items ask the store outside a "
              "request and show zeros, docs/store.md Debt; tally_counters, "
@@ -29,6 +26,11 @@ DESIGN_IDS = ("DESIGN: idempotency ids are per counter on Redis (the record "
               "shares the counter's hash tag, so one cluster slot holds "
               "both): an id reused on another key is applied there, not "
               "refused (docs/redis-store.md, Key layout)")
+DESIGN_BATCH_IDS = ("DESIGN: a whole batch's id record is its own (P batch:ID), "
+                    "as single ids are per counter, so a key a single change "
+                    "used is applied once more as a batch's, and the other "
+                    "way round (docs/redis-store.md, Key layout); another "
+                    "batch under a batch's key is refused")
 DESIGN_409 = ("DESIGN: the id check and the change are one script, answered "
               "after Redis's fsync: a copy sent while the first is in flight "
               "queues behind it and replays it, so there is no 409 window")
@@ -39,24 +41,8 @@ TIMING_SUB = ("TIMING: one write in flight per connection through Redis "
               "on the engine)")
 
 KNOWN = {
-    "test_http_batch_once.py::test_bad_batch_key_is_400":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_batch_answer_too_big_to_keep_is_413":
-        GAP_BATCH_ONCE,
     "test_http_batch_once.py::test_batch_key_with_another_batch_is_422":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_batch_retry_after_sigkill_is_the_first_answer":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_batch_retry_is_the_first_answer_and_applies_nothing":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_concurrent_batch_retries_apply_once":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_failed_batch_records_nothing":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_keyed_batches_under_random_sigkills_apply_exactly_once":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_same_operations_spelt_differently_are_one_batch":
-        GAP_BATCH_ONCE,
+        DESIGN_BATCH_IDS,
     "test_http_idempotency.py::test_metrics_move":
         GAP_STATS,
     "test_http_idempotency.py::test_retries_after_sigkill_and_restart_are_replays":

@@ -20,6 +20,7 @@ import uuid
 import pytest
 import requests
 
+from conftest import STORE
 from test_http_idempotency import (REPLAYED, assert_applied_once,
                                    assert_first, assert_replay)
 from test_http_util import TIMEOUT, assert_problem, counter_url, session
@@ -77,8 +78,9 @@ def test_batch_retry_after_sigkill_is_the_first_answer(tallyd, key):
                             [{"op": "set", "key": key("c"), "value": 9}],
                             idem), first)
     assert values(tallyd, a, b, key("c")) == [-5, 5, 9]
-    # And through a snapshot and a clean restart too
-    tallyd.redis().save()
+    # And through a snapshot (the engine's own) and a clean restart too
+    if STORE == "engine":
+        tallyd.redis().save()
     tallyd.restart()
     assert_replay(batch(session(tallyd), tallyd, move(a, b, 5) +
                         [{"op": "set", "key": key("c"), "value": 9}], idem),
@@ -245,3 +247,39 @@ def test_keyed_batches_under_random_sigkills_apply_exactly_once(
     # same value of b, and none is missing.
     seen = sorted(r.json()["results"][2]["value"] for r in answered.values())
     assert seen == list(range(1, len(sent) + 1))
+
+
+@pytest.mark.own_server
+def test_same_keyed_batch_on_two_instances_applies_once(tallyd_factory,
+                                                        tmp_path):
+    """Two tallyd instances on one database get the same keyed batch at the
+    same moment, many times over: each batch applies once, and both
+    instances answer it byte for byte the same (one of them a replay)."""
+    if STORE == "engine":
+        pytest.skip("instances share counters only on a remote store")
+    shared = str(tmp_path / "shared")
+    one, two = tallyd_factory(dir=shared), tallyd_factory(dir=shared)
+    rounds = 25
+    go = threading.Barrier(2)
+
+    def send(server, idem):
+        with session(server) as s:
+            go.wait(TIMEOUT)
+            r = batch(s, server, move("a", "b", 1), idem)
+            while r.status_code == 409:  # in flight: retry shortly
+                time.sleep(0.01)
+                r = batch(s, server, move("a", "b", 1), idem)
+            return r
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for i in range(rounds):
+            idem = new_key()
+            x, y = pool.map(send, (one, two), (idem, idem))
+            assert x.status_code == 200 and y.status_code == 200, \
+                (x.text, y.text)
+            assert x.content == y.content
+            assert (REPLAYED in x.headers) != (REPLAYED in y.headers)
+            assert [v["value"] for v in x.json()["results"]][2:] == \
+                [-(i + 1), i + 1]
+    assert values(one, "a", "b") == [-rounds, rounds]
+    assert values(two, "a", "b") == [-rounds, rounds]

@@ -4,7 +4,8 @@
  * (src/store/redis_ops.c): keys escaped so a hash tag stays whole and never
  * empty whatever the key holds, SCAN's pattern with glob characters
  * escaped, and replies read exactly (int64 bounds, values Redis could hold
- * that are no counter, SCAN's keys unescaped).
+ * that are no counter, SCAN's keys unescaped), and a whole batch's id
+ * record (Pbatch:ID) read and written with its answer's exact bytes.
  */
 #define _GNU_SOURCE 1 /* memmem */
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include <hiredis/hiredis.h>
 
 #include "redis_int.h"
+#include "view.h"
 
 static const struct redis_keys kp = {"tally:", 6};
 static char sha[REDIS_S_COUNT_ALL][41];
@@ -251,6 +253,70 @@ static void flush_pages_delete_and_stop_at_an_error(void **state)
     redis_op_free(op);
 }
 
+static void a_batch_id_is_its_own_record_written_by_the_commit(void **st)
+{
+    static const char answer[] = "{\"results\":[]}\n";
+    struct store_req req = {.once = "k}1", .oncelen = 3, .fingerprint = 77};
+    struct redis_once once = {&req, answer, sizeof answer - 1, 5000};
+    struct redis_op *op = calloc(1, sizeof *op);
+    struct view v;
+
+    (void)st;
+    /* The read: outside every counter's hash tag, and no write. */
+    redis_op_format_once(&kp, sha, &req, op);
+    assert_true(has(op, "\r\ntally:batch:k}1\r\n"));
+    assert_true(has(op, "\r\n77\r\n"));
+    assert_false(op->writes);
+    redis_op_free(op);
+    /* The commit: the record's key after the counters', then fp, PX and
+     * the answer byte for byte; a write even when the batch wrote none. */
+    view_init(&v);
+    op = calloc(1, sizeof *op);
+    redis_op_format_commit(&kp, sha, &v, &once, op);
+    assert_true(has(op, "\r\ntally:batch:k}1\r\n"));
+    assert_true(has(op, "\r\n77\r\n$4\r\n5000\r\n$15\r\n"
+                        "{\"results\":[]}\n\r\n"));
+    assert_true(op->writes);
+    redis_op_free(op);
+    op = calloc(1, sizeof *op);
+    redis_op_format_commit(&kp, sha, &v, NULL, op);
+    assert_false(has(op, "batch:"));
+    assert_false(op->writes);
+    redis_op_free(op);
+    view_free(&v);
+}
+
+static void once_answer(struct redis_op *op, redisReply *r)
+{
+    memset(op, 0, sizeof *op);
+    op->op = STORE_GET;
+    op->script = REDIS_S_ONCE;
+    redis_op_answer(&kp, op, r);
+    drop(r);
+}
+
+static void a_batch_id_record_answers_its_exact_bytes(void **state)
+{
+    struct redis_op op;
+
+    (void)state;
+    once_answer(&op, arr(10, num(0), num(1), str("[1]\n"), num(0), num(0),
+                         num(0), num(1), num(0), num(0), num(0)));
+    assert_int_equal(op.res.rc, STORE_OK);
+    assert_int_equal(op.res.alen, 4);
+    assert_memory_equal(op.res.answer, "[1]\n", 4);
+    assert_true(op.res.replayed);
+    free(op.rmem);
+    once_answer(&op, arr(10, num(1), num(0), str("0"), num(0), num(0),
+                         num(0), num(0), num(0), num(0), num(0)));
+    assert_int_equal(op.res.rc, STORE_NOTFOUND);
+    assert_null(op.res.answer);
+    once_answer(&op, arr(10, num(-5), num(0), str("0"), num(0), num(0),
+                         num(0), num(0), num(0), num(0), num(0)));
+    assert_int_equal(op.res.rc, STORE_EIDREUSED);
+    assert_null(op.res.answer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +330,8 @@ int main(void)
         cmocka_unit_test(
             count_is_scan_pages_summed_until_the_cursor_is_back_at_0),
         cmocka_unit_test(flush_pages_delete_and_stop_at_an_error),
+        cmocka_unit_test(a_batch_id_is_its_own_record_written_by_the_commit),
+        cmocka_unit_test(a_batch_id_record_answers_its_exact_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
