@@ -41,7 +41,7 @@ fi
 
 # Total instructions of one tallyd run serving n INCRs.
 count() {
-    local bin=$1 n=$2 d port pid i
+    local bin=$1 n=$2 d port pid i served
     d=$(mktemp -d)
     port=$((20000 + RANDOM % 20000))
     valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" "$bin" \
@@ -52,7 +52,21 @@ count() {
         redis-cli -p "$port" ping >/dev/null 2>&1 && break
         sleep 0.2
     done
+    # The port is random: check that the server there is this tallyd (its
+    # process id is valgrind's) and that it served all n requests, so a
+    # collision or a failed benchmark cannot print a figure.
+    if ! redis-cli -p "$port" info server 2>/dev/null | tr -d '\r' |
+            grep -qx "process_id:$pid"; then
+        echo "callgrind_incr.sh: port $port is not this tallyd's" >&2
+        kill -TERM "$pid" 2>/dev/null; wait "$pid" || true; rm -rf "$d"; return 1
+    fi
     redis-benchmark -p "$port" -c 1 -n "$n" -r "$keys" -q "${what[@]}" >/dev/null 2>&1
+    served=$(redis-cli -p "$port" info stats | tr -d '\r' |
+             awk -F: '$1 == "total_commands_processed" { print $2 }')
+    if [ "${served:-0}" -lt "$n" ]; then
+        echo "callgrind_incr.sh: $bin served ${served:-0} of $n requests" >&2
+        kill -TERM "$pid" 2>/dev/null; wait "$pid" || true; rm -rf "$d"; return 1
+    fi
     kill -TERM "$pid"
     wait "$pid" || true
     callgrind_annotate "$d/cg.out" 2>/dev/null |
@@ -62,7 +76,7 @@ count() {
 
 printf '%-40s %14s\n' "binary (fsync $fsync, $keys keys${query:+, $query})" "instr/request"
 for bin in "$@"; do
-    a=$(count "$bin" "$n1")
-    b=$(count "$bin" "$n2")
+    a=$(count "$bin" "$n1") || exit 1
+    b=$(count "$bin" "$n2") || exit 1
     printf '%-40s %14d\n' "$bin" $(((b - a) / (n2 - n1)))
 done
