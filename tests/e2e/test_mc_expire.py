@@ -32,12 +32,16 @@ def without_ttls(reply):
 
 def same_as_memcached(mc, t, session):
     """Send session to both servers; the replies must be equal but for the
-    seconds in t flags, which may differ by one."""
+    seconds in t flags, which may differ by up to two: memcached's clock
+    ticks once a second (its current_time lags the wall clock by up to 1 s),
+    tally rounds the milliseconds left to seconds (up to 1 s more), and the
+    two sessions run one after the other.  The rules under test (expired
+    or not, -1 for none, clamping) differ by far more than that."""
     want, _ = raw(mc.port, session)
     got, _ = raw(mc_port(t), session)
     assert without_ttls(got) == without_ttls(want), session
     for a, b in zip(ttl_flags(got), ttl_flags(want)):
-        assert abs(a - b) <= 1, (session, got, want)
+        assert abs(a - b) <= 2, (session, got, want)
     return got
 
 
