@@ -456,7 +456,7 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
         sched_flush(rs);
         return;
     }
-    if (op->held) {
+    if (op->held && (op->script != REDIS_S_ONCE || op->res.rc == STORE_OK)) {
         TAILQ_INSERT_TAIL(&rs->held, op, link);
         return;
     }
@@ -608,7 +608,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     }
     while ((op = TAILQ_FIRST(&rs->pending))) {
         TAILQ_REMOVE(&rs->pending, op, link);
-        op->held = rs->wait_replicas > 0 && op->writes;
+        /* A batch id's record read (REDIS_S_ONCE) is held too: a replay
+         * shows a change that may still be on this node alone. */
+        op->held = rs->wait_replicas > 0 &&
+                   (op->writes || op->script == REDIS_S_ONCE);
         writes |= op->held;
         if (op->asking) {
             const char *v[1] = {"ASKING"};
