@@ -111,6 +111,9 @@ struct redis_store {
     /* durability facts, read at connect */
     char appendonly[16], appendfsync[16], version[32];
     int waitaof;              /* the server has WAITAOF (7.2+) */
+    int waitaof_local;        /* numlocal of the WAITAOFs sent: 1, or 0
+                                 when the server has no AOF (7.2 refuses
+                                 1 then) */
     uint64_t n_ops, n_unknown, n_reconnects;
     struct redis_xact_env xenv; /* its batches' (redis_xact.c) */
     /* A node of a cluster (redis_cluster.c): its hooks, or NULL. */
@@ -464,8 +467,12 @@ static void on_wait(struct redis_store *rs, struct redis_op *op,
     if (r->type == REDIS_REPLY_INTEGER)
         got = r->integer;
     else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+             r->element[0]->type == REDIS_REPLY_INTEGER &&
              r->element[1]->type == REDIS_REPLY_INTEGER)
-        got = r->element[1]->integer;
+        /* [numlocal, numreplicas]: this node's own AOF not fsynced in
+         * time is too few fsyncs as well. */
+        got = r->element[0]->integer < rs->waitaof_local
+                  ? -1 : r->element[1]->integer;
     if (op->kind == R_WAIT && rs->waitaof)
         return; /* the WAITAOF after it decides */
     while ((h = TAILQ_FIRST(&rs->held))) {
@@ -733,12 +740,15 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     if (writes) {
         char n[16], t[16];
         const char *w[3] = {"WAIT", n, t};
-        const char *wa[3] = {"WAITAOF", "1", n};
         snprintf(n, sizeof n, "%d", rs->wait_replicas);
         snprintf(t, sizeof t, "%d", rs->wait_timeout_ms);
         send_own(rs, R_WAIT, 3, w);
         if (rs->waitaof) {
-            const char *v[4] = {wa[0], wa[1], wa[2], t};
+            /* WAITAOF numlocal numreplicas timeout; numlocal 1 is refused
+             * by a server without AOF, whose durability says "none". */
+            const char *v[4] = {"WAITAOF", NULL, n, t};
+            rs->waitaof_local = !strcmp(rs->appendonly, "yes");
+            v[1] = rs->waitaof_local ? "1" : "0";
             send_own(rs, R_WAITAOF, 4, v);
         }
     }
