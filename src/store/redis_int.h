@@ -202,6 +202,10 @@ int redis_xact_exec(const struct store_req *req, struct store_res *res,
 int redis_xact_commit(struct store *st, struct store_batch *b,
                       struct store_res *res, store_done_fn done, void *arg);
 void redis_xact_abort(struct store *st, struct store_batch *b);
+/* store_ops.batch_prefetch: read req's keys into b's view ahead of its
+ * exec (not on a cluster). */
+void redis_xact_prefetch(struct store *st, struct store_batch *b,
+                         const struct store_req *req);
 /* store_ops.once_answer and batch_commit_once.  On a cluster the id's
  * record is in the slot of req->key, the batch's first counter (refused
  * without one): once_answer goes to that slot's master, and a batch whose
