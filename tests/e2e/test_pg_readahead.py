@@ -109,3 +109,27 @@ def test_client_gone_while_read_ahead_is_in_flight(tallyd_factory, request,
     assert len(set(values)) == 1, values
     assert d.running()
     assert r.incr("alive") == 1
+
+
+INCR_ALL = """
+local out = {}
+for i, k in ipairs(KEYS) do out[i] = redis.call('INCRBY', k, ARGV[1]) end
+return out
+"""
+
+
+def test_script_over_many_new_keys_reads_its_keys_ahead(tallyd_factory,
+                                                        pg_db):
+    server, db = pg_db
+    d = on_pg(tallyd_factory, server, db)
+    r = d.redis()
+    r.ping()
+    # Given a quiet tallyd on PostgreSQL
+    before = store_info(r, "store_pg_transactions")
+    # When a script increments 30 counters it declares and never read
+    got = r.eval(INCR_ALL, N, *[f"s{i}" for i in range(N)], 5)
+    txns = store_info(r, "store_pg_transactions") - before
+    # Then its declared KEYS were read together before it ran, and its
+    # answers are Redis's (one read per key before: 31 transactions)
+    assert got == [5] * N
+    assert txns <= 4, f"a script over {N} new counters took {txns} transactions"
