@@ -154,6 +154,24 @@ json_t *http_counter_json(const char *key, size_t klen, int64_t v,
                           int64_t expire_at);
 /* Unix ms as RFC 3339 in UTC with milliseconds: "2026-12-01T12:00:00.000Z". */
 json_t *http_rfc3339(int64_t ms);
+/* Put req's body: the counter answer http_counter_json() describes, as
+ * compact JSON and a newline, with Content-Type application/json. */
+void http_counter_body(struct evhttp_request *req, const char *key,
+                       size_t klen, int64_t v, int64_t expire_at);
+
+/* ---- The counter answer without jansson (http_json.c) -------------------- */
+
+#define HTTP_RFC3339_MAX 48 /* room for any http_rfc3339_text() and its NUL */
+/* Unix ms as RFC 3339 text into out, NUL-terminated; returns its length, or
+ * 0 if ms has no calendar date (out then holds nothing useful). */
+size_t http_rfc3339_text(int64_t ms, char out[HTTP_RFC3339_MAX]);
+/* Write http_counter_json(key, klen, v, expire_at) as JSON_COMPACT text and
+ * a newline into out[0, cap), the same bytes jansson writes; returns their
+ * length, or 0 when this key is jansson's to write (a byte that is not
+ * printable ASCII, '"' or '\\') or cap is too small (out then holds
+ * garbage).  No allocation. */
+size_t http_json_counter(char *out, size_t cap, const char *key, size_t klen,
+                         int64_t v, int64_t expire_at);
 
 /* GET /v1/counters?prefix=&limit=&cursor=. */
 void http_list(struct http_front *h, struct evhttp_request *req,
