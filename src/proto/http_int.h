@@ -61,6 +61,9 @@ struct http_front {
     struct buf text;                  /* the last event's text, for every */
     uint64_t text_id;                 /* stream it goes to; its id */
     uint64_t sub_limit;               /* unsent bytes before a cut-off */
+    /* The Date header of answers sent this second (http_reply.c). */
+    int64_t date_secs;
+    char date[40];
 };
 
 /* What a path names. */
@@ -107,6 +110,12 @@ void http_bad(struct evhttp_request *req, const char *fmt, ...)
  * until res->ticket is durable; errors leave at once. */
 void http_finish(struct http_front *h, struct evhttp_request *req,
                  const struct cmd_res *res, int ok_code);
+/* Keep reading req's connection while its answer is held (http_reply.c
+ * says why): called after a request ran and did not send at once; does
+ * nothing if it did.  http_hold_end() undoes it right before the answer is
+ * sent or the request runs again. */
+void http_hold_begin(struct http_front *h, struct evhttp_request *req);
+void http_hold_end(struct http_front *h, struct evhttp_request *req);
 
 /* ---- Browser rules (http_guard.c) ----------------------------------------
  *
