@@ -165,8 +165,31 @@ static void http_problem_body(struct evhttp_request *req, int code,
     http_json_body(req, o, HTTP_PROBLEM);
 }
 
+/* A HEAD answer carries GET's headers and no body (RFC 9110, section
+ * 9.3.2), but evhttp writes whatever body the answer holds, and leaves out
+ * Content-Length: the body bytes then read as the start of the next answer
+ * on a keep-alive connection.  Drop the body; say its length, as GET's
+ * answer would. */
+static void http_head_strip(struct evhttp_request *req, int code)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    size_t n = evbuffer_get_length(out);
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+    if (!n)
+        return;
+    evbuffer_drain(out, n);
+    if (code != 204 && code != 304 && code >= 200 &&
+        !evhttp_find_header(hd, "Content-Length")) {
+        char len[24];
+        u64_to_dec(n, len);
+        evhttp_add_header(hd, "Content-Length", len);
+    }
+}
+
 void http_send(struct evhttp_request *req, int code)
 {
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+        http_head_strip(req, code);
     evhttp_send_reply(req, code, http_reason(code), NULL);
 }
 
