@@ -173,6 +173,7 @@ void pg_fail_list(struct pg_store *st, struct pg_opq *q, int rc,
 
 static void enqueue(struct pg_store *st, struct pg_op *op)
 {
+    op->queued_us = pg_mono_us();
     TAILQ_INSERT_TAIL(&st->queue, op, link);
     if (!st->flush_armed) {
         st->flush_armed = 1;
@@ -237,6 +238,8 @@ static void drop_conn(struct pg_store *st)
     evtimer_del(st->ev_hold);
     st->hold_over = 0;
     st->expect = 0;
+    st->hold_since_us = 0;
+    st->answered_us = 0;
 }
 
 static void schedule_reconnect(struct pg_store *st)
@@ -700,6 +703,14 @@ static size_t pg_info(const struct store *s, struct store_info_kv *kv,
        (unsigned long long)st->n_xact_commits);
     KV("store_pg_batch_conflicts", "%llu",
        (unsigned long long)st->n_xact_conflicts);
+    /* The cycle of a transaction, summed (pg_int.h struct pg_cycle): divide
+     * by store_pg_transactions for the time of each step per commit. */
+    KV("store_pg_time_gather_us", "%lld", (long long)st->cyc.gather);
+    KV("store_pg_time_hold_us", "%lld", (long long)st->cyc.hold);
+    KV("store_pg_time_commit_us", "%lld", (long long)st->cyc.commit);
+    KV("store_pg_time_answer_us", "%lld", (long long)st->cyc.answer);
+    KV("store_pg_time_turnaround_us", "%lld", (long long)st->cyc.turnaround);
+    KV("store_pg_round_trips", "%llu", (unsigned long long)st->cyc.round_trips);
 #undef KV
     return n;
 }

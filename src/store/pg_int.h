@@ -62,6 +62,7 @@ struct pg_op {
                                  and checked by pg_xact_apply; with
                                  req.once its id recorded with answer */
     int once_read;            /* once_answer: read req.once's record */
+    int64_t queued_us;        /* when it joined the queue (pg_mono_us) */
     const void *answer;       /* the commit's answer (the xact's copy) */
     size_t alen;
 };
@@ -278,6 +279,20 @@ struct pg_store {
     int closing;
     uint64_t n_batches, n_ops, n_retries, n_unknown, n_purged;
     uint64_t n_xact_commits, n_xact_conflicts; /* store batches (pg_xact.c) */
+    /* Where a transaction's cycle goes (pg_txn.c), summed over the batches
+     * answered since start, in us; INFO store_pg_time_*. */
+    struct pg_cycle {
+        int64_t gather;       /* its first op queued -> sent (hold included) */
+        int64_t hold;         /* hold_back() kept it waiting */
+        int64_t commit;       /* sent -> its Sync's result read */
+        int64_t answer;       /* running its callers' completions */
+        int64_t turnaround;   /* the last batch answered -> this one's first
+                                 op queued (replies out, clients' next
+                                 requests in), 0 if it was queued before */
+        uint64_t round_trips; /* waits for the server: 1, 2 with slow ops */
+    } cyc;
+    int64_t hold_since_us;    /* hold_back() began to wait, 0: it does not */
+    int64_t answered_us;      /* the last batch's callers were answered */
 };
 
 /* pg.c: the connection and the operations' lives */

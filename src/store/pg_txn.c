@@ -324,6 +324,7 @@ static void send_batch(struct pg_store *st)
         send_keys(st, b, PG_S_READ, sel_read);
         send_ids(st, b);
     }
+    st->cyc.round_trips += 1 + (st->cur_phase1 > 0);
     if (st->cur_phase1)
         PQsendFlushRequest(st->conn);
     else if (b->has_slow) /* slow operations of no key (DEL of none) */
@@ -354,6 +355,8 @@ static int hold_back(struct pg_store *st)
     TAILQ_FOREACH(op, &st->queue, link)
         if (++n >= st->expect)
             return 0;
+    if (!st->hold_since_us)
+        st->hold_since_us = pg_mono_us();
     if (!evtimer_pending(st->ev_hold, NULL)) {
         int64_t us = st->commit_us / 2;
         if (us > PG_HOLD_MAX_US)
@@ -377,9 +380,21 @@ static void kick(struct pg_store *st)
         return;
     evtimer_del(st->ev_hold);
     st->hold_over = 0;
+    /* The cycle's steps do not overlap: ops queued while the last batch
+     * was in flight start gathering when it was answered. */
+    int64_t now = pg_mono_us(), first = TAILQ_FIRST(&st->queue)->queued_us;
+    if (st->answered_us && first > st->answered_us)
+        st->cyc.turnaround += first - st->answered_us;
+    else if (st->answered_us)
+        first = st->answered_us;
+    st->cyc.gather += now - first;
+    if (st->hold_since_us)
+        st->cyc.hold += now - st->hold_since_us;
+    st->hold_since_us = 0;
+    st->answered_us = 0;
     st->cur = pg_batch_build(&st->queue);
     st->n_ops += st->cur->nops;
-    st->sent_us = pg_mono_us();
+    st->sent_us = now;
     send_batch(st);
 }
 
@@ -679,7 +694,9 @@ void pg_on_sync(struct pg_store *st)
     if (b->has_hot)
         pg_batch_answer_hot(b, &st->queue);
     st->cur = NULL;
-    st->commit_us = pg_mono_us() - st->sent_us;
+    int64_t t0 = pg_mono_us();
+    st->commit_us = t0 - st->sent_us;
+    st->cyc.commit += st->commit_us;
     st->expect = 0;
     struct pg_op *op;
     while ((op = TAILQ_FIRST(&b->ops))) {
@@ -689,6 +706,8 @@ void pg_on_sync(struct pg_store *st)
             op->res.now_ms = b->now_ms ? b->now_ms : pg_wall_ms() + st->clock_off_ms;
         pg_op_finish(st, op);
     }
+    st->answered_us = pg_mono_us();
+    st->cyc.answer += st->answered_us - t0;
     pg_batch_free(b);
     kick(st);
     if (!st->cur)
