@@ -38,12 +38,6 @@ KNOWN.update({
         DESIGN_CROSSSLOT,
     "test_resp_commands.py::test_mset_mget":
         DESIGN_CROSSSLOT,
-    "test_resp_commands.py::test_exists_del_getdel_getset":
-        DESIGN_CROSSSLOT,
-    "test_resp_commands.py::test_dbsize_and_keys":
-        DESIGN_CROSSSLOT,
-    "test_resp_commands.py::test_keys_match_a_prefix":
-        DESIGN_CROSSSLOT,
     "test_resp_keys.py::test_replies_match_redis[copy]":
         DESIGN_CROSSSLOT,
     "test_resp_keys.py::test_replies_match_redis[rename_in_multi]":
@@ -53,8 +47,6 @@ KNOWN.update({
     "test_resp_keys.py::test_replies_match_redis[renamenx]":
         DESIGN_CROSSSLOT,
     "test_resp_keys.py::test_replies_match_redis[unlink_touch]":
-        DESIGN_CROSSSLOT,
-    "test_resp_keys.py::test_flush_with_allow_flush_empties_and_breaks_watch":
         DESIGN_CROSSSLOT,
     "test_resp_keys.py::test_rename_survives_a_crash_whole":
         DESIGN_CROSSSLOT,
