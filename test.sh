@@ -83,7 +83,7 @@ echo "== black-box tests on --store redis+cluster://"
 # install, systemd, config files, --version: 1.5 min of chromium, openssl
 # and cmake, and they ran in the three passes before), to keep the pass
 # near its 6 min budget: on the shared 2-core machine the whole suite took
-# 7.8 min (load average 12-14), this 6.7 min (load 16-19).
+# 7.8 min (load average 12-14), this 4.9 min (load 9-11) to 6.7 (16-19).
 TALLYD=$PWD/build/tallyd TALLY_CLI=$PWD/build/tally TALLY_TEST_STORE=redis-cluster \
   /usr/bin/python3 -m pytest -q -p no:cacheprovider \
   --ignore-glob='tests/e2e/test_pg_*' --ignore-glob='tests/e2e/test_redis_*' \
