@@ -636,7 +636,10 @@ static void kv_add(struct store_info_kv *kv, size_t max, size_t *n,
 }
 
 /* INFO: the cluster's own facts, then each master's merged: counts
- * added up, the rest shown when the masters agree, else "mixed". */
+ * added up, the rest shown when the masters agree, else "mixed".  A fact
+ * the cluster keeps itself (the batch counts: batches run on the cluster's
+ * own xenv, never a master's) is the cluster's alone; a master's of the
+ * same name would name it twice, and /metrics would carry the family twice. */
 static size_t c_info(const struct store *st, struct store_info_kv *kv,
                      size_t max)
 {
@@ -673,8 +676,10 @@ static size_t c_info(const struct store *st, struct store_info_kv *kv,
         for (size_t i = 0; i < got; i++) {
             size_t j;
             int sum = 0;
-            if (!strcmp(mine[i].name, "store"))
-                continue;
+            for (j = 0; j < base && strcmp(kv[j].name, mine[i].name); j++)
+                ;
+            if (j < base)
+                continue; /* "store" and the cluster's own facts */
             for (size_t s = 0; s < sizeof summed / sizeof *summed; s++)
                 sum |= !strcmp(mine[i].name, summed[s]);
             for (j = base; j < n && strcmp(kv[j].name, mine[i].name); j++)
