@@ -23,11 +23,6 @@ DESIGN_CROSSSLOT = ("DESIGN: an MSET, a MULTI/EXEC, a script, RENAME/COPY or "
                     "nothing applied): each counter is its own hash tag, so "
                     "two counters are in two slots, and a batch commits on "
                     "one master (docs/redis-store.md, Store batches)")
-GAP_BATCH_ONCE = ("GAP: /v1/batch with an Idempotency-Key is refused on a "
-                  "cluster (501, 'not supported by the redis-cluster "
-                  "store'): the batch's record P batch:ID is in no slot of "
-                  "its counters (docs/redis-store.md, Missing); the store "
-                  "check comes first, so a bad key is a 501 too, not a 400")
 GAP_CLUSTER_EXPIRED = ("GAP: tally hears nothing of the counters a "
                        "cluster's masters expire: no 'expired' events and "
                        "no expired counts (redis_known.py's GAP_EXPIRED and "
@@ -96,25 +91,19 @@ KNOWN.update({
     "test_resp_script.py::test_readonly_script_replies_match_redis[call_replies]":
         DESIGN_CROSSSLOT,
     "test_http_batch_once.py::test_batch_retry_is_the_first_answer_and_applies_nothing":
-        GAP_BATCH_ONCE,
+        DESIGN_CROSSSLOT,
     "test_http_batch_once.py::test_batch_retry_after_sigkill_is_the_first_answer":
-        GAP_BATCH_ONCE,
+        DESIGN_CROSSSLOT,
     "test_http_batch_once.py::test_concurrent_batch_retries_apply_once":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_same_operations_spelt_differently_are_one_batch":
-        GAP_BATCH_ONCE,
+        DESIGN_CROSSSLOT,
     "test_http_batch_once.py::test_failed_batch_records_nothing":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_batch_answer_too_big_to_keep_is_413":
-        GAP_BATCH_ONCE,
-    "test_http_batch_once.py::test_bad_batch_key_is_400":
-        GAP_BATCH_ONCE,
+        DESIGN_CROSSSLOT,
     "test_http_batch_once.py::test_keyed_batches_under_random_sigkills_apply_exactly_once":
-        GAP_BATCH_ONCE,
+        DESIGN_CROSSSLOT,
     "test_http_batch_once.py::test_same_keyed_batch_on_two_instances_applies_once":
-        GAP_BATCH_ONCE,
-    # Listed in redis_known.py for another reason: here the batch is refused
-    # before its record is ever looked at.
+        DESIGN_CROSSSLOT,
+    # Listed in redis_known.py for another reason: here the batch (two
+    # counters) is refused before its record is ever looked at.
     "test_http_batch_once.py::test_batch_key_with_another_batch_is_422":
-        GAP_BATCH_ONCE,
+        DESIGN_CROSSSLOT,
 })
