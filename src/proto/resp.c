@@ -201,6 +201,8 @@ static void cmd_get(struct resp_conn *c)
 
     single_key(c, &req, resp_arg_is(c, 0, "get") ? CMD_GET : CMD_GETDEL);
     take_once(c, &req);
+    if (req.op == CMD_GET)
+        req.flags = CMD_F_NOEXPIRY; /* a remote store need not read it */
     if (run(c, &req, &res) >= CMD_ERR_NOTINT)
         return;
     if (res.found)
@@ -231,6 +233,8 @@ static void cmd_incr(struct resp_conn *c)
         return;
     }
     req.num = decr ? -by : by;
+    if (!req.once)
+        req.flags = CMD_F_NOEXPIRY; /* a remote store need not read it */
     if (run(c, &req, &res) < CMD_ERR_NOTINT)
         resp_int(&c->out, res.value);
 }
