@@ -7,12 +7,15 @@ ten times the CPU of the command, which was most of the hop's cost
 the script's: an expiry kept, overflow, a value that is no counter.  Each
 test runs on a redis-server of its own (test_redis_store.py's).
 """
+import socket
+import time
 from datetime import datetime
 
 import pytest
 import redis
 import requests
 
+from test_cpu import cpu_seconds
 from test_redis_store import AOF_ALWAYS, over, redis_factory  # noqa: F401
 
 pytestmark = pytest.mark.own_server
@@ -121,3 +124,35 @@ def test_a_native_incr_refuses_what_the_script_refused(tallyd_factory,
     assert direct.get("tally:{frac}") == "1.5"
     # (after which the keys tally owns still count exactly)
     assert r.incr("fresh") == 1
+
+
+def test_a_pipeline_waiting_for_a_paused_redis_burns_no_cpu(tallyd_factory,
+                                                            redis_factory):
+    # Given a tallyd whose Redis stops answering for a while (CLIENT PAUSE),
+    # and a client that pipelines: while its first INCR waits for the
+    # store, its second is already in tallyd's socket.  A connection that
+    # waits keeps its read event (src/server/conn.c, update_reading, to
+    # save two epoll_ctl calls per request), so bytes that arrive meanwhile
+    # must stop the reading, or the loop runs every pass until the answer.
+    rs = redis_factory(*AOF_ALWAYS)
+    t = over(tallyd_factory, rs)
+    r = t.redis()
+    assert r.incr("p") == 1
+    rs.client().execute_command("CLIENT", "PAUSE", 1500, "ALL")
+    with socket.create_connection(("127.0.0.1", t.port), timeout=10) as c:
+        c0, t0 = cpu_seconds(t.pid), time.monotonic()
+        c.sendall(b"INCR p\r\n")
+        time.sleep(0.2)  # read, and waiting for Redis, when the rest comes
+        c.sendall(b"INCR p\r\nGET p\r\n")
+        got = b""
+        while got.count(b"\r\n") < 4:
+            chunk = c.recv(100)
+            assert chunk, got
+            got += chunk
+        c1, t1 = cpu_seconds(t.pid), time.monotonic()
+    # Then the answers came in order once Redis was back
+    assert got == b":2\r\n:3\r\n$1\r\n3\r\n"
+    assert t1 - t0 >= 1.0
+    # and tallyd slept meanwhile
+    share = (c1 - c0) / (t1 - t0)
+    assert share < 0.1, f"tallyd used {share:.0%} of a core waiting"
