@@ -350,6 +350,9 @@ struct cmd_ctx {
     struct cmd_watch_table *watch; /* watched keys (multi.c), NULL when
                                       none is watched */
     unsigned batch_depth;     /* open cmd_batch_begin calls */
+    int readahead;            /* running MULTI's queue: a run abandoned
+                                 for the store still lets it read the
+                                 keys of the commands after (replay.c) */
     uint64_t writes;          /* requests that changed something (a
                                  script's time limit asks "has it
                                  written?") */
@@ -456,6 +459,13 @@ void cmd_fini(struct cmd_ctx *ctx);
  * front end encodes the reply as usual.  Statistics, events and WATCH see
  * only final results.  On the engine nothing is logged and CMD_PENDING
  * never happens.
+ *
+ * Read-ahead: inside EXEC, once a queued command's call pends, the run is
+ * abandoned but the commands after it are still run, and their store calls
+ * (never submitted) hand their keys to the store's batch_prefetch.  So an
+ * EXEC over n counters the batch has not read costs two round trips, not
+ * n.  Only MULTI's queue does it: its keys are fixed, while a script's
+ * later keys may depend on the answer it waits for.
  *
  * DEBT: a connection has one store operation in flight at a time, so a
  * pipeline on a remote store waits a round trip per request; deferred

@@ -335,8 +335,14 @@ int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
         return 0;
     }
     r = replay_of(ctx, s);
-    if (r->waiting)
-        return 1; /* this run is abandoned: submit nothing more */
+    if (r->waiting) {
+        /* This run is abandoned: submit nothing more, but let the batch
+         * read what MULTI's later commands name (cmd.h "Read-ahead"). */
+        if (ctx->readahead && ctx->batch_depth && r->batch &&
+            ctx->store->ops->batch_prefetch)
+            ctx->store->ops->batch_prefetch(ctx->store, r->batch, req);
+        return 1;
+    }
     fp = req_fp(req);
     if (r->next < r->n) {
         struct logged *l = &r->log[r->next++];
