@@ -135,6 +135,10 @@ void resp_reply_status(struct resp_conn *c, const struct cmd_res *res)
         resp_error(o, "ERR %s", res->detail[0] ? res->detail
                                               : "not supported by this store");
         break;
+    case CMD_PENDING:
+        break; /* no answer yet: conn.c drops this run's output anyway, and
+                  formatting an error for it cost every request on a
+                  remote store 700 instructions */
     default: err_syntax(c); break;
     }
 }

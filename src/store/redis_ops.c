@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * redis_ops.c - one store_req as one Redis command, and its reply as a
- * store_res.  The bytes are hiredis's: redisFormatCommandArgv writes the
- * command, redisReader (in redis.c) parses the reply.
+ * store_res.  redis_format writes the command's bytes as hiredis's
+ * redisFormatCommandArgv does, redisReader (in redis.c) parses the reply.
  *
  * Key layout (docs/redis-store.md):
  *   counter         PREFIX "{" ESC(key) "}"          a decimal string,
@@ -136,14 +136,34 @@ static void arg_pattern(struct args *a, const struct redis_keys *kp,
     free(e.lens);
 }
 
+/* The bytes redisFormatCommandArgv writes ("*N\r\n", then "$LEN\r\n"
+ * ARG "\r\n" each), in one allocation: hiredis's sprintf of every header
+ * was a fifth of tallyd's instructions per INCR on this store. */
 size_t redis_format(char **out, int argc, const char **argv,
                     const size_t *lens)
 {
-    int n = redisFormatCommandArgv(out, argc, argv, lens);
+    size_t total = 1 + 20 + 2, n;
+    char *p;
 
-    if (n < 0)
-        abort(); /* only out of memory */
-    return (size_t)n;
+    for (int i = 0; i < argc; i++)
+        total += 1 + 20 + 2 + lens[i] + 2;
+    p = *out = xmalloc(total);
+    *p++ = '*';
+    p += u64_to_dec((uint64_t)argc, p);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        *p++ = '$';
+        p += u64_to_dec(lens[i], p);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, argv[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    n = (size_t)(p - *out);
+    return n;
 }
 
 static void args_format(struct args *a, struct redis_op *op)

@@ -162,6 +162,27 @@ static void a_value_only_get_is_redis_own_get(void **state)
     redis_op_free(op);
 }
 
+/* redis_format writes what hiredis's formatter writes, byte for byte:
+ * no argument, empty ones, binary ones, lengths of every digit count. */
+static void commands_are_written_as_hiredis_writes_them(void **state)
+{
+    static char big[123456];
+    const char *argv[] = {"EVALSHA", "", "a\r\n\0b", big, "x"};
+    size_t lens[] = {7, 0, 5, sizeof big, 1};
+
+    (void)state;
+    memset(big, 'k', sizeof big);
+    for (int argc = 0; argc <= 5; argc++) {
+        char *ours = NULL, *theirs = NULL;
+        size_t n = redis_format(&ours, argc, argv, lens);
+        int m = redisFormatCommandArgv(&theirs, argc, argv, lens);
+        assert_int_equal(n, (size_t)m);
+        assert_memory_equal(ours, theirs, n);
+        free(ours);
+        free(theirs);
+    }
+}
+
 /* ---- replies ---------------------------------------------------------- */
 
 static redisReply *str(const char *s)
@@ -458,6 +479,7 @@ int main(void)
         cmocka_unit_test(the_empty_key_has_a_tag_of_its_own),
         cmocka_unit_test(scan_escapes_glob_characters_of_the_prefix),
         cmocka_unit_test(long_keys_and_ids_are_refused_before_anything_is_sent),
+        cmocka_unit_test(commands_are_written_as_hiredis_writes_them),
         cmocka_unit_test(a_value_only_plain_incrby_is_redis_own_incrby),
         cmocka_unit_test(an_incrby_with_more_than_a_delta_stays_a_script),
         cmocka_unit_test(a_value_only_get_is_redis_own_get),
