@@ -318,9 +318,11 @@ struct store_ops {
      * ahead of the exec of req that will follow, so that one round trip
      * reads the keys of many operations.  Nothing else: no result, no
      * change, no error (a failed read fails the exec that needs it, as
-     * it would have anyway).  Called only with keys the caller will name
-     * again in this batch (MULTI's queue), so reading them is never
-     * wasted work or a needless conflict at commit. */
+     * it would have anyway).  Called only while an exec of b pends, and
+     * the store answers that exec once every read of b is in, these too:
+     * so b never commits with a read in flight.  The keys are ones the
+     * caller expects to name in b (MULTI's queue, a script's KEYS); one it
+     * then does not name is still checked at commit on Redis. */
     void (*batch_prefetch)(struct store *st, struct store_batch *b,
                            const struct store_req *req);
     /* Durability: the highest ticket durable now; a remote store returns
