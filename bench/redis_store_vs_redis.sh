@@ -18,6 +18,12 @@
 # --store redis+cluster:// against redis-benchmark --cluster on the same
 # servers.
 #
+# CPU: each run reads utime+stime (all threads, /proc, as lib.sh's
+# bench_cpu_run) of tallyd and of the redis-server(s) around it, and
+# prints the medians in microseconds per request: "t cpu" tallyd's and
+# "r cpu" Redis's in the tally column, Redis's alone in the direct one.
+# A clock tick is 10 ms, so a run wants a second of CPU for two digits.
+#
 # Usage: bench/redis_store_vs_redis.sh [-n REQUESTS] [-1 REQUESTS_AT_C1]
 #                                      [-r REPEATS] [-p POLICY] [-C]
 # Env: TALLYD (default <repo>/build/tallyd), REDIS_SERVER, REDIS_BENCHMARK.
@@ -60,9 +66,11 @@ redis_start() {
     --appendonly yes --appendfsync "$policy" --save '' --daemonize no \
     --logfile "$dir/redis.log" "$@" &
   bench_started $!
+  redis_pids+=($!)
   bench_wait_for "$dir/redis.log" $! sh -c "redis-cli -p $port PING | grep -q PONG"
 }
 rc=""  # redis-benchmark's extra flag for the direct column
+redis_pids=()  # every redis-server, for the CPU columns
 if ((cluster)); then
   # A cluster node's bus listens on port + 10000: keep both free and valid.
   ports=()
@@ -101,39 +109,57 @@ bench() {
 }
 
 echo "tallyd --store ${store%%:*}:// vs redis-server $("$redis_server" --version | awk '{print $3}' | sed 's/^v=//') directly (appendfsync $policy)"
-echo "redis-benchmark -r 100000 (INCRBY.ONCE rows: -r 10^9); -n $n (-n $n_c1 at -c 1); median of $repeats runs; latency in ms"
-printf '%-22s | %11s %7s %7s | %11s %7s %7s | %11s\n' config "tally rps" p50 p99 "redis rps" p50 p99 "tally/redis"
-printf '%.0s-' {1..97}
+echo "redis-benchmark -r 100000 (INCRBY.ONCE rows: -r 10^9); -n $n (-n $n_c1 at -c 1); median of $repeats runs; latency in ms; cpu: us per request"
+printf '%-18s | %9s %6s %6s %6s %6s | %9s %6s %6s %6s | %7s\n' config "tally rps" p50 p99 "t cpu" "r cpu" "redis rps" p50 p99 "r cpu" "t/r rps"
+printf '%.0s-' {1..101}
 echo
 # The idempotent increment on Redis directly, as a team without tally would
 # write it; KEYS: counter, id record; ARGV: delta, the record's PX.
 direct_once_sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "local v = redis.call('GET', KEYS[2]) if v then return tonumber(v) end v = redis.call('INCRBY', KEYS[1], ARGV[1]) redis.call('SET', KEYS[2], v, 'PX', ARGV[2]) return v")
 last_tally_rps=0 # the tally rps of the last row, for the ratio below
+# redis_ticks: the CPU of every redis-server so far, in clock ticks.
+redis_ticks() {
+  local pid sum=0
+  for pid in "${redis_pids[@]}"; do sum=$((sum + $(bench_cpu_ticks "$pid"))); done
+  echo "$sum"
+}
+# measured PORT COUNT ARGS...: "rps p50 p99 tallyd_us redis_us" of one
+# redis-benchmark run against PORT, with the CPU per request of tallyd and
+# of Redis over it.
+measured() {
+  local port=$1 count=$2 t0 r0 t1 r1 a b c
+  shift 2
+  t0=$(bench_cpu_ticks "$tally_pid") r0=$(redis_ticks)
+  read -r a b c < <(bench "$port" -n "$count" "$@") || return 1
+  t1=$(bench_cpu_ticks "$tally_pid") r1=$(redis_ticks)
+  echo "$a $b $c $(bench_cpu_per_req $((t1 - t0)) "$count") $(bench_cpu_per_req $((r1 - r0)) "$count")"
+}
 row() { # label count tally-args -- redis-args (redis-args empty: no redis column)
-  local label=$1 count=$2 targs=$3 rargs=$4 i a b c
-  local t_rps=() t_p50=() t_p99=() r_rps=() r_p50=() r_p99=()
+  local label=$1 count=$2 targs=$3 rargs=$4 i line
+  local t=() r=()
   for ((i = 0; i < repeats; i++)); do
     # shellcheck disable=SC2086 # the args are lists of flags on purpose
-    read -r a b c < <(bench "$tally_port" -n "$count" $targs) || { echo "redis_store_vs_redis: redis-benchmark failed against tallyd ($label)" >&2; exit 1; }
-    t_rps+=("$a") t_p50+=("$b") t_p99+=("$c")
+    line=$(measured "$tally_port" "$count" $targs) || { echo "redis_store_vs_redis: redis-benchmark failed against tallyd ($label)" >&2; exit 1; }
+    t+=("$line")
     if [[ -n $rargs ]]; then
       # shellcheck disable=SC2086
-      read -r a b c < <(bench "$redis_port" -n "$count" $rargs) || { echo "redis_store_vs_redis: redis-benchmark failed against redis ($label)" >&2; exit 1; }
-      r_rps+=("$a") r_p50+=("$b") r_p99+=("$c")
+      line=$(measured "$redis_port" "$count" $rargs) || { echo "redis_store_vs_redis: redis-benchmark failed against redis ($label)" >&2; exit 1; }
+      r+=("$line")
     fi
   done
   local tr rr
-  tr=$(bench_median "${t_rps[@]}")
+  tr=$(bench_median_col 1 "${t[@]}")
   last_tally_rps=$tr
+  printf '%-18s | %9.0f %6.3f %6.3f %6.1f %6.1f | ' "$label" "$tr" \
+    "$(bench_median_col 2 "${t[@]}")" "$(bench_median_col 3 "${t[@]}")" \
+    "$(bench_median_col 4 "${t[@]}")" "$(bench_median_col 5 "${t[@]}")"
   if [[ -n $rargs ]]; then
-    rr=$(bench_median "${r_rps[@]}")
-    printf '%-22s | %11.0f %7.3f %7.3f | %11.0f %7.3f %7.3f | %10.2fx\n' "$label" \
-      "$tr" "$(bench_median "${t_p50[@]}")" "$(bench_median "${t_p99[@]}")" \
-      "$rr" "$(bench_median "${r_p50[@]}")" "$(bench_median "${r_p99[@]}")" \
-      "$(bench_ratio "$tr" "$rr")"
+    rr=$(bench_median_col 1 "${r[@]}")
+    printf '%9.0f %6.3f %6.3f %6.1f | %6.2fx\n' "$rr" \
+      "$(bench_median_col 2 "${r[@]}")" "$(bench_median_col 3 "${r[@]}")" \
+      "$(bench_median_col 5 "${r[@]}")" "$(bench_ratio "$tr" "$rr")"
   else
-    printf '%-22s | %11.0f %7.3f %7.3f | %11s %7s %7s | %11s\n' "$label" \
-      "$tr" "$(bench_median "${t_p50[@]}")" "$(bench_median "${t_p99[@]}")" - - - -
+    printf '%9s %6s %6s %6s | %7s\n' - - - - -
   fi
 }
 # On a cluster the direct idempotent row has no equivalent: its two keys

@@ -256,6 +256,7 @@ static enum cmd_status do_get(struct cmd_ctx *ctx, const struct cmd_req *req,
     store_res_init(&r);
     if (req->op == CMD_GETDEL && (req->flags & CMD_F_IFEQ))
         sr.flags = STORE_F_IFEQ;
+    sr.value_only = (req->flags & CMD_F_NOEXPIRY) != 0;
     if (call(ctx, &sr, &r, res))
         return CMD_PENDING;
     res->found = r.rc == STORE_OK || r.rc == STORE_NOTSET;
@@ -336,6 +337,7 @@ static enum cmd_status do_incr(struct cmd_ctx *ctx, const struct cmd_req *req,
     store_res_init(&r);
     sr.flags = (req->flags & CMD_F_MUSTEXIST ? STORE_F_MUSTEXIST : 0) |
                (req->flags & CMD_F_FLOOR0 ? STORE_F_FLOOR0 : 0);
+    sr.value_only = (req->flags & CMD_F_NOEXPIRY) != 0;
     if (call(ctx, &sr, &r, res))
         return CMD_PENDING;
     res->value = r.value;
@@ -704,7 +706,7 @@ static enum cmd_status run(struct cmd_ctx *ctx, struct cmd_session *s,
         return do_get(ctx, req, res);
     case CMD_INCRBY:
         /* Tested here, so the plain path pays for none of do_incr's. */
-        if (!req->flags && ctx->store->ops->incr)
+        if (!(req->flags & ~(unsigned)CMD_F_NOEXPIRY) && ctx->store->ops->incr)
             return incr_plain(ctx, req, res);
         return do_incr(ctx, req, res);
     case CMD_SET:

@@ -124,6 +124,9 @@ enum cmd_op {
 #define CMD_F_MUSTEXIST 0x1000 /* INCRBY: NOTFOUND instead of creating */
 #define CMD_F_FLOOR0 0x2000   /* INCRBY: a result below 0 becomes 0, a
                                  counter already below 0 stays (decr) */
+#define CMD_F_NOEXPIRY 0x4000 /* GET, plain INCRBY: the front end shows no
+                                 expiry (res->expire_at may be 0), so a
+                                 remote store may skip reading it (RESP) */
 
 enum cmd_status {
     CMD_OK = 0,

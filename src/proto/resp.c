@@ -135,6 +135,10 @@ void resp_reply_status(struct resp_conn *c, const struct cmd_res *res)
         resp_error(o, "ERR %s", res->detail[0] ? res->detail
                                               : "not supported by this store");
         break;
+    case CMD_PENDING:
+        break; /* no answer yet: conn.c drops this run's output anyway, and
+                  formatting an error for it cost every request on a
+                  remote store 700 instructions */
     default: err_syntax(c); break;
     }
 }
@@ -201,6 +205,8 @@ static void cmd_get(struct resp_conn *c)
 
     single_key(c, &req, resp_arg_is(c, 0, "get") ? CMD_GET : CMD_GETDEL);
     take_once(c, &req);
+    if (req.op == CMD_GET)
+        req.flags = CMD_F_NOEXPIRY; /* a remote store need not read it */
     if (run(c, &req, &res) >= CMD_ERR_NOTINT)
         return;
     if (res.found)
@@ -231,6 +237,8 @@ static void cmd_incr(struct resp_conn *c)
         return;
     }
     req.num = decr ? -by : by;
+    if (!req.once)
+        req.flags = CMD_F_NOEXPIRY; /* a remote store need not read it */
     if (run(c, &req, &res) < CMD_ERR_NOTINT)
         resp_int(&c->out, res.value);
 }

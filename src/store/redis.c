@@ -10,8 +10,8 @@
  * (that came with 1.0's SSL context) and owns its socket and event
  * handling.  So the transport is libevent's bufferevent (the loop tallyd
  * already runs; bufferevent_openssl carries rediss://, redis_tls.c)
- * and only hiredis's two well-kept pure parts are used: the command
- * formatter (redisFormatCommandArgv) and the reply reader (redisReader).
+ * and only hiredis's well-kept pure reply reader (redisReader) is used;
+ * commands are written as its formatter writes them (redis_format).
  *
  * Pipelining.  store_exec() formats the command and queues it; a flush
  * event on the next loop pass writes everything queued in one write, and

@@ -54,6 +54,8 @@ struct redis_op {
     enum redis_kind kind;
     enum store_opk op;
     int script;               /* REDIS_S_*, or REDIS_S_NONE */
+    int native;               /* GET or INCRBY as Redis's own command,
+                                 not a script (store_req.value_only) */
     int writes;               /* may change something: a lost reply is
                                  STORE_EUNKNOWN */
     int held;                 /* answered, waiting for its batch's WAIT */

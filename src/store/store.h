@@ -122,6 +122,12 @@ struct store_req {
     const char *prefix;        /* SCAN: only keys starting so */
     size_t plen;
     size_t count;              /* SCAN: about how many */
+    /* GET, INCRBY without an id: 1 if the caller reads only rc, found and
+     * value, never expire_at or now_ms (RESP's GET and INCR show no
+     * expiry), so a remote store may skip reading the expiry.  Redis then
+     * runs its native GET or INCRBY rather than a script
+     * (docs/redis-store.md, Atomicity); other stores ignore it. */
+    int value_only;
     /* Exactly once (INCRBY, SET without conditions, GETDEL, DEL of one
      * key): the first request with id is applied; a repeat with the same
      * fingerprint gets the first one's result with res->replayed = 1; one

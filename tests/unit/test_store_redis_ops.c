@@ -5,7 +5,9 @@
  * empty whatever the key holds, SCAN's pattern with glob characters
  * escaped, and replies read exactly (int64 bounds, values Redis could hold
  * that are no counter, SCAN's keys unescaped), and a whole batch's id
- * record (Pbatch:ID) read and written with its answer's exact bytes.
+ * record (Pbatch:ID) read and written with its answer's exact bytes; a
+ * GET or plain INCRBY whose caller reads only the value as Redis's own
+ * command, its errors mapped as the script's are.
  */
 #define _GNU_SOURCE 1 /* memmem */
 #include <stdarg.h>
@@ -94,6 +96,93 @@ static void long_keys_and_ids_are_refused_before_anything_is_sent(void **s)
     assert_null(op.cmd);
 }
 
+static void a_value_only_plain_incrby_is_redis_own_incrby(void **state)
+{
+    struct store_req req = {.op = STORE_INCRBY, .key = "k{", .klen = 2,
+                            .num = -7, .value_only = 1};
+    static const char want[] = "*3\r\n$6\r\nINCRBY\r\n$12\r\n"
+                               "tally:{k%7B}\r\n$2\r\n-7\r\n";
+    struct redis_op *op;
+
+    (void)state;
+    op = format(&req);
+    assert_true(op->native);
+    assert_true(op->writes);
+    assert_int_equal(op->script, REDIS_S_NONE);
+    assert_int_equal(op->cmdlen, sizeof want - 1);
+    assert_memory_equal(op->cmd, want, sizeof want - 1);
+    redis_op_free(op);
+}
+
+/* Whatever the script does beyond INCRBY stays a script: an id, a TTL, the
+ * memcached floor and MUSTEXIST, or a caller that shows the expiry. */
+static void an_incrby_with_more_than_a_delta_stays_a_script(void **state)
+{
+    struct store_req reqs[] = {
+        {.op = STORE_INCRBY, .key = "k", .klen = 1, .num = 1},
+        {.op = STORE_INCRBY, .key = "k", .klen = 1, .num = 1,
+         .value_only = 1, .once = "i", .oncelen = 1},
+        {.op = STORE_INCRBY, .key = "k", .klen = 1, .num = 1,
+         .value_only = 1, .xmode = STORE_X_REL_IFNEW, .expire = 1000},
+        {.op = STORE_INCRBY, .key = "k", .klen = 1, .num = 1,
+         .value_only = 1, .flags = STORE_F_FLOOR0},
+        {.op = STORE_INCRBY, .key = "k", .klen = 1, .num = 1,
+         .value_only = 1, .flags = STORE_F_MUSTEXIST},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
+        struct redis_op *op = format(&reqs[i]);
+        assert_false(op->native);
+        assert_int_equal(op->script, REDIS_S_INCR);
+        assert_true(has(op, "EVALSHA"));
+        redis_op_free(op);
+    }
+}
+
+static void a_value_only_get_is_redis_own_get(void **state)
+{
+    struct store_req req = {.op = STORE_GET, .key = "g", .klen = 1,
+                            .value_only = 1};
+    static const char want[] = "*2\r\n$3\r\nGET\r\n$9\r\n"
+                               "tally:{g}\r\n";
+    struct redis_op *op;
+
+    (void)state;
+    op = format(&req);
+    assert_true(op->native);
+    assert_false(op->writes);
+    assert_int_equal(op->cmdlen, sizeof want - 1);
+    assert_memory_equal(op->cmd, want, sizeof want - 1);
+    redis_op_free(op);
+    req.value_only = 0; /* TTL, HTTP: the expiry too, in one script */
+    op = format(&req);
+    assert_false(op->native);
+    assert_int_equal(op->script, REDIS_S_GET);
+    redis_op_free(op);
+}
+
+/* redis_format writes what hiredis's formatter writes, byte for byte:
+ * no argument, empty ones, binary ones, lengths of every digit count. */
+static void commands_are_written_as_hiredis_writes_them(void **state)
+{
+    static char big[123456];
+    const char *argv[] = {"EVALSHA", "", "a\r\n\0b", big, "x"};
+    size_t lens[] = {7, 0, 5, sizeof big, 1};
+
+    (void)state;
+    memset(big, 'k', sizeof big);
+    for (int argc = 0; argc <= 5; argc++) {
+        char *ours = NULL, *theirs = NULL;
+        size_t n = redis_format(&ours, argc, argv, lens);
+        int m = redisFormatCommandArgv(&theirs, argc, argv, lens);
+        assert_int_equal(n, (size_t)m);
+        assert_memory_equal(ours, theirs, n);
+        free(ours);
+        free(theirs);
+    }
+}
+
 /* ---- replies ---------------------------------------------------------- */
 
 static redisReply *str(const char *s)
@@ -172,6 +261,72 @@ static void a_value_that_is_no_counter_is_an_io_error(void **state)
         assert_int_equal(op.res.rc, STORE_EIO);
         assert_non_null(strstr(op.res.detail, "unexpected reply"));
     }
+}
+
+static redisReply *reply(int type, const char *s)
+{
+    redisReply *r = s ? str(s) : calloc(1, sizeof *r);
+
+    r->type = type;
+    return r;
+}
+
+/* A native command's reply r into op (r dropped). */
+static void native(enum store_opk kind, redisReply *r, struct redis_op *op)
+{
+    memset(op, 0, sizeof *op);
+    op->op = kind;
+    op->native = 1;
+    redis_op_answer(&kp, op, r);
+    drop(r);
+}
+
+static void a_native_incrby_answers_as_the_script_does(void **state)
+{
+    struct redis_op op;
+
+    (void)state;
+    native(STORE_INCRBY, num(INT64_MIN), &op);
+    assert_int_equal(op.res.rc, STORE_OK);
+    assert_int_equal(op.res.found, 1);
+    assert_true(op.res.value == INT64_MIN);
+    /* Redis's two refusals of INCRBY (t_string.c), nothing changed */
+    native(STORE_INCRBY, reply(REDIS_REPLY_ERROR,
+           "ERR increment or decrement would overflow"), &op);
+    assert_int_equal(op.res.rc, STORE_EOVERFLOW);
+    native(STORE_INCRBY, reply(REDIS_REPLY_ERROR,
+           "ERR value is not an integer or out of range"), &op);
+    assert_int_equal(op.res.rc, STORE_EIO);
+    assert_non_null(strstr(op.res.detail, "written by something else"));
+    /* another type at the key: Redis's own words */
+    native(STORE_INCRBY, reply(REDIS_REPLY_ERROR, "WRONGTYPE Operation "
+           "against a key holding the wrong kind of value"), &op);
+    assert_int_equal(op.res.rc, STORE_EIO);
+    assert_non_null(strstr(op.res.detail, "WRONGTYPE"));
+}
+
+static void a_native_get_reads_exact_values_and_refuses_others(void **state)
+{
+    const char *bad[] = {"9223372036854775808", "1.5", "", "abc"};
+    struct redis_op op;
+
+    (void)state;
+    native(STORE_GET, reply(REDIS_REPLY_NIL, NULL), &op);
+    assert_int_equal(op.res.rc, STORE_NOTFOUND);
+    assert_int_equal(op.res.found, 0);
+    native(STORE_GET, str("9223372036854775807"), &op);
+    assert_int_equal(op.res.rc, STORE_OK);
+    assert_int_equal(op.res.found, 1);
+    assert_true(op.res.value == INT64_MAX);
+    assert_int_equal(op.res.expire_at, 0);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        native(STORE_GET, str(bad[i]), &op);
+        assert_int_equal(op.res.rc, STORE_EIO);
+        assert_int_equal(op.res.found, 0);
+        assert_non_null(strstr(op.res.detail, "unexpected reply"));
+    }
+    native(STORE_GET, reply(REDIS_REPLY_ERROR, "WRONGTYPE x"), &op);
+    assert_int_equal(op.res.rc, STORE_EIO);
 }
 
 static void scan_unescapes_the_keys_it_returns(void **state)
@@ -356,7 +511,13 @@ int main(void)
         cmocka_unit_test(the_empty_key_has_a_tag_of_its_own),
         cmocka_unit_test(scan_escapes_glob_characters_of_the_prefix),
         cmocka_unit_test(long_keys_and_ids_are_refused_before_anything_is_sent),
+        cmocka_unit_test(commands_are_written_as_hiredis_writes_them),
+        cmocka_unit_test(a_value_only_plain_incrby_is_redis_own_incrby),
+        cmocka_unit_test(an_incrby_with_more_than_a_delta_stays_a_script),
+        cmocka_unit_test(a_value_only_get_is_redis_own_get),
         cmocka_unit_test(values_are_exact_to_the_int64_bounds),
+        cmocka_unit_test(a_native_incrby_answers_as_the_script_does),
+        cmocka_unit_test(a_native_get_reads_exact_values_and_refuses_others),
         cmocka_unit_test(a_value_that_is_no_counter_is_an_io_error),
         cmocka_unit_test(scan_unescapes_the_keys_it_returns),
         cmocka_unit_test(
