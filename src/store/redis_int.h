@@ -80,10 +80,11 @@ struct redis_op {
     /* COUNT, FLUSH: one command per SCAN page (redis_op_next), and the
      * sums of the pages answered so far */
     int page_mode;            /* the script's mode: 0 count, 1 with the
-                                 expiries, 2 delete */
+                                 expiries, 2 delete, 3 as 1 with the id
+                                 records (STORE_F_ONCE) */
     uint64_t pages;           /* pages answered */
     uint64_t page_cursor;     /* the next page's SCAN cursor; 0: done */
-    uint64_t page_n, page_nx;
+    uint64_t page_n, page_nx, page_ids, page_idb;
     double page_ttl_sum;      /* ms left, summed (only an average needs it) */
 };
 
