@@ -104,6 +104,7 @@ struct redis_store {
                  const struct redisReply *r);
     void (*node_state)(void *parent, struct redis_store *node, int up);
     void *parent;
+    struct redis_notify *notify; /* "expired" events, or NULL */
 };
 
 static struct redis_store *self(const struct store *st)
@@ -759,6 +760,11 @@ static size_t r_info(const struct store *st, struct store_info_kv *kv,
        (unsigned long long)rs->xenv.n_commits);
     KV("store_redis_batch_conflicts", "%llu",
        (unsigned long long)rs->xenv.n_conflicts);
+    KV("store_expired_events", "%s", rs->notify ? redis_notify_state(rs->notify)
+       : rs->back ? "off: not on a cluster yet" : "off");
+    if (rs->notify)
+        KV("store_expired_seen", "%llu",
+           (unsigned long long)redis_notify_seen(rs->notify));
 #undef KV
     return n;
 }
@@ -769,6 +775,7 @@ static void r_close(struct store *st)
 
     rs->back = NULL; /* what is left fails here: its cluster is closing */
     rs->node_state = NULL;
+    redis_notify_close(rs->notify);
     if (rs->bev)
         bufferevent_free(rs->bev);
     rs->bev = NULL;
@@ -951,6 +958,12 @@ int store_redis_open_opts(struct event_base *base, const char *uri,
     rs->own_ctx = 1;
     start(rs, base, prefix, fsync_policy, opts ? opts->wait_replicas : 0,
           opts ? opts->wait_timeout_ms : 0, opts ? opts->once_ttl_ms : 0);
+    if (opts && opts->expired) {
+        struct redis_notify_cfg nc = {base, rs->host, rs->user, rs->pass,
+                                      rs->port, rs->db, rs->tls_ctx, prefix,
+                                      opts->expired, opts->expired_ctx};
+        rs->notify = redis_notify_open(&nc);
+    }
     *out = &rs->base;
     return 0;
 }

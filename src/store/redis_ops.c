@@ -469,8 +469,7 @@ static int answer_once(struct redis_op *op, const struct redisReply *r)
     return 0;
 }
 
-/* Decode ESC(key) of a counter's Redis key in place; its length. */
-static size_t unesc(char *s, size_t n)
+size_t redis_unesc(char *s, size_t n)
 {
     size_t i, o = 0;
 
@@ -521,7 +520,7 @@ static int answer_scan(const struct redis_keys *kp, struct redis_op *op,
             return -1;
         memcpy(p, k->str + skip, k->len - skip - 1);
         op->rkeys[i] = p;
-        op->rklens[i] = unesc(p, k->len - skip - 1);
+        op->rklens[i] = redis_unesc(p, k->len - skip - 1);
         p += k->len - skip - 1;
     }
     res->n_items = n;

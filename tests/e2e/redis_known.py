@@ -23,8 +23,9 @@ GAP_EXPIRED = ("GAP: Redis expires the counters itself and tells tally "
                "nothing, so no 'expired' events (SSE, keyspace "
                "notifications, the dashboard)")
 GAP_LOG = ("GAP: the engine's own log figures (tally_syncs_total, the "
-           "sync and group-commit histograms, tally_log_bytes): a remote "
-           "store has no log of tally's")
+           "sync and group-commit histograms, tally_log_bytes, the "
+           "dashboard's fsync histogram): a remote store has no log of "
+           "tally's")
 DESIGN_IDS = ("DESIGN: idempotency ids are per counter on Redis (the record "
               "shares the counter's hash tag, so one cluster slot holds "
               "both): an id reused on another key is applied there, not "
@@ -46,20 +47,10 @@ TIMING_SUB = ("TIMING: one write in flight per connection through Redis "
 KNOWN = {
     "test_http_metrics.py::test_metrics_move_as_operations_happen":
         GAP_LOG,
-    "test_resp_expire.py::test_active_expiry_removes_counters_nobody_reads":
-        GAP_EXPIRED,
-    "test_resp_expire.py::test_removed_by_active_expiry_stays_gone_after_a_crash":
-        GAP_EXPIRED,
-    "test_mc_expire.py::test_stats_count_expired_counters":
-        GAP_EXPIRED,
+    "test_dashboard_browser.py::test_dashboard_live_counter_and_increment_button":
+        GAP_LOG,
     "test_http_batch_once.py::test_batch_key_with_another_batch_is_422":
         DESIGN_BATCH_IDS,
-    "test_dashboard_browser.py::test_dashboard_live_counter_and_increment_button":
-        GAP_EXPIRED,
-    "test_events_sse.py::test_sse_expire_and_expired_events":
-        GAP_EXPIRED,
-    "test_resp_pubsub.py::test_expire_and_expired_messages_match_redis":
-        GAP_EXPIRED,
     "test_http_idempotency.py::test_reused_key_with_another_request_is_422_and_changes_nothing":
         DESIGN_IDS,
     "test_resp_once.py::test_reused_id_with_another_delta_is_refused":
