@@ -132,6 +132,11 @@ static void op_finish(struct redis_store *rs, struct redis_op *op)
     redis_op_free(op);
 }
 
+static void after_barrier(void *ctx, void *arg)
+{
+    op_finish(ctx, arg);
+}
+
 /* Fail every op of q with rc, those that may have written (sent ones,
  * and a FLUSH with pages done) with STORE_EUNKNOWN. */
 static void fail_list(struct redis_store *rs, struct redis_opq *q, int sent,
@@ -461,6 +466,11 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
         TAILQ_INSERT_TAIL(&rs->held, op, link);
         return;
     }
+    /* Statistics (STORE_F_ONCE): answered once the expiries Redis
+     * published before this count have been reported (redis_notify.c). */
+    if (op->page_mode == 3 && op->res.rc == STORE_OK &&
+        redis_notify_barrier(rs->notify, after_barrier, rs, op) == 0)
+        return;
     op_finish(rs, op);
 }
 

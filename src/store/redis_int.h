@@ -152,6 +152,13 @@ struct redis_notify_cfg {
  * with redis_notify_close (NULL is allowed). */
 struct redis_notify *redis_notify_open(const struct redis_notify_cfg *cfg);
 void redis_notify_close(struct redis_notify *nt);
+/* Run fn(ctx, arg) once every notification Redis published before now
+ * has been reported (a PING on the subscribed connection; its answer comes
+ * after them), or once the connection is lost or closed: 0.  -1 (fn not
+ * taken) when not subscribed: nothing is waited for. */
+int redis_notify_barrier(struct redis_notify *nt,
+                         void (*fn)(void *ctx, void *arg), void *ctx,
+                         void *arg);
 /* INFO's word for it: "on", "off: why", "unknown: why", "connecting". */
 const char *redis_notify_state(const struct redis_notify *nt);
 /* Expired counters reported since open. */

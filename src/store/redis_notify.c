@@ -17,6 +17,11 @@
  * events come, and INFO says "unknown".  A refused CONFIG SET is logged
  * once: the events are then off, and INFO says so.
  *
+ * Statistics wait for it: a count for INFO or /metrics (redis.c) is
+ * answered only once a PING sent here after the count's reply came back
+ * (redis_notify_barrier), so every expiry Redis published before the
+ * count, the lazy ones its SCAN caused included, has been reported.
+ *
  * Redis pub/sub is at most once: a notification sent while this
  * connection is down (or before it subscribed) is lost, and the counter is
  * gone without its "expired" event (docs/redis-store.md).  The connection
@@ -62,7 +67,33 @@ struct redis_notify {
                                       store_info_kv value's size) */
     char logged[128];              /* the last state logged (once each) */
     uint64_t seen;                 /* expired counters reported */
+    /* Barriers waiting for their PING's answer, in the order sent. */
+    struct barrier *bar_head, **bar_tail;
 };
+
+/* redis_notify_barrier's callback, run once its PING is answered (every
+ * notification published before it has been reported) or the connection
+ * goes. */
+struct barrier {
+    struct barrier *next;
+    void (*fn)(void *ctx, void *arg);
+    void *ctx, *arg;
+};
+
+static void run_barriers(struct redis_notify *nt, int all)
+{
+    struct barrier *b;
+
+    while ((b = nt->bar_head)) {
+        nt->bar_head = b->next;
+        if (!nt->bar_head)
+            nt->bar_tail = &nt->bar_head;
+        b->fn(b->ctx, b->arg);
+        free(b);
+        if (!all)
+            return;
+    }
+}
 
 int redis_notify_flags(const char *cur, char *out, size_t n)
 {
@@ -123,6 +154,7 @@ static void lost(struct redis_notify *nt, const char *why)
     }
     nt->up = 0;
     nt->subscribed = 0;
+    run_barriers(nt, 1); /* nothing more comes on this connection */
     event_add(nt->ev_reconnect, &tv);
     nt->backoff_ms = nt->backoff_ms * 2 > NOTIFY_BACKOFF_MAX_MS
                          ? NOTIFY_BACKOFF_MAX_MS : nt->backoff_ms * 2;
@@ -176,6 +208,12 @@ static void on_message(struct redis_notify *nt, const redisReply *r)
     size_t klen;
     const redisReply *p;
 
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING &&
+        !strcmp(r->element[0]->str, "pong")) {
+        run_barriers(nt, 0); /* a barrier's PING (subscribed form) */
+        return;
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_STRING ||
         strcmp(r->element[0]->str, "message"))
@@ -349,6 +387,7 @@ struct redis_notify *redis_notify_open(const struct redis_notify_cfg *cfg)
     snprintf(nt->channel, sizeof nt->channel, "__keyevent@%d__:expired",
              cfg->db);
     nt->reader = redisReaderCreate();
+    nt->bar_tail = &nt->bar_head;
     nt->backoff_ms = NOTIFY_BACKOFF_MIN_MS;
     nt->ev_reconnect = evtimer_new(cfg->evb, reconnect_cb, nt);
     snprintf(nt->state, sizeof nt->state, "connecting");
@@ -360,6 +399,7 @@ void redis_notify_close(struct redis_notify *nt)
 {
     if (!nt)
         return;
+    run_barriers(nt, 1);
     if (nt->bev)
         bufferevent_free(nt->bev);
     event_free(nt->ev_reconnect);
@@ -369,6 +409,25 @@ void redis_notify_close(struct redis_notify *nt)
     free((char *)nt->cfg.pass);
     free((char *)nt->cfg.prefix);
     free(nt);
+}
+
+int redis_notify_barrier(struct redis_notify *nt,
+                         void (*fn)(void *ctx, void *arg), void *ctx,
+                         void *arg)
+{
+    const char *v[1] = {"PING"};
+    struct barrier *b;
+
+    if (!nt || !nt->subscribed || !nt->bev)
+        return -1;
+    b = xcalloc(1, sizeof *b);
+    b->fn = fn;
+    b->ctx = ctx;
+    b->arg = arg;
+    *nt->bar_tail = b;
+    nt->bar_tail = &b->next;
+    send_cmd(nt, 1, v);
+    return 0;
 }
 
 const char *redis_notify_state(const struct redis_notify *nt)

@@ -94,3 +94,25 @@ def test_subscribes_again_after_its_connection_is_cut(tallyd_factory,
          what="the new subscription")
     t.redis().set("later", 1, px=50)
     wait(lambda: expired_keys(t) == 1, what="the expiry after the reconnect")
+
+
+def test_info_counts_every_expiry_published_before_it(tallyd_factory,
+                                                      redis_factory):
+    # Given counters whose time has just passed, that nobody read since
+    # (Redis's active expiry may not have reached them yet)
+    rs = redis_factory(*AOF_ALWAYS)
+    t = over(tallyd_factory, rs)
+    wait(lambda: store_fact(t, "store_expired_events") == "on", what="on")
+    r = t.redis()
+    for rnd in range(5):
+        p = r.pipeline(transaction=False)
+        for i in range(5):
+            p.set(f"gone:{rnd}:{i}", i, px=300)
+        p.execute()
+        time.sleep(0.31)
+        # When INFO is asked once, without waiting for anything
+        info = r.info()
+        # Then its count found them gone (its SCAN expires what it meets),
+        # and every one of those expiries was reported before it answered
+        assert info.get("db0", {}).get("keys", 0) == 0
+        assert info["expired_keys"] == 5 * (rnd + 1), rnd
