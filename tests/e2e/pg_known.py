@@ -12,8 +12,6 @@ yet" (docs/postgresql.md); BUG is a difference that looks like a defect,
 reported to the integrator.
 """
 
-GAP_STATS = ("GAP: engine statistics the PostgreSQL store does not report "
-             "(INFO # Keyspace, tally_counters, expired and once-replay counts)")
 GAP_LOG = ("GAP: the engine's own log figures (tally_syncs_total, the "
            "sync and group-commit histograms, tally_log_bytes, the "
            "dashboard's fsync histogram): a remote store has no log of "
@@ -26,8 +24,6 @@ BUG_409 = ("BUG?: no copy of an Idempotency-Key request sent while the first "
 KNOWN = {
     "test_http_metrics.py::test_metrics_move_as_operations_happen":
         GAP_LOG,
-    "test_resp_pubsub.py::test_slow_subscriber_is_cut_off_and_writers_do_not_slow_down":
-        GAP_STATS,
     "test_dashboard_browser.py::test_dashboard_live_counter_and_increment_button":
         GAP_LOG,
     "test_http_expire.py::test_fixed_window_survives_sigkill_then_ends":

@@ -15,13 +15,6 @@ with a regression test in test_redis_found.py (and test_redis_keyspace.py
 for DBSIZE/FLUSHALL over a shared Redis).
 """
 
-GAP_STATS = ("GAP: engine statistics a remote store does not report (INFO "
-             "# Keyspace and memcached curr_items ask the store outside a "
-             "request and show zeros, docs/store.md Debt; tally_counters, "
-             "tally_syncs_total, expired_keys, once ids and replays)")
-GAP_EXPIRED = ("GAP: Redis expires the counters itself and tells tally "
-               "nothing, so no 'expired' events (SSE, keyspace "
-               "notifications, the dashboard)")
 GAP_LOG = ("GAP: the engine's own log figures (tally_syncs_total, the "
            "sync and group-commit histograms, tally_log_bytes, the "
            "dashboard's fsync histogram): a remote store has no log of "
