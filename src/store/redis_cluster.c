@@ -636,7 +636,10 @@ static void kv_add(struct store_info_kv *kv, size_t max, size_t *n,
 }
 
 /* INFO: the cluster's own facts, then each master's merged: counts
- * added up, the rest shown when the masters agree, else "mixed". */
+ * added up, the rest shown when the masters agree, else "mixed".  A fact
+ * the cluster keeps itself (the batch counts: batches run on the cluster's
+ * own xenv, never a master's) is the cluster's alone; a master's of the
+ * same name would name it twice, and /metrics would carry the family twice. */
 static size_t c_info(const struct store *st, struct store_info_kv *kv,
                      size_t max)
 {
@@ -673,8 +676,10 @@ static size_t c_info(const struct store *st, struct store_info_kv *kv,
         for (size_t i = 0; i < got; i++) {
             size_t j;
             int sum = 0;
-            if (!strcmp(mine[i].name, "store"))
-                continue;
+            for (j = 0; j < base && strcmp(kv[j].name, mine[i].name); j++)
+                ;
+            if (j < base)
+                continue; /* "store" and the cluster's own facts */
             for (size_t s = 0; s < sizeof summed / sizeof *summed; s++)
                 sum |= !strcmp(mine[i].name, summed[s]);
             for (j = base; j < n && strcmp(kv[j].name, mine[i].name); j++)
@@ -748,6 +753,12 @@ static int c_batch_begin(struct store *st, unsigned attempt,
     return redis_xact_begin(&cluster_of(st)->xenv, attempt, out);
 }
 
+static int c_once_answer(struct store *st, const struct store_req *req,
+                         struct store_res *res, store_done_fn done, void *arg)
+{
+    return redis_xact_once_answer(&cluster_of(st)->xenv, req, res, done, arg);
+}
+
 static const struct store_ops cluster_ops = {
     .name = "redis-cluster",
     .sync_only = 0,
@@ -760,6 +771,8 @@ static const struct store_ops cluster_ops = {
     .ready = c_ready,
     .info = c_info,
     .close = c_close,
+    .once_answer = c_once_answer,
+    .batch_commit_once = redis_xact_commit_once,
 };
 
 /* ---- Opening ------------------------------------------------------------ */
@@ -840,6 +853,7 @@ int redis_cluster_open(struct event_base *base, const char *uri,
     c->prefix = xstrdup(opts && opts->prefix ? opts->prefix : "tally:");
     c->keys.prefix = c->prefix;
     c->keys.plen = strlen(c->prefix);
+    c->keys.cluster = 1;
     c->once_ttl_ms = opts && opts->once_ttl_ms ? opts->once_ttl_ms
                                                : TALLY_ONCE_TTL_DEFAULT;
     redis_script_shas(c->sha);
@@ -848,6 +862,7 @@ int redis_cluster_open(struct event_base *base, const char *uri,
     c->xenv.keys = &c->keys;
     c->xenv.sha = c->sha;
     c->xenv.cluster = 1;
+    c->xenv.once_ttl_ms = c->once_ttl_ms; /* a batch id's record's PX */
     c->xenv.send = c_send;
     c->cfg.user = c->user;
     c->cfg.pass = c->pass;

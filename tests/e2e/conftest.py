@@ -20,10 +20,13 @@ one PostgreSQL server for the session (pgserver.py, which also gives the
 test_pg_* tests their servers).  $TALLY_TEST_STORE=redis does the same on
 `--store redis://...`: an emptied numbered database per data directory on
 one redis-server for the session with appendfsync always (redisserver.py).
+$TALLY_TEST_STORE=redis-cluster runs them on `--store redis+cluster://...`
+with a key prefix of its own per data directory (`--store-prefix`) on one
+Redis Cluster of three masters for the session (redisserver.py).
 Tests marked `engine_files` (they are about the engine's data directory:
 its files, torn tails, `tally check`, snapshots, the fsync shim on its log)
 are skipped then; what each store does differently is listed in
-pg_known.py and redis_known.py.  Unset, or "engine", every server runs on
+pg_known.py, redis_known.py and cluster_known.py.  Unset, or "engine", every server runs on
 the embedded engine as always.
 """
 
@@ -41,16 +44,16 @@ import pytest
 import redis
 
 from pgserver import fresh_db, pg_db, pg_factory, pg_session  # noqa: F401
-from redisserver import redis_session  # noqa: F401
+from redisserver import redis_cluster_session, redis_session  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 TALLYD = os.environ.get("TALLYD", str(REPO / "build" / "tallyd"))
 TALLY_CLI = os.environ.get("TALLY_CLI", str(REPO / "build" / "tally"))
 EXTERNAL_ADDR = os.environ.get("TALLY_TEST_ADDR")  # "host:port" or None
 STORE = os.environ.get("TALLY_TEST_STORE", "engine")
-if STORE not in ("engine", "postgresql", "redis"):
-    raise RuntimeError(f"TALLY_TEST_STORE={STORE!r}: say engine, postgresql "
-                       "or redis")
+if STORE not in ("engine", "postgresql", "redis", "redis-cluster"):
+    raise RuntimeError(f"TALLY_TEST_STORE={STORE!r}: say engine, postgresql, "
+                       "redis or redis-cluster")
 START_TIMEOUT = float(os.environ.get("TALLY_TEST_START_TIMEOUT", "30"))
 STOP_TIMEOUT = float(os.environ.get("TALLY_TEST_STOP_TIMEOUT", "30"))
 
@@ -68,7 +71,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "engine_files(why): about the embedded engine's data "
         "directory (its files, torn tails, tally check, snapshots, the fsync "
-        "shim); skipped under TALLY_TEST_STORE=postgresql or redis")
+        "shim); skipped under any other TALLY_TEST_STORE")
     config.addinivalue_line(
         "markers", "needs_store: runs tallyd with --store; skipped when "
         "the tallyd has no such option")
@@ -85,8 +88,8 @@ def _tallyd_has_store():
 
 
 def _mark_known_difference(item, known):
-    """xfail (strict) a test the module known (pg_known, redis_known) lists
-    as different on its store."""
+    """xfail (strict) a test the module known (pg_known, redis_known,
+    cluster_known) lists as different on its store."""
     name = item.nodeid.rpartition("/")[2]
     for nodeid in (name, name.partition("[")[0]):
         if nodeid in known.KNOWN:
@@ -116,6 +119,9 @@ def pytest_collection_modifyitems(config, items):
         elif STORE == "redis":
             import redis_known
             _mark_known_difference(item, redis_known)
+        elif STORE == "redis-cluster":
+            import cluster_known
+            _mark_known_difference(item, cluster_known)
         mark = item.get_closest_marker("engine_files")
         if STORE != "engine" and mark is not None:
             why = mark.args[0] if mark.args else "the engine's files"
@@ -443,24 +449,32 @@ _counter = itertools.count()
 
 class StoreFor:
     """What --store the servers of one test get under $TALLY_TEST_STORE:
-    store_for(dir) gives one fresh database per data directory (two servers
-    sharing a dir= share a database); release() hands Redis databases back
-    to the session's pool once the test's servers are dead."""
+    store_for(dir) gives the flags of one fresh database per data directory
+    (two servers sharing a dir= share a database): {"store": URI}, and on a
+    cluster {"store": URI, "store_prefix": P}, P a prefix of its own, since
+    a cluster has only database 0.  release() hands Redis databases (or
+    prefixes, emptied) back once the test's servers are dead."""
+
+    SESSIONS = {"postgresql": "pg_session", "redis": "redis_session",
+                "redis-cluster": "redis_cluster_session"}
 
     def __init__(self, request):
         self.dbs = {}
-        self.server = request.getfixturevalue(
-            "pg_session" if STORE == "postgresql" else "redis_session")
+        self.server = request.getfixturevalue(self.SESSIONS[STORE])
 
     def __call__(self, dir):
         if dir not in self.dbs:
             self.dbs[dir] = (fresh_db(self.server) if STORE == "postgresql"
                              else self.server.take())
-        return (self.server.dsn(self.dbs[dir]) if STORE == "postgresql"
-                else self.server.uri(self.dbs[dir]))
+        db = self.dbs[dir]
+        if STORE == "postgresql":
+            return {"store": self.server.dsn(db)}
+        if STORE == "redis-cluster":
+            return {"store": self.server.uri(), "store_prefix": db}
+        return {"store": self.server.uri(db)}
 
     def release(self):
-        if STORE == "redis":
+        if STORE != "postgresql":
             for db in self.dbs.values():
                 self.server.give_back(db)
         self.dbs = {}
@@ -485,7 +499,7 @@ def tallyd_factory(request, tmp_path):
     def make(start=True, **flags):
         workdir = tmp_path / f"tallyd{next(_counter)}"
         if store_for and "store" not in flags:
-            flags["store"] = store_for(str(flags.get("dir", workdir / "data")))
+            flags.update(store_for(str(flags.get("dir", workdir / "data"))))
         d = Tallyd(workdir, **flags)
         made.append(d)
         return d.start() if start else d
@@ -512,7 +526,7 @@ def tallyd(request, tmp_path):
     workdir = tmp_path / f"tallyd{next(_counter)}"
     store_for = store_for_test(request)
     d = Tallyd(workdir,
-               store=store_for(str(workdir / "data")) if store_for else None)
+               **(store_for(str(workdir / "data")) if store_for else {}))
     try:
         d.start()
         yield d
