@@ -16,7 +16,7 @@
 
 #include "redis_int.h"
 
-static const struct redis_keys kp = {"tally:", 6};
+static const struct redis_keys kp = {"tally:", 6, 0};
 
 static void flags_get_e_and_x_added_and_keep_the_others(void **state)
 {
