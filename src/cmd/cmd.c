@@ -141,19 +141,44 @@ int64_t cmd_now_ms(const struct cmd_ctx *ctx)
     return store_now_ms(ctx->store);
 }
 
-/* DEBT: outside a request, so a store that answers later gives zeros
- * here; INFO through cmd_exec (a CMD_DBSIZE with expiries) removes it. */
-void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
-                  int64_t *avg_ttl_ms)
+enum cmd_status cmd_stats(struct cmd_ctx *ctx, struct cmd_session *s,
+                          tally_stats *st, struct cmd_keyspace *ks)
 {
     struct store_req sr = {.op = STORE_COUNT, .flags = STORE_F_EXPIRES};
     struct store_res r;
+    int engine = ctx->store->ops->stats != NULL;
 
+    if (engine && !ks) {
+        store_stats(ctx->store, st);
+        return CMD_OK;
+    }
+    if (!engine)
+        sr.flags |= STORE_F_ONCE;
     store_res_init(&r);
-    cmd_store_call(ctx, NULL, &sr, &r);
-    *keys = r.rc == STORE_OK ? r.n : 0;
-    *expires = r.rc == STORE_OK ? r.expires_n : 0;
-    *avg_ttl_ms = r.rc == STORE_OK ? r.avg_ttl_ms : 0;
+    if (cmd_store_call(ctx, s, &sr, &r))
+        return CMD_PENDING;
+    if (r.rc != STORE_OK)
+        store_res_init(&r);
+    /* After the count, which on the engine purges what expired first. */
+    store_stats(ctx->store, st);
+    if (!engine) {
+        st->expired = ctx->expired_seen;
+        st->once_replays = ctx->once_replays;
+    }
+    if (ks) {
+        ks->keys = r.n;
+        ks->expires = r.expires_n;
+        ks->avg_ttl_ms = r.avg_ttl_ms;
+        ks->once_ids = r.once_ids;
+        ks->once_bytes = r.once_bytes;
+    }
+    if (!engine) {
+        st->counters = r.n;
+        st->expires = r.expires_n;
+        st->once_ids = r.once_ids;
+        st->once_bytes = r.once_bytes;
+    }
+    return CMD_OK;
 }
 
 const char *cmd_store_name(const struct cmd_ctx *ctx)
@@ -240,6 +265,7 @@ static void expiry_changed(struct cmd_ctx *ctx, const char *key, size_t klen,
 void cmd_note_expired(struct cmd_ctx *ctx, const void *key, size_t klen,
                       tally_ticket t)
 {
+    ctx->expired_seen++;
     changed(ctx, key, klen, EVENTS_EXPIRED, EVENTS_OP_EXPIRED, 0, t);
 }
 
@@ -798,6 +824,7 @@ enum cmd_status cmd_exec(struct cmd_ctx *ctx, struct cmd_session *s,
     if (!ctx->echo) {
         cmd_multi_touch(ctx, req, res);
         count(ctx, s, req->op, res->status);
+        ctx->once_replays += res->replayed != 0;
     }
     if (s->replay)
         cmd_replay_reported(s);
@@ -911,6 +938,7 @@ enum cmd_status cmd_batch_once_at(struct cmd_ctx *ctx, struct cmd_session *s,
         *answer = r.answer;
         *alen = r.alen;
         res->replayed = 1;
+        ctx->once_replays += !ctx->echo;
         return CMD_OK;
     }
     if (r.rc != STORE_NOTFOUND) {

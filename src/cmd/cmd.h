@@ -350,6 +350,11 @@ struct cmd_ctx {
     struct cmd_watch_table *watch; /* watched keys (multi.c), NULL when
                                       none is watched */
     unsigned batch_depth;     /* open cmd_batch_begin calls */
+    /* What this instance saw, for a store whose statistics are not the
+     * engine's (cmd_stats): counters the store reported expired
+     * (cmd_note_expired), and requests answered as idempotent replays. */
+    uint64_t expired_seen;
+    uint64_t once_replays;
     int readahead;            /* running MULTI's queue: a run abandoned
                                  for the store still lets it read the
                                  keys of the commands after (replay.c) */
@@ -558,10 +563,31 @@ int cmd_engine_stats(const struct cmd_ctx *ctx, tally_stats *st);
  * what expire_at means. */
 int64_t cmd_now_ms(const struct cmd_ctx *ctx);
 
-/* INFO keyspace and stats: live counters, those with an expiry and their
- * mean remaining ms (exact; purges what has expired first). */
-void cmd_keyspace(struct cmd_ctx *ctx, uint64_t *keys, uint64_t *expires,
-                  int64_t *avg_ttl_ms);
+/* What the store holds, for INFO, /metrics and memcached stats. */
+struct cmd_keyspace {
+    uint64_t keys;            /* live counters */
+    uint64_t expires;         /* those with an expiry */
+    int64_t avg_ttl_ms;       /* their mean remaining ms */
+    uint64_t once_ids;        /* idempotency records (a remote store's; 0
+                                 on the engine, whose tally_stats has them) */
+    uint64_t once_bytes;      /* the bytes they take in the store */
+};
+
+/* Statistics for INFO, /metrics and memcached stats, asked for s's request
+ * (a store that answers later is asked like any command's store call).
+ *   The engine: *st is its own (tally_stats_get); ks, if not NULL, gets
+ *     exact counts (expired counters are purged first).
+ *   A remote store: one STORE_COUNT over the store fills ks and st's
+ *     counters, expires, once_ids and once_bytes; st's expired and
+ *     once_replays are what this instance saw since it started (other
+ *     instances on the store count their own); the rest of *st, the
+ *     engine's log and snapshots, is 0.
+ * Returns CMD_OK, or CMD_PENDING: the store answers later, the front end
+ * drops its reply and the request runs again when the session is woken, as
+ * after cmd_exec (the counts then come from the replay log).  A store error
+ * leaves the counts 0 (CMD_OK: statistics never fail a request). */
+enum cmd_status cmd_stats(struct cmd_ctx *ctx, struct cmd_session *s,
+                          tally_stats *st, struct cmd_keyspace *ks);
 
 /* Run one request.  The caller fills res->values/founds (MGET) and
  * res->item/item_ctx (SCAN, KEYS) before the call; everything else in *res is

@@ -144,10 +144,17 @@ static void http_readyz(struct http_front *h, struct evhttp_request *req)
     http_problem(req, 503, "not-ready", "Not ready", "%s", why);
 }
 
-static void http_metrics(struct http_front *h, struct evhttp_request *req)
+/* A store that answers later pends cmd_stats: nothing is sent, and the
+ * request is parked and served again (http_on_request). */
+static void http_metrics(struct http_front *h, struct evhttp_request *req,
+                         struct cmd_session *s)
 {
     struct buf b = BUF_INIT;
-    metrics_render(&b, h->ctx, &h->idem);
+    tally_stats st;
+
+    if (cmd_stats(h->ctx, s, &st, NULL) == CMD_PENDING)
+        return;
+    metrics_render(&b, h->ctx, &st, &h->idem);
     evbuffer_add(evhttp_request_get_output_buffer(req), b.p, b.len);
     buf_free(&b);
     http_ctype(req, METRICS_CONTENT_TYPE);
@@ -296,7 +303,7 @@ static void http_serve(struct http_front *h, struct evhttp_request *req,
     if (h->waiter->batch)
         h->waiter->batch(h->waiter->self);
     if (r == HTTP_R_METRICS) {
-        http_metrics(h, req);
+        http_metrics(h, req, s);
         return;
     }
     if (r == HTTP_R_LIST) {

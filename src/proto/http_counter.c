@@ -434,6 +434,8 @@ void http_idem_count(struct http_front *h, const struct cmd_res *res)
 {
     enum metrics_idem_outcome o;
     switch (res->status) {
+    case CMD_PENDING:
+        return; /* no outcome yet: counted by the run that has one */
     case CMD_OK:
     case CMD_NOTFOUND:
         o = res->replayed ? METRICS_IDEM_REPLAYED : METRICS_IDEM_APPLIED;

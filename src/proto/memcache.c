@@ -970,8 +970,12 @@ static void mc_cmd_stats(struct mc_req *r, const struct mc_tok *t, size_t n)
     struct buf *b = r->out->buf;
     tally_stats st;
     struct rusage ru;
+    struct cmd_keyspace ks;
     time_t now = time(NULL);
-    cmd_engine_stats(r->c->ctx, &st);
+    /* A store that answers later runs stats again once it has: this run's
+     * reply is dropped (the daemon sees the session pending). */
+    if (cmd_stats(r->c->ctx, r->c->s, &st, &ks) == CMD_PENDING)
+        return;
     stat_u64(b, "pid", info ? (uint64_t)info->pid : (uint64_t)getpid());
     stat_u64(b, "uptime", info && now > info->start_unix
                               ? (uint64_t)(now - info->start_unix) : 0);
@@ -1008,17 +1012,16 @@ static void mc_cmd_stats(struct mc_req *r, const struct mc_tok *t, size_t n)
     /* Counters are never evicted.  Expired ones are removed by the engine
      * (on access, by its active expiry cycle, or when it opens the
      * directory): that is memory reclaimed from expired entries, memcached's
-     * "reclaimed".  curr_items and tally_expires are exact (expired counters
-     * are purged before they are counted). */
-    uint64_t items, expires;
-    int64_t avg_ttl_ms;
-    cmd_keyspace(r->c->ctx, &items, &expires, &avg_ttl_ms);
+     * "reclaimed" (on a remote store: those this instance saw expire).
+     * curr_items and tally_expires are exact (expired counters are not
+     * counted). */
     stat_u64(b, "evictions", 0);
     stat_u64(b, "reclaimed", st.expired);
-    stat_u64(b, "curr_items", items);
+    stat_u64(b, "curr_items", ks.keys);
     stat_u64(b, "total_items", MC_READ(r, total_items));
-    stat_u64(b, "tally_expires", expires);
-    stat_u64(b, "tally_avg_ttl_ms", avg_ttl_ms > 0 ? (uint64_t)avg_ttl_ms : 0);
+    stat_u64(b, "tally_expires", ks.expires);
+    stat_u64(b, "tally_avg_ttl_ms",
+             ks.avg_ttl_ms > 0 ? (uint64_t)ks.avg_ttl_ms : 0);
     stat_u64(b, "tally_durable", st.durable);
     stat_u64(b, "tally_head", st.head);
     stat_u64(b, "tally_changes", st.changes);

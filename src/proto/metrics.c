@@ -116,13 +116,17 @@ static void metrics_once(struct buf *out, const tally_stats *st,
 
     metrics_u64(out, "tally_once_ids", "gauge",
                 "Idempotency ids remembered (RESP .ONCE ids and HTTP "
-                "Idempotency-Keys share one table).", st->once_ids);
+                "Idempotency-Keys share one table; a remote store's: "
+                "counted in the store, every instance's).", st->once_ids);
     metrics_u64(out, "tally_once_bytes", "gauge",
-                "Heap the remembered idempotency ids take.", st->once_bytes);
+                "Heap the remembered idempotency ids take (a remote "
+                "store's: the bytes of their records there).",
+                st->once_bytes);
     metrics_u64(out, "tally_once_replays_total", "counter",
                 "Requests answered with the recorded result of an earlier "
                 "request with the same idempotency id, every protocol, "
-                "since open.", st->once_replays);
+                "since open (on a remote store: this instance's).",
+                st->once_replays);
     metrics_family(out, "tally_http_idempotency_requests_total", "counter",
                    "HTTP requests with an Idempotency-Key, by how they "
                    "ended.");
@@ -212,12 +216,10 @@ static void metrics_store(struct buf *out, const struct cmd_ctx *ctx)
 }
 
 void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
-                    const struct metrics_idem *idem)
+                    const tally_stats *stp, const struct metrics_idem *idem)
 {
     const struct cmd_serverinfo *info = ctx->info;
-    tally_stats st;
-
-    cmd_engine_stats(ctx, &st);
+    const tally_stats st = *stp;
 
     metrics_family(out, "tally_build_info", "gauge",
                    "Always 1; labels name the version, the git revision of "
@@ -250,8 +252,9 @@ void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
                     (uint64_t)info->start_unix);
     }
 
-    metrics_u64(out, "tally_counters", "gauge", "Live counters.",
-                st.counters);
+    metrics_u64(out, "tally_counters", "gauge",
+                "Live counters (a remote store's: counted in the store, "
+                "every instance's).", st.counters);
     metrics_u64(out, "tally_changes_total", "counter",
                 "Changes applied since open.", st.changes);
     metrics_u64(out, "tally_log_head", "gauge",

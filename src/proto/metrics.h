@@ -3,8 +3,9 @@
  * metrics.h - the daemon's statistics as Prometheus text (exposition format
  * 0.0.4), served by the HTTP front end at /metrics.
  *
- * metrics.c only formats: it reads cmd_stats, cmd_serverinfo,
- * tally_stats_get() and the HTTP front end's idempotency counts and appends
+ * metrics.c only formats: it reads cmd_stats, cmd_serverinfo, the
+ * statistics the caller got from cmd_stats() and the HTTP front end's
+ * idempotency counts and appends
  * text to a buffer; it never touches a socket.
  * docs/http.md lists every metric.
  */
@@ -13,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "tally.h"
 #include "util.h"
 
 struct cmd_ctx;
@@ -38,9 +40,10 @@ struct metrics_idem {
     uint64_t n[METRICS_IDEM_COUNT];
 };
 
-/* Append the whole exposition for ctx and the HTTP front end's idempotency
- * counts (both borrowed) to out. */
+/* Append the whole exposition for ctx, the statistics st (cmd_stats: the
+ * caller asks for them, since a remote store answers later) and the HTTP
+ * front end's idempotency counts (all borrowed) to out. */
 void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
-                    const struct metrics_idem *idem);
+                    const tally_stats *st, const struct metrics_idem *idem);
 
 #endif /* TALLY_METRICS_H */

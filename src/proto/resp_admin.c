@@ -512,7 +512,7 @@ static const char *const sec_titles[SEC_COUNT] = {
     "Commandstats"};
 
 static void info_section(struct resp_conn *c, struct buf *t, int sec,
-                         const tally_stats *st)
+                         const tally_stats *st, const struct cmd_keyspace *ks)
 {
     const struct cmd_serverinfo *info = c->ctx->info;
     const struct cmd_stats *cs = &c->ctx->stats;
@@ -601,17 +601,14 @@ static void info_section(struct resp_conn *c, struct buf *t, int sec,
             buf_printf(t, "%s:%s\r\n", kv[i].name, kv[i].value);
         break;
     }
-    case SEC_KEYSPACE: {
-        uint64_t keys, expires;
-        int64_t avg;
-        /* Exact: counters whose time has passed are purged first. */
-        cmd_keyspace(c->ctx, &keys, &expires, &avg);
-        if (keys) /* Redis lists only databases holding keys */
+    case SEC_KEYSPACE:
+        /* Exact: counters whose time has passed are not counted. */
+        if (ks->keys) /* Redis lists only databases holding keys */
             buf_printf(t, "db0:keys=%llu,expires=%llu,avg_ttl=%lld\r\n",
-                       (unsigned long long)keys, (unsigned long long)expires,
-                       (long long)avg);
+                       (unsigned long long)ks->keys,
+                       (unsigned long long)ks->expires,
+                       (long long)ks->avg_ttl_ms);
         break;
-    }
     case SEC_COMMANDSTATS:
         for (int o = 0; o < CMD_OP_COUNT; o++) {
             uint64_t n = 0, e = 0;
@@ -641,6 +638,7 @@ void resp_cmd_info(struct resp_conn *c)
     int want[SEC_COUNT] = {0};
     struct buf *t = &c->tmp;
     tally_stats st;
+    struct cmd_keyspace ks = {0};
     int n = 0;
 
     if (c->args.argc == 1)
@@ -654,7 +652,11 @@ void resp_cmd_info(struct resp_conn *c)
                 resp_arg_is(c, j, sec_names[s]))
                 want[s] = 1;
     }
-    cmd_engine_stats(c->ctx, &st);
+    /* A store that answers later runs INFO again once it has (cmd_stats):
+     * this run's reply is dropped. */
+    if (cmd_stats(c->ctx, c->s, &st, want[SEC_KEYSPACE] ? &ks : NULL) ==
+        CMD_PENDING)
+        return;
     buf_clear(t);
     for (int s = 0; s < SEC_COUNT; s++) {
         if (!want[s])
@@ -662,7 +664,7 @@ void resp_cmd_info(struct resp_conn *c)
         if (n++)
             buf_adds(t, "\r\n");
         buf_printf(t, "# %s\r\n", sec_titles[s]);
-        info_section(c, t, s, &st);
+        info_section(c, t, s, &st, &ks);
     }
     resp_verbatim(&c->out, t->p ? t->p : "", t->len);
 }

@@ -32,10 +32,11 @@ static int has_scheme(const char *uri, const char *scheme)
     return strncmp(uri, scheme, strlen(scheme)) == 0;
 }
 
-#ifdef TALLY_HAVE_PG
-/* store_pg_opts.expired: the PostgreSQL store's purge deleted an expired
- * counter; its "expired" event is durable (ticket 0). */
-static void pg_expired(void *ctx, const void *key, size_t klen)
+#if defined(TALLY_HAVE_PG) || defined(TALLY_HAVE_REDIS)
+/* store_pg_opts.expired, store_redis_opts.expired: the PostgreSQL store's
+ * purge deleted an expired counter, or Redis notified that it expired
+ * one; its "expired" event is durable (ticket 0). */
+static void store_expired(void *ctx, const void *key, size_t klen)
 {
     struct server *srv = ctx;
     cmd_note_expired(&srv->cmd, key, klen, 0);
@@ -67,7 +68,7 @@ int stores_open(struct server *srv, char *err)
 #ifdef TALLY_HAVE_PG
         char why[200] = "";
         struct store *pg = NULL;
-        struct store_pg_opts o = {srv->conf.once_ttl_ms, pg_expired, srv, 0};
+        struct store_pg_opts o = {srv->conf.once_ttl_ms, store_expired, srv, 0};
         if (store_pg_open_opts(srv->base, uri, (int)srv->conf.sync, &o, &pg,
                                why, sizeof why) < 0) {
             snprintf(err, 256, "--store: cannot use the PostgreSQL URI: %s",
@@ -91,7 +92,8 @@ int stores_open(struct server *srv, char *err)
         const struct conf *c = &srv->conf;
         struct store_redis_opts o = {c->store_prefix, c->store_wait_replicas,
                                      0, c->once_ttl_ms, c->store_tls_ca,
-                                     c->store_tls_cert, c->store_tls_key};
+                                     c->store_tls_cert, c->store_tls_key,
+                                     store_expired, srv};
         if (store_redis_open_opts(srv->base, uri, (int)srv->conf.sync, &o,
                                   &rd, why, sizeof why) < 0) {
             snprintf(err, 256, "--store: cannot use the Redis URI: %s", why);

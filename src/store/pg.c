@@ -618,6 +618,14 @@ static int pg_exec(struct store *s, const struct store_req *req,
     }
     if (req->batch)
         return pg_xact_exec(st, req, res, done, arg);
+    if (req->op == STORE_COUNT && (req->flags & STORE_F_ONCE) &&
+        st->state == PG_READY && !st->purge_queued) {
+        /* Statistics (cmd_stats): purge first, in order before the count,
+         * so the counters that expired since the last tick are reported
+         * expired by the time the count answers. */
+        st->purge_queued = 1;
+        pg_enqueue_own(st, PG_PURGE);
+    }
     return pg_submit(st, pg_op_new(req, done, arg), res);
 }
 

@@ -176,6 +176,7 @@ enum pg_stmt {
     PG_S_FLUSH,
     PG_S_PURGE,
     PG_S_INFO,
+    PG_S_COUNT_ONCE, /* PG_S_COUNT and the ids (STORE_F_ONCE) */
     PG_S_COUNT_ALL
 };
 extern const char *const pg_sql_text[PG_S_COUNT_ALL];

@@ -70,7 +70,7 @@ const char pg_sql_schema[] =
 const char *const pg_sql_name[PG_S_COUNT_ALL] = {
     "tally_hot", "tally_lock", "tally_read", "tally_ids", "tally_write",
     "tally_delete", "tally_idsave", "tally_scan", "tally_count",
-    "tally_flush", "tally_purge", "tally_info"};
+    "tally_flush", "tally_purge", "tally_info", "tally_count_once"};
 
 const char *const pg_sql_text[PG_S_COUNT_ALL] = {
     /* PG_S_HOT ($1 keys sorted, $2 summed deltas, $3..$4 the bound every
@@ -154,6 +154,16 @@ const char *const pg_sql_text[PG_S_COUNT_ALL] = {
     "  WHERE sync_state IN ('sync', 'quorum')),"
     " (SELECT count(*) FROM pg_stat_replication),"
     " pg_is_in_recovery()::integer, " PG_NOW,
+    /* PG_S_COUNT_ONCE: PG_S_COUNT's four columns, then the ids kept and
+     * the bytes their rows take (INFO, /metrics: a pass over both tables,
+     * on request, never cached) */
+    "SELECT count(c.k), count(c.expire_at),"
+    " coalesce(avg(c.expire_at - t.now), 0)::bigint, min(t.now),"
+    " (SELECT count(*) FROM tally_once o WHERE o.keep_until > min(t.now)),"
+    " (SELECT coalesce(sum(pg_column_size(o.*)), 0)::bigint FROM tally_once o"
+    "  WHERE o.keep_until > min(t.now))"
+    " FROM (SELECT " PG_NOW " AS now) t LEFT JOIN tally_counters c"
+    " ON c.expire_at IS NULL OR c.expire_at > t.now",
 };
 
 void pg_arr_bytea(struct buf *b, const char *const *v, const size_t *lens,

@@ -203,7 +203,8 @@ static void send_barrier(struct pg_store *st, struct pg_op *op)
         break;
     }
     case STORE_COUNT:
-        send_stmt(st, PG_S_COUNT, 0, NULL);
+        send_stmt(st, op->req.flags & STORE_F_ONCE ? PG_S_COUNT_ONCE
+                                                   : PG_S_COUNT, 0, NULL);
         break;
     default: /* STORE_FLUSH */
         send_stmt(st, PG_S_FLUSH, 0, NULL);
@@ -647,12 +648,17 @@ static void rows_barrier(struct pg_store *st, struct pg_op *op, enum pg_stmt s,
         rows_scan(st, op, r);
         break;
     case PG_S_COUNT:
+    case PG_S_COUNT_ONCE:
         if (!one)
             break;
         res->n = (uint64_t)col_i64(r, 0, 0);
         res->expires_n = (uint64_t)col_i64(r, 0, 1);
         res->avg_ttl_ms = col_i64(r, 0, 2);
         res->now_ms = col_i64(r, 0, 3);
+        if (s == PG_S_COUNT_ONCE) {
+            res->once_ids = (uint64_t)col_i64(r, 0, 4);
+            res->once_bytes = (uint64_t)col_i64(r, 0, 5);
+        }
         note_now(st, NULL, res->now_ms);
         break;
     case PG_S_FLUSH:

@@ -121,6 +121,7 @@ struct redis_store {
                  const struct redisReply *r);
     void (*node_state)(void *parent, struct redis_store *node, int up);
     void *parent;
+    struct redis_notify *notify; /* "expired" events, or NULL */
 };
 
 static struct redis_store *self(const struct store *st)
@@ -146,6 +147,11 @@ static void op_finish(struct redis_store *rs, struct redis_op *op)
         op->raw(op->arg, NULL);
     }
     redis_op_free(op);
+}
+
+static void after_barrier(void *ctx, void *arg)
+{
+    op_finish(ctx, arg);
 }
 
 /* Fail every op of q with rc, those that may have written (sent ones,
@@ -562,6 +568,11 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
         TAILQ_INSERT_TAIL(&rs->held, op, link);
         return;
     }
+    /* Statistics (STORE_F_ONCE): answered once the expiries Redis
+     * published before this count have been reported (redis_notify.c). */
+    if (op->page_mode == 3 && op->res.rc == STORE_OK &&
+        redis_notify_barrier(rs->notify, after_barrier, rs, op) == 0)
+        return;
     op_finish(rs, op);
 }
 
@@ -883,6 +894,11 @@ static size_t r_info(const struct store *st, struct store_info_kv *kv,
        (unsigned long long)rs->xenv.n_commits);
     KV("store_redis_batch_conflicts", "%llu",
        (unsigned long long)rs->xenv.n_conflicts);
+    KV("store_expired_events", "%s", rs->notify ? redis_notify_state(rs->notify)
+       : rs->back ? "off: not on a cluster yet" : "off");
+    if (rs->notify)
+        KV("store_expired_seen", "%llu",
+           (unsigned long long)redis_notify_seen(rs->notify));
 #undef KV
     return n;
 }
@@ -893,6 +909,7 @@ static void r_close(struct store *st)
 
     rs->back = NULL; /* what is left fails here: its cluster is closing */
     rs->node_state = NULL;
+    redis_notify_close(rs->notify);
     if (rs->bev)
         bufferevent_free(rs->bev);
     rs->bev = NULL;
@@ -1081,6 +1098,12 @@ int store_redis_open_opts(struct event_base *base, const char *uri,
     rs->own_ctx = 1;
     start(rs, base, prefix, fsync_policy, opts ? opts->wait_replicas : 0,
           opts ? opts->wait_timeout_ms : 0, opts ? opts->once_ttl_ms : 0);
+    if (opts && opts->expired) {
+        struct redis_notify_cfg nc = {base, rs->host, rs->user, rs->pass,
+                                      rs->port, rs->db, rs->tls_ctx, prefix,
+                                      opts->expired, opts->expired_ctx};
+        rs->notify = redis_notify_open(&nc);
+    }
     *out = &rs->base;
     return 0;
 }

@@ -23,6 +23,11 @@ struct store_redis_opts {
     const char *tls_ca_file;   /* NULL: the system's CAs */
     const char *tls_cert_file; /* a client certificate, or NULL */
     const char *tls_key_file;  /* its key; NULL: in the certificate file */
+    /* Called on the loop for every counter Redis expired, from its
+     * keyspace notifications (redis_notify.c; one server, not a cluster
+     * yet); NULL: not subscribed.  key is valid only during the call. */
+    void (*expired)(void *ctx, const void *key, size_t klen);
+    void *expired_ctx;
 };
 
 /* Open the store on redis://[user:password@]host:port[/db] (rediss://:

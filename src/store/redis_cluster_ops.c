@@ -28,7 +28,7 @@ struct fan {
     int rc;                   /* the first error (STORE_EUNKNOWN wins) */
     int applied;              /* a part changed something */
     char detail[160];
-    uint64_t n, expires_n;
+    uint64_t n, expires_n, once_ids, once_bytes;
     double ttl_sum;
     int64_t now_ms;
     int64_t *values;
@@ -59,6 +59,8 @@ static void fan_finish(struct fan *f)
     } else {
         out.n = f->n;
         out.expires_n = f->expires_n;
+        out.once_ids = f->once_ids;
+        out.once_bytes = f->once_bytes;
         out.avg_ttl_ms = f->expires_n ? (int64_t)(f->ttl_sum /
                                                   (double)f->expires_n) : 0;
         if (f->op == STORE_MGET || f->op == STORE_DEL) {
@@ -92,6 +94,8 @@ static void part_done(void *arg, const struct store_res *res)
         }
         f->n += res->n;
         f->expires_n += res->expires_n;
+        f->once_ids += res->once_ids;
+        f->once_bytes += res->once_bytes;
         f->ttl_sum += (double)res->avg_ttl_ms * (double)res->expires_n;
         f->applied |= (f->op == STORE_DEL || f->op == STORE_FLUSH) && res->n;
         if (res->now_ms)

@@ -82,10 +82,11 @@ struct redis_op {
     /* COUNT, FLUSH: one command per SCAN page (redis_op_next), and the
      * sums of the pages answered so far */
     int page_mode;            /* the script's mode: 0 count, 1 with the
-                                 expiries, 2 delete */
+                                 expiries, 2 delete, 3 as 1 with the id
+                                 records (STORE_F_ONCE) */
     uint64_t pages;           /* pages answered */
     uint64_t page_cursor;     /* the next page's SCAN cursor; 0: done */
-    uint64_t page_n, page_nx;
+    uint64_t page_n, page_nx, page_ids, page_idb;
     double page_ttl_sum;      /* ms left, summed (only an average needs it) */
 };
 
@@ -134,6 +135,46 @@ void redis_op_format_once(const struct redis_keys *kp, char sha[][41],
 /* One formatted command from argv (caller frees *out with free()). */
 size_t redis_format(char **out, int argc, const char **argv,
                     const size_t *lens);
+/* Decode ESC(key) (s[0, n): a counter's Redis key without PREFIX{ and })
+ * in place; returns the key's length. */
+size_t redis_unesc(char *s, size_t n);
+
+/* ---- redis_notify.c: "expired" events from keyspace notifications ----- */
+struct redis_notify; /* its connection, subscribed to the expired events */
+struct redis_notify_cfg {
+    struct event_base *evb;
+    const char *host, *user, *pass; /* copied; user, pass may be NULL */
+    int port, db;
+    struct ssl_ctx_st *tls;    /* borrowed, NULL: plain TCP */
+    const char *prefix;        /* the store's key prefix (copied) */
+    /* Called on the loop for each counter Redis expired; key (unescaped)
+     * is valid only during the call. */
+    void (*expired)(void *ctx, const void *key, size_t klen);
+    void *ctx;
+};
+/* Connects in the background (and again with backoff when lost); close
+ * with redis_notify_close (NULL is allowed). */
+struct redis_notify *redis_notify_open(const struct redis_notify_cfg *cfg);
+void redis_notify_close(struct redis_notify *nt);
+/* Run fn(ctx, arg) once every notification Redis published before now
+ * has been reported (a PING on the subscribed connection; its answer comes
+ * after them), or once the connection is lost or closed: 0.  -1 (fn not
+ * taken) when not subscribed: nothing is waited for. */
+int redis_notify_barrier(struct redis_notify *nt,
+                         void (*fn)(void *ctx, void *arg), void *ctx,
+                         void *arg);
+/* INFO's word for it: "on", "off: why", "unknown: why", "connecting". */
+const char *redis_notify_state(const struct redis_notify *nt);
+/* Expired counters reported since open. */
+uint64_t redis_notify_seen(const struct redis_notify *nt);
+/* The notify-keyspace-events flags cur plus E and x, into out; 1 if any
+ * was missing (a CONFIG SET is needed), 0 if cur has both (A includes x). */
+int redis_notify_flags(const char *cur, char *out, size_t n);
+/* If k[0, n) is a counter's key PREFIX{ESC(KEY)} under kp's prefix (not
+ * an id record), KEY into out (3 * TALLY_KEY_MAX + 2 bytes) and *outlen,
+ * 0; else -1. */
+int redis_notify_key(const struct redis_keys *kp, const char *k, size_t n,
+                     char *out, size_t *outlen);
 
 /* ---- redis.c for redis_cluster.c: one connection as a node ------------ */
 struct redis_store; /* one connection and its queues (redis.c) */

@@ -230,24 +230,28 @@ static const char lua_scan[] = LUA_COMMON LUA_IS_COUNTER
  * longer than a page of keys, whatever else shares the server (redis_ops.c
  * sends the pages one after the other until the cursor is back at 0).
  * ARGV: cursor pattern count prefixlen mode (0: count, 1: count with the
- * expiries, 2: delete).  Answer: { next cursor, counters (deleted), with
- * an expiry, the sum of their ms left }. */
+ * expiries, 2: delete, 3: as 1 and the counters' id records).  Answer:
+ * { next cursor, counters (deleted), with an expiry, the sum of their ms
+ * left, id records, their bytes (key and value) }. */
 static const char lua_count[] = LUA_IS_COUNTER
     "local s = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])\n"
-    "local mode, n, nx, sum = ARGV[5], 0, 0, 0\n"
+    "local mode, n, nx, sum, ids, idb = ARGV[5], 0, 0, 0, 0, 0\n"
     "for _, key in ipairs(s[2]) do\n"
     "  if is_counter(key) then\n"
     "    if mode == '2' then n = n + redis.call('DEL', key)\n"
     "    else\n"
     "      n = n + 1\n"
-    "      if mode == '1' then\n"
+    "      if mode == '1' or mode == '3' then\n"
     "        local p = redis.call('PTTL', key)\n"
     "        if p > 0 then nx = nx + 1; sum = sum + p end\n"
     "      end\n"
     "    end\n"
+    "  elseif mode == '3' and string.find(key, '}:id:', pl + 2, true) then\n"
+    "    local b = redis.call('STRLEN', key)\n"
+    "    if b > 0 then ids = ids + 1; idb = idb + b + #key end\n"
     "  end\n"
     "end\n"
-    "return {s[1], n, nx, sum}\n";
+    "return {s[1], n, nx, sum, ids, idb}\n";
 
 /* A batch's commit (redis_xact.c).  KEYS: the batch's counters.  ARGV:
  * six fields per key: the state the batch read (existed 0/1, value,

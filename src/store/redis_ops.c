@@ -342,6 +342,7 @@ int redis_op_format(const struct redis_keys *kp, char sha[][41],
         op->writes = req->op == STORE_FLUSH;
         op->script = REDIS_S_COUNT;
         op->page_mode = req->op == STORE_FLUSH ? 2 :
+                        req->flags & STORE_F_ONCE ? 3 :
                         req->flags & STORE_F_EXPIRES ? 1 : 0;
         free(a.off);
         format_page(kp, sha, op);
@@ -525,8 +526,7 @@ static int answer_once(struct redis_op *op, const struct redisReply *r)
     return 0;
 }
 
-/* Decode ESC(key) of a counter's Redis key in place; its length. */
-static size_t unesc(char *s, size_t n)
+size_t redis_unesc(char *s, size_t n)
 {
     size_t i, o = 0;
 
@@ -577,7 +577,7 @@ static int answer_scan(const struct redis_keys *kp, struct redis_op *op,
             return -1;
         memcpy(p, k->str + skip, k->len - skip - 1);
         op->rkeys[i] = p;
-        op->rklens[i] = unesc(p, k->len - skip - 1);
+        op->rklens[i] = redis_unesc(p, k->len - skip - 1);
         p += k->len - skip - 1;
     }
     res->n_items = n;
@@ -588,21 +588,21 @@ static int answer_scan(const struct redis_keys *kp, struct redis_op *op,
     return 0;
 }
 
-/* One page of COUNT or FLUSH: { next cursor, n, nx, ms left summed }
- * added to the pages before; res shows the sums. */
+/* One page of COUNT or FLUSH: { next cursor, n, nx, ms left summed, id
+ * records, their bytes } added to the pages before; res shows the sums. */
 static int answer_page(struct redis_op *op, const struct redisReply *r)
 {
     struct store_res *res = &op->res;
     const struct redisReply *c;
-    int64_t f[3];
+    int64_t f[5];
     char *end;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6)
         return -1;
     c = r->element[0];
     if (c->type != REDIS_REPLY_STRING || !c->len || c->len > 20)
         return -1;
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 5; i++)
         if (reply_i64(r->element[1 + i], &f[i]) < 0 || f[i] < 0)
             return -1;
     /* Redis's cursor is an unsigned 64-bit decimal. */
@@ -613,6 +613,10 @@ static int answer_page(struct redis_op *op, const struct redisReply *r)
     op->page_n += (uint64_t)f[0];
     op->page_nx += (uint64_t)f[1];
     op->page_ttl_sum += (double)f[2];
+    op->page_ids += (uint64_t)f[3];
+    op->page_idb += (uint64_t)f[4];
+    res->once_ids = op->page_ids;
+    res->once_bytes = op->page_idb;
     res->n = op->page_n;
     res->expires_n = op->page_nx;
     res->avg_ttl_ms = op->page_nx ? (int64_t)(op->page_ttl_sum /

@@ -74,7 +74,8 @@ enum store_opk {
                       in keys/klens/values/expires[n_items], next cursor in
                       n (0: done).  The cursor is an opaque integer the
                       caller may pass back any time later */
-    STORE_COUNT,   /* -> n = live counters; expires_n, avg_ttl_ms */
+    STORE_COUNT,   /* -> n = live counters; expires_n, avg_ttl_ms;
+                      STORE_F_ONCE: once_ids, once_bytes */
     STORE_FLUSH,   /* delete every counter -> n = how many */
     STORE_SAVE,    /* engine: snapshot now (blocks); others: unsupported */
     STORE_BGSAVE,  /* engine: background snapshot; others: unsupported */
@@ -94,6 +95,9 @@ enum store_opk {
                                   (memcached incr/decr on a miss) */
 #define STORE_F_EXPIRES 0x100  /* COUNT: also expires_n and avg_ttl_ms (may
                                   cost a pass over the expiring counters) */
+#define STORE_F_ONCE 0x200     /* COUNT (a remote store): also once_ids and
+                                  once_bytes, the idempotency records it
+                                  holds (a pass over them) */
 
 /* What a change does to the counter's expiry. */
 enum store_xmode {
@@ -207,6 +211,9 @@ struct store_res {
     const int64_t *expires;
     uint64_t expires_n;        /* STORE_COUNT: counters with an expiry */
     int64_t avg_ttl_ms;
+    uint64_t once_ids;         /* STORE_COUNT with STORE_F_ONCE: the
+                                  idempotency records kept, and the bytes */
+    uint64_t once_bytes;       /* they take in the store */
     const void *answer;        /* once_answer: the recorded answer */
     size_t alen;
     char detail[160];          /* one line saying more, or "" */
@@ -235,6 +242,8 @@ static inline void store_res_init(struct store_res *r)
     r->expires = NULL;
     r->expires_n = 0;
     r->avg_ttl_ms = 0;
+    r->once_ids = 0;
+    r->once_bytes = 0;
     r->answer = NULL;
     r->alen = 0;
     r->detail[0] = 0;
@@ -363,7 +372,9 @@ struct store_ops {
                              struct store_res *res, store_done_fn done,
                              void *arg);
     /* The engine's own statistics (INFO persistence, /metrics, memcached
-     * stats); NULL for a store that is not the engine. */
+     * stats); NULL for a store that is not the engine.  A remote store's
+     * numbers come from STORE_COUNT (what the store holds) and from the
+     * command layer (what this instance saw: cmd_stats). */
     void (*stats)(const struct store *st, tally_stats *out);
 };
 

@@ -375,3 +375,36 @@ def test_an_unknown_store_scheme_stops_the_start(tallyd_factory):
     rc = t.wait_exit()
     assert rc != 0
     assert "--store: unknown scheme" in t.run_log()
+
+
+def test_idempotency_outcomes_count_once_when_the_store_answers_later(
+        tallyd_factory):
+    """A request with an Idempotency-Key that waits for the store runs more
+    than once: only the run with the answer is counted (each waiting run was
+    counted as "failed" before)."""
+    from test_http_idempotency import idem_metrics, new_key, post
+    from test_http_util import session
+    t = delayed(tallyd_factory)
+    s = session(t)
+    before = idem_metrics(s, t)
+    idem = new_key()
+    assert post(s, t, "k", "increment", idem).status_code == 200
+    assert post(s, t, "k", "increment", idem).status_code == 200
+    after = idem_metrics(s, t)
+    for outcome, n in (("applied", 1), ("replayed", 1), ("failed", 0)):
+        assert after[outcome] - before[outcome] == n, outcome
+
+
+def test_info_and_stats_wait_for_the_store(tallyd_factory):
+    """INFO's keyspace and memcached's curr_items ask the store like any
+    command: over a store that answers later they show its counts, not
+    zeros."""
+    t = delayed(tallyd_factory)
+    r = t.redis()
+    r.mset({"a": 1, "b": 2})
+    r.set("c", 3, ex=100)
+    ks = r.info("keyspace")["db0"]
+    assert ks["keys"] == 3 and ks["expires"] == 1
+    mc = Memcache(("127.0.0.1", t.mc_port), timeout=10)
+    assert mc.stats()[b"curr_items"] == 3
+    mc.close()

@@ -337,21 +337,22 @@ static void keyspace_counts_expires_and_average(void **state)
 {
     struct fx *f = *state;
     struct cmd_res res;
-    uint64_t keys, expires;
-    int64_t avg;
+    struct cmd_keyspace ks;
+    tally_stats st;
 
     assert_int_equal(run(f, CMD_SET, "a", 1, 0, 0, &res), CMD_OK);
     assert_int_equal(run(f, CMD_SET, "b", 1, CMD_F_PX, 1000, &res), CMD_OK);
     assert_int_equal(run(f, CMD_SET, "c", 1, CMD_F_PX, 3000, &res), CMD_OK);
-    cmd_keyspace(&f->ctx, &keys, &expires, &avg);
-    assert_int_equal(keys, 3);
-    assert_int_equal(expires, 2);
-    assert_int_equal(avg, 2000);
+    assert_int_equal(cmd_stats(&f->ctx, &f->s, &st, &ks), CMD_OK);
+    assert_int_equal(ks.keys, 3);
+    assert_int_equal(ks.expires, 2);
+    assert_int_equal(ks.avg_ttl_ms, 2000);
     now_ms += 1000;
-    cmd_keyspace(&f->ctx, &keys, &expires, &avg);
-    assert_int_equal(keys, 2);
-    assert_int_equal(expires, 1);
-    assert_int_equal(avg, 2000);
+    assert_int_equal(cmd_stats(&f->ctx, &f->s, &st, &ks), CMD_OK);
+    assert_int_equal(ks.keys, 2);
+    assert_int_equal(ks.expires, 1);
+    assert_int_equal(ks.avg_ttl_ms, 2000);
+    assert_int_equal(st.expired, 1);
     assert_int_equal(run(f, CMD_DBSIZE, "", 0, 0, 0, &res), CMD_OK);
     assert_int_equal(res.n, 2);
 }

@@ -373,17 +373,40 @@ static void count_is_scan_pages_summed_until_the_cursor_is_back_at_0(
     /* cursor 0, the prefix's pattern, a bounded page, mode 1 (expiries) */
     assert_true(has(op, "\r\n0\r\n$8\r\ntally:{*\r\n$4\r\n1000\r\n"
                         "$1\r\n6\r\n$1\r\n1\r\n"));
-    page(op, arr(4, str("17"), num(3), num(2), num(3000)));
+    page(op, arr(6, str("17"), num(3), num(2), num(3000), num(0), num(0)));
     assert_int_equal(op->res.rc, STORE_OK);
     assert_int_equal(redis_op_next(&kp, sha, op), 1);
     assert_true(has(op, "\r\n17\r\n$8\r\ntally:{*\r\n"));
-    page(op, arr(4, str("0"), num(4), num(1), num(1500)));
+    page(op, arr(6, str("0"), num(4), num(1), num(1500), num(0), num(0)));
     assert_int_equal(redis_op_next(&kp, sha, op), 0);
     assert_int_equal(op->res.rc, STORE_OK);
     assert_int_equal(op->res.n, 7);
     assert_int_equal(op->res.expires_n, 3);
     assert_int_equal(op->res.avg_ttl_ms, 1500);
     assert_int_equal(op->pages, 2);
+    redis_op_free(op);
+}
+
+/* Statistics (STORE_F_ONCE): mode 3, and the id records each page found
+ * summed with the counters. */
+static void count_with_ids_sums_the_id_records_of_every_page(void **state)
+{
+    struct store_req req = {.op = STORE_COUNT,
+                            .flags = STORE_F_EXPIRES | STORE_F_ONCE};
+    struct redis_op *op;
+
+    (void)state;
+    op = format(&req);
+    assert_true(has(op, "$1\r\n6\r\n$1\r\n3\r\n")); /* mode 3 */
+    page(op, arr(6, str("5"), num(2), num(0), num(0), num(2), num(90)));
+    assert_int_equal(redis_op_next(&kp, sha, op), 1);
+    page(op, arr(6, str("0"), num(1), num(1), num(800), num(1), num(40)));
+    assert_int_equal(redis_op_next(&kp, sha, op), 0);
+    assert_int_equal(op->res.rc, STORE_OK);
+    assert_int_equal(op->res.n, 3);
+    assert_int_equal(op->res.expires_n, 1);
+    assert_int_equal(op->res.once_ids, 3);
+    assert_int_equal(op->res.once_bytes, 130);
     redis_op_free(op);
 }
 
@@ -397,7 +420,7 @@ static void flush_pages_delete_and_stop_at_an_error(void **state)
     op = format(&req);
     assert_true(op->writes);
     assert_true(has(op, "$1\r\n6\r\n$1\r\n2\r\n")); /* mode 2: delete */
-    page(op, arr(4, str("9"), num(5), num(0), num(0)));
+    page(op, arr(6, str("9"), num(5), num(0), num(0), num(0), num(0)));
     assert_int_equal(redis_op_next(&kp, sha, op), 1);
     err->type = REDIS_REPLY_ERROR;
     err->str = strdup("BUSY");
@@ -522,6 +545,7 @@ int main(void)
         cmocka_unit_test(scan_unescapes_the_keys_it_returns),
         cmocka_unit_test(
             count_is_scan_pages_summed_until_the_cursor_is_back_at_0),
+        cmocka_unit_test(count_with_ids_sums_the_id_records_of_every_page),
         cmocka_unit_test(flush_pages_delete_and_stop_at_an_error),
         cmocka_unit_test(a_batch_id_is_its_own_record_written_by_the_commit),
         cmocka_unit_test(a_batch_id_record_answers_its_exact_bytes),
