@@ -63,9 +63,10 @@ struct redis_notify {
     int expect_auth;               /* an AUTH reply comes first */
     int expect_set;                /* a CONFIG SET reply before SUBSCRIBE's */
     enum notify_expect expect;
-    char state[128];               /* INFO's store_expired_events (a
-                                      store_info_kv value's size) */
-    char logged[128];              /* the last state logged (once each) */
+    char state[160];               /* INFO's store_expired_events (its
+                                      first 127 bytes there); as long as
+                                      the reasons given to set_state */
+    char logged[160];              /* the last state logged (once each) */
     uint64_t seen;                 /* expired counters reported */
     /* Barriers waiting for their PING's answer, in the order sent. */
     struct barrier *bar_head, **bar_tail;
