@@ -48,7 +48,7 @@ struct snap_job {
 struct snap_state {
     int running;             /* [loop] 1 while walking, 2 while finishing */
     struct snap_job *job;    /* [loop] the snapshot in progress */
-    uint64_t cursor;         /* [loop] table scan cursor */
+    struct table_walk walk;  /* [loop] where the walk of the counters is */
     int ids;                 /* [loop] counters done, writing the ids */
     uint64_t puts;           /* [loop] PUT and IDEM records written so far */
     int64_t now;             /* [loop] the clock for this slice (expired

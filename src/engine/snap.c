@@ -13,9 +13,15 @@
  *   1. begin (loop thread): rotate the log to a new file starting at S =
  *      head (log.c), create snap-S.tmp and write its header;
  *   2. walk (loop thread): a slice at a time (tally_step, plus a small slice
- *      after every change), the table is scanned with the reverse-binary
- *      cursor, which sees every counter present for the whole walk even
- *      across resizes; then the ids that existed at S, oldest first along
+ *      after every change), the counters are walked in slab order
+ *      (table_walk_step), which shows every counter that stays in its slot
+ *      for the whole walk, whatever resizes run, and reads memory in
+ *      sequence: the reverse-binary scan that SCAN uses costs two or three
+ *      cache and TLB misses per counter at millions of them, 2.5 ms of CPU
+ *      per 4096 counters at 1M, 10 ms at 10M, which stalled the loop for
+ *      that long in every tally_step (a counter that moves or appears
+ *      during the walk was changed after S, so its record is in the log
+ *      after S); then the ids that existed at S, oldest first along
  *      the id FIFO (ids created after S are in the log after S; ids that
  *      expire during the walk are skipped, once.c keeps the walk's cursor
  *      valid); records are buffered and written in 256 KiB writes; an END
@@ -203,7 +209,7 @@ int snap_begin(tally *db)
     if ((rc = create_tmp(db->dirfd, s, db->table.count, &ss->job, msg)) != 0)
         return snap_fail(db, rc, msg);
     ss->running = 1;
-    ss->cursor = 0;
+    table_walk_begin(&db->table, &ss->walk);
     ss->ids = 0;
     ss->puts = 0;
     ss->len = 0;
@@ -251,9 +257,8 @@ static int walk(tally *db, unsigned budget)
         budget = 1;
     if (!ss->ids) {
         ss->now = tally_now_ms(db);
-        ss->cursor = table_scan(&db->table, ss->cursor, budget, NULL, 0,
-                                put_entry, ss, &stop);
-        ss->ids = ss->cursor == 0;
+        ss->ids = table_walk_step(&db->table, &ss->walk, budget, put_entry,
+                                  ss, &stop);
     } else {
         done = walk_ids(&db->once, ss, budget);
     }
