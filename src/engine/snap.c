@@ -423,25 +423,94 @@ int tally_snapshot_begin(tally *db)
     return rc ? rc : snap_begin(db);
 }
 
+/* tally_step works in pieces of STEP_PIECE (counters, handles or ids) and
+ * looks at the clock between them: past STEP_NS since the call began, it
+ * stops and reports more work, whatever is left of the budget.  A piece
+ * costs tens of µs; a whole budget of 4096 (tallyd's) usually fits in a
+ * few hundred, but not when the memory it reads is cold or the machine
+ * busy, and every request waits while the loop is in here. */
+#define STEP_PIECE 512u
+#define STEP_NS 500000u
+
+static size_t piece(size_t left)
+{
+    return left < STEP_PIECE ? left : STEP_PIECE;
+}
+
+static int step_late(uint64_t deadline)
+{
+    return log_now_ns() >= deadline;
+}
+
+/* Expired idempotency ids, up to budget; returns 1 if more are due. */
+static int step_ids(tally *db, size_t budget, uint64_t deadline)
+{
+    int64_t now = once_now_ms();
+    size_t n;
+
+    for (;;) {
+        n = piece(budget);
+        if (!once_expire(&db->once, now, once_ttl(db), (unsigned)n))
+            return 0;
+        budget -= n;
+        if (budget == 0 || step_late(deadline))
+            return 1;
+    }
+}
+
+/* Active expiry of counters: up to budget handles of the expiry list; as
+ * Redis's cycle, more is due (on the next step) while more than a quarter
+ * of those looked at had expired. */
+static int step_expiry(tally *db, size_t budget, uint64_t deadline)
+{
+    struct table *t = &db->table;
+    int64_t now = tally_now_ms(db);
+    size_t n, looked = 0, removed = 0;
+
+    while (budget > 0 && t->xn > 0) {
+        n = piece(budget);
+        removed += table_expire_step(t, now, n, &db->last_del,
+                                     db->opts.expired, db->opts.expired_ctx);
+        looked += n;
+        budget -= n;
+        if (budget > 0 && t->xn > 0 && step_late(deadline))
+            return 1;
+    }
+    return removed > looked / 4 && removed > 0;
+}
+
+/* The running snapshot: up to budget counters (or ids) of its walk, or
+ * collecting it once written; snap_step's result. */
+static int step_snapshot(tally *db, size_t budget, uint64_t deadline)
+{
+    size_t n;
+    int rc;
+
+    do {
+        n = piece(budget);
+        rc = snap_step(db, (unsigned)n);
+        budget -= n;
+    } while (rc == 1 && db->snap.running == 1 && budget > 0 &&
+             !step_late(deadline));
+    return rc;
+}
+
 int tally_step(tally *db, unsigned budget)
 {
+    uint64_t deadline = log_now_ns() + STEP_NS;
+    size_t sample = budget ? budget : 1;
+    int more, rc;
+
     if (db->batch.open)
         return 0;
-    int more = once_expire(&db->once, once_now_ms(), once_ttl(db),
-                           budget ? budget : 1);
-    size_t sample = budget ? budget : 1;
-    /* Active expiry: as Redis's cycle, keep going (on the next step) while
-     * more than a quarter of a sample had expired. */
-    size_t removed = table_expire_step(&db->table, tally_now_ms(db), sample,
-                                       &db->last_del, db->opts.expired,
-                                       db->opts.expired_ctx);
-    int rc = snap_step(db, budget);
-
-    if (removed > sample / 4 && removed > 0)
-        more = 1;
+    more = step_ids(db, sample, deadline);
+    more |= step_expiry(db, sample, deadline);
+    rc = step_snapshot(db, sample, deadline);
     /* Resizes of the hash tables, which changes also move (table.c). */
-    if (table_rehash_step(&db->table, sample / 8 + 1) |
-        once_rehash_step(&db->once, sample / 8 + 1))
+    if (step_late(deadline))
+        more = 1;
+    else if (table_rehash_step(&db->table, sample / 8 + 1) |
+             once_rehash_step(&db->once, sample / 8 + 1))
         more = 1;
     return rc == 0 && more ? 1 : rc;
 }

@@ -7,7 +7,8 @@
  * the bucket array; and a snapshot lists counters in the order they were
  * allocated, reading memory in sequence, where it used to follow the hash
  * order (two or three cache misses per counter, 10 ms of CPU per
- * tally_step slice at 10M counters).
+ * tally_step slice at 10M counters); and tally_step stops after about
+ * 0.5 ms whatever its budget.
  */
 #include "engine_testutil.h"
 
@@ -192,6 +193,54 @@ static void snapshot_lists_counters_in_slab_order_not_hash_order(void **state)
     tt_close(db);
 }
 
+/* The regression of the deadline: a tally_step with a budget far above
+ * what fits in its half millisecond (tallyd's 4096 can take longer when
+ * memory is cold or the machine busy) returns with the snapshot still
+ * walking and more work reported, instead of walking it all in one call;
+ * later calls finish it. */
+static void tally_step_stops_after_half_a_millisecond_whatever_the_budget(
+    void **state)
+{
+    enum { N = 200000, BATCH = 1000 };
+    tally_options o;
+    tally *db;
+    char k[BATCH][16];
+    const void *keys[BATCH];
+    size_t klens[BATCH];
+    int64_t values[BATCH];
+    unsigned i, j, calls = 0;
+    int rc;
+
+    tt_options(&o, NULL);
+    o.sync = TALLY_SYNC_NO;
+    o.snapshot_min_log = UINT64_MAX;
+    db = tt_open(TT_DIR(state), &o);
+    for (i = 0; i < N; i += BATCH) {
+        for (j = 0; j < BATCH; j++) {
+            klens[j] = (size_t)sprintf(k[j], "t:%u", i + j);
+            keys[j] = k[j];
+            values[j] = i + j;
+        }
+        assert_int_equal(tally_mset(db, BATCH, keys, klens, values, NULL),
+                         TALLY_OK);
+    }
+    assert_int_equal(tally_snapshot_begin(db), TALLY_OK);
+    assert_int_equal(tally_step(db, UINT32_MAX), 1);
+    assert_int_equal(db->snap.running, 1); /* still walking */
+    assert_true(db->snap.puts < N);
+    while ((rc = tally_step(db, UINT32_MAX)) == 1)
+        calls++;
+    assert_int_equal(rc, 0);
+    assert_int_equal(db->snap.running, 0);
+    assert_true(calls > 2);
+    db = tt_reopen(db, TT_DIR(state));
+    for (i = 0; i < N; i += 777) {
+        sprintf(k[0], "t:%u", i);
+        assert_int_equal(tt_get(db, k[0]), i);
+    }
+    tt_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +248,9 @@ int main(void)
         cmocka_unit_test(walk_of_an_empty_table_is_done_at_once),
         cmocka_unit_test_setup_teardown(
             snapshot_lists_counters_in_slab_order_not_hash_order,
+            tt_fx_setup, tt_fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            tally_step_stops_after_half_a_millisecond_whatever_the_budget,
             tt_fx_setup, tt_fx_teardown),
     };
 
