@@ -195,32 +195,22 @@ static void shrinks_after_mass_deletes_without_flapping(void **state)
 static void deleting_90_percent_of_1m_counters_shrinks_in_small_steps(
     void **state)
 {
-    enum { N = 1000000, BATCH = 1000 };
+    enum { N = 1000000, CORK = 1000 };
     tt_fx *f = *state;
     tally_options o;
     tally *db;
     struct htab *h;
-    char k[BATCH][16];
-    const void *keys[BATCH];
-    size_t klens[BATCH];
-    int64_t values[BATCH];
+    char k[32];
+    size_t klen;
     uint64_t peak, peak_mem, before, mem, deletes_resizing = 0;
-    unsigned i, j;
+    unsigned i;
 
     tt_options(&o, NULL);
     o.sync = TALLY_SYNC_NO;
     o.snapshot_min_log = UINT64_MAX; /* the table alone */
     db = tt_open(f->dir, &o);
     h = &db->table.h;
-    for (i = 0; i < N; i += BATCH) {
-        for (j = 0; j < BATCH; j++) {
-            klens[j] = (size_t)sprintf(k[j], "d:%u", i + j);
-            keys[j] = k[j];
-            values[j] = i + j;
-        }
-        assert_int_equal(tally_mset(db, BATCH, keys, klens, values, NULL),
-                         TALLY_OK);
-    }
+    tt_fill(db, "d:", N);
     while (tally_step(db, 4096) == 1)
         ;
     peak = table_buckets(&db->table);
@@ -231,11 +221,11 @@ static void deleting_90_percent_of_1m_counters_shrinks_in_small_steps(
 
         before = was ? h->ridx : 0;
         mem = htab_memory(h);
-        if (i % BATCH == 0)
+        if (i % CORK == 0)
             tally_cork(db);
-        klens[0] = (size_t)sprintf(k[0], "d:%u", i);
-        assert_int_equal(tally_del(db, k[0], klens[0], NULL), TALLY_OK);
-        if (i % BATCH == BATCH - 1)
+        klen = (size_t)sprintf(k, "d:%u", i);
+        assert_int_equal(tally_del(db, k, klen, NULL), TALLY_OK);
+        if (i % CORK == CORK - 1)
             assert_true(tally_uncork(db) >= 0);
         if (was && h->ob) {
             deletes_resizing++;
@@ -254,8 +244,8 @@ static void deleting_90_percent_of_1m_counters_shrinks_in_small_steps(
     assert_true(table_buckets(&db->table) <= 4 * db->table.count);
     assert_true(htab_memory(h) <= peak_mem / 2);
     for (i = N / 10 * 9; i < N; i += 997) {
-        sprintf(k[0], "d:%u", i);
-        assert_int_equal(tt_get(db, k[0]), i);
+        sprintf(k, "d:%u", i);
+        assert_int_equal(tt_get(db, k), i);
     }
     tt_close(db);
 }

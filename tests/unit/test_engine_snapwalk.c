@@ -201,29 +201,18 @@ static void snapshot_lists_counters_in_slab_order_not_hash_order(void **state)
 static void tally_step_stops_after_half_a_millisecond_whatever_the_budget(
     void **state)
 {
-    enum { N = 200000, BATCH = 1000 };
+    enum { N = 200000 };
     tally_options o;
     tally *db;
-    char k[BATCH][16];
-    const void *keys[BATCH];
-    size_t klens[BATCH];
-    int64_t values[BATCH];
-    unsigned i, j, calls = 0;
+    char k[32];
+    unsigned i, calls = 0;
     int rc;
 
     tt_options(&o, NULL);
     o.sync = TALLY_SYNC_NO;
     o.snapshot_min_log = UINT64_MAX;
     db = tt_open(TT_DIR(state), &o);
-    for (i = 0; i < N; i += BATCH) {
-        for (j = 0; j < BATCH; j++) {
-            klens[j] = (size_t)sprintf(k[j], "t:%u", i + j);
-            keys[j] = k[j];
-            values[j] = i + j;
-        }
-        assert_int_equal(tally_mset(db, BATCH, keys, klens, values, NULL),
-                         TALLY_OK);
-    }
+    tt_fill(db, "t:", N);
     assert_int_equal(tally_snapshot_begin(db), TALLY_OK);
     assert_int_equal(tally_step(db, UINT32_MAX), 1);
     assert_int_equal(db->snap.running, 1); /* still walking */
@@ -235,8 +224,8 @@ static void tally_step_stops_after_half_a_millisecond_whatever_the_budget(
     assert_true(calls > 2);
     db = tt_reopen(db, TT_DIR(state));
     for (i = 0; i < N; i += 777) {
-        sprintf(k[0], "t:%u", i);
-        assert_int_equal(tt_get(db, k[0]), i);
+        sprintf(k, "t:%u", i);
+        assert_int_equal(tt_get(db, k), i);
     }
     tt_close(db);
 }
