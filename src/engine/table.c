@@ -601,13 +601,16 @@ int table_walk_step(const struct table *t, struct table_walk *w, size_t count,
                     table_scan_fn fn, void *ctx, int *stop)
 {
     const struct table_entry *e;
-    size_t end, sz, shown = 0;
+    size_t end, sz, shown = 0, visited = 0;
+    /* Free slots cost a step too (after mass deletes most slots may be
+     * free), though less than entries: a sequential read each. */
+    size_t limit = count > SIZE_MAX / 16 ? SIZE_MAX : 8 * count + 64;
 
     *stop = 0;
     for (; w->chunk < w->nchunks; w->chunk++, w->off = 16) {
         end = chunk_end(t, w->chunk);
         for (; w->off + entry_size(0) <= end; w->off += sz) {
-            if (shown == count)
+            if (shown == count || visited++ == limit)
                 return 0;
             e = (const struct table_entry *)((unsigned char *)
                                              t->chunkv[w->chunk] + w->off);

@@ -146,8 +146,9 @@ struct table_walk {
 
 /* Begin a walk at the first slot of the first chunk. */
 void table_walk_begin(const struct table *t, struct table_walk *w);
-/* Call fn for up to count entries from where the walk stands (free slots
- * are passed over, not counted).  Returns 1 once the walk is done, else 0.
+/* Call fn for up to count entries from where the walk stands, passing
+ * over free slots (at most 8 * count + 64 slots in all, so a stretch of
+ * free ones ends a step too).  Returns 1 once the walk is done, else 0.
  * If fn returns nonzero the walk stops at once, *stop gets that value
  * (else 0) and 1 is returned; the walk must not be continued then. */
 int table_walk_step(const struct table *t, struct table_walk *w, size_t count,

@@ -154,6 +154,37 @@ static void walk_of_an_empty_table_is_done_at_once(void **state)
     table_free(&t);
 }
 
+/* After mass deletes most slots are free: a step passes over at most
+ * 8 * count + 64 slots, so it stays short however many free ones come in
+ * a row, and the walk still shows every entry left. */
+static void walk_over_mostly_free_slots_takes_bounded_steps(void **state)
+{
+    enum { N = 100000 };
+    struct table t;
+    struct table_walk w;
+    struct seen s = {calloc(N, sizeof(unsigned)), N};
+    unsigned i, steps = 0;
+    int stop;
+
+    (void)state;
+    assert_non_null(s.count);
+    table_init(&t, SEED, 0);
+    for (i = 0; i < N; i++)
+        insert(&t, i);
+    for (i = 0; i < N; i++)
+        if (i % 100 != 0)
+            remove_key(&t, i);
+    table_walk_begin(&t, &w);
+    while (!table_walk_step(&t, &w, 1, count_entry, &s, &stop))
+        steps++;
+    /* 1,000 entries 100 slots apart, at most 72 slots a step. */
+    assert_true(steps > N / 72);
+    for (i = 0; i < N; i++)
+        assert_int_equal(s.count[i], i % 100 == 0);
+    free(s.count);
+    table_free(&t);
+}
+
 /* The regression.  A snapshot's PUT records come in the order the
  * counters' slots were allocated (here: the order they were set), not in
  * hash order. */
@@ -235,6 +266,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(walk_shows_every_stable_counter_exactly_once),
         cmocka_unit_test(walk_of_an_empty_table_is_done_at_once),
+        cmocka_unit_test(walk_over_mostly_free_slots_takes_bounded_steps),
         cmocka_unit_test_setup_teardown(
             snapshot_lists_counters_in_slab_order_not_hash_order,
             tt_fx_setup, tt_fx_teardown),
