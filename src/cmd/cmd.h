@@ -347,6 +347,9 @@ struct cmd_ctx {
     struct cmd_watch_table *watch; /* watched keys (multi.c), NULL when
                                       none is watched */
     unsigned batch_depth;     /* open cmd_batch_begin calls */
+    int readahead;            /* running MULTI's queue: a run abandoned
+                                 for the store still lets it read the
+                                 keys of the commands after (replay.c) */
     uint64_t writes;          /* requests that changed something (a
                                  script's time limit asks "has it
                                  written?") */
@@ -454,6 +457,16 @@ void cmd_fini(struct cmd_ctx *ctx);
  * only final results.  On the engine nothing is logged and CMD_PENDING
  * never happens.
  *
+ * Read-ahead: inside EXEC, once a queued command's call pends, the run is
+ * abandoned but the commands after it are still run, and their store calls
+ * (never submitted) hand their keys to the store's batch_prefetch.  So an
+ * EXEC over n counters the batch has not read costs two round trips, not
+ * n.  Only MULTI's queue does it: its keys are fixed, while a script's
+ * later keys may depend on the answer it waits for.  A script reads its
+ * declared KEYS ahead instead, once its first call waits
+ * (cmd_store_batch_prefetch): a script that keeps to them, as Redis asks,
+ * takes about two round trips too.
+ *
  * DEBT: a connection has one store operation in flight at a time, so a
  * pipeline on a remote store waits a round trip per request; deferred
  * encoding in the front ends (a reply slot per request) would remove it. */
@@ -485,6 +498,13 @@ int cmd_store_batch_commit(struct cmd_ctx *ctx, struct cmd_session *s,
                            struct store_res *res);
 void cmd_store_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s,
                            struct store_batch *sync_batch);
+/* While a call of the open batch of the request s is serving pends, let
+ * the batch read key too, ahead of the re-run's calls that will name it
+ * (a script's declared KEYS; "Read-ahead" above).  Nothing otherwise, or
+ * on a store without batch_prefetch or that is sync_only; no result,
+ * nothing logged. */
+void cmd_store_batch_prefetch(struct cmd_ctx *ctx, struct cmd_session *s,
+                              const char *key, size_t klen);
 /* A whole batch under one id (cmd_batch_once): the store's once_answer
  * (0 with *res filled, res->answer in the log's memory until the request
  * is done; or 1 if it pends), and its batch_commit_once (as commit).  A

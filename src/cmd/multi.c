@@ -456,6 +456,7 @@ enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
             m->w = NULL;
             m->nw = m->wcap = 0;
         }
+        ctx->readahead = 1; /* the queue's keys are fixed (cmd.h) */
         while (off + 4 <= q.len) {
             const unsigned char *p = (const unsigned char *)q.p + off;
             size_t len = (size_t)p[0] | (size_t)p[1] << 8 |
@@ -463,6 +464,7 @@ enum cmd_status cmd_exec_multi(struct cmd_ctx *ctx, struct cmd_session *s,
             run(arg, p + 4, len);
             off += 4 + len;
         }
+        ctx->readahead = 0;
         st = cmd_batch_commit(ctx, s, res);
     }
     if (w) {

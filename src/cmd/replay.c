@@ -335,8 +335,14 @@ int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
         return 0;
     }
     r = replay_of(ctx, s);
-    if (r->waiting)
-        return 1; /* this run is abandoned: submit nothing more */
+    if (r->waiting) {
+        /* This run is abandoned: submit nothing more, but let the batch
+         * read what MULTI's later commands name (cmd.h "Read-ahead"). */
+        if (ctx->readahead && ctx->batch_depth && r->in_batch && r->batch &&
+            ctx->store->ops->batch_prefetch)
+            ctx->store->ops->batch_prefetch(ctx->store, r->batch, req);
+        return 1;
+    }
     fp = req_fp(req);
     if (r->next < r->n) {
         struct logged *l = &r->log[r->next++];
@@ -492,6 +498,20 @@ void cmd_store_batch_abort(struct cmd_ctx *ctx, struct cmd_session *s,
     /* An abandoned run keeps the batch for the next one. */
     if (s->replay && !s->replay->waiting)
         end_batch(s->replay);
+}
+
+void cmd_store_batch_prefetch(struct cmd_ctx *ctx, struct cmd_session *s,
+                              const char *key, size_t klen)
+{
+    struct store_req get = {.op = STORE_GET, .key = key, .klen = klen};
+
+    if (ctx->store->ops->sync_only || !s || !ctx->store->ops->batch_prefetch)
+        return;
+    /* Only while a call of the batch pends (store.h): never a read still
+     * in flight when the batch commits. */
+    if (ctx->batch_depth && s->replay && s->replay->waiting &&
+        s->replay->in_batch && s->replay->batch)
+        ctx->store->ops->batch_prefetch(ctx->store, s->replay->batch, &get);
 }
 
 int cmd_replay_value(struct cmd_ctx *ctx, struct cmd_session *s,

@@ -740,7 +740,7 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
     lua_State *L = sc->L;
     char sha[41];
     enum cmd_status st;
-    int rc;
+    int rc, readahead;
 
     res->ticket = 0;
     res->detail[0] = 0;
@@ -785,7 +785,16 @@ enum cmd_status cmd_eval(struct cmd_ctx *ctx, struct cmd_session *s,
     }
     lua_sethook(L, hook, LUA_MASKCOUNT, HOOK_EVERY);
     cmd_batch_begin(ctx, s);
+    /* Inside MULTI too, the keys of its calls are no read-ahead: they may
+     * depend on the answer its run waits for (cmd.h "Read-ahead"). */
+    readahead = ctx->readahead;
+    ctx->readahead = 0;
     rc = lua_pcall(L, 0, 1, -2);
+    ctx->readahead = readahead;
+    /* Its declared KEYS are, once a call waits: the re-run finds them. */
+    if (cmd_pending(s))
+        for (size_t i = 0; i < nkeys; i++)
+            cmd_store_batch_prefetch(ctx, s, argv[i], argl[i]);
     lua_sethook(L, NULL, 0, 0);
     ctx->script_busy = 0;
     ctx->busy_session = NULL;

@@ -760,6 +760,7 @@ static const struct store_ops pg_ops = {
     .batch_begin = pg_xact_begin, /* pg_xact.c */
     .batch_commit = pg_xact_commit,
     .batch_abort = pg_xact_abort,
+    .batch_prefetch = pg_xact_prefetch,
     .durable = pg_durable,
     .now_ms = pg_now_ms,
     .ready = pg_ready,

@@ -11,5 +11,5 @@ add_library(tally_store_pg STATIC
             ${CMAKE_CURRENT_LIST_DIR}/pg_sql.c
             ${CMAKE_CURRENT_LIST_DIR}/pg_txn.c)
 target_include_directories(tally_store_pg PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(tally_store_pg PUBLIC tally tally_util PkgConfig::LIBPQ
+target_link_libraries(tally_store_pg PUBLIC tally_store tally tally_util PkgConfig::LIBPQ
                       PkgConfig::LIBEVENT)

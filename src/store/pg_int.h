@@ -145,6 +145,10 @@ int pg_xact_exec(struct pg_store *st, const struct store_req *req,
 int pg_xact_commit(struct store *s, struct store_batch *b,
                    struct store_res *res, store_done_fn done, void *arg);
 void pg_xact_abort(struct store *s, struct store_batch *b);
+/* store_ops.batch_prefetch: read req's keys into b's view ahead of its
+ * exec. */
+void pg_xact_prefetch(struct store *s, struct store_batch *b,
+                      const struct store_req *req);
 /* store_ops.batch_commit_once: the commit, with the id checked and
  * recorded with its answer in the commit's own transaction. */
 int pg_xact_commit_once(struct store *s, struct store_batch *b,

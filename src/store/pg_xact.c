@@ -51,6 +51,7 @@
 #include <event2/event.h>
 
 #include "pg_int.h"
+#include "view.h"
 
 /* One operation of the batch and what it was shown. */
 struct xsub {
@@ -244,8 +245,12 @@ static void read_done(void *arg, const struct store_res *res)
 
     read_in(b, xr->ki, res);
     free(xr);
-    if (b->reads == 0 && !b->in_exec)
-        finish_wait(b);
+    if (b->reads == 0 && !b->in_exec) {
+        if (b->wait || b->counting)
+            finish_wait(b);
+        else if (b->aborted)
+            xact_free(b); /* only read-ahead was in flight */
+    }
 }
 
 /* Ask for key ki of the view. */
@@ -336,6 +341,23 @@ int pg_xact_exec(struct pg_store *st, const struct store_req *req,
     run_sub(b, x);
     show_sub(x, res);
     return STORE_DONE;
+}
+
+static void prefetch_key(void *arg, const char *k, size_t klen)
+{
+    struct store_batch *b = arg;
+    size_t ki = pg_batch_key_add(b->view, k, klen);
+
+    if (!b->view->keys[ki].slow)
+        read_key(b, ki);
+}
+
+void pg_xact_prefetch(struct store *s, struct store_batch *b,
+                      const struct store_req *req)
+{
+    (void)s;
+    if (!b->failed && !b->aborted)
+        view_req_each_key(req, prefetch_key, b);
 }
 
 void pg_xact_abort(struct store *s, struct store_batch *b)

@@ -804,6 +804,7 @@ static const struct store_ops redis_ops = {
     .batch_begin = r_batch_begin,
     .batch_commit = redis_xact_commit,
     .batch_abort = redis_xact_abort,
+    .batch_prefetch = redis_xact_prefetch,
     .durable = r_durable,
     .now_ms = r_now_ms,
     .ready = r_ready,

@@ -200,6 +200,10 @@ int redis_xact_exec(const struct store_req *req, struct store_res *res,
 int redis_xact_commit(struct store *st, struct store_batch *b,
                       struct store_res *res, store_done_fn done, void *arg);
 void redis_xact_abort(struct store *st, struct store_batch *b);
+/* store_ops.batch_prefetch: read req's keys into b's view ahead of its
+ * exec (not on a cluster). */
+void redis_xact_prefetch(struct store *st, struct store_batch *b,
+                         const struct store_req *req);
 /* store_ops.once_answer and batch_commit_once (one server only: the id
  * record's key is in no batch's slot). */
 int redis_xact_once_answer(struct redis_xact_env *env,

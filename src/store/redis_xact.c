@@ -204,8 +204,12 @@ static void read_done(void *arg, const struct store_res *res)
 
     read_in(b, xr->ki, res);
     free(xr);
-    if (b->reads == 0 && !b->in_exec && b->waiting)
-        finish_wait(b);
+    if (b->reads == 0 && !b->in_exec) {
+        if (b->waiting)
+            finish_wait(b);
+        else if (b->aborted)
+            xact_free(b); /* only read-ahead was in flight */
+    }
 }
 
 /* Ask for key ki of the view through the ordinary pipeline. */
@@ -381,6 +385,26 @@ int redis_xact_exec(const struct store_req *req, struct store_res *res,
     }
     run(b, req, res, 1);
     return STORE_DONE;
+}
+
+static void prefetch_key(void *arg, const char *k, size_t klen)
+{
+    struct store_batch *b = arg;
+    size_t before = b->view.n, ki = view_add(&b->view, k, klen);
+
+    if (ki == before)
+        read_key(b, ki);
+}
+
+void redis_xact_prefetch(struct store *st, struct store_batch *b,
+                         const struct store_req *req)
+{
+    (void)st;
+    /* A cluster's batch is one slot, so one counter: nothing to gain, and
+     * a key of another slot must fail the operation that names it, not
+     * this guess. */
+    if (!b->failed && !b->aborted && !b->env->cluster)
+        view_req_each_key(req, prefetch_key, b);
 }
 
 void redis_xact_abort(struct store *st, struct store_batch *b)

@@ -308,6 +308,17 @@ struct store_ops {
     int (*batch_commit)(struct store *st, struct store_batch *b,
                         struct store_res *res, store_done_fn done, void *arg);
     void (*batch_abort)(struct store *st, struct store_batch *b);
+    /* Optional (NULL: none): start reading req's keys into b's view now,
+     * ahead of the exec of req that will follow, so that one round trip
+     * reads the keys of many operations.  Nothing else: no result, no
+     * change, no error (a failed read fails the exec that needs it, as
+     * it would have anyway).  Called only while an exec of b pends, and
+     * the store answers that exec once every read of b is in, these too:
+     * so b never commits with a read in flight.  The keys are ones the
+     * caller expects to name in b (MULTI's queue, a script's KEYS); one it
+     * then does not name is still checked at commit on Redis. */
+    void (*batch_prefetch)(struct store *st, struct store_batch *b,
+                           const struct store_req *req);
     /* Durability: the highest ticket durable now; a remote store returns
      * UINT64_MAX (its results carry 0). */
     tally_ticket (*durable)(const struct store *st);

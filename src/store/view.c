@@ -89,6 +89,23 @@ const char *view_req_key(const struct store_req *r, size_t i, size_t *klen)
     return r->keys[i];
 }
 
+void view_req_each_key(const struct store_req *r,
+                       void (*fn)(void *arg, const char *k, size_t klen),
+                       void *arg)
+{
+    size_t n = view_req_nkeys(r);
+
+    if (r->once || r->op == STORE_COUNT || r->op == STORE_SCAN ||
+        r->op == STORE_FLUSH)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        size_t klen;
+        const char *k = view_req_key(r, i, &klen);
+        if (klen <= TALLY_KEY_MAX)
+            fn(arg, k, klen);
+    }
+}
+
 /* ---- The operations ------------------------------------------------------ */
 
 static struct view_key *key_of(struct view *v, const char *k, size_t klen)

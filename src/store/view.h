@@ -59,6 +59,13 @@ void view_read(struct view *v, size_t ki, int exists, int64_t n, int64_t x);
  * MGET, MSET); SCAN, COUNT and FLUSH name none. */
 size_t view_req_nkeys(const struct store_req *r);
 const char *view_req_key(const struct store_req *r, size_t i, size_t *klen);
+/* Read-ahead (store_ops.batch_prefetch): call fn for each key r names
+ * that a batch may read ahead of r's exec; none when r is an operation a
+ * batch refuses (SCAN, COUNT, FLUSH, an idempotency id), and no key over
+ * TALLY_KEY_MAX (its exec fails without reading). */
+void view_req_each_key(const struct store_req *r,
+                       void (*fn)(void *arg, const char *k, size_t klen),
+                       void *arg);
 
 /* Run r over the view (every key it names added and read before), as the
  * engine would run it (engine.c), at v->now_ms.  *res is filled from
