@@ -497,6 +497,26 @@ static int step_snapshot(tally *db, size_t budget, uint64_t deadline)
     return rc;
 }
 
+/* Resizes of the hash tables, which changes also move (table.c): up to
+ * budget buckets of each, in pieces of an eighth of STEP_PIECE (a bucket
+ * moved costs a few entries' cache misses); returns 1 if one still runs. */
+static int step_rehash(tally *db, size_t budget, uint64_t deadline)
+{
+    size_t n;
+    int more;
+
+    for (;;) {
+        if (step_late(deadline))
+            return db->table.h.ob || db->once.h.ob;
+        n = budget < STEP_PIECE / 8 ? budget : STEP_PIECE / 8;
+        more = table_rehash_step(&db->table, n) |
+               once_rehash_step(&db->once, n);
+        budget -= n;
+        if (!more || budget == 0)
+            return more;
+    }
+}
+
 int tally_step(tally *db, unsigned budget)
 {
     uint64_t deadline = log_now_ns() + STEP_NS;
@@ -508,12 +528,7 @@ int tally_step(tally *db, unsigned budget)
     more = step_ids(db, sample, deadline);
     more |= step_expiry(db, sample, deadline);
     rc = step_snapshot(db, sample, deadline);
-    /* Resizes of the hash tables, which changes also move (table.c). */
-    if (step_late(deadline))
-        more = 1;
-    else if (table_rehash_step(&db->table, sample / 8 + 1) |
-             once_rehash_step(&db->once, sample / 8 + 1))
-        more = 1;
+    more |= step_rehash(db, sample / 8 + 1, deadline);
     return rc == 0 && more ? 1 : rc;
 }
 
