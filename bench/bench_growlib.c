@@ -18,6 +18,11 @@
  * calls' CPU: p99.9, max and how many took 1 ms or more (tallyd runs them
  * on its loop too, so a slow slice of a snapshot stalls every request as
  * a slow call does).
+ * With BENCH_GROWLIB_CORK=1 each call is corked as tallyd corks a pass
+ * (tally_cork, tally_incr, tally_uncork, timed together): under
+ * TALLY_SYNC_NO uncork then writes the record itself instead of waking
+ * the sync thread, whose FUTEX_WAKE is the costliest system call of a bare
+ * call on a busy machine.
  * grow_vs_redis.sh runs it beside the servers; build it against an older
  * libtally to compare.  Runs in a temporary directory under $TMPDIR
  * (default /tmp), removed at the end.  Usage: bench_growlib [N]
@@ -81,7 +86,8 @@ int main(int argc, char **argv)
     uint64_t i, at = 0, cat = 0, sat = 0, slow = 0, cslow = 0, steps = 0;
     uint64_t sslow = 0;
     tally *db;
-    int k;
+    int k, cork = getenv("BENCH_GROWLIB_CORK") &&
+                  strcmp(getenv("BENCH_GROWLIB_CORK"), "1") == 0;
 
     if (!hist || !chist || !shist)
         return 1;
@@ -96,8 +102,14 @@ int main(int argc, char **argv)
         k = snprintf(key, sizeof(key), "grow:%" PRIu64, i);
         t0 = bench_now();
         c0 = cpu_now();
+        if (cork)
+            tally_cork(db);
         bench_must(tally_incr(db, key, (size_t)k, 1, NULL, NULL), db,
                    "tally_incr");
+        if (cork && tally_uncork(db) < 0) {
+            fprintf(stderr, "bench_growlib: tally_uncork failed\n");
+            return 1;
+        }
         lat = (cpu_now() - c0) * 1e6;
         cslow += lat >= 1000;
         record(chist, lat, i, &cmax, &cat);
