@@ -46,7 +46,9 @@
  * visited before a resize (in either direction, and while one runs) maps to
  * indices that are also "before" the cursor afterwards, and a counter
  * present for the whole scan is never skipped (after a shrink it may be
- * shown twice).
+ * shown twice).  A snapshot walks the slabs instead (table_walk_step):
+ * chunk by chunk, slot by slot, stepping over free slots by the size they
+ * keep in their value field, so it reads memory in sequence.
  */
 #include "table.h"
 
