@@ -277,6 +277,10 @@ int snap_step(tally *db, unsigned budget);
 int snap_begin(tally *db);
 /* [loop] Start one if the log has outgrown the last snapshot. */
 void snap_maybe_auto(tally *db);
+/* [loop] Write e's counter into the snapshot being walked, if one is:
+ * for a counter put back without a log record (a batch's undo), which may
+ * have landed in a slot the walk has passed (NULL: nothing). */
+void snap_show(tally *db, const struct table_entry *e);
 /* [loop] Drop a snapshot in progress (close). */
 void snap_abandon(tally *db);
 /* [sync] Finish a job: sync the log, fsync, rename, fsync the directory,

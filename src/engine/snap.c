@@ -21,7 +21,10 @@
  *      per 4096 counters at 1M, 10 ms at 10M, which stalled the loop for
  *      that long in every tally_step (a counter that moves or appears
  *      during the walk was changed after S, so its record is in the log
- *      after S); then the ids that existed at S, oldest first along
+ *      after S; the one exception, a batch's abort putting counters back
+ *      without a record and maybe in other slots, shows each of them to
+ *      the walk, snap_show); then the ids that existed at S, oldest first
+ *      along
  *      the id FIFO (ids created after S are in the log after S; ids that
  *      expire during the walk are skipped, once.c keeps the walk's cursor
  *      valid); records are buffered and written in 64 KiB writes (a
@@ -111,6 +114,16 @@ static void put_id(struct snap_state *ss, const struct once_entry *e)
                          : codec_idem_size(e->idlen));
     ss->len += codec_idem(ss->buf + ss->len, &idem);
     ss->puts++;
+}
+
+void snap_show(tally *db, const struct table_entry *e)
+{
+    struct snap_state *ss = &db->snap;
+
+    if (ss->running != 1 || !e)
+        return;
+    ss->now = tally_now_ms(db);
+    put_entry(ss, e);
 }
 
 /* Create snap-S.tmp with its header; *job gets the new job. */
