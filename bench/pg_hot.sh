@@ -17,6 +17,9 @@
 #   - at random keys also tallyd on its own engine (--dir, --fsync always);
 #   - then two tallyd instances on the one database, each driven by half
 #     the clients at once, against one tallyd with all of them.
+# us/req is the tallyds' CPU per request (utime+stime over the run), and
+# incr/txn the increments per PostgreSQL transaction (INFO store_pg_ops /
+# store_pg_transactions).
 # The tally columns say n/a when the tallyd has no --store.
 #
 # Usage: bench/pg_hot.sh [-d SECONDS] [-r REPEATS] [-k KEYS]
@@ -126,17 +129,31 @@ start_tally() {
   done
 }
 
+# info_num PORT NAME: a number from tallyd's INFO (0 if absent).
+info_num() {
+  redis-cli -p "$1" INFO | tr -d '\r' | awk -F: -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'
+}
+
 # incr_rps CLIENTS RANDOM(0|1): INCR through every tallyd in tally_ports at
-# once, CLIENTS split between them; prints their summed requests/s.  The
-# request count is sized from SECS at a guess of the rate, so each run
-# lasts about as long as pgbench's.
+# once, CLIENTS split between them; prints their summed requests/s, the
+# tallyds' CPU per request (us, all of them over all requests) and the
+# increments per PostgreSQL transaction (INFO store_pg_ops /
+# store_pg_transactions; 0 on the engine).  The request count is sized
+# from SECS at a guess of the rate, so each run lasts about as long as
+# pgbench's.
 incr_rps() {
-  local clients=$1 random=$2 n per port out=() pids=() f total=0 rps
+  local clients=$1 random=$2 n per port out=() pids=() f total=0 rps i
+  local ticks0=0 ticks1=0 ops0=0 ops1=0 tx0=0 tx1=0 pid
   n=${#tally_ports[@]}
   per=$((clients / n))
   local count=$((secs * (clients == 1 ? 1000 : 20000) / n))
   local r=()
   ((random)) && r=(-r "$keys")
+  for pid in "${bench_pids[@]}"; do ticks0=$((ticks0 + $(bench_cpu_ticks "$pid"))); done
+  for port in "${tally_ports[@]}"; do
+    ops0=$((ops0 + $(info_num "$port" store_pg_ops)))
+    tx0=$((tx0 + $(info_num "$port" store_pg_transactions)))
+  done
   for port in "${tally_ports[@]}"; do
     f=$(mktemp "$work/rb.XXXXXX")
     out+=("$f")
@@ -144,12 +161,17 @@ incr_rps() {
     pids+=($!)
   done
   for f in "${pids[@]}"; do wait "$f" || true; done
+  for pid in "${bench_pids[@]}"; do ticks1=$((ticks1 + $(bench_cpu_ticks "$pid"))); done
+  for port in "${tally_ports[@]}"; do
+    ops1=$((ops1 + $(info_num "$port" store_pg_ops)))
+    tx1=$((tx1 + $(info_num "$port" store_pg_transactions)))
+  done
   for f in "${out[@]}"; do
     read -r rps _ < <(bench_incr_csv <"$f") || { echo "pg_hot: redis-benchmark failed:" >&2; cat "$f" >&2; exit 1; }
     total=$(awk -v a="$total" -v b="$rps" 'BEGIN { print a + b }')
     rm -f "$f"
   done
-  echo "$total"
+  echo "$total $(bench_cpu_per_req $((ticks1 - ticks0)) $((count * n))) $(bench_ratio $((ops1 - ops0)) $((tx1 - tx0)))"
 }
 
 store="postgresql://postgres@127.0.0.1:$pg_port/tally"
@@ -157,12 +179,12 @@ echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') (fsync on, s
 echo "${secs} s per run, median of $repeats alternating rounds; pgbench -M prepared, one UPDATE per transaction; $keys keys"
 ((have_tally)) || echo "tallyd at $tallyd has no --store: tally columns are n/a"
 echo
-printf '%-22s | %12s | %12s | %9s | %12s | %9s\n' load "pgbench tps" "tally-pg rps" "tally/pg" "engine rps" "pg/engine"
-printf '%.0s-' {1..92}
+printf '%-22s | %12s | %12s | %9s | %7s | %8s | %12s | %9s\n' load "pgbench tps" "tally-pg rps" "tally/pg" "us/req" "incr/txn" "engine rps" "pg/engine"
+printf '%.0s-' {1..114}
 echo
 
 row() { # label script clients random
-  local label=$1 script=$2 clients=$3 random=$4 i p=() t=() e=() pm tm em
+  local label=$1 script=$2 clients=$3 random=$4 i p=() t=() e=() pm tm em cm xm
   for ((i = 0; i < repeats; i++)); do
     p+=("$(pgbench_tps "$script" "$clients")") || { echo "pg_hot: pgbench failed" >&2; exit 1; }
     if ((have_tally)); then
@@ -179,15 +201,15 @@ row() { # label script clients random
   done
   pm=$(bench_median "${p[@]}")
   if ((have_tally)); then
-    tm=$(bench_median "${t[@]}")
+    tm=$(bench_median_col 1 "${t[@]}") cm=$(bench_median_col 2 "${t[@]}") xm=$(bench_median_col 3 "${t[@]}")
     if ((random)); then
-      em=$(bench_median "${e[@]}")
-      printf '%-22s | %12.0f | %12.0f | %8.1fx | %12.0f | %8.2fx\n' "$label" "$pm" "$tm" "$(bench_ratio "$tm" "$pm")" "$em" "$(bench_ratio "$tm" "$em")"
+      em=$(bench_median_col 1 "${e[@]}")
+      printf '%-22s | %12.0f | %12.0f | %8.1fx | %7.1f | %8.1f | %12.0f | %8.2fx\n' "$label" "$pm" "$tm" "$(bench_ratio "$tm" "$pm")" "$cm" "$xm" "$em" "$(bench_ratio "$tm" "$em")"
     else
-      printf '%-22s | %12.0f | %12.0f | %8.1fx | %12s | %9s\n' "$label" "$pm" "$tm" "$(bench_ratio "$tm" "$pm")" "" ""
+      printf '%-22s | %12.0f | %12.0f | %8.1fx | %7.1f | %8.1f | %12s | %9s\n' "$label" "$pm" "$tm" "$(bench_ratio "$tm" "$pm")" "$cm" "$xm" "" ""
     fi
   else
-    printf '%-22s | %12.0f | %12s | %9s | %12s | %9s\n' "$label" "$pm" n/a n/a "" ""
+    printf '%-22s | %12.0f | %12s | %9s | %7s | %8s | %12s | %9s\n' "$label" "$pm" n/a n/a "" "" "" ""
   fi
 }
 
@@ -210,7 +232,7 @@ scale() { # label random
     two+=("$(incr_rps 50 "$random")")
     bench_stop_all
   done
-  om=$(bench_median "${one[@]}") tm=$(bench_median "${two[@]}")
+  om=$(bench_median_col 1 "${one[@]}") tm=$(bench_median_col 1 "${two[@]}")
   printf '%-22s | %12.0f | %12.0f | %8.2fx\n' "$label" "$om" "$tm" "$(bench_ratio "$tm" "$om")"
 }
 scale "hot counter" 0

@@ -868,9 +868,20 @@ enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
                                void *arg, struct cmd_res *res,
                                const void **answer, size_t *alen)
 {
+    return cmd_batch_once_at(ctx, s, once, NULL, 0, body, arg, res, answer,
+                             alen);
+}
+
+enum cmd_status cmd_batch_once_at(struct cmd_ctx *ctx, struct cmd_session *s,
+                                  const tally_once *once, const char *key,
+                                  size_t klen, cmd_batch_fn body, void *arg,
+                                  struct cmd_res *res, const void **answer,
+                                  size_t *alen)
+{
     const struct store_ops *ops = ctx->store->ops;
     struct store_req sr = {.once = once->id, .oncelen = once->idlen,
-                           .fingerprint = once->fingerprint};
+                           .fingerprint = once->fingerprint,
+                           .key = key, .klen = klen};
     struct store_res r;
     enum cmd_status st;
 

@@ -718,6 +718,16 @@ enum cmd_status cmd_batch_once(struct cmd_ctx *ctx, struct cmd_session *s,
                                const tally_once *once, cmd_batch_fn body,
                                void *arg, struct cmd_res *res,
                                const void **answer, size_t *alen);
+/* cmd_batch_once, with key[0, klen) one counter of the batch (its first
+ * operation's): it places the id's record on a store that keeps the record
+ * beside the batch's counters (a Redis Cluster puts it in their hash slot,
+ * docs/redis-store.md).  A retry must name the same key, as the same
+ * operations do; key NULL: none (a cluster then refuses the batch). */
+enum cmd_status cmd_batch_once_at(struct cmd_ctx *ctx, struct cmd_session *s,
+                                  const tally_once *once, const char *key,
+                                  size_t klen, cmd_batch_fn body, void *arg,
+                                  struct cmd_res *res, const void **answer,
+                                  size_t *alen);
 
 /* Called by cmd_exec after every request: count it in ctx->writes if it
  * changed something, and bump the watched keys it changed. */

@@ -355,6 +355,7 @@ static void http_on_wake(void *arg, struct cmd_session *s)
     (void)s;
     if (evcon)
         evhttp_connection_set_closecb(evcon, http_on_gone, h);
+    http_hold_end(h, req);
     evhttp_clear_headers(evhttp_request_get_output_headers(req));
     struct evbuffer *out = evhttp_request_get_output_buffer(req);
     evbuffer_drain(out, evbuffer_get_length(out));
@@ -362,6 +363,7 @@ static void http_on_wake(void *arg, struct cmd_session *s)
     if (cmd_pending(&p->s)) {
         if (evcon)
             evhttp_connection_set_closecb(evcon, http_parked_gone, p);
+        http_hold_begin(h, req);
         return;
     }
     cmd_replay_end(&p->s);
@@ -400,6 +402,9 @@ static void http_on_request(struct evhttp_request *req, void *arg)
         http_park(h, req, &s);
     else
         cmd_replay_end(&s);
+    /* req is still ours: evhttp frees a request only once it is answered,
+     * and an answer sent from here is written later in the pass. */
+    http_hold_begin(h, req);
     h->in_request = 0;
 }
 

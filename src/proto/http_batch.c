@@ -337,7 +337,9 @@ void http_batch(struct http_front *h, struct evhttp_request *req,
                            batch_fingerprint(items, n)};
         const void *body = NULL;
         size_t blen = 0;
-        cmd_batch_once(h->ctx, s, &once, run_once, &br, &res, &body, &blen);
+        /* The first key places the id's record (a cluster: its slot). */
+        cmd_batch_once_at(h->ctx, s, &once, items[0].key, items[0].klen,
+                          run_once, &br, &res, &body, &blen);
         if (res.status != CMD_PENDING) /* counted on the run that answers */
             http_idem_count(h, &res);
         answer(&br, req, &res, body, blen);

@@ -93,6 +93,22 @@ json_t *http_counter_json(const char *key, size_t klen, int64_t v,
     return o;
 }
 
+void http_counter_body(struct evhttp_request *req, const char *key,
+                       size_t klen, int64_t v, int64_t expire_at)
+{
+    char text[TALLY_KEY_MAX + 128];
+    size_t n = http_json_counter(text, sizeof text, key, klen, v, expire_at);
+    if (!n) {
+        http_json_body(req, http_counter_json(key, klen, v, expire_at),
+                       HTTP_JSON);
+        return;
+    }
+    struct evbuffer *out = evhttp_request_get_output_buffer(req);
+    evbuffer_drain(out, evbuffer_get_length(out));
+    evbuffer_add(out, text, n);
+    http_ctype(req, HTTP_JSON);
+}
+
 /* ---- Parsing ---------------------------------------------------------- */
 
 /* Percent-decode s[0, n) onto out; with plus, '+' means a space (query
@@ -194,14 +210,9 @@ static int http_parse_rfc3339(const char *s, size_t n, int64_t *ms)
 
 json_t *http_rfc3339(int64_t ms)
 {
-    char out[48];
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    if (!gmtime_r(&secs, &tm))
+    char out[HTTP_RFC3339_MAX];
+    if (!http_rfc3339_text(ms, out))
         return json_integer(ms); /* cannot happen for a valid expiry */
-    snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(ms % 1000));
     return json_string(out);
 }
 
@@ -601,7 +612,7 @@ void http_counter(struct http_front *h, struct evhttp_request *req,
          * with an Idempotency-Key shows none, first time or replay (GET
          * shows it). */
         int64_t x = c.once ? 0 : res.expire_at;
-        http_json_body(req, http_counter_json(c.key, c.klen, v, x), HTTP_JSON);
+        http_counter_body(req, c.key, c.klen, v, x);
     }
     if (res.replayed)
         evhttp_add_header(evhttp_request_get_output_headers(req),

@@ -61,6 +61,9 @@ struct http_front {
     struct buf text;                  /* the last event's text, for every */
     uint64_t text_id;                 /* stream it goes to; its id */
     uint64_t sub_limit;               /* unsent bytes before a cut-off */
+    /* The Date header of answers sent this second (http_reply.c). */
+    int64_t date_secs;
+    char date[40];
 };
 
 /* What a path names. */
@@ -107,6 +110,12 @@ void http_bad(struct evhttp_request *req, const char *fmt, ...)
  * until res->ticket is durable; errors leave at once. */
 void http_finish(struct http_front *h, struct evhttp_request *req,
                  const struct cmd_res *res, int ok_code);
+/* Keep reading req's connection while its answer is held (http_reply.c
+ * says why): called after a request ran and did not send at once; does
+ * nothing if it did.  http_hold_end() undoes it right before the answer is
+ * sent or the request runs again. */
+void http_hold_begin(struct http_front *h, struct evhttp_request *req);
+void http_hold_end(struct http_front *h, struct evhttp_request *req);
 
 /* ---- Browser rules (http_guard.c) ----------------------------------------
  *
@@ -154,6 +163,24 @@ json_t *http_counter_json(const char *key, size_t klen, int64_t v,
                           int64_t expire_at);
 /* Unix ms as RFC 3339 in UTC with milliseconds: "2026-12-01T12:00:00.000Z". */
 json_t *http_rfc3339(int64_t ms);
+/* Put req's body: the counter answer http_counter_json() describes, as
+ * compact JSON and a newline, with Content-Type application/json. */
+void http_counter_body(struct evhttp_request *req, const char *key,
+                       size_t klen, int64_t v, int64_t expire_at);
+
+/* ---- The counter answer without jansson (http_json.c) -------------------- */
+
+#define HTTP_RFC3339_MAX 48 /* room for any http_rfc3339_text() and its NUL */
+/* Unix ms as RFC 3339 text into out, NUL-terminated; returns its length, or
+ * 0 if ms has no calendar date (out then holds nothing useful). */
+size_t http_rfc3339_text(int64_t ms, char out[HTTP_RFC3339_MAX]);
+/* Write http_counter_json(key, klen, v, expire_at) as JSON_COMPACT text and
+ * a newline into out[0, cap), the same bytes jansson writes; returns their
+ * length, or 0 when this key is jansson's to write (a byte that is not
+ * printable ASCII, '"' or '\\') or cap is too small (out then holds
+ * garbage).  No allocation. */
+size_t http_json_counter(char *out, size_t cap, const char *key, size_t klen,
+                         int64_t v, int64_t expire_at);
 
 /* GET /v1/counters?prefix=&limit=&cursor=. */
 void http_list(struct http_front *h, struct evhttp_request *req,

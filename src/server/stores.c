@@ -67,7 +67,7 @@ int stores_open(struct server *srv, char *err)
 #ifdef TALLY_HAVE_PG
         char why[200] = "";
         struct store *pg = NULL;
-        struct store_pg_opts o = {srv->conf.once_ttl_ms, pg_expired, srv};
+        struct store_pg_opts o = {srv->conf.once_ttl_ms, pg_expired, srv, 0};
         if (store_pg_open_opts(srv->base, uri, (int)srv->conf.sync, &o, &pg,
                                why, sizeof why) < 0) {
             snprintf(err, 256, "--store: cannot use the PostgreSQL URI: %s",

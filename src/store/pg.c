@@ -14,9 +14,11 @@
  * the slow keys and ids; if there are slow operations it asks for those
  * rows (a Flush), runs the operations in C and sends the rows they leave;
  * then Sync, which commits.  Answers go out when the Sync's result arrives,
- * that is after the commit.  Meanwhile the next batch gathers in the queue:
- * one transaction is in flight at a time, so a read of a key with changes
- * in flight is served after their commit.
+ * that is after the commit.  Meanwhile the next batch gathers in the queue;
+ * once the Sync is out a batch of coalesced increments may be sent behind
+ * it (pg_txn.c kick_behind), which the backend runs as soon as the first
+ * has committed.  Everything else waits until nothing is in flight, so a
+ * read of a key with changes in flight is served after their commit.
  *
  * Faults.  40001, 40P01 (and 23505, two instances creating one id) re-run
  * the batch after a jittered backoff, at most PG_RETRY_MAX times.  A
@@ -173,6 +175,7 @@ void pg_fail_list(struct pg_store *st, struct pg_opq *q, int rc,
 
 static void enqueue(struct pg_store *st, struct pg_op *op)
 {
+    op->queued_us = pg_mono_us();
     TAILQ_INSERT_TAIL(&st->queue, op, link);
     if (!st->flush_armed) {
         st->flush_armed = 1;
@@ -237,6 +240,8 @@ static void drop_conn(struct pg_store *st)
     evtimer_del(st->ev_hold);
     st->hold_over = 0;
     st->expect = 0;
+    st->hold_since_us = 0;
+    st->answered_us = 0;
 }
 
 static void schedule_reconnect(struct pg_store *st)
@@ -256,14 +261,20 @@ void pg_conn_lost(struct pg_store *st, const char *why)
     set_why(st, why && *why ? why : "connection lost");
     if (!st->closing)
         fprintf(stderr, "tallyd: %s; reconnecting\n", st->why);
-    struct pg_batch *b = st->cur;
-    int synced = st->cur_synced && !evtimer_pending(st->ev_retry, NULL);
+    /* In flight: cur, then the batch behind it (its Sync always sent);
+     * a batch waiting to re-run has nothing of its own on the wire. */
+    struct pg_batch *fly[3] = {st->cur, st->behind, st->rerun};
+    int synced[3] = {st->cur_synced && !evtimer_pending(st->ev_retry, NULL),
+                     1, 0};
     drop_conn(st);
     st->state = PG_DOWN;
-    st->cur = NULL;
-    if (b) {
+    st->cur = st->behind = st->rerun = NULL;
+    for (int i = 0; i < 3; i++) {
+        struct pg_batch *b = fly[i];
+        if (!b)
+            continue;
         char d[160];
-        if (synced && b->writes) {
+        if (synced[i] && b->writes) {
             snprintf(d, sizeof d, "%.80s; the change may or may not have been "
                      "applied (retry with an idempotency id)", st->why);
             pg_fail_list(st, &b->ops, STORE_EUNKNOWN, d);
@@ -691,6 +702,8 @@ static size_t pg_info(const struct store *s, struct store_info_kv *kv,
         KV("store_pg_server", "%s:%s", PQhost(st->conn), PQport(st->conn));
     KV("store_pg_schema_version", "%lld", (long long)st->schema_version);
     KV("store_pg_transactions", "%llu", (unsigned long long)st->n_batches);
+    KV("store_pg_transactions_behind", "%llu",
+       (unsigned long long)st->n_behind);
     KV("store_pg_ops", "%llu", (unsigned long long)st->n_ops);
     KV("store_pg_retries", "%llu", (unsigned long long)st->n_retries);
     KV("store_pg_commit_us", "%lld", (long long)st->commit_us);
@@ -700,6 +713,15 @@ static size_t pg_info(const struct store *s, struct store_info_kv *kv,
        (unsigned long long)st->n_xact_commits);
     KV("store_pg_batch_conflicts", "%llu",
        (unsigned long long)st->n_xact_conflicts);
+    /* The cycle of a transaction, summed (pg_int.h struct pg_cycle): divide
+     * by store_pg_transactions for the time of each step per commit. */
+    KV("store_pg_time_gather_us", "%lld", (long long)st->cyc.gather);
+    KV("store_pg_time_hold_us", "%lld", (long long)st->cyc.hold);
+    KV("store_pg_time_commit_us", "%lld", (long long)st->cyc.commit);
+    KV("store_pg_time_answer_us", "%lld", (long long)st->cyc.answer);
+    KV("store_pg_time_turnaround_us", "%lld", (long long)st->cyc.turnaround);
+    KV("store_pg_round_trips", "%llu", (unsigned long long)st->cyc.round_trips);
+    KV("store_pg_idle_us", "%lld", (long long)st->idle_us);
 #undef KV
     return n;
 }
@@ -795,6 +817,7 @@ int store_pg_open_opts(struct event_base *base, const char *uri,
     if (o) {
         st->expired = o->expired;
         st->expired_ctx = o->expired_ctx;
+        st->behind_mode = o->behind;
     }
     st->fd = -1;
     st->backoff_ms = PG_BACKOFF_MIN_MS;

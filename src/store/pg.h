@@ -34,6 +34,11 @@ struct store_pg_opts {
      * key is valid only during the call. */
     void (*expired)(void *ctx, const void *key, size_t klen);
     void *expired_ctx;
+    /* A second transaction of coalesced increments sent behind the one in
+     * flight (pg_txn.c kick_behind): 0, when PostgreSQL's idle time between
+     * commits exceeds the commit's (tallyd); 1 always, -1 never (tests and
+     * benchmarks). */
+    int behind;
 };
 
 /* store_pg_open with *o (NULL: the defaults). */

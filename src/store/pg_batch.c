@@ -16,6 +16,8 @@
  *     operation on a key that is already hot ends the batch before it, so
  *     no key is both, and per key the serial order is submission order.
  *   - SCAN, COUNT, FLUSH and the store's own maintenance run alone.
+ *   - hot_only: the batch ends at the first operation that is not hot (a
+ *     batch sent behind the one in flight, pg_txn.c kick_behind).
  * Serial order: the hot operations in submission order, then the slow ones.
  * Each touches only its keys and per key submission order holds, so every
  * reply is the one that order gives.
@@ -233,13 +235,16 @@ static int add_slow(struct pg_batch *b, struct pg_op *op)
     return 1;
 }
 
-struct pg_batch *pg_batch_build(struct pg_opq *q)
+struct pg_batch *pg_batch_build(struct pg_opq *q, int hot_only)
 {
     struct pg_batch *b = pg_batch_new();
     struct pg_op *op;
     while ((op = TAILQ_FIRST(q)) && b->nops < PG_BATCH_MAX) {
         op->hot = 0;
-        if (is_barrier(op)) {
+        if (hot_only) {
+            if (is_barrier(op) || add_hot(b, op) <= 0)
+                break;
+        } else if (is_barrier(op)) {
             if (b->nops)
                 break;
             b->barrier = op;

@@ -62,6 +62,7 @@ struct pg_op {
                                  and checked by pg_xact_apply; with
                                  req.once its id recorded with answer */
     int once_read;            /* once_answer: read req.once's record */
+    int64_t queued_us;        /* when it joined the queue (pg_mono_us) */
     const void *answer;       /* the commit's answer (the xact's copy) */
     size_t alen;
 };
@@ -109,14 +110,17 @@ struct pg_batch {
     int has_hot, has_slow, writes;
     int64_t now_ms;           /* the database's clock (latest row) */
     int attempt;              /* re-runs after 40001/40P01/23505 */
+    int64_t sent_us;          /* when it was last sent (pg_mono_us) */
 };
 
 /* pg_batch.c */
 struct pg_batch *pg_batch_new(void);
 void pg_batch_free(struct pg_batch *b);
 /* Move operations from the head of q into a new batch, as many as may
- * share one transaction (see the rules at the top of pg_batch.c). */
-struct pg_batch *pg_batch_build(struct pg_opq *q);
+ * share one transaction (see the rules at the top of pg_batch.c); with
+ * hot_only only coalesced increments (and the GETs after them), which may
+ * be none. */
+struct pg_batch *pg_batch_build(struct pg_opq *q, int hot_only);
 /* Forget everything learned from the database (before a re-run). */
 void pg_batch_reset(struct pg_batch *b);
 /* The key's index, or SIZE_MAX. */
@@ -204,7 +208,9 @@ int32_t pg_get_i32(const char *p);
                                      long is given up (the URI's
                                      connect_timeout, if set, instead) */
 #define PG_HOLD_MAX_US 2000  /* the longest an idle pipeline waits for the
-                                callers of the last batch (pg_txn.c) */
+                                callers of the last batch, and the longest
+                                a batch behind one in flight gathers
+                                (pg_txn.c) */
 
 /* The URI as libpq parsed it, and the host a connect starts with
  * (pg_hosts.c). */
@@ -242,6 +248,7 @@ struct pg_store {
     struct pg_hosts hosts;
     int sync_policy;
     uint64_t once_ttl_ms;     /* ids are kept so long (never 0) */
+    int behind_mode;          /* store_pg_opts.behind */
     void (*expired)(void *ctx, const void *key, size_t klen);
     void *expired_ctx;        /* store_pg_opts */
     PGconn *conn;
@@ -255,11 +262,18 @@ struct pg_store {
     struct event *ev_stall;   /* the batch in flight got none in time */
     int hold_over;            /* it fired: send what has gathered */
     size_t expect;            /* callers the last batch answered */
-    int64_t sent_us;          /* when the batch in flight was sent */
-    int64_t commit_us;        /* how long the last one took, send to Sync */
+    int64_t commit_us;        /* how long the last one took, from its send
+                                 (or the answer of the one ahead of it) to
+                                 its Sync's result */
     int flush_armed;
     struct pg_opq queue;
     struct pg_batch *cur;     /* the batch in flight or waiting to re-run */
+    struct pg_batch *behind;  /* coalesced increments sent behind cur, once
+                                 cur's Sync was sent (pg_txn.c kick_behind):
+                                 its results come after cur's */
+    struct pg_batch *rerun;   /* cur failed with 40001/40P01 while behind
+                                 was in flight: it runs again once behind
+                                 is answered */
     int cur_synced;           /* its Sync was sent */
     int cur_phase1;           /* slow rows still to come before phase 2 */
     char cur_err[6];          /* its first SQLSTATE, "" if none */
@@ -281,7 +295,26 @@ struct pg_store {
     int send_failed;          /* libpq refused to queue a message */
     int closing;
     uint64_t n_batches, n_ops, n_retries, n_unknown, n_purged;
+    uint64_t n_behind;        /* batches sent behind one in flight */
     uint64_t n_xact_commits, n_xact_conflicts; /* store batches (pg_xact.c) */
+    /* Where a transaction's cycle goes (pg_txn.c), summed over the batches
+     * answered since start, in us; INFO store_pg_time_*. */
+    struct pg_cycle {
+        int64_t gather;       /* its first op queued -> sent (hold included) */
+        int64_t hold;         /* hold_back() kept it waiting */
+        int64_t commit;       /* sent -> its Sync's result read */
+        int64_t answer;       /* running its callers' completions */
+        int64_t turnaround;   /* the last batch answered -> this one's first
+                                 op queued (replies out, clients' next
+                                 requests in), 0 if it was queued before */
+        uint64_t round_trips; /* waits for the server: 1, 2 with slow ops */
+    } cyc;
+    int64_t hold_since_us;    /* hold_back() began to wait, 0: it does not */
+    int64_t commit_avg_us;    /* commit_us, averaged (1/8 per batch) */
+    int64_t idle_us;          /* how long PostgreSQL had nothing of ours
+                                 between two batches (answer to the next
+                                 send), averaged the same way */
+    int64_t answered_us;      /* the last batch's callers were answered */
 };
 
 /* pg.c: the connection and the operations' lives */

@@ -19,7 +19,10 @@
  * answers are held until WAIT says how many replicas have them.
  *
  * Faults.  Until the handshake is done, operations wait (two seconds at
- * most); a store that is down answers STORE_EUNAVAIL at once.  A
+ * most); a store that is down answers STORE_EUNAVAIL at once.  A server
+ * reading its AOF or RDB answers -LOADING (nothing ran): the handshake is
+ * sent again, and a refused command re-sent, with backoff (25 ms doubling
+ * to 800 ms), and operations wait for it, at most LOADING_WAIT_MS.  A
  * connection lost with commands on the wire fails those that may write
  * with STORE_EUNKNOWN, never success, and reconnects with backoff (100 ms
  * doubling to 5 s).  A NOSCRIPT answer (a SCRIPT FLUSH, a failover to a
@@ -60,6 +63,10 @@
 #define RECHECK_MS 2000       /* how often the durability facts are read */
 #define REPLY_WAIT_MS 3000    /* a server silent this long with commands on
                                  the wire is treated as lost */
+#define LOADING_WAIT_MS 10000 /* how long ops wait for a server loading its
+                                 data (-LOADING) */
+#define LOADING_RETRY_MIN_MS 25
+#define LOADING_RETRY_MAX_MS 800
 
 enum rstate { RS_DOWN = 0, RS_CONNECTING, RS_SETUP, RS_READY };
 
@@ -89,6 +96,13 @@ struct redis_store {
     struct redis_opq pending; /* not sent yet */
     struct redis_opq wire;    /* sent, reply not read, in order */
     struct redis_opq held;    /* answered, waiting for their WAIT */
+    struct redis_opq later;   /* refused with LOADING: sent again by
+                                 ev_loading */
+    struct event *ev_loading; /* the handshake, or later, again */
+    int64_t loading_since;    /* Unix ms of the handshake's first LOADING
+                                 on this connection; 0: none */
+    int loading_ms;           /* ev_loading's backoff */
+    int setup_loading;        /* this handshake met LOADING */
     int setup_left;           /* handshake replies still to come */
     int backoff_ms;
     int64_t clock_off_ms;     /* Redis's clock minus ours */
@@ -97,6 +111,9 @@ struct redis_store {
     /* durability facts, read at connect */
     char appendonly[16], appendfsync[16], version[32];
     int waitaof;              /* the server has WAITAOF (7.2+) */
+    int waitaof_local;        /* numlocal of the WAITAOFs sent: 1, or 0
+                                 when the server has no AOF (7.2 refuses
+                                 1 then) */
     uint64_t n_ops, n_unknown, n_reconnects;
     struct redis_xact_env xenv; /* its batches' (redis_xact.c) */
     /* A node of a cluster (redis_cluster.c): its hooks, or NULL. */
@@ -185,8 +202,12 @@ static void conn_lost(struct redis_store *rs, const char *why)
     event_del(rs->ev_wait);
     event_del(rs->ev_silent);
     event_del(rs->ev_recheck);
+    event_del(rs->ev_loading);
+    rs->loading_since = 0;
+    rs->loading_ms = LOADING_RETRY_MIN_MS;
     fail_list(rs, &rs->held, 1, why);
     fail_list(rs, &rs->wire, 1, why);
+    fail_list(rs, &rs->later, 0, why);
     fail_list(rs, &rs->retry, 0, why);
     fail_list(rs, &rs->pending, 0, why);
     if (rs->node_state)
@@ -260,6 +281,7 @@ static void send_setup(struct redis_store *rs)
     char db[16];
 
     rs->setup_left = 0;
+    rs->setup_loading = 0;
     if (rs->pass) {
         const char *v[3] = {"AUTH", rs->user ? rs->user : rs->pass,
                             rs->pass};
@@ -302,6 +324,8 @@ static void setup_done(struct redis_store *rs)
 
     rs->state = RS_READY;
     rs->backoff_ms = BACKOFF_MIN_MS;
+    rs->loading_since = 0;
+    rs->loading_ms = LOADING_RETRY_MIN_MS;
     rs->why[0] = 0;
     event_del(rs->ev_wait);
     event_add(rs->ev_recheck, &tick);
@@ -332,12 +356,63 @@ static void recheck_cb(evutil_socket_t fd, short what, void *arg)
     send_own(rs, R_CFG, 3, f);
 }
 
+/* ev_loading again after its backoff, which doubles. */
+static void loading_later(struct redis_store *rs)
+{
+    struct timeval tv = {rs->loading_ms / 1000,
+                         (rs->loading_ms % 1000) * 1000};
+
+    if (evtimer_pending(rs->ev_loading, NULL))
+        return;
+    evtimer_add(rs->ev_loading, &tv);
+    rs->loading_ms = rs->loading_ms * 2 > LOADING_RETRY_MAX_MS
+                         ? LOADING_RETRY_MAX_MS : rs->loading_ms * 2;
+}
+
+/* 1 once a server has been loading for longer than ops wait for it: they
+ * answer STORE_EUNAVAIL at once, as with a server that is down. */
+static int loading_too_long(const struct redis_store *rs)
+{
+    return rs->loading_since &&
+           wall_ms() - rs->loading_since >= LOADING_WAIT_MS;
+}
+
+/* The handshake met LOADING: the first time on this connection it is
+ * logged, and what waits for the connection waits LOADING_WAIT_MS. */
+static void loading_seen(struct redis_store *rs)
+{
+    struct timeval tv = {LOADING_WAIT_MS / 1000,
+                         (LOADING_WAIT_MS % 1000) * 1000};
+
+    rs->setup_loading = 1;
+    if (rs->loading_since)
+        return;
+    rs->loading_since = wall_ms();
+    fprintf(stderr, "tallyd: redis: %s:%d is loading its data (LOADING); "
+            "requests wait for it, at most %d s\n", rs->host, rs->port,
+            LOADING_WAIT_MS / 1000);
+    snprintf(rs->why, sizeof rs->why, "redis store %s:%d: loading its data "
+             "(LOADING)", rs->host, rs->port);
+    event_del(rs->ev_wait);
+    event_add(rs->ev_wait, &tv);
+}
+
 /* A handshake reply: 0, or -1 with the connection dropped. */
 static int on_setup(struct redis_store *rs, struct redis_op *op,
                     const redisReply *r)
 {
     char why[160];
 
+    if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "LOADING", 7)) {
+        /* Nothing ran: the whole handshake again once this one is in
+         * (a SCRIPT LOAD after a NOSCRIPT: the command's own retry). */
+        if (rs->state == RS_SETUP) {
+            loading_seen(rs);
+            if (--rs->setup_left == 0)
+                loading_later(rs);
+        }
+        return 0;
+    }
     if (r->type == REDIS_REPLY_ERROR &&
         (op->kind == R_AUTH || op->kind == R_SELECT || op->kind == R_LOAD)) {
         snprintf(why, sizeof why, "%s refused: %.100s",
@@ -370,8 +445,12 @@ static int on_setup(struct redis_store *rs, struct redis_op *op,
             rs->waitaof = maj > 7 || (maj == 7 && min >= 2);
     }
     /* Loads after a NOSCRIPT come while serving: no handshake to end. */
-    if (rs->state == RS_SETUP && --rs->setup_left == 0)
-        setup_done(rs);
+    if (rs->state == RS_SETUP && --rs->setup_left == 0) {
+        if (rs->setup_loading)
+            loading_later(rs);
+        else
+            setup_done(rs);
+    }
     return 0;
 }
 
@@ -388,8 +467,12 @@ static void on_wait(struct redis_store *rs, struct redis_op *op,
     if (r->type == REDIS_REPLY_INTEGER)
         got = r->integer;
     else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+             r->element[0]->type == REDIS_REPLY_INTEGER &&
              r->element[1]->type == REDIS_REPLY_INTEGER)
-        got = r->element[1]->integer;
+        /* [numlocal, numreplicas]: this node's own AOF not fsynced in
+         * time is too few fsyncs as well. */
+        got = r->element[0]->integer < rs->waitaof_local
+                  ? -1 : r->element[1]->integer;
     if (op->kind == R_WAIT && rs->waitaof)
         return; /* the WAITAOF after it decides */
     while ((h = TAILQ_FIRST(&rs->held))) {
@@ -440,6 +523,25 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
         sched_flush(rs);
         return;
     }
+    if (!rs->back && r->type == REDIS_REPLY_ERROR &&
+        !strncmp(r->str, "LOADING", 7)) {
+        /* Refused before it ran (a replica resyncing, DEBUG RELOAD): sent
+         * again with backoff, for LOADING_WAIT_MS at most. */
+        int64_t now = wall_ms();
+        if (!op->deadline)
+            op->deadline = now + LOADING_WAIT_MS;
+        if (now < op->deadline) {
+            TAILQ_INSERT_TAIL(&rs->later, op, link);
+            loading_later(rs);
+            return;
+        }
+        store_res_init(&op->res);
+        op->res.rc = STORE_EUNAVAIL;
+        snprintf(op->res.detail, sizeof op->res.detail, "redis: still "
+                 "loading its data after %d s", LOADING_WAIT_MS / 1000);
+        op_finish(rs, op);
+        return;
+    }
     if (rs->back && r->type == REDIS_REPLY_ERROR && !op->pages &&
         (!strncmp(r->str, "MOVED ", 6) || !strncmp(r->str, "ASK ", 4) ||
          !strncmp(r->str, "TRYAGAIN", 8) || !strncmp(r->str, "LOADING", 7) ||
@@ -456,7 +558,7 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
         sched_flush(rs);
         return;
     }
-    if (op->held) {
+    if (op->held && (op->script != REDIS_S_ONCE || op->res.rc == STORE_OK)) {
         TAILQ_INSERT_TAIL(&rs->held, op, link);
         return;
     }
@@ -571,6 +673,21 @@ static void reconnect_cb(evutil_socket_t fd, short what, void *arg)
     connect_start(arg);
 }
 
+/* Backoff over after LOADING: the handshake again, or the refused ops. */
+static void loading_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct redis_store *rs = arg;
+
+    (void)fd;
+    (void)what;
+    if (rs->state == RS_SETUP) {
+        send_setup(rs);
+        return;
+    }
+    TAILQ_CONCAT(&rs->retry, &rs->later, link);
+    sched_flush(rs);
+}
+
 static void silent_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -585,7 +702,8 @@ static void wait_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    fail_list(rs, &rs->pending, 0, "not connected yet");
+    fail_list(rs, &rs->pending, 0, rs->loading_since
+              ? "still loading its data (LOADING)" : "not connected yet");
 }
 
 /* One loop pass's operations in one write, WAIT after the writes. */
@@ -608,7 +726,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     }
     while ((op = TAILQ_FIRST(&rs->pending))) {
         TAILQ_REMOVE(&rs->pending, op, link);
-        op->held = rs->wait_replicas > 0 && op->writes;
+        /* A batch id's record read (REDIS_S_ONCE) is held too: a replay
+         * shows a change that may still be on this node alone. */
+        op->held = rs->wait_replicas > 0 &&
+                   (op->writes || op->script == REDIS_S_ONCE);
         writes |= op->held;
         if (op->asking) {
             const char *v[1] = {"ASKING"};
@@ -619,12 +740,15 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     if (writes) {
         char n[16], t[16];
         const char *w[3] = {"WAIT", n, t};
-        const char *wa[3] = {"WAITAOF", "1", n};
         snprintf(n, sizeof n, "%d", rs->wait_replicas);
         snprintf(t, sizeof t, "%d", rs->wait_timeout_ms);
         send_own(rs, R_WAIT, 3, w);
         if (rs->waitaof) {
-            const char *v[4] = {wa[0], wa[1], wa[2], t};
+            /* WAITAOF numlocal numreplicas timeout; numlocal 1 is refused
+             * by a server without AOF, whose durability says "none". */
+            const char *v[4] = {"WAITAOF", NULL, n, t};
+            rs->waitaof_local = !strcmp(rs->appendonly, "yes");
+            v[1] = rs->waitaof_local ? "1" : "0";
             send_own(rs, R_WAITAOF, 4, v);
         }
     }
@@ -650,7 +774,7 @@ static int r_exec(struct store *st, const struct store_req *req,
     }
     if (req->batch)
         return redis_xact_exec(req, res, done, arg);
-    if (rs->state == RS_DOWN) {
+    if (rs->state == RS_DOWN || loading_too_long(rs)) {
         res->rc = STORE_EUNAVAIL;
         snprintf(res->detail, sizeof res->detail, "%.150s", rs->why);
         return STORE_DONE;
@@ -675,7 +799,7 @@ static int r_send(struct store *st, struct redis_op *op, struct store_res *res)
 {
     struct redis_store *rs = self(st);
 
-    if (rs->state == RS_DOWN) {
+    if (rs->state == RS_DOWN || loading_too_long(rs)) {
         res->rc = STORE_EUNAVAIL;
         snprintf(res->detail, sizeof res->detail, "%.150s", rs->why);
         return -1;
@@ -774,8 +898,10 @@ static void r_close(struct store *st)
     rs->bev = NULL;
     fail_list(rs, &rs->held, 1, "store closed");
     fail_list(rs, &rs->wire, 1, "store closed");
+    fail_list(rs, &rs->later, 0, "store closed");
     fail_list(rs, &rs->retry, 0, "store closed");
     fail_list(rs, &rs->pending, 0, "store closed");
+    event_free(rs->ev_loading);
     event_free(rs->ev_flush);
     event_free(rs->ev_reconnect);
     event_free(rs->ev_wait);
@@ -902,12 +1028,15 @@ static void start(struct redis_store *rs, struct event_base *base,
     TAILQ_INIT(&rs->pending);
     TAILQ_INIT(&rs->wire);
     TAILQ_INIT(&rs->held);
+    TAILQ_INIT(&rs->later);
+    rs->loading_ms = LOADING_RETRY_MIN_MS;
     rs->reader = redisReaderCreate();
     rs->ev_flush = event_new(base, -1, 0, flush_cb, rs);
     rs->ev_reconnect = evtimer_new(base, reconnect_cb, rs);
     rs->ev_wait = evtimer_new(base, wait_cb, rs);
     rs->ev_silent = evtimer_new(base, silent_cb, rs);
     rs->ev_recheck = event_new(base, -1, EV_PERSIST, recheck_cb, rs);
+    rs->ev_loading = evtimer_new(base, loading_cb, rs);
     snprintf(rs->why, sizeof rs->why, "redis store: connecting");
     redis_script_shas(rs->sha);
     rs->xenv.st = &rs->base;
@@ -988,7 +1117,7 @@ void redis_node_send(struct redis_store *node, struct redis_op *op)
 
 int redis_node_up(const struct redis_store *node)
 {
-    return node->state != RS_DOWN;
+    return node->state != RS_DOWN && !loading_too_long(node);
 }
 
 int redis_node_serving(const struct redis_store *node)
@@ -999,7 +1128,8 @@ int redis_node_serving(const struct redis_store *node)
 int redis_node_idle(const struct redis_store *node)
 {
     return TAILQ_EMPTY(&node->pending) && TAILQ_EMPTY(&node->retry) &&
-           TAILQ_EMPTY(&node->wire) && TAILQ_EMPTY(&node->held);
+           TAILQ_EMPTY(&node->wire) && TAILQ_EMPTY(&node->held) &&
+           TAILQ_EMPTY(&node->later);
 }
 
 int store_redis_open(struct event_base *base, const char *uri,

@@ -748,6 +748,12 @@ static int c_batch_begin(struct store *st, unsigned attempt,
     return redis_xact_begin(&cluster_of(st)->xenv, attempt, out);
 }
 
+static int c_once_answer(struct store *st, const struct store_req *req,
+                         struct store_res *res, store_done_fn done, void *arg)
+{
+    return redis_xact_once_answer(&cluster_of(st)->xenv, req, res, done, arg);
+}
+
 static const struct store_ops cluster_ops = {
     .name = "redis-cluster",
     .sync_only = 0,
@@ -760,6 +766,8 @@ static const struct store_ops cluster_ops = {
     .ready = c_ready,
     .info = c_info,
     .close = c_close,
+    .once_answer = c_once_answer,
+    .batch_commit_once = redis_xact_commit_once,
 };
 
 /* ---- Opening ------------------------------------------------------------ */
@@ -840,6 +848,7 @@ int redis_cluster_open(struct event_base *base, const char *uri,
     c->prefix = xstrdup(opts && opts->prefix ? opts->prefix : "tally:");
     c->keys.prefix = c->prefix;
     c->keys.plen = strlen(c->prefix);
+    c->keys.cluster = 1;
     c->once_ttl_ms = opts && opts->once_ttl_ms ? opts->once_ttl_ms
                                                : TALLY_ONCE_TTL_DEFAULT;
     redis_script_shas(c->sha);
@@ -848,6 +857,7 @@ int redis_cluster_open(struct event_base *base, const char *uri,
     c->xenv.keys = &c->keys;
     c->xenv.sha = c->sha;
     c->xenv.cluster = 1;
+    c->xenv.once_ttl_ms = c->once_ttl_ms; /* a batch id's record's PX */
     c->xenv.send = c_send;
     c->cfg.user = c->user;
     c->cfg.pass = c->pass;

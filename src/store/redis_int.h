@@ -93,6 +93,8 @@ TAILQ_HEAD(redis_opq, redis_op);
 struct redis_keys {
     const char *prefix;
     size_t plen;
+    int cluster;              /* a batch's id record beside its first
+                                 counter (redis_ops.c, the key layout) */
 };
 /* Format req into op->cmd (and set op's kind, script, writes, nkeys).
  * Returns STORE_OK, or a STORE_E* code with nothing allocated. */
@@ -204,8 +206,10 @@ void redis_xact_abort(struct store *st, struct store_batch *b);
  * exec (not on a cluster). */
 void redis_xact_prefetch(struct store *st, struct store_batch *b,
                          const struct store_req *req);
-/* store_ops.once_answer and batch_commit_once (one server only: the id
- * record's key is in no batch's slot). */
+/* store_ops.once_answer and batch_commit_once.  On a cluster the id's
+ * record is in the slot of req->key, the batch's first counter (refused
+ * without one): once_answer goes to that slot's master, and a batch whose
+ * counters are in another slot is refused with CROSSSLOT. */
 int redis_xact_once_answer(struct redis_xact_env *env,
                            const struct store_req *req,
                            struct store_res *res, store_done_fn done,

@@ -12,6 +12,10 @@
  *                                                    EXPIRE_SET EXPIRED
  *                                                    UNCHANGED", PX the
  *                                                    id's lifetime
+ *   a batch's id    PREFIX "batch:" ID               "B FP ANSWER", PX the
+ *                   (one Redis)                      id's lifetime
+ *                   PREFIX "{" ESC(key) "}:batch:" ID  the same, beside its
+ *                   (a cluster)                      first counter
  * ESC keeps a key readable and its hash tag whole: '%', '{' and '}' become
  * "%25", "%7B", "%7D", and the empty key is "%" (no escape is a lone
  * '%'), so the tag between the first '{' and the next '}' is always the
@@ -305,12 +309,20 @@ int redis_op_format(const struct redis_keys *kp, char sha[][41],
     return STORE_OK;
 }
 
-/* A whole batch's id record: Pbatch:ID (docs/redis-store.md). */
+/* A whole batch's id record (docs/redis-store.md): Pbatch:ID on one
+ * Redis, where older versions wrote it too; on a cluster
+ * P{ESC(key)}:batch:ID, in the slot of the batch's first counter req->key,
+ * so the commit script writes it with the counters. */
 static void arg_batchid(struct args *a, const struct redis_keys *kp,
                         const struct store_req *req)
 {
-    arg_begin(a);
-    arg_more(a, kp->prefix, kp->plen);
+    if (kp->cluster && req->key) {
+        arg_key(a, kp, req->key, req->klen);
+        arg_more(a, ":", 1);
+    } else {
+        arg_begin(a);
+        arg_more(a, kp->prefix, kp->plen);
+    }
     arg_more(a, "batch:", 6);
     arg_more(a, req->once, req->oncelen);
 }

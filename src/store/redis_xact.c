@@ -33,7 +33,10 @@
  * counters are in different slots (unless their tags collide), so a batch
  * over two counters is refused with CROSSSLOT, as Redis Cluster refuses a
  * MULTI over several slots; the refusal ends the batch (every later
- * operation and the commit give it too).
+ * operation and the commit give it too).  A batch under one id keeps its
+ * record beside its first counter (redis_ops.c's key layout), so
+ * once_answer reads it on that slot's master and the commit writes it
+ * there with the counters.
  *
  * Inside a batch, DBSIZE (STORE_COUNT) is the server's count plus the
  * batch's own creations and deletions, not checked at commit.  Not inside
@@ -496,6 +499,18 @@ int redis_xact_commit_once(struct store *st, struct store_batch *b,
     struct redis_once once = {req, answer, alen, b->env->once_ttl_ms};
 
     (void)st;
+    if (b->env->cluster && !b->failed) {
+        /* The record is written beside the first counter: in the slot
+         * once_answer read it from, which must be the batch's. */
+        int s = req->key ? redis_cluster_slot(req->key, req->klen) : -1;
+        if (b->slot < 0)
+            b->slot = s;
+        if (s < 0 || s != b->slot) {
+            b->failed = STORE_EUNSUPPORTED;
+            snprintf(b->why, sizeof b->why, "CROSSSLOT the batch's id record "
+                     "is not in the slot of its counters");
+        }
+    }
     return commit(b, &once, res, done, arg);
 }
 
@@ -511,16 +526,16 @@ int redis_xact_once_answer(struct redis_xact_env *env,
         fail_res(res, STORE_EIDLEN, "redis: bad idempotency id");
         return STORE_DONE;
     }
-    if (env->cluster || !done) {
-        fail_res(res, STORE_EUNSUPPORTED, env->cluster ?
-                 "redis cluster: a whole batch's id record is in no slot "
-                 "of its counters" :
+    if ((env->cluster && !req->key) || !done) {
+        fail_res(res, STORE_EUNSUPPORTED, done ?
+                 "redis cluster: a whole batch's id record goes beside its "
+                 "first counter, and none was named" :
                  "redis: every operation waits for the server");
         return STORE_DONE;
     }
     op = xcalloc(1, sizeof *op);
     op->kind = R_USER;
-    op->slot = -1;
+    op->slot = env->cluster ? redis_cluster_slot(req->key, req->klen) : -1;
     redis_op_format_once(env->keys, env->sha, req, op);
     op->done = done;
     op->arg = arg;

@@ -336,7 +336,10 @@ struct store_ops {
     /* A whole batch under one idempotency id (HTTP /v1/batch with an
      * Idempotency-Key; tally.h "A whole batch under one id"), both NULL
      * when the store cannot (the command layer refuses such batches).
-     * req carries once, oncelen and fingerprint.  Both answer as exec:
+     * req carries once, oncelen and fingerprint, and in key and klen one
+     * counter of the batch (its first; NULL: none), which a store may place
+     * the record by (a Redis Cluster: in that counter's hash slot, where
+     * the batch's commit runs).  Both answer as exec:
      * STORE_DONE with *res filled, or STORE_PENDING and done() later (a
      * remote store; the command layer logs their results like any other).
      * once_answer: res->rc STORE_OK with the recorded answer in

@@ -260,15 +260,24 @@ def test_same_keyed_batch_on_two_instances_applies_once(tallyd_factory,
     shared = str(tmp_path / "shared")
     one, two = tallyd_factory(dir=shared), tallyd_factory(dir=shared)
     rounds = 25
+    send_on_both(one, two, "a", "b", rounds)
+    assert values(one, "a", "b") == [-rounds, rounds]
+    assert values(two, "a", "b") == [-rounds, rounds]
+
+
+def send_on_both(one, two, a, b, rounds):
+    """rounds keyed transfers of 1 from a to b, each sent to instances one
+    and two at the same moment: both answer 200 with the same bytes, one
+    of them a replay, and each round moved the counters once."""
     go = threading.Barrier(2)
 
     def send(server, idem):
         with session(server) as s:
             go.wait(TIMEOUT)
-            r = batch(s, server, move("a", "b", 1), idem)
+            r = batch(s, server, move(a, b, 1), idem)
             while r.status_code == 409:  # in flight: retry shortly
                 time.sleep(0.01)
-                r = batch(s, server, move("a", "b", 1), idem)
+                r = batch(s, server, move(a, b, 1), idem)
             return r
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -281,5 +290,3 @@ def test_same_keyed_batch_on_two_instances_applies_once(tallyd_factory,
             assert (REPLAYED in x.headers) != (REPLAYED in y.headers)
             assert [v["value"] for v in x.json()["results"]][2:] == \
                 [-(i + 1), i + 1]
-    assert values(one, "a", "b") == [-rounds, rounds]
-    assert values(two, "a", "b") == [-rounds, rounds]

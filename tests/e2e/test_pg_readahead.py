@@ -39,17 +39,22 @@ def expected(n=N):
     return [i + 1 for i in range(n)] + [[str(i + 1) for i in range(n)]]
 
 
+def transactions_of(tallyd_factory, pg_db, fn):
+    """fn(client)'s answer on a quiet tallyd over PostgreSQL, and how many
+    PostgreSQL transactions it took."""
+    server, db = pg_db
+    r = on_pg(tallyd_factory, server, db).redis()
+    r.ping()
+    before = store_info(r, "store_pg_transactions")
+    got = fn(r)
+    return got, store_info(r, "store_pg_transactions") - before, r
+
+
 def test_exec_over_many_new_counters_takes_few_transactions(tallyd_factory,
                                                             pg_db):
-    server, db = pg_db
-    d = on_pg(tallyd_factory, server, db)
-    r = d.redis()
-    r.ping()
     # Given a quiet tallyd on PostgreSQL
-    before = store_info(r, "store_pg_transactions")
     # When one EXEC increments 30 counters it has never read
-    got = exec_many(r)
-    txns = store_info(r, "store_pg_transactions") - before
+    got, txns, r = transactions_of(tallyd_factory, pg_db, exec_many)
     # Then the answers are Redis's, and the counters were read together:
     # one transaction for the first read, one for the rest, one for the
     # commit (it was 31: one read each, then the commit)
@@ -120,15 +125,11 @@ return out
 
 def test_script_over_many_new_keys_reads_its_keys_ahead(tallyd_factory,
                                                         pg_db):
-    server, db = pg_db
-    d = on_pg(tallyd_factory, server, db)
-    r = d.redis()
-    r.ping()
     # Given a quiet tallyd on PostgreSQL
-    before = store_info(r, "store_pg_transactions")
     # When a script increments 30 counters it declares and never read
-    got = r.eval(INCR_ALL, N, *[f"s{i}" for i in range(N)], 5)
-    txns = store_info(r, "store_pg_transactions") - before
+    got, txns, _ = transactions_of(
+        tallyd_factory, pg_db,
+        lambda r: r.eval(INCR_ALL, N, *[f"s{i}" for i in range(N)], 5))
     # Then its declared KEYS were read together before it ran, and its
     # answers are Redis's (one read per key before: 31 transactions)
     assert got == [5] * N

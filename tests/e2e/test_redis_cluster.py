@@ -47,12 +47,14 @@ def cluster_port():
 
 
 class Cluster:
-    """Three masters, each with a replica unless replicas=0."""
+    """Three masters, each with a replica unless replicas=0; extra: more
+    redis-server arguments for every node."""
 
-    def __init__(self, workdir, password=None, replicas=1):
+    def __init__(self, workdir, password=None, replicas=1, extra=()):
         self.dir = workdir
         self.password = password
         self.replicas = replicas
+        self.extra = list(extra)
         self.ports = [cluster_port() for _ in range(3 * (1 + replicas))]
         self.procs = {}
         self.argv = {}
@@ -73,7 +75,8 @@ class Cluster:
                 "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", "1000",
                 "--cluster-replica-validity-factor", "0",
-                "--appendonly", "yes", "--appendfsync", "always"]
+                "--appendonly", "yes", "--appendfsync", "always",
+                *self.extra]
             if self.password:
                 self.argv[p] += ["--requirepass", self.password,
                                  "--masterauth", self.password]

@@ -103,6 +103,20 @@ static void fx_open(struct fx *f)
     wait_ready(f, 1);
 }
 
+/* fx_open with a second transaction behind the one in flight always
+ * (store_pg_opts.behind 1), so that the cases below take that path. */
+static void fx_open_behind(struct fx *f)
+{
+    f->evb = event_base_new();
+    assert_non_null(f->evb);
+    char err[200];
+    struct store_pg_opts o = {.behind = 1};
+    assert_int_equal(store_pg_open_opts(f->evb, getenv("TALLY_PG_URI"),
+                                        TALLY_SYNC_ALWAYS, &o, &f->st, err,
+                                        sizeof err), 0);
+    wait_ready(f, 1);
+}
+
 static void fx_close(struct fx *f)
 {
     f->st->ops->close(f->st);
@@ -901,6 +915,164 @@ static void connect_that_hangs_fails_after_the_wait(void **state)
     close(ls);
 }
 
+/* ---- A second transaction behind the one in flight ----------------------- */
+
+/* A session of the test's own holds the row k (FOR UPDATE), so the store's
+ * first batch, an increment of it, stays in flight until release_row().
+ * What a failed case before left (its holder, its trigger) goes first, so
+ * that one failure does not block the cases after it. */
+static PGconn *hold_row(const char *k)
+{
+    char q[200];
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'tally-test-holder';"
+        "DROP TRIGGER IF EXISTS tboom ON tally_counters");
+    snprintf(q, sizeof q, "DELETE FROM tally_counters;"
+             "INSERT INTO tally_counters (k, n) VALUES ('%s', 1)", k);
+    sql(q);
+    PGconn *holder = PQconnectdb(getenv("TALLY_PG_URI"));
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    snprintf(q, sizeof q, "SET application_name TO 'tally-test-holder';"
+             "BEGIN; SELECT * FROM tally_counters WHERE k = '%s' FOR UPDATE", k);
+    PQclear(PQexec(holder, q));
+    return holder;
+}
+
+static void release_row(PGconn *holder)
+{
+    PQclear(PQexec(holder, "ROLLBACK"));
+    PQfinish(holder);
+}
+
+static long long info_int(struct fx *f, const char *name)
+{
+    return atoll(info(f, name));
+}
+
+/* Start r[0], which stays in flight (its row is held), then r[1..n-1],
+ * and check that a batch went behind it (the store's own purge may be the
+ * batch ahead). */
+static void start_behind(struct fx *f, const struct store_req *r,
+                         struct call *c, size_t n)
+{
+    long long b0 = info_int(f, "store_pg_transactions_behind");
+    start(f, &r[0], &c[0]);
+    spin(f, 300); /* sent; it waits for the row lock */
+    for (size_t i = 1; i < n; i++)
+        start(f, &r[i], &c[i]);
+    spin(f, 100);
+    assert_true(info_int(f, "store_pg_transactions_behind") - b0 >= 1);
+}
+
+/* Increments sent behind a batch in flight are answered after it, in one
+ * serial order; a read that cannot go behind waits for both. */
+static void behind_batch_answers_after_the_one_ahead(void **state)
+{
+    struct fx f;
+    fx_open_behind(&f);
+    PGconn *holder = hold_row("locked");
+    const char *mk[1] = {"locked"};
+    size_t ml[1] = {6};
+    struct store_req r[6] = {incr("locked", 1), incr("locked", 10),
+                             incr("locked", 100), get("locked"),
+                             {.op = STORE_MGET, .nkeys = 1, .keys = mk,
+                              .klens = ml},
+                             incr("locked", 1000)};
+    static struct call c[6];
+    start_behind(&f, r, c, 6);
+    for (int i = 0; i < 6; i++)
+        assert_false(c[i].done);
+    release_row(holder);
+    finish(&f, c, 6);
+    assert_int_equal(c[0].res.value, 2);
+    assert_int_equal(c[1].res.value, 12);
+    assert_int_equal(c[2].res.value, 112);
+    assert_int_equal(c[3].res.value, 112);
+    assert_int_equal(c[4].res.rc, STORE_OK);
+    assert_int_equal(c[4].values[0], 112); /* after both, not 1 or 2 */
+    assert_int_equal(c[5].res.value, 1112);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'locked'"),
+                     1112);
+    fx_close(&f);
+}
+
+/* Behind a batch in flight an increment that would leave int64 still fails
+ * alone. */
+static void behind_batch_overflow_fails_alone(void **state)
+{
+    struct fx f;
+    fx_open_behind(&f);
+    PGconn *holder = hold_row("locked");
+    sql("INSERT INTO tally_counters (k, n) VALUES ('big', 9223372036854775806)");
+    struct store_req r[4] = {incr("locked", 1), incr("big", 1), incr("big", 1),
+                             incr("y", 5)};
+    static struct call c[4];
+    start_behind(&f, r, c, 4);
+    release_row(holder);
+    finish(&f, c, 4);
+    assert_int_equal(c[0].res.value, 2);
+    assert_int_equal(c[1].res.rc, STORE_OK);
+    assert_int_equal(c[1].res.value, INT64_MAX);
+    assert_int_equal(c[2].res.rc, STORE_EOVERFLOW);
+    assert_int_equal(c[3].res.value, 5);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'y'"), 5);
+    fx_close(&f);
+}
+
+/* A batch that fails with 40001 while another is behind it runs again after
+ * that one: both callers succeed, in one serial order. */
+static void retry_of_a_batch_with_one_behind_runs_after_it(void **state)
+{
+    struct fx f;
+    fx_open_behind(&f);
+    PGconn *holder = hold_row("boom");
+    sql("DROP SEQUENCE IF EXISTS tboom; CREATE SEQUENCE tboom;"
+        "CREATE OR REPLACE FUNCTION tboom() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$BEGIN IF nextval('tboom') = 1 THEN RAISE EXCEPTION 'test'"
+        " USING ERRCODE = 'serialization_failure'; END IF; RETURN NEW; END$$;"
+        "CREATE TRIGGER tboom BEFORE UPDATE ON tally_counters FOR EACH ROW"
+        " WHEN (NEW.k = 'boom'::bytea) EXECUTE FUNCTION tboom()");
+    struct store_req r[2] = {incr("boom", 1), incr("boom", 10)};
+    static struct call c[2];
+    long long t0 = info_int(&f, "store_pg_retries");
+    start_behind(&f, r, c, 2);
+    release_row(holder);
+    finish(&f, c, 2);
+    sql("DROP TRIGGER tboom ON tally_counters; DROP FUNCTION tboom();"
+        "DROP SEQUENCE tboom");
+    assert_int_equal(c[0].res.rc, STORE_OK);
+    assert_int_equal(c[1].res.rc, STORE_OK);
+    assert_int_equal(info_int(&f, "store_pg_retries") - t0, 1);
+    assert_int_equal(c[1].res.value, 11); /* behind first, then the re-run */
+    assert_int_equal(c[0].res.value, 12);
+    assert_int_equal(sql_int("SELECT n FROM tally_counters WHERE k = 'boom'"), 12);
+    fx_close(&f);
+}
+
+/* The connection lost with a batch behind the one in flight: both COMMITs
+ * were sent, so both outcomes are unknown, never a success. */
+static void connection_lost_with_one_behind_is_unknown_for_both(void **state)
+{
+    struct fx f;
+    fx_open_behind(&f);
+    PGconn *holder = hold_row("locked");
+    struct store_req r[2] = {incr("locked", 1), incr("locked", 1)};
+    static struct call c[2];
+    long long u0 = info_int(&f, "store_pg_unknown_outcomes");
+    start_behind(&f, r, c, 2);
+    assert_false(c[1].done);
+    sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = 'tallyd'");
+    finish(&f, c, 2);
+    assert_int_equal(c[0].res.rc, STORE_EUNKNOWN);
+    assert_int_equal(c[1].res.rc, STORE_EUNKNOWN);
+    assert_int_equal(info_int(&f, "store_pg_unknown_outcomes") - u0, 2);
+    release_row(holder);
+    wait_ready(&f, 1);
+    assert_int_equal(run(&f, &r[0])->res.value, 2);
+    fx_close(&f);
+}
+
 int main(void)
 {
     if (!getenv("TALLY_PG_URI")) {
@@ -926,6 +1098,10 @@ int main(void)
         cmocka_unit_test(batch_commit_lost_after_it_was_sent_is_unknown),
         cmocka_unit_test(two_instances_lock_in_one_order_and_count_exactly),
         cmocka_unit_test(deadlock_is_rerun_after_backoff),
+        cmocka_unit_test(behind_batch_answers_after_the_one_ahead),
+        cmocka_unit_test(behind_batch_overflow_fails_alone),
+        cmocka_unit_test(retry_of_a_batch_with_one_behind_runs_after_it),
+        cmocka_unit_test(connection_lost_with_one_behind_is_unknown_for_both),
         cmocka_unit_test(connection_lost_after_commit_sent_is_unknown),
         cmocka_unit_test(postgresql_down_fails_fast_then_reconnects),
         cmocka_unit_test(postgresql_killed_store_recovers),

@@ -17,7 +17,7 @@
 
 #include "redis_int.h"
 
-static const struct redis_keys kp = {"tally:", 6};
+static const struct redis_keys kp = {"tally:", 6, 0};
 static char sha[REDIS_S_COUNT_ALL][41];
 
 /* Redis's keyHashSlot() over a whole Redis key, written apart from the

@@ -21,7 +21,7 @@
 #include "redis_int.h"
 #include "view.h"
 
-static const struct redis_keys kp = {"tally:", 6};
+static const struct redis_keys kp = {"tally:", 6, 0};
 static char sha[REDIS_S_COUNT_ALL][41];
 
 static int has(const struct redis_op *op, const char *s)
@@ -286,6 +286,38 @@ static void a_batch_id_is_its_own_record_written_by_the_commit(void **st)
     view_free(&v);
 }
 
+/* On a cluster the record sits under the batch's first counter's hash
+ * tag, in its slot, so the commit script writes it with the counters; on
+ * one Redis it stays Pbatch:ID, where older versions wrote it, even when a
+ * key is named. */
+static void a_batch_id_on_a_cluster_is_beside_its_first_counter(void **st)
+{
+    static const struct redis_keys ck = {"tally:", 6, 1};
+    static const char answer[] = "{}\n";
+    struct store_req req = {.once = "i}d", .oncelen = 3, .fingerprint = 9,
+                            .key = "a{b", .klen = 3};
+    struct redis_once once = {&req, answer, sizeof answer - 1, 5000};
+    struct redis_op *op = calloc(1, sizeof *op);
+    struct view v;
+
+    (void)st;
+    redis_op_format_once(&ck, sha, &req, op);
+    assert_true(has(op, "\r\ntally:{a%7Bb}:batch:i}d\r\n"));
+    assert_false(op->writes);
+    redis_op_free(op);
+    view_init(&v);
+    op = calloc(1, sizeof *op);
+    redis_op_format_commit(&ck, sha, &v, &once, op);
+    assert_true(has(op, "\r\ntally:{a%7Bb}:batch:i}d\r\n"));
+    redis_op_free(op);
+    view_free(&v);
+    op = calloc(1, sizeof *op);
+    redis_op_format_once(&kp, sha, &req, op);
+    assert_true(has(op, "\r\ntally:batch:i}d\r\n"));
+    assert_false(has(op, "{a%7Bb}"));
+    redis_op_free(op);
+}
+
 static void once_answer(struct redis_op *op, redisReply *r)
 {
     memset(op, 0, sizeof *op);
@@ -332,6 +364,7 @@ int main(void)
         cmocka_unit_test(flush_pages_delete_and_stop_at_an_error),
         cmocka_unit_test(a_batch_id_is_its_own_record_written_by_the_commit),
         cmocka_unit_test(a_batch_id_record_answers_its_exact_bytes),
+        cmocka_unit_test(a_batch_id_on_a_cluster_is_beside_its_first_counter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
