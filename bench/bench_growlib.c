@@ -14,7 +14,15 @@
  * max by the CPU clock and the count at the costliest; and the resident set
  * at the end (VmRSS: the bucket arrays are
  * mapped on their own since incremental resizing, so malloc's counts would
- * miss them).
+ * miss them); then the calls of 1 ms or more of CPU, and the tally_step
+ * calls' CPU: p99.9, max and how many took 1 ms or more (tallyd runs them
+ * on its loop too, so a slow slice of a snapshot stalls every request as
+ * a slow call does).
+ * With BENCH_GROWLIB_CORK=1 each call is corked as tallyd corks a pass
+ * (tally_cork, tally_incr, tally_uncork, timed together): under
+ * TALLY_SYNC_NO uncork then writes the record itself instead of waking
+ * the sync thread, whose FUTEX_WAKE is the costliest system call of a bare
+ * call on a busy machine.
  * grow_vs_redis.sh runs it beside the servers; build it against an older
  * libtally to compare.  Runs in a temporary directory under $TMPDIR
  * (default /tmp), removed at the end.  Usage: bench_growlib [N]
@@ -73,12 +81,15 @@ int main(int argc, char **argv)
     char dir[4096], key[32];
     uint32_t *hist = calloc(HIST_US + 1, sizeof(*hist));
     uint32_t *chist = calloc(HIST_US + 1, sizeof(*chist));
-    double t0, t, c0, next_step, lat, max = 0, cmax = 0, start;
-    uint64_t i, at = 0, cat = 0, slow = 0;
+    uint32_t *shist = calloc(HIST_US + 1, sizeof(*shist));
+    double t0, t, c0, next_step, lat, max = 0, cmax = 0, smax = 0, start;
+    uint64_t i, at = 0, cat = 0, sat = 0, slow = 0, cslow = 0, steps = 0;
+    uint64_t sslow = 0;
     tally *db;
-    int k;
+    int k, cork = getenv("BENCH_GROWLIB_CORK") &&
+                  strcmp(getenv("BENCH_GROWLIB_CORK"), "1") == 0;
 
-    if (!hist || !chist)
+    if (!hist || !chist || !shist)
         return 1;
     snprintf(dir, sizeof(dir), "%s/bench_growlib.XXXXXX", tmp);
     if (!mkdtemp(dir)) {
@@ -91,29 +102,46 @@ int main(int argc, char **argv)
         k = snprintf(key, sizeof(key), "grow:%" PRIu64, i);
         t0 = bench_now();
         c0 = cpu_now();
+        if (cork)
+            tally_cork(db);
         bench_must(tally_incr(db, key, (size_t)k, 1, NULL, NULL), db,
                    "tally_incr");
-        record(chist, (cpu_now() - c0) * 1e6, i, &cmax, &cat);
+        if (cork && tally_uncork(db) < 0) {
+            fprintf(stderr, "bench_growlib: tally_uncork failed\n");
+            return 1;
+        }
+        lat = (cpu_now() - c0) * 1e6;
+        cslow += lat >= 1000;
+        record(chist, lat, i, &cmax, &cat);
         t = bench_now();
         lat = (t - t0) * 1e6;
         slow += lat >= 1000;
         record(hist, lat, i, &max, &at);
         if (t >= next_step) {
+            c0 = cpu_now();
             bench_must(tally_step(db, 4096), db, "tally_step");
+            lat = (cpu_now() - c0) * 1e6;
+            sslow += lat >= 1000;
+            record(shist, lat, i, &smax, &sat);
+            steps++;
             next_step = t + 0.010;
         }
     }
     t = bench_now();
     printf("%" PRIu64 " %.0f %" PRIu64 " %" PRIu64 " %" PRIu64 " %.0f %"
-           PRIu64 " %" PRIu64 " %" PRIu64 " %.0f %" PRIu64 " %.0f\n", n,
+           PRIu64 " %" PRIu64 " %" PRIu64 " %.0f %" PRIu64 " %.0f %" PRIu64
+           " %" PRIu64 " %.0f %" PRIu64 "\n", n,
            (double)n / (t - start), bench_hist_pct(hist, HIST_US, n, 0.5),
            bench_hist_pct(hist, HIST_US, n, 0.99),
            bench_hist_pct(hist, HIST_US, n, 0.999), max, slow, at,
-           bench_hist_pct(chist, HIST_US, n, 0.999), cmax, cat, rss_mib());
+           bench_hist_pct(chist, HIST_US, n, 0.999), cmax, cat, rss_mib(),
+           cslow, steps ? bench_hist_pct(shist, HIST_US, steps, 0.999) : 0,
+           smax, sslow);
     if (tally_close(db) != TALLY_OK)
         fprintf(stderr, "bench_growlib: tally_close failed\n");
     bench_rmdir_all(dir);
     free(hist);
     free(chist);
+    free(shist);
     return 0;
 }

@@ -132,14 +132,17 @@ done
 ((lib)) || exit 0
 echo
 echo "libtally in process (bench_growlib, TALLY_SYNC_NO, log in $work): tally_incr of $n new keys; µs"
-printf '%-12s | %9s %6s %6s %7s %9s %7s %9s | %9s %9s %9s | %8s\n' build "calls/s" p50 p99 p99.9 max ">=1ms" "max at" "cpu p99.9" "cpu max" "at" "RSS MiB"
-printf '%.0s-' {1..120}
+printf '%-12s | %9s %6s %6s %7s %9s %7s %9s | %9s %9s %9s %7s | %8s | %9s %9s %7s\n' build "calls/s" p50 p99 p99.9 max ">=1ms" "max at" "cpu p99.9" "cpu max" "at" ">=1ms" "RSS MiB" "step p99.9" "step max" ">=1ms"
+printf '%.0s-' {1..160}
 echo
 libs=("new:$bench_growlib")
 [[ -n $old_bench_growlib ]] && libs=("old:$old_bench_growlib" "${libs[@]}")
 for l in "${libs[@]}"; do
   [[ -x ${l#*:} ]] || { echo "$bench_name: no bench_growlib at ${l#*:}" >&2; exit 1; }
   read -ra f < <(TMPDIR=$work "${l#*:}" "$n")
-  printf '%-12s | %9.0f %6.0f %6.0f %7.0f %9.0f %7.0f %9.0f | %9.0f %9.0f %9.0f | %8.0f\n' "${l%%:*}" \
-    "${f[1]}" "${f[2]}" "${f[3]}" "${f[4]}" "${f[5]}" "${f[6]}" "${f[7]}" "${f[8]}" "${f[9]}" "${f[10]}" "${f[11]}"
+  # The CPU columns after RSS (calls and tally_step slices of 1 ms or more)
+  # are missing from a bench_growlib older than them: shown as "-".
+  printf '%-12s | %9.0f %6.0f %6.0f %7.0f %9.0f %7.0f %9.0f | %9.0f %9.0f %9.0f %7s | %8.0f | %9s %9s %7s\n' "${l%%:*}" \
+    "${f[1]}" "${f[2]}" "${f[3]}" "${f[4]}" "${f[5]}" "${f[6]}" "${f[7]}" "${f[8]}" "${f[9]}" "${f[10]}" "${f[12]:--}" "${f[11]}" \
+    "${f[13]:--}" "${f[14]:--}" "${f[15]:--}"
 done

@@ -541,9 +541,12 @@ int tally_snapshot_begin(tally *db);
  * counters that carry an expiry, removing those whose time has passed; as
  * many expired idempotency ids; about budget / 8 buckets of a resize of the
  * counter or id table, which every change also advances, so the tables
- * grow and shrink without a pause).  Returns 1 while more work is
- * pending, 0 when idle, or a negative code if the snapshot failed (it is
- * then abandoned; the log stays authoritative). */
+ * grow and shrink without a pause).  It stops early, leaving the rest of
+ * the budget, once about 0.5 ms has passed since it began, so that one call
+ * never holds the caller's loop much longer whatever the budget.  Returns
+ * 1 while more work is pending (also after stopping early), 0 when idle,
+ * or a negative code if the snapshot failed (it is then abandoned; the log
+ * stays authoritative). */
 int tally_step(tally *db, unsigned budget);
 
 /* ---- Statistics ------------------------------------------------------- */

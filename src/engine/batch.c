@@ -188,6 +188,9 @@ static void undo_all(tally *db)
                                   u->expire};
             uint64_t ignored = 0;
             db_apply(&db->table, &ignored, &op, u->lsn);
+            /* Put back without a record, maybe in another slot: a
+             * snapshot walking the slabs must be shown it (snap.c). */
+            snap_show(db, table_find(&db->table, h, key, u->klen));
         } else {
             table_remove(&db->table, h, key, u->klen);
         }

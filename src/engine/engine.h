@@ -48,7 +48,7 @@ struct snap_job {
 struct snap_state {
     int running;             /* [loop] 1 while walking, 2 while finishing */
     struct snap_job *job;    /* [loop] the snapshot in progress */
-    uint64_t cursor;         /* [loop] table scan cursor */
+    struct table_walk walk;  /* [loop] where the walk of the counters is */
     int ids;                 /* [loop] counters done, writing the ids */
     uint64_t puts;           /* [loop] PUT and IDEM records written so far */
     int64_t now;             /* [loop] the clock for this slice (expired
@@ -277,6 +277,10 @@ int snap_step(tally *db, unsigned budget);
 int snap_begin(tally *db);
 /* [loop] Start one if the log has outgrown the last snapshot. */
 void snap_maybe_auto(tally *db);
+/* [loop] Write e's counter into the snapshot being walked, if one is:
+ * for a counter put back without a log record (a batch's undo), which may
+ * have landed in a slot the walk has passed (NULL: nothing). */
+void snap_show(tally *db, const struct table_entry *e);
 /* [loop] Drop a snapshot in progress (close). */
 void snap_abandon(tally *db);
 /* [sync] Finish a job: sync the log, fsync, rename, fsync the directory,

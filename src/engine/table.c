@@ -46,7 +46,9 @@
  * visited before a resize (in either direction, and while one runs) maps to
  * indices that are also "before" the cursor afterwards, and a counter
  * present for the whole scan is never skipped (after a shrink it may be
- * shown twice).
+ * shown twice).  A snapshot walks the slabs instead (table_walk_step):
+ * chunk by chunk, slot by slot, stepping over free slots by the size they
+ * keep in their value field, so it reads memory in sequence.
  */
 #include "table.h"
 
@@ -130,20 +132,22 @@ static size_t slot_size(const struct table_entry *e)
     return entry_size(table_klen(e) + (e->kbits & TE_ROOM ? EXP_BYTES : 0));
 }
 
+/* Put a slot of sz bytes on its class's free list.  A free slot says so
+ * in its own header (kbits 0, its size in value), so that stale expiry
+ * handles and table_walk_step, which steps from slot to slot through a
+ * chunk, can tell it from an entry and step over it. */
 static void slab_free_entry(struct table *t, struct table_entry *e, size_t sz)
 {
+    e->kbits = 0;
+    e->value = (int64_t)sz;
     e->next = t->freel[sz / 8];
     t->freel[sz / 8] = e;
 }
 
-/* Free a slot that held an entry: kbits 0 marks it free for stale expiry
- * handles. */
+/* Free a slot that held an entry. */
 static void free_slot(struct table *t, struct table_entry *e)
 {
-    size_t sz = slot_size(e);
-
-    e->kbits = 0;
-    slab_free_entry(t, e, sz);
+    slab_free_entry(t, e, slot_size(e));
 }
 
 /* Remember a new chunk in the index (by number and by address). */
@@ -576,6 +580,53 @@ uint64_t table_scan(const struct table *t, uint64_t cursor, size_t count,
     } while (!ss.stop && v != 0 && ss.shown < count && visited < limit);
     *stop = ss.stop;
     return ss.stop ? 0 : v;
+}
+
+void table_walk_begin(const struct table *t, struct table_walk *w)
+{
+    w->chunk = 0;
+    w->off = 16; /* after the chunk's list link */
+    w->nchunks = t->nchunks;
+}
+
+/* Where the slots of chunk i end: the bump pointer in the newest chunk;
+ * in an older one the chunk's end, but for a tail too small for any slot,
+ * which slab_alloc left unused (a bigger tail became a free slot). */
+static size_t chunk_end(const struct table *t, size_t i)
+{
+    if (i == t->nchunks - 1)
+        return (size_t)(t->cur - (unsigned char *)t->chunkv[i]);
+    return TABLE_CHUNK;
+}
+
+int table_walk_step(const struct table *t, struct table_walk *w, size_t count,
+                    table_scan_fn fn, void *ctx, int *stop)
+{
+    const struct table_entry *e;
+    size_t end, sz, shown = 0, visited = 0;
+    /* Free slots cost a step too (after mass deletes most slots may be
+     * free), though less than entries: a sequential read each. */
+    size_t limit = count > SIZE_MAX / 16 ? SIZE_MAX : 8 * count + 64;
+
+    *stop = 0;
+    for (; w->chunk < w->nchunks; w->chunk++, w->off = 16) {
+        end = chunk_end(t, w->chunk);
+        for (; w->off + entry_size(0) <= end; w->off += sz) {
+            if (shown == count || visited++ == limit)
+                return 0;
+            e = (const struct table_entry *)((unsigned char *)
+                                             t->chunkv[w->chunk] + w->off);
+            if (!e->kbits) {
+                sz = (size_t)e->value; /* a free slot */
+                continue;
+            }
+            sz = slot_size(e);
+            shown++;
+            if ((*stop = fn(ctx, e)) != 0)
+                return 1;
+        }
+    }
+    return 1;
 }
 
 size_t table_memory(const struct table *t)

@@ -128,6 +128,32 @@ uint64_t table_scan(const struct table *t, uint64_t cursor, size_t count,
                     const void *prefix, size_t plen, table_scan_fn fn,
                     void *ctx, int *stop);
 
+/* A walk over every entry in slab order (a snapshot's, snap.c): chunk by
+ * chunk in the order they were allocated, slot by slot within each, so
+ * that memory is read in sequence instead of one bucket and one entry at
+ * random per counter as table_scan does.  An entry that stays in its slot
+ * from the first step to the last is shown exactly once; one added or
+ * removed meanwhile at most once, and one moved meanwhile
+ * (table_set_expire may move it to a bigger slot) at most twice, which a
+ * fuzzy snapshot allows: every such change has a log record after the walk
+ * began, and recovery applies a repeated PUT as the later one.  Resizes of
+ * the bucket array do not matter to it. */
+struct table_walk {
+    size_t chunk;   /* index in chunkv of the chunk being walked */
+    size_t off;     /* byte offset of the next slot in it */
+    size_t nchunks; /* chunks when the walk began: the walk ends there */
+};
+
+/* Begin a walk at the first slot of the first chunk. */
+void table_walk_begin(const struct table *t, struct table_walk *w);
+/* Call fn for up to count entries from where the walk stands, passing
+ * over free slots (at most 8 * count + 64 slots in all, so a stretch of
+ * free ones ends a step too).  Returns 1 once the walk is done, else 0.
+ * If fn returns nonzero the walk stops at once, *stop gets that value
+ * (else 0) and 1 is returned; the walk must not be continued then. */
+int table_walk_step(const struct table *t, struct table_walk *w, size_t count,
+                    table_scan_fn fn, void *ctx, int *stop);
+
 /* Move up to budget buckets of a running resize of the bucket array (see
  * htab_step); returns 1 if one still runs, else 0. */
 int table_rehash_step(struct table *t, size_t budget);

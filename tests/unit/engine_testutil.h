@@ -690,6 +690,31 @@ TT_API void tt_set(tally *db, const char *key, int64_t v)
         fail_msg("tally_set(%s) = %d (%s)", key, rc, tally_strerror(rc));
 }
 
+/* Set n counters "<prefix><i>" = i (i from 0), a thousand per tally_mset:
+ * millions of counters in seconds, also under the sanitizers. */
+TT_API void tt_fill(tally *db, const char *prefix, unsigned n)
+{
+    enum { FILL = 1000 };
+    static char k[FILL][32];
+    const void *keys[FILL];
+    size_t klens[FILL];
+    int64_t values[FILL];
+    unsigned i, j, m;
+
+    for (i = 0; i < n; i += m) {
+        m = n - i < FILL ? n - i : FILL;
+        for (j = 0; j < m; j++) {
+            klens[j] = (size_t)snprintf(k[j], sizeof(k[j]), "%s%u", prefix,
+                                        i + j);
+            keys[j] = k[j];
+            values[j] = i + j;
+        }
+        int rc = tally_mset(db, m, keys, klens, values, NULL);
+        if (rc != TALLY_OK)
+            fail_msg("tally_mset = %d (%s)", rc, tally_strerror(rc));
+    }
+}
+
 TT_API int64_t tt_incr(tally *db, const char *key, int64_t delta)
 {
     int64_t v = 0;

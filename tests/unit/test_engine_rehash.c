@@ -186,6 +186,70 @@ static void shrinks_after_mass_deletes_without_flapping(void **state)
     table_free(&t);
 }
 
+/* Issue 15: deleting 90 % of a million counters through the API shrinks
+ * the bucket array (to a load between 1/4 and 1/2) and gives its memory
+ * back, and no tally_del is slow: none moves more than a few buckets or
+ * gives back more than one piece of the old array.  (Work per call, not
+ * the CPU clock: on a shared machine the clock also charges the call with
+ * other tenants' interrupts.) */
+static void deleting_90_percent_of_1m_counters_shrinks_in_small_steps(
+    void **state)
+{
+    enum { N = 1000000, CORK = 1000 };
+    tt_fx *f = *state;
+    tally_options o;
+    tally *db;
+    struct htab *h;
+    char k[32];
+    size_t klen;
+    uint64_t peak, peak_mem, before, mem, deletes_resizing = 0;
+    unsigned i;
+
+    tt_options(&o, NULL);
+    o.sync = TALLY_SYNC_NO;
+    o.snapshot_min_log = UINT64_MAX; /* the table alone */
+    db = tt_open(f->dir, &o);
+    h = &db->table.h;
+    tt_fill(db, "d:", N);
+    while (tally_step(db, 4096) == 1)
+        ;
+    peak = table_buckets(&db->table);
+    peak_mem = htab_memory(h);
+    assert_true(peak >= N);
+    for (i = 0; i < N / 10 * 9; i++) {
+        int was = h->ob != NULL;
+
+        before = was ? h->ridx : 0;
+        mem = htab_memory(h);
+        if (i % CORK == 0)
+            tally_cork(db);
+        klen = (size_t)sprintf(k, "d:%u", i);
+        assert_int_equal(tally_del(db, k, klen, NULL), TALLY_OK);
+        if (i % CORK == CORK - 1)
+            assert_true(tally_uncork(db) >= 0);
+        if (was && h->ob) {
+            deletes_resizing++;
+            assert_true(h->ridx - before <= 2 + 2 * 10);
+        }
+        /* At most one piece of the old array given back per call. */
+        if (htab_memory(h) < mem)
+            assert_true(mem - htab_memory(h) <= (512u << 10));
+    }
+    while (tally_step(db, 4096) == 1)
+        ;
+    assert_true(deletes_resizing > 1000); /* spread over many calls */
+    assert_int_equal(tally_count(db), N / 10);
+    assert_true(table_buckets(&db->table) < peak / 2);
+    assert_true(table_buckets(&db->table) >= 2 * db->table.count);
+    assert_true(table_buckets(&db->table) <= 4 * db->table.count);
+    assert_true(htab_memory(h) <= peak_mem / 2);
+    for (i = N / 10 * 9; i < N; i += 997) {
+        sprintf(k, "d:%u", i);
+        assert_int_equal(tt_get(db, k), i);
+    }
+    tt_close(db);
+}
+
 struct seen {
     unsigned char *hit; /* by key number, for "old:" keys */
     size_t shown;
@@ -502,6 +566,9 @@ int main(void)
         cmocka_unit_test(expiry_during_a_resize),
         cmocka_unit_test(memory_per_counter_did_not_grow),
         cmocka_unit_test(once_table_grows_and_shrinks_incrementally),
+        cmocka_unit_test_setup_teardown(
+            deleting_90_percent_of_1m_counters_shrinks_in_small_steps,
+            tt_fx_setup, tt_fx_teardown),
         cmocka_unit_test_setup_teardown(
             snapshot_and_recovery_with_a_resize_in_progress, tt_fx_setup,
             tt_fx_teardown),
