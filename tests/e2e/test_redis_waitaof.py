@@ -40,18 +40,20 @@ def tallyd_over(tallyd_factory, proxy, **flags):
 
 
 def after_each_write_batch(proxy):
-    """Check the store connection's commands: every EVALSHA that may write
-    is followed, before the next batch, by WAIT 1 and WAITAOF 1 1; returns
-    how many batches wrote."""
+    """Check the store connection's commands: every command that may
+    write (an EVALSHA but the get script's, or the native INCRBY and MSET
+    of plain RESP requests) is followed, before the next batch, by WAIT 1
+    and WAITAOF 1 1; returns how many batches wrote."""
     with proxy.lock:
         log = list(proxy.log)
-    conn = next(n for n, a in log if a[0].upper() == "EVALSHA")
+    conn = next(n for n, a in log if a[0].upper() in ("EVALSHA", "INCRBY"))
     cmds = [a for n, a in log if n == conn]
     get_sha = proxy.shas[GET]
     batches, writing = 0, False
     for i, a in enumerate(cmds):
         name = a[0].upper()
-        if name == "EVALSHA" and a[1] != get_sha:
+        if (name == "EVALSHA" and a[1] != get_sha) or \
+                name in ("INCRBY", "MSET"):
             writing = True
         elif name == "WAIT":
             assert a[1:] == ["1", "1000"], a
