@@ -33,8 +33,9 @@
  * orders (40P01 and a re-run anyway).  Here the locks are taken in one
  * sorted statement and held only for the commit's own transaction, so
  * instances never deadlock on batches, and a batch costs one read per key
- * plus the commit's transaction.  40001/40P01 of that transaction re-run it
- * as for any batch (pg.c).
+ * (those of MULTI's queue, or a script's KEYS, read together: read-ahead,
+ * pg_xact_prefetch) plus the commit's transaction.  40001/40P01 of that
+ * transaction re-run it as for any batch (pg.c).
  *
  * Faults: a read that fails (the database is down) fails the operation and
  * the commit (STORE_EUNAVAIL, nothing applied).  A connection lost after
