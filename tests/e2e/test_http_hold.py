@@ -23,7 +23,7 @@ import time
 import pytest
 
 from test_faults import faulty  # noqa: F401
-from test_http_pipeline import Conn, get, post_incr
+from test_http_pipeline import Conn, get, post_incr, warm_then_slow
 
 pytestmark = [pytest.mark.own_server,
               pytest.mark.engine_files("the fsync shim on the engine's log")]
@@ -41,11 +41,7 @@ def read_all(sock):
 def test_request_pipelined_while_the_answer_before_is_held_runs_after_it(
         faulty):
     # Given slow syncs and a keep-alive connection whose increment is held
-    d, faults = faulty()
-    c = Conn(d)
-    c.send(get(c.host, "warm"))
-    assert c.response()[0] == 404
-    faults.slow(SLOW)
+    d, faults, c = warm_then_slow(faulty)
     t0 = time.monotonic()
     c.send(post_incr(c.host, "held"))
     time.sleep(SLOW / 3)

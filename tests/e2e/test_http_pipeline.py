@@ -82,6 +82,17 @@ class Conn:
         self.sock.close()
 
 
+def warm_then_slow(faulty):
+    """(tallyd, its fault shim, a keep-alive Conn): one GET answered on the
+    connection, then every fsync slowed to SLOW."""
+    d, faults = faulty()
+    c = Conn(d)
+    c.send(get(c.host, "warm"))
+    assert c.response()[0] == 404
+    faults.slow(SLOW)
+    return d, faults, c
+
+
 def settled(d, timeout=5):
     """Wait until nothing is waiting for a sync."""
     deadline = time.monotonic() + timeout
@@ -118,11 +129,7 @@ def test_pipelined_answers_do_not_wait_for_the_clients_delayed_ack(
 @pytest.mark.engine_files("the fsync shim on the engine's log")
 def test_pipelined_requests_are_answered_in_order_after_their_syncs(faulty):
     # Given slow syncs and a keep-alive connection
-    d, faults = faulty()
-    c = Conn(d)
-    c.send(get(c.host, "warm"))
-    assert c.response()[0] == 404
-    faults.slow(SLOW)
+    d, faults, c = warm_then_slow(faulty)
     # When three increments and a read of the same counter are pipelined
     t0 = time.monotonic()
     c.send(post_incr(c.host, "p") * 3 + get(c.host, "p"))
