@@ -583,15 +583,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
     void *reply;
     int progress = 0;
 
-    while (evbuffer_get_length(in)) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        if (redisReaderFeed(rs->reader, v.iov_base, v.iov_len) != REDIS_OK) {
-            conn_lost(rs, "protocol error");
-            return;
-        }
-        evbuffer_drain(in, v.iov_len);
+    if (redis_feed(rs->reader, in) < 0) {
+        conn_lost(rs, "protocol error");
+        return;
     }
     for (;;) {
         reply = NULL;

@@ -132,6 +132,11 @@ void redis_op_format_commit(const struct redis_keys *kp, char sha[][41],
  * answer is once_answer's (res->answer in op->rmem). */
 void redis_op_format_once(const struct redis_keys *kp, char sha[][41],
                           const struct store_req *req, struct redis_op *op);
+struct evbuffer;
+/* Hand every byte of in to the reply reader r (a void * to keep hiredis
+ * out of this header) and drain it: 0, or -1 on a protocol error.  Both
+ * connections, the store's and the notifications', read this way. */
+int redis_feed(void *r, struct evbuffer *in);
 /* One formatted command from argv (caller frees *out with free()). */
 size_t redis_format(char **out, int argc, const char **argv,
                     const size_t *lens);

@@ -284,15 +284,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     void *reply;
 
-    while (evbuffer_get_length(in)) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-            break;
-        if (redisReaderFeed(nt->reader, v.iov_base, v.iov_len) != REDIS_OK) {
-            lost(nt, "protocol error");
-            return;
-        }
-        evbuffer_drain(in, v.iov_len);
+    if (redis_feed(nt->reader, in) < 0) {
+        lost(nt, "protocol error");
+        return;
     }
     for (;;) {
         reply = NULL;

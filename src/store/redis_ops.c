@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <hiredis/hiredis.h>
 
 #include "redis_int.h"
@@ -752,4 +753,17 @@ void redis_op_answer(const struct redis_keys *kp, struct redis_op *op,
         store_res_init(res);
         set_err(res, STORE_EIO, UNEXPECTED, NULL);
     }
+}
+
+int redis_feed(void *r, struct evbuffer *in)
+{
+    while (evbuffer_get_length(in)) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        if (redisReaderFeed(r, v.iov_base, v.iov_len) != REDIS_OK)
+            return -1;
+        evbuffer_drain(in, v.iov_len);
+    }
+    return 0;
 }
