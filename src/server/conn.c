@@ -449,7 +449,11 @@ static void conn_wake(void *arg, struct cmd_session *s)
  * inside it: read what the other connections sent and run it, which the
  * command layer and the front ends answer -BUSY (SCRIPT KILL excepted), and
  * send what may leave.  The libevent loop cannot be entered again from
- * here, so this accepts and reads the sockets itself (non-blocking). */
+ * here, so this accepts and reads the sockets itself (non-blocking).
+ * Replies of the loop pass the script started in, to requests run before
+ * it, wait in c->out for the end of that pass (conn_run's ranq): they are
+ * sent here too, or their clients would wait for the script's end.  Those
+ * held for the pass's sync still wait for it (outbox_ready), as they must. */
 void conn_busy_poll(void *arg)
 {
     struct server *srv = arg;
@@ -461,16 +465,18 @@ void conn_busy_poll(void *arg)
             on_accept(srv->listeners[i].fd, EV_READ, &srv->listeners[i]);
     for (c = srv->conns; c; c = next) {
         next = c->next;
-        if (&c->session == busy || c->closing || c->rpaused)
+        if (&c->session == busy)
             continue;
-        int got = conn_fill(c);
-        if (got == -2) {
-            conn_close(c, strerror(errno));
-            continue;
+        if (!c->closing && !c->rpaused) {
+            if (conn_fill(c) == -2) {
+                conn_close(c, strerror(errno));
+                continue;
+            }
+            if (c->in.len)
+                conn_process(c);
         }
-        if (c->in.len == 0)
+        if (c->out.len == c->sent)
             continue;
-        conn_process(c);
         if (conn_flush(c) != 0)
             continue; /* closed */
         if (c->backlog)

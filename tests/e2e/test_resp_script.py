@@ -9,13 +9,15 @@ The constant-sum crash test for scripts is in test_resp_multi.py, beside
 the one for MULTI/EXEC.
 """
 
+import os
+import signal
 import threading
 import time
 
 import pytest
 import redis
 
-from conftest import Closed, RespError
+from conftest import Closed, RawResp, RespError
 
 RATE_LIMIT = """
 local n = redis.call('INCR', KEYS[1])
@@ -246,6 +248,35 @@ def test_endless_script_others_get_busy_and_script_kill_ends_it(
     with server.raw() as c:
         assert c.cmd("SCRIPT", "KILL") == RespError(
             "NOTBUSY No scripts in execution right now.")
+
+
+@pytest.mark.own_server
+def test_reply_of_the_loop_pass_a_script_started_in_leaves_while_it_runs(
+        tallyd_factory):
+    # Given a PING and an endless script read in one pass of tallyd's loop,
+    # the PING first (sent while tallyd is stopped, so that it reads both
+    # at once: the CI failure of stop 21 was this order by chance)
+    server = tallyd_factory(busy_reply_threshold=300)
+    script = server.raw(timeout=30)
+    other = server.raw(timeout=5)
+    assert script.cmd("PING") == other.cmd("PING") == b"PONG"  # accepted
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        other.send(RawResp.encode("PING"))
+        time.sleep(0.05)
+        script.send(RawResp.encode("EVAL", "while true do end", 0))
+        time.sleep(0.2)  # both are in tallyd's socket buffers
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    # Then the PING's answer is sent while the script runs (it was left in
+    # the pass's unsent replies, which only the end of the pass wrote) and
+    # the next PING is told BUSY
+    assert other.read() == b"PONG"
+    assert other.cmd("PING").text.startswith("BUSY")
+    assert other.cmd("SCRIPT", "KILL") == b"OK"
+    assert "Script killed" in script.read().text
+    other.close()
+    script.close()
 
 
 @pytest.mark.own_server
