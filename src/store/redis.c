@@ -888,8 +888,8 @@ static size_t r_info(const struct store *st, struct store_info_kv *kv,
        (unsigned long long)rs->xenv.n_commits);
     KV("store_redis_batch_conflicts", "%llu",
        (unsigned long long)rs->xenv.n_conflicts);
-    KV("store_expired_events", "%s", rs->notify ? redis_notify_state(rs->notify)
-       : rs->back ? "off: not on a cluster yet" : "off");
+    KV("store_expired_events", "%s",
+       rs->notify ? redis_notify_state(rs->notify) : "off");
     if (rs->notify)
         KV("store_expired_seen", "%llu",
            (unsigned long long)redis_notify_seen(rs->notify));
@@ -1118,6 +1118,13 @@ struct redis_store *redis_node_open(struct event_base *base,
     rs->parent = cfg->parent;
     start(rs, base, cfg->prefix, cfg->sync_policy, cfg->wait_replicas,
           cfg->wait_timeout_ms, cfg->once_ttl_ms);
+    if (cfg->expired) {
+        /* A cluster has database 0 only. */
+        struct redis_notify_cfg nc = {base, rs->host, rs->user, rs->pass,
+                                      rs->port, 0, rs->tls_ctx, cfg->prefix,
+                                      cfg->expired, cfg->expired_ctx};
+        rs->notify = redis_notify_open(&nc);
+    }
     return rs;
 }
 

@@ -24,8 +24,8 @@ struct store_redis_opts {
     const char *tls_cert_file; /* a client certificate, or NULL */
     const char *tls_key_file;  /* its key; NULL: in the certificate file */
     /* Called on the loop for every counter Redis expired, from its
-     * keyspace notifications (redis_notify.c; one server, not a cluster
-     * yet); NULL: not subscribed.  key is valid only during the call. */
+     * keyspace notifications (redis_notify.c; on a cluster, each master's
+     * own); NULL: not subscribed.  key is valid only during the call. */
     void (*expired)(void *ctx, const void *key, size_t klen);
     void *expired_ctx;
 };

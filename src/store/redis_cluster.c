@@ -19,6 +19,13 @@
  * touches (split, refused, walked over the masters) is
  * redis_cluster_ops.c's; this file sends each op to its slot's master.
  *
+ * Expired events.  Every node connection also subscribes to its node's
+ * own "expired" notifications (redis_notify.c): only a master expires
+ * keys, so a replica's subscription is quiet until it is promoted, and the
+ * new masters of a map are subscribed once their connection is made.
+ * Pub/sub is at most once, so an expiry on a master tallyd is not
+ * subscribed to yet (just after a failover) sends no event.
+ *
  * Redirects and faults.  MOVED: the map takes the new owner, the op goes
  * there and the whole map is asked for again.  ASK: ASKING and the op to
  * the named node, once per redirect, the map unchanged.  TRYAGAIN and
@@ -145,6 +152,16 @@ static void node_free(struct cnode *n)
     st->ops->close(st);
     free(n->host);
     free(n);
+}
+
+/* A node's "expired" event: counted here, where INFO reads it, since
+ * nodes come and go with the map. */
+static void node_expired(void *ctx, const void *key, size_t klen)
+{
+    struct cluster *c = ctx;
+
+    c->n_expired++;
+    c->expired(c->expired_ctx, key, klen);
 }
 
 /* ---- Ops: answering, waiting, sending ----------------------------------- */
@@ -666,6 +683,9 @@ static size_t c_info(const struct store *st, struct store_info_kv *kv,
            (unsigned long long)c->xenv.n_commits);
     kv_add(kv, max, &n, "store_redis_batch_conflicts", "%llu",
            (unsigned long long)c->xenv.n_conflicts);
+    if (c->expired)
+        kv_add(kv, max, &n, "store_expired_seen", "%llu",
+               (unsigned long long)c->n_expired);
     base = n;
     TAILQ_FOREACH(node, &c->nodes, link) {
         struct store *ns = redis_node_store(node->rs);
@@ -875,6 +895,12 @@ int redis_cluster_open(struct event_base *base, const char *uri,
     c->cfg.back = node_back;
     c->cfg.state = node_state;
     c->cfg.parent = c;
+    if (opts && opts->expired) {
+        c->expired = opts->expired;
+        c->expired_ctx = opts->expired_ctx;
+        c->cfg.expired = node_expired;
+        c->cfg.expired_ctx = c;
+    }
     snprintf(c->why, sizeof c->why, "redis cluster: connecting");
     c->ev_tick = evtimer_new(base, tick_cb, c);
     c->ev_drain = event_new(base, -1, 0, drain_cb, c);

@@ -55,6 +55,11 @@ struct cluster {
     char why[200];
     char logged[200];          /* the last map failure logged */
     uint64_t n_moved, n_ask, n_retried; /* INFO */
+    /* The caller's "expired" events, which every node connection
+     * reports (its master's own, redis_notify.c) through the cluster. */
+    void (*expired)(void *ctx, const void *key, size_t klen);
+    void *expired_ctx;
+    uint64_t n_expired;        /* INFO store_expired_seen */
     struct redis_xact_env xenv; /* its batches' (redis_xact.c) */
 };
 

@@ -201,6 +201,11 @@ struct redis_node_cfg {
                  const struct redisReply *r);
     void (*state)(void *parent, struct redis_store *node, int up);
     void *parent;
+    /* Non-NULL: the node also subscribes to its own "expired" events
+     * (redis_notify.c), reported here; a cluster's masters each expire
+     * their own keys. */
+    void (*expired)(void *ctx, const void *key, size_t klen);
+    void *expired_ctx;
 };
 /* A connection to one node, connecting in the background; close it with
  * its base.ops->close (the ops still queued on it then fail). */

@@ -26,8 +26,8 @@
  * connection is down (or before it subscribed) is lost, and the counter is
  * gone without its "expired" event (docs/redis-store.md).  The connection
  * is made again with backoff (100 ms doubling to 5 s).  On a cluster each
- * master notifies only of its own keys; the cluster store does not open
- * this yet.
+ * master notifies only of its own keys, so each node connection of
+ * redis_cluster.c opens one of these to its node (redis_node_open).
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>

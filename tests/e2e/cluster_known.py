@@ -23,12 +23,6 @@ DESIGN_CROSSSLOT = ("DESIGN: an MSET, a MULTI/EXEC, a script, RENAME/COPY or "
                     "nothing applied): each counter is its own hash tag, so "
                     "two counters are in two slots, and a batch commits on "
                     "one master (docs/redis-store.md, Store batches)")
-GAP_CLUSTER_EXPIRED = ("GAP: tally hears nothing of the counters a "
-                       "cluster's masters expire: no 'expired' events and "
-                       "no expired counts (redis_known.py's GAP_EXPIRED and "
-                       "GAP_STATS; the keyspace notifications that give them "
-                       "on one Redis are not followed on a cluster yet, "
-                       "branch stats: these failed with it merged)")
 DESIGN_SCAN_PAGES = ("DESIGN: SCAN walks a cluster's masters one after the "
                      "other, so a first page (cursor 0, COUNT 100) holds the "
                      "first master's keys only, and the one counter left "
@@ -36,18 +30,6 @@ DESIGN_SCAN_PAGES = ("DESIGN: SCAN walks a cluster's masters one after the "
                      "keys); Redis's SCAN promises no more")
 
 KNOWN.update({
-    # With branch stats merged these still fail here (they are GAP_STATS
-    # and GAP_EXPIRED lines of redis_known.py now): what a cluster lacks.
-    "test_mc_expire.py::test_stats_count_expired_counters":
-        GAP_CLUSTER_EXPIRED,
-    "test_resp_expire.py::test_active_expiry_removes_counters_nobody_reads":
-        GAP_CLUSTER_EXPIRED,
-    "test_resp_expire.py::test_removed_by_active_expiry_stays_gone_after_a_crash":
-        GAP_CLUSTER_EXPIRED,
-    "test_events_sse.py::test_sse_expire_and_expired_events":
-        GAP_CLUSTER_EXPIRED,
-    "test_resp_pubsub.py::test_expire_and_expired_messages_match_redis":
-        GAP_CLUSTER_EXPIRED,
     "test_resp_expire.py::test_expired_is_gone_everywhere_at_its_time":
         DESIGN_SCAN_PAGES,
     "test_resp_commands.py::test_info_keyspace_counts_counters":

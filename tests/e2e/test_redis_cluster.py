@@ -533,3 +533,68 @@ def test_a_slot_not_served_is_retried_until_it_is_and_order_kept(
     assert got == b"+OK\r\n:6\r\n"
     assert info(t)["store_cluster_retried"] >= 1
     assert cluster.get("tally:{ord}") == "6"
+
+
+def expire_on(t, names):
+    """Give each counter a 100 ms TTL."""
+    r = t.redis()
+    p = r.pipeline(transaction=False)
+    for n in names:
+        p.set(n, 1, px=100)
+    p.execute()
+
+
+def wait_expired(t, want, limit=15):
+    r = t.redis()
+    deadline = time.monotonic() + limit
+    while r.info("stats")["expired_keys"] < want:
+        assert time.monotonic() < deadline, r.info("stats")["expired_keys"]
+        time.sleep(0.1)
+    assert r.info("stats")["expired_keys"] == want
+
+
+def subscribed(t, masters):
+    s = info(t)
+    return (s["store_expired_events"] == "on" and
+            s["store_cluster_masters"] == masters)
+
+
+def test_expiries_on_every_master_are_reported_also_after_a_failover(
+        tallyd_factory, cluster):
+    from redis.crc import key_slot
+
+    def master_of_name(n):
+        slot = key_slot(f"tally:{{{n}}}".encode())
+        for lo, hi, m, _ in slots:
+            if lo <= slot <= hi:
+                return m
+    # Given tallyd over three masters with a replica each, subscribed to
+    # each master's own "expired" notifications (redis_notify.c)
+    t = tallyd_factory(store=cluster.uri)
+    Cluster.wait(lambda: subscribed(t, 3))
+    slots = cluster.slots()
+    names = [f"e{i}" for i in range(300)]
+    assert {master_of_name(n) for n in names} == set(cluster.masters())
+    # When counters on every master expire without being read
+    expire_on(t, names)
+    # Then each expiry is reported once (the count waits for every master's
+    # notifications, redis_notify_barrier)
+    wait_expired(t, 300)
+    assert info(t)["store_expired_seen"] == 300
+    assert t.redis().dbsize() == 0
+    # When a master is killed and its replica takes over
+    dead = master_of_name("e0")
+    cluster.kill(dead)
+    deadline = time.monotonic() + 20
+    while dead in cluster.masters():
+        assert time.monotonic() < deadline, "no failover"
+        time.sleep(0.1)
+    slots = cluster.slots()
+    Cluster.wait(lambda: subscribed(t, 3))
+    # Then counters the new master expires are reported too
+    moved = [f"f{i}" for i in range(300)]
+    new = {master_of_name(n) for n in moved}
+    assert len(new) == 3 and dead not in new
+    expire_on(t, moved)
+    wait_expired(t, 600)
+    assert info(t)["store_expired_seen"] == 600
