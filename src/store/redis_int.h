@@ -88,6 +88,9 @@ struct redis_op {
     uint64_t page_cursor;     /* the next page's SCAN cursor; 0: done */
     uint64_t page_n, page_nx, page_ids, page_idb;
     double page_ttl_sum;      /* ms left, summed (only an average needs it) */
+    /* cmd when it fits (a native GET or INCRBY on a key of a few dozen
+     * bytes): an allocation less per request; redis_op_free knows. */
+    char cmd_here[128];
 };
 
 TAILQ_HEAD(redis_opq, redis_op);

@@ -76,25 +76,49 @@ static void arg_u64(struct args *a, uint64_t v)
     arg_more(a, d, u64_to_dec(v, d));
 }
 
-/* ESC(key) as the top of this file says. */
-static void arg_esc(struct args *a, const char *k, size_t klen)
+/* The length of ESC(key), as the top of this file says. */
+static size_t esc_len(const char *k, size_t klen)
 {
-    size_t i, from = 0;
+    size_t n = klen;
 
+    if (!klen)
+        return 1;
+    for (size_t i = 0; i < klen; i++)
+        n += (k[i] == '%' || k[i] == '{' || k[i] == '}') * 2;
+    return n;
+}
+
+/* ESC(key) into p: elen bytes, esc_len's. */
+static void esc_put(char *p, const char *k, size_t klen, size_t elen)
+{
     if (!klen) {
-        arg_more(a, "%", 1);
+        *p = '%';
         return;
     }
-    for (i = 0; i < klen; i++) {
+    if (elen == klen) {
+        memcpy(p, k, klen); /* nothing to escape: most keys */
+        return;
+    }
+    for (size_t i = 0; i < klen; i++) {
         const char *e = k[i] == '%' ? "%25" : k[i] == '{' ? "%7B" :
                         k[i] == '}' ? "%7D" : NULL;
-        if (!e)
+        if (!e) {
+            *p++ = k[i];
             continue;
-        arg_more(a, k + from, i - from);
-        arg_more(a, e, 3);
-        from = i + 1;
+        }
+        memcpy(p, e, 3);
+        p += 3;
     }
-    arg_more(a, k + from, klen - from);
+}
+
+static void arg_esc(struct args *a, const char *k, size_t klen)
+{
+    size_t n = esc_len(k, klen);
+
+    buf_reserve(&a->mem, n);
+    esc_put(a->mem.p + a->mem.len, k, klen, n);
+    a->mem.len += n;
+    a->lens[a->n - 1] += n;
 }
 
 static void arg_key(struct args *a, const struct redis_keys *kp,
@@ -218,7 +242,8 @@ int redis_op_next(const struct redis_keys *kp, char sha[][41],
     if ((op->op != STORE_COUNT && op->op != STORE_FLUSH) ||
         op->res.rc != STORE_OK || op->page_cursor == 0)
         return 0;
-    free(op->cmd);
+    if (op->cmd != op->cmd_here)
+        free(op->cmd);
     op->cmd = NULL;
     format_page(kp, sha, op);
     return 1;
@@ -234,6 +259,53 @@ static int native_incr(const struct store_req *req)
 {
     return req->value_only && !req->once && !req->flags &&
            req->xmode == STORE_X_KEEP;
+}
+
+static char *put_crlf(char *p)
+{
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* GET KEY or INCRBY KEY NUM, the commands of plain RESP GET and INCR (most
+ * requests), written straight into one allocation: the argv of the general
+ * path cost four more and about 1,800 instructions per INCR at 50 clients
+ * (callgrind; a fifth of tallyd's). */
+static void format_native(const struct redis_keys *kp,
+                          const struct store_req *req, struct redis_op *op)
+{
+    static const char inc[] = "*3\r\n$6\r\nINCRBY\r\n$";
+    static const char get[] = "*2\r\n$3\r\nGET\r\n$";
+    int incr = req->op == STORE_INCRBY;
+    size_t elen = esc_len(req->key, req->klen);
+    size_t klen = kp->plen + 1 + elen + 1, nlen = 0, max;
+    char num[24], *p;
+
+    if (incr)
+        nlen = i64_to_dec(req->num, num);
+    /* The header, two lengths of up to 20 digits with their "$\r\n\r\n",
+     * and the bytes. */
+    max = sizeof inc + 2 * 24 + klen + nlen;
+    p = op->cmd = max <= sizeof op->cmd_here ? op->cmd_here : xmalloc(max);
+    memcpy(p, incr ? inc : get, incr ? sizeof inc - 1 : sizeof get - 1);
+    p += incr ? sizeof inc - 1 : sizeof get - 1;
+    p = put_crlf(p + u64_to_dec(klen, p));
+    memcpy(p, kp->prefix, kp->plen);
+    p += kp->plen;
+    *p++ = '{';
+    esc_put(p, req->key, req->klen, elen);
+    p += elen;
+    *p++ = '}';
+    p = put_crlf(p);
+    if (incr) {
+        *p++ = '$';
+        p = put_crlf(p + u64_to_dec(nlen, p));
+        memcpy(p, num, nlen);
+        p = put_crlf(p + nlen);
+    }
+    op->cmdlen = (size_t)(p - op->cmd);
+    op->native = 1;
 }
 
 int redis_op_format(const struct redis_keys *kp, char sha[][41],
@@ -259,20 +331,16 @@ int redis_op_format(const struct redis_keys *kp, char sha[][41],
     case STORE_GET:
         op->writes = 0;
         if (req->value_only) {
-            op->native = 1;
-            arg_str(&a, "GET");
-        } else {
-            arg_eval(&a, sha, op->script = REDIS_S_GET, 1);
+            format_native(kp, req, op);
+            return STORE_OK;
         }
+        arg_eval(&a, sha, op->script = REDIS_S_GET, 1);
         arg_key(&a, kp, req->key, req->klen);
         break;
     case STORE_INCRBY:
         if (native_incr(req)) {
-            op->native = 1;
-            arg_str(&a, "INCRBY");
-            arg_key(&a, kp, req->key, req->klen);
-            arg_i64(&a, req->num);
-            break;
+            format_native(kp, req, op);
+            return STORE_OK;
         }
         /* fall through */
     case STORE_SET:
@@ -424,7 +492,8 @@ void redis_op_format_commit(const struct redis_keys *kp, char sha[][41],
 
 void redis_op_free(struct redis_op *op)
 {
-    free(op->cmd);
+    if (op->cmd != op->cmd_here)
+        free(op->cmd);
     free(op->values);
     free(op->founds);
     free(op->rkeys);

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE 1 /* memmem */
 #include <stdarg.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -112,6 +113,51 @@ static void a_value_only_plain_incrby_is_redis_own_incrby(void **state)
     assert_int_equal(op->cmdlen, sizeof want - 1);
     assert_memory_equal(op->cmd, want, sizeof want - 1);
     redis_op_free(op);
+}
+
+/* The native commands are written straight into their buffer
+ * (format_native): the bytes hiredis's formatter writes for the same argv,
+ * for escaped, empty and long keys and numbers to the int64 bounds. */
+static void native_commands_are_the_bytes_hiredis_writes(void **state)
+{
+    static char longkey[TALLY_KEY_MAX];
+    const char *keys[] = {"", "%", "a}b{%", "plain", longkey};
+    const char *escd[] = {"%", "%25", "a%7Db%7B%25", "plain", longkey};
+    int64_t nums[] = {0, -7, INT64_MIN, INT64_MAX};
+    char key[TALLY_KEY_MAX + 16], n[24];
+
+    (void)state;
+    memset(longkey, 'x', sizeof longkey);
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        size_t klen = keys[k] == longkey ? sizeof longkey : strlen(keys[k]);
+        size_t elen = keys[k] == longkey ? sizeof longkey : strlen(escd[k]);
+        size_t keylen = 7 + elen + 1;
+        memcpy(key, "tally:{", 7);
+        memcpy(key + 7, escd[k], elen);
+        key[7 + elen] = '}';
+        for (size_t i = 0; i <= sizeof nums / sizeof *nums; i++) {
+            int get = i == sizeof nums / sizeof *nums;
+            struct store_req req = {.op = get ? STORE_GET : STORE_INCRBY,
+                                    .key = keys[k], .klen = klen,
+                                    .num = get ? 0 : nums[i],
+                                    .value_only = 1};
+            const char *argv[3] = {get ? "GET" : "INCRBY", key, n};
+            size_t lens[3] = {get ? 3 : 6, keylen, 0};
+            char *want;
+            int wlen;
+            struct redis_op *op;
+            if (!get)
+                lens[2] = (size_t)snprintf(n, sizeof n, "%lld",
+                                           (long long)nums[i]);
+            wlen = redisFormatCommandArgv(&want, get ? 2 : 3, argv, lens);
+            op = format(&req);
+            assert_true(op->native);
+            assert_int_equal(op->cmdlen, (size_t)wlen);
+            assert_memory_equal(op->cmd, want, (size_t)wlen);
+            free(want);
+            redis_op_free(op);
+        }
+    }
 }
 
 /* Whatever the script does beyond INCRBY stays a script: an id, a TTL, the
@@ -536,6 +582,7 @@ int main(void)
         cmocka_unit_test(long_keys_and_ids_are_refused_before_anything_is_sent),
         cmocka_unit_test(commands_are_written_as_hiredis_writes_them),
         cmocka_unit_test(a_value_only_plain_incrby_is_redis_own_incrby),
+        cmocka_unit_test(native_commands_are_the_bytes_hiredis_writes),
         cmocka_unit_test(an_incrby_with_more_than_a_delta_stays_a_script),
         cmocka_unit_test(a_value_only_get_is_redis_own_get),
         cmocka_unit_test(values_are_exact_to_the_int64_bounds),
