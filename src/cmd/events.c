@@ -47,8 +47,48 @@ struct events {
     int in_batch;               /* between events_batch_begin and _end */
     size_t batch_n;             /* the batch's events still in pending:
                                    its last batch_n entries */
+    struct key_block *spare;    /* key_free's, for key_new */
+    size_t nspare;
     struct events_stats stats;
 };
+
+/* Every change records an event with a copy of its key, freed when the
+ * window drops it: a malloc and a free per request, 200 of the few
+ * thousand instructions of an INCR (callgrind).  Keys shorter than
+ * KEY_SMALL take a block of that size, and a freed block is kept for the
+ * next (at most KEY_SPARE_MAX of them, a few hundred KiB). */
+#define KEY_SMALL 48
+#define KEY_SPARE_MAX 4096
+
+struct key_block {
+    struct key_block *next;
+};
+
+static char *key_new(struct events *h, size_t klen)
+{
+    struct key_block *b = h->spare;
+
+    if (klen >= KEY_SMALL)
+        return xmalloc(klen + 1);
+    if (!b)
+        return xmalloc(KEY_SMALL);
+    h->spare = b->next;
+    h->nspare--;
+    return (char *)b;
+}
+
+static void key_free(struct events *h, char *key, size_t klen)
+{
+    struct key_block *b = (struct key_block *)(void *)key;
+
+    if (klen >= KEY_SMALL || h->nspare == KEY_SPARE_MAX) {
+        free(key);
+        return;
+    }
+    b->next = h->spare;
+    h->spare = b;
+    h->nspare++;
+}
 
 static struct events_event *ring_at(struct events_ring *r, size_t i)
 {
@@ -118,6 +158,11 @@ void events_free(struct events *h)
     }
     ring_free(&h->pending);
     ring_free(&h->window);
+    while (h->spare) {
+        struct key_block *b = h->spare;
+        h->spare = b->next;
+        free(b);
+    }
     free(h);
 }
 
@@ -141,7 +186,7 @@ void events_record(struct events *h, const char *key, size_t klen,
     ev->kind = kind;
     ev->op = op;
     ev->value = kind == EVENTS_VALUE ? value : 0;
-    ev->key = xmalloc(klen + 1);
+    ev->key = key_new(h, klen);
     memcpy(ev->key, key, klen);
     ev->key[klen] = 0;
     ev->klen = klen;
@@ -196,7 +241,7 @@ void events_release(struct events *h, tally_ticket durable, int failed)
         if (ev.ticket == EVENTS_TICKET_BATCH)
             h->batch_n--; /* a failure drops it; the commit will fail too */
         if (ev.ticket > durable) {
-            free(ev.key);
+            key_free(h, ev.key, ev.klen);
             h->stats.dropped++;
             continue;
         }
@@ -204,11 +249,13 @@ void events_release(struct events *h, tally_ticket durable, int failed)
         h->stats.released++;
         deliver(h, &ev);
         if (!w->cap) {
-            free(ev.key);
+            key_free(h, ev.key, ev.klen);
             continue;
         }
-        if (w->n == w->cap)
-            free(ring_pop(w).key);
+        if (w->n == w->cap) {
+            struct events_event old = ring_pop(w);
+            key_free(h, old.key, old.klen);
+        }
         *ring_at(w, w->n++) = ev;
     }
     reap(h);
@@ -232,7 +279,8 @@ void events_batch_end(struct events *h, int applied, tally_ticket ticket)
             ring_at(r, i)->ticket = ticket;
     } else {
         for (; h->batch_n; h->batch_n--) {
-            free(ring_at(r, --r->n)->key);
+            struct events_event *ev = ring_at(r, --r->n);
+            key_free(h, ev->key, ev->klen);
             h->stats.dropped++;
         }
     }

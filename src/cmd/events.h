@@ -86,7 +86,7 @@ struct events_stats {
 struct events *events_new(size_t window);
 void events_free(struct events *h);
 
-/* Note one change (key copied).  Costs one small allocation. */
+/* Note one change (key copied, into a block the hub reuses). */
 void events_record(struct events *h, const char *key, size_t klen,
                    enum events_kind kind, enum events_op op, int64_t value,
                    tally_ticket ticket);
