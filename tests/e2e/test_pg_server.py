@@ -46,7 +46,11 @@ def test_a_synchronous_standby_holds_commits_and_promotes(pg_factory):
     p = pg_factory("primary")
     p.psql("CREATE TABLE c (k int PRIMARY KEY, n bigint)")
     sb = p.standby("sb1")
-    p.psql("INSERT INTO c VALUES (1, 1)")
+    # synchronous_commit = on waits for the standby's flush, not for its
+    # replay: a read there right after could miss the row (CI of stop 22
+    # did).  remote_apply waits until the standby shows it too.
+    p.psql("SET synchronous_commit = remote_apply; "
+           "INSERT INTO c VALUES (1, 1)")
     assert sb.psql("SELECT n FROM c") == "1"  # there as soon as committed
     # With the standby gone, a commit on the primary waits for it
     sb.kill()
