@@ -134,6 +134,21 @@ def pytest_collection_modifyitems(config, items):
 _given_ports = set()
 
 
+def end_process(proc, timeout=20):
+    """SIGTERM proc, and SIGKILL it if it is still there after timeout s.
+    A redis-server refuses SIGTERM while it writes its first AOF after a
+    full resync ("Writing initial AOF, can't exit") and never retries, so a
+    bare wait() after terminate() hung a CI run for good."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port():
     """A loopback TCP port that nothing listens on right now."""
     for _ in range(100):

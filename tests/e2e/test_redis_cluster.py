@@ -25,7 +25,7 @@ import redis
 import requests
 from pymemcache.client.base import Client as Memcache
 
-from conftest import _given_ports, free_port
+from conftest import _given_ports, end_process, free_port
 
 pytestmark = [pytest.mark.own_server,
               pytest.mark.skipif(not shutil.which("redis-server") or
@@ -157,9 +157,7 @@ class Cluster:
 
     def stop(self):
         for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait()
+            end_process(proc)
 
     @property
     def uri(self):
@@ -449,8 +447,7 @@ def test_no_cluster_there_is_said_once_and_answers_fast(tallyd_factory,
         r = requests.get(t2.url + "/readyz", timeout=10)
         assert r.status_code == 503 and "CLUSTER SLOTS" in r.text
     finally:
-        plain.terminate()
-        plain.wait()
+        end_process(plain)
 
 
 def test_rediss_cluster_through_tls_on_every_node(tallyd_factory, tmp_path):
@@ -503,8 +500,7 @@ def test_rediss_cluster_through_tls_on_every_node(tallyd_factory, tmp_path):
         for f in fronts:
             f.close()
         for proc in procs:
-            proc.terminate()
-            proc.wait()
+            end_process(proc)
 
 
 def test_a_slot_not_served_is_retried_until_it_is_and_order_kept(

@@ -20,7 +20,7 @@ import redis
 import requests
 from pymemcache.client.base import Client as Memcache
 
-from conftest import free_port
+from conftest import end_process, free_port
 
 pytestmark = [pytest.mark.own_server,
               pytest.mark.skipif(not shutil.which("redis-server"),
@@ -61,9 +61,8 @@ class RedisServer:
         self.proc.wait()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait()
+        if self.proc:
+            end_process(self.proc)
 
     @property
     def uri(self):
