@@ -26,7 +26,11 @@
  * connection lost with commands on the wire fails those that may write
  * with STORE_EUNKNOWN, never success, and reconnects with backoff (100 ms
  * doubling to 5 s).  A NOSCRIPT answer (a SCRIPT FLUSH, a failover to a
- * server without the scripts) loads the scripts again and re-sends.
+ * server without the scripts) loads the scripts again and re-sends.  The
+ * store is `ordered` (store.h): a NOSCRIPT or LOADING retry is not made
+ * when an op of the same caller (store_req.order) is on the wire behind
+ * it, since it would apply after that one; it answers STORE_EUNAVAIL, and
+ * the caller's new ops wait behind one in a LOADING backoff.
  *
  * Batches (MULTI/EXEC, scripts, RENAME/COPY, /v1/batch): an operation of
  * one goes to redis_xact.c, whose reads and commit script come back here
@@ -115,6 +119,8 @@ struct redis_store {
                                  when the server has no AOF (7.2 refuses
                                  1 then) */
     uint64_t n_ops, n_unknown, n_reconnects;
+    uint64_t n_flushes;       /* loop passes that sent operations: one
+                                 write each (INFO store_redis_flushes) */
     struct redis_xact_env xenv; /* its batches' (redis_xact.c) */
     /* A node of a cluster (redis_cluster.c): its hooks, or NULL. */
     void (*back)(void *parent, struct redis_store *node, struct redis_op *op,
@@ -497,6 +503,36 @@ static void on_wait(struct redis_store *rs, struct redis_op *op,
     }
 }
 
+/* 1 if an op of op's caller (store_req.order) is on the wire behind it:
+ * sending op again would reorder the two.  Only after NOSCRIPT or LOADING,
+ * never on the request path. */
+static int order_behind(const struct redis_store *rs,
+                        const struct redis_op *op)
+{
+    const struct redis_op *o;
+
+    if (!op->order)
+        return 0;
+    TAILQ_FOREACH(o, &rs->wire, link)
+        if (o->order == op->order)
+            return 1;
+    return 0;
+}
+
+/* 1 if an op of this caller waits out a LOADING backoff: a new one goes
+ * behind it, not past it. */
+static int order_later(const struct redis_store *rs, uint64_t order)
+{
+    const struct redis_op *o;
+
+    if (!order)
+        return 0;
+    TAILQ_FOREACH(o, &rs->later, link)
+        if (o->order == order)
+            return 1;
+    return 0;
+}
+
 static void on_reply(struct redis_store *rs, const redisReply *r)
 {
     struct redis_op *op = TAILQ_FIRST(&rs->wire);
@@ -520,6 +556,20 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
             redis_op_free(op);
         else
             redis_op_free(op);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR && (!strncmp(r->str, "NOSCRIPT", 8) ||
+        (!rs->back && !strncmp(r->str, "LOADING", 7))) &&
+        order_behind(rs, op)) {
+        /* Nothing ran, but sent again it would apply after a later call of
+         * its caller's pipeline that has gone already (store.h, ordered):
+         * refused, as a server refuses a command it cannot run now. */
+        store_res_init(&op->res);
+        op->res.rc = STORE_EUNAVAIL;
+        snprintf(op->res.detail, sizeof op->res.detail, "redis answered "
+                 "%.40s and the command pipelined behind it has run; "
+                 "nothing of this one did", r->str);
+        op_finish(rs, op);
         return;
     }
     if (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8)) {
@@ -729,6 +779,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         rs->need_load = 0;
         send_loads(rs);
     }
+    rs->n_flushes++;
     while ((op = TAILQ_FIRST(&rs->pending))) {
         TAILQ_REMOVE(&rs->pending, op, link);
         /* A batch id's record read (REDIS_S_ONCE) is held too: a replay
@@ -794,6 +845,11 @@ static int r_exec(struct store *st, const struct store_req *req,
     }
     op->done = done;
     op->arg = arg;
+    op->order = req->order;
+    if (!TAILQ_EMPTY(&rs->later) && order_later(rs, op->order)) {
+        TAILQ_INSERT_TAIL(&rs->later, op, link);
+        return STORE_PENDING;
+    }
     TAILQ_INSERT_TAIL(&rs->pending, op, link);
     sched_flush(rs);
     return STORE_PENDING;
@@ -884,6 +940,7 @@ static size_t r_info(const struct store *st, struct store_info_kv *kv,
     KV("store_ops", "%llu", (unsigned long long)rs->n_ops);
     KV("store_unknown_outcomes", "%llu", (unsigned long long)rs->n_unknown);
     KV("store_reconnects", "%llu", (unsigned long long)rs->n_reconnects);
+    KV("store_redis_flushes", "%llu", (unsigned long long)rs->n_flushes);
     KV("store_redis_batch_commits", "%llu",
        (unsigned long long)rs->xenv.n_commits);
     KV("store_redis_batch_conflicts", "%llu",
@@ -937,6 +994,7 @@ static int r_once_answer(struct store *st, const struct store_req *req,
 static const struct store_ops redis_ops = {
     .name = "redis",
     .sync_only = 0,
+    .ordered = 1,
     .exec = r_exec,
     .batch_begin = r_batch_begin,
     .batch_commit = redis_xact_commit,

@@ -72,6 +72,8 @@ struct redis_op {
     size_t cmdlen;
     store_done_fn done;
     void *arg;
+    uint64_t order;           /* store_req.order: kept in order with the
+                                 ops of the same caller (store.h) */
     struct store_res res;
     int64_t *values;          /* MGET, SCAN */
     unsigned char *founds;    /* MGET, DEL */

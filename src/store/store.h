@@ -145,6 +145,10 @@ struct store_req {
      * none.  A store that is sync_only may ignore it: only one of its
      * batches is ever open, and only within one call of the caller. */
     struct store_batch *batch;
+    /* On a store that is `ordered`: the caller whose calls must apply in
+     * the order made (the command layer's session id), or 0.  Only the
+     * command layer sets it (cmd.h "Pipelined look-ahead"). */
+    uint64_t order;
 };
 
 /* Results and errors (res->rc). */
@@ -284,6 +288,14 @@ struct store_ops {
      * store): every result of a request is logged for its re-run
      * (docs/store.md). */
     int sync_only;
+    /* 1 if the operations made with one req.order apply in the order they
+     * were made, also when the store must send one again (Redis's one
+     * connection: a NOSCRIPT or LOADING retry that would apply after a
+     * later call of that order already sent answers STORE_EUNAVAIL
+     * instead, nothing applied).  The command layer then runs a
+     * connection's pipelined requests ahead (cmd.h).  0: no promise (the
+     * PostgreSQL store coalesces; a cluster's nodes answer apart). */
+    int ordered;
     /* Run one operation: STORE_DONE (*res filled) or STORE_PENDING
      * (done(arg, res) later; see the top of this file).  res->values and
      * res->founds may be the caller's arrays for STORE_DONE (MGET, DEL):
