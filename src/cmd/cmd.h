@@ -475,19 +475,22 @@ void cmd_fini(struct cmd_ctx *ctx);
  * (cmd_store_batch_prefetch): a script that keeps to them, as Redis asks,
  * takes about two round trips too.
  *
- * DEBT: a connection has one store operation in flight at a time, so a
- * pipeline on a remote store waits a round trip per request (at -P 16 on
- * Redis, 0.22x of Redis direct).  What would remove it without deferred
- * encoding: while the request at the head waits, run the next pipelined
- * requests that make one store call each (GET, SET, INCR...; the front end
- * says which, and not inside MULTI or a subscription) with a replay log of
- * their own, so their calls go out in the same loop pass; replies then
- * leave in order as each log fills.  It needs a store that applies one
- * connection's calls in the order made (Redis does; PostgreSQL's
- * coalescing does not promise it across reads and writes of one key), and
- * Redis's store must then answer a call it would send again (NOSCRIPT,
- * LOADING) with an error when a later call of the same session went out
- * behind it, or the retry would apply after it. */
+ * Pipelined look-ahead: while the first request of a connection's
+ * pipeline waits for a store that is `ordered` (store.h: Redis), the daemon
+ * runs the requests behind it that make one store call and show nothing
+ * before it (the front end picks them by name, proto_ops.ahead; the layer
+ * says yes by op, cmd_ahead_ok), each with a replay log of its own
+ * (cmd_replay_swap), so their calls go out in the same loop pass as one
+ * pipeline.  Their runs are abandoned like any pending one; replies are
+ * made by the in-order re-runs, each once the one before it has answered,
+ * so replies, statistics, events and WATCH see them in the client's order.
+ * Every call carries its session's id as store_req.order: the store applies
+ * them in that order, refusing a retry that would apply behind a later
+ * call (NOSCRIPT, LOADING).  Only one call each: a request with a second
+ * call to make would send it behind the calls of the requests after it.
+ * A request run ahead that answers without waiting (a refused argument, a
+ * store that is down) keeps its reply until its turn.  PostgreSQL and the
+ * cluster are not ordered: one call in flight per connection there. */
 
 /* 1 if the request being served on s waits for the store: drop its reply,
  * keep its bytes, run it again after wake(). */
@@ -545,6 +548,18 @@ int cmd_store_batch_commit_once(struct cmd_ctx *ctx, struct cmd_session *s,
 int cmd_replay_value(struct cmd_ctx *ctx, struct cmd_session *s,
                      int64_t *v);
 void cmd_replay_amend(struct cmd_ctx *ctx, struct cmd_session *s, int64_t v);
+/* Pipelined look-ahead (above).  ahead_ok: 1 if a request that is one
+ * cmd_exec of op, without an idempotency id, may run while the request
+ * before it on s waits.  swap: s's calls go to replay log r from now (NULL:
+ * a new one when first needed); returns the one it had, which the caller
+ * keeps.  waiting: a call of r's request is still in flight.  drop: a log
+ * the caller no longer keeps (a closed connection's), freed now or by its
+ * last done(). */
+int cmd_ahead_ok(const struct cmd_ctx *ctx, enum cmd_op op);
+struct cmd_replay *cmd_replay_swap(struct cmd_session *s,
+                                   struct cmd_replay *r);
+int cmd_replay_waiting(const struct cmd_replay *r);
+void cmd_replay_drop(struct cmd_replay *r);
 /* 1 while a re-run of s's request is still returning logged results. */
 int cmd_store_replaying(const struct cmd_session *s);
 /* Detach s from its replay log (cmd_session_end does it): a call still in

@@ -385,8 +385,14 @@ int cmd_store_call(struct cmd_ctx *ctx, struct cmd_session *s,
     }
     ctx->echo = 0;
     r->fp = fp;
-    if (!ctx->batch_depth)
-        return submit(ctx, r, req, res, 0, NULL);
+    if (!ctx->batch_depth) {
+        if (!ctx->store->ops->ordered)
+            return submit(ctx, r, req, res, 0, NULL);
+        in = *req;
+        in.order = s->id; /* kept in this session's order (cmd.h); not
+                             its address: HTTP's move (cmd_session_moved) */
+        return submit(ctx, r, &in, res, 0, NULL);
+    }
     if (!r->batch) {
         /* Its batch has ended (conflicts past the cap): run nothing more
          * of it, outside it least of all. */
@@ -602,16 +608,59 @@ void cmd_replay_reported(struct cmd_session *s)
         s->replay->reported = s->replay->next;
 }
 
-void cmd_replay_end(struct cmd_session *s)
+void cmd_replay_drop(struct cmd_replay *r)
 {
-    struct cmd_replay *r = s->replay;
-
     if (!r)
         return;
-    s->replay = NULL;
     if (r->inflight) {
         r->s = NULL; /* freed (and its batch aborted) by the last done() */
         return;
     }
     replay_free(r);
+}
+
+void cmd_replay_end(struct cmd_session *s)
+{
+    struct cmd_replay *r = s->replay;
+
+    s->replay = NULL;
+    cmd_replay_drop(r);
+}
+
+int cmd_ahead_ok(const struct cmd_ctx *ctx, enum cmd_op op)
+{
+    if (!ctx->store->ops->ordered || ctx->batch_depth)
+        return 0;
+    /* One store call each (cmd.c), nothing shown before it.  Not MULTI's
+     * or a script's requests: those never come here (the front end sends
+     * only these ops), and a request before them that waits cannot be in
+     * MULTI, where nothing waits. */
+    switch (op) {
+    case CMD_GET:
+    case CMD_INCRBY:
+    case CMD_SET:
+    case CMD_DEL:
+    case CMD_EXISTS:
+    case CMD_MGET:
+    case CMD_TTL:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+struct cmd_replay *cmd_replay_swap(struct cmd_session *s,
+                                   struct cmd_replay *r)
+{
+    struct cmd_replay *had = s->replay;
+
+    s->replay = r;
+    if (r)
+        r->s = s;
+    return had;
+}
+
+int cmd_replay_waiting(const struct cmd_replay *r)
+{
+    return r && r->waiting;
 }

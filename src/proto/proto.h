@@ -78,6 +78,12 @@ struct proto_ops {
     /* Optional (NULL: the front end never pushes): called once right after
      * conn_new with the connection's push channel (copied). */
     void (*set_push)(void *conn, const struct proto_push *push);
+    /* Optional (NULL: none): if the complete request at in[0, len) is one
+     * that may run while the request before it waits for the store (one
+     * cmd_exec of an op cmd_ahead_ok allows, cmd.h "Pipelined
+     * look-ahead"), its length, else 0.  Parses only; handle() still
+     * serves it. */
+    size_t (*ahead)(void *conn, const char *in, size_t len);
 };
 
 /* How a front end that is not a byte stream (HTTP) holds a response until

@@ -857,5 +857,44 @@ static void set_push(void *conn, const struct proto_push *push)
     ((struct resp_conn *)conn)->push = *push;
 }
 
+/* The commands that are one cmd_exec of one op (argc: exactly, or 0 for
+ * any with a key), for proto_ops.ahead.  Their .ONCE forms are not: an id
+ * may make a second call. */
+static const struct {
+    const char *name;
+    size_t argc;
+    enum cmd_op op;
+} resp_ahead_cmds[] = {
+    {"get", 2, CMD_GET},       {"incr", 2, CMD_INCRBY},
+    {"decr", 2, CMD_INCRBY},   {"incrby", 3, CMD_INCRBY},
+    {"decrby", 3, CMD_INCRBY}, {"set", 3, CMD_SET},
+    {"mget", 0, CMD_MGET},     {"exists", 0, CMD_EXISTS},
+    {"del", 0, CMD_DEL},       {"unlink", 0, CMD_DEL},
+    {"ttl", 2, CMD_TTL},       {"pttl", 2, CMD_TTL},
+};
+
+static size_t ahead(void *conn, const char *in, size_t len)
+{
+    struct resp_conn *c = conn;
+    char err[RESP_ERRMAX];
+    const struct resp_args *a = &c->args;
+    ssize_t n;
+
+    if (!cmd_authorized(c->ctx, c->s))
+        return 0;
+    n = resp_parse(in, len, &c->lim, 1, &c->args, err);
+    if (n <= 0 || a->argc < 2)
+        return 0;
+    for (size_t i = 0; i < sizeof resp_ahead_cmds / sizeof resp_ahead_cmds[0];
+         i++) {
+        size_t want = resp_ahead_cmds[i].argc;
+        if ((want ? a->argc == want : 1) &&
+            strlen(resp_ahead_cmds[i].name) == a->argl[0] &&
+            strncasecmp(resp_ahead_cmds[i].name, a->argv[0], a->argl[0]) == 0)
+            return cmd_ahead_ok(c->ctx, resp_ahead_cmds[i].op) ? (size_t)n : 0;
+    }
+    return 0;
+}
+
 const struct proto_ops resp_ops = {"resp", conn_new, conn_free, handle,
-                                   set_push};
+                                   set_push, ahead};

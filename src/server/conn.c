@@ -23,6 +23,10 @@
  * still holds it: every function that may close returns -1 when it did.
  * A TLS listener's connections read and write through tls.c (conn_recv,
  * conn_send); everything above those two calls is the same for both.
+ * On a remote store a request that waits stops its connection there, and
+ * the pipelined requests behind it that the store may take in order run
+ * ahead (conn_ahead, cmd.h "Pipelined look-ahead"), so that a pipeline's
+ * calls leave together rather than a round trip each.
  */
 #define _GNU_SOURCE /* accept4 */
 #include "server.h"
@@ -45,6 +49,18 @@
 #define CONN_COMPACT (1024 * 1024)          /* written bytes worth a memmove */
 #define ACCEPT_BATCH 64                     /* accepts per readable event */
 #define CONN_CORK_PASSES 8                  /* passes one engine batch may span */
+#define CONN_AHEAD 64                       /* requests run ahead of a waiting one */
+
+/* One request run ahead of the first while that waits (conn_ahead). */
+struct conn_ahead {
+    struct cmd_replay *replay; /* its store calls; the slot keeps the log
+                                  for the next request that uses it */
+    size_t len;                /* its bytes, right after the ones before */
+    int done;                  /* answered without waiting: its reply */
+    struct buf reply;          /* waits here for its turn */
+    tally_ticket ticket;
+    unsigned flags;
+};
 
 /* The I/O seam: a plain socket, or TLS with read(2)'s and send(2)'s
  * conventions (tls.c). */
@@ -160,6 +176,13 @@ static void conn_close(struct conn *c, const char *why)
     /* An operation still in flight keeps only the session's replay log,
      * which frees itself once the store has answered (replay.c). */
     cmd_replay_end(&c->session);
+    if (c->ahead) {
+        for (unsigned i = 0; i < CONN_AHEAD; i++) {
+            cmd_replay_drop(c->ahead[i].replay);
+            buf_free(&c->ahead[i].reply);
+        }
+        free(c->ahead);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -255,6 +278,100 @@ static int conn_fill(struct conn *c)
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -2;
 }
 
+static struct conn_ahead *ahead_slot(struct conn *c, unsigned i)
+{
+    return &c->ahead[(c->ahead_first + i) % CONN_AHEAD];
+}
+
+/* The request at c->in[at] waits for the store (the first one not run yet,
+ * at head): run the requests behind it that may go now, each with a replay
+ * log of its own, after those that ran ahead already.  Their output is
+ * dropped, as a waiting run's always is; one that answered at once (an
+ * argument refused) keeps its reply in its slot.  They are served again in
+ * turn by conn_process, from their logs. */
+static void conn_ahead(struct conn *c, size_t head, size_t at)
+{
+    const struct proto_ops *ops = c->ln->ops;
+
+    /* Only behind a request of one call itself: a second call it made
+     * later would go behind theirs. */
+    if (!ops->ahead || !ops->ahead(c->proto, c->in.p + head, c->in.len - head))
+        return;
+    for (unsigned i = 0; i < c->nahead; i++)
+        at += ahead_slot(c, i)->len;
+    while (c->nahead < CONN_AHEAD && at < c->in.len) {
+        size_t n = ops->ahead(c->proto, c->in.p + at, c->in.len - at);
+        struct proto_out o = {&c->out, 0, 0};
+        size_t start = c->out.len;
+        struct cmd_replay *head_log;
+        struct conn_ahead *a;
+
+        if (n == 0)
+            return;
+        if (!c->ahead)
+            c->ahead = xcalloc(CONN_AHEAD, sizeof *c->ahead);
+        a = ahead_slot(c, c->nahead);
+        head_log = cmd_replay_swap(&c->session, a->replay);
+        n = ops->handle(c->proto, c->in.p + at, c->in.len - at, &o);
+        a->done = !cmd_pending(&c->session);
+        if (a->done)
+            cmd_request_done(&c->session); /* a refused call's log: the
+                                              slot's next request starts
+                                              clean */
+        a->replay = cmd_replay_swap(&c->session, head_log);
+        if (n == 0) { /* ahead() said complete: cannot happen */
+            c->out.len = start;
+            return;
+        }
+        a->len = n;
+        if (a->done) {
+            buf_add(&a->reply, c->out.p + start, c->out.len - start);
+            a->ticket = o.ticket;
+            a->flags = o.flags;
+        }
+        c->out.len = start;
+        c->nahead++;
+        at += n;
+        if (a->done && a->flags)
+            return; /* it closes (or more): nothing after it runs */
+    }
+}
+
+/* The first request was served: the next one is the first slot's, whose
+ * log becomes the session's, or which is served from its slot if it
+ * answered already (ahead_done). */
+static void ahead_next(struct conn *c)
+{
+    struct conn_ahead *a = ahead_slot(c, 0);
+
+    if (a->done) {
+        c->ahead_done = 1;
+        return;
+    }
+    a->replay = cmd_replay_swap(&c->session, a->replay);
+    c->ahead_first = (c->ahead_first + 1) % CONN_AHEAD;
+    c->nahead--;
+}
+
+/* The first slot answered without waiting: its reply into out, its bytes
+ * consumed (returned), as if handle() had run it now. */
+static size_t ahead_done(struct conn *c, struct proto_out *o)
+{
+    struct conn_ahead *a = ahead_slot(c, 0);
+    size_t n = a->len;
+
+    if (a->reply.len)
+        buf_add(&c->out, a->reply.p, a->reply.len);
+    o->ticket = a->ticket;
+    o->flags = a->flags;
+    a->done = 0;
+    c->ahead_done = 0;
+    buf_clear(&a->reply);
+    c->ahead_first = (c->ahead_first + 1) % CONN_AHEAD;
+    c->nahead--;
+    return n;
+}
+
 /* Run the complete requests in c->in through the front end, at most
  * CONN_BUDGET of them; c->backlog says whether some are left. */
 static void conn_process(struct conn *c)
@@ -277,24 +394,33 @@ static void conn_process(struct conn *c)
         }
         size_t start = c->out.len;
         struct proto_out o = {&c->out, 0, 0};
-        size_t n = ops->handle(c->proto, c->in.p + pos, c->in.len - pos, &o);
-        /* One branch on the engine, which never keeps a replay log. */
-        if (c->session.replay && cmd_pending(&c->session)) {
-            /* The store answers later (cmd.h "Asynchronous stores"): drop
-             * what the front end wrote for this request, keep its bytes,
-             * and run it again from its first byte once woken.  DEBT: so
-             * a pipeline has one store operation in flight at a time. */
-            c->out.len = start;
-            c->storewait = 1;
-            c->backlog = 1;
-            update_reading(c);
-            break;
+        size_t n;
+        if (c->ahead_done) {
+            n = ahead_done(c, &o);
+        } else {
+            n = ops->handle(c->proto, c->in.p + pos, c->in.len - pos, &o);
+            /* One branch on the engine, which never keeps a replay log. */
+            if (c->session.replay && cmd_pending(&c->session)) {
+                /* The store answers later (cmd.h "Asynchronous stores"):
+                 * drop what the front end wrote for this request, keep its
+                 * bytes, and run it again from its first byte once woken;
+                 * meanwhile the ones behind it may go too. */
+                c->out.len = start;
+                if (n)
+                    conn_ahead(c, pos, pos + n);
+                c->storewait = 1;
+                c->backlog = 1;
+                update_reading(c);
+                break;
+            }
         }
         if (n == 0)
             break;
         pos += n;
         if (c->session.replay)
             cmd_request_done(&c->session);
+        if (c->nahead)
+            ahead_next(c);
         /* Also when the request wrote nothing (memcached noreply, meta q):
          * its change still holds every reply after it (outbox.c). */
         outbox_hold(c, start, o.ticket);

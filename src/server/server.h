@@ -233,6 +233,13 @@ struct conn {
     unsigned storewait : 1;    /* its first request waits for the store
                                   (cmd.h "Asynchronous stores"): not run,
                                   not read, until the session's wake() */
+    /* The requests behind the first that ran while it waits (conn.c,
+     * cmd.h "Pipelined look-ahead"): a ring of CONN_AHEAD slots, NULL
+     * until first needed; nahead of them from ahead_first, in order. */
+    struct conn_ahead *ahead;
+    unsigned ahead_first, nahead;
+    unsigned ahead_done;       /* the first request is the first slot's,
+                                  answered already: served from there */
 };
 
 /* Bind and listen on conf.bind:port for ops; reject is what a client over
