@@ -7,7 +7,9 @@
  * shuffled and each operation runs on the inner store and gets its done()
  * call.  So the command layer's re-run of requests (src/cmd/replay.c) and
  * the daemon's and front ends' handling of CMD_PENDING are exercised
- * without PostgreSQL, with answers out of order across connections.
+ * without PostgreSQL, with answers out of order across connections (one
+ * caller's, store_req.order, stay in order: it is `ordered`, as Redis is,
+ * so pipelined look-ahead runs over it too).
  *
  * Batches, optimistically, as a remote store over a shared database may
  * do them: an operation of an open batch runs, on its pass, inside an inner
@@ -39,6 +41,7 @@ struct delayed {
     void *arg;
     int want_founds;            /* the caller asked which DEL keys existed */
     int commit;                 /* req.batch's commit, not an operation */
+    size_t seq;                 /* its place in the queue of its pass */
     char *mem;                  /* the copies: key, keys, prefix, id */
     /* In a batch, once run: the provisional result to check at commit. */
     struct store_res seen;
@@ -319,11 +322,27 @@ static void on_pass(evutil_socket_t fd, short what, void *arg)
 
     d->q = NULL;
     d->n = d->cap = 0;
+    for (size_t i = 0; i < n; i++)
+        batch[i]->seq = i;
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)(next_rand(d) % i);
         struct delayed *t = batch[i - 1];
         batch[i - 1] = batch[j];
         batch[j] = t;
+    }
+    /* Ordered (store.h): the places one caller's operations got keep them
+     * in the order made, so only different callers' interleave. */
+    for (size_t i = 0; i < n; i++) {
+        size_t first = i;
+        if (!batch[i]->req.order)
+            continue;
+        for (size_t j = i + 1; j < n; j++)
+            if (batch[j]->req.order == batch[i]->req.order &&
+                batch[j]->seq < batch[first]->seq)
+                first = j;
+        struct delayed *t = batch[i];
+        batch[i] = batch[first];
+        batch[first] = t;
     }
     for (size_t i = 0; i < n; i++)
         run_one(d, batch[i]);
@@ -462,6 +481,7 @@ static void delay_close(struct store *st)
 static const struct store_ops delay_ops = {
     .name = "delay",
     .sync_only = 0,
+    .ordered = 1,
     .exec = delay_exec,
     .batch_begin = delay_batch_begin,
     .batch_commit = delay_batch_commit,

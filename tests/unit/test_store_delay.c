@@ -397,6 +397,90 @@ static void session_ended_with_a_batch_open_applies_nothing(void **state)
     close_fx(&f);
 }
 
+/* Pipelined look-ahead (cmd.h): a session's requests run with replay logs
+ * of their own while the one before waits; the delay store, shuffling
+ * everything else, keeps one session's calls in the order made, so each
+ * request's result is the one its place in the pipeline gives, whatever
+ * the shuffle.  Each re-run, in order, gets its own log's result. */
+static void requests_run_ahead_apply_in_order_with_logs_of_their_own(
+    void **state)
+{
+    struct fx f;
+    struct cmd_session other = {.id = 2, .proto = CMD_PROTO_RESP};
+    struct cmd_res res;
+
+    open_fx(&f, state);
+    other.wake = on_wake;
+    other.wake_arg = &f;
+    assert_true(cmd_ahead_ok(&f.ctx, CMD_INCRBY));
+    assert_true(cmd_ahead_ok(&f.ctx, CMD_GET));
+    assert_false(cmd_ahead_ok(&f.ctx, CMD_MSET));
+    assert_false(cmd_ahead_ok(&f.ctx, CMD_SCAN));
+    for (int round = 0; round < 20; round++) {
+        struct cmd_replay *logs[8] = {NULL};
+        struct cmd_req q[8];
+        const int64_t by[8] = {1, 10, 100, 1000, 10000, 100000, 1000000,
+                               10000000};
+        int64_t prev = engine_value(&f, "p");
+
+        /* The first waits; seven run behind it, each on its own log, and
+         * another session's increments (7: no power of ten is a multiple)
+         * land among them. */
+        for (int i = 0; i < 8; i++) {
+            struct cmd_req o = INCR("p", 7);
+            q[i] = (struct cmd_req)INCR("p", by[i]);
+            logs[i] = cmd_replay_swap(&f.s, logs[i]);
+            assert_int_equal(cmd_exec(&f.ctx, &f.s, &q[i], &res),
+                             CMD_PENDING);
+            logs[i] = cmd_replay_swap(&f.s, logs[i]);
+            assert_true(cmd_replay_waiting(logs[i]));
+            if (cmd_exec(&f.ctx, &other, &o, &res) != CMD_PENDING)
+                cmd_request_done(&other);
+            if (i % 3 == 2)
+                pass(&f); /* some answer now, the rest later */
+        }
+        while (cmd_replay_waiting(logs[7]))
+            pass(&f);
+        /* The re-runs, in order, each from its own log: between one and
+         * the next only its own increment and other's sevens applied. */
+        for (int i = 0; i < 8; i++) {
+            assert_false(cmd_replay_waiting(logs[i]));
+            logs[i] = cmd_replay_swap(&f.s, logs[i]);
+            assert_int_equal(cmd_exec(&f.ctx, &f.s, &q[i], &res), CMD_OK);
+            cmd_request_done(&f.s);
+            logs[i] = cmd_replay_swap(&f.s, logs[i]);
+            assert_true(res.value - prev >= by[i]);
+            assert_int_equal((res.value - prev - by[i]) % 7, 0);
+            prev = res.value;
+        }
+        for (int i = 0; i < 8; i++)
+            cmd_replay_drop(logs[i]);
+        pass(&f);
+    }
+    cmd_session_end(&f.ctx, &other);
+    close_fx(&f);
+}
+
+/* A connection that closes with requests run ahead still in flight drops
+ * their logs: each is freed by its answer (ASan checks). */
+static void logs_dropped_in_flight_are_freed_by_the_answer(void **state)
+{
+    struct fx f;
+    struct cmd_req q = INCR("d", 1);
+    struct cmd_res res;
+
+    open_fx(&f, state);
+    for (int i = 0; i < 4; i++) {
+        struct cmd_replay *had = cmd_replay_swap(&f.s, NULL);
+        assert_int_equal(cmd_exec(&f.ctx, &f.s, &q, &res), CMD_PENDING);
+        cmd_replay_drop(cmd_replay_swap(&f.s, had));
+    }
+    pass(&f);
+    pass(&f);
+    assert_int_equal(engine_value(&f, "d"), 4); /* applied, answer dropped */
+    close_fx(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +509,12 @@ int main(void)
             tt_fx_teardown),
         cmocka_unit_test_setup_teardown(
             rename_sees_a_change_to_src_made_before_its_commit, tt_fx_setup,
+            tt_fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            requests_run_ahead_apply_in_order_with_logs_of_their_own,
+            tt_fx_setup, tt_fx_teardown),
+        cmocka_unit_test_setup_teardown(
+            logs_dropped_in_flight_are_freed_by_the_answer, tt_fx_setup,
             tt_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
