@@ -20,11 +20,14 @@
  * if the reply is malformed (never: it is our own encoding). */
 static size_t read_reply(const char *p, size_t n, struct cmd_script_reply *r)
 {
-    const char *eol = memchr(p, '\r', n);
+    const char *eol;
     size_t line, used;
     int64_t v = 0;
 
-    if (!eol || n < 1)
+    if (n < 1) /* a call that pends wrote nothing (p may be NULL then) */
+        return 0;
+    eol = memchr(p, '\r', n);
+    if (!eol)
         return 0;
     line = (size_t)(eol - p);
     used = line + 2;
