@@ -10,6 +10,7 @@ never apply behind a later call of the same pipeline.  Each test runs on a
 redis-server of its own (test_redis_store.py's).
 """
 import socket
+import threading
 import time
 
 import pytest
@@ -142,3 +143,61 @@ def test_a_client_leaving_with_its_pipeline_in_flight(tallyd_factory,
     assert r.incr("gone") == n + 1
     assert rs.client().get("tally:{gone}") == str(n + 1)
     assert t.proc.poll() is None
+
+
+def test_pipelines_cut_by_a_redis_kill_answer_in_order_losing_nothing_acked(
+        tallyd_factory, redis_factory):
+    # Given a tallyd on a Redis that fsyncs every write, and clients that
+    # keep pipelining increments of one counter through it
+    rs = redis_factory(*AOF_ALWAYS)
+    t = over(tallyd_factory, rs)
+    replies, stop = [], threading.Event()
+    cmd = b"*2\r\n$4\r\nINCR\r\n$3\r\ncut\r\n"
+
+    def client():
+        c = redis.Connection(port=t.port, socket_timeout=30)
+        while not stop.is_set():
+            got = []
+            c.send_packed_command([cmd * 50])
+            for _ in range(50):
+                try:
+                    got.append(c.read_response())
+                except redis.ResponseError as e:
+                    got.append(e)
+            replies.append(got)
+        c.disconnect()
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for th in threads:
+        th.start()
+    # When Redis is SIGKILLed under them and comes back
+    time.sleep(0.5)
+    rs.kill()
+    time.sleep(0.3)
+    rs.start()
+    deadline = time.monotonic() + 10
+    while t.redis().info("store")["store_connected"] != "yes":
+        assert time.monotonic() < deadline, t.run_log()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    stop.set()
+    for th in threads:
+        th.join(30)
+        assert not th.is_alive()
+    # Then every pipeline's answers are in its order: its successes only
+    # grow, and its failures are errors (never a success for what was
+    # lost) ...
+    acked, errors = [], 0
+    for got in replies:
+        values = [x for x in got if isinstance(x, int)]
+        assert values == sorted(values) and len(set(values)) == len(values)
+        acked += values
+        errors += len(got) - len(values)
+        for e in got:
+            if not isinstance(e, int):
+                assert "outcome unknown" in str(e) or "TRYAGAIN" in str(e), e
+    assert acked and errors, (len(acked), errors)
+    # ... no two clients were told the same value, and Redis still holds
+    # at least every acknowledged increment
+    assert len(set(acked)) == len(acked)
+    assert int(rs.client().get("tally:{cut}")) >= max(acked)
