@@ -489,8 +489,12 @@ void cmd_fini(struct cmd_ctx *ctx);
  * call (NOSCRIPT, LOADING).  Only one call each: a request with a second
  * call to make would send it behind the calls of the requests after it.
  * A request run ahead that answers without waiting (a refused argument, a
- * store that is down) keeps its reply until its turn.  PostgreSQL and the
- * cluster are not ordered: one call in flight per connection there. */
+ * store that is down) keeps its reply until its turn.
+ * DEBT: PostgreSQL and a Redis Cluster are not ordered, so a pipeline there
+ * still has one call in flight per connection (a round trip per request).
+ * What would remove it: PostgreSQL's coalescing keeping one session's
+ * calls in order (pg_batch.c), and a cluster keeping order per node with
+ * its redirects (MOVED, ASK, TRYAGAIN) sent again in order. */
 
 /* 1 if the request being served on s waits for the store: drop its reply,
  * keep its bytes, run it again after wake(). */
