@@ -563,12 +563,16 @@ static void on_reply(struct redis_store *rs, const redisReply *r)
         order_behind(rs, op)) {
         /* Nothing ran, but sent again it would apply after a later call of
          * its caller's pipeline that has gone already (store.h, ordered):
-         * refused, as a server refuses a command it cannot run now. */
+         * refused, as a server refuses a command it cannot run now.  The
+         * scripts are loaded again all the same, for what comes next. */
+        if (!strncmp(r->str, "NOSCRIPT", 8))
+            rs->need_load = 1; /* before the next flush's commands */
         store_res_init(&op->res);
         op->res.rc = STORE_EUNAVAIL;
         snprintf(op->res.detail, sizeof op->res.detail, "redis answered "
-                 "%.40s and the command pipelined behind it has run; "
-                 "nothing of this one did", r->str);
+                 "%.*s and the command pipelined behind it has run; "
+                 "nothing of this one did", (int)strcspn(r->str, " "),
+                 r->str);
         op_finish(rs, op);
         return;
     }

@@ -113,8 +113,11 @@ def test_a_retry_after_noscript_never_applies_behind_a_later_call(
     assert str(got[0]).startswith("TRYAGAIN"), got
     assert got[1] == 2
     assert r.get("k") == "2" and rs.client().get("tally:{k}") == "2"
-    # and the scripts are loaded again for what comes next
-    assert r.set("k", 5) is True and r.incr("k") == 6
+    # and the scripts are loaded again for what comes next, pipelined too
+    p = r.pipeline(transaction=False)
+    p.set("k", 5)
+    p.incr("k")
+    assert p.execute() == [True, 6]
 
 
 def test_a_client_leaving_with_its_pipeline_in_flight(tallyd_factory,
