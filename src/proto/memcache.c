@@ -1196,9 +1196,41 @@ static size_t mc_handle(void *conn, const char *in, size_t len,
     return linelen;
 }
 
+/* proto_ops.ahead (cmd.h "Pipelined look-ahead"): "get <keys>" (one MGET)
+ * and "incr|decr <key> <delta> [noreply]" by what one INCRBY takes
+ * (mc_arith); the line's length, else 0.  Everything else, gets and the
+ * storage commands with their data blocks among them, waits its turn. */
+static size_t mc_ahead(void *conn, const char *in, size_t len)
+{
+    struct mc_conn *c = conn;
+    size_t cap = len < MC_LINE_MAX ? len : MC_LINE_MAX;
+    const char *nl;
+    struct mc_tok t[MC_MAX_TOKENS];
+    size_t n, linelen, l;
+    uint64_t delta;
+
+    if (c->swallow || !cmd_authorized(c->ctx, c->s) ||
+        !(nl = memchr(in, '\n', cap)))
+        return 0;
+    linelen = (size_t)(nl - in) + 1;
+    l = linelen - 1;
+    if (l && in[l - 1] == '\r')
+        l--;
+    n = mc_tokenize(in, l, t, MC_MAX_TOKENS);
+    if (n >= 2 && n <= MC_MAX_TOKENS && tok_is(&t[0], "get"))
+        return cmd_ahead_ok(c->ctx, CMD_MGET) ? linelen : 0;
+    if ((n == 3 || n == 4) &&
+        (tok_is(&t[0], "incr") || tok_is(&t[0], "decr")) &&
+        mc_parse_u64(t[2].p, t[2].len, &delta) == 0 &&
+        (t[0].p[0] == 'd' || delta <= (uint64_t)INT64_MAX))
+        return cmd_ahead_ok(c->ctx, CMD_INCRBY) ? linelen : 0;
+    return 0;
+}
+
 const struct proto_ops mc_ops = {
     .name = "memcache",
     .conn_new = mc_conn_new,
     .conn_free = mc_conn_free,
     .handle = mc_handle,
+    .ahead = mc_ahead,
 };

@@ -16,6 +16,7 @@ import time
 import pytest
 import redis
 
+from test_memcache import memcached, raw_until  # noqa: F401
 from test_redis_store import AOF_ALWAYS, over, redis_factory  # noqa: F401
 
 pytestmark = pytest.mark.own_server
@@ -204,3 +205,29 @@ def test_pipelines_cut_by_a_redis_kill_answer_in_order_losing_nothing_acked(
     # at least every acknowledged increment
     assert len(set(acked)) == len(acked)
     assert int(rs.client().get("tally:{cut}")) >= max(acked)
+
+
+def test_a_memcached_pipeline_reaches_redis_together_with_memcached_s_replies(
+        tallyd_factory, redis_factory, memcached):  # noqa: F811
+    # Given a tallyd on a Redis, and a real memcached as the reference
+    rs = redis_factory(*AOF_ALWAYS)
+    t = over(tallyd_factory, rs)
+    before = flushes(t)
+    # When one memcached client pipelines increments among other commands
+    # (a refused delta, a missing counter, decr's floor, noreply, a
+    # storage command with its data block, version; no get right after a
+    # decr that shortened the number, which memcached pads with spaces)
+    data = (b"set m 0 0 1\r\n5\r\n" + b"incr m 1\r\n" * 100 +
+            b"incr m abc\r\nincr nope 1\r\nget m nope\r\ndecr m 1000\r\n"
+            b"incr m 7 noreply\r\nincr m 1\r\nset m 0 0 2\r\n40\r\n"
+            b"decr m 1\r\nversion\r\nget m\r\n")
+    end = b"VALUE m 0 2\r\n39\r\nEND\r\n"
+    got = raw_until(t.mc_port, data, end)
+    want = raw_until(memcached.port, data, end)
+    # Then tally answers as memcached does (but its version), in order
+    strip = [ln for ln in got.split(b"\r\n") if not ln.startswith(b"VERSION")]
+    assert strip == [ln for ln in want.split(b"\r\n")
+                     if not ln.startswith(b"VERSION")]
+    assert b"\r\n105\r\n" in got and b"\r\n8\r\n" in got
+    # and the increments went to Redis in a few writes, not one each
+    assert flushes(t) - before <= 30, flushes(t) - before
