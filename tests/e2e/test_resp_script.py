@@ -250,6 +250,12 @@ def test_endless_script_others_get_busy_and_script_kill_ends_it(
             "NOTBUSY No scripts in execution right now.")
 
 
+def proc_state(pid):
+    """The state letter of /proc/PID/stat (T: stopped)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 @pytest.mark.own_server
 def test_reply_of_the_loop_pass_a_script_started_in_leaves_while_it_runs(
         tallyd_factory):
@@ -262,6 +268,12 @@ def test_reply_of_the_loop_pass_a_script_started_in_leaves_while_it_runs(
     assert script.cmd("PING") == other.cmd("PING") == b"PONG"  # accepted
     os.kill(server.pid, signal.SIGSTOP)
     try:
+        # kill() returns before the stop takes hold: a PING sent at once
+        # could be read alone (a CI run got its PONG, then PONG again)
+        deadline = time.monotonic() + 10
+        while proc_state(server.pid) not in ("T", "t"):
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
         other.send(RawResp.encode("PING"))
         time.sleep(0.05)
         script.send(RawResp.encode("EVAL", "while true do end", 0))
