@@ -11,6 +11,8 @@
  * Usage: bench_grow PORT N [W]
  * Prints one line: "n rps p50_us p99_us p999_us max_us at_key slow_1ms",
  * at_key being the count of keys created when the slowest reply came.
+ * With BENCH_GROW_SLOW_US=U, every reply of U µs or more is also printed on
+ * stderr with its CLOCK_MONOTONIC time, to find it in a profile.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -94,8 +96,12 @@ int main(int argc, char **argv)
     char out[MAX_W * 64], in[65536];
     size_t have = 0, len, used;
     ssize_t r;
+    uint64_t slow_us = 0;
+    const char *env = getenv("BENCH_GROW_SLOW_US");
     int fd, w;
 
+    if (env)
+        slow_us = strtoull(env, NULL, 10);
     if (argc < 3) {
         fprintf(stderr, "usage: bench_grow PORT N [W]\n");
         return 2;
@@ -135,6 +141,12 @@ int main(int argc, char **argv)
             }
             if (lat >= 1000000)
                 slow++;
+            /* For lining a slow reply up with a profile of the server
+             * (perf record -k mono): when it came, on CLOCK_MONOTONIC. */
+            if (slow_us && lat >= slow_us * 1000)
+                fprintf(stderr, "slow %" PRIu64 " us key %" PRIu64
+                        " at %" PRIu64 ".%06" PRIu64 "\n", lat / 1000, done,
+                        t / 1000000000u, t / 1000 % 1000000u);
             hist[lat / 1000 < HIST_US ? lat / 1000 : HIST_US]++;
             used += len;
             done++;
