@@ -34,13 +34,15 @@
 #define LOG_NO_FRAME ((size_t)-1) /* db->frame_at: no frame open */
 
 /* A snapshot being written (snap.c).  The loop thread fills the temp file;
- * the sync thread finishes it (job), as it must first sync the log. */
+ * a thread of its own finishes it (job: log.c log_start_job), as it must
+ * first wait for the log to be synced, then fsync and rename, all of which
+ * would hold up every commit if the sync thread did it. */
 struct snap_job {
     uint64_t s;              /* LSN S: the log file it began with */
     uint64_t end_lsn;        /* head when the walk ended */
     int fd;                  /* snap-S.tmp */
     uint64_t bytes;          /* its size */
-    int result;              /* [mu] set by the sync thread */
+    int result;              /* [mu] set by the job's thread */
     int done;                /* [mu] */
     char msg[TALLY_ERRMAX];  /* [mu] why it failed */
 };
@@ -87,8 +89,11 @@ struct tally {
     uint64_t durable;          /* [atomic, written by sync] durable to here */
     int health;                /* [atomic] TALLY_OK, _EFAILED or _ENOSPC */
     char errmsg[TALLY_ERRMAX]; /* [loop] detail of the last failure */
-    char failmsg[TALLY_ERRMAX]; /* written once by the write token's holder
-                                   before health becomes TALLY_EFAILED */
+    char failmsg[TALLY_ERRMAX]; /* written once, by the thread that claimed
+                                   fail_claim, before health becomes
+                                   TALLY_EFAILED */
+    int fail_claim;            /* [atomic] a write-path failure is being
+                                  recorded (log.c sync_fail) */
     unsigned char *scratch;    /* [loop] encoding buffer for batches */
     size_t scratch_cap;
 
@@ -110,7 +115,10 @@ struct tally {
     size_t rot_off;            /*   records from pend[rot_off] go to ... */
     int rot_fd;                /*   ... this new file (log-<rot_lsn>.tmp) */
     uint64_t rot_lsn;
-    struct snap_job *job;      /* a snapshot to finish after this batch */
+    uint64_t rot_asked;        /* rotations queued (log_rotate) */
+    uint64_t rotated;          /* rotations done: the sync thread switched
+                                  log_fd and synced the file before (a
+                                  snapshot job waits for its own) */
     int stop;                  /* close: write, sync and exit */
     int sync_idle;             /* the sync thread sleeps on kicks: 0 no,
                                   1 for work, 2 also for the everysec tick */
@@ -129,6 +137,8 @@ struct tally {
                                   log.c's "Waiting" are measured from it */
     pthread_t thread;
     int thread_started;
+    pthread_t job_thread;      /* [loop] finishing snap.job (log_start_job) */
+    int job_started;           /* [loop] job_thread is to be joined */
 
     /* The write position, [token]; written is also [mu] when the loop
      * thread moves it, as the sleeping sync thread reads it under mu. */
@@ -254,8 +264,11 @@ int log_rotate(tally *db);
 /* Start and stop the sync thread (stop writes and syncs what is pending). */
 int log_start_thread(tally *db);
 void log_stop_thread(tally *db);
-/* [loop] Queue a snapshot job for the sync thread to finish. */
-void log_queue_job(tally *db, struct snap_job *job);
+/* [loop] Finish a snapshot job on a thread of its own: wait until the log
+ * is synced up to job->end_lsn, then snap_finish; job->done is set under
+ * mu at the end.  log_join_job (collect, close) reaps the thread. */
+void log_start_job(tally *db, struct snap_job *job);
+void log_join_job(tally *db);
 /* fsync a directory; returns 0 or -errno. */
 int log_fsync_dir(int dirfd);
 /* Write all of buf at off (retrying short writes); 0 or -errno. */
@@ -283,8 +296,9 @@ void snap_maybe_auto(tally *db);
 void snap_show(tally *db, const struct table_entry *e);
 /* [loop] Drop a snapshot in progress (close). */
 void snap_abandon(tally *db);
-/* [sync] Finish a job: sync the log, fsync, rename, fsync the directory,
- * remove obsolete files.  Sets job->result and job->msg. */
+/* [job] Finish a job once the log is synced up to its end: fsync, rename,
+ * fsync the directory, remove obsolete files.  Sets job->result and
+ * job->msg. */
 void snap_finish(tally *db, struct snap_job *job);
 /* Write a whole snapshot of table t and ids o at S (for repair).  0 or a
  * code. */

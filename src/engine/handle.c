@@ -123,8 +123,9 @@ int tally_close(tally *db)
     if (!db)
         return TALLY_OK;
     snap_abandon(db);
+    log_join_job(db); /* it needs the sync thread to get its log synced */
     log_stop_thread(db);
-    if (db->snap.job) { /* finished (or failed) by the sync thread */
+    if (db->snap.job) { /* finished (or failed) by the job's thread */
         free(db->snap.job);
         db->snap.job = NULL;
     }

@@ -31,8 +31,8 @@
  * batch itself when the sync thread is not busy (it takes the write token,
  * engine.h) and publishes durable at once, so a reply costs no thread
  * wake-up at all; the sync thread then only fdatasyncs once a second.  A
- * pending rotation or snapshot job leaves the batch to the sync thread,
- * which alone rotates, so the order of writes and rotations never changes.
+ * pending rotation leaves the batch to the sync thread, which alone
+ * rotates, so the order of writes and rotations never changes.
  *
  * Waiting.  A hand-over wakes the sync thread (a futex on db->kicks) only
  * when it sleeps, and after mu is released; durable comes back through the
@@ -59,10 +59,11 @@
  * growth so the library never raises SIGXFSZ.
  *
  * Failure.  A failed write or fdatasync is fatal to the write path: the
- * thread that made it (the token's holder) records why in db->failmsg, sets health to TALLY_EFAILED, wakes
- * every waiter and drops every later batch (a page cache that failed to
- * write back may have discarded the data, so a retry could report success
- * for bytes that are gone).
+ * thread that made it (the token's holder, or a snapshot job's thread)
+ * records why in db->failmsg, sets health to TALLY_EFAILED, wakes every
+ * waiter and drops every later batch (a page cache that failed to write
+ * back may have discarded the data, so a retry could report success for
+ * bytes that are gone).
  *
  * Rotation (for snapshots).  The loop thread creates log-<L>.tmp, writes its
  * header, reserves space and marks the point in pend where the new file
@@ -70,6 +71,8 @@
  * file, fdatasyncs it, fsyncs the new file, renames it to log-<L>.tly and
  * fsyncs the directory.  The temp name keeps a crash before that from
  * leaving a newer log next to an old one whose tail was never written.
+ * The snapshot's own last steps run on a thread of their own (job_main),
+ * so that commits go on while a big snapshot file is fsynced.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -298,6 +301,7 @@ int log_rotate(tally *db)
     }
     pthread_mutex_lock(&db->mu);
     db->rot = 1;
+    db->rot_asked++;
     db->rot_off = db->pend_len;
     db->rot_fd = fd;
     db->rot_lsn = lsn;
@@ -312,16 +316,6 @@ int log_rotate(tally *db)
     return 0;
 }
 
-void log_queue_job(tally *db, struct snap_job *job)
-{
-    int sleeping;
-
-    pthread_mutex_lock(&db->mu);
-    db->job = job;
-    sleeping = wake_sync(db);
-    pthread_mutex_unlock(&db->mu);
-    wake_signal(db, sleeping);
-}
 
 static void hist_add(uint64_t *hist, uint64_t v)
 {
@@ -335,7 +329,9 @@ static void hist_add(uint64_t *hist, uint64_t v)
 /* [token] Stop the write path for good. */
 static void sync_fail(tally *db, const char *what, int err)
 {
-    if (tally_health(db) == TALLY_EFAILED)
+    /* The sync thread, the token's holder and a snapshot job's thread may
+     * each fail; the first one's reason is the one recorded. */
+    if (__atomic_exchange_n(&db->fail_claim, 1, __ATOMIC_ACQ_REL))
         return;
     snprintf(db->failmsg, sizeof(db->failmsg),
              "%s of the log in %s failed: %s; changes are refused until the "
@@ -505,13 +501,13 @@ static void publish(tally *db, uint64_t durable)
     notify(db);
 }
 
-/* [sync] Is there a batch, rotation, job or stop to take?  With mu held.
+/* [sync] Is there a batch, rotation or stop to take?  With mu held.
  * A corked batch waits for uncork unless a thread is in tally_wait. */
 static int has_work(const tally *db)
 {
     if (db->writing)
         return 0; /* tally_uncork is writing; it wakes us if need be */
-    return db->stop || db->rot || db->job ||
+    return db->stop || db->rot ||
            (db->pend_len > 0 && (!db->corked || db->waiters > 0));
 }
 
@@ -620,7 +616,6 @@ static void *sync_main(void *arg)
     size_t len, cap, rot_off;
     uint64_t changes, rot_lsn;
     int rot, rot_fd, stop, rc, held = 0, spin = 0;
-    struct snap_job *job;
     const char *what;
     uint64_t kick;
 
@@ -646,8 +641,6 @@ static void *sync_main(void *arg)
         rot_fd = db->rot_fd;
         rot_lsn = db->rot_lsn;
         db->rot = 0;
-        job = db->job;
-        db->job = NULL;
         stop = db->stop;
         /* flight_ns before kick_ns: tally_sync_eta_us reads them the other
          * way round and so never sees neither. */
@@ -671,7 +664,7 @@ static void *sync_main(void *arg)
                 hist_add(db->batch_hist, changes);
             if (rc == 0 && len > 0)
                 __atomic_fetch_add(&db->batch_sum, changes, __ATOMIC_RELAXED);
-            if (rc == 0 && len == 0 && !rot && !job && !stop &&
+            if (rc == 0 && len == 0 && !rot && !stop &&
                 (rc = sync_data(db)) != 0) /* the everysec tick */
                 sync_fail(db, "fdatasync", -rc);
         } else if (rot && rot_fd != db->log_fd) {
@@ -682,27 +675,15 @@ static void *sync_main(void *arg)
         if (len > 0)
             learn(db, kick);
         __atomic_store_n(&db->flight_ns, 0, __ATOMIC_RELEASE);
+        if (rot && tally_health(db) != TALLY_EFAILED) {
+            pthread_mutex_lock(&db->mu);
+            db->rotated++; /* log_fd is the new file's; see job_main */
+            pthread_mutex_unlock(&db->mu);
+        }
         if (tally_health(db) != TALLY_EFAILED)
             publish(db, db->written);
         else
             publish(db, tally_durable(db));
-        if (job) {
-            /* The snapshot may show values of changes still in flight; it
-             * may replace the log only once they are on disk too. */
-            if (tally_health(db) != TALLY_EFAILED && (rc = sync_data(db)) != 0)
-                sync_fail(db, "fdatasync", -rc);
-            if (tally_health(db) == TALLY_EFAILED) {
-                job->result = TALLY_EFAILED;
-                snprintf(job->msg, sizeof(job->msg), "%s", db->failmsg);
-            } else {
-                snap_finish(db, job);
-            }
-            pthread_mutex_lock(&db->mu);
-            job->done = 1;
-            pthread_cond_broadcast(&db->done_cv);
-            pthread_mutex_unlock(&db->mu);
-            publish(db, tally_durable(db));
-        }
         if (stop) {
             if (tally_health(db) != TALLY_EFAILED)
                 write_close(db);
@@ -744,6 +725,83 @@ void log_stop_thread(tally *db)
     db->thread_started = 0;
 }
 
+/* [job] A snapshot's last steps, off the sync thread: the fsync of a
+ * file of hundreds of MB, the directory's and the removal of the old log
+ * (a synchronous discard on some file systems) took 50-170 ms at a few
+ * million counters, and every commit waited behind them while the sync
+ * thread did them.  The log must first be synced up to the end of the
+ * walk: the snapshot may show values of changes still in flight, and may
+ * replace the log only once they are on disk too. */
+static void *job_main(void *arg)
+{
+    tally *db = arg;
+    struct snap_job *job = db->snap.job;
+    int rc = tally_wait(db, job->end_lsn), fd;
+
+    /* The rotation this snapshot began with must be done too (it synced
+     * the old file): with no change since, durable passed end_lsn before
+     * it.  Then log_fd is the file that holds [S, end_lsn), and stays so,
+     * as only a snapshot's start rotates and none starts before this one
+     * is collected. */
+    pthread_mutex_lock(&db->mu);
+    while (rc == TALLY_OK && db->rotated < db->rot_asked &&
+           tally_health(db) != TALLY_EFAILED)
+        pthread_cond_wait(&db->done_cv, &db->mu);
+    /* Read only once the rotation is known done: it wrote log_fd. */
+    fd = db->rotated == db->rot_asked ? db->log_fd : -1;
+    pthread_mutex_unlock(&db->mu);
+    /* Under ALWAYS durable is synced; under EVERYSEC and NO only written,
+     * so sync here (the sync thread's own accounting, db->synced, does not
+     * move: it only makes its frames claim less than is on disk). */
+    if (rc == TALLY_OK && fd >= 0 && tally_health(db) != TALLY_EFAILED &&
+        db->opts.sync != TALLY_SYNC_ALWAYS && fdatasync(fd) != 0) {
+        sync_fail(db, "fdatasync", errno);
+        pthread_mutex_lock(&db->mu);
+        pthread_cond_broadcast(&db->done_cv); /* health moved */
+        pthread_mutex_unlock(&db->mu);
+    }
+    if (tally_health(db) == TALLY_EFAILED) {
+        job->result = TALLY_EFAILED;
+        snprintf(job->msg, sizeof(job->msg), "%s", db->failmsg);
+        close(job->fd);
+        job->fd = -1;
+    } else {
+        snap_finish(db, job);
+    }
+    pthread_mutex_lock(&db->mu);
+    job->done = 1;
+    pthread_cond_broadcast(&db->done_cv);
+    pthread_mutex_unlock(&db->mu);
+    notify(db); /* a server's loop collects it on its next step */
+    return NULL;
+}
+
+void log_start_job(tally *db, struct snap_job *job)
+{
+    int rc;
+
+    (void)job; /* it is db->snap.job, which job_main reads */
+    rc = pthread_create(&db->job_thread, NULL, job_main, db);
+    if (rc == 0) {
+        db->job_started = 1;
+        return;
+    }
+    /* No thread to be had: finish here, the loop waiting as it did before
+     * the job had a thread of its own. */
+    db_log(&db->opts, TALLY_LOG_WARN, "%s: no thread for the snapshot's "
+           "last steps (%s): finishing it on the caller's", db->dir,
+           strerror(rc));
+    job_main(db);
+}
+
+void log_join_job(tally *db)
+{
+    if (!db->job_started)
+        return;
+    pthread_join(db->job_thread, NULL);
+    db->job_started = 0;
+}
+
 void tally_cork(tally *db)
 {
     pthread_mutex_lock(&db->mu);
@@ -761,7 +819,7 @@ int tally_uncork(tally *db)
     db->corked = 0;
     len = db->pend_len;
     if (len == 0 || db->opts.sync == TALLY_SYNC_ALWAYS || db->writing ||
-        db->rot || db->job || tally_health(db) == TALLY_EFAILED) {
+        db->rot || tally_health(db) == TALLY_EFAILED) {
         /* Durable means synced, the sync thread holds the token, or it
          * must rotate first (it alone does): its job, woken once. */
         if (len > 0) {

@@ -31,12 +31,13 @@
  *      write may land in a change's slice, and copying 256 KiB into the
  *      page cache took up to 1.5 ms of CPU at 10M counters); an END
  *      record with the PUT + IDEM count closes the file;
- *   3. finish (sync thread, so the loop never waits on an fsync): fdatasync
- *      the log up to the head at the end of the walk (the walk may have
- *      shown values of changes not yet durable, and a batch must not appear
- *      half-applied after a crash), fsync snap-S.tmp, rename it to
- *      snap-S.tly, fsync the directory, remove older snapshots and the log
- *      files before S, fsync the directory again;
+ *   3. finish (a thread of the job's own, log.c log_start_job, so neither
+ *      the loop nor the commits behind the sync thread wait on it): wait
+ *      until the log is synced up to the head at the end of the walk (the
+ *      walk may have shown values of changes not yet durable, and a batch
+ *      must not appear half-applied after a crash), fsync snap-S.tmp,
+ *      rename it to snap-S.tly, fsync the directory, remove older
+ *      snapshots and the log files before S, fsync the directory again;
  *   4. collect (loop thread): statistics, back to idle.
  * Any failure abandons the snapshot (temp file removed); the log stays
  * authoritative and nothing is lost.
@@ -186,11 +187,14 @@ static int publish_file(int dirfd, struct snap_job *job, char *msg)
 }
 
 /* Abandon the running snapshot after a failure on the loop thread. */
-static int snap_fail(tally *db, int code, const char *msg)
+static int snap_fail(tally *db, int code, const char *why)
 {
     struct snap_state *ss = &db->snap;
     uint64_t gap = db->opts.snapshot_min_log;
+    char msg[TALLY_ERRMAX];
 
+    /* why may be the job's own message, which drop_job frees. */
+    snprintf(msg, sizeof(msg), "%s", why);
     db_log(&db->opts, TALLY_LOG_ERROR, "%s: snapshot abandoned (the log "
            "stays authoritative): %s", db->dir, msg);
     if (ss->job)
@@ -287,7 +291,7 @@ static int walk(tally *db, unsigned budget)
     if (done) {
         ss->job->end_lsn = db->head;
         ss->running = 2;
-        log_queue_job(db, ss->job);
+        log_start_job(db, ss->job);
     }
     return 1;
 }
@@ -304,8 +308,9 @@ static int collect(tally *db)
     pthread_mutex_unlock(&db->mu);
     if (!done)
         return 1;
+    log_join_job(db);
     if (job->result != 0) {
-        job->fd = -1; /* closed by the sync thread */
+        job->fd = -1; /* closed by the job's thread */
         return snap_fail(db, job->result, job->msg);
     }
     db->snap_lsn = job->s;
@@ -339,7 +344,7 @@ void snap_abandon(tally *db)
     }
 }
 
-/* [sync] Remove snapshots and log files older than S. */
+/* [job] Remove snapshots and log files older than S. */
 static void remove_obsolete(tally *db, uint64_t s)
 {
     int fd = dup(db->dirfd);
@@ -545,7 +550,7 @@ int tally_step(tally *db, unsigned budget)
     return rc == 0 && more ? 1 : rc;
 }
 
-/* Wait for the sync thread to finish the running job. */
+/* Wait for the job's thread to finish the running job. */
 static void wait_job(tally *db)
 {
     pthread_mutex_lock(&db->mu);

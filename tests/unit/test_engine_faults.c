@@ -205,13 +205,49 @@ static void enospc_refuses_the_change_and_keeps_what_was_acknowledged(void **sta
  * test while it is set).  Otherwise they go straight to the kernel. */
 static int fail_syncs;   /* [atomic] */
 static int failed_syncs; /* [atomic] calls refused so far */
+/* Finer: fail the fdatasync of a log file other than the first one
+ * (log-0000000000000000.tly), and hold the fsync of a snapshot's temp file
+ * until released, counting the calls held. */
+static int fail_newer_logs; /* [atomic] */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static int hold_snap, held_snap; /* [hold_mu] */
+
+/* Does fd name a file whose name starts with prefix and ends with suffix? */
+static int fd_is(int fd, const char *prefix, const char *suffix)
+{
+    char link[64], path[PATH_MAX];
+    const char *base;
+    ssize_t n;
+
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    if ((n = readlink(link, path, sizeof(path) - 1)) < 0)
+        return 0;
+    path[n] = 0;
+    base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    return strncmp(base, prefix, strlen(prefix)) == 0 &&
+           strlen(base) >= strlen(suffix) &&
+           strcmp(base + strlen(base) - strlen(suffix), suffix) == 0;
+}
 
 static int sync_or_fail(long nr, int fd)
 {
-    if (__atomic_load_n(&fail_syncs, __ATOMIC_ACQUIRE)) {
+    if (__atomic_load_n(&fail_syncs, __ATOMIC_ACQUIRE) ||
+        (nr == SYS_fdatasync &&
+         __atomic_load_n(&fail_newer_logs, __ATOMIC_ACQUIRE) &&
+         fd_is(fd, "log-", ".tly") &&
+         !fd_is(fd, "log-0000000000000000", ".tly"))) {
         __atomic_fetch_add(&failed_syncs, 1, __ATOMIC_RELAXED);
         errno = EIO;
         return -1;
+    }
+    if (nr == SYS_fsync && fd_is(fd, "snap-", ".tmp")) {
+        pthread_mutex_lock(&hold_mu);
+        held_snap++;
+        pthread_cond_broadcast(&hold_cv);
+        while (hold_snap)
+            pthread_cond_wait(&hold_cv, &hold_mu);
+        pthread_mutex_unlock(&hold_mu);
     }
     return (int)syscall(nr, fd);
 }
@@ -230,6 +266,11 @@ int fsync(int fd)
 static int fsync_teardown(void **state)
 {
     __atomic_store_n(&fail_syncs, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&fail_newer_logs, 0, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&hold_mu);
+    hold_snap = 0;
+    pthread_cond_broadcast(&hold_cv);
+    pthread_mutex_unlock(&hold_mu);
     return tt_fx_teardown(state);
 }
 
@@ -293,6 +334,100 @@ static void failed_fsync_stops_writes_and_keeps_what_was_acknowledged(void **sta
     assert_int_equal(tt_incr(db, "durable", 1), 2);
     db = tt_reopen(db, dir);
     assert_int_equal(tt_get(db, "durable"), 2);
+    tt_close(db);
+}
+
+/* A snapshot's last steps (the fsync of its file, hundreds of MB at
+ * millions of counters, the rename, the old log's removal) run beside the
+ * commits, not in front of them: while the fsync of the snapshot's file is
+ * held, changes still become durable (under ALWAYS: each one fdatasynced).
+ * Before they had a thread of their own, the sync thread did them between
+ * two batches, and every reply waited that long. */
+static void snapshot_fsync_does_not_hold_up_commits(void **state)
+{
+    const char *dir = TT_DIR(state);
+    char names[4][TT_NAME];
+    tally_ticket t = 0;
+    int64_t v;
+    int rc;
+
+    tally *db = tt_open(dir, NULL);
+    tt_fill(db, "k", 5000);
+    pthread_mutex_lock(&hold_mu);
+    hold_snap = 1;
+    held_snap = 0;
+    pthread_mutex_unlock(&hold_mu);
+    assert_int_equal(tally_snapshot_begin(db), TALLY_OK);
+    /* Walk until the job holds in the snapshot's fsync. */
+    for (;;) {
+        rc = tally_step(db, 4096);
+        assert_true(rc >= 0);
+        pthread_mutex_lock(&hold_mu);
+        int held = held_snap;
+        pthread_mutex_unlock(&hold_mu);
+        if (held)
+            break;
+        assert_int_equal(rc, 1);
+        usleep(1000);
+    }
+    /* A wait that never ends fails the test instead of hanging it. */
+    alarm(20);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(tally_incr(db, "during", 6, 1, &v, &t), TALLY_OK);
+        assert_int_equal(tally_wait(db, t), TALLY_OK);
+    }
+    alarm(0);
+    assert_int_equal(tally_step(db, 4096), 1); /* still finishing */
+    assert_int_equal(tt_list(dir, "snap-", ".tly", names, 4), 0);
+    pthread_mutex_lock(&hold_mu);
+    hold_snap = 0;
+    pthread_cond_broadcast(&hold_cv);
+    pthread_mutex_unlock(&hold_mu);
+    while ((rc = tally_step(db, 4096)) == 1)
+        usleep(1000);
+    assert_int_equal(rc, 0);
+    assert_int_equal(tt_list(dir, "snap-", ".tly", names, 4), 1);
+    db = tt_reopen(db, dir);
+    assert_int_equal(tt_get(db, "during"), 50);
+    assert_int_equal(tt_get(db, "k4999"), 4999);
+    tt_close(db);
+}
+
+/* Under NO the snapshot's own thread syncs the log up to the end of its
+ * walk; when that fdatasync fails, the write path stops as it does when
+ * the sync thread's fails, the snapshot is not published, and what was
+ * acknowledged is there after a reopen. */
+static void failed_fsync_of_a_snapshot_job_stops_writes(void **state)
+{
+    const char *dir = TT_DIR(state);
+    tt_log log = TT_LOG_INIT;
+    char names[4][TT_NAME];
+    tally_options o;
+    int64_t v;
+
+    tt_options(&o, &log);
+    o.sync = TALLY_SYNC_NO;
+    tally *db = tt_open(dir, &o);
+    tt_fill(db, "k", 1000);
+    __atomic_store_n(&failed_syncs, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&fail_newer_logs, 1, __ATOMIC_RELEASE);
+    assert_int_equal(tally_snapshot(db), TALLY_EFAILED);
+    assert_true(__atomic_load_n(&failed_syncs, __ATOMIC_RELAXED) > 0);
+    /* The rotation to the second log went through; the job's sync failed. */
+    assert_int_equal(tt_list(dir, "log-", ".tly", names, 4), 2);
+    assert_int_equal(tt_list(dir, "snap-", ".tly", names, 4), 0);
+    assert_int_equal(tt_list(dir, "snap-", ".tmp", names, 4), 0);
+    assert_int_equal(tally_health(db), TALLY_EFAILED);
+    assert_int_equal(tally_incr(db, "k1", 2, 1, &v, NULL), TALLY_EFAILED);
+    assert_non_null(strstr(tally_errmsg(db), "fdatasync"));
+    assert_true(log.errors >= 1);
+    struct pollfd pfd = {tally_notify_fd(db), POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, 1000), 1);
+    (void)tally_close(db);
+    __atomic_store_n(&fail_newer_logs, 0, __ATOMIC_RELEASE);
+    db = tt_open(dir, NULL);
+    assert_int_equal(tt_get(db, "k999"), 999);
+    assert_int_equal(tt_get(db, "k1"), 1);
     tt_close(db);
 }
 
@@ -400,6 +535,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             failed_fsync_stops_writes_and_keeps_what_was_acknowledged,
             tt_fx_setup, fsync_teardown),
+        cmocka_unit_test_setup_teardown(
+            snapshot_fsync_does_not_hold_up_commits, tt_fx_setup,
+            fsync_teardown),
+        cmocka_unit_test_setup_teardown(
+            failed_fsync_of_a_snapshot_job_stops_writes, tt_fx_setup,
+            fsync_teardown),
         T(second_open_in_this_process_is_refused),
         T(open_while_another_process_holds_it_is_refused),
         T(lock_of_a_killed_process_is_released),
