@@ -264,10 +264,10 @@ int log_rotate(tally *db);
 /* Start and stop the sync thread (stop writes and syncs what is pending). */
 int log_start_thread(tally *db);
 void log_stop_thread(tally *db);
-/* [loop] Finish a snapshot job on a thread of its own: wait until the log
- * is synced up to job->end_lsn, then snap_finish; job->done is set under
+/* [loop] Finish db->snap.job on a thread of its own: wait until the log
+ * is synced up to its end_lsn, then snap_finish; job->done is set under
  * mu at the end.  log_join_job (collect, close) reaps the thread. */
-void log_start_job(tally *db, struct snap_job *job);
+void log_start_job(tally *db);
 void log_join_job(tally *db);
 /* fsync a directory; returns 0 or -errno. */
 int log_fsync_dir(int dirfd);

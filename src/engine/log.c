@@ -776,12 +776,10 @@ static void *job_main(void *arg)
     return NULL;
 }
 
-void log_start_job(tally *db, struct snap_job *job)
+void log_start_job(tally *db)
 {
-    int rc;
+    int rc = pthread_create(&db->job_thread, NULL, job_main, db);
 
-    (void)job; /* it is db->snap.job, which job_main reads */
-    rc = pthread_create(&db->job_thread, NULL, job_main, db);
     if (rc == 0) {
         db->job_started = 1;
         return;

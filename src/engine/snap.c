@@ -291,7 +291,7 @@ static int walk(tally *db, unsigned budget)
     if (done) {
         ss->job->end_lsn = db->head;
         ss->running = 2;
-        log_start_job(db, ss->job);
+        log_start_job(db);
     }
     return 1;
 }
