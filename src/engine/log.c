@@ -316,7 +316,6 @@ int log_rotate(tally *db)
     return 0;
 }
 
-
 static void hist_add(uint64_t *hist, uint64_t v)
 {
     int i = v <= 1 ? 0 : 64 - __builtin_clzll(v - 1);
@@ -326,7 +325,7 @@ static void hist_add(uint64_t *hist, uint64_t v)
     __atomic_fetch_add(&hist[i], 1, __ATOMIC_RELAXED);
 }
 
-/* [token] Stop the write path for good. */
+/* [token, or a snapshot job's thread] Stop the write path for good. */
 static void sync_fail(tally *db, const char *what, int err)
 {
     /* The sync thread, the token's holder and a snapshot job's thread may
