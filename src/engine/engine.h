@@ -137,8 +137,11 @@ struct tally {
                                   log.c's "Waiting" are measured from it */
     pthread_t thread;
     int thread_started;
-    pthread_t job_thread;      /* [loop] finishing snap.job (log_start_job) */
+    pthread_t job_thread;      /* [loop] finishing snap.job (log_start_job)
+                                  or syncing the log before a rotation
+                                  (log_presync) */
     int job_started;           /* [loop] job_thread is to be joined */
+    int presync;               /* [atomic] LOG_PRESYNC_*: log_presync's */
 
     /* The write position, [token]; written is also [mu] when the loop
      * thread moves it, as the sleeping sync thread reads it under mu. */
@@ -269,6 +272,15 @@ void log_stop_thread(tally *db);
  * mu at the end.  log_join_job (collect, close) reaps the thread. */
 void log_start_job(tally *db);
 void log_join_job(tally *db);
+/* [loop] Is the log synced enough for log_rotate not to hold up the
+ * commits behind it?  Under EVERYSEC and NO the first call starts an
+ * fdatasync of the log on job_thread and returns 0, as do the calls while
+ * it runs; the first after it ends reaps the thread and returns 1.  Under
+ * ALWAYS, or with no thread to be had, it returns 1 at once. */
+#define LOG_PRESYNC_IDLE 0
+#define LOG_PRESYNC_RUNNING 1
+#define LOG_PRESYNC_DONE 2
+int log_presync(tally *db);
 /* fsync a directory; returns 0 or -errno. */
 int log_fsync_dir(int dirfd);
 /* Write all of buf at off (retrying short writes); 0 or -errno. */

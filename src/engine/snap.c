@@ -11,7 +11,10 @@
  * DEL), so replaying the log from S over a table walked at any time after S
  * gives the right state, whatever changed during the walk.  Steps:
  *   1. begin (loop thread): rotate the log to a new file starting at S =
- *      head (log.c), create snap-S.tmp and write its header;
+ *      head (log.c), create snap-S.tmp and write its header; under
+ *      EVERYSEC and NO an automatic snapshot first has the old log
+ *      fdatasynced on a thread of its own (log_presync), as the rotation
+ *      must sync it and commits wait while the sync thread does;
  *   2. walk (loop thread): a slice at a time (tally_step, plus a small slice
  *      after every change), the counters are walked in slab order
  *      (table_walk_step), which shows every counter that stays in its slot
@@ -219,6 +222,7 @@ int snap_begin(tally *db)
 
     if (ss->running)
         return db_err(db, TALLY_EBUSY, "a snapshot is already running");
+    log_join_job(db); /* a log_presync still running: log_fd must stay */
     if (tally_health(db) == TALLY_EFAILED)
         return db_err(db, TALLY_EFAILED, "%s", db->failmsg);
     if ((rc = log_rotate(db)) != 0) {
@@ -245,7 +249,9 @@ void snap_maybe_auto(tally *db)
     since = db->head - db->snap_lsn;
     if (limit < db->snap_bytes)
         limit = db->snap_bytes;
-    if (since > limit)
+    /* The rotation waits for the presync, on the loop's next changes,
+     * rather than stall the commits behind the sync thread. */
+    if (since > limit && log_presync(db))
         snap_begin(db); /* failures are logged and backed off */
 }
 

@@ -212,6 +212,9 @@ static int fail_newer_logs; /* [atomic] */
 static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
 static int hold_snap, held_snap; /* [hold_mu] */
+/* And hold, or fail, the fdatasync of the first log (log_presync's). */
+static int hold_log0, held_log0; /* [hold_mu] */
+static int fail_log0;            /* [atomic] */
 
 /* Does fd name a file whose name starts with prefix and ends with suffix? */
 static int fd_is(int fd, const char *prefix, const char *suffix)
@@ -241,6 +244,21 @@ static int sync_or_fail(long nr, int fd)
         errno = EIO;
         return -1;
     }
+    if (nr == SYS_fdatasync && fd_is(fd, "log-0000000000000000", ".tly")) {
+        if (__atomic_load_n(&fail_log0, __ATOMIC_ACQUIRE)) {
+            __atomic_fetch_add(&failed_syncs, 1, __ATOMIC_RELAXED);
+            errno = EIO;
+            return -1;
+        }
+        pthread_mutex_lock(&hold_mu);
+        if (hold_log0) {
+            held_log0++;
+            pthread_cond_broadcast(&hold_cv);
+        }
+        while (hold_log0)
+            pthread_cond_wait(&hold_cv, &hold_mu);
+        pthread_mutex_unlock(&hold_mu);
+    }
     if (nr == SYS_fsync && fd_is(fd, "snap-", ".tmp")) {
         pthread_mutex_lock(&hold_mu);
         held_snap++;
@@ -267,8 +285,10 @@ static int fsync_teardown(void **state)
 {
     __atomic_store_n(&fail_syncs, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&fail_newer_logs, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&fail_log0, 0, __ATOMIC_RELEASE);
     pthread_mutex_lock(&hold_mu);
     hold_snap = 0;
+    hold_log0 = 0;
     pthread_cond_broadcast(&hold_cv);
     pthread_mutex_unlock(&hold_mu);
     return tt_fx_teardown(state);
@@ -431,6 +451,131 @@ static void failed_fsync_of_a_snapshot_job_stops_writes(void **state)
     tt_close(db);
 }
 
+static int log0_held(void)
+{
+    int held;
+
+    pthread_mutex_lock(&hold_mu);
+    held = held_log0;
+    pthread_mutex_unlock(&hold_mu);
+    return held;
+}
+
+/* Changes under NO until an automatic snapshot is due (snapshot_min_log
+ * is 64 KiB) and the fdatasync of the first log holds: returns how many. */
+static unsigned change_until_log0_held(tally *db)
+{
+    unsigned n = 0;
+    int64_t v;
+
+    while (!log0_held()) {
+        assert_int_equal(tally_incr(db, "n", 1, 1, &v, NULL), TALLY_OK);
+        if (++n > 200000)
+            fail_msg("no fdatasync of the first log after %u changes", n);
+    }
+    return n;
+}
+
+/* Under NO the log since the last snapshot is unsynced, and an automatic
+ * snapshot's rotation must sync it: that fdatasync runs on a thread of
+ * its own before the rotation is asked (log_presync), so the commits
+ * behind the sync thread do not wait on it.  Held here, 50 changes are
+ * still acknowledged meanwhile (on a rotation that synced on the sync
+ * thread, the first waits forever and the alarm fails the test); the
+ * rotation comes once it is released. */
+static void old_log_is_synced_off_the_sync_thread(void **state)
+{
+    const char *dir = TT_DIR(state);
+    char names[4][TT_NAME];
+    tally_options o;
+    tally_ticket t = 0;
+    unsigned n;
+    int64_t v;
+    int rc;
+
+    tt_options(&o, NULL);
+    o.sync = TALLY_SYNC_NO;
+    o.snapshot_min_log = 64u << 10;
+    tally *db = tt_open(dir, &o);
+    pthread_mutex_lock(&hold_mu);
+    hold_log0 = 1;
+    held_log0 = 0;
+    pthread_mutex_unlock(&hold_mu);
+    n = change_until_log0_held(db);
+    alarm(20);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(tally_incr(db, "during", 6, 1, &v, &t), TALLY_OK);
+        assert_int_equal(tally_wait(db, t), TALLY_OK);
+    }
+    alarm(0);
+    assert_int_equal(tt_list(dir, "log-", ".tly", names, 4), 1);
+    pthread_mutex_lock(&hold_mu);
+    hold_log0 = 0;
+    pthread_cond_broadcast(&hold_cv);
+    pthread_mutex_unlock(&hold_mu);
+    /* A change after the thread ends rotates; the walk and the job
+     * follow. */
+    for (int i = 0; tt_list(dir, "snap-", ".tly", names, 4) == 0; i++) {
+        if (i == 5000)
+            fail_msg("no snapshot 5 s after the fdatasync was released");
+        assert_int_equal(tally_incr(db, "n", 1, 1, &v, NULL), TALLY_OK);
+        n++;
+        rc = tally_step(db, 4096);
+        assert_true(rc >= 0);
+        usleep(1000);
+    }
+    while ((rc = tally_step(db, 4096)) == 1) /* the old log's removal */
+        usleep(1000);
+    assert_int_equal(rc, 0);
+    assert_int_equal(tt_list(dir, "log-", ".tly", names, 4), 1);
+    assert_true(strncmp(names[0], "log-0000000000000000", 20) != 0);
+    db = tt_reopen(db, dir);
+    assert_int_equal(tt_get(db, "during"), 50);
+    assert_int_equal(tt_get(db, "n"), (int64_t)n);
+    tt_close(db);
+}
+
+/* That fdatasync failing stops the write path as the sync thread's does:
+ * the error is reported once, and the rotation's own fdatasync might not
+ * see it.  No rotation follows; what was acknowledged is kept. */
+static void failed_fsync_before_a_rotation_stops_writes(void **state)
+{
+    const char *dir = TT_DIR(state);
+    tt_log log = TT_LOG_INIT;
+    char names[4][TT_NAME];
+    tally_options o;
+    unsigned n = 0;
+    int64_t v;
+    int rc;
+
+    tt_options(&o, &log);
+    o.sync = TALLY_SYNC_NO;
+    o.snapshot_min_log = 64u << 10;
+    tally *db = tt_open(dir, &o);
+    tt_set(db, "kept", 7);
+    __atomic_store_n(&failed_syncs, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&fail_log0, 1, __ATOMIC_RELEASE);
+    while ((rc = tally_incr(db, "n", 1, 1, &v, NULL)) == TALLY_OK)
+        if (++n > 200000)
+            fail_msg("no failed fdatasync after %u changes", n);
+    assert_int_equal(rc, TALLY_EFAILED);
+    assert_true(__atomic_load_n(&failed_syncs, __ATOMIC_RELAXED) > 0);
+    assert_int_equal(tally_health(db), TALLY_EFAILED);
+    assert_non_null(strstr(tally_errmsg(db), "fdatasync"));
+    assert_true(log.errors >= 1);
+    assert_int_equal(tt_list(dir, "log-", ".tly", names, 4), 1);
+    assert_int_equal(tt_list(dir, "snap-", ".tmp", names, 4), 0);
+    (void)tally_close(db);
+    __atomic_store_n(&fail_log0, 0, __ATOMIC_RELEASE);
+    db = tt_open(dir, NULL);
+    assert_int_equal(tt_get(db, "kept"), 7);
+    /* Under NO the changes acknowledged before the failure were written,
+     * not synced; the process lived, so the page cache has them all.  The
+     * refused change may be there too: it was in flight. */
+    assert_in_range(tt_get(db, "n"), n, n + 1);
+    tt_close(db);
+}
+
 /* ---- The lock ----------------------------------------------------------- */
 
 static void open_locked(const char *dir)
@@ -540,6 +685,12 @@ int main(void)
             fsync_teardown),
         cmocka_unit_test_setup_teardown(
             failed_fsync_of_a_snapshot_job_stops_writes, tt_fx_setup,
+            fsync_teardown),
+        cmocka_unit_test_setup_teardown(
+            old_log_is_synced_off_the_sync_thread, tt_fx_setup,
+            fsync_teardown),
+        cmocka_unit_test_setup_teardown(
+            failed_fsync_before_a_rotation_stops_writes, tt_fx_setup,
             fsync_teardown),
         T(second_open_in_this_process_is_refused),
         T(open_while_another_process_holds_it_is_refused),
