@@ -31,6 +31,10 @@
 #include "tally.h"
 
 #define LOG_CHUNK (2u << 20) /* log space is reserved this much at a time */
+/* A snapshot job's and a presync's thread run this much nicer than the
+ * process, at most at Linux's lowest priority (log.c job_yield_cpu). */
+#define LOG_JOB_NICE 10
+#define LOG_JOB_NICE_MAX 19
 #define LOG_NO_FRAME ((size_t)-1) /* db->frame_at: no frame open */
 
 /* A snapshot being written (snap.c).  The loop thread fills the temp file;

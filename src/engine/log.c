@@ -59,11 +59,11 @@
  * growth so the library never raises SIGXFSZ.
  *
  * Failure.  A failed write or fdatasync is fatal to the write path: the
- * thread that made it (the token's holder, or a snapshot job's thread)
- * records why in db->failmsg, sets health to TALLY_EFAILED, wakes every
- * waiter and drops every later batch (a page cache that failed to write
- * back may have discarded the data, so a retry could report success for
- * bytes that are gone).
+ * thread that made it (the token's holder, a snapshot job's thread or a
+ * presync's) records why in db->failmsg, sets health to TALLY_EFAILED,
+ * wakes every waiter and drops every later batch (a page cache that failed
+ * to write back may have discarded the data, so a retry could report
+ * success for bytes that are gone).
  *
  * Rotation (for snapshots).  The loop thread creates log-<L>.tmp, writes its
  * header, reserves space and marks the point in pend where the new file
@@ -71,8 +71,12 @@
  * file, fdatasyncs it, fsyncs the new file, renames it to log-<L>.tly and
  * fsyncs the directory.  The temp name keeps a crash before that from
  * leaving a newer log next to an old one whose tail was never written.
- * The snapshot's own last steps run on a thread of their own (job_main),
- * so that commits go on while a big snapshot file is fsynced.
+ * Under EVERYSEC and NO most of the old file may be unsynced; an
+ * automatic snapshot first fdatasyncs it on a thread of its own
+ * (log_presync), so the sync thread's fdatasync there is short.  The
+ * snapshot's own last steps run on a thread of their own too (job_main),
+ * so that commits go on while a big snapshot file is fsynced.  Both run
+ * nicer than the loop (job_yield_cpu).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -676,7 +680,7 @@ static void *sync_main(void *arg)
         __atomic_store_n(&db->flight_ns, 0, __ATOMIC_RELEASE);
         if (rot && tally_health(db) != TALLY_EFAILED) {
             pthread_mutex_lock(&db->mu);
-            db->rotated++; /* log_fd is the new file's; see job_main */
+            db->rotated++; /* log_fd is the new file's; see job_run */
             pthread_mutex_unlock(&db->mu);
         }
         if (tally_health(db) != TALLY_EFAILED)
@@ -724,6 +728,25 @@ void log_stop_thread(tally *db)
     db->thread_started = 0;
 }
 
+/* [job] Give the cores to the loop and the sync thread first: the
+ * fdatasync of a big file spends ms of kernel CPU submitting writeback,
+ * and on a 2-core machine that took a core from the loop while requests
+ * waited.  Linux keeps a nice value per thread (setpriority on a thread
+ * id).  A failure only leaves the thread at the process's priority. */
+static void job_yield_cpu(void)
+{
+    id_t tid = (id_t)syscall(SYS_gettid);
+    int nice;
+
+    errno = 0;
+    nice = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0 && nice < LOG_JOB_NICE_MAX)
+        (void)setpriority(PRIO_PROCESS, tid,
+                          nice + LOG_JOB_NICE > LOG_JOB_NICE_MAX
+                              ? LOG_JOB_NICE_MAX
+                              : nice + LOG_JOB_NICE);
+}
+
 /* [job] A snapshot's last steps, off the sync thread: the fsync of a
  * file of hundreds of MB, the directory's and the removal of the old log
  * (a synchronous discard on some file systems) took 50-170 ms at a few
@@ -731,9 +754,8 @@ void log_stop_thread(tally *db)
  * thread did them.  The log must first be synced up to the end of the
  * walk: the snapshot may show values of changes still in flight, and may
  * replace the log only once they are on disk too. */
-static void *job_main(void *arg)
+static void job_run(tally *db)
 {
-    tally *db = arg;
     struct snap_job *job = db->snap.job;
     int rc = tally_wait(db, job->end_lsn), fd;
 
@@ -772,6 +794,12 @@ static void *job_main(void *arg)
     pthread_cond_broadcast(&db->done_cv);
     pthread_mutex_unlock(&db->mu);
     notify(db); /* a server's loop collects it on its next step */
+}
+
+static void *job_main(void *arg)
+{
+    job_yield_cpu();
+    job_run(arg);
     return NULL;
 }
 
@@ -788,7 +816,7 @@ void log_start_job(tally *db)
     db_log(&db->opts, TALLY_LOG_WARN, "%s: no thread for the snapshot's "
            "last steps (%s): finishing it on the caller's", db->dir,
            strerror(rc));
-    job_main(db);
+    job_run(db);
 }
 
 void log_join_job(tally *db)
@@ -811,6 +839,7 @@ static void *presync_main(void *arg)
     tally *db = arg;
     int fd;
 
+    job_yield_cpu();
     /* log_fd stays: only a rotation moves it, and none is asked until
      * this thread is reaped (snap_begin joins it). */
     pthread_mutex_lock(&db->mu);

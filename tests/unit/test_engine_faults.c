@@ -212,6 +212,7 @@ static int fail_newer_logs; /* [atomic] */
 static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
 static int hold_snap, held_snap; /* [hold_mu] */
+static int held_nice;            /* [hold_mu] the holding thread's nice */
 /* And hold, or fail, the fdatasync of the first log (log_presync's). */
 static int hold_log0, held_log0; /* [hold_mu] */
 static int fail_log0;            /* [atomic] */
@@ -253,6 +254,7 @@ static int sync_or_fail(long nr, int fd)
         pthread_mutex_lock(&hold_mu);
         if (hold_log0) {
             held_log0++;
+            held_nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
             pthread_cond_broadcast(&hold_cv);
         }
         while (hold_log0)
@@ -262,6 +264,7 @@ static int sync_or_fail(long nr, int fd)
     if (nr == SYS_fsync && fd_is(fd, "snap-", ".tmp")) {
         pthread_mutex_lock(&hold_mu);
         held_snap++;
+        held_nice = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
         pthread_cond_broadcast(&hold_cv);
         while (hold_snap)
             pthread_cond_wait(&hold_cv, &hold_mu);
@@ -357,6 +360,25 @@ static void failed_fsync_stops_writes_and_keeps_what_was_acknowledged(void **sta
     tt_close(db);
 }
 
+static int held_nice_now(void)
+{
+    int nice;
+
+    pthread_mutex_lock(&hold_mu);
+    nice = held_nice;
+    pthread_mutex_unlock(&hold_mu);
+    return nice;
+}
+
+/* The nice value of the engine's background threads, seen from the
+ * thread that calls it (log.c job_yield_cpu). */
+static int nicer_than_here(void)
+{
+    int base = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+
+    return base + 10 > 19 ? 19 : base + 10;
+}
+
 /* A snapshot's last steps (the fsync of its file, hundreds of MB at
  * millions of counters, the rename, the old log's removal) run beside the
  * commits, not in front of them: while the fsync of the snapshot's file is
@@ -397,6 +419,8 @@ static void snapshot_fsync_does_not_hold_up_commits(void **state)
         assert_int_equal(tally_wait(db, t), TALLY_OK);
     }
     alarm(0);
+    /* The job's thread runs nicer than this one, which the loop is. */
+    assert_int_equal(held_nice_now(), nicer_than_here());
     assert_int_equal(tally_step(db, 4096), 1); /* still finishing */
     assert_int_equal(tt_list(dir, "snap-", ".tly", names, 4), 0);
     pthread_mutex_lock(&hold_mu);
@@ -502,6 +526,7 @@ static void old_log_is_synced_off_the_sync_thread(void **state)
     held_log0 = 0;
     pthread_mutex_unlock(&hold_mu);
     n = change_until_log0_held(db);
+    assert_int_equal(held_nice_now(), nicer_than_here());
     alarm(20);
     for (int i = 0; i < 50; i++) {
         assert_int_equal(tally_incr(db, "during", 6, 1, &v, &t), TALLY_OK);
