@@ -587,10 +587,12 @@ static void failed_fsync_before_a_rotation_stops_writes(void **state)
     assert_true(__atomic_load_n(&failed_syncs, __ATOMIC_RELAXED) > 0);
     assert_int_equal(tally_health(db), TALLY_EFAILED);
     assert_non_null(strstr(tally_errmsg(db), "fdatasync"));
-    assert_true(log.errors >= 1);
     assert_int_equal(tt_list(dir, "log-", ".tly", names, 4), 1);
     assert_int_equal(tt_list(dir, "snap-", ".tmp", names, 4), 0);
     (void)tally_close(db);
+    /* Read after the close, which joins the presync's thread: it logs
+     * after it moves health, which is what the refusal above saw. */
+    assert_true(log.errors >= 1);
     __atomic_store_n(&fail_log0, 0, __ATOMIC_RELEASE);
     db = tt_open(dir, NULL);
     assert_int_equal(tt_get(db, "kept"), 7);
