@@ -747,6 +747,16 @@ static void job_yield_cpu(void)
                               : nice + LOG_JOB_NICE);
 }
 
+/* [job] A background thread's fdatasync failed: stop the write path and
+ * wake the waiters, whom health moving answers. */
+static void job_sync_fail(tally *db, int err)
+{
+    sync_fail(db, "fdatasync", err);
+    pthread_mutex_lock(&db->mu);
+    pthread_cond_broadcast(&db->done_cv);
+    pthread_mutex_unlock(&db->mu);
+}
+
 /* [job] A snapshot's last steps, off the sync thread: the fsync of a
  * file of hundreds of MB, the directory's and the removal of the old log
  * (a synchronous discard on some file systems) took 50-170 ms at a few
@@ -776,10 +786,7 @@ static void job_run(tally *db)
      * move: it only makes its frames claim less than is on disk). */
     if (rc == TALLY_OK && fd >= 0 && tally_health(db) != TALLY_EFAILED &&
         db->opts.sync != TALLY_SYNC_ALWAYS && fdatasync(fd) != 0) {
-        sync_fail(db, "fdatasync", errno);
-        pthread_mutex_lock(&db->mu);
-        pthread_cond_broadcast(&db->done_cv); /* health moved */
-        pthread_mutex_unlock(&db->mu);
+        job_sync_fail(db, errno);
     }
     if (tally_health(db) == TALLY_EFAILED) {
         job->result = TALLY_EFAILED;
@@ -848,10 +855,7 @@ static void *presync_main(void *arg)
     if (tally_health(db) != TALLY_EFAILED && fdatasync(fd) != 0) {
         /* The error is reported once per file: the sync thread's next
          * fdatasync might succeed over the lost pages. */
-        sync_fail(db, "fdatasync", errno);
-        pthread_mutex_lock(&db->mu);
-        pthread_cond_broadcast(&db->done_cv); /* health moved */
-        pthread_mutex_unlock(&db->mu);
+        job_sync_fail(db, errno);
         notify(db);
     }
     __atomic_store_n(&db->presync, LOG_PRESYNC_DONE, __ATOMIC_RELEASE);
