@@ -516,6 +516,20 @@ void tally_cork(tally *db);
  * TALLY_EFAILED. */
 int tally_uncork(tally *db);
 
+/* End the batch as tally_uncork() does, and under TALLY_SYNC_ALWAYS too
+ * write and fdatasync it on the calling thread when the sync thread is not
+ * busy, returning 1 once it is durable (the notify fd is not signalled for
+ * that move).  For a caller with nobody else to serve meanwhile, such as a
+ * server with one client connected, which waits for its reply: handing the
+ * batch over costs two thread wake-ups a sync, more CPU than the
+ * fdatasync's own on a fast disk.  The call blocks for the fdatasync, so
+ * while it runs the caller answers nothing, not even a read of a durable
+ * value.  Returns 0 when it left the batch to the sync thread (it was
+ * busy, or a rotation is due) and TALLY_EFAILED after a failed write or
+ * fdatasync, which stops the write path as one on the sync thread
+ * would. */
+int tally_uncork_inline(tally *db);
+
 /* TALLY_OK while changes are accepted, else the code that stopped them
  * (TALLY_EFAILED after a failed fsync, TALLY_ENOSPC while the disk is full).
  * Thread-safe. */

@@ -15,7 +15,8 @@
  * thread with __atomic builtins.  Fields marked [token] belong to whichever
  * thread holds the write token (db->writing, taken and given back under mu):
  * the sync thread for each of its passes, or the loop thread while
- * tally_uncork writes a batch itself (EVERYSEC and NO).  Taking the token
+ * tally_uncork writes a batch itself (EVERYSEC and NO; under ALWAYS too
+ * for tally_uncork_inline, which also syncs it).  Taking the token
  * under mu orders one holder's writes before the next holder's reads.
  */
 #ifndef ENGINE_H
@@ -152,9 +153,11 @@ struct tally {
     int log_fd;                /* the log file being written */
     uint64_t log_start;        /* its first LSN */
     uint64_t written;          /* LSN written to the OS */
-    /* The sync thread's side, [sync]. */
+    /* [token] too; the sleeping sync thread reads them under mu only under
+     * EVERYSEC, where no other thread moves them. */
     uint64_t synced;           /* LSN covered by fdatasync */
     uint64_t last_sync_ns;
+    /* The sync thread's side, [sync]. */
     unsigned char *wbuf;       /* the batch being written */
     size_t wbuf_cap;
     uint64_t closed_at;        /* the log ended with a CLOSE frame at open,

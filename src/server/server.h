@@ -402,6 +402,8 @@ struct server {
     unsigned cork_passes;      /* passes since it was */
     unsigned corked_others;    /* requests conn_cork_request() added since
                                   conn_run() last looked */
+    int64_t others_us;         /* when conn_cork_request() last ran (HTTP,
+                                  whose connections are evhttp's) */
     uint64_t next_session;
     struct event *notify_ev;   /* tally_notify_fd() readable */
     struct event *tick_ev;     /* background snapshot work */

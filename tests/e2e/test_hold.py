@@ -42,8 +42,14 @@ def slowed(faulty, **setup):
 
 def held_change(d, request):
     """Send a change over RESP and return once it is applied but its sync
-    still runs: (its connection, when it was sent)."""
+    still runs: (its connection, when it was sent).  Another client is
+    connected first and stays so (w.bystander): these tests are about a
+    second client's request while the sync runs, and a client alone has
+    the loop fsync its changes itself, answering nobody meanwhile
+    (docs/threading.md, "With one client")."""
+    bystander = Stream(d.port)
     w = Stream(d.port)
+    w.bystander = bystander
     t0 = time.monotonic()
     w.send(request)
     wait_change_pending(d)
@@ -160,6 +166,35 @@ def test_idempotency_id_reused_error_waits_for_the_first_request_resp(faulty):
     assert r.read_until(b"\r\n").startswith(b"-")
     assert time.monotonic() - t0 >= SLOW
     assert w.read_until(b"\r\n") == b":5\r\n"
+    r.close()
+    w.close()
+
+
+def test_a_client_alone_is_answered_after_its_sync_and_a_second_one_at_once(
+        faulty):
+    # Given one client alone, whose INCR waits for a slow sync (which the
+    # loop runs itself: nobody else is connected)
+    d, _ = slowed(faulty, a=5)
+    w = Stream(d.port)
+    t0 = time.monotonic()
+    w.send(resp("INCR", "x"))
+    # Then its reply still comes only once the change is durable
+    assert w.read_until(b"\r\n") == b":1\r\n"
+    assert time.monotonic() - t0 >= SLOW
+    # When a second client connects and the first sends another INCR
+    r = Stream(d.port)
+    r.send(resp("PING"))
+    assert r.read_until(b"\r\n") == b"+PONG\r\n"
+    t1 = time.monotonic()
+    w.send(resp("INCR", "x"))
+    wait_change_pending(d)
+    # Then the second client's durable read is answered while that sync
+    # runs: with two clients the sync thread has it, not the loop
+    r.send(resp("GET", "a"))
+    assert r.read_until(b"\r\n", timeout=SLOW / 2) == b"$1\r\n"
+    assert time.monotonic() - t1 < SLOW
+    assert w.read_until(b"\r\n") == b":2\r\n"
+    assert time.monotonic() - t1 >= SLOW
     r.close()
     w.close()
 

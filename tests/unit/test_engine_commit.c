@@ -7,13 +7,17 @@
  * everysec and no, uncork writes the batch on the caller's thread, moves
  * durable at once without signalling the notify fd, and the once-a-second
  * fdatasync still happens; a failed write in uncork stops the write path as
- * one on the sync thread does.  pwrite is replaced at the libc boundary (as
- * sync_gate.h does for fdatasync) so a case can make the log's writes fail.
+ * one on the sync thread does.  tally_uncork_inline writes and fdatasyncs
+ * the batch on the caller's thread under always too, leaves it to a busy
+ * sync thread, and stops the write path when its fdatasync fails.  pwrite
+ * is replaced at the libc boundary (and fdatasync by sync_gate.h) so a case
+ * can make the log's writes and syncs fail or wait.
  * With tally_options.spin_us, the sync thread's poll for the next batch
  * takes a hand-over at once, is bounded, and happens only after small
  * batches.
  */
 #include "engine_testutil.h"
+#include "sync_gate.h"
 
 #include <limits.h>
 #include <poll.h>
@@ -35,6 +39,7 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 static int teardown(void **state)
 {
     __atomic_store_n(&write_failing, 0, __ATOMIC_RELEASE);
+    sync_gate(0, 0); /* a failed case may leave the syncs held */
     return tt_fx_teardown(state);
 }
 
@@ -237,6 +242,112 @@ static void uncork_with_nothing_queued(void **state)
     tally_cork(db);
     assert_int_equal(tally_uncork(db), 0);
     assert_int_equal(tally_uncork(db), 0); /* not corked: harmless */
+    tt_close(db);
+}
+
+/* ---- tally_uncork_inline ------------------------------------------------- */
+
+static void always_uncork_inline_syncs_on_the_callers_thread(void **state)
+{
+    tally *db = open_sync(TT_DIR(state), TALLY_SYNC_ALWAYS);
+    uint64_t before;
+    tally_ticket t;
+
+    while (notified(db, 0))
+        ;
+    before = syncs(db);
+    tally_cork(db);
+    incr_async(db, "a", 3);
+    t = incr_async(db, "b", 4);
+    assert_int_equal(tally_uncork_inline(db), 1);
+    assert_true(tally_durable(db) >= t); /* no wait */
+    assert_false(notified(db, 0));       /* the caller knows already */
+    assert_int_equal(syncs(db), before + 1);
+    assert_int_equal(sync_gate_tid(), (pid_t)syscall(SYS_gettid));
+    db = tt_reopen(db, TT_DIR(state));
+    assert_int_equal(tt_get(db, "a"), 3);
+    assert_int_equal(tt_get(db, "b"), 4);
+    tt_close(db);
+}
+
+static void uncork_inline_leaves_a_busy_token_to_the_sync_thread(void **state)
+{
+    tally *db = open_sync(TT_DIR(state), TALLY_SYNC_ALWAYS);
+    tally_ticket t0, t;
+
+    /* The sync thread takes this change and waits in its fdatasync, with
+     * the write token. */
+    sync_gate(1, 0);
+    t0 = incr_async(db, "a", 1);
+    for (int i = 0; i < 1000 && sync_gate_waiters() == 0; i++)
+        sleep_ms(10);
+    assert_int_equal(sync_gate_waiters(), 1);
+    tally_cork(db);
+    t = incr_async(db, "a", 1);
+    assert_int_equal(tally_uncork_inline(db), 0); /* handed over */
+    assert_true(tally_durable(db) < t0);
+    sync_gate(0, 0);
+    assert_int_equal(tally_wait(db, t), TALLY_OK);
+    assert_true(notified(db, 10000));
+    db = tt_reopen(db, TT_DIR(state));
+    assert_int_equal(tt_get(db, "a"), 2);
+    tt_close(db);
+}
+
+static void uncork_inline_fdatasync_failure_stops_the_write_path(void **state)
+{
+    tally *db = open_sync(TT_DIR(state), TALLY_SYNC_ALWAYS);
+    tally_ticket t0, t;
+
+    tally_cork(db);
+    t0 = incr_async(db, "a", 1);
+    assert_int_equal(tally_uncork_inline(db), 1);
+    while (notified(db, 0))
+        ;
+    tally_cork(db);
+    t = incr_async(db, "a", 1);
+    sync_gate(0, 1);
+    assert_int_equal(tally_uncork_inline(db), TALLY_EFAILED);
+    sync_gate(0, 0);
+    assert_int_equal(tally_health(db), TALLY_EFAILED);
+    assert_true(notified(db, 0)); /* a failure is always signalled */
+    assert_true(tally_durable(db) >= t0);
+    assert_true(tally_durable(db) < t); /* written, but never synced */
+    assert_int_equal(tally_wait(db, t), TALLY_EFAILED);
+    assert_int_equal(tally_incr(db, "a", 1, 1, NULL, &t), TALLY_EFAILED);
+    assert_non_null(strstr(tally_errmsg(db), "fdatasync"));
+    assert_int_equal(tally_close(db), TALLY_EFAILED);
+    db = tt_open(TT_DIR(state), NULL);
+    /* The refused change was written before its fdatasync failed, so the
+     * file may hold it: at least the acknowledged one is there. */
+    assert_true(tt_get(db, "a") >= 1);
+    tt_close(db);
+}
+
+static void everysec_uncork_inline_only_writes(void **state)
+{
+    tally *db = open_sync(TT_DIR(state), TALLY_SYNC_EVERYSEC);
+    uint64_t before = syncs(db);
+    tally_ticket t;
+
+    /* Let the tick for this write pass first, as everysec_uncork_writes_...
+     * does, so that none is due while the syncs are held below. */
+    tt_incr(db, "warm", 1);
+    for (int i = 0; i < 300 && syncs(db) == before; i++)
+        sleep_ms(10);
+    assert_int_equal(syncs(db), before + 1);
+    sleep_ms(100);
+    /* An fdatasync on this thread would wait here, and the alarm end it. */
+    sync_gate(1, 0);
+    tally_cork(db);
+    t = incr_async(db, "a", 2);
+    alarm(10);
+    assert_int_equal(tally_uncork_inline(db), 1);
+    alarm(0);
+    assert_true(tally_durable(db) >= t);
+    sync_gate(0, 0);
+    db = tt_reopen(db, TT_DIR(state));
+    assert_int_equal(tt_get(db, "a"), 2);
     tt_close(db);
 }
 
@@ -549,6 +660,10 @@ int main(void)
         T(snapshot_while_corked_goes_ahead),
         T(close_while_corked_syncs_everything),
         T(uncork_with_nothing_queued),
+        T(always_uncork_inline_syncs_on_the_callers_thread),
+        T(uncork_inline_leaves_a_busy_token_to_the_sync_thread),
+        T(uncork_inline_fdatasync_failure_stops_the_write_path),
+        T(everysec_uncork_inline_only_writes),
         T(everysec_uncork_writes_and_publishes_at_once),
         T(no_policy_uncork_writes_at_once),
         T(everysec_uncork_write_failure_stops_the_write_path),
