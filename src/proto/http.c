@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 
 #include "util.h"
 
@@ -194,6 +195,58 @@ static int http_auth(struct http_front *h, struct evhttp_request *req,
     return 0;
 }
 
+/* ---- Connections ------------------------------------------------------ */
+
+/* h->conns counts the connections that have sent a request and are still
+ * open, so the daemon can tell one client alone from several
+ * (http_front_conns).  evhttp 2.1 tells of neither a connection's start nor
+ * its end, only of the close of a connection that has our close callback;
+ * so from its first request on a connection always carries one of ours, and
+ * each of them calls http_conn_gone().  Which connections are counted is
+ * kept by socket in h->seen: an fd names one open connection at a time, and
+ * evhttp runs the close callback before it closes the socket.  A connection
+ * that never sends a request is never counted. */
+static int http_conn_fd(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev =
+        evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev ? (int)bufferevent_getfd(bev) : -1;
+}
+
+static void http_conn_seen(struct http_front *h,
+                           struct evhttp_connection *evcon)
+{
+    int fd = http_conn_fd(evcon);
+    if (fd < 0)
+        return;
+    if ((size_t)fd >= h->nseen) {
+        size_t n = h->nseen ? h->nseen : 64;
+        while (n <= (size_t)fd)
+            n *= 2;
+        h->seen = xrealloc(h->seen, n);
+        memset(h->seen + h->nseen, 0, n - h->nseen);
+        h->nseen = n;
+    }
+    if (!h->seen[fd]) {
+        h->seen[fd] = 1;
+        h->conns++;
+    }
+}
+
+void http_conn_gone(struct http_front *h, struct evhttp_connection *evcon)
+{
+    int fd = http_conn_fd(evcon);
+    if (fd >= 0 && (size_t)fd < h->nseen && h->seen[fd]) {
+        h->seen[fd] = 0;
+        h->conns--;
+    }
+}
+
+void http_idle_gone(struct evhttp_connection *evcon, void *arg)
+{
+    http_conn_gone(arg, evcon);
+}
+
 /* The response to the request http_count() counted is written.  evhttp
  * reads at most one request of a connection at a time, so the connection
  * has nothing else counted. */
@@ -201,18 +254,18 @@ static void http_on_answered(struct evhttp_request *req, void *arg)
 {
     struct http_front *h = arg;
     h->unanswered--;
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL,
-                                  NULL);
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+                                  http_idle_gone, h);
 }
 
 /* The connection closed before its counted request was answered (the
  * client left, or a timeout): evhttp frees the request without calling
  * http_on_answered(). */
-static void http_on_gone(struct evhttp_connection *evcon, void *arg)
+void http_on_gone(struct evhttp_connection *evcon, void *arg)
 {
     struct http_front *h = arg;
-    (void)evcon;
     h->unanswered--;
+    http_conn_gone(h, evcon);
 }
 
 /* Count req until its response is written or its connection is gone. */
@@ -221,6 +274,7 @@ static void http_count(struct http_front *h, struct evhttp_request *req)
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     if (!evcon)
         return;
+    http_conn_seen(h, evcon);
     h->unanswered++;
     evhttp_request_set_on_complete_cb(req, http_on_answered, h);
     evhttp_connection_set_closecb(evcon, http_on_gone, h);
@@ -346,8 +400,8 @@ static void http_park(struct http_front *h, struct evhttp_request *req,
 static void http_parked_gone(struct evhttp_connection *evcon, void *arg)
 {
     struct http_parked *p = arg;
-    (void)evcon;
     p->h->unanswered--;
+    http_conn_gone(p->h, evcon);
     cmd_replay_end(&p->s);
     free(p);
 }
@@ -509,6 +563,11 @@ unsigned http_front_unanswered(const struct http_front *h)
     return h->unanswered;
 }
 
+unsigned http_front_conns(const struct http_front *h)
+{
+    return h->conns;
+}
+
 void http_front_free(struct http_front *h)
 {
     if (!h)
@@ -518,5 +577,6 @@ void http_front_free(struct http_front *h)
         evhttp_free(h->http);
     if (h->https)
         evhttp_free(h->https);
+    free(h->seen);
     free(h);
 }

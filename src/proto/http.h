@@ -67,6 +67,11 @@ void http_front_stop(struct http_front *h);
  * first stops counting. */
 unsigned http_front_unanswered(const struct http_front *h);
 
+/* How many connections have sent a request and are still open (idle
+ * keep-alive ones and change streams among them; one that has sent nothing
+ * yet is not counted). */
+unsigned http_front_conns(const struct http_front *h);
+
 /* Stop listening if still listening, close every connection and free;
  * requests still waiting for durability are answered first by the daemon's
  * waiter before it calls this. */

@@ -94,7 +94,12 @@ static void stream_free(struct http_stream *st)
 /* evhttp's close callback: the client went away or we cut it off. */
 static void stream_closed(struct evhttp_connection *evcon, void *arg)
 {
-    stream_free(arg);
+    struct http_stream *st = arg;
+    struct http_front *h = st->h;
+
+    stream_free(st);
+    /* The stream's request is never answered now: as http_on_gone(). */
+    http_on_gone(evcon, h);
 }
 
 /* Queue text for the stream, or cut the stream off past the limit.  What a
@@ -411,7 +416,8 @@ void http_events_stop(struct http_front *h)
      * request once the end is written; the close callback frees st. */
     while ((st = TAILQ_FIRST(&h->streams))) {
         struct evhttp_request *req = st->req;
-        evhttp_connection_set_closecb(st->evcon, NULL, NULL);
+        /* Unanswered until the end is written (http_on_answered). */
+        evhttp_connection_set_closecb(st->evcon, http_on_gone, h);
         stream_free(st);
         evhttp_send_reply_end(req);
     }

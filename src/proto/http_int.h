@@ -49,6 +49,9 @@ struct http_front {
     int stopping;                      /* http_front_stop() was called */
     int in_request;                    /* inside evhttp's request callback */
     unsigned unanswered;               /* see http_front_unanswered() */
+    unsigned conns;                    /* see http_front_conns() */
+    unsigned char *seen;               /* by fd: counted in conns (http.c) */
+    size_t nseen;
     struct cmd_ctx *ctx;               /* borrowed */
     const struct proto_waiter *waiter; /* borrowed */
     uint64_t next_session;
@@ -121,6 +124,14 @@ void http_hold_end(struct http_front *h, struct evhttp_request *req);
  *
  * http.c calls them in this order for each request; each returns 0 to go on
  * or -1 after it sent the refusal (req is then gone). */
+
+/* Connections (http.c).  Every connection that has sent a request carries
+ * one of these close callbacks, or one that calls http_conn_gone(), so
+ * http_front_conns() stays right: http_idle_gone (arg h) between requests,
+ * http_on_gone (arg h) while a counted request is unanswered. */
+void http_conn_gone(struct http_front *h, struct evhttp_connection *evcon);
+void http_idle_gone(struct evhttp_connection *evcon, void *arg);
+void http_on_gone(struct evhttp_connection *evcon, void *arg);
 
 /* Fill g from opt (may be NULL) for a listener on bind. */
 void http_guard_init(struct http_guard *g, const struct http_options *opt,

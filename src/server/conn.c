@@ -50,7 +50,6 @@
 #define ACCEPT_BATCH 64                     /* accepts per readable event */
 #define CONN_CORK_PASSES 8                  /* passes one engine batch may span */
 #define CONN_AHEAD 64                       /* requests run ahead of a waiting one */
-#define CONN_ALONE_US 1000000 /* no HTTP request for this long: none waits */
 
 /* One request run ahead of the first while that waits (conn_ahead). */
 struct conn_ahead {
@@ -513,23 +512,22 @@ void conn_cork_request(struct server *srv)
 {
     conn_cork(srv);
     srv->corked_others++;
-    srv->others_us = srv_now_us();
 }
 
 /* May the loop fdatasync the pass's batch itself (tally_uncork_inline)?
  * Only when the one client it has is waiting for its replies: the pass
  * after its requests brought nothing more (ran is 0), no other stream
- * connection is open, and no HTTP request came for CONN_ALONE_US (evhttp
- * does not say how many connections it has).  Nobody else then waits
- * while the loop sits in the fdatasync, and the two thread wake-ups of a
- * hand-over, which cost about as much CPU again as the fdatasync, are
- * saved.  A client that sends its first request meanwhile waits for that
- * one fdatasync; after it the loop hands over again.  Under everysec and
- * no both calls are the same. */
+ * connection is open, and no other HTTP connection that has sent a request
+ * is open (http_front_conns: evhttp does not count them).  Nobody else
+ * then waits while the loop sits in the fdatasync, and the two thread
+ * wake-ups of a hand-over, which cost about as much CPU again as the
+ * fdatasync, are saved.  A client that sends its first request meanwhile
+ * waits for that one fdatasync; after it the loop hands over again.  Under
+ * everysec and no both calls are the same. */
 static int conn_alone(const struct server *srv, size_t ran)
 {
-    return ran == 0 && srv->info.connected_clients <= 1 &&
-           srv_now_us() - srv->others_us >= CONN_ALONE_US;
+    return ran == 0 &&
+           srv->info.connected_clients + fronts_http_conns(srv) <= 1;
 }
 
 void conn_run(struct server *srv)

@@ -101,6 +101,11 @@ int fronts_unanswered(const struct server *srv)
     return srv->http && http_front_unanswered(srv->http) > 0;
 }
 
+unsigned fronts_http_conns(const struct server *srv)
+{
+    return srv->http ? http_front_conns(srv->http) : 0;
+}
+
 /* Called after every connection is closed: the memcached listener state is
  * referenced by its connections until then. */
 void fronts_stop(struct server *srv)

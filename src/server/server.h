@@ -334,6 +334,8 @@ int fronts_start(struct server *srv, char *err);
 void fronts_quiesce(struct server *srv);
 /* True while an HTTP response is held or not yet written (fronts.c). */
 int fronts_unanswered(const struct server *srv);
+/* HTTP connections that have sent a request and are still open. */
+unsigned fronts_http_conns(const struct server *srv);
 void fronts_stop(struct server *srv);
 
 /* ---- TLS (tls.c) ------------------------------------------------------------ */
@@ -402,8 +404,6 @@ struct server {
     unsigned cork_passes;      /* passes since it was */
     unsigned corked_others;    /* requests conn_cork_request() added since
                                   conn_run() last looked */
-    int64_t others_us;         /* when conn_cork_request() last ran (HTTP,
-                                  whose connections are evhttp's) */
     uint64_t next_session;
     struct event *notify_ev;   /* tally_notify_fd() readable */
     struct event *tick_ev;     /* background snapshot work */

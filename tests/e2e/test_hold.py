@@ -20,7 +20,8 @@ import pytest
 
 from test_faults import (Stream, faulty, mc_value, resp,  # noqa: F401
                          wait_change_pending)
-from test_http_util import TIMEOUT, assert_problem, counter_url, session
+from test_http_util import (TIMEOUT, assert_problem, counter_url, get_value,
+                            session)
 
 pytestmark = [pytest.mark.own_server,
               pytest.mark.engine_files("the fsync shim on the engine's log")]
@@ -197,6 +198,50 @@ def test_a_client_alone_is_answered_after_its_sync_and_a_second_one_at_once(
     assert time.monotonic() - t1 >= SLOW
     r.close()
     w.close()
+
+
+@pytest.mark.parametrize("second", ["http", "resp"])
+def test_an_http_client_alone_is_answered_after_its_sync_and_a_second_one_at_once(
+        faulty, second):
+    # Given one HTTP client alone (on a keep-alive connection), whose
+    # increment waits for a slow sync, which the loop runs itself
+    d, _ = slowed(faulty, a=5)
+    w = session(d)
+    url = counter_url(d, "x", "increment")
+    t0 = time.monotonic()
+    r = w.post(url, timeout=TIMEOUT)
+    # Then its answer still comes only once the change is durable
+    assert r.status_code == 200 and r.json()["value"] == 1
+    assert time.monotonic() - t0 >= SLOW
+    # When a second client has been served once (over HTTP or RESP), and
+    # the first sends another increment
+    if second == "http":
+        o = session(d)
+        assert o.get(d.url + "/healthz", timeout=TIMEOUT).status_code == 200
+
+        def read_a():
+            return get_value(o, d, "a")
+    else:
+        o = Stream(d.port)
+        o.send(resp("PING"))
+        assert o.read_until(b"\r\n") == b"+PONG\r\n"
+
+        def read_a():
+            o.send(resp("GET", "a"))
+            assert o.read_until(b"\r\n", timeout=SLOW / 2) == b"$1\r\n"
+            return int(o.read_until(b"\r\n"))
+    with ThreadPoolExecutor(1) as pool:
+        t1 = time.monotonic()
+        held = pool.submit(w.post, url, timeout=TIMEOUT)
+        wait_change_pending(d)
+        # Then the second client's durable read is answered while that
+        # sync runs: with two connections the sync thread has it
+        t2 = time.monotonic()
+        assert read_a() == 5
+        assert time.monotonic() - t2 < SLOW / 2
+        assert held.result().json()["value"] == 2
+        assert time.monotonic() - t1 >= SLOW
+    o.close()
 
 
 def test_idempotency_id_reused_error_waits_for_the_first_request_http(faulty):

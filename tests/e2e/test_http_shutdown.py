@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from sse_util import RawSSE
 from test_faults import faulty, wait_change_pending  # noqa: F401 (fixture)
 from test_http_util import (TIMEOUT, assert_problem, counter_url, get_value,
                             session)
@@ -145,3 +146,26 @@ def test_after_sigterm_responses_not_yet_written_are_sent_whole_before_exit(
     # more than the kernel's buffers held when the increment was answered
     assert got[:2] == [200, 200] and set(got) <= {200, 503}, got
     assert d.wait_exit() == 0, d.run_log()
+
+
+def test_a_change_stream_its_client_closed_does_not_hold_up_a_graceful_stop(
+        tallyd_factory):
+    # Given a change stream that was open and that its client has closed,
+    # and a second one still open
+    d = tallyd_factory()
+    gone = RawSSE(d, "/v1/events")
+    assert gone.wait_for(b"retry:", TIMEOUT)
+    gone.close()
+    still = RawSSE(d, "/v1/events")
+    assert still.wait_for(b"retry:", TIMEOUT)
+    time.sleep(0.2)  # tallyd sees the first one close
+    # When tallyd is told to stop
+    t0 = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    # Then the open stream is ended and tallyd exits 0 at once: the closed
+    # stream's request was counted as unanswered for good, and the stop
+    # waited the whole 10 s grace for it
+    assert still.closed_within(5)
+    assert d.wait_exit() == 0, d.run_log()
+    assert time.monotonic() - t0 < 3, d.run_log()
+    still.close()
