@@ -580,6 +580,8 @@ typedef struct tally_stats {
     int snapshot_running;       /* a background snapshot is in progress */
     uint64_t snapshots;         /* snapshots written since open */
     uint64_t syncs;             /* fsync/fdatasync calls on the log */
+    uint64_t inline_syncs;      /* of those, the ones tally_uncork_inline
+                                   ran on its caller's thread */
     uint64_t changes;           /* changes applied since open */
     uint64_t recovery_ns;       /* time open() spent recovering */
     uint64_t recovered_records; /* log records replayed at open */

@@ -167,6 +167,7 @@ struct tally {
     /* Statistics.  [atomic] ones are updated by the sync thread. */
     uint64_t changes;          /* [loop] */
     uint64_t syncs;            /* [atomic] */
+    uint64_t inline_syncs;     /* [loop] tally_uncork_inline's, of syncs */
     uint64_t sync_us_hist[TALLY_HIST_BUCKETS]; /* [atomic] */
     uint64_t batch_hist[TALLY_HIST_BUCKETS];   /* [atomic] */
     uint64_t sync_us_sum, batch_sum;           /* [atomic] */

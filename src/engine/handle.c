@@ -149,6 +149,7 @@ void tally_stats_get(const tally *db, tally_stats *st)
     st->snapshot_running = db->snap.running != 0;
     st->snapshots = db->snapshots;
     st->syncs = __atomic_load_n(&db->syncs, __ATOMIC_RELAXED);
+    st->inline_syncs = db->inline_syncs;
     st->changes = db->changes;
     st->recovery_ns = db->recovery_ns;
     st->recovered_records = db->recovered_records;

@@ -966,6 +966,8 @@ static int uncork(tally *db, int syncs)
     }
     hist_add(db->batch_hist, changes);
     __atomic_fetch_add(&db->batch_sum, changes, __ATOMIC_RELAXED);
+    if (always)
+        db->inline_syncs++;
     return 1;
 }
 

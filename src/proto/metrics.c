@@ -263,6 +263,9 @@ void metrics_render(struct buf *out, const struct cmd_ctx *ctx,
                 "Ticket up to which changes are durable.", st.durable);
     metrics_u64(out, "tally_syncs_total", "counter",
                 "fsync/fdatasync calls on the log.", st.syncs);
+    metrics_u64(out, "tally_inline_syncs_total", "counter",
+                "Of those, the ones the event loop ran itself, with one "
+                "client alone.", st.inline_syncs);
     metrics_hist(out, "tally_sync_duration_seconds",
                  "Time one log sync took.", st.sync_us_hist, st.sync_us_sum,
                  6);

@@ -557,7 +557,8 @@ static void info_section(struct resp_conn *c, struct buf *t, int sec,
             "tally_sync:%s\r\ntally_health:%s\r\ntally_head:%llu\r\n"
             "tally_durable:%llu\r\ntally_log_bytes:%llu\r\n"
             "tally_snapshot_bytes:%llu\r\ntally_snapshots:%llu\r\n"
-            "tally_syncs:%llu\r\ntally_changes:%llu\r\n"
+            "tally_syncs:%llu\r\ntally_inline_syncs:%llu\r\n"
+            "tally_changes:%llu\r\n"
             "tally_avg_sync_us:%llu\r\ntally_avg_batch:%llu\r\n"
             "tally_recovery_us:%llu\r\ntally_recovered_records:%llu\r\n"
             "tally_torn_bytes:%llu\r\n",
@@ -568,6 +569,7 @@ static void info_section(struct resp_conn *c, struct buf *t, int sec,
             (unsigned long long)st->log_bytes,
             (unsigned long long)st->snapshot_bytes,
             (unsigned long long)st->snapshots, (unsigned long long)st->syncs,
+            (unsigned long long)st->inline_syncs,
             (unsigned long long)st->changes,
             (unsigned long long)(st->syncs ? st->sync_us_sum / st->syncs : 0),
             (unsigned long long)(st->syncs ? st->batch_sum / st->syncs : 0),

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from test_faults import faulty  # noqa: F401 (a fixture)
+from test_http_util import TIMEOUT, counter_url, session
 
 pytestmark = pytest.mark.own_server
 
@@ -52,3 +53,51 @@ def test_waiting_for_a_slow_fsync_burns_no_cpu(faulty):  # noqa: F811
     share = (c1 - c0) / (t1 - t0)
     assert share < 0.15, f"tallyd used {share:.0%} of a core waiting for syncs"
     assert int(r.get("k")) == REQUESTS
+
+
+def inline_syncs(d):
+    """tally_inline_syncs from INFO, on a connection closed again at once
+    (an open RESP connection is a second client), once tallyd saw it go."""
+    r = d.redis()
+    n = int(r.info("persistence")["tally_inline_syncs"])
+    before = int(r.info("clients")["connected_clients"])
+    assert before >= 1
+    r.connection_pool.disconnect()  # close() keeps the socket in the pool
+    time.sleep(0.1)
+    return n
+
+
+@pytest.mark.engine_files("the engine's own fsync counts")
+def test_one_http_client_alone_has_the_loop_sync_and_two_hand_over(
+        tallyd_factory):
+    # Given tallyd under --fsync always and one HTTP client on a keep-alive
+    # connection
+    d = tallyd_factory(fsync="always")
+    a = session(d)
+    url = counter_url(d, "k", "increment")
+    assert a.post(url, timeout=TIMEOUT).status_code == 200
+    # When it sends 20 increments, one after the other, alone
+    n0 = inline_syncs(d)
+    for _ in range(20):
+        assert a.post(url, timeout=TIMEOUT).status_code == 200
+    # Then the loop fdatasynced them itself (docs/threading.md, "With one
+    # client"), but for one or two a snapshot or a rotation may take
+    n1 = inline_syncs(d)
+    assert n1 - n0 >= 18
+    # When a second client has sent a request and stays connected
+    b = session(d)
+    assert b.get(d.url + "/healthz", timeout=TIMEOUT).status_code == 200
+    for _ in range(20):
+        assert a.post(url, timeout=TIMEOUT).status_code == 200
+    # Then every sync was the sync thread's: durable reads of the second
+    # client are answered while a change syncs (test_hold.py)
+    n2 = inline_syncs(d)
+    assert n2 == n1
+    # When the second client closes its connection, the first is alone
+    # again: tallyd saw it go
+    b.close()
+    time.sleep(0.1)
+    for _ in range(20):
+        assert a.post(url, timeout=TIMEOUT).status_code == 200
+    assert inline_syncs(d) - n2 >= 18
+    assert int(d.redis().get("k")) == 61

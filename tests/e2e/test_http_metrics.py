@@ -113,6 +113,7 @@ EXPECTED = {
     "tally_connected_clients": "gauge",
     "tally_counters": "gauge",
     "tally_syncs_total": "counter",
+    "tally_inline_syncs_total": "counter",
     "tally_sync_duration_seconds": "histogram",
     "tally_group_commit_batch_size": "histogram",
     "tally_log_bytes": "gauge",

@@ -94,6 +94,15 @@ static uint64_t syncs(tally *db)
     return st.syncs;
 }
 
+/* Of syncs(), the ones tally_uncork_inline ran on its caller's thread. */
+static uint64_t inline_syncs(tally *db)
+{
+    tally_stats st;
+
+    tally_stats_get(db, &st);
+    return st.inline_syncs;
+}
+
 static tally_ticket incr_async(tally *db, const char *key, int64_t delta)
 {
     tally_ticket t = 0;
@@ -263,6 +272,7 @@ static void always_uncork_inline_syncs_on_the_callers_thread(void **state)
     assert_true(tally_durable(db) >= t); /* no wait */
     assert_false(notified(db, 0));       /* the caller knows already */
     assert_int_equal(syncs(db), before + 1);
+    assert_int_equal(inline_syncs(db), 1);
     assert_int_equal(sync_gate_tid(), (pid_t)syscall(SYS_gettid));
     db = tt_reopen(db, TT_DIR(state));
     assert_int_equal(tt_get(db, "a"), 3);
@@ -285,6 +295,7 @@ static void uncork_inline_leaves_a_busy_token_to_the_sync_thread(void **state)
     tally_cork(db);
     t = incr_async(db, "a", 1);
     assert_int_equal(tally_uncork_inline(db), 0); /* handed over */
+    assert_int_equal(inline_syncs(db), 0);
     assert_true(tally_durable(db) < t0);
     sync_gate(0, 0);
     assert_int_equal(tally_wait(db, t), TALLY_OK);
@@ -345,6 +356,7 @@ static void everysec_uncork_inline_only_writes(void **state)
     assert_int_equal(tally_uncork_inline(db), 1);
     alarm(0);
     assert_true(tally_durable(db) >= t);
+    assert_int_equal(inline_syncs(db), 0); /* written, not synced */
     sync_gate(0, 0);
     db = tt_reopen(db, TT_DIR(state));
     assert_int_equal(tt_get(db, "a"), 2);
