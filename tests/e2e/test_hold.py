@@ -37,6 +37,8 @@ def slowed(faulty, **setup):
     r = d.redis()
     for k, v in setup.items():
         assert r.set(k, v) is True
+    # Not left open (close() would): a test's own clients are all there is.
+    r.connection_pool.disconnect()
     faults.slow(SLOW)
     return d, faults
 
@@ -248,6 +250,11 @@ def test_idempotency_id_reused_error_waits_for_the_first_request_http(faulty):
     d, _ = slowed(faulty)
     s1, s2 = session(d), session(d)
     url = counter_url(d, "k", "increment")
+    # Both connections are in use before the first request: s1 alone would
+    # have the loop run its sync itself, and s2's request wait for it
+    # (docs/threading.md, "With one client")
+    for s in (s1, s2):
+        assert s.get(d.url + "/healthz", timeout=TIMEOUT).status_code == 200
 
     def post(s, by):
         return s.post(url, json={"by": by}, timeout=TIMEOUT,

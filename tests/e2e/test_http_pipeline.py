@@ -56,6 +56,7 @@ class Conn:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(TIMEOUT)
         self.buf = b""
+        self.bystander = None
 
     def send(self, data):
         self.sock.sendall(data)
@@ -80,13 +81,21 @@ class Conn:
 
     def close(self):
         self.sock.close()
+        if self.bystander:
+            self.bystander.close()
 
 
 def warm_then_slow(faulty):
     """(tallyd, its fault shim, a keep-alive Conn): one GET answered on the
-    connection, then every fsync slowed to SLOW."""
+    connection, then every fsync slowed to SLOW.  A RESP connection stays
+    open beside it (c.bystander): with its client alone the loop would run
+    each sync itself and read nothing meanwhile (docs/threading.md, "With
+    one client"), and these tests are about what it reads while an answer
+    is held."""
     d, faults = faulty()
+    bystander = socket.create_connection((d.host, d.port), TIMEOUT)
     c = Conn(d)
+    c.bystander = bystander
     c.send(get(c.host, "warm"))
     assert c.response()[0] == 404
     faults.slow(SLOW)
