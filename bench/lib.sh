@@ -70,8 +70,23 @@ bench_on_exit() {
 }
 
 # bench_free_port: print a TCP port on 127.0.0.1 that nothing listens on.
+# Drawn at random below the ephemeral range: bind(0) twice in a row can hand
+# out the same port (a script's second port then clashed with its first,
+# and tallyd refused to start), and clients' own ports come from that range.
 bench_free_port() {
-  "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  "$python" -c '
+import random, socket
+while True:
+    p = random.randrange(20000, 32768)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break'
 }
 
 # bench_wait_for LOG PID CHECK...: poll CHECK for up to 30 s until it
