@@ -50,6 +50,11 @@
 #define ACCEPT_BATCH 64                     /* accepts per readable event */
 #define CONN_CORK_PASSES 8                  /* passes one engine batch may span */
 #define CONN_AHEAD 64                       /* requests run ahead of a waiting one */
+/* The slowest recent fdatasync average (us) at which one client alone still
+ * has the loop sync (conn_alone).  A newcomer waits for at most one such
+ * fdatasync, as long as its own change would take: an SSD's 0.1-3 ms or a
+ * spinning disk's 8 ms is fine, a volume stalling for tens of ms is not. */
+#define CONN_INLINE_MAX_US 10000
 
 /* One request run ahead of the first while that waits (conn_ahead). */
 struct conn_ahead {
@@ -522,12 +527,16 @@ void conn_cork_request(struct server *srv)
  * then waits while the loop sits in the fdatasync, and the two thread
  * wake-ups of a hand-over, which cost about as much CPU again as the
  * fdatasync, are saved.  A client that sends its first request meanwhile
- * waits for that one fdatasync; after it the loop hands over again.  Under
+ * waits for that one fdatasync; after it the loop hands over again.  That
+ * wait is bounded by the disk: once the recent fdatasync average is over
+ * CONN_INLINE_MAX_US (a stalling volume), the sync thread takes the syncs
+ * again, and the loop answers others while they run.  Under
  * everysec and no both calls are the same. */
 static int conn_alone(const struct server *srv, size_t ran)
 {
     return ran == 0 &&
-           srv->info.connected_clients + fronts_http_conns(srv) <= 1;
+           srv->info.connected_clients + fronts_http_conns(srv) <= 1 &&
+           tally_sync_estimate_us(srv->db) <= CONN_INLINE_MAX_US;
 }
 
 void conn_run(struct server *srv)

@@ -202,6 +202,35 @@ def test_a_client_alone_is_answered_after_its_sync_and_a_second_one_at_once(
     w.close()
 
 
+def test_a_client_alone_on_a_slow_disk_leaves_its_syncs_to_the_sync_thread(
+        faulty):
+    # Given one client alone on a disk whose fdatasyncs take SLOW seconds,
+    # far over the average at which the loop still syncs for a client alone
+    # itself (conn.c CONN_INLINE_MAX_US); its first change, synced on the
+    # loop, taught the engine's estimate that much
+    d, _ = slowed(faulty, a=5)
+    w = Stream(d.port)
+    w.send(resp("INCR", "x"))
+    assert w.read_until(b"\r\n") == b":1\r\n"
+    # When it sends another change, still alone, and a client connects
+    # while that change syncs (no metrics poll: it would be a second client)
+    t1 = time.monotonic()
+    w.send(resp("INCR", "x"))
+    time.sleep(SLOW / 5)
+    r = Stream(d.port)
+    # Then the newcomer's durable read is answered at once: the sync thread
+    # runs that sync, not the loop
+    r.send(resp("GET", "a"))
+    assert r.read_until(b"\r\n", timeout=SLOW / 2) == b"$1\r\n"
+    assert r.read_until(b"\r\n") == b"5\r\n"
+    assert time.monotonic() - t1 < SLOW
+    # And the change's reply still waits for its sync
+    assert w.read_until(b"\r\n") == b":2\r\n"
+    assert time.monotonic() - t1 >= SLOW
+    r.close()
+    w.close()
+
+
 @pytest.mark.parametrize("second", ["http", "resp"])
 def test_an_http_client_alone_is_answered_after_its_sync_and_a_second_one_at_once(
         faulty, second):
