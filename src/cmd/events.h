@@ -17,6 +17,12 @@
  * subscriber that reconnects (SSE's Last-Event-ID) gets what it missed
  * without a gap, or learns that it is too far behind (events_replay).
  *
+ * Nobody listening.  Until the first subscriber, or the first SSE stream
+ * (events_keep_window), changes are counted and nothing more: no one could
+ * be handed them.  Keyspace notifications subscribe only while
+ * notify-keyspace-events is on (pubsub.c), so a tallyd without streams or
+ * notifications pays nothing here per change.
+ *
  * Event ids start at the wall clock in microseconds when the hub is made,
  * so ids keep increasing across restarts and a Last-Event-ID from before
  * one is simply "too old".  Everything here runs on the event-loop thread.
@@ -86,7 +92,10 @@ struct events_stats {
 struct events *events_new(size_t window);
 void events_free(struct events *h);
 
-/* Note one change (key copied, into a block the hub reuses). */
+/* Note one change (key copied, into a block the hub reuses).  A change is
+ * held only while someone may be handed it: while the hub has a
+ * subscriber, or at all times once events_keep_window() was called; else
+ * it is only counted (events_stats.recorded). */
 void events_record(struct events *h, const char *key, size_t klen,
                    enum events_kind kind, enum events_op op, int64_t value,
                    tally_ticket ticket);
@@ -115,6 +124,12 @@ struct events_sub *events_subscribe(struct events *h, const char *key,
                                     size_t klen, int exact, events_fn fn,
                                     void *arg);
 void events_unsubscribe(struct events *h, struct events_sub *s);
+
+/* A client may come back with an event id (SSE's Last-Event-ID): from now
+ * on every change is held and enters the window, subscribers or not, so
+ * that a resume between two connections finds no gap.  Once set, for the
+ * hub's life. */
+void events_keep_window(struct events *h);
 
 /* Hand sub (its filter) the released events with ids after `after`, in
  * order.  Returns 0, or -1 when the window no longer holds all of them

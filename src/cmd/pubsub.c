@@ -45,6 +45,9 @@ static const struct { char c; int bit; } letters[] = {
 };
 #define NLETTERS (sizeof letters / sizeof letters[0])
 
+/* The classes a change of the event hub can be filed under (event_class). */
+#define N_HUB (N_GENERIC | N_STRING | N_EXPIRED)
+
 /* One channel or pattern and who is subscribed to it.  Each is allocated
  * on its own, so clients may keep pointers to it. */
 struct topic {
@@ -134,9 +137,7 @@ struct pubsub *pubsub_new(struct events *hub)
 {
     struct pubsub *ps = xcalloc(1, sizeof *ps);
 
-    ps->hub = hub;
-    if (hub)
-        ps->sub = events_subscribe(hub, "", 0, 0, notify_event, ps);
+    ps->hub = hub; /* subscribed to once notifications are on */
     return ps;
 }
 
@@ -144,7 +145,7 @@ void pubsub_free(struct pubsub *ps)
 {
     if (!ps)
         return;
-    if (ps->hub)
+    if (ps->sub)
         events_unsubscribe(ps->hub, ps->sub);
     free(ps->chans.t);
     free(ps->pats.t);
@@ -183,6 +184,17 @@ int pubsub_set_notify(struct pubsub *ps, const char *classes, size_t len)
     if (flags < 0)
         return -1;
     ps->notify = flags;
+    /* The hub's subscription only while some change would be published
+     * (a channel letter and a class): the hub holds changes only for a
+     * subscriber (events.h), and by default, as in Redis, nothing is
+     * notified. */
+    int on = (flags & (N_KEYSPACE | N_KEYEVENT)) && (flags & N_HUB);
+    if (on && !ps->sub && ps->hub)
+        ps->sub = events_subscribe(ps->hub, "", 0, 0, notify_event, ps);
+    else if (!on && ps->sub) {
+        events_unsubscribe(ps->hub, ps->sub);
+        ps->sub = NULL;
+    }
     return 0;
 }
 

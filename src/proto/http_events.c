@@ -363,6 +363,9 @@ void http_events(struct http_front *h, struct evhttp_request *req,
     evhttp_connection_set_timeout(st->evcon, -1);
     if (stream_send(st, ": tally change stream\nretry: 2000\n\n", 35) != 0)
         return;
+    /* This client may come back with an id: the window must hold every
+     * change from here on, connected or not. */
+    events_keep_window(h->ctx->events);
     st->sub = events_subscribe(h->ctx->events, st->key.p ? st->key.p : "",
                                st->key.len, st->exact, on_event, st);
     if (after && events_replay(h->ctx->events, st->sub, after) != 0)

@@ -152,7 +152,7 @@ static void metrics_events(struct buf *out, const struct events *hub)
                 es.dropped);
     metrics_u64(out, "tally_events_subscribers", "gauge",
                 "Subscriptions to change events (SSE streams, and one for "
-                "keyspace notifications).", es.subscribers);
+                "keyspace notifications while they are on).", es.subscribers);
     metrics_family(out, "tally_subscribers_cut_off_total", "counter",
                    "Subscribers disconnected past "
                    "--subscriber-output-limit, by protocol.");

@@ -189,6 +189,58 @@ static void test_events_unsubscribe_inside_a_callback(void **state)
     events_free(h);
 }
 
+/* With no subscriber a change is only counted: nothing is held, released
+ * or given an id (events.h "Nobody listening"). */
+static void test_events_nobody_listening_holds_nothing(void **state)
+{
+    struct events *h = events_new(16);
+    struct seen s = {0};
+    struct events_stats st;
+    uint64_t before = events_last_id(h);
+
+    rec(h, "a", 1, 1);
+    rec(h, "b", 2, 2);
+    events_release(h, 2, 0);
+    events_stats_get(h, &st);
+    assert_int_equal(st.recorded, 2);
+    assert_int_equal(st.released, 0);
+    assert_int_equal(events_last_id(h), before);
+    /* A subscriber gets what is released after it came. */
+    events_subscribe(h, "", 0, 0, record_fn, &s);
+    rec(h, "c", 3, 3);
+    events_release(h, 3, 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.keys[0], "c");
+    assert_int_equal(s.ids[0], before + 1);
+    events_free(h);
+}
+
+/* Once a stream has started (events_keep_window), the changes made while
+ * its client is away are held, so that it resumes without a gap. */
+static void test_events_a_resume_finds_what_came_while_away(void **state)
+{
+    struct events *h = events_new(16);
+    struct seen first = {0}, back = {0};
+    struct events_sub *sub;
+
+    events_keep_window(h);
+    sub = events_subscribe(h, "", 0, 0, record_fn, &first);
+    rec(h, "a", 1, 1);
+    events_release(h, 1, 0);
+    assert_int_equal(first.n, 1);
+    events_unsubscribe(h, sub); /* the client went away */
+    rec(h, "b", 2, 2);
+    rec(h, "c", 3, 3);
+    events_release(h, 3, 0);
+    sub = events_subscribe(h, "", 0, 0, record_fn, &back);
+    assert_int_equal(events_replay(h, sub, first.ids[0]), 0);
+    assert_int_equal(back.n, 2);
+    assert_string_equal(back.keys[0], "b");
+    assert_string_equal(back.keys[1], "c");
+    assert_int_equal(back.ids[0], first.ids[0] + 1);
+    events_free(h);
+}
+
 /* ---- pub/sub ------------------------------------------------------------ */
 
 struct inbox {
@@ -268,6 +320,39 @@ static void test_pubsub_keyspace_notifications(void **state)
     buf_free(&in.text);
 }
 
+/* The broker subscribes to the hub only while a change would be
+ * published: by default, as in Redis, nothing is, and the hub then holds
+ * nothing. */
+static void test_pubsub_subscribes_to_the_hub_only_while_notifying(void **state)
+{
+    struct events *h = events_new(0);
+    struct pubsub *ps = pubsub_new(h);
+    struct events_stats st;
+
+    events_stats_get(h, &st);
+    assert_int_equal(st.subscribers, 0);
+    assert_int_equal(pubsub_set_notify(ps, "K", 1), 0); /* no class */
+    events_stats_get(h, &st);
+    assert_int_equal(st.subscribers, 0);
+    assert_int_equal(pubsub_set_notify(ps, "Kl", 2), 0); /* no change's */
+    events_stats_get(h, &st);
+    assert_int_equal(st.subscribers, 0);
+    assert_int_equal(pubsub_set_notify(ps, "Ex", 2), 0);
+    events_stats_get(h, &st);
+    assert_int_equal(st.subscribers, 1);
+    assert_int_equal(pubsub_set_notify(ps, "KEA", 3), 0); /* still one */
+    events_stats_get(h, &st);
+    assert_int_equal(st.subscribers, 1);
+    assert_int_equal(pubsub_set_notify(ps, "", 0), 0);
+    events_stats_get(h, &st);
+    assert_int_equal(st.subscribers, 0);
+    pubsub_set_notify(ps, "K$", 2);
+    pubsub_free(ps); /* leaves the hub */
+    events_stats_get(h, &st);
+    assert_int_equal(st.subscribers, 0);
+    events_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,8 +362,11 @@ int main(void)
         cmocka_unit_test(test_events_filters),
         cmocka_unit_test(test_events_replay_from_the_window),
         cmocka_unit_test(test_events_unsubscribe_inside_a_callback),
+        cmocka_unit_test(test_events_nobody_listening_holds_nothing),
+        cmocka_unit_test(test_events_a_resume_finds_what_came_while_away),
         cmocka_unit_test(test_pubsub_channels_and_patterns),
         cmocka_unit_test(test_pubsub_keyspace_notifications),
+        cmocka_unit_test(test_pubsub_subscribes_to_the_hub_only_while_notifying),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
