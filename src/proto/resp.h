@@ -15,4 +15,11 @@
 
 extern const struct proto_ops resp_ops;
 
+/* What the RESP listeners share: the index of the command table, by name.
+ * The daemon makes one (fronts.c) and hands it to conn_listen() as the
+ * front of every RESP listener; free it after the last connection. */
+struct resp_front;
+struct resp_front *resp_front_new(void);
+void resp_front_free(struct resp_front *f);
+
 #endif /* TALLY_RESP_H */

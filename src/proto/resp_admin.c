@@ -296,7 +296,7 @@ static void command_info(struct resp_conn *c)
     resp_array(&c->out, c->args.argc - 2);
     for (size_t i = 2; i < c->args.argc; i++) {
         const struct resp_command *cmd =
-            resp_lookup(c->args.argv[i], c->args.argl[i]);
+            resp_lookup(c->front, c->args.argv[i], c->args.argl[i]);
         if (cmd)
             command_entry(c, cmd);
         else

@@ -82,6 +82,7 @@ void resp_verbatim(struct resp_out *o, const char *txt, size_t n); /* =txt:
 /* ---- Connection state and commands (resp.c, resp_admin.c) ------------- */
 
 struct resp_conn {
+    const struct resp_front *front; /* borrowed: the command index */
     struct cmd_ctx *ctx;          /* borrowed */
     struct cmd_session *s;        /* borrowed, the daemon's */
     struct proto_limits lim;
@@ -114,6 +115,14 @@ typedef void (*resp_handler)(struct resp_conn *c);
 #define RESP_NOAUTH 0x1  /* may run before AUTH (AUTH, HELLO, QUIT) */
 #define RESP_NOQUEUE 0x2 /* runs at once inside MULTI (EXEC, WATCH...) */
 #define RESP_NOMULTI 0x4 /* refused inside MULTI (SAVE, SHUTDOWN) */
+/* Pipelined look-ahead (proto_ops.ahead, cmd.h "Pipelined look-ahead"):
+ * the command, with argc words (0: any number), is one cmd_exec of op,
+ * which the front end may run ahead.  The op and argc ride in the flags. */
+#define RESP_AHEADF 0x8
+#define RESP_AHEAD(op, argc)                                                  \
+    (RESP_AHEADF | (unsigned)(op) << 8 | (unsigned)(argc) << 16)
+#define RESP_AHEAD_OP(fl) ((enum cmd_op)((fl) >> 8 & 0xff))
+#define RESP_AHEAD_ARGC(fl) ((size_t)((fl) >> 16 & 0xff))
 
 struct resp_command {
     const char *name;  /* lower case, as Redis's error texts spell it */
@@ -128,8 +137,9 @@ struct resp_command {
 extern const struct resp_command resp_commands[];
 extern const size_t resp_ncommands;
 
-/* The table entry named name[0, n), any case, or NULL. */
-const struct resp_command *resp_lookup(const char *name, size_t n);
+/* The table entry named name[0, n), any case, or NULL (f's index). */
+const struct resp_command *resp_lookup(const struct resp_front *f,
+                                       const char *name, size_t n);
 
 /* Case-insensitive compare of an argument with a lower-case word. */
 int resp_arg_is(const struct resp_conn *c, size_t i, const char *word);

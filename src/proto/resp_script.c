@@ -92,7 +92,7 @@ static void host_call(void *arg, size_t argc, const char *const *argv,
         "ERR Write commands are not allowed from read-only scripts.",
     };
     struct resp_conn *c = arg;
-    const struct resp_command *cmd = resp_lookup(argv[0], argl[0]);
+    const struct resp_command *cmd = resp_lookup(c->front, argv[0], argl[0]);
     struct resp_args saved = c->args, a = {0};
     struct resp_out out = c->out;
     struct buf reply = BUF_INIT;

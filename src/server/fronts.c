@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * fronts.c - which front ends tallyd runs, in one place: RESP on --port,
- * memcached on --memcache-port (mc_ops, with the listener state made by
- * mc_front_new) and HTTP on --http-port (http_front_new, with the outbox's
+ * fronts.c - which front ends tallyd runs, in one place: RESP on --port
+ * (resp_ops, with the command index made by resp_front_new), memcached on
+ * --memcache-port (mc_ops, with the listener state made by mc_front_new)
+ * and HTTP on --http-port (http_front_new, with the outbox's
  * proto_waiter).  A new front end is wired here and nowhere else.
  */
 #include "server.h"
@@ -23,14 +24,16 @@ int fronts_start(struct server *srv, char *err)
 {
     const struct conf *c = &srv->conf;
 
+    if (c->port || c->tls_port)
+        srv->resp = resp_front_new();
     if (c->port) {
-        if (conn_listen(srv, &resp_ops, NULL, CMD_PROTO_RESP, c->port,
+        if (conn_listen(srv, &resp_ops, srv->resp, CMD_PROTO_RESP, c->port,
                         "-ERR max number of clients reached\r\n", err) < 0)
             return -1;
         srv->info.port = srv->listeners[srv->nlisteners - 1].port;
     }
     if (c->tls_port) {
-        if (conn_listen(srv, &resp_ops, NULL, CMD_PROTO_RESP, c->tls_port,
+        if (conn_listen(srv, &resp_ops, srv->resp, CMD_PROTO_RESP, c->tls_port,
                         NULL, err) < 0)
             return -1;
         last_listener_tls(srv);
@@ -106,8 +109,8 @@ unsigned fronts_http_conns(const struct server *srv)
     return srv->http ? http_front_conns(srv->http) : 0;
 }
 
-/* Called after every connection is closed: the memcached listener state is
- * referenced by its connections until then. */
+/* Called after every connection is closed: the RESP and memcached listener
+ * state is referenced by their connections until then. */
 void fronts_stop(struct server *srv)
 {
     if (srv->http)
@@ -116,4 +119,6 @@ void fronts_stop(struct server *srv)
     if (srv->mc)
         mc_front_free(srv->mc);
     srv->mc = NULL;
+    resp_front_free(srv->resp);
+    srv->resp = NULL;
 }

@@ -325,6 +325,7 @@ void outbox_free(struct outbox *ob);
 
 struct http_front;
 struct mc_front;
+struct resp_front;
 
 /* Start the memcached and HTTP front ends the flags ask for.  Returns 0 or -1
  * with err (256 bytes) set. */
@@ -390,6 +391,7 @@ struct server {
     struct tls *tls;           /* the TLS context, or NULL (tls.c) */
     struct http_front *http;
     struct mc_front *mc;
+    struct resp_front *resp;
     struct proto_waiter waiter;
     struct cmd_config config;  /* CONFIG GET/SET (conffile.c) */
     struct cmd_clients clients; /* CLIENT LIST/KILL (conn.c) */

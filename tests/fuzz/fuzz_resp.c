@@ -16,6 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    fz_stream_run(&resp_ops, NULL, CMD_PROTO_RESP, data, size);
+    /* Made once and kept, as tallyd keeps it for its life. */
+    static struct resp_front *front;
+
+    if (!front)
+        front = resp_front_new();
+    fz_stream_run(&resp_ops, front, CMD_PROTO_RESP, data, size);
     return 0;
 }

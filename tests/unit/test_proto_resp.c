@@ -35,6 +35,7 @@
 struct fx {
     struct cmdfx c;
     struct proto_limits lim;
+    struct resp_front *front; /* the command index, as fronts.c makes it */
     void *conn;
     struct buf out;
     unsigned flags; /* PROTO_* of everything handled since the last send */
@@ -53,7 +54,8 @@ static int fx_open(void **state, const char *password)
     }
     f->c.s.id = 42;
     f->lim = lim;
-    f->conn = resp_ops.conn_new(NULL, &f->c.ctx, &f->c.s, &f->lim,
+    f->front = resp_front_new();
+    f->conn = resp_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim,
                                 "127.0.0.1:5555");
     *state = f;
     return 0;
@@ -68,6 +70,7 @@ static int teardown(void **state)
     int rc;
 
     resp_ops.conn_free(f->conn);
+    resp_front_free(f->front);
     buf_free(&f->out);
     rc = cmdfx_close(&f->c);
     free(f);
@@ -505,30 +508,39 @@ static void test_unknown_command_wording(void **state)
     EXPECT(f, big, want);
 }
 
-/* resp_lookup looks at the first byte before any call (resp.c): every
- * command is still found in any case, and only by its whole name. */
+/* resp_lookup's index folds bytes with | 0x20 before hashing (resp.c):
+ * every command is still found in any case, and only by its whole name. */
 static void test_command_names_match_in_any_case_and_whole(void **state)
 {
     struct fx *f = *state;
     char name[64];
 
+    const struct resp_front *fr = f->front;
+
     for (size_t i = 0; i < resp_ncommands; i++) {
         const char *cn = resp_commands[i].name;
         size_t n = strlen(cn);
-        assert_true(n > 0 && n < sizeof name);
+        assert_true(n > 0 && n + 1 < sizeof name);
         for (size_t j = 0; j < n; j++)
             name[j] = (char)(cn[j] >= 'a' && cn[j] <= 'z' ? cn[j] - 32 : cn[j]);
-        assert_ptr_equal(resp_lookup(name, n), &resp_commands[i]);
-        assert_ptr_equal(resp_lookup(cn, n), &resp_commands[i]);
-        /* The same first letter is not enough, nor a first byte that
-         * case-folds like one ('@' | 0x20 is '`', next to 'a'). */
+        assert_ptr_equal(resp_lookup(fr, name, n), &resp_commands[i]);
+        assert_ptr_equal(resp_lookup(fr, cn, n), &resp_commands[i]);
+        /* Neither a prefix nor a longer name, nor one with a NUL inside. */
+        assert_ptr_not_equal(resp_lookup(fr, cn, n - 1), &resp_commands[i]);
+        memcpy(name, cn, n);
+        name[n] = 'x';
+        assert_ptr_not_equal(resp_lookup(fr, name, n + 1), &resp_commands[i]);
+        name[n] = 0;
+        assert_ptr_not_equal(resp_lookup(fr, name, n + 1), &resp_commands[i]);
+        /* The same first letter is not enough, nor a byte that hashes
+         * like a letter ('@' | 0x20 is '`', next to 'a'). */
         name[n - 1] = '#';
-        assert_null(resp_lookup(name, n));
+        assert_null(resp_lookup(fr, name, n));
         memcpy(name, cn, n);
         name[0] = '@';
-        assert_null(resp_lookup(name, n));
+        assert_null(resp_lookup(fr, name, n));
     }
-    assert_null(resp_lookup("", 0));
+    assert_null(resp_lookup(fr, "", 0));
     EXPECT(f, "InCr c\r\n", ":1\r\n");
     EXPECT(f, "`ncr c\r\n", "-ERR unknown command '`ncr', with args "
                              "beginning with: 'c' \r\n");
@@ -779,7 +791,7 @@ static void test_limits_close_before_the_bytes_arrive(void **state)
     /* A request whose headers add up past max_request. */
     f->lim.max_request = 100; /* conn_new copied the limits: reopen */
     resp_ops.conn_free(f->conn);
-    f->conn = resp_ops.conn_new(NULL, &f->c.ctx, &f->c.s, &f->lim, "x");
+    f->conn = resp_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     expect_closed(f, "*2\r\n$3\r\nget\r\n$95\r\n",
                   strlen("*2\r\n$3\r\nget\r\n$95\r\n"),
                   "-ERR Protocol error: too big request\r\n");
@@ -795,7 +807,7 @@ static void test_limits_close_before_the_bytes_arrive(void **state)
     /* Too many inline arguments. */
     f->lim.max_args = 3;
     resp_ops.conn_free(f->conn);
-    f->conn = resp_ops.conn_new(NULL, &f->c.ctx, &f->c.s, &f->lim, "x");
+    f->conn = resp_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     EXPECT(f, "del a b\r\n", ":0\r\n");
     expect_closed(f, "del a b c\r\n", strlen("del a b c\r\n"),
                   "-ERR Protocol error: invalid multibulk length\r\n");
@@ -1015,7 +1027,7 @@ static void test_inline_argument_over_max_bulk(void **state)
 
     f->lim.max_bulk = 8; /* conn_new copied the limits: reopen */
     resp_ops.conn_free(f->conn);
-    f->conn = resp_ops.conn_new(NULL, &f->c.ctx, &f->c.s, &f->lim, "x");
+    f->conn = resp_ops.conn_new(f->front, &f->c.ctx, &f->c.s, &f->lim, "x");
     EXPECT(f, "echo 12345678\r\n", "$8\r\n12345678\r\n");
     expect_closed(f, "echo 123456789\r\n", strlen("echo 123456789\r\n"),
                   "-ERR Protocol error: invalid bulk length\r\n");
