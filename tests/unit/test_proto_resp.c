@@ -751,6 +751,16 @@ static void test_malformed_input_closes(void **state)
         {"*1x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
         {"*3000000000\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
         {"*1\rx", "-ERR Protocol error: invalid multibulk length\r\n"},
+        /* What the headers' one-pass reading (resp_parse.c header) leaves
+         * to the careful way: a leading zero or sign, a long number. */
+        {"*01\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+        {"*+1\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+        {"*1\r\n$04\r\nping\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+        {"*1\r\n$-0\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+        {"*1\r\n$100000000000000000\r\n", /* 18 digits */
+         "-ERR Protocol error: invalid bulk length\r\n"},
+        {"*1\r\n$9223372036854775808\r\n", /* 2^63 */
+         "-ERR Protocol error: invalid bulk length\r\n"},
         {"*1\r\n+ping\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"},
         {"*1\r\n$x\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
         {"*1\r\n$-1\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
