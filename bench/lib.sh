@@ -131,6 +131,12 @@ bench_cpu_ticks() {
   sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
+# bench_cpu_split PID: as bench_cpu_ticks, but "utime stime" apart: what
+# the process ran itself and what the kernel ran for it.
+bench_cpu_split() {
+  sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12, $13 }'
+}
+
 # bench_now_us: print the monotonic-enough wall clock in microseconds.
 bench_now_us() {
   echo $(( $(date +%s%N) / 1000 ))
