@@ -117,7 +117,8 @@ static int batch_add(tally *db, const struct codec_op *ops, size_t n,
 }
 
 int db_change_ops(tally *db, const struct codec_op *ops, size_t n,
-                  uint64_t *t, uint64_t *existed)
+                  const struct db_found *found, uint64_t *t,
+                  uint64_t *existed)
 {
     size_t total, pos, i;
     uint64_t hits = 0;
@@ -143,8 +144,13 @@ int db_change_ops(tally *db, const struct codec_op *ops, size_t n,
         codec_batch_close(db->scratch, pos, (uint32_t)n);
     }
     *t = db_change_emit(db, db->scratch, pos, (unsigned)n);
-    for (i = 0; i < n; i++)
-        hits += (uint64_t)db_apply(&db->table, &db->last_del, &ops[i], *t);
+    /* Nothing since the caller's lookup changed the table: found holds. */
+    if (n == 1 && found && ops[0].type == CODEC_PUT)
+        hits = (uint64_t)db_apply_found(&db->table, &ops[0], *t, found);
+    else
+        for (i = 0; i < n; i++)
+            hits += (uint64_t)db_apply(&db->table, &db->last_del, &ops[i],
+                                       *t);
     if (existed)
         *existed = hits;
     return 0;

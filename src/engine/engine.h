@@ -199,10 +199,23 @@ struct tally {
  * Returns 1 if the key existed before, else 0. */
 int db_apply(struct table *t, uint64_t *last_del, const struct codec_op *op,
              uint64_t lsn);
+/* What a change's caller found for its key just before (db_live_at): the
+ * key's hash and its live entry (NULL: none), so that applying the change
+ * does not look the key up again.  Valid until the table changes. */
+struct db_found {
+    uint64_t h;
+    struct table_entry *e;
+};
+/* db_apply of a PUT whose key f describes. */
+int db_apply_found(struct table *t, const struct codec_op *op, uint64_t lsn,
+                   const struct db_found *f);
 /* The live entry for key, or NULL: an entry expired at now is removed
  * first (lazy expiry, nothing written; last_del rises to its lsn). */
 struct table_entry *db_live(tally *db, const void *key, size_t klen,
                             int64_t now);
+/* db_live, also filling *f for db_change_ops. */
+struct table_entry *db_live_at(tally *db, const void *key, size_t klen,
+                               int64_t now, struct db_found *f);
 /* Remove every counter expired now (after recovery, before a count). */
 void db_expire_all(tally *db);
 /* Apply every op of a decoded record (PUT, DEL, IDEM or BATCH) to db's
@@ -240,10 +253,12 @@ void db_log(const tally_options *opts, int level, const char *fmt, ...)
 /* Apply n PUT/DEL ops as one change: outside a batch one record (a BATCH
  * when n > 1) is emitted and *t is its ticket; inside one they join the
  * open batch (*t is then provisional, see batch.c).  *existed (may be NULL)
- * gets how many of the ops found their key.  Returns 0, or a code with
+ * gets how many of the ops found their key.  found (may be NULL): for one
+ * PUT, what db_live_at found for its key.  Returns 0, or a code with
  * nothing changed.  The caller finishes with db_change_finish. */
 int db_change_ops(tally *db, const struct codec_op *ops, size_t n,
-                  uint64_t *t, uint64_t *existed);
+                  const struct db_found *found, uint64_t *t,
+                  uint64_t *existed);
 /* tally_batch_commit, with idem (NULL: none) written as the batch
  * record's last sub-record and added to the id table with the record's
  * ticket (tally_batch_commit_once). */

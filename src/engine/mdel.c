@@ -60,7 +60,7 @@ int tally_mdel(tally *db, size_t n, const void *const *keys,
             ops[j++] = (struct codec_op){CODEC_DEL, keys[i], klens[i], 0, 0};
     /* The missing keys need no op: their absence rests on last_del, which
      * the deletes move to t anyway. */
-    rc = db_change_ops(db, ops, nops, &t, &gone);
+    rc = db_change_ops(db, ops, nops, NULL, &t, &gone);
     free(ops);
     if (rc)
         return rc;
