@@ -614,12 +614,17 @@ const struct resp_command resp_commands[] = {
     {"pexpiretime", 2, 0, resp_cmd_ttl, "readonly fast", 1, 1, 1},
     {"persist", 2, 0, resp_cmd_persist, "write fast", 1, 1, 1},
     {"getdel", 2, 0, cmd_get, "write fast", 1, 1, 1},
-    {"incr", 2, RESP_AHEAD(CMD_INCRBY, 2), cmd_incr, "write denyoom fast", 1, 1, 1},
-    {"decr", 2, RESP_AHEAD(CMD_INCRBY, 2), cmd_incr, "write denyoom fast", 1, 1, 1},
-    {"incrby", 3, RESP_AHEAD(CMD_INCRBY, 3), cmd_incr, "write denyoom fast", 1, 1, 1},
-    {"decrby", 3, RESP_AHEAD(CMD_INCRBY, 3), cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"incr", 2, RESP_AHEAD(CMD_INCRBY, 2),
+     cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"decr", 2, RESP_AHEAD(CMD_INCRBY, 2),
+     cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"incrby", 3, RESP_AHEAD(CMD_INCRBY, 3),
+     cmd_incr, "write denyoom fast", 1, 1, 1},
+    {"decrby", 3, RESP_AHEAD(CMD_INCRBY, 3),
+     cmd_incr, "write denyoom fast", 1, 1, 1},
     {"del", -2, RESP_AHEAD(CMD_DEL, 0), cmd_del, "write", 1, -1, 1},
-    {"exists", -2, RESP_AHEAD(CMD_EXISTS, 0), cmd_del, "readonly fast", 1, -1, 1},
+    {"exists", -2, RESP_AHEAD(CMD_EXISTS, 0),
+     cmd_del, "readonly fast", 1, -1, 1},
     {"mget", -2, RESP_AHEAD(CMD_MGET, 0), cmd_mget, "readonly fast", 1, -1, 1},
     {"mset", -3, 0, cmd_mset, "write denyoom", 1, -1, 2},
     {"dbsize", 1, 0, cmd_dbsize, "readonly fast", 0, 0, 0},
@@ -703,7 +708,7 @@ const struct resp_command resp_commands[] = {
 };
 const size_t resp_ncommands = sizeof resp_commands / sizeof resp_commands[0];
 
-/* ---- The command index ---------------------------------------------------- */
+/* ---- The command index ------------------------------------------------ */
 
 /* Every request looks its name up, so the table is indexed, as Redis's
  * command dict is: open addressing over the entries' positions (+1; 0 is

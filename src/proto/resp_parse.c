@@ -39,7 +39,8 @@
  * at most 20 digits and a sign, so 32 bytes without a CRLF is garbage. */
 #define RESP_HDR_MAX 32
 _Static_assert(RESP_HDR_MAX >= 1 + 18 + 1,
-               "header()'s one pass needs a sign, 18 digits and CR in view");
+               "header()'s one pass needs the '*' or '$', 18 digits and CR "
+               "in view");
 
 /* The longest inline line, its newline included (Redis's
  * PROTO_INLINE_MAX_SIZE): an inline request needs no more, and a stranger
